@@ -1,0 +1,35 @@
+"""Alembic environment: runs migrations over the async engine, one migrator at a time."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# Any fixed number: several processes starting at once (API workers, CI jobs) migrate in turn.
+MIGRATION_LOCK_KEY = 7_402_118_001
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(connection=connection, transaction_per_migration=True)
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
+async def run_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(run_migrations)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (SQL script) migrations are not supported")
+asyncio.run(run_online())

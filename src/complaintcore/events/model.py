@@ -1,0 +1,79 @@
+"""What the event store keeps: events to append, stored events, and the store's own errors."""
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """Who did it, on whose behalf, and which request caused it."""
+
+    actor_id: str | None = None
+    actor_role: str | None = None
+    institution: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+    client: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EventMetadata":
+        known = cls.__dataclass_fields__
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    event_type: str
+    data: dict[str, Any]
+    schema_version: int = 1
+    metadata: EventMetadata = field(default_factory=EventMetadata)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    stream_id: str
+    version: int
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: EventMetadata
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_id: str
+    first_version: int
+    last_version: int
+    positions: tuple[int, ...]
+    duplicate: bool = False
+    """True when the idempotency key was already stored: nothing new was written."""
+
+
+class EventStoreError(Exception):
+    """Base of the store's own errors; driver errors never leave the store."""
+
+
+class ConcurrencyError(EventStoreError):
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"stream {stream_id!r} is not at version {expected_version}"
+            + (f" (it is at {actual_version})" if actual_version is not None else "")
+        )
+
+
+class InvalidEventData(EventStoreError, ValueError):
+    """The payload cannot be stored so that its hash survives a round trip through jsonb."""

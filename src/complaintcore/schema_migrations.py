@@ -1,0 +1,41 @@
+"""Applying and checking the Alembic migrations kept in the repository's `migrations/` folder."""
+
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
+    return config
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    scheme, _, rest = database_url.partition("://")
+    return f"postgresql+asyncpg://{rest}" if scheme in {"postgres", "postgresql"} else database_url
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Apply every pending migration. Blocking; call it outside a running event loop."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused/unused"))
+    head = script.get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+async def current_revision(connection: asyncpg.Connection) -> str | None:
+    has_table = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+    if not has_table:
+        return None
+    return await connection.fetchval("SELECT version_num FROM alembic_version")

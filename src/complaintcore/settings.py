@@ -1,0 +1,40 @@
+"""Service settings, read from the environment (and a `.env` file if present).
+
+Every variable is documented in README.md ("Configuration").
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: an embedded PostgreSQL under `data_dir` is used.",
+    )
+    data_dir: Path = Field(
+        default=Path(".pgdata"),
+        validation_alias="COMPLAINTCORE_DATA_DIR",
+        description="Folder of the embedded PostgreSQL's data (git-ignored).",
+    )
+    host: str = Field(default="127.0.0.1", validation_alias="COMPLAINTCORE_HOST")
+    port: int = Field(default=8000, validation_alias="COMPLAINTCORE_PORT")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        validation_alias="COMPLAINTCORE_LOG_FORMAT",
+        description="`json` lines for production, `console` for a terminal, `auto` picks by tty.",
+    )
+    log_level: str = Field(default="info", validation_alias="COMPLAINTCORE_LOG_LEVEL")
+    pool_min_size: int = Field(default=2, validation_alias="COMPLAINTCORE_POOL_MIN")
+    pool_max_size: int = Field(default=20, validation_alias="COMPLAINTCORE_POOL_MAX")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,72 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+With `DATABASE_URL` set, tests create their databases on that server; without it they start the
+embedded PostgreSQL under `.pgdata-test/` (stopped again when the run ends). Each test gets its own
+database, cloned from a template migrated once per run, so tests never see each other's events.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from complaintcore.database import create_pool, plain_url
+from complaintcore.embedded_db import running_embedded_postgres, with_database
+from complaintcore.schema_migrations import upgrade_to_head
+
+TEMPLATE = "complaintcore_test_template"
+EMBEDDED_TEST_DATA = Path(__file__).resolve().parents[1] / ".pgdata-test"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield plain_url(configured)
+        return
+    with running_embedded_postgres(EMBEDDED_TEST_DATA) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def template_url(server_url: str) -> str:
+    await _recreate_database(server_url, TEMPLATE)
+    url = with_database(server_url, TEMPLATE)
+    await asyncio.to_thread(upgrade_to_head, url)
+    return url
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    name = f"complaintcore_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    yield with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await create_pool(database_url, min_size=1, max_size=20)
+    yield created
+    await created.close()
+
+
+async def _recreate_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
