@@ -1,0 +1,49 @@
+# complaintcore: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+UV_VERSION := 0.13.9
+
+.PHONY: install run test test-unit test-integration test-e2e lint format migrate lock clean
+
+$(INSTALLED): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+run: install ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/complaintcore serve
+
+test: install ## the whole suite: unit, integration (real PostgreSQL) and end-to-end
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e
+
+lint: install
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff format --check src tests migrations
+
+format: install
+	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations
+
+migrate: install
+	$(BIN)/complaintcore migrate
+
+lock: install ## re-pin every dependency after a change to pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

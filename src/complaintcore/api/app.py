@@ -1,0 +1,52 @@
+"""The composition root: builds the FastAPI app and the services it runs on."""
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+
+from complaintcore.api import health
+from complaintcore.api.middleware import CorrelationIdMiddleware
+from complaintcore.database import create_pool
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.log_config import configure_logging
+from complaintcore.settings import Settings, get_settings
+
+
+def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        app.state.pool = pool
+        app.state.store = PostgresEventStore(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="complaintcore",
+        version="1",
+        summary="Event-sourced consumer-complaint handling under CBIRC Order 2020 No. 3",
+        lifespan=lifespan,
+    )
+    app.add_middleware(CorrelationIdMiddleware)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` workers; `complaintcore serve` sets DATABASE_URL first."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(os.environ["DATABASE_URL"], settings)
+
+
+def pool_of(app: FastAPI) -> asyncpg.Pool:
+    return app.state.pool

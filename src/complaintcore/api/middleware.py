@@ -1,0 +1,59 @@
+"""Per-request correlation id and one access log line (method, path, status, time; no bodies)."""
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CORRELATION_HEADER = "x-correlation-id"
+_SAFE_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+log = structlog.get_logger("complaintcore.http")
+
+
+class CorrelationIdMiddleware:
+    """Binds a correlation id (the caller's, if well-formed, else a new one) to every log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        correlation_id = _correlation_id(scope)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_header(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((CORRELATION_HEADER.encode(), correlation_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            try:
+                await self.app(scope, receive, send_with_header)
+            finally:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+
+
+def _correlation_id(scope: Scope) -> str:
+    for key, value in scope.get("headers", []):
+        if key == CORRELATION_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if _SAFE_CORRELATION_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
