@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from complaintcore.api import health
 from complaintcore.api.middleware import CorrelationIdMiddleware
+from complaintcore.api.problems import install_problem_handlers
 from complaintcore.database import create_pool
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.log_config import configure_logging
@@ -37,6 +38,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(CorrelationIdMiddleware)
+    install_problem_handlers(app)
     app.include_router(health.router)
     return app
 

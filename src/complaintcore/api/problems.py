@@ -1,0 +1,168 @@
+"""Errors as `application/problem+json` (RFC 9457), each with a stable `code`.
+
+No request, however malformed, gets a 500: bad input is 422 listing each bad field in plain words,
+a refused business rule is 409 naming the rule and the article, and a database that cannot be
+reached is 503 with `Retry-After` (the pool reconnects by itself when it is back).
+"""
+
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+log = structlog.get_logger("complaintcore.api")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldProblem] | None = None
+    rule: str | None = None
+    article: str | None = None
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        errors: list[FieldProblem] | None = None,
+        article: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.details = ProblemDetails(
+            type=f"https://complaintcore.invalid/problems/{code}",
+            title=title,
+            status=status,
+            detail=detail,
+            code=code,
+            errors=errors,
+            rule=code if status == 409 and article else None,
+            article=article,
+        )
+        self.headers = headers or {}
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.details.model_dump(exclude_none=True),
+        status_code=problem.details.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def not_found(what: str = "resource") -> Problem:
+    return Problem(404, "not_found", "Not found", f"No such {what}.")
+
+
+def invalid(errors: list[FieldProblem]) -> Problem:
+    fields = ", ".join(error.field for error in errors)
+    detail = f"Invalid: {fields}."
+    return Problem(422, "validation_failed", "Invalid request", detail, errors=errors)
+
+
+def database_unavailable() -> Problem:
+    return Problem(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        "The database cannot be reached; retry shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+_DATABASE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def field_path(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(location[0] if location else "request")
+
+
+def _validation_problem(error: RequestValidationError) -> Problem:
+    return invalid(
+        [
+            FieldProblem(
+                field=field_path(tuple(item.get("loc", ()))),
+                code=str(item.get("type", "invalid")),
+                message=str(item.get("msg", "invalid value")),
+            )
+            for item in error.errors()
+        ]
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, problem: Problem) -> JSONResponse:
+        return problem_response(problem)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return problem_response(_validation_problem(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
+        title = code.replace("_", " ").capitalize()
+        return problem_response(
+            Problem(error.status_code, code, title, str(error.detail), headers=error.headers)
+        )
+
+    for error_type in _DATABASE_DOWN:
+
+        @app.exception_handler(error_type)
+        async def on_database_down(request: Request, error: Exception) -> JSONResponse:
+            log.warning("database unavailable", error=type(error).__name__)
+            return problem_response(database_unavailable())
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", error=type(error).__name__)
+        return problem_response(
+            Problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
+        )
