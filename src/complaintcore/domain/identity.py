@@ -1,0 +1,129 @@
+"""Identity numbers of complainants: validation (Art. 13) and masking (Art. 22).
+
+Validators answer only "is this well formed": a resident identity number (GB 11643-1999) or a
+unified social credit code (GB 32100-2015). They do not normalise input; callers strip spaces
+before asking. Masks hide personal data in projections and logs that do not need it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+MASK_CHARACTER = "*"
+
+_RESIDENT_ID_SHAPE = re.compile(r"[0-9]{17}[0-9Xx]")
+# GB 11643-1999: weight of position i (1-based, left to right) is 2^(18-i) mod 11.
+_RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# Check character indexed by (weighted sum mod 11), per the standard's table.
+_RESIDENT_ID_CHECK_CHARACTERS = "10X98765432"
+# Province-level prefixes of GB/T 2260 area codes; 81, 82 and 83 are used by the residence
+# permits of Hong Kong, Macao and Taiwan residents, which share this number format.
+_PROVINCE_CODES = frozenset(
+    {
+        "11", "12", "13", "14", "15",
+        "21", "22", "23",
+        "31", "32", "33", "34", "35", "36", "37",
+        "41", "42", "43", "44", "45", "46",
+        "50", "51", "52", "53", "54",
+        "61", "62", "63", "64", "65",
+        "71", "81", "82", "83",
+    }
+)  # fmt: skip
+
+USCC_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUES = {character: value for value, character in enumerate(USCC_CHARACTERS)}
+# GB 32100-2015: weight of position i (0-based) is 3^i mod 31.
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def is_valid_resident_id(number: str, today: date | None = None) -> bool:
+    """Whether `number` is a well-formed 18-character mainland resident identity number.
+
+    Checks, per GB 11643-1999: 17 ASCII digits and a check character (a digit, or X / x for 10)
+    that satisfies ISO 7064 MOD 11-2; an area code whose first two digits are a province-level
+    code; and a birth date (characters 7–14, YYYYMMDD) that is a real date and, when `today` is
+    given, not after it. The retired 15-digit format is not accepted.
+    """
+    if not _RESIDENT_ID_SHAPE.fullmatch(number):
+        return False
+    return (
+        _has_resident_id_check_character(number)
+        and number[:2] in _PROVINCE_CODES
+        and _has_plausible_birth_date(number[6:14], today)
+    )
+
+
+def is_valid_unified_social_credit_code(code: str) -> bool:
+    """Whether `code` is a well-formed unified social credit code (统一社会信用代码).
+
+    Checks, per GB 32100-2015: 18 characters from `USCC_CHARACTERS` (upper case; no I, O, S, V
+    or Z) and the check character at position 18. The embedded organisation code is covered by
+    that check and is not checked separately.
+    """
+    if len(code) != 18 or any(character not in _USCC_VALUES for character in code):
+        return False
+    weighted_sum = sum(
+        _USCC_VALUES[character] * weight
+        for character, weight in zip(code[:17], _USCC_WEIGHTS, strict=True)
+    )
+    return _USCC_VALUES[code[17]] == (31 - weighted_sum % 31) % 31
+
+
+def mask_name(name: str) -> str:
+    """Keep only the first character, usually the surname: "张三丰" -> "张**".
+
+    A one-character name is masked entirely.
+    """
+    if len(name) < 2:
+        return MASK_CHARACTER * len(name)
+    return _mask_middle(name, keep_first=1, keep_last=0)
+
+
+def mask_id_number(number: str) -> str:
+    """Mask an identity document number.
+
+    18 characters (a resident identity number): keep the 6-digit area code and the last 4, so
+    the birth date is hidden: "11010519491231002X" -> "110105********002X". Any other length
+    (passports, permits, old 15-digit numbers): keep only the last quarter, at most 4
+    characters: "E12345678" -> "*******78".
+    """
+    if len(number) == 18:
+        return _mask_middle(number, keep_first=6, keep_last=4)
+    return _mask_all_but_tail(number)
+
+
+def mask_phone(phone: str) -> str:
+    """Mask a phone number.
+
+    11 characters (a mainland mobile number): keep the first 3 and the last 4:
+    "13812345678" -> "138****5678". Anything else: keep only the last quarter, at most 4
+    characters: "010-12345678" -> "*********678".
+    """
+    if len(phone) == 11:
+        return _mask_middle(phone, keep_first=3, keep_last=4)
+    return _mask_all_but_tail(phone)
+
+
+def _has_resident_id_check_character(number: str) -> bool:
+    weighted_sum = sum(
+        int(digit) * weight for digit, weight in zip(number[:17], _RESIDENT_ID_WEIGHTS, strict=True)
+    )
+    return number[17].upper() == _RESIDENT_ID_CHECK_CHARACTERS[weighted_sum % 11]
+
+
+def _has_plausible_birth_date(yyyymmdd: str, today: date | None) -> bool:
+    try:
+        birth_date = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        return False
+    return today is None or birth_date <= today
+
+
+def _mask_all_but_tail(text: str) -> str:
+    return _mask_middle(text, keep_first=0, keep_last=min(4, len(text) // 4))
+
+
+def _mask_middle(text: str, keep_first: int, keep_last: int) -> str:
+    masked_length = len(text) - keep_first - keep_last
+    return text[:keep_first] + MASK_CHARACTER * masked_length + text[len(text) - keep_last :]

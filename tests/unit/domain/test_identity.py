@@ -1,0 +1,270 @@
+"""Complainant identity numbers (Art. 13) and masking of personal data (Art. 22).
+
+Check characters are computed here by reference implementations written differently from the code
+under test: ISO 7064 MOD 11-2 in its recursive form for GB 11643, and weights 3^i mod 31 computed
+on the fly for GB 32100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from complaintcore.domain.identity import (
+    is_valid_resident_id,
+    is_valid_unified_social_credit_code,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+)
+
+DIGITS = "0123456789"
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100-2015: no I, O, S, V, Z
+
+
+def iso7064_mod_11_2_check(body: str) -> str:
+    """The ISO 7064 MOD 11-2 check character, by the standard's recursive method."""
+    remainder = 0
+    for digit in body:
+        remainder = (remainder + int(digit)) * 2 % 11
+    check = (12 - remainder) % 11  # the value that makes (remainder + check) % 11 == 1
+    return "X" if check == 10 else str(check)
+
+
+def gb32100_check(body: str) -> str:
+    weighted_sum = sum(
+        USCC_ALPHABET.index(character) * pow(3, position, 31)
+        for position, character in enumerate(body)
+    )
+    return USCC_ALPHABET[-weighted_sum % 31]
+
+
+def resident_id(area: str, born: str, sequence: str) -> str:
+    body = area + born + sequence
+    return body + iso7064_mod_11_2_check(body)
+
+
+@st.composite
+def valid_resident_ids(draw: st.DrawFn) -> str:
+    province = draw(st.sampled_from(["11", "12", "31", "44", "50", "65", "81", "82", "83"]))
+    rest_of_area = draw(st.text(DIGITS, min_size=4, max_size=4))
+    born = draw(st.dates(min_value=date(1900, 1, 1), max_value=date(2025, 12, 31)))
+    sequence = draw(st.text(DIGITS, min_size=3, max_size=3))
+    return resident_id(province + rest_of_area, born.strftime("%Y%m%d"), sequence)
+
+
+@st.composite
+def valid_credit_codes(draw: st.DrawFn) -> str:
+    body = draw(st.text(USCC_ALPHABET, min_size=17, max_size=17))
+    return body + gb32100_check(body)
+
+
+def replace_at(text: str, position: int, character: str) -> str:
+    return text[:position] + character + text[position + 1 :]
+
+
+# --- GB 11643-1999 resident identity numbers -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "11010519491231002X",  # GB 11643-1999's own example (check value 10, written X)
+        "11010519491231002x",  # a lower-case x is accepted
+        "440524188001010014",  # the standard's second example, born 1880
+    ],
+)
+def test_the_published_examples_of_gb_11643_are_valid(number: str) -> None:
+    assert is_valid_resident_id(number)
+
+
+def test_the_reference_check_agrees_with_the_standards_example() -> None:
+    assert iso7064_mod_11_2_check("11010519491231002") == "X"
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("110105194912310021", "wrong check digit"),
+        ("11010519491231002", "17 characters"),
+        ("11010519491231002XX", "19 characters"),
+        ("110105491231002", "the retired 15-digit format"),
+        (" 11010519491231002X", "leading space"),
+        ("１１０１０５１９４９１２３１００２Ｘ", "full-width digits"),
+        ("1101051949123100X2", "X not in the last place"),
+        (resident_id("000105", "19491231", "002"), "no province 00"),
+        (resident_id("110105", "19490230", "002"), "February 30th"),
+        (resident_id("110105", "19491301", "002"), "month 13"),
+        (resident_id("110105", "19491200", "002"), "day 0"),
+        ("", "empty"),
+    ],
+)
+def test_malformed_resident_ids_are_rejected(number: str, why: str) -> None:
+    assert not is_valid_resident_id(number), why
+
+
+def test_a_birth_date_after_today_is_rejected_only_when_today_is_given() -> None:
+    born_tomorrow = resident_id("310101", "20260102", "123")
+
+    assert is_valid_resident_id(born_tomorrow)
+    assert not is_valid_resident_id(born_tomorrow, today=date(2026, 1, 1))
+    assert is_valid_resident_id(born_tomorrow, today=date(2026, 1, 2))
+
+
+@given(valid_resident_ids())
+def test_a_generated_resident_id_is_valid(number: str) -> None:
+    assert is_valid_resident_id(number)
+
+
+@given(valid_resident_ids(), st.integers(min_value=0, max_value=17), st.sampled_from(DIGITS + "X"))
+def test_a_resident_id_with_one_character_changed_is_rejected(
+    number: str, position: int, replacement: str
+) -> None:
+    assume(replacement != number[position].upper())
+
+    assert not is_valid_resident_id(replace_at(number, position, replacement))
+
+
+@given(valid_resident_ids(), st.integers(min_value=14, max_value=16), st.sampled_from(DIGITS))
+def test_a_changed_sequence_digit_is_caught_by_the_check_character_alone(
+    number: str, position: int, replacement: str
+) -> None:
+    # Positions 15-17 carry no date or area meaning, so only the check character can object.
+    assume(replacement != number[position])
+
+    assert not is_valid_resident_id(replace_at(number, position, replacement))
+
+
+@given(valid_resident_ids(), st.integers(min_value=0, max_value=16))
+def test_a_resident_id_with_two_neighbouring_characters_swapped_is_rejected(
+    number: str, position: int
+) -> None:
+    assume(number[position] != number[position + 1])
+    swapped = number[:position] + number[position + 1] + number[position] + number[position + 2 :]
+
+    assert not is_valid_resident_id(swapped)
+
+
+# --- GB 32100-2015 unified social credit codes ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "91350100M000100Y43",  # the example commonly quoted with GB 32100-2015
+        "91100000100003962T",  # Industrial and Commercial Bank of China Limited
+        "91440300708461136T",  # Shenzhen Tencent Computer Systems Co., Ltd.
+        "914403001922038216",  # Huawei Technologies Co., Ltd.
+        "91330100716105852F",  # Alibaba (China) Co., Ltd.
+    ],
+)
+def test_published_credit_codes_are_valid(code: str) -> None:
+    assert is_valid_unified_social_credit_code(code)
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        ("91100000100003962U", "wrong check character"),
+        ("91100000100003962", "17 characters"),
+        ("91100000100003962TT", "19 characters"),
+        ("91350100m000100y43", "lower case"),
+        ("91350100M000100I43", "I is not in the character set"),
+        ("91350100M000100O43", "O is not in the character set"),
+        ("", "empty"),
+    ],
+)
+def test_malformed_credit_codes_are_rejected(code: str, why: str) -> None:
+    assert not is_valid_unified_social_credit_code(code), why
+
+
+@given(valid_credit_codes())
+def test_a_generated_credit_code_is_valid(code: str) -> None:
+    assert is_valid_unified_social_credit_code(code)
+
+
+@given(valid_credit_codes(), st.integers(min_value=0, max_value=17), st.sampled_from(USCC_ALPHABET))
+def test_a_credit_code_with_one_character_changed_is_rejected(
+    code: str, position: int, replacement: str
+) -> None:
+    assume(replacement != code[position])
+
+    assert not is_valid_unified_social_credit_code(replace_at(code, position, replacement))
+
+
+@given(valid_credit_codes(), st.integers(min_value=0, max_value=17), st.sampled_from("IOSVZ"))
+def test_a_credit_code_with_a_letter_outside_the_character_set_is_rejected(
+    code: str, position: int, letter: str
+) -> None:
+    assert not is_valid_unified_social_credit_code(replace_at(code, position, letter))
+
+
+# --- masking (Art. 22) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mask", "value", "masked"),
+    [
+        (mask_name, "张三丰", "张**"),
+        (mask_name, "张三", "张*"),
+        (mask_name, "张", "*"),
+        (mask_name, "", ""),
+        (mask_name, "欧阳娜娜", "欧***"),
+        (mask_id_number, "11010519491231002X", "110105********002X"),
+        (mask_id_number, "E12345678", "*******78"),
+        (mask_id_number, "110105491231002", "************002"),
+        (mask_phone, "13812345678", "138****5678"),
+        (mask_phone, "010-12345678", "*********678"),
+        (mask_phone, "12", "**"),
+    ],
+)
+def test_masks_keep_only_the_documented_characters(
+    mask: Callable[[str], str], value: str, masked: str
+) -> None:
+    assert mask(value) == masked
+
+
+def documented_visible_positions(mask: Callable[[str], str], length: int) -> set[int]:
+    """Positions each mask's docstring says may stay visible, for a text of `length`."""
+    if mask is mask_name:
+        return {0} if length >= 2 else set()
+    if mask is mask_id_number and length == 18:
+        return set(range(6)) | set(range(14, 18))
+    if mask is mask_phone and length == 11:
+        return set(range(3)) | set(range(7, 11))
+    tail = min(4, length // 4)
+    return set(range(length - tail, length))
+
+
+MASKS = [mask_name, mask_id_number, mask_phone]
+unmasked_text = st.text(st.characters(blacklist_characters="*"), max_size=40)
+
+
+@pytest.mark.parametrize("mask", MASKS, ids=lambda mask: mask.__name__)
+@given(text=unmasked_text)
+def test_a_mask_reveals_nothing_beyond_the_documented_positions(
+    mask: Callable[[str], str], text: str
+) -> None:
+    masked = mask(text)
+    visible = documented_visible_positions(mask, len(text))
+
+    assert len(masked) == len(text)
+    for position, (original, shown) in enumerate(zip(text, masked, strict=True)):
+        assert shown == (original if position in visible else "*"), position
+
+
+@pytest.mark.parametrize("mask", MASKS, ids=lambda mask: mask.__name__)
+@given(text=unmasked_text.filter(lambda text: len(text) >= 2))
+def test_a_mask_never_returns_two_or_more_characters_unchanged(
+    mask: Callable[[str], str], text: str
+) -> None:
+    assert mask(text) != text
+
+
+@given(valid_resident_ids())
+def test_a_masked_resident_id_never_shows_the_birth_date(number: str) -> None:
+    assert mask_id_number(number)[6:14] == "********"
