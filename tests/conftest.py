@@ -17,8 +17,9 @@ import pytest
 from complaintcore.database import create_pool, plain_url
 from complaintcore.embedded_db import running_embedded_postgres, with_database
 from complaintcore.schema_migrations import upgrade_to_head
+from testsupport import TEMPLATE_DATABASE
 
-TEMPLATE = "complaintcore_test_template"
+TEMPLATE = TEMPLATE_DATABASE
 EMBEDDED_TEST_DATA = Path(__file__).resolve().parents[1] / ".pgdata-test"
 
 

@@ -4,17 +4,27 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
 
+import asyncpg
 import structlog
 
+from complaintcore.calendars import CalendarRepository, read_calendar_file
+from complaintcore.database import create_pool
 from complaintcore.embedded_db import DATABASE_NAME, ensure_database, running_embedded_postgres
+from complaintcore.institutions import HierarchyRefused, InstitutionDirectory, read_institution_file
 from complaintcore.log_config import configure_logging
+from complaintcore.principals import ROLES
 from complaintcore.schema_migrations import upgrade_to_head
 from complaintcore.settings import Settings, get_settings
+from complaintcore.tokens import InvalidTokenRequest, create_token
 
 log = structlog.get_logger("complaintcore.cli")
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -55,6 +65,67 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def create_token_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Print only the token on stdout, so `TOKEN=$(complaintcore tokens create ...)` works."""
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+        try:
+            token = run_with_pool(
+                url, lambda pool: create_token(pool, args.id, args.role, args.institution)
+            )
+        except InvalidTokenRequest as error:
+            return fail(str(error))
+    log.info("token created", principal_id=args.id, role=args.role)
+    print(token)
+    return 0
+
+
+def load_institutions(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        nodes = read_institution_file(args.file)
+    except (OSError, ValueError, HierarchyRefused) as error:
+        return fail(f"{args.file}: {error}")
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+        try:
+            created, updated = run_with_pool(
+                url, lambda pool: InstitutionDirectory(pool).put_many(nodes)
+            )
+        except (HierarchyRefused, ValueError) as refusal:
+            return fail(f"{args.file}: nothing loaded: {refusal}")
+    print(f"{created + updated} institutions loaded ({created} created, {updated} updated)")
+    return 0
+
+
+def load_calendar(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        years = read_calendar_file(args.file)
+    except (OSError, ValueError) as error:
+        return fail(f"{args.file}: {error}")
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+        run_with_pool(url, lambda pool: CalendarRepository(pool).put_years(years))
+    listed = ", ".join(str(year_calendar.year) for year_calendar in years)
+    print(f"{len(years)} calendar years loaded ({listed})")
+    return 0
+
+
+def run_with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def run() -> T:
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def fail(message: str) -> int:
+    print(f"complaintcore: {message}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="complaintcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_parser = commands.add_parser("migrate", help="apply migrations to DATABASE_URL")
     migrate_parser.set_defaults(handler=migrate)
+
+    tokens_parser = commands.add_parser("tokens", help="bearer tokens")
+    token_commands = tokens_parser.add_subparsers(dest="tokens_command", required=True)
+    create_parser = token_commands.add_parser(
+        "create", help="print a new bearer token (stored hashed, shown only once)"
+    )
+    create_parser.add_argument("--id", required=True, help="the principal's id (a staff id)")
+    create_parser.add_argument("--role", required=True, choices=sorted(ROLES))
+    create_parser.add_argument(
+        "--institution", help="institution code: required for staff and supervisors"
+    )
+    create_parser.set_defaults(handler=create_token_command)
+
+    institutions_parser = commands.add_parser("institutions", help="the institution tree")
+    institution_commands = institutions_parser.add_subparsers(
+        dest="institutions_command", required=True
+    )
+    load_tree_parser = institution_commands.add_parser(
+        "load", help="create or update nodes from JSON or CSV (code,name,kind,parent)"
+    )
+    load_tree_parser.add_argument("file", type=Path)
+    load_tree_parser.set_defaults(handler=load_institutions)
+
+    calendar_parser = commands.add_parser("calendar", help="holiday calendars")
+    calendar_commands = calendar_parser.add_subparsers(dest="calendar_command", required=True)
+    load_calendar_parser = calendar_commands.add_parser(
+        "load", help="store years from JSON or CSV (date,kind)"
+    )
+    load_calendar_parser.add_argument("file", type=Path)
+    load_calendar_parser.set_defaults(handler=load_calendar)
     return parser
 
 

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ import httpx
 import psutil
 import pytest
 
+from testsupport import free_port
+
 SERVE_START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_serving(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:

@@ -9,9 +9,13 @@ from fastapi import FastAPI
 
 from complaintcore.api import health
 from complaintcore.api.middleware import CorrelationIdMiddleware
-from complaintcore.api.problems import install_problem_handlers
+from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
+from complaintcore.api.routes import calendars as calendar_routes
+from complaintcore.api.routes import institutions as institution_routes
+from complaintcore.calendars import CalendarRepository
 from complaintcore.database import create_pool
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.institutions import InstitutionDirectory
 from complaintcore.log_config import configure_logging
 from complaintcore.settings import Settings, get_settings
 
@@ -26,6 +30,9 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         )
         app.state.pool = pool
         app.state.store = PostgresEventStore(pool)
+        # reference data: the institution tree and the holiday calendars
+        app.state.institutions = InstitutionDirectory(pool)
+        app.state.calendars = CalendarRepository(pool)
         try:
             yield
         finally:
@@ -39,7 +46,11 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     app.include_router(health.router)
+    # /v1 routers
+    app.include_router(institution_routes.router)
+    app.include_router(calendar_routes.router)
     return app
 
 

@@ -5,6 +5,7 @@ a refused business rule is 409 naming the rule and the article, and a database t
 reached is 503 with `Retry-After` (the pool reconnects by itself when it is back).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -80,7 +81,7 @@ def not_found(what: str = "resource") -> Problem:
 
 
 def invalid(errors: list[FieldProblem]) -> Problem:
-    fields = ", ".join(error.field for error in errors)
+    fields = ", ".join(dict.fromkeys(error.field for error in errors))
     detail = f"Invalid: {fields}."
     return Problem(422, "validation_failed", "Invalid request", detail, errors=errors)
 
@@ -166,3 +167,55 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             Problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
         )
+
+
+_PROBLEM_DESCRIPTIONS = {
+    401: "Missing or bad bearer token (`unauthorized`).",
+    403: "The caller's role may not do this (`forbidden`).",
+    404: "No such resource, or not within the caller's institution subtree (`not_found`).",
+    409: "A business rule refused the request; `code` names the rule.",
+    412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
+    422: "Invalid request (`validation_failed`); `errors` lists each bad field.",
+    503: "The database cannot be reached (`database_unavailable`); retry after `Retry-After`.",
+}
+
+
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, each a `ProblemDetails` body.
+
+    `descriptions` overrides the generic description of a status for one route. Pass the result
+    to a route's `responses=`; `install_problem_openapi` documents these bodies under
+    `application/problem+json`, the media type they are served with.
+    """
+    described = {**_PROBLEM_DESCRIPTIONS, **(descriptions or {})}
+    return {
+        status: {"model": ProblemDetails, "description": described.get(status, "")}
+        for status in statuses
+    }
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Document every `ProblemDetails` response as `application/problem+json`.
+
+    FastAPI files an extra response's model under the route's own media type (`application/json`);
+    error bodies are served as `application/problem+json`, and clients generated from the schema
+    must expect that.
+    """
+    build_schema = app.openapi
+    problem_ref = {"$ref": "#/components/schemas/ProblemDetails"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build_schema()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if content.get("application/json", {}).get("schema") == problem_ref:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

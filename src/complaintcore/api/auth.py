@@ -1,0 +1,95 @@
+"""Who may call what (API.md "Conventions", Auth).
+
+Every `/v1` route depends on `authenticate` (usually through `CurrentPrincipal` or `require_role`).
+A missing or bad token is 401, a role that may not act is 403, and a resource outside a staff
+member's or supervisor's institution subtree is answered as if it did not exist (404, see
+`can_see`), so a bank's branch cannot probe another branch's cases.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from complaintcore.api.problems import Problem
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.principals import ROLES, ROLES_SEEING_EVERYTHING, Principal
+from complaintcore.tokens import principal_for_token
+
+__all__ = [
+    "AdminPrincipal",
+    "CurrentPrincipal",
+    "Principal",
+    "authenticate",
+    "can_see",
+    "forbidden",
+    "require_role",
+    "unauthorized",
+]
+
+bearer_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token printed by `complaintcore tokens create`, sent as "
+    "`Authorization: Bearer <token>`.",
+)
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", "Forbidden", detail)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
+) -> Principal:
+    """The principal of the request's bearer token; 401 when there is none or it is bad."""
+    if credentials is None:
+        raise unauthorized("Send a bearer token: `Authorization: Bearer <token>`.")
+    principal = await principal_for_token(request.app.state.pool, credentials.credentials)
+    if principal is None:
+        raise unauthorized("The bearer token is unknown or revoked.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency giving the current principal when its role is one of `roles`, else 403."""
+    unknown = set(roles) - ROLES
+    if not roles or unknown:
+        raise ValueError(f"require_role needs known roles, got {roles!r}")
+    allowed = frozenset(roles)
+
+    async def principal_with_role(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise forbidden(f"This needs the role {' or '.join(sorted(allowed))}.")
+        return principal
+
+    return principal_with_role
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_role("admin"))]
+
+
+async def can_see(
+    principal: Principal, institution_code: str, directory: InstitutionDirectory
+) -> bool:
+    """Whether the principal may see what belongs to `institution_code`.
+
+    Regulators and admins see everything; staff and supervisors see their institution's subtree.
+    A route answers 404 (not 403) for what the principal cannot see, so existence does not leak.
+    """
+    if principal.role in ROLES_SEEING_EVERYTHING:
+        return True
+    if principal.institution is None:
+        return False
+    return await directory.is_within(principal.institution, institution_code)

@@ -1,0 +1,20 @@
+"""`Annotated` dependency aliases for the services `create_app` puts on `app.state`."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from complaintcore.calendars import CalendarRepository
+from complaintcore.institutions import InstitutionDirectory
+
+
+def institution_directory(request: Request) -> InstitutionDirectory:
+    return request.app.state.institutions
+
+
+def calendar_repository(request: Request) -> CalendarRepository:
+    return request.app.state.calendars
+
+
+Institutions = Annotated[InstitutionDirectory, Depends(institution_directory)]
+Calendars = Annotated[CalendarRepository, Depends(calendar_repository)]

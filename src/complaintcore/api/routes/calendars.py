@@ -1,0 +1,229 @@
+"""`/v1/calendars/{year}`: the PRC holiday calendar behind the regulator's 7 working days (Art. 33).
+
+A year is effective when it is stored (loaded through this route or `complaintcore calendar
+load`) or seeded from the `chinesecalendar` package; a stored year replaces the seed's.
+"""
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Body, Path, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
+from complaintcore.api.deps import Calendars
+from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
+from complaintcore.calendars import FIRST_YEAR, LAST_YEAR
+from complaintcore.domain.calendar import CalendarYearMissing, YearCalendar, seeded_calendar
+
+log = structlog.get_logger("complaintcore.api.calendars")
+
+router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
+
+_SATURDAY = 5  # date.weekday(): Monday is 0
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+YearPath = Annotated[
+    int,
+    Path(
+        ge=FIRST_YEAR,
+        le=LAST_YEAR,
+        description=f"The calendar year, {FIRST_YEAR} to {LAST_YEAR}.",
+        examples=[2027],
+    ),
+]
+
+
+def _iso_date_text(value: object) -> object:
+    """Only `YYYY-MM-DD` strings: pydantic would also take a number as a Unix time."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "expected a YYYY-MM-DD date")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
+
+class CalendarYearBody(BaseModel):
+    """One year of the State Council's holiday arrangement (国务院办公厅部分节假日安排)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    holidays: list[IsoDate] = Field(
+        max_length=366,
+        description="Every day of the announced holiday periods (放假), weekend days inside a "
+        "period included, all in the path's year.",
+    )
+    adjusted_working_days: list[IsoDate] = Field(
+        max_length=366,
+        description="The Saturdays and Sundays made working days (调休上班), in the path's year.",
+    )
+
+
+class CalendarYearView(BaseModel):
+    """The effective calendar of one year."""
+
+    year: int = Field(description="The calendar year.")
+    holidays: list[date] = Field(description="The holiday days, in date order.")
+    adjusted_working_days: list[date] = Field(
+        description="The weekend days made working days, in date order."
+    )
+    source: Literal["stored", "seeded"] = Field(
+        description="`stored` when loaded into this service, `seeded` when it comes from the "
+        "`chinesecalendar` package shipped with it."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "year": 2025,
+                    "holidays": ["2025-01-01", "2025-01-28", "2025-01-29"],
+                    "adjusted_working_days": ["2025-01-26", "2025-02-08"],
+                    "source": "seeded",
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(
+        cls, year_calendar: YearCalendar, source: Literal["stored", "seeded"]
+    ) -> "CalendarYearView":
+        return cls(
+            year=year_calendar.year,
+            holidays=sorted(year_calendar.holidays),
+            adjusted_working_days=sorted(year_calendar.adjusted_working_days),
+            source=source,
+        )
+
+
+CALENDAR_BODY_EXAMPLES: dict[str, Any] = {
+    "new_year_and_spring_festival": {
+        "summary": "Part of a year: New Year's Day and the Spring Festival with its 调休",
+        "value": {
+            "holidays": [
+                "2027-01-01",
+                "2027-02-06",
+                "2027-02-07",
+                "2027-02-08",
+                "2027-02-09",
+                "2027-02-10",
+                "2027-02-11",
+                "2027-02-12",
+            ],
+            "adjusted_working_days": ["2027-02-14", "2027-02-20"],
+        },
+    }
+}
+
+
+@router.put(
+    "/{year}",
+    operation_id="put_calendar_year",
+    response_model=CalendarYearView,
+    response_description="The year replaced the calendar it had.",
+    responses={
+        201: {"model": CalendarYearView, "description": "The year had no calendar before."},
+        **problem_responses(401, 403, 422),
+    },
+)
+async def put_calendar_year(
+    year: YearPath,
+    body: Annotated[CalendarYearBody, Body(openapi_examples=CALENDAR_BODY_EXAMPLES)],
+    admin: AdminPrincipal,
+    calendars: Calendars,
+    response: Response,
+) -> CalendarYearView:
+    """Load one year's holidays and adjusted working days. Admin only.
+
+    The year replaces any stored or seeded data for it, whole. 201 when the year had no calendar
+    at all before, 200 when it replaces one. Every date must lie in the year, appear once and not
+    in both lists, and an adjusted working day must be a Saturday or Sunday; each bad item is
+    listed in the 422 answer.
+    """
+    problems = calendar_body_problems(year, body)
+    if problems:
+        raise invalid(problems)
+    year_calendar = YearCalendar(
+        year, frozenset(body.holidays), frozenset(body.adjusted_working_days)
+    )
+    newly_stored = await calendars.put_year(year_calendar)
+    if newly_stored and year not in seeded_calendar().years:
+        response.status_code = 201
+        response.headers["Location"] = f"{router.prefix}/{year}"
+    log.info("calendar year stored", year=year, actor=admin.id)
+    return CalendarYearView.of(year_calendar, "stored")
+
+
+@router.get(
+    "/{year}",
+    operation_id="get_calendar_year",
+    response_model=CalendarYearView,
+    response_description="The year's effective calendar.",
+    responses=problem_responses(
+        401, 404, 422, descriptions={404: "No calendar for the year (`calendar_year_missing`)."}
+    ),
+)
+async def get_calendar_year(
+    year: YearPath, principal: CurrentPrincipal, calendars: Calendars
+) -> CalendarYearView:
+    """The effective calendar of a year: stored if loaded, else seeded.
+
+    404 `calendar_year_missing` when neither has the year: working days are then unknown, and the
+    service refuses to guess them.
+    """
+    stored = await calendars.stored_year(year)
+    if stored is not None:
+        return CalendarYearView.of(stored, "stored")
+    try:
+        return CalendarYearView.of(seeded_calendar().for_year(year), "seeded")
+    except CalendarYearMissing:
+        raise Problem(
+            404,
+            "calendar_year_missing",
+            "Calendar year missing",
+            f"No holiday calendar is loaded for {year}.",
+        ) from None
+
+
+def calendar_body_problems(year: int, body: CalendarYearBody) -> list[FieldProblem]:
+    """Every item of the body that does not fit the year, one entry each."""
+    problems = [
+        *_date_list_problems("holidays", body.holidays, year),
+        *_date_list_problems("adjusted_working_days", body.adjusted_working_days, year),
+    ]
+    holidays = set(body.holidays)
+    for index, day in enumerate(body.adjusted_working_days):
+        field = f"adjusted_working_days.{index}"
+        if day.weekday() < _SATURDAY:
+            problems.append(FieldProblem(field=field, code="not_weekend", message=_weekday(day)))
+        if day in holidays:
+            problems.append(
+                FieldProblem(field=field, code="also_a_holiday", message=f"{day} is in holidays")
+            )
+    return problems
+
+
+def _date_list_problems(name: str, days: list[date], year: int) -> list[FieldProblem]:
+    problems = []
+    seen: set[date] = set()
+    for index, day in enumerate(days):
+        field = f"{name}.{index}"
+        if day.year != year:
+            problems.append(
+                FieldProblem(field=field, code="not_in_year", message=f"{day} is not in {year}")
+            )
+        if day in seen:
+            problems.append(
+                FieldProblem(field=field, code="duplicate", message=f"{day} is listed twice")
+            )
+        seen.add(day)
+    return problems
+
+
+def _weekday(day: date) -> str:
+    return f"{day} is a {day.strftime('%A')}, not a Saturday or Sunday"

@@ -1,0 +1,100 @@
+"""Bearer tokens on PostgreSQL: stored only as their SHA-256, checked against role rules."""
+
+import hashlib
+
+import asyncpg
+import pytest
+
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.principals import Principal
+from complaintcore.tokens import (
+    InvalidTokenRequest,
+    create_token,
+    principal_for_token,
+    revoke_token,
+)
+
+
+@pytest.fixture
+async def pool_with_branch(pool: asyncpg.Pool) -> asyncpg.Pool:
+    directory = InstitutionDirectory(pool)
+    await directory.put("CCB", "中国建设银行", "head_office")
+    await directory.put("CCB-GD", "广东省分行", "branch", "CCB")
+    return pool
+
+
+async def test_a_token_names_its_principal(pool_with_branch: asyncpg.Pool) -> None:
+    token = await create_token(pool_with_branch, "staff-0042", "staff", "CCB-GD")
+    assert token.startswith("cc_")
+    assert await principal_for_token(pool_with_branch, token) == Principal(
+        id="staff-0042", role="staff", institution="CCB-GD"
+    )
+
+
+async def test_the_token_is_stored_only_as_its_sha256(pool_with_branch: asyncpg.Pool) -> None:
+    token = await create_token(pool_with_branch, "sup-7", "supervisor", "CCB")
+    rows = await pool_with_branch.fetch("SELECT * FROM api_tokens")
+    assert len(rows) == 1
+    assert rows[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    stored_text = " ".join(str(value) for value in rows[0].values())
+    assert token not in stored_text
+    assert token.removeprefix("cc_") not in stored_text
+
+
+async def test_every_token_is_new(pool_with_branch: asyncpg.Pool) -> None:
+    tokens = {await create_token(pool_with_branch, "reg-1", "regulator", None) for _ in range(5)}
+    assert len(tokens) == 5
+
+
+@pytest.mark.parametrize(
+    "token", ["", "cc_", "cc_not-a-real-token", "Bearer cc_x", "x" * 10_000, "cc_" + "a" * 500]
+)
+async def test_an_unknown_token_has_no_principal(
+    pool_with_branch: asyncpg.Pool, token: str
+) -> None:
+    await create_token(pool_with_branch, "reg-1", "regulator", None)
+    assert await principal_for_token(pool_with_branch, token) is None
+
+
+async def test_a_revoked_token_has_no_principal(pool_with_branch: asyncpg.Pool) -> None:
+    token = await create_token(pool_with_branch, "admin-1", "admin", None)
+    assert await revoke_token(pool_with_branch, token) is True
+    assert await principal_for_token(pool_with_branch, token) is None
+    assert await revoke_token(pool_with_branch, token) is False
+
+
+@pytest.mark.parametrize(
+    ("role", "institution"),
+    [("regulator", None), ("admin", None), ("admin", "CCB"), ("supervisor", "CCB-GD")],
+)
+async def test_allowed_role_and_institution_pairs(
+    pool_with_branch: asyncpg.Pool, role: str, institution: str | None
+) -> None:
+    token = await create_token(pool_with_branch, "p-1", role, institution)
+    principal = await principal_for_token(pool_with_branch, token)
+    assert principal == Principal("p-1", role, institution)
+
+
+@pytest.mark.parametrize(
+    ("principal_id", "role", "institution", "code"),
+    [
+        ("p-1", "staff", None, "institution_required"),
+        ("p-1", "supervisor", None, "institution_required"),
+        ("p-1", "regulator", "CCB", "institution_not_allowed"),
+        ("p-1", "staff", "GHOST", "unknown_institution"),
+        ("p-1", "root", None, "unknown_role"),
+        ("", "admin", None, "invalid_principal_id"),
+        ("two words", "admin", None, "invalid_principal_id"),
+    ],
+)
+async def test_a_bad_request_is_refused_and_stores_nothing(
+    pool_with_branch: asyncpg.Pool,
+    principal_id: str,
+    role: str,
+    institution: str | None,
+    code: str,
+) -> None:
+    with pytest.raises(InvalidTokenRequest) as refused:
+        await create_token(pool_with_branch, principal_id, role, institution)
+    assert refused.value.code == code
+    assert await pool_with_branch.fetchval("SELECT count(*) FROM api_tokens") == 0
