@@ -1,0 +1,395 @@
+"""Events: the facts of a case, past tense, one frozen dataclass each.
+
+Each event type has a stable `event_type` name and a `schema_version` from day one, so a later
+shape can be upcast on read. Events hold every fact needed to rebuild a case and its statistics
+from the stream alone, including the dates the decider derived at the time (`due_on`, `on_time`,
+`review_window_ends_on`): they record what the institution determined under the calendar and
+policy then in force, so a replay never depends on reference data loaded later.
+
+Personal data (names, identity numbers, contacts) appears only in `ComplaintReceived` (Art. 22).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+from typing import Any, ClassVar
+
+from complaintcore.domain.commands import (
+    Agent,
+    Approval,
+    Category,
+    Complainant,
+    JointComplaint,
+    MajorCause,
+    Notice,
+    NoticeSubject,
+    Outcome,
+    PauseKind,
+    Remedy,
+    RespondentStaff,
+    ReviewOutcome,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "ClockPaused",
+    "ClockResumed",
+    "ComplainantNotified",
+    "ComplaintDecided",
+    "ComplaintDeclined",
+    "ComplaintMerged",
+    "ComplaintReceived",
+    "ComplaintSupplemented",
+    "ComplaintWithdrawn",
+    "DeadlineExtended",
+    "DomainEvent",
+    "Event",
+    "EventPayloadError",
+    "HandlerAssigned",
+    "HandlerRecused",
+    "MarkedMajor",
+    "RegulatorTransferCheck",
+    "ReviewDecided",
+    "ReviewRequested",
+    "UnknownEventType",
+    "event_from_payload",
+    "event_to_payload",
+]
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class RegulatorTransferCheck:
+    """Art. 33: working days in (regulator_received_on, forwarded_on]; within_limit iff <= 7."""
+
+    regulator_received_on: date
+    forwarded_on: date
+    working_days: int
+    within_limit: bool
+
+
+@dataclass(frozen=True)
+class ComplaintReceived(DomainEvent):
+    event_type: ClassVar[str] = "ComplaintReceived"
+
+    case_id: str
+    registration_no: str
+    respondent_institution: str
+    channel: str
+    received_on: date
+    complainant: Complainant
+    claims: str
+    facts: str
+    category: Category
+    agent: Agent | None
+    filed_by_heir: bool
+    heir_proof_ref: str
+    respondent_staff: tuple[RespondentStaff, ...]
+    joint: JointComplaint | None
+    regulator_transfer: RegulatorTransferCheck | None
+    due_on: date
+
+
+@dataclass(frozen=True)
+class HandlerAssigned(DomainEvent):
+    event_type: ClassVar[str] = "HandlerAssigned"
+
+    handler_id: str
+    assigned_on: date
+    previous_handler_id: str | None
+
+
+@dataclass(frozen=True)
+class HandlerRecused(DomainEvent):
+    event_type: ClassVar[str] = "HandlerRecused"
+
+    handler_id: str
+    reason: str
+    recused_on: date
+
+
+@dataclass(frozen=True)
+class DeadlineExtended(DomainEvent):
+    """`level` is the level reached: 1 (to 30 days) or 2 (to 60 days)."""
+
+    event_type: ClassVar[str] = "DeadlineExtended"
+
+    level: int
+    reason: str
+    approval: Approval | None
+    notice: Notice
+    previous_due_on: date
+    due_on: date
+
+
+@dataclass(frozen=True)
+class ClockPaused(DomainEvent):
+    event_type: ClassVar[str] = "ClockPaused"
+
+    kind: PauseKind
+    paused_on: date
+    reason: str
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class ClockResumed(DomainEvent):
+    """`paused_days` is the pause's whole length (paused_on inclusive, resumed_on exclusive);
+    `due_on` the due date with the days that still count added."""
+
+    event_type: ClassVar[str] = "ClockResumed"
+
+    paused_on: date
+    resumed_on: date
+    paused_days: int
+    due_on: date
+
+
+@dataclass(frozen=True)
+class ComplaintSupplemented(DomainEvent):
+    """`restarted` when new facts and reasons came within the period (Art. 18 ¶3)."""
+
+    event_type: ClassVar[str] = "ComplaintSupplemented"
+
+    received_on: date
+    new_facts_and_reasons: bool
+    summary: str
+    restarted: bool
+    due_on: date
+
+
+@dataclass(frozen=True)
+class ComplaintMerged(DomainEvent):
+    event_type: ClassVar[str] = "ComplaintMerged"
+
+    into: str
+    merged_on: date
+
+
+@dataclass(frozen=True)
+class ComplaintDecided(DomainEvent):
+    """`handling_days`: receipt to decision notice, every paused day excluded (statistics).
+    `review_window_ends_on` is None when no review is open against the decision."""
+
+    event_type: ClassVar[str] = "ComplaintDecided"
+
+    handler_id: str
+    outcome: Outcome
+    findings: str
+    basis: str
+    redress_fen: int
+    remedies: tuple[Remedy, ...]
+    notice: Notice
+    due_on: date
+    on_time: bool
+    handling_days: int
+    review_window_ends_on: date | None
+
+
+@dataclass(frozen=True)
+class ComplainantNotified(DomainEvent):
+    event_type: ClassVar[str] = "ComplainantNotified"
+
+    subject: NoticeSubject
+    notice: Notice
+    summary: str
+
+
+@dataclass(frozen=True)
+class ReviewRequested(DomainEvent):
+    event_type: ClassVar[str] = "ReviewRequested"
+
+    received_on: date
+    grounds: str
+    reviewing_institution: str
+    due_on: date
+
+
+@dataclass(frozen=True)
+class ReviewDecided(DomainEvent):
+    event_type: ClassVar[str] = "ReviewDecided"
+
+    reviewer_id: str
+    outcome: ReviewOutcome
+    findings: str
+    new_outcome: Outcome | None
+    new_redress_fen: int | None
+    notice: Notice
+    due_on: date
+    on_time: bool
+
+
+@dataclass(frozen=True)
+class ComplaintWithdrawn(DomainEvent):
+    event_type: ClassVar[str] = "ComplaintWithdrawn"
+
+    received_on: date
+    reason: str
+
+
+@dataclass(frozen=True)
+class ComplaintDeclined(DomainEvent):
+    event_type: ClassVar[str] = "ComplaintDeclined"
+
+    reason: str
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class MarkedMajor(DomainEvent):
+    event_type: ClassVar[str] = "MarkedMajor"
+
+    cause: MajorCause
+    detail: str
+    marked_on: date
+
+
+Event = (
+    ComplaintReceived
+    | HandlerAssigned
+    | HandlerRecused
+    | DeadlineExtended
+    | ClockPaused
+    | ClockResumed
+    | ComplaintSupplemented
+    | ComplaintMerged
+    | ComplaintDecided
+    | ComplainantNotified
+    | ReviewRequested
+    | ReviewDecided
+    | ComplaintWithdrawn
+    | ComplaintDeclined
+    | MarkedMajor
+)
+
+EVENT_TYPES: Mapping[str, type[DomainEvent]] = types.MappingProxyType(
+    {event_class.event_type: event_class for event_class in typing.get_args(Event)}
+)
+
+
+class UnknownEventType(ValueError):
+    def __init__(self, event_type: str) -> None:
+        super().__init__(
+            f"unknown event type {event_type!r}; known types: {', '.join(sorted(EVENT_TYPES))}"
+        )
+        self.event_type = event_type
+
+
+class EventPayloadError(ValueError):
+    """A stored payload that does not match its event type's schema."""
+
+
+# --- serialisation ---------------------------------------------------------------------------
+
+
+def event_to_payload(event: DomainEvent) -> dict[str, Any]:
+    """The event as JSON-ready data: ISO dates, enum values, nested dataclasses as dicts,
+    tuples as lists."""
+    return {field.name: _encode(getattr(event, field.name)) for field in dataclasses.fields(event)}
+
+
+def event_from_payload(event_type: str, payload: Mapping[str, Any]) -> Event:
+    """The exact inverse of `event_to_payload` for an event of `event_type`."""
+    try:
+        event_class = EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+    return typing.cast(Event, _decode_dataclass(event_class, payload, event_type))
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: _encode(getattr(value, field.name)) for field in dataclasses.fields(value)
+        }
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise EventPayloadError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = _type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    missing = [name for name in names if name not in data]
+    unknown = sorted(set(data) - set(names))
+    if missing or unknown:
+        raise EventPayloadError(f"{where}: missing fields {missing}, unknown fields {unknown}")
+    return cls(**{name: _decode(hints[name], data[name], f"{where}.{name}") for name in names})
+
+
+def _decode(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return _decode_optional(hint, value, where)
+    if origin is tuple:
+        return _decode_tuple(hint, value, where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _decode_scalar(hint, value, where)
+    if hint is date:
+        return _decode_date(value, where)
+    if dataclasses.is_dataclass(hint):
+        return _decode_dataclass(typing.cast(type, hint), value, where)
+    return _decode_plain(hint, value, where)
+
+
+def _decode_optional(hint: Any, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return _decode(inner, value, where)
+
+
+def _decode_tuple(hint: Any, value: Any, where: str) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise EventPayloadError(f"{where}: expected a list, got {type(value).__name__}")
+    item_hint = typing.get_args(hint)[0]
+    return tuple(_decode(item_hint, item, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+def _decode_scalar(enum_class: type[Enum], value: Any, where: str) -> Enum:
+    try:
+        return enum_class(value)
+    except ValueError:
+        raise EventPayloadError(f"{where}: {value!r} is not a {enum_class.__name__}") from None
+
+
+def _decode_date(value: Any, where: str) -> date:
+    if not isinstance(value, str):
+        raise EventPayloadError(f"{where}: expected an ISO date string, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise EventPayloadError(f"{where}: {value!r} is not an ISO date") from None
+
+
+def _decode_plain(hint: Any, value: Any, where: str) -> Any:
+    # bool is a subclass of int: an int field must not accept true/false, nor a bool field 0/1.
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise EventPayloadError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+_HINTS_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS_CACHE:
+        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
+    return _HINTS_CACHE[cls]

@@ -1,0 +1,409 @@
+"""Random command sequences through decide/evolve, checked against a small model of the rules.
+
+The model below is written from DOMAIN.md and the regulation, not from the decider: it predicts,
+for every command, either the rule code that refuses it or the change it makes (status, handler,
+barred handlers, level, due-date arithmetic, pause days, major). After every step the case
+rebuilt by `evolve` must agree with the model, and folding the stream again must give the same
+state. A refused command must raise, emit nothing and leave the state as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from builders import (
+    REMEDIES_WITH_REVIEW,
+    REMEDIES_WITHOUT_REVIEW,
+    appeal,
+    context,
+    decision,
+    decline,
+    extend,
+    pause,
+    receive,
+    resume,
+    review_decision,
+    supplement,
+    withdraw,
+)
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from complaintcore.domain import (
+    AssignHandler,
+    ClockResumed,
+    Command,
+    ComplaintDecided,
+    ComplaintState,
+    ComplaintSupplemented,
+    DeadlineExtended,
+    Event,
+    FlagMajor,
+    MajorCause,
+    MergeComplaint,
+    Outcome,
+    RecuseHandler,
+    RespondentStaff,
+    ReviewOutcome,
+    RuleViolation,
+    decide,
+    evolve,
+    fold,
+)
+
+PERIOD = {0: 15, 1: 30, 2: 60}  # Art. 18
+NAMED_STAFF = "s-named"
+STAFF = ("h1", "h2", "h3", NAMED_STAFF)
+REVIEWERS = ("r1", *STAFF)
+BEFORE_DECISION = {"received", "assigned"}
+TERMINAL = {"withdrawn", "declined", "merged", "review_decided"}
+# Mostly today, sometimes a few days back, sometimes (-1) a business date after today.
+DAYS_BACK = st.sampled_from([0, 0, 0, 0, 1, 2, 3, -1])
+# None stands for "the current handler", so that recusals and decisions often find them.
+SOME_HANDLER = st.one_of(st.none(), st.sampled_from(STAFF))
+
+
+def days(count: int) -> timedelta:
+    return timedelta(days=count)
+
+
+@dataclass
+class Model:
+    """What the rules say the case should be."""
+
+    superior: str | None
+    anchor: date
+    last_business_date: date
+    status: str = "received"
+    handler: str | None = None
+    barred: set[str] = field(default_factory=lambda: {NAMED_STAFF})
+    level: int = 0
+    paused_days: int = 0
+    paused_since: date | None = None
+    major: bool = False
+    decided_by: str | None = None
+    window_ends_on: date | None = None
+    reviewed: bool = False
+
+    @property
+    def due_on(self) -> date:
+        return self.anchor + days(PERIOD[self.level] + self.paused_days)
+
+    def closed_at(self, on: date) -> bool:
+        if self.status in TERMINAL:
+            return True
+        return self.status == "decided" and (
+            self.window_ends_on is None or on > self.window_ends_on
+        )
+
+    def dates_refusal(self, today: date, *business_dates: date) -> str | None:
+        for day in business_dates:
+            if day > today:
+                return "business_date_in_future"
+            if day < self.last_business_date:
+                return "business_date_before_previous"
+        return None
+
+    def open_refusal(self, today: date, on: date) -> str | None:
+        if self.status in TERMINAL:
+            return "case_closed"
+        dates = self.dates_refusal(today, on)
+        if dates:
+            return dates
+        return "case_closed" if self.closed_at(on) else None
+
+    def undecided_refusal(self, today: date, on: date) -> str | None:
+        refusal = self.open_refusal(today, on)
+        if refusal is None and self.status not in BEFORE_DECISION:
+            return "case_already_decided"
+        return refusal
+
+
+class ComplaintLifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Event] = []
+        self.state: ComplaintState
+        self.model: Model
+        self.today = date(2026, 1, 1)
+
+    # --- driving -------------------------------------------------------------------------
+
+    def attempt(
+        self, command: Command, refusal: str | None, **context_overrides: str
+    ) -> list[Event]:
+        before = self.state
+        ctx = context(self.today, superior=self.model.superior, **context_overrides)
+        try:
+            events = decide(before, command, ctx)
+        except RuleViolation as refused:
+            assert refused.code == refusal, f"{command}: refused {refused.code}, model {refusal}"
+            assert self.state == before == fold(self.events)
+            return []
+        assert refusal is None, f"{command}: accepted, model expected {refusal}"
+        assert events, "an accepted command emits at least one event"
+        for event in events:
+            self.state = evolve(self.state, event)
+        self.events.extend(events)
+        return events
+
+    @initialize(
+        received_on=st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 6, 30)),
+        superior=st.sampled_from([None, "BR-SH"]),
+    )
+    def receive(self, received_on: date, superior: str | None) -> None:
+        self.today = received_on
+        staff = (RespondentStaff(NAMED_STAFF, "赵六"),)
+        command = receive(received_on, respondent_staff=staff)
+        self.model = Model(superior=superior, anchor=received_on, last_business_date=received_on)
+        self.events = decide(None, command, context(received_on, superior=superior))
+        state = fold(self.events)
+        assert state is not None
+        self.state = state
+
+    @rule(count=st.sampled_from([1, 2, 5, 10, 16, 31]))
+    def time_passes(self, count: int) -> None:
+        self.today += days(count)
+
+    # --- assignment and recusal (Art. 17) ----------------------------------------------------
+
+    @rule(handler=st.sampled_from(STAFF))
+    def assign(self, handler: str) -> None:
+        model = self.model
+        refusal = model.undecided_refusal(self.today, self.today)
+        if refusal is None and handler in model.barred:
+            refusal = "handler_has_conflict"
+        if refusal is None and handler == model.handler:
+            refusal = "handler_already_assigned"
+        if self.attempt(AssignHandler(handler), refusal):
+            model.handler, model.status = handler, "assigned"
+
+    @rule(handler=SOME_HANDLER)
+    def recuse(self, handler: str | None) -> None:
+        model = self.model
+        handler = handler or model.handler or STAFF[0]
+        refusal = model.undecided_refusal(self.today, self.today) or self.handler_refusal(handler)
+        if self.attempt(RecuseHandler(handler, "利益冲突"), refusal):
+            model.barred.add(handler)
+            model.handler, model.status = None, "received"
+
+    def handler_refusal(self, handler: str) -> str | None:
+        if self.model.handler is None:
+            return "case_not_assigned"
+        return "handler_not_assigned" if handler != self.model.handler else None
+
+    # --- deadlines (Art. 18, 23) ---------------------------------------------------------
+
+    @rule(back=DAYS_BACK, approved=st.booleans())
+    def extend(self, back: int, approved: bool) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.undecided_refusal(self.today, on)
+        if refusal is None:
+            refusal = (
+                ("case_paused" if model.paused_since else None)
+                or ("extension_limit_reached" if model.level == 2 else None)
+                or ("case_overdue" if on > model.due_on else None)
+                or ("extension_requires_approval" if model.level == 1 and not approved else None)
+            )
+        previous_due_on = self.state.due_on
+        if self.attempt(extend(on, approved=approved), refusal):
+            model.level += 1
+            model.last_business_date = on
+            assert self.state.due_on > previous_due_on  # an extension never moves it earlier
+            assert isinstance(self.events[-1], DeadlineExtended)
+
+    @rule(back=DAYS_BACK)
+    def pause(self, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.undecided_refusal(self.today, on)
+        if refusal is None:
+            refusal = ("pause_already_open" if model.paused_since else None) or (
+                "case_overdue" if on > model.due_on else None
+            )
+        if self.attempt(pause(on), refusal):
+            model.paused_since = model.last_business_date = on
+
+    @rule(back=DAYS_BACK)
+    def resume(self, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.undecided_refusal(self.today, on)
+        if refusal is None and model.paused_since is None:
+            refusal = "case_not_paused"
+        due_before = self.state.due_on
+        if self.attempt(resume(on), refusal):
+            assert model.paused_since is not None
+            counted = (on - model.paused_since).days
+            model.paused_days += counted
+            model.paused_since = None
+            model.last_business_date = on
+            assert self.state.due_on - due_before == days(counted)  # moves by the paused days
+            assert isinstance(self.events[-1], ClockResumed)
+
+    @rule(back=DAYS_BACK, new_facts=st.booleans())
+    def supplement(self, back: int, new_facts: bool) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.undecided_refusal(self.today, on)
+        within_period = model.paused_since is not None or on <= model.due_on
+        if self.attempt(supplement(on, new_facts=new_facts), refusal):
+            restarted = new_facts and within_period
+            event = self.events[-1]
+            assert isinstance(event, ComplaintSupplemented) and event.restarted is restarted
+            if restarted:
+                model.anchor, model.paused_days = on, 0
+                model.paused_since = on if model.paused_since else None
+            model.last_business_date = on
+
+    # --- decision and review (Art. 18-21) ------------------------------------------------
+
+    @rule(handler=SOME_HANDLER, back=DAYS_BACK)
+    def decide_complaint(self, handler: str | None, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        handler = handler or model.handler or STAFF[0]
+        refusal = model.undecided_refusal(self.today, on) or self.handler_refusal(handler)
+        if refusal is None and model.paused_since is not None:
+            refusal = "case_paused"
+        remedies = REMEDIES_WITH_REVIEW if model.superior else REMEDIES_WITHOUT_REVIEW
+        due_on = model.due_on
+        if self.attempt(decision(on, handler=handler, remedies=remedies), refusal):
+            event = self.events[-1]
+            assert isinstance(event, ComplaintDecided)
+            assert event.due_on == due_on
+            assert event.on_time is (on <= due_on)  # met iff notified by the due date
+            model.status, model.decided_by, model.last_business_date = "decided", handler, on
+            model.window_ends_on = on + days(30) if model.superior else None
+
+    @rule(back=DAYS_BACK)
+    def request_review(self, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = "case_closed" if model.status in TERMINAL else None
+        refusal = refusal or model.dates_refusal(self.today, on)
+        if refusal is None:
+            if model.status in BEFORE_DECISION:
+                refusal = "case_not_decided"
+            elif model.status == "under_review":
+                refusal = "review_already_requested"
+            elif model.window_ends_on is None:
+                refusal = "review_not_available"
+            elif on > model.window_ends_on:
+                refusal = "appeal_window_closed"
+        if self.attempt(appeal(on), refusal):
+            model.status, model.last_business_date = "under_review", on
+            assert self.state.review is not None
+            assert self.state.review.due_on == on + days(30)
+
+    @rule(reviewer=st.sampled_from(REVIEWERS), changed=st.booleans(), back=DAYS_BACK)
+    def decide_review(self, reviewer: str, changed: bool, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.open_refusal(self.today, on)
+        if refusal is None:
+            if model.status in BEFORE_DECISION:
+                refusal = "case_not_decided"
+            elif model.status != "under_review":
+                refusal = "review_not_requested"
+            elif reviewer in model.barred or reviewer == model.decided_by:
+                refusal = "reviewer_has_conflict"
+        command = review_decision(
+            on,
+            reviewer=reviewer,
+            outcome=ReviewOutcome.CHANGED if changed else ReviewOutcome.KEPT,
+            new_outcome=Outcome.UPHELD if changed else None,
+        )
+        if self.attempt(command, refusal):
+            model.status, model.last_business_date = "review_decided", on
+
+    # --- exits (Art. 15, 18) and major (Art. 29) -----------------------------------------
+
+    @rule(back=DAYS_BACK)
+    def withdraw(self, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        if self.attempt(withdraw(on), model.open_refusal(self.today, on)):
+            model.status, model.last_business_date = "withdrawn", on
+
+    @rule(back=DAYS_BACK, merge=st.booleans())
+    def decline_or_merge(self, back: int, merge: bool) -> None:
+        """One rule for both, so that fewer runs end before a decision."""
+        model, on = self.model, self.today - days(back)
+        if merge:
+            refusal = model.undecided_refusal(self.today, self.today)
+            if self.attempt(MergeComplaint("case-0"), refusal):
+                model.status = "merged"
+        elif self.attempt(decline(on), model.undecided_refusal(self.today, on)):
+            model.status, model.last_business_date = "declined", on
+
+    @rule(
+        role=st.sampled_from(["staff", "supervisor", "regulator", "admin"]),
+        cause=st.sampled_from(
+            [
+                MajorCause.DISASTER,
+                MajorCause.ACCIDENT,
+                MajorCause.PUBLIC_HEALTH,
+                MajorCause.REGULATOR,
+            ]
+        ),
+    )
+    def flag_major(self, role: str, cause: MajorCause) -> None:
+        model = self.model
+        refusal = model.open_refusal(self.today, self.today)
+        may_flag = role == "regulator" or (
+            role in ("staff", "supervisor") and cause is not MajorCause.REGULATOR
+        )
+        if refusal is None and not may_flag:
+            refusal = "not_authorized_to_designate"
+        if refusal is None and model.major:
+            refusal = "already_major"
+        if self.attempt(FlagMajor(cause, "详情"), refusal, actor_role=role):
+            model.major = True
+
+    @rule()
+    def next_natural_step(self) -> None:
+        """The step a diligent desk would take next, so that runs reach decisions and reviews;
+        it goes through the same model predictions as the random rules."""
+        model = self.model
+        if model.status == "received":
+            self.assign(next((staff for staff in STAFF if staff not in model.barred), STAFF[0]))
+        elif model.status == "assigned" and model.paused_since is not None:
+            self.resume(0)
+        elif model.status == "assigned":
+            self.decide_complaint(None, 0)
+        elif model.status == "decided":
+            self.request_review(0)
+        elif model.status == "under_review":
+            self.decide_review("r1", changed=False, back=0)
+        else:
+            self.withdraw(0)
+
+    # --- the state agrees with the model ---------------------------------------------------
+
+    @invariant()
+    def state_agrees_with_the_model(self) -> None:
+        state, model = self.state, self.model
+        assert state.status == model.status
+        assert state.handler_id == model.handler
+        assert state.barred_handlers == model.barred
+        assert state.level == model.level
+        assert state.clock.paused_days == model.paused_days
+        assert state.clock.paused_since == model.paused_since
+        assert state.major is model.major
+        assert state.last_business_date == model.last_business_date
+        if state.decision is None:
+            assert state.due_on == model.due_on
+
+    @invariant()
+    def folding_the_stream_rebuilds_the_same_state(self) -> None:
+        assert fold(self.events) == self.state
+        assert fold(list(self.events)) == fold(self.events)
+        assert self.state.version == len(self.events)
+
+    @invariant()
+    def a_decision_met_its_deadline_iff_notified_by_the_due_date(self) -> None:
+        decided = self.state.decision
+        if decided is not None:
+            assert decided.on_time is (decided.notice.notified_on <= decided.due_on)
+
+
+ComplaintLifecycle.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
+test_the_case_follows_the_rules_for_any_command_sequence = ComplaintLifecycle.TestCase
