@@ -8,10 +8,13 @@ import asyncpg
 from fastapi import FastAPI
 
 from complaintcore.api import health
+from complaintcore.api.error_mapping import install_domain_problem_handlers
 from complaintcore.api.middleware import CorrelationIdMiddleware
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
 from complaintcore.api.routes import calendars as calendar_routes
+from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
+from complaintcore.application.complaint_service import ComplaintService
 from complaintcore.calendars import CalendarRepository
 from complaintcore.database import create_pool
 from complaintcore.events.store import PostgresEventStore
@@ -33,6 +36,9 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         # reference data: the institution tree and the holiday calendars
         app.state.institutions = InstitutionDirectory(pool)
         app.state.calendars = CalendarRepository(pool)
+        app.state.complaints = ComplaintService(
+            pool, app.state.store, app.state.institutions, app.state.calendars
+        )
         try:
             yield
         finally:
@@ -46,11 +52,15 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CorrelationIdMiddleware)
     install_problem_handlers(app)
+    install_domain_problem_handlers(app)
     install_problem_openapi(app)
     app.include_router(health.router)
     # /v1 routers
     app.include_router(institution_routes.router)
     app.include_router(calendar_routes.router)
+    app.include_router(complaint_commands.router)
+    app.include_router(complaint_queries.router)
+    app.include_router(feed.router)
     return app
 
 

@@ -80,10 +80,10 @@ def not_found(what: str = "resource") -> Problem:
     return Problem(404, "not_found", "Not found", f"No such {what}.")
 
 
-def invalid(errors: list[FieldProblem]) -> Problem:
+def invalid(errors: list[FieldProblem], code: str = "validation_failed") -> Problem:
     fields = ", ".join(dict.fromkeys(error.field for error in errors))
     detail = f"Invalid: {fields}."
-    return Problem(422, "validation_failed", "Invalid request", detail, errors=errors)
+    return Problem(422, code, "Invalid request", detail, errors=errors)
 
 
 def database_unavailable() -> Problem:

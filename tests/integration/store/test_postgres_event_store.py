@@ -163,7 +163,7 @@ async def altered_behind_the_triggers_back(pool: asyncpg.Pool, sql: str, *args: 
     "sql",
     [
         "UPDATE events SET data = '{\"n\": 999}'::jsonb WHERE stream_id = $1 AND version = 3",
-        "UPDATE events SET metadata = '{\"actor_id\": \"x\"}'::jsonb"
+        'UPDATE events SET metadata = \'{"actor_id": "x"}\'::jsonb'
         " WHERE stream_id = $1 AND version = 3",
         "UPDATE events SET recorded_at = recorded_at + interval '1 day'"
         " WHERE stream_id = $1 AND version = 3",

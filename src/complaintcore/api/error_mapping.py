@@ -1,0 +1,105 @@
+"""How the application's and the domain's refusals become problem+json responses."""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from complaintcore.api.problems import FieldProblem, Problem, invalid, not_found, problem_response
+from complaintcore.application.complaint_service import (
+    CaseNotFound,
+    IdempotencyKeyReused,
+    NotPermitted,
+    PreconditionFailed,
+    UnknownInstitution,
+    VersionNotFound,
+)
+from complaintcore.domain.rules import InvalidCommand, RuleViolation
+from complaintcore.events.model import ConcurrencyError, InvalidEventData
+
+
+def rule_refused(violation: RuleViolation) -> Problem:
+    return Problem(
+        409,
+        violation.code,
+        "Refused by a business rule",
+        f"{violation.message} [{violation.article}]",
+        article=violation.article,
+    )
+
+
+def command_invalid(error: InvalidCommand) -> Problem:
+    return invalid(
+        [FieldProblem(field=e.field, code=e.code, message=e.message) for e in error.errors]
+    )
+
+
+def _mapping(error: Exception) -> Problem:
+    match error:
+        case RuleViolation():
+            return rule_refused(error)
+        case InvalidCommand():
+            return command_invalid(error)
+        case CaseNotFound() | VersionNotFound():
+            return not_found("complaint")
+        case PreconditionFailed():
+            return Problem(
+                412,
+                "precondition_failed",
+                "Precondition failed",
+                f"The case moved on: it is at version {error.current_version}.",
+                headers={"ETag": f'"{error.current_version}"'},
+            )
+        case IdempotencyKeyReused():
+            return invalid(
+                [
+                    FieldProblem(
+                        field="Idempotency-Key",
+                        code="idempotency_key_reused",
+                        message="this key was already used with another request body",
+                    )
+                ],
+                code="idempotency_key_reused",
+            )
+        case NotPermitted():
+            return Problem(403, error.code, "Forbidden", error.message)
+        case UnknownInstitution():
+            return invalid(
+                [
+                    FieldProblem(
+                        field="respondent_institution",
+                        code="unknown_institution",
+                        message="no such institution within your institution's subtree",
+                    )
+                ]
+            )
+        case InvalidEventData():
+            return invalid([FieldProblem(field="body", code="not_storable", message=str(error))])
+        case ConcurrencyError():
+            return Problem(
+                409,
+                "concurrent_modification",
+                "Conflict",
+                "The case kept changing under this command; retry it.",
+            )
+    raise error
+
+
+MAPPED = (
+    RuleViolation,
+    InvalidCommand,
+    CaseNotFound,
+    VersionNotFound,
+    PreconditionFailed,
+    IdempotencyKeyReused,
+    NotPermitted,
+    UnknownInstitution,
+    InvalidEventData,
+    ConcurrencyError,
+)
+
+
+def install_domain_problem_handlers(app: FastAPI) -> None:
+    for error_type in MAPPED:
+
+        @app.exception_handler(error_type)
+        async def on_refusal(request: Request, error: Exception) -> JSONResponse:
+            return problem_response(_mapping(error))

@@ -1,0 +1,253 @@
+"""The complaint commands of API.md: each returns the case as a query would show it afterwards."""
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from complaintcore.api.auth import CurrentPrincipal
+from complaintcore.api.deps import Complaints
+from complaintcore.api.problems import Problem, problem_responses
+from complaintcore.api.schemas import complaints as bodies
+from complaintcore.api.schemas.cases import CaseOut
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.case_document import case_document
+from complaintcore.application.complaint_service import Render, Rendered, RequestInfo
+from complaintcore.application.idempotency import IdempotentRequest
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.state import ComplaintState
+
+router = APIRouter(prefix="/v1/complaints", tags=["complaint commands"])
+
+CaseId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="The case id (a UUID).")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='Apply only if the case is still at this version: `"<version>"`.'),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key and body: the first response again, nothing stored.",
+    ),
+]
+
+_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 422, 503)
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+
+
+def _if_match_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    parsed = _ETAG.match(if_match.strip())
+    if parsed is None:
+        raise Problem(
+            412, "precondition_failed", "Precondition failed", 'If-Match must be "<version>".'
+        )
+    return int(parsed.group(1))
+
+
+def _render(status_code: int) -> Render:
+    def render(state: ComplaintState, today: date, policy: InstitutionPolicy) -> Rendered:
+        headers = {"ETag": f'"{state.version}"'}
+        if status_code == 201:
+            headers["Location"] = f"/v1/complaints/{state.id}"
+        return Rendered(status_code, case_document(state, today, policy), headers)
+
+    return render
+
+
+def _request_info(request: Request, principal_id: str, key: str | None, body: Any) -> RequestInfo:
+    idempotency = (
+        IdempotentRequest.of(
+            principal_id, key, request.method, request.url.path, jsonable_encoder(body)
+        )
+        if key
+        else None
+    )
+    return RequestInfo(
+        correlation_id=request.scope.get("state", {}).get("correlation_id"),
+        client=request.headers.get("user-agent", "")[:200] or None,
+        idempotency=idempotency,
+    )
+
+
+def _response(rendered: Rendered) -> JSONResponse:
+    return JSONResponse(rendered.body, status_code=rendered.status_code, headers=rendered.headers)
+
+
+@router.post(
+    "",
+    operation_id="receive_complaint",
+    status_code=201,
+    response_model=CaseOut,
+    responses=_PROBLEMS,
+)
+async def receive_complaint(
+    body: bodies.ReceiveBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    complaints: Complaints,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Register a complaint (Art. 12–14, 18): the response carries its registration number,
+    deadline and `Location`."""
+    today = shanghai_today()
+    rendered = await complaints.receive(
+        principal,
+        body.respondent_institution,
+        body.received_on or today,
+        lambda case_id, registration_no: body.to_command(case_id, registration_no, today),
+        _request_info(request, principal.id, idempotency_key, body),
+        _render(201),
+    )
+    return _response(rendered)
+
+
+async def _run(
+    case_id: str,
+    body: Any,
+    request: Request,
+    principal: Any,
+    complaints: Any,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Response:
+    rendered = await complaints.handle(
+        principal,
+        case_id.lower(),
+        body.to_command(shanghai_today()),
+        _if_match_version(if_match),
+        _request_info(request, principal.id, idempotency_key, body),
+        _render(200),
+    )
+    return _response(rendered)
+
+
+def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> None:
+    async def endpoint(
+        case_id: CaseId,
+        request: Request,
+        principal: CurrentPrincipal,
+        complaints: Complaints,
+        body: Annotated[body_type, Body()],  # type: ignore[valid-type]
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        return await _run(case_id, body, request, principal, complaints, if_match, idempotency_key)
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = operation_id
+    router.add_api_route(
+        f"/{{case_id}}/{path}",
+        endpoint,
+        methods=["POST"],
+        operation_id=operation_id,
+        response_model=CaseOut,
+        responses=_PROBLEMS,
+        summary=operation_id.replace("_", " ").capitalize(),
+    )
+
+
+_COMMANDS = [
+    (
+        "assign",
+        "assign_handler",
+        bodies.AssignBody,
+        "Give the case to a handler with no conflict of interest (Art. 17).",
+    ),
+    (
+        "recuse",
+        "recuse_handler",
+        bodies.RecuseBody,
+        "The current handler declares a conflict; the case returns to unassigned and that handler "
+        "is barred from it for good (Art. 17).",
+    ),
+    (
+        "extend",
+        "extend_deadline",
+        bodies.ExtendBody,
+        "Extend the handling period: to 30 days, then to 60 with a superior's or head-office"
+        " senior manager's approval; never once overdue (Art. 18).",
+    ),
+    (
+        "pause",
+        "pause_clock",
+        bodies.PauseBody,
+        "Stop the clock for external appraisal, testing or evaluation, or agreed mediation "
+        "(Art. 18, 23).",
+    ),
+    (
+        "resume",
+        "resume_clock",
+        bodies.ResumeBody,
+        "Restart the clock; the due date moves out by the paused days.",
+    ),
+    (
+        "supplement",
+        "supplement_complaint",
+        bodies.SupplementBody,
+        "Record the complainant repeating the complaint; new facts and reasons restart the period "
+        "(Art. 18).",
+    ),
+    (
+        "merge",
+        "merge_complaint",
+        bodies.MergeBody,
+        "Merge a duplicate into another case; statistics count it once.",
+    ),
+    (
+        "decide",
+        "decide_complaint",
+        bodies.DecideBody,
+        "Record the decision and its notice; met when the notice is dated on or before the due"
+        " date (Art. 19, 21).",
+    ),
+    (
+        "notify",
+        "notify_complainant",
+        bodies.NotifyBody,
+        "Record a further notice to the complainant, such as acceptance (Art. 21).",
+    ),
+    (
+        "appeal",
+        "request_review",
+        bodies.AppealBody,
+        "Record the complainant's written request for review by the superior institution, within "
+        "30 days of the decision notice (Art. 20).",
+    ),
+    (
+        "decide-review",
+        "decide_review",
+        bodies.DecideReviewBody,
+        "Record the superior's review decision, which keeps or changes the outcome (Art. 20).",
+    ),
+    (
+        "withdraw",
+        "withdraw_complaint",
+        bodies.WithdrawBody,
+        "Record the complainant's withdrawal; the procedure ends that day (Art. 15).",
+    ),
+    (
+        "decline",
+        "decline_complaint",
+        bodies.DeclineBody,
+        "Decline a complaint not made by the complainant, its legal representative or agent "
+        "(Art. 18).",
+    ),
+    (
+        "flag-major",
+        "flag_major",
+        bodies.FlagMajorBody,
+        "Mark the complaint major: disaster, accident or public-health cause (staff), or"
+        " designated by the regulator (Art. 29).",
+    ),
+]
+
+for _path, _operation_id, _body_type, _doc in _COMMANDS:
+    _command_route(_path, _operation_id, _body_type, _doc)

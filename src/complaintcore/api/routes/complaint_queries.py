@@ -1,0 +1,216 @@
+"""Case queries and the regulator's replay (API.md "Queries")."""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from complaintcore.api.auth import CurrentPrincipal, Principal
+from complaintcore.api.deps import Complaints
+from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
+from complaintcore.api.routes.complaint_commands import CaseId
+from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.case_audit import audit_case, stored_event_document
+from complaintcore.application.case_document import case_document
+from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
+from complaintcore.domain.policy import DEFAULT_POLICY
+from complaintcore.projections.case_queries import (
+    CaseFilter,
+    InvalidCursor,
+    cases_by_due_date,
+    clock_reading,
+    list_cases,
+)
+
+router = APIRouter(prefix="/v1", tags=["complaint queries"])
+
+_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
+Clock = Literal["on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped"]
+Status = Literal[
+    "received",
+    "assigned",
+    "decided",
+    "under_review",
+    "review_decided",
+    "withdrawn",
+    "declined",
+    "merged",
+]
+InstitutionCode = Annotated[
+    str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
+Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of a page.")]
+DateParam = Annotated[date | None, Query(ge=date(1990, 1, 1), le=date(2100, 12, 31))]
+
+
+@router.get(
+    "/complaints/{case_id}",
+    operation_id="get_complaint",
+    response_model=CaseOut,
+    responses=_PROBLEMS,
+)
+async def get_complaint(
+    case_id: CaseId,
+    principal: CurrentPrincipal,
+    complaints: Complaints,
+    as_of_version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> JSONResponse:
+    """The case as of today, or as it was right after event `as_of_version` (rebuilt from the
+    stream). Deadline status and days left are computed for today."""
+    try:
+        state, today, policy = await complaints.case(principal, case_id.lower(), as_of_version)
+    except (CaseNotFound, VersionNotFound):
+        raise not_found("complaint (or version)") from None
+    return JSONResponse(case_document(state, today, policy), headers={"ETag": f'"{state.version}"'})
+
+
+@router.get(
+    "/complaints/{case_id}/events",
+    operation_id="get_complaint_events",
+    response_model=list[StoredEventOut],
+    responses=_PROBLEMS,
+)
+async def get_complaint_events(
+    case_id: CaseId, principal: CurrentPrincipal, complaints: Complaints
+) -> list[dict[str, Any]]:
+    """The case's whole stream in order, with each event's position, hash and previous hash, so
+    the chain can be verified independently. Payloads are as stored (hashes cover them)."""
+    try:
+        events = await complaints.case_events(principal, case_id.lower())
+    except CaseNotFound:
+        raise not_found("complaint") from None
+    return [stored_event_document(event) for event in events]
+
+
+@router.get(
+    "/complaints/{case_id}/audit",
+    operation_id="audit_complaint",
+    response_model=AuditOut,
+    responses=_PROBLEMS,
+)
+async def get_complaint_audit(
+    case_id: CaseId, principal: CurrentPrincipal, complaints: Complaints
+) -> dict[str, Any]:
+    """Replay verdict: whether the hash chain is intact (or the first bad version), the state
+    rebuilt from the events, and the timeline of deadline changes."""
+    try:
+        events = await complaints.case_events(principal, case_id.lower())
+    except CaseNotFound:
+        raise not_found("complaint") from None
+    return audit_case(case_id.lower(), events, shanghai_today(), DEFAULT_POLICY)
+
+
+@router.get(
+    "/complaints",
+    operation_id="list_complaints",
+    response_model=CaseListOut,
+    responses=_PROBLEMS,
+)
+async def list_complaints(
+    request: Request,
+    principal: CurrentPrincipal,
+    institution: InstitutionCode = None,
+    status: Status | None = None,
+    clock: Clock | None = None,
+    major: bool | None = None,
+    received_from: DateParam = None,
+    received_to: DateParam = None,
+    category: InstitutionCode = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Cases of the caller's subtree (or of `institution`'s subtree within it), newest first."""
+    scope = await _visible_institutions(request, principal, institution)
+    case_filter = CaseFilter(
+        institutions=scope,
+        status=status,
+        clock=clock,
+        major=major,
+        received_from=received_from,
+        received_to=received_to,
+        category=category,
+    )
+    return await _page(request, case_filter, limit, cursor, list_cases)
+
+
+@router.get(
+    "/deadlines",
+    operation_id="list_deadlines",
+    response_model=CaseListOut,
+    responses=_PROBLEMS,
+)
+async def list_deadlines(
+    request: Request,
+    principal: CurrentPrincipal,
+    institution: InstitutionCode = None,
+    due_within_days: Annotated[int | None, Query(ge=0, le=3660)] = None,
+    clock: Literal["on_track", "due_soon", "overdue", "paused"] | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Open cases by handling due date, soonest first: what falls due within N days, what is
+    overdue. Served from the deadline index, without replaying streams."""
+    scope = await _visible_institutions(request, principal, institution)
+    case_filter = CaseFilter(institutions=scope, clock=clock, due_within_days=due_within_days)
+    return await _page(request, case_filter, limit, cursor, cases_by_due_date)
+
+
+async def _page(
+    request: Request, case_filter: CaseFilter, limit: int, cursor: str | None, query: Any
+) -> dict[str, Any]:
+    today = shanghai_today()
+    due_soon_days = DEFAULT_POLICY.due_soon_days
+    try:
+        rows, next_cursor = await query(
+            request.app.state.pool, case_filter, today, due_soon_days, limit, cursor
+        )
+    except InvalidCursor as error:
+        problem = FieldProblem(field="cursor", code="invalid_cursor", message=str(error))
+        raise invalid([problem]) from None
+    return {
+        "items": [_summary(row, today, due_soon_days) for row in rows],
+        "next_cursor": next_cursor,
+    }
+
+
+async def _visible_institutions(
+    request: Request, principal: Principal, institution: str | None
+) -> list[str] | None:
+    """The institution codes the caller may list: None means every one."""
+    directory = request.app.state.institutions
+    everything = principal.role in ("regulator", "admin")
+    if institution is None:
+        return None if everything else await directory.subtree(principal.institution)
+    if not everything and not await directory.is_within(principal.institution, institution):
+        return []
+    return await directory.subtree(institution)
+
+
+def _summary(row: asyncpg.Record, today: date, due_soon_days: int) -> dict[str, Any]:
+    reading = clock_reading(row, today, due_soon_days)
+    return {
+        "id": row["case_id"],
+        "registration_no": row["registration_no"],
+        "status": row["status"],
+        "version": row["version"],
+        "respondent_institution": row["respondent_institution"],
+        "handler_id": row["handler_id"],
+        "category": {"business": row["category_business"], "reason": row["category_reason"]},
+        "channel": row["channel"],
+        "major": row["major"],
+        "received_on": row["received_on"],
+        "deadline": {
+            "due_on": row["due_on"],
+            "level": row["level"],
+            "paused_days": row["paused_days"],
+            "paused": row["paused_since"] is not None and row["clock_stopped_on"] is None,
+            "status": reading.status,
+            "days_left": reading.days_left,
+        },
+        "review_due_on": row["review_due_on"],
+        "complainant": row["complainant"],
+    }

@@ -1,0 +1,47 @@
+"""The regulator's replay of one case: chain verdict, rebuilt state, deadline timeline."""
+
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from complaintcore.application.case_document import case_document, jsonable
+from complaintcore.application.event_codec import domain_events
+from complaintcore.domain.deadlines import deadline_timeline
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.state import fold
+from complaintcore.events.hashing import verify_chain
+from complaintcore.events.model import StoredEvent
+
+
+def stored_event_document(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "position": event.position,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "type": event.event_type,
+        "schema_version": event.schema_version,
+        "data": event.data,
+        "metadata": event.metadata.to_dict(),
+        "recorded_at": event.recorded_at.isoformat(),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def audit_case(
+    case_id: str, events: list[StoredEvent], today: date, policy: InstitutionPolicy
+) -> dict[str, Any]:
+    verdict = verify_chain(events)
+    try:
+        decoded = domain_events(events)
+        state = fold(decoded)
+        timeline = [jsonable(change) for change in deadline_timeline(decoded)]
+    except (ValueError, TypeError, KeyError):
+        # An altered payload may no longer decode; the chain verdict already says where.
+        state, timeline = None, []
+    return {
+        "case_id": case_id,
+        "chain": asdict(verdict),
+        "state": case_document(state, today, policy) if state is not None else None,
+        "timeline": timeline,
+    }

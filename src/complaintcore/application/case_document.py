@@ -1,0 +1,94 @@
+"""A case as the queries of API.md show it, built from its folded state as of a given day."""
+
+from dataclasses import asdict, is_dataclass
+from datetime import date
+from enum import Enum
+from typing import Any
+
+from complaintcore.domain.deadlines import clock_status, review_clock_status
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.state import ComplaintState, is_closed
+from complaintcore.projections.case_view import masked_complainant
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, enums, dates and tuples as JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {key: jsonable(item) for key, item in asdict(value).items()}
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def case_document(state: ComplaintState, today: date, policy: InstitutionPolicy) -> dict[str, Any]:
+    clock = clock_status(state, today, policy)
+    document: dict[str, Any] = {
+        "id": state.id,
+        "registration_no": state.registration_no,
+        "status": state.status.value,
+        "closed": is_closed(state, today),
+        "version": state.version,
+        "respondent_institution": state.respondent_institution,
+        "handler_id": state.handler_id,
+        "category": jsonable(state.category),
+        "channel": state.channel,
+        "major": state.major_flag is not None,
+        "major_cause": state.major_flag.cause.value if state.major_flag else None,
+        "received_on": state.received_on.isoformat(),
+        "last_business_date": state.last_business_date.isoformat(),
+        "deadline": {
+            "due_on": clock.due_on.isoformat(),
+            "level": state.clock.level,
+            "paused_days": state.clock.paused_days,
+            "paused": state.clock.is_paused,
+            "status": clock.status.value,
+            "days_left": clock.days_left,
+        },
+        "complainant": masked_complainant(state),
+        "decision": _decision(state),
+        "review": _review(state, today, policy),
+        "regulator_transfer": jsonable(state.regulator_transfer),
+        "merged_into": state.merged_into,
+    }
+    return document
+
+
+def _decision(state: ComplaintState) -> dict[str, Any] | None:
+    decision = state.decision
+    if decision is None:
+        return None
+    return {
+        "handler_id": decision.handler_id,
+        "outcome": decision.outcome.value,
+        "findings": decision.findings,
+        "basis": decision.basis,
+        "redress_fen": decision.redress_fen,
+        "remedies": [remedy.value for remedy in decision.remedies],
+        "notice": jsonable(decision.notice),
+        "decided_on": decision.notice.notified_on.isoformat(),
+        "on_time": decision.on_time,
+        "handling_days": decision.handling_days,
+        "review_window_ends_on": jsonable(decision.review_window_ends_on),
+    }
+
+
+def _review(state: ComplaintState, today: date, policy: InstitutionPolicy) -> dict[str, Any] | None:
+    review = state.review
+    if review is None:
+        return None
+    reading = review_clock_status(state, today, policy)
+    return {
+        "requested_on": review.requested_on.isoformat(),
+        "grounds": review.grounds,
+        "reviewing_institution": review.reviewing_institution,
+        "due_on": review.due_on.isoformat(),
+        "status": reading.status.value if reading else None,
+        "days_left": reading.days_left if reading else None,
+        "decision": jsonable(review.decision),
+    }

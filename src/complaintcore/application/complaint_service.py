@@ -1,0 +1,312 @@
+"""Handling complaint commands and case queries over the event store and the domain.
+
+A command runs in one transaction: load the case's stream, fold it, run the domain's `decide`,
+append the new events at the version that was read, write the case projection row and (when the
+caller sent an `Idempotency-Key`) the response to replay. Either all of it is stored or none.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+import asyncpg
+
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.event_codec import domain_events, new_events
+from complaintcore.application.idempotency import (
+    IdempotentRequest,
+    find_response,
+    save_response,
+)
+from complaintcore.application.registration import next_serial
+from complaintcore.domain.calendar import WorkingDayCalendar
+from complaintcore.domain.commands import FlagMajor, ReceiveComplaint
+from complaintcore.domain.decider import DecisionContext, decide, evolve, fold
+from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.state import ComplaintState
+from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.projections.case_view import upsert_case_view
+
+MAX_ATTEMPTS = 10
+CASE_ROLES = frozenset({"staff", "supervisor"})
+READ_EVERYTHING_ROLES = frozenset({"regulator", "admin"})
+
+
+class Actor(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def institution(self) -> str | None: ...
+
+
+class InstitutionLookup(Protocol):
+    async def is_within(self, ancestor: str, code: str) -> bool: ...
+    async def superior_of(self, code: str) -> str | None: ...
+    async def get(self, code: str) -> Any: ...
+
+
+class CalendarSource(Protocol):
+    async def working_day_calendar(self) -> WorkingDayCalendar: ...
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    correlation_id: str | None = None
+    client: str | None = None
+    idempotency: IdempotentRequest | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    status_code: int
+    body: Any
+    headers: dict[str, str]
+
+
+Render = Callable[[ComplaintState, date, InstitutionPolicy], Rendered]
+
+
+class CaseNotFound(Exception):
+    """No such case, or not one the caller may see (never leak existence)."""
+
+
+class VersionNotFound(Exception):
+    pass
+
+
+class PreconditionFailed(Exception):
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"the case is at version {current_version}")
+        self.current_version = current_version
+
+
+class IdempotencyKeyReused(Exception):
+    """The same key was sent before with another request body."""
+
+
+class NotPermitted(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UnknownInstitution(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CaseAudit:
+    state: ComplaintState | None
+    events: list[StoredEvent]
+
+
+class ComplaintService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: PostgresEventStore,
+        institutions: InstitutionLookup,
+        calendars: CalendarSource,
+        today: Callable[[], date] = shanghai_today,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._institutions = institutions
+        self._calendars = calendars
+        self._today = today
+
+    def policy_for(self, institution: str) -> InstitutionPolicy:
+        return DEFAULT_POLICY
+
+    async def receive(
+        self,
+        actor: Actor,
+        institution: str,
+        received_on: date,
+        build: Callable[[str, str], ReceiveComplaint],
+        request: RequestInfo,
+        render: Render,
+    ) -> Rendered:
+        """Register a complaint: allocate its id and registration number, then decide."""
+        _require_case_role(actor)
+        if await self._institutions.get(institution) is None or not await self._may_see(
+            actor, institution
+        ):
+            raise UnknownInstitution(institution)
+        case_id = str(uuid.uuid4())
+
+        async def attempt(connection: asyncpg.Connection) -> Rendered:
+            serial = await next_serial(connection, institution, received_on)
+            policy = self.policy_for(institution)
+            registration_no = policy.registration_number(institution, received_on, serial)
+            command = build(case_id, registration_no)
+            return await self._decide_and_store(
+                connection, actor, None, command, institution, request, render
+            )
+
+        return await self._run(request, attempt)
+
+    async def handle(
+        self,
+        actor: Actor,
+        case_id: str,
+        command: Any,
+        if_match: int | None,
+        request: RequestInfo,
+        render: Render,
+    ) -> Rendered:
+        """Run `command` on the case, retrying a lost race unless the caller pinned a version."""
+        _require_command_role(actor, command)
+
+        async def attempt(connection: asyncpg.Connection) -> Rendered:
+            state = await self._visible_state(connection, actor, case_id)
+            if if_match is not None and if_match != state.version:
+                raise PreconditionFailed(state.version)
+            return await self._decide_and_store(
+                connection, actor, state, command, state.respondent_institution, request, render
+            )
+
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self._run(request, attempt)
+            except ConcurrencyError as error:
+                if if_match is not None:
+                    raise PreconditionFailed(error.actual_version or 0) from None
+        raise ConcurrencyError(case_id, 0, None)
+
+    async def case(
+        self, actor: Actor, case_id: str, as_of_version: int | None = None
+    ) -> tuple[ComplaintState, date, InstitutionPolicy]:
+        events = await self.case_events(actor, case_id)
+        if as_of_version is not None:
+            if as_of_version > len(events):
+                raise VersionNotFound(as_of_version)
+            events = events[:as_of_version]
+        state = fold(domain_events(events))
+        assert state is not None
+        return state, self._today(), self.policy_for(state.respondent_institution)
+
+    async def case_events(self, actor: Actor, case_id: str) -> list[StoredEvent]:
+        """The whole stream, after checking the caller may see the case."""
+        events = await self._store.read_stream(case_id)
+        if not events:
+            raise CaseNotFound(case_id)
+        institution = events[0].data.get("respondent_institution", "")
+        if not await self._may_see(actor, institution):
+            raise CaseNotFound(case_id)
+        return events
+
+    async def _run(
+        self,
+        request: RequestInfo,
+        attempt: Callable[[asyncpg.Connection], Any],
+    ) -> Rendered:
+        async with self._pool.acquire() as connection:
+            replay = await self._replay(connection, request)
+            if replay is not None:
+                return replay
+            try:
+                async with connection.transaction():
+                    rendered: Rendered = await attempt(connection)
+                    if request.idempotency is not None:
+                        await save_response(
+                            connection,
+                            request.idempotency,
+                            rendered.status_code,
+                            rendered.body,
+                            rendered.headers,
+                        )
+                    return rendered
+            except asyncpg.UniqueViolationError as error:
+                if error.table_name != "idempotent_requests":
+                    raise
+            # Another request with the same key committed first: answer as it did.
+            replay = await self._replay(connection, request)
+            assert replay is not None
+            return replay
+
+    async def _replay(
+        self, connection: asyncpg.Connection, request: RequestInfo
+    ) -> Rendered | None:
+        if request.idempotency is None:
+            return None
+        stored = await find_response(connection, request.idempotency)
+        if stored is None:
+            return None
+        if stored.request_hash != request.idempotency.request_hash:
+            raise IdempotencyKeyReused(request.idempotency.key)
+        return Rendered(stored.status_code, stored.body, stored.headers)
+
+    async def _decide_and_store(
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        state: ComplaintState | None,
+        command: Any,
+        institution: str,
+        request: RequestInfo,
+        render: Render,
+    ) -> Rendered:
+        today = self._today()
+        policy = self.policy_for(institution)
+        context = DecisionContext(
+            today=today,
+            calendar=await self._calendars.working_day_calendar(),
+            policy=policy,
+            actor_id=actor.id,
+            actor_role=actor.role,
+            superior_of_respondent=await self._institutions.superior_of(institution),
+        )
+        events = decide(state, command, context)
+        metadata = EventMetadata(
+            actor_id=actor.id,
+            actor_role=actor.role,
+            institution=actor.institution,
+            correlation_id=request.correlation_id,
+            idempotency_key=request.idempotency.key if request.idempotency else None,
+            client=request.client,
+        )
+        stream_id = state.id if state is not None else command.case_id
+        expected_version = state.version if state is not None else 0
+        await self._store.append(
+            stream_id, new_events(events, metadata), expected_version, connection=connection
+        )
+        new_state = state
+        for event in events:
+            new_state = evolve(new_state, event)
+        assert new_state is not None
+        await upsert_case_view(connection, new_state)
+        return render(new_state, today, policy)
+
+    async def _visible_state(
+        self, connection: asyncpg.Connection, actor: Actor, case_id: str
+    ) -> ComplaintState:
+        stored = await self._store.read_stream(case_id, connection=connection)
+        state = fold(domain_events(stored))
+        if state is None or not await self._may_see(actor, state.respondent_institution):
+            raise CaseNotFound(case_id)
+        return state
+
+    async def _may_see(self, actor: Actor, institution: str) -> bool:
+        if actor.role in READ_EVERYTHING_ROLES:
+            return True
+        if actor.institution is None:
+            return False
+        return await self._institutions.is_within(actor.institution, institution)
+
+
+def _require_case_role(actor: Actor) -> None:
+    if actor.role not in CASE_ROLES:
+        raise NotPermitted("forbidden", f"a {actor.role} cannot act on complaints")
+
+
+def _require_command_role(actor: Actor, command: Any) -> None:
+    if isinstance(command, FlagMajor) and actor.role == "regulator":
+        return
+    _require_case_role(actor)

@@ -1,0 +1,49 @@
+"""Between domain events and stored events: payloads, schema versions and upcasting.
+
+Old events are never rewritten; an event stored under an older schema version is upcast when it
+is read, step by step, by the functions registered in `UPCASTERS`. Every reader of events (the
+command path, replay, projections) goes through `domain_events`.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from complaintcore.domain.events import EVENT_TYPES, Event, event_from_payload, event_to_payload
+from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+# (event type, schema version it upgrades from) -> function giving the next version's payload.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def new_events(events: Sequence[Event], metadata: EventMetadata) -> list[NewEvent]:
+    return [
+        NewEvent(
+            event_type=event.event_type,
+            data=event_to_payload(event),
+            schema_version=event.schema_version,
+            metadata=metadata,
+        )
+        for event in events
+    ]
+
+
+def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
+    current = (
+        EVENT_TYPES[event_type].schema_version if event_type in EVENT_TYPES else schema_version
+    )
+    while schema_version < current:
+        payload = UPCASTERS[event_type, schema_version](payload)
+        schema_version += 1
+    return payload
+
+
+def domain_event(stored: StoredEvent) -> Event:
+    payload = upcast(stored.event_type, stored.schema_version, stored.data)
+    return event_from_payload(stored.event_type, payload)
+
+
+def domain_events(stored: Iterable[StoredEvent]) -> list[Event]:
+    return [domain_event(event) for event in stored]

@@ -1,0 +1,187 @@
+"""Reads of the case-state projection: the case list and the deadline queries.
+
+Clock status depends on today, so it is computed at query time from the stored dates (the rows
+never hold a status that could go stale). `clock_reading` mirrors `domain.deadlines.clock_status`
+for a row; `tests/integration/test_case_queries.py` checks that both agree.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+CLOCK_STATUSES = ("on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped")
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    institutions: list[str] | None = None  # None: every institution
+    status: str | None = None
+    clock: str | None = None
+    major: bool | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    category: str | None = None
+    due_within_days: int | None = None
+
+
+@dataclass(frozen=True)
+class ClockFromRow:
+    status: str
+    days_left: int | None
+
+
+def clock_reading(
+    row: dict[str, Any] | asyncpg.Record, today: date, due_soon_days: int
+) -> ClockFromRow:
+    if row["decided_on"] is not None:
+        return ClockFromRow("met" if row["on_time"] else "missed", None)
+    if row["clock_stopped_on"] is not None:
+        return ClockFromRow("stopped", None)
+    if row["paused_since"] is not None:
+        return ClockFromRow("paused", (row["due_on"] - row["paused_since"]).days)
+    days_left = (row["due_on"] - today).days
+    if days_left < 0:
+        return ClockFromRow("overdue", days_left)
+    return ClockFromRow("due_soon" if days_left <= due_soon_days else "on_track", days_left)
+
+
+def _clock_condition(clock: str, query: "_Query", today: date, due_soon_days: int) -> str:
+    """SQL for one clock status, adding only the parameters that status needs."""
+    running = "decided_on IS NULL AND clock_stopped_on IS NULL"
+    if clock == "met":
+        return "decided_on IS NOT NULL AND on_time"
+    if clock == "missed":
+        return "decided_on IS NOT NULL AND NOT on_time"
+    if clock == "stopped":
+        return "decided_on IS NULL AND clock_stopped_on IS NOT NULL"
+    if clock == "paused":
+        return f"{running} AND paused_since IS NOT NULL"
+    soon = today + timedelta(days=due_soon_days)
+    if clock == "overdue":
+        return f"{running} AND paused_since IS NULL AND due_on < {query.param(today)}"
+    if clock == "due_soon":
+        return (
+            f"{running} AND paused_since IS NULL"
+            f" AND due_on BETWEEN {query.param(today)} AND {query.param(soon)}"
+        )
+    if clock == "on_track":
+        return f"{running} AND paused_since IS NULL AND due_on > {query.param(soon)}"
+    raise ValueError(f"unknown clock status {clock!r}")
+
+
+class _Query:
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def where(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as error:
+        raise InvalidCursor("the cursor is not one this service gave out") from error
+    if not (
+        isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values)
+    ):
+        raise InvalidCursor("the cursor is not one this service gave out")
+    return values
+
+
+def _filtered(case_filter: CaseFilter, today: date, due_soon_days: int) -> _Query:
+    query = _Query()
+    if case_filter.institutions is not None:
+        query.where(f"respondent_institution = ANY({query.param(case_filter.institutions)})")
+    if case_filter.status:
+        query.where(f"status = {query.param(case_filter.status)}")
+    if case_filter.major is not None:
+        query.where(f"major = {query.param(case_filter.major)}")
+    if case_filter.received_from:
+        query.where(f"received_on >= {query.param(case_filter.received_from)}")
+    if case_filter.received_to:
+        query.where(f"received_on <= {query.param(case_filter.received_to)}")
+    if case_filter.category:
+        query.where(f"category_business = {query.param(case_filter.category)}")
+    if case_filter.clock:
+        query.where(_clock_condition(case_filter.clock, query, today, due_soon_days))
+    if case_filter.due_within_days is not None:
+        query.where(f"due_on <= {query.param(today + timedelta(days=case_filter.due_within_days))}")
+    return query
+
+
+async def list_cases(
+    pool: asyncpg.Pool,
+    case_filter: CaseFilter,
+    today: date,
+    due_soon_days: int,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[asyncpg.Record], str | None]:
+    """Newest receipts first, keyset-paginated on (received_on, case_id)."""
+    query = _filtered(case_filter, today, due_soon_days)
+    return await _page(pool, query, "received_on", True, limit, cursor)
+
+
+async def cases_by_due_date(
+    pool: asyncpg.Pool,
+    case_filter: CaseFilter,
+    today: date,
+    due_soon_days: int,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[asyncpg.Record], str | None]:
+    """Open handling clocks, soonest due first, keyset-paginated on (due_on, case_id)."""
+    query = _filtered(case_filter, today, due_soon_days)
+    query.where("decided_on IS NULL AND clock_stopped_on IS NULL")
+    return await _page(pool, query, "due_on", False, limit, cursor)
+
+
+async def _page(
+    pool: asyncpg.Pool,
+    query: _Query,
+    key_column: str,
+    descending: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[asyncpg.Record], str | None]:
+    direction, after = ("DESC", "<") if descending else ("ASC", ">")
+    if cursor:
+        key, case_id = _cursor_position(cursor)
+        query.where(f"({key_column}, case_id) {after} ({query.param(key)}, {query.param(case_id)})")
+    where = " AND ".join(query.conditions) or "TRUE"
+    rows = await pool.fetch(
+        f"SELECT * FROM case_view WHERE {where}"
+        f" ORDER BY {key_column} {direction}, case_id {direction} LIMIT {query.param(limit + 1)}",
+        *query.params,
+    )
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1][key_column].isoformat(), rows[-1]["case_id"]])
+
+
+def _cursor_position(cursor: str) -> tuple[date, str]:
+    key, case_id = decode_cursor(cursor)
+    try:
+        return date.fromisoformat(key), case_id
+    except ValueError as error:
+        raise InvalidCursor("the cursor is not one this service gave out") from error

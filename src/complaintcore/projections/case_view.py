@@ -1,0 +1,102 @@
+"""The case-state projection: one row per case with what the list and deadline queries need.
+
+The row is a pure function of the case's folded state, written in the same transaction as the
+command's events (so a query right after a command sees it) and rebuilt from the events alone.
+Personal data is masked here (Art. 22): the list never needs it in clear.
+"""
+
+from typing import Any
+
+import asyncpg
+
+from complaintcore.domain.identity import mask_id_number, mask_name, mask_phone
+from complaintcore.domain.state import ComplaintState
+
+COLUMNS = (
+    "case_id",
+    "registration_no",
+    "version",
+    "status",
+    "respondent_institution",
+    "handler_id",
+    "channel",
+    "category_business",
+    "category_reason",
+    "major",
+    "received_on",
+    "last_business_date",
+    "due_on",
+    "level",
+    "paused_days",
+    "paused_since",
+    "clock_stopped_on",
+    "decided_on",
+    "outcome",
+    "on_time",
+    "review_requested_on",
+    "review_due_on",
+    "review_decided_on",
+    "review_window_ends_on",
+    "merged_into",
+    "complainant",
+)
+
+
+def masked_complainant(state: ComplaintState) -> dict[str, Any]:
+    complainant = state.complainant
+    masked: dict[str, Any] = {"kind": str(complainant.kind), "name": mask_name(complainant.name)}
+    if complainant.id_number:
+        masked["id_type"] = str(complainant.id_type) if complainant.id_type else None
+        masked["id_number"] = mask_id_number(complainant.id_number)
+    if complainant.contact:
+        masked["contact"] = mask_phone(complainant.contact)
+    if complainant.unified_social_credit_code:
+        masked["unified_social_credit_code"] = complainant.unified_social_credit_code
+    return masked
+
+
+def case_view_row(state: ComplaintState) -> dict[str, Any]:
+    decision, review = state.decision, state.review
+    return {
+        "case_id": state.id,
+        "registration_no": state.registration_no,
+        "version": state.version,
+        "status": str(state.status),
+        "respondent_institution": state.respondent_institution,
+        "handler_id": state.handler_id,
+        "channel": state.channel,
+        "category_business": state.category.business,
+        "category_reason": state.category.reason,
+        "major": state.major_flag is not None,
+        "received_on": state.received_on,
+        "last_business_date": state.last_business_date,
+        "due_on": state.clock.due_on,
+        "level": state.clock.level,
+        "paused_days": state.clock.paused_days,
+        "paused_since": state.clock.paused_since,
+        "clock_stopped_on": state.clock.stopped_on,
+        "decided_on": decision.notice.notified_on if decision else None,
+        "outcome": str(decision.outcome) if decision else None,
+        "on_time": decision.on_time if decision else None,
+        "review_requested_on": review.requested_on if review else None,
+        "review_due_on": review.due_on if review else None,
+        "review_decided_on": (
+            review.decision.notice.notified_on if review and review.decision else None
+        ),
+        "review_window_ends_on": decision.review_window_ends_on if decision else None,
+        "merged_into": state.merged_into,
+        "complainant": masked_complainant(state),
+    }
+
+
+_UPSERT = f"""
+INSERT INTO case_view ({", ".join(COLUMNS)})
+VALUES ({", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))})
+ON CONFLICT (case_id) DO UPDATE SET
+{", ".join(f"{column} = EXCLUDED.{column}" for column in COLUMNS[1:])}
+"""
+
+
+async def upsert_case_view(connection: asyncpg.Connection, state: ComplaintState) -> None:
+    row = case_view_row(state)
+    await connection.execute(_UPSERT, *(row[column] for column in COLUMNS))

@@ -1,0 +1,106 @@
+"""A live service for end-to-end tests: `complaintcore serve` on a loopback port, over a real
+PostgreSQL database of its own, with an institution tree and a token per role."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+
+from complaintcore.database import create_pool
+from complaintcore.embedded_db import with_database
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.tokens import create_token
+from testsupport import TEMPLATE_DATABASE as TEMPLATE
+from testsupport import LiveService, free_port
+
+TREE = [
+    ("HO", "总行", "head_office", None),
+    ("BR-A", "上海分行", "branch", "HO"),
+    ("BR-B", "北京分行", "branch", "HO"),
+    ("SUB-A1", "浦东支行", "sub_branch", "BR-A"),
+]
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    name = f"complaintcore_e2e_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    yield with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def tokens(module_database_url: str) -> dict[str, str]:
+    pool = await create_pool(module_database_url, min_size=1, max_size=2)
+    try:
+        directory = InstitutionDirectory(pool)
+        for code, name, kind, parent in TREE:
+            await directory.put(code, name, kind, parent)
+        return {
+            "staff_a": await create_token(pool, "staff-a1", "staff", "BR-A"),
+            "staff_a2": await create_token(pool, "staff-a2", "staff", "BR-A"),
+            "staff_sub": await create_token(pool, "staff-sub1", "staff", "SUB-A1"),
+            "staff_b": await create_token(pool, "staff-b1", "staff", "BR-B"),
+            "supervisor_ho": await create_token(pool, "sup-ho1", "supervisor", "HO"),
+            "regulator": await create_token(pool, "reg-1", "regulator", None),
+            "admin": await create_token(pool, "admin-1", "admin", None),
+        }
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="module")
+def live(
+    module_database_url: str, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("live") / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATABASE_URL=module_database_url, COMPLAINTCORE_LOG_FORMAT="json")
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(process, base_url)
+        yield LiveService(base_url, module_database_url, tokens, log_path)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("serve was not ready in time")
