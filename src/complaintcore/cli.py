@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,6 +26,10 @@ from complaintcore.tokens import InvalidTokenRequest, create_token
 log = structlog.get_logger("complaintcore.cli")
 
 T = TypeVar("T")
+
+# Further command groups, each a module with `register(commands)` adding its subparsers (kept in
+# modules of their own so each command's code sits beside its one job).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -168,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load_calendar_parser.add_argument("file", type=Path)
     load_calendar_parser.set_defaults(handler=load_calendar)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 
