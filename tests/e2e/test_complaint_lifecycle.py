@@ -457,3 +457,46 @@ def test_regulator_transfer_reports_the_seven_working_day_check(live: LiveServic
     # (09-29, 10-12]: 09-30, 10-08, 10-09, 10-10 (adjusted Saturday) and 10-12 are working days.
     assert case["regulator_transfer"]["working_days"] == 5
     assert case["regulator_transfer"]["within_limit"] is True
+
+
+def test_the_remaining_rule_codes_over_http(live: LiveService) -> None:
+    staff, supervisor = live.client("staff_a"), live.client("supervisor_ho")
+    case = receive(staff, received_days_ago=6)
+    ok(post(staff, case, "assign", {"handler_id": "staff-a1"}))
+    refused(post(staff, case, "assign", {"handler_id": "staff-a1"}), "handler_already_assigned")
+    pause = {"kind": "mediation", "reason": "调解", "notice": notice(days_ago(5))}
+    ok(post(staff, case, "pause", pause | {"paused_on": days_ago(5)}))
+    refused(post(staff, case, "pause", pause | {"paused_on": days_ago(4)}), "pause_already_open")
+    ok(post(staff, case, "resume", {"resumed_on": days_ago(4)}))
+    without_review = decision(days_ago(3)) | {"remedies": ["litigation"]}
+    refused(post(staff, case, "decide", without_review), "review_remedy_required")
+    review = {
+        "reviewer_id": "sup-ho1",
+        "outcome": "kept",
+        "findings": "维持",
+        "notice": notice(days_ago(0)),
+    }
+    refused(post(supervisor, case, "decide-review", review), "case_not_decided")
+    ok(post(staff, case, "decide", decision(days_ago(3))))
+    refused(post(staff, case, "decide", decision(days_ago(2))), "case_already_decided")
+    refused(post(supervisor, case, "decide-review", review), "review_not_requested")
+    ok(post(staff, case, "appeal", {"received_on": days_ago(2), "grounds": "不服"}))
+    refused(
+        post(staff, case, "appeal", {"received_on": days_ago(1), "grounds": "再次"}),
+        "review_already_requested",
+    )
+    own_handler = review | {"reviewer_id": "staff-a1"}
+    refused(post(supervisor, case, "decide-review", own_handler), "reviewer_has_conflict")
+
+    duplicate = receive(staff)
+    refused(post(staff, duplicate, "merge", {"into": duplicate["id"]}), "cannot_merge_into_itself")
+    refused(post(staff, duplicate, "merge", {"into": case["id"]}), "merge_target_not_open")
+    unknown = "00000000-0000-4000-8000-000000000000"
+    problem = refused(post(staff, duplicate, "merge", {"into": unknown}), "validation_failed", 422)
+    assert problem["errors"][0]["field"] == "into"
+    ok(post(staff, duplicate, "flag-major", {"cause": "accident", "detail": "系统故障"}))
+    refused(
+        post(staff, duplicate, "flag-major", {"cause": "disaster", "detail": "x"}), "already_major"
+    )
+    refused(staff.get(f"/v1/complaints/{unknown}"), "not_found", 404)
+    refused(post(staff, {"id": unknown}, "assign", {"handler_id": "x"}), "not_found", 404)

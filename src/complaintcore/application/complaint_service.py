@@ -22,8 +22,14 @@ from complaintcore.application.idempotency import (
 )
 from complaintcore.application.registration import next_serial
 from complaintcore.domain.calendar import WorkingDayCalendar
-from complaintcore.domain.commands import FlagMajor, ReceiveComplaint
-from complaintcore.domain.decider import DecisionContext, decide, evolve, fold
+from complaintcore.domain.commands import FlagMajor, MergeComplaint, ReceiveComplaint
+from complaintcore.domain.decider import (
+    DecisionContext,
+    check_merge_target,
+    decide,
+    evolve,
+    fold,
+)
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
@@ -168,6 +174,8 @@ class ComplaintService:
             state = await self._visible_state(connection, actor, case_id)
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
+            if isinstance(command, MergeComplaint) and command.into != state.id:
+                check_merge_target(await self._merge_target(connection, actor, command.into))
             return await self._decide_and_store(
                 connection, actor, state, command, state.respondent_institution, request, render
             )
@@ -292,6 +300,14 @@ class ComplaintService:
         if state is None or not await self._may_see(actor, state.respondent_institution):
             raise CaseNotFound(case_id)
         return state
+
+    async def _merge_target(
+        self, connection: asyncpg.Connection, actor: Actor, case_id: str
+    ) -> ComplaintState | None:
+        try:
+            return await self._visible_state(connection, actor, case_id)
+        except CaseNotFound:
+            return None
 
     async def _may_see(self, actor: Actor, institution: str) -> bool:
         if actor.role in READ_EVERYTHING_ROLES:

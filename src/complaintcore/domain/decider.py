@@ -140,6 +140,7 @@ from complaintcore.domain.rules import (
     HANDLER_ALREADY_ASSIGNED,
     HANDLER_HAS_CONFLICT,
     HANDLER_NOT_ASSIGNED,
+    MERGE_TARGET_NOT_OPEN,
     NOT_AUTHORIZED_TO_DESIGNATE,
     PAUSE_ALREADY_OPEN,
     REVIEW_ALREADY_REQUESTED,
@@ -163,7 +164,15 @@ from complaintcore.domain.state import (
 )
 from complaintcore.domain.taxonomy import is_channel
 
-__all__ = ["INITIAL", "ActorRole", "DecisionContext", "decide", "evolve", "fold"]
+__all__ = [
+    "INITIAL",
+    "ActorRole",
+    "DecisionContext",
+    "check_merge_target",
+    "decide",
+    "evolve",
+    "fold",
+]
 
 MAX_REPRESENTATIVES = 5  # Art. 12
 MAJOR_GROUP_COMPLAINANTS = 20  # Art. 29 (二)
@@ -513,6 +522,17 @@ def _merge(state: ComplaintState, command: MergeComplaint, context: DecisionCont
     if command.into == state.id:
         raise CANNOT_MERGE_INTO_ITSELF.violation()
     return [ComplaintMerged(command.into, context.today)]
+
+
+def check_merge_target(target: ComplaintState | None) -> None:
+    """The case a duplicate merges into must exist (for the caller) and still be handled.
+
+    Cross-case, so the application service loads the target and asks this before `decide`.
+    """
+    if target is None:
+        raise InvalidCommand([FieldError("into", "unknown_case", "no such case")])
+    if target.status not in BEFORE_DECISION:
+        raise MERGE_TARGET_NOT_OPEN.violation(f"it is {target.status.value}")
 
 
 # --- decision and notice (Art. 18, 19, 21) -------------------------------------------------

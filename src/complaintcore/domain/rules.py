@@ -167,6 +167,12 @@ REVIEW_NOT_REQUESTED = Rule(
 CANNOT_MERGE_INTO_ITSELF = Rule(
     "cannot_merge_into_itself", "Art. 18", "A case cannot be merged into itself."
 )
+MERGE_TARGET_NOT_OPEN = Rule(
+    "merge_target_not_open",
+    "Art. 18",
+    "A duplicate can only be merged into a case that is still being handled (not decided,"
+    " merged, withdrawn or declined).",
+)
 
 # --- major complaints (Art. 29) --------------------------------------------------------------
 
