@@ -30,12 +30,24 @@ def new_events(events: Sequence[Event], metadata: EventMetadata) -> list[NewEven
     ]
 
 
+class UnreadableEvent(ValueError):
+    """A stored event this code cannot bring to its current schema version."""
+
+
 def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
-    current = (
-        EVENT_TYPES[event_type].schema_version if event_type in EVENT_TYPES else schema_version
-    )
+    """The payload as the current schema version of `event_type` has it."""
+    if event_type not in EVENT_TYPES:
+        return payload  # event_from_payload names the unknown type
+    current = EVENT_TYPES[event_type].schema_version
+    if schema_version > current:
+        raise UnreadableEvent(
+            f"{event_type} v{schema_version} is newer than this code (v{current}): upgrade it"
+        )
     while schema_version < current:
-        payload = UPCASTERS[event_type, schema_version](payload)
+        step = UPCASTERS.get((event_type, schema_version))
+        if step is None:
+            raise UnreadableEvent(f"no upcaster from {event_type} v{schema_version}")
+        payload = step(payload)
         schema_version += 1
     return payload
 
