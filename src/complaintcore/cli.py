@@ -42,7 +42,7 @@ def database_url(settings: Settings) -> Iterator[str]:
         url = asyncio.run(ensure_database(server_url, DATABASE_NAME))
         log.info("embedded PostgreSQL started", data_dir=str(settings.data_dir.resolve()))
         yield url
-    log.info("embedded PostgreSQL stopped")
+    log.info("embedded PostgreSQL released (stopped unless another process still uses it)")
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
