@@ -7,7 +7,6 @@ database, cloned from a template migrated once per run, so tests never see each 
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from complaintcore.database import create_pool, plain_url
 from complaintcore.embedded_db import running_embedded_postgres, with_database
 from complaintcore.schema_migrations import upgrade_to_head
-from testsupport import TEMPLATE_DATABASE
+from testsupport import TEMPLATE_DATABASE, admin_execute, database_cloned_from_template
 
 TEMPLATE = TEMPLATE_DATABASE
 EMBEDDED_TEST_DATA = Path(__file__).resolve().parents[1] / ".pgdata-test"
@@ -34,27 +33,19 @@ def server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def template_url(server_url: str) -> str:
-    await _recreate_database(server_url, TEMPLATE)
+async def template_url(server_url: str) -> AsyncIterator[str]:
+    await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+    await admin_execute(server_url, f'CREATE DATABASE "{TEMPLATE}"')
     url = with_database(server_url, TEMPLATE)
     await asyncio.to_thread(upgrade_to_head, url)
-    return url
+    yield url
+    await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"complaintcore_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with database_cloned_from_template(server_url, "complaintcore_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -62,12 +53,3 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     created = await create_pool(database_url, min_size=1, max_size=20)
     yield created
     await created.close()
-
-
-async def _recreate_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()

@@ -2,12 +2,39 @@
 on the path, see `pythonpath` in pyproject.toml)."""
 
 import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 
-TEMPLATE_DATABASE = "complaintcore_test_template"
+from complaintcore.embedded_db import with_database
+
+# One template per test run, so runs sharing a server (a developer's and CI's, or parallel
+# sessions) never drop each other's template mid-run.
+TEMPLATE_DATABASE = f"complaintcore_test_template_{uuid.uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def database_cloned_from_template(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh database cloned from the migrated template; dropped on the way out."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await admin_execute(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def admin_execute(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def free_port() -> int:

@@ -6,19 +6,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import httpx
 import pytest
 
 from complaintcore.database import create_pool
-from complaintcore.embedded_db import with_database
 from complaintcore.institutions import InstitutionDirectory
 from complaintcore.tokens import create_token
-from testsupport import TEMPLATE_DATABASE as TEMPLATE
-from testsupport import LiveService, free_port
+from testsupport import LiveService, database_cloned_from_template, free_port
 
 TREE = [
     ("HO", "总行", "head_office", None),
@@ -30,18 +26,8 @@ TREE = [
 
 @pytest.fixture(scope="module")
 async def module_database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"complaintcore_e2e_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await admin.close()
-    yield with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with database_cloned_from_template(server_url, "complaintcore_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
