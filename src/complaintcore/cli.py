@@ -29,7 +29,10 @@ T = TypeVar("T")
 
 # Further command groups, each a module with `register(commands)` adding its subparsers (kept in
 # modules of their own so each command's code sits beside its one job).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "complaintcore.cli_audit",
+    "complaintcore.cli_demo",
+)
 
 
 @contextmanager

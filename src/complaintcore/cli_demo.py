@@ -1,0 +1,258 @@
+"""`complaintcore demo`: a bank's institution tree, tokens and realistic cases, for a first look.
+
+Cases are written through `ComplaintService`, so every domain rule applies, registration numbers
+are allocated as in production and the case projection is written. Each command runs with the
+service's `today` set to its business date, so a case's history is dated in the past (see
+`demo_data`). Running it again upserts the tree, creates new tokens and adds new cases.
+"""
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.complaint_service import ComplaintService, Rendered, RequestInfo
+from complaintcore.calendars import CalendarRepository
+from complaintcore.cli import database_url, fail, run_with_pool
+from complaintcore.demo_data import (
+    BANK_NAME,
+    DEFAULT_CASES,
+    DEFAULT_SEED,
+    DEMO_PRINCIPALS,
+    SITES,
+    CaseStory,
+    DemoPrincipal,
+    Site,
+    demo_stories,
+    institution_nodes,
+)
+from complaintcore.domain.calendar import WorkingDayCalendar
+from complaintcore.domain.commands import MergeComplaint
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.rules import InvalidCommand, RuleViolation
+from complaintcore.domain.state import ComplaintState
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.schema_migrations import upgrade_to_head
+from complaintcore.settings import Settings
+from complaintcore.tokens import create_token
+
+CLIENT = "complaintcore demo"
+STATUS_ORDER = (
+    "received",
+    "assigned",
+    "decided",
+    "under_review",
+    "review_decided",
+    "withdrawn",
+    "declined",
+    "merged",
+)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "demo", help="seed an institution tree, tokens and realistic cases, for a first look"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"the same seed on the same day, the same cases (default {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--cases",
+        type=case_count,
+        default=DEFAULT_CASES,
+        help=f"how many cases to add (default {DEFAULT_CASES})",
+    )
+    parser.set_defaults(handler=demo)
+
+
+def case_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= count <= 100_000:
+        raise argparse.ArgumentTypeError("between 0 and 100000")
+    return count
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    tokens: list[tuple[DemoPrincipal, str]]
+    cases: list[ComplaintState]
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    today = shanghai_today()
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+        try:
+            result = run_with_pool(url, lambda pool: seed_demo(pool, args.seed, args.cases, today))
+        except DemoStoryRefused as refused:
+            return fail(str(refused))
+    print(render_result(result, args.seed, today))
+    return 0
+
+
+async def seed_demo(pool: asyncpg.Pool, seed: int, case_count: int, today: date) -> DemoResult:
+    """Upsert the tree, create the tokens, then play `case_count` stories; what was created."""
+    directory = InstitutionDirectory(pool)
+    await directory.put_many(institution_nodes())
+    tokens = [(principal, await _token_for(pool, principal)) for principal in DEMO_PRINCIPALS]
+    calendar = await CalendarRepository(pool).working_day_calendar()
+    stories = demo_stories(seed, case_count, today, calendar.years)
+    player = _StoryPlayer(pool, directory, calendar)
+    cases = [await player.play(story) for story in stories]
+    return DemoResult(tokens, cases)
+
+
+async def _token_for(pool: asyncpg.Pool, demo_principal: DemoPrincipal) -> str:
+    principal = demo_principal.principal
+    return await create_token(pool, principal.id, principal.role, principal.institution)
+
+
+class DemoStoryRefused(Exception):
+    """A generated story broke a domain rule: a bug in `demo_data`, reported with the story."""
+
+
+class _LoadedCalendar:
+    """The calendar read once for the whole run (reference data does not change meanwhile)."""
+
+    def __init__(self, calendar: WorkingDayCalendar) -> None:
+        self._calendar = calendar
+
+    async def working_day_calendar(self) -> WorkingDayCalendar:
+        return self._calendar
+
+
+class _StoryPlayer:
+    """Plays stories through one `ComplaintService` whose `today` is the step's business date."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, directory: InstitutionDirectory, calendar: WorkingDayCalendar
+    ) -> None:
+        self._business_date = date.min
+        self._service = ComplaintService(
+            pool,
+            PostgresEventStore(pool),
+            directory,
+            _LoadedCalendar(calendar),
+            today=lambda: self._business_date,
+        )
+        self._case_ids: list[str] = []
+
+    async def play(self, story: CaseStory) -> ComplaintState:
+        try:
+            state = await self._play(story)
+        except (RuleViolation, InvalidCommand) as error:
+            raise DemoStoryRefused(
+                f"demo case ({story.fate}, received {story.received_on} at {story.institution})"
+                f" was refused: {error}"
+            ) from error
+        self._case_ids.append(state.id)
+        return state
+
+    async def _play(self, story: CaseStory) -> ComplaintState:
+        self._business_date = story.received_on
+        rendered = await self._service.receive(
+            story.receiver,
+            story.institution,
+            story.received_on,
+            story.receipt_for,
+            RequestInfo(client=CLIENT),
+            _state_of,
+        )
+        state: ComplaintState = rendered.body
+        for step in story.steps:
+            command = step.command
+            if isinstance(command, MergeComplaint) and story.merge_into is not None:
+                command = MergeComplaint(into=self._case_ids[story.merge_into])
+            self._business_date = step.on
+            rendered = await self._service.handle(
+                step.actor, state.id, command, None, RequestInfo(client=CLIENT), _state_of
+            )
+            state = rendered.body
+        return state
+
+
+def _state_of(state: ComplaintState, today: date, policy: InstitutionPolicy) -> Rendered:
+    return Rendered(200, state, {})
+
+
+# --- what is printed -----------------------------------------------------------------------
+
+
+def render_result(result: DemoResult, seed: int, today: date) -> str:
+    lines = [f"Demo data for {BANK_NAME} (seed {seed}, business dates up to {today}).", ""]
+    lines += _tree_lines()
+    lines += ["", "Tokens (new on every run, stored hashed: this is the only time they are shown):"]
+    for demo_principal, token in result.tokens:
+        principal = demo_principal.principal
+        where = f" at {principal.institution}" if principal.institution else ""
+        lines.append(f"  {principal.role} {principal.id}{where}: {demo_principal.title}")
+        lines.append(f"    token   {token}")
+        lines.append(f"    can     {demo_principal.can}")
+    lines += ["", *_summary_lines(result.cases), "", *_try_it_lines(result)]
+    return "\n".join(lines)
+
+
+def _tree_lines() -> list[str]:
+    depth = {"head_office": 0, "branch": 1, "sub_branch": 2}
+    lines = [f"Institutions ({len(SITES)} nodes, created or updated):"]
+    for site in _tree_order():
+        lines.append(f"  {'  ' * depth[site.kind]}{site.code}  {site.name}")
+    return lines
+
+
+def _tree_order() -> list[Site]:
+    ordered: list[Site] = []
+
+    def visit(parent: str | None) -> None:
+        for site in SITES:
+            if site.parent == parent:
+                ordered.append(site)
+                visit(site.code)
+
+    visit(None)
+    return ordered
+
+
+def _summary_lines(cases: list[ComplaintState]) -> list[str]:
+    by_status = Counter(str(case.status) for case in cases)
+    lines = [f"Cases added: {len(cases)}, by status:"]
+    for status in STATUS_ORDER:
+        if by_status[status]:
+            lines.append(f"  {status:<15}{by_status[status]:>5}")
+    return lines
+
+
+def _try_it_lines(result: DemoResult) -> list[str]:
+    staff_token = next(
+        token for principal, token in result.tokens if principal.principal.role == "staff"
+    )
+    regulator_token = next(
+        token for principal, token in result.tokens if principal.principal.role == "regulator"
+    )
+    lines = [
+        "Try it:",
+        "  make run    # serves the API on http://127.0.0.1:8000, on this same database",
+        f'  curl -H "Authorization: Bearer {staff_token}" '
+        '"http://127.0.0.1:8000/v1/complaints?limit=5"',
+        f'  curl -H "Authorization: Bearer {staff_token}" '
+        '"http://127.0.0.1:8000/v1/deadlines?clock=overdue"',
+    ]
+    if result.cases:
+        case_id = max(result.cases, key=lambda case: case.version).id  # the longest history
+        lines += [
+            f'  curl -H "Authorization: Bearer {regulator_token}" '
+            f'"http://127.0.0.1:8000/v1/complaints/{case_id}/audit"',
+            f"  complaintcore audit {case_id}",
+        ]
+    return lines
