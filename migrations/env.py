@@ -7,18 +7,20 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-# Any fixed number: several processes starting at once (API workers, CI jobs) migrate in turn.
-MIGRATION_LOCK_KEY = 7_402_118_001
+from complaintcore import advisory_locks
+
+# Several processes starting at once (API workers, CI jobs) migrate in turn.
+LOCK = {"namespace": advisory_locks.MIGRATIONS, "key": 0}
 
 
 def run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, transaction_per_migration=True)
-    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.execute(text("SELECT pg_advisory_lock(:namespace, :key)"), LOCK)
     try:
         with context.begin_transaction():
             context.run_migrations()
     finally:
-        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.execute(text("SELECT pg_advisory_unlock(:namespace, :key)"), LOCK)
         connection.commit()
 
 

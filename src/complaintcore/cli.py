@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from complaintcore.calendars import CalendarRepository, read_calendar_file
-from complaintcore.database import create_pool
+from complaintcore.database import DATABASE_UNAVAILABLE_ERRORS, create_pool, wait_until_reachable
 from complaintcore.embedded_db import DATABASE_NAME, ensure_database, running_embedded_postgres
 from complaintcore.institutions import HierarchyRefused, InstitutionDirectory, read_institution_file
 from complaintcore.log_config import configure_logging
@@ -32,6 +32,7 @@ T = TypeVar("T")
 COMMAND_MODULES: tuple[str, ...] = (
     "complaintcore.cli_audit",
     "complaintcore.cli_demo",
+    "complaintcore.cli_projections",
 )
 
 
@@ -52,6 +53,13 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     with database_url(settings) as url:
+        try:
+            asyncio.run(wait_until_reachable(url, settings.database_wait_s))
+        except DATABASE_UNAVAILABLE_ERRORS as error:
+            return fail(
+                f"the database is unreachable after {settings.database_wait_s:g} s: "
+                f"{type(error).__name__}: {error}"
+            )
         upgrade_to_head(url)
         os.environ["DATABASE_URL"] = url
         uvicorn.run(

@@ -5,10 +5,30 @@ driver for Python and the store's hot path is a handful of fixed statements. SQL
 Alembic migrations.
 """
 
+import asyncio
+import time
 from typing import Any
 
 import asyncpg
 import orjson
+import structlog
+
+log = structlog.get_logger("complaintcore.database")
+
+# What asyncpg and its pool raise while the server is down, shutting down, starting up or gone
+# away mid-query: refused or missing sockets and resets (OSError), connect and acquire timeouts,
+# the server's shutdown and start-up refusals (57P01 admin, 57P02 crash, 57P03 cannot connect
+# now: OperatorInterventionError), a dropped connection (08xxx: PostgresConnectionError, which
+# includes ConnectionDoesNotExistError), a connection asyncpg already closed (InterfaceError:
+# "connection is closed", "pool is closing") and a full server (53300).
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 def _encode_json(value: Any) -> str:
@@ -28,9 +48,51 @@ def plain_url(database_url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
+async def connect(database_url: str) -> asyncpg.Connection:
+    """One connection outside the pool, with the pool's JSON codecs (for a session that must
+    outlive any pooled use, such as a held advisory lock)."""
+    connection = await asyncpg.connect(plain_url(database_url))
+    await _init_connection(connection)
+    return connection
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pooled connections carry no session state: every lock taken on them is transaction-level
+    and nothing sets, listens or opens a cursor outside a transaction (a session lock lives on a
+    connection of its own, from `connect`). So a released connection needs no reset query (which
+    would cost one round trip per release); asyncpg still rolls back a transaction left open."""
+
+
 async def create_pool(database_url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        plain_url(database_url), min_size=min_size, max_size=max_size, init=_init_connection
+        plain_url(database_url),
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def wait_until_reachable(database_url: str, timeout_s: float) -> None:
+    """Return once the database accepts a connection; retry for up to `timeout_s` seconds.
+
+    Lets `serve` start alongside a database that is still starting (containers, restarts).
+    A refusal that waiting cannot cure (bad password, no such database) is raised at once, and so
+    is the last connection error when time runs out.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.2
+    while True:
+        try:
+            connection = await asyncpg.connect(plain_url(database_url), timeout=5)
+        except DATABASE_UNAVAILABLE_ERRORS as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("waiting for the database", error=type(error).__name__, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        else:
+            await connection.close()
+            return

@@ -29,13 +29,13 @@ from typing import Any
 
 import asyncpg
 
+from complaintcore import advisory_locks
+
 INSTITUTION_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_INSTITUTION_CODE_LENGTH = 64
 MAX_INSTITUTION_NAME_LENGTH = 200
 _INSTITUTION_CODE = re.compile(INSTITUTION_CODE_PATTERN)
 
-# Any fixed number: serialises writes to the tree (see `_locked_transaction`).
-_TREE_WRITE_LOCK_KEY = 7_402_118_002
 
 UNKNOWN_PARENT = "unknown_parent"
 INSTITUTION_CYCLE = "institution_cycle"
@@ -80,6 +80,8 @@ class InstitutionNode:
         name = self.name.strip() if isinstance(self.name, str) else ""
         if not 1 <= len(name) <= MAX_INSTITUTION_NAME_LENGTH:
             raise ValueError(f"name must be 1 to {MAX_INSTITUTION_NAME_LENGTH} characters")
+        if "\x00" in name:
+            raise ValueError("name must not contain NUL characters (PostgreSQL cannot store them)")
         if not isinstance(self.kind, str) or self.kind not in _KINDS:
             raise ValueError(f"kind {self.kind!r} is not one of {', '.join(sorted(_KINDS))}")
         return InstitutionNode(self.code, name, str(self.kind), self.parent)
@@ -140,13 +142,22 @@ class InstitutionDirectory:
         rows = await self._pool.fetch(_SELECT_SUBTREE, code)
         return [row["code"] for row in rows]
 
-    async def is_within(self, ancestor: str, code: str) -> bool:
-        """Whether `code` is `ancestor` or one of its descendants."""
-        return await _is_within(self._pool, ancestor, code)
+    async def is_within(
+        self, ancestor: str, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> bool:
+        """Whether `code` is `ancestor` or one of its descendants.
 
-    async def superior_of(self, code: str) -> str | None:
-        """The parent's code: None for a head office or an unknown code."""
-        return await self._pool.fetchval("SELECT parent FROM institutions WHERE code = $1", code)
+        A caller holding a pool connection passes it: taking a second one while holding the first
+        can exhaust the pool, every holder waiting for a connection none will release.
+        """
+        return await _is_within(connection or self._pool, ancestor, code)
+
+    async def superior_of(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> str | None:
+        """The parent's code: None for a head office or an unknown code (`connection`: as above)."""
+        executor = connection or self._pool
+        return await executor.fetchval("SELECT parent FROM institutions WHERE code = $1", code)
 
 
 def parents_first(nodes: Sequence[InstitutionNode]) -> list[InstitutionNode]:
@@ -235,7 +246,9 @@ async def _locked_transaction(connection: asyncpg.Connection) -> AsyncIterator[N
     close a loop; writes to the tree are rare (admin only), so they simply take turns.
     """
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _TREE_WRITE_LOCK_KEY)
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1, 0)", advisory_locks.INSTITUTION_TREE_WRITES
+        )
         yield
 
 

@@ -33,6 +33,30 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", validation_alias="COMPLAINTCORE_LOG_LEVEL")
     pool_min_size: int = Field(default=2, validation_alias="COMPLAINTCORE_POOL_MIN")
     pool_max_size: int = Field(default=20, validation_alias="COMPLAINTCORE_POOL_MAX")
+    projection_runner: bool = Field(
+        default=True,
+        validation_alias="COMPLAINTCORE_PROJECTION_RUNNER",
+        description="Run the statistics projection runner in this process (one is active at a "
+        "time across all processes; the others stand by).",
+    )
+    projection_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        validation_alias="COMPLAINTCORE_PROJECTION_POLL",
+        description="Seconds the active runner waits before asking the feed again when idle.",
+    )
+    projection_standby_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_PROJECTION_STANDBY",
+        description="Seconds a standby runner waits between attempts to take over.",
+    )
+    database_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="COMPLAINTCORE_DATABASE_WAIT",
+        description="Seconds `serve` waits for an unreachable database at start-up before failing.",
+    )
 
 
 @lru_cache

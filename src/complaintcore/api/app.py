@@ -14,12 +14,14 @@ from complaintcore.api.problems import install_problem_handlers, install_problem
 from complaintcore.api.routes import calendars as calendar_routes
 from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
+from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.application.complaint_service import ComplaintService
 from complaintcore.calendars import CalendarRepository
 from complaintcore.database import create_pool
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.institutions import InstitutionDirectory
 from complaintcore.log_config import configure_logging
+from complaintcore.projections.runner import background_runners
 from complaintcore.settings import Settings, get_settings
 
 
@@ -40,7 +42,15 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             pool, app.state.store, app.state.institutions, app.state.calendars
         )
         try:
-            yield
+            async with background_runners(
+                database_url,
+                app.state.store,
+                enabled=settings.projection_runner,
+                poll_interval=settings.projection_poll_s,
+                standby_retry=settings.projection_standby_s,
+            ) as runners:
+                app.state.projection_runners = runners
+                yield
         finally:
             await pool.close()
 
@@ -61,6 +71,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(complaint_commands.router)
     app.include_router(complaint_queries.router)
     app.include_router(feed.router)
+    app.include_router(statistics_routes.router)
     return app
 
 

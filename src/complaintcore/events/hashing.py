@@ -48,8 +48,31 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def check_storable(value: Any, path: str = "data") -> None:
     """Refuse what jsonb would change: floats (1e2 comes back as 100) and NUL characters."""
+    if not _storable(value):
+        _refuse_unstorable(value, path)
+
+
+def _storable(value: Any) -> bool:
+    """The fast check, on every append: no path is built unless something is refused."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value
+    if kind is dict:
+        return all(type(key) is str and _storable(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(_storable(item) for item in value)
+    if kind is int:
+        return value in _INT64
+    return value is None or kind is bool
+
+
+def _refuse_unstorable(value: Any, path: str) -> None:
+    """The slow check, with the path of what is refused (also lets str and int subclasses by)."""
     if isinstance(value, float):
         raise InvalidEventData(f"{path}: floating-point numbers are not stored; use integers")
     if isinstance(value, str) and "\x00" in value:
@@ -58,10 +81,10 @@ def check_storable(value: Any, path: str = "data") -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidEventData(f"{path}: keys must be strings")
-            check_storable(item, f"{path}.{key}")
+            _refuse_unstorable(item, f"{path}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_storable(item, f"{path}[{index}]")
+            _refuse_unstorable(item, f"{path}[{index}]")
     elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         raise InvalidEventData(f"{path}: integer out of range")
     elif value is not None and not isinstance(value, str | int | bool | dict | list | tuple):

@@ -1,6 +1,6 @@
 """What the event store keeps: events to append, stored events, and the store's own errors."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +20,17 @@ class EventMetadata:
     client: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        return {
+            name: value for name in _METADATA_FIELDS if (value := getattr(self, name)) is not None
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EventMetadata":
         known = cls.__dataclass_fields__
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+_METADATA_FIELDS = tuple(field.name for field in fields(EventMetadata))
 
 
 @dataclass(frozen=True)

@@ -73,13 +73,18 @@ SELECT pg_advisory_xact_lock_shared(CASE WHEN is_called THEN last_value + 1 ELSE
 FROM event_position_seq
 """
 
-_INSERT = """
+
+# The floor lock and the insert in one statement (one round trip): the positions are drawn by the
+# column default, which PostgreSQL evaluates on the rows coming out of the join with `floor`, so
+# the lock is always taken before the first position is drawn.
+_INSERT = f"""
+WITH floor AS MATERIALIZED ({_TAKE_POSITION_FLOOR})
 INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,
                     idempotency_key, recorded_at, prev_hash, hash)
 SELECT $1, u.version, u.event_type, u.schema_version, u.data, u.metadata,
        u.idempotency_key, $2, u.prev_hash, u.hash
-FROM unnest($3::int[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::text[],
-            $9::text[], $10::text[])
+FROM floor, unnest($3::int[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::text[],
+                   $9::text[], $10::text[])
      AS u(version, event_type, schema_version, data, metadata, idempotency_key, prev_hash, hash)
 ORDER BY u.version
 RETURNING position, version
@@ -105,6 +110,15 @@ WHERE locktype = 'advisory' AND objsubid = 1 AND granted
 """
 
 
+async def feed_complete_up_to(connection: asyncpg.Connection) -> int:
+    """The highest position at or below which every event is committed or will never exist: a
+    feed reader that has read up to it has missed nothing (see module docstring). Two reads in
+    this order, each in its own snapshot (never in a REPEATABLE READ transaction)."""
+    handed_out = await connection.fetchval(_LAST_POSITION_HANDED_OUT)
+    lowest_floor = await connection.fetchval(_LOWEST_FLOOR_IN_FLIGHT)
+    return handed_out if lowest_floor is None else min(handed_out, lowest_floor - 1)
+
+
 class PostgresEventStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -118,7 +132,12 @@ class PostgresEventStore:
         idempotency_key: str | None = None,
         connection: asyncpg.Connection | None = None,
     ) -> AppendResult:
-        """Append in one transaction (a savepoint when `connection` is already in one)."""
+        """Append atomically: one INSERT (under a savepoint when `connection` is in a transaction).
+
+        The stream's head is read first, outside that statement: the unique (stream, version) key
+        refuses the insert if another append got there in between, exactly as it would if the
+        head had been read inside the insert's transaction (READ COMMITTED takes no lock on it).
+        """
         if connection is None:
             async with self._pool.acquire() as acquired:
                 return await self._append(
@@ -142,10 +161,9 @@ class PostgresEventStore:
                 return earlier
         while True:
             try:
-                async with connection.transaction():
-                    return await self._insert(
-                        connection, stream_id, events, expected_version, idempotency_key
-                    )
+                return await self._insert(
+                    connection, stream_id, events, expected_version, idempotency_key
+                )
             except asyncpg.UniqueViolationError as error:
                 if error.constraint_name == "events_stream_idempotency_key" and idempotency_key:
                     earlier = await self._earlier_append(connection, stream_id, idempotency_key)
@@ -169,8 +187,13 @@ class PostgresEventStore:
         if expected_version is not None and expected_version != current_version:
             raise ConcurrencyError(stream_id, expected_version, current_version)
         rows = chained_rows(stream_id, events, current_version, prev_hash, idempotency_key)
-        await connection.execute(_TAKE_POSITION_FLOOR)
-        inserted = await connection.fetch(_INSERT, stream_id, rows.recorded_at, *rows.columns())
+        arguments = (stream_id, rows.recorded_at, *rows.columns())
+        if connection.is_in_transaction():
+            # A savepoint, so that a refused insert leaves the caller's transaction usable.
+            async with connection.transaction():
+                inserted = await connection.fetch(_INSERT, *arguments)
+        else:
+            inserted = await connection.fetch(_INSERT, *arguments)  # its own transaction
         positions = tuple(row["position"] for row in sorted(inserted, key=lambda r: r["version"]))
         last_version = current_version + len(events)
         return AppendResult(stream_id, current_version + 1, last_version, positions)
@@ -228,6 +251,15 @@ class PostgresEventStore:
                 limit,
             )
         return [_stored_event(row) for row in rows]
+
+
+async def take_position_floor(connection: asyncpg.Connection) -> None:
+    """Announce an append in flight before drawing positions (see the module docstring).
+
+    Every writer of events, the bulk import's COPY included, calls this in its transaction right
+    before the rows that draw positions from the sequence.
+    """
+    await connection.execute(_TAKE_POSITION_FLOOR)
 
 
 class ChainedRows:

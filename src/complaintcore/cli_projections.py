@@ -1,0 +1,130 @@
+"""`complaintcore projections rebuild [NAME ...]`: rebuild projections from the events alone.
+
+The rebuild itself is `projections/rebuild.py` (its docstring describes the protocol); this is
+the command around it: a progress bar with events per second and time left (tqdm, on stderr),
+Ctrl-C to stop, and the same command again to resume.
+"""
+
+import argparse
+import asyncio
+import sys
+
+from tqdm import tqdm
+
+from complaintcore.cli import database_url, fail
+from complaintcore.projections.rebuild import (
+    TARGETS,
+    RebuildAlreadyRunning,
+    RebuildSettings,
+    rebuild,
+)
+from complaintcore.schema_migrations import upgrade_to_head
+from complaintcore.settings import Settings
+
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
+
+class BarProgress:
+    """A tqdm bar over the events of the scan; the other phases as one line each."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def scanning(self, name: str, total: int, done: int) -> None:
+        self.close()
+        self._bar = tqdm(
+            total=total,
+            initial=done,
+            desc=f"{name}: replaying",
+            unit=" events",
+            unit_scale=True,
+            smoothing=0.1,
+            file=sys.stderr,
+        )
+
+    def advance(self, events: int) -> None:
+        if self._bar is not None:
+            self._bar.update(events)
+
+    def phase(self, name: str, text: str) -> None:
+        self.close()
+        print(f"{name}: {text}", file=sys.stderr)
+
+    def finished(self, name: str) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+    unknown = [name for name in args.names if name not in TARGETS]
+    if unknown:
+        return fail(f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+    progress = BarProgress()
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+        try:
+            batches = RebuildSettings(page_events=args.batch, flush_rows=max(1, args.batch // 2))
+            results = asyncio.run(
+                rebuild(url, args.names, restart=args.restart, progress=progress, settings=batches)
+            )
+        except KeyboardInterrupt:
+            progress.close()
+            print(
+                "complaintcore: rebuild interrupted; run the same command again to resume",
+                file=sys.stderr,
+            )
+            return INTERRUPTED
+        except RebuildAlreadyRunning as running:
+            progress.close()
+            return fail(str(running))
+    for result in results:
+        resumed = " (resumed)" if result.resumed else ""
+        print(f"{result.name}: rebuilt{resumed}, at feed position {result.position}")
+    events = max((result.events for result in results), default=0)
+    seconds = sum(result.seconds for result in results)
+    rate = events / seconds if seconds > 0 else 0.0
+    print(f"{events} events replayed in {seconds:.1f} s ({rate:,.0f} events/s)")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    projections_parser = commands.add_parser(
+        "projections", help="projections derived from the events"
+    )
+    projection_commands = projections_parser.add_subparsers(
+        dest="projections_command", required=True
+    )
+    rebuild_parser = projection_commands.add_parser(
+        "rebuild",
+        help="replay every event into fresh tables and swap them in, without stopping queries;"
+        " Ctrl-C stops, running it again resumes",
+    )
+    rebuild_parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"projections to rebuild: {', '.join(TARGETS)} (all when none is named)",
+    )
+    rebuild_parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted rebuild instead of resuming it",
+    )
+    rebuild_parser.add_argument(
+        "--batch",
+        type=_positive,
+        default=RebuildSettings.page_events,
+        help="events read per page (rows are written in batches of half that)",
+    )
+    rebuild_parser.set_defaults(handler=rebuild_command)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value

@@ -1,0 +1,287 @@
+"""Following the global feed for projections that lag it (the statistics), exactly once.
+
+Exactly once across crashes
+---------------------------
+The runner reads a batch of events after its checkpoint from the feed (`read_feed` never skips
+an event whose transaction commits late), then in one transaction: locks its checkpoint row and
+checks it still holds the position it read from, reads every event of the streams the batch
+touched up to the batch's last position, folds each case, upserts the cases' rows and moves the
+checkpoint to that last position. A crash anywhere before the commit leaves rows and checkpoint
+as they were and the batch is applied again; the rows are keyed by case and are a pure function
+of the case's events up to the checkpoint, so applying it again cannot count anything twice.
+
+One runner per projection
+-------------------------
+Every API process starts a runner for each projection, but only the holder of a session-level
+advisory lock works: `pg_try_advisory_lock(namespace, key)` on a connection of its own. The
+two-int form is used so the lock never looks like one of the event store's position floors
+(bigint advisory locks, `objsubid = 1` in `pg_locks`; two-int locks have `objsubid = 2`). The
+others retry every few seconds; when the holder dies, PostgreSQL ends its session, the lock goes
+with it and the next standby to try takes over. The batch transactions run on the lock's own
+connection, so a runner that lost its session (and so its lock) cannot commit anything more: two
+runners never write at once, and the checkpoint check above catches anything else that moved it
+(a rebuild swapping its table in, see projections/rebuild.py).
+"""
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+import structlog
+
+from complaintcore import advisory_locks
+from complaintcore.database import connect
+from complaintcore.domain.state import ComplaintState
+from complaintcore.events.model import StoredEvent
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.projections import statistics
+from complaintcore.projections.streams import fold_streams
+
+log = structlog.get_logger("complaintcore.projections.runner")
+
+
+Project = Callable[[asyncpg.Connection, Sequence[ComplaintState]], Awaitable[None]]
+RunnerRole = Literal["starting", "standby", "active", "stopped"]
+
+
+@dataclass(frozen=True)
+class FeedProjection:
+    """A projection the runner keeps: its checkpoint name and how it writes the folded cases."""
+
+    name: str
+    project: Project
+
+
+STATISTICS = FeedProjection(statistics.NAME, statistics.upsert_statistics)
+
+
+def lock_key(name: str, namespace: int = advisory_locks.PROJECTION_RUNNER) -> tuple[int, int]:
+    """The two-int advisory lock key of a projection (both halves non-negative int4)."""
+    return namespace, zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+class CheckpointMoved(Exception):
+    """The checkpoint row is not where this runner left it (a rebuild swapped its table in)."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the checkpoint is now at {position}")
+        self.position = position
+
+
+async def read_checkpoint(executor: asyncpg.Connection | asyncpg.Pool, name: str) -> int:
+    position = await executor.fetchval(
+        "SELECT position FROM projection_checkpoints WHERE name = $1", name
+    )
+    if position is None:
+        raise LookupError(f"no checkpoint row for projection {name!r}: run the migrations")
+    return position
+
+
+async def apply_batch(
+    connection: asyncpg.Connection,
+    projection: FeedProjection,
+    checkpoint: int,
+    events: Sequence[StoredEvent],
+) -> int:
+    """Apply feed `events` (all after `checkpoint`) in one transaction; the new checkpoint."""
+    last_position = events[-1].position
+    stream_ids = sorted({event.stream_id for event in events})
+    async with connection.transaction():
+        current = await connection.fetchval(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+            projection.name,
+        )
+        if current != checkpoint:
+            raise CheckpointMoved(current)
+        states = await fold_streams(connection, stream_ids, last_position)
+        await projection.project(connection, states)
+        await connection.execute(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+            projection.name,
+            last_position,
+        )
+    return last_position
+
+
+class ProjectionRunner:
+    """Keeps one projection up with the feed while it holds the projection's lock.
+
+    `run()` runs until cancelled (the app's lifespan starts it as a background task);
+    `catch_up()` waits for the lock, applies everything the feed has now and lets go (tests and
+    batch jobs).
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        store: PostgresEventStore,
+        projection: FeedProjection = STATISTICS,
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+        standby_retry: float = 2.0,
+    ) -> None:
+        self.projection = projection
+        self.role: RunnerRole = "starting"
+        self.backend_pid: int | None = None
+        self._database_url = database_url
+        self._store = store
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._standby_retry = standby_retry
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._hold_lock_and_follow()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning(
+                        "projection runner lost its database; retrying",
+                        projection=self.name,
+                        error=type(error).__name__,
+                    )
+                except Exception as error:
+                    # An event this code cannot read, for one: never skip it, keep retrying, and
+                    # let the lag show (personal data could sit in the message: type only).
+                    log.error(
+                        "projection runner failed; retrying",
+                        projection=self.name,
+                        error=type(error).__name__,
+                    )
+                self.role = "standby"
+                await asyncio.sleep(self._standby_retry)
+        finally:
+            self.role = "stopped"
+
+    async def catch_up(self) -> int:
+        """Wait for the lock, apply every event the feed has now, release; the checkpoint."""
+        connection = await connect(self._database_url)
+        try:
+            await self._wait_for_lock(connection)
+            checkpoint = await read_checkpoint(connection, self.name)
+            while True:
+                events = await self._store.read_feed(after=checkpoint, limit=self._batch_size)
+                if not events:
+                    return checkpoint
+                checkpoint = await self._apply(connection, checkpoint, events)
+        finally:
+            await close_quietly(connection)
+
+    async def _hold_lock_and_follow(self) -> None:
+        connection = await connect(self._database_url)
+        try:
+            await self._wait_for_lock(connection)
+            self.role, self.backend_pid = "active", connection.get_server_pid()
+            log.info("projection runner active", projection=self.name)
+            await self._follow(connection)
+        finally:
+            self.backend_pid = None
+            await close_quietly(connection)
+
+    async def _wait_for_lock(self, connection: asyncpg.Connection) -> None:
+        key = lock_key(self.name)
+        while not await connection.fetchval("SELECT pg_try_advisory_lock($1, $2)", *key):
+            self.role = "standby"
+            await asyncio.sleep(self._standby_retry)
+
+    async def _follow(self, connection: asyncpg.Connection) -> None:
+        checkpoint = await read_checkpoint(connection, self.name)
+        while True:
+            events = await self._store.read_feed(after=checkpoint, limit=self._batch_size)
+            if not events:
+                await asyncio.sleep(self._poll_interval)
+                continue
+            checkpoint = await self._apply(connection, checkpoint, events)
+
+    async def _apply(
+        self, connection: asyncpg.Connection, checkpoint: int, events: Sequence[StoredEvent]
+    ) -> int:
+        try:
+            return await apply_batch(connection, self.projection, checkpoint, events)
+        except CheckpointMoved as moved:
+            log.info("projection checkpoint moved", projection=self.name, position=moved.position)
+            return moved.position
+
+
+@asynccontextmanager
+async def background_runners(
+    database_url: str,
+    store: PostgresEventStore,
+    *,
+    enabled: bool = True,
+    poll_interval: float = 0.5,
+    standby_retry: float = 2.0,
+) -> AsyncIterator[dict[str, ProjectionRunner]]:
+    """The feed projections' runners as background tasks for the life of the block (an API
+    process's lifespan): started on entry, cancelled and awaited on the way out, which closes
+    their sessions and so hands their locks to a standby at once."""
+    if not enabled:
+        yield {}
+        return
+    runner = ProjectionRunner(
+        database_url,
+        store,
+        STATISTICS,
+        poll_interval=poll_interval,
+        standby_retry=standby_retry,
+    )
+    task = asyncio.create_task(runner.run(), name=f"projection runner {runner.name}")
+    try:
+        yield {runner.name: runner}
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def close_quietly(connection: asyncpg.Connection) -> None:
+    """Close the session (which releases its advisory lock); a broken one is just dropped."""
+    try:
+        await asyncio.wait_for(connection.close(), timeout=5)
+    except (OSError, asyncpg.InterfaceError, TimeoutError, asyncpg.PostgresError):
+        connection.terminate()
+
+
+# --- lag -------------------------------------------------------------------------------------
+
+_HOLDER_PID = """
+SELECT pid FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+  AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+async def runner_backend_pid(executor: asyncpg.Connection | asyncpg.Pool, name: str) -> int | None:
+    """The server process id of the session holding the projection's runner lock, if any."""
+    return await executor.fetchval(_HOLDER_PID, *lock_key(name))
+
+
+async def projection_lag(
+    pool: asyncpg.Pool, name: str, runner: ProjectionRunner | None = None
+) -> dict[str, Any]:
+    """Checkpoint, feed head, events not applied yet, and where the active runner is:
+    `here` (this process), `elsewhere` (another process or host) or `none` (being taken over)."""
+    async with pool.acquire() as connection:
+        checkpoint = await read_checkpoint(connection, name)
+        head = await connection.fetchval("SELECT coalesce(max(position), 0) FROM events")
+        lag = await connection.fetchval(
+            "SELECT count(*) FROM events WHERE position > $1", checkpoint
+        )
+        holder = await runner_backend_pid(connection, name)
+    if holder is None:
+        where = "none"
+    elif runner is not None and runner.backend_pid == holder:
+        where = "here"
+    else:
+        where = "elsewhere"
+    return {"checkpoint": checkpoint, "head": head, "lag_events": lag, "runner": where}

@@ -1,0 +1,132 @@
+"""The per-branch statistics projection (DOMAIN.md "Statistics", Art. 26, 36): one facts row a case.
+
+A facts row is a pure function of the case's folded state: the dates on which the case was
+received, decided, extended, paused, reviewed, withdrawn, declined or merged, with its
+institution, category, channel, outcome, handling days and redress. Every figure of the
+statistics is then an SQL aggregate over these rows (`statistics_queries`), each figure dated by
+its own event's date. Because a row depends on the state alone, the row the runner writes while
+following the feed and the row a rebuild writes from the whole history are equal by
+construction, and writing the same case twice (a batch replayed after a crash) overwrites rather
+than counts again.
+
+The projection lags the feed: `ProjectionRunner` (projections/runner.py) keeps it, with its
+checkpoint in `projection_checkpoints` written in the same transaction as the rows.
+
+No personal data is kept here (Art. 22): statistics never need it.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from complaintcore.domain.commands import ReviewOutcome
+from complaintcore.domain.state import CaseStatus, ComplaintState
+
+NAME = "statistics"
+TABLE = "case_statistics"
+
+COLUMNS = (
+    "case_id",
+    "version",
+    "respondent_institution",
+    "channel",
+    "category_business",
+    "category_reason",
+    "major",
+    "status",
+    "received_on",
+    "due_on",
+    "paused_now",
+    "clock_stopped_on",
+    "decided_on",
+    "decision_outcome",
+    "final_outcome",
+    "on_time",
+    "handling_days",
+    "redress_fen",
+    "first_extended_on",
+    "second_extended_on",
+    "pause_dates",
+    "review_requested_on",
+    "review_due_on",
+    "review_decided_on",
+    "review_changed",
+    "review_window_ends_on",
+    "withdrawn_on",
+    "declined_on",
+    "merged_on",
+)
+
+
+def statistics_row(state: ComplaintState) -> tuple[Any, ...]:
+    """The case's facts row, in `COLUMNS` order."""
+    decision, review = state.decision, state.review
+    review_decision = review.decision if review else None
+    extended_on = {extension.level: extension.notice.notified_on for extension in state.extensions}
+    final_outcome = state.final_outcome
+    return (
+        state.id,
+        state.version,
+        state.respondent_institution,
+        state.channel,
+        state.category.business,
+        state.category.reason,
+        state.major,
+        str(state.status),
+        state.received_on,
+        state.clock.due_on,
+        state.clock.is_paused,
+        state.clock.stopped_on,
+        decision.decided_on if decision else None,
+        str(decision.outcome) if decision else None,
+        str(final_outcome) if final_outcome else None,
+        decision.on_time if decision else None,
+        decision.handling_days if decision else None,
+        final_redress_fen(state),
+        extended_on.get(1),
+        extended_on.get(2),
+        [pause.paused_on for pause in state.pauses],
+        review.requested_on if review else None,
+        review.due_on if review else None,
+        review_decision.notice.notified_on if review_decision else None,
+        review_decision.outcome is ReviewOutcome.CHANGED if review_decision else None,
+        decision.review_window_ends_on if decision else None,
+        state.withdrawal.received_on if state.withdrawal else None,
+        state.decline.notice.notified_on if state.decline else None,
+        state.clock.stopped_on if state.status is CaseStatus.MERGED else None,
+    )
+
+
+def final_redress_fen(state: ComplaintState) -> int | None:
+    """The redress the complainant ends with: the review's new amount when a review changed the
+    outcome and set one, else the decision's; None before a decision."""
+    if state.decision is None:
+        return None
+    review_decision = state.review.decision if state.review else None
+    if (
+        review_decision is not None
+        and review_decision.outcome is ReviewOutcome.CHANGED
+        and review_decision.new_redress_fen is not None
+    ):
+        return review_decision.new_redress_fen
+    return state.decision.redress_fen
+
+
+def upsert_sql(table: str, columns: tuple[str, ...] = COLUMNS) -> str:
+    """An upsert of one row keyed by its first column into `table`."""
+    key, *rest = columns
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)})"
+        f" VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})"
+        f" ON CONFLICT ({key}) DO UPDATE SET"
+        f" {', '.join(f'{column} = EXCLUDED.{column}' for column in rest)}"
+    )
+
+
+async def upsert_statistics(
+    connection: asyncpg.Connection, states: Iterable[ComplaintState], table: str = TABLE
+) -> None:
+    rows = [statistics_row(state) for state in states]
+    if rows:
+        await connection.executemany(upsert_sql(table), rows)

@@ -1,0 +1,220 @@
+"""Driving complaints through the command path (`ComplaintService`, real PostgreSQL) on chosen
+business dates, for the projection tests: each command runs with "today" set to its date."""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from complaintcore.application.complaint_service import (
+    ComplaintService,
+    Rendered,
+    RequestInfo,
+)
+from complaintcore.calendars import CalendarRepository
+from complaintcore.domain.commands import (
+    Approval,
+    ApproverRole,
+    AssignHandler,
+    Category,
+    Complainant,
+    ComplainantKind,
+    DecideComplaint,
+    DecideReview,
+    DeclineComplaint,
+    ExtendDeadline,
+    FlagMajor,
+    IdType,
+    MajorCause,
+    MergeComplaint,
+    Notice,
+    NoticeMethod,
+    Outcome,
+    PauseClock,
+    PauseKind,
+    ReceiveComplaint,
+    RecuseHandler,
+    Remedy,
+    RequestReview,
+    ResumeClock,
+    ReviewOutcome,
+    SupplementComplaint,
+    WithdrawComplaint,
+)
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.state import ComplaintState
+from complaintcore.embedded_db import with_database
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.principals import Principal
+from testsupport import TEMPLATE_DATABASE
+
+# HO → BR-A → SUB-A1 (three levels), HO → BR-B
+TREE = [
+    ("HO", "总行", "head_office", None),
+    ("BR-A", "上海分行", "branch", "HO"),
+    ("BR-B", "北京分行", "branch", "HO"),
+    ("SUB-A1", "浦东支行", "sub_branch", "BR-A"),
+]
+HANDLER = "h-1"
+REVIEWER = "r-1"
+STAFF = Principal("staff-ho", "staff", "HO")
+
+
+def _rendered(state: ComplaintState, today: date, policy: InstitutionPolicy) -> Rendered:
+    return Rendered(200, {"id": state.id, "version": state.version}, {})
+
+
+def notice(on: date) -> Notice:
+    return Notice(notified_on=on, method=NoticeMethod.SMS, proof_ref=f"sms-{on.isoformat()}")
+
+
+class CaseDesk:
+    """A complaint desk whose clock is set by each command's business date."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.store = PostgresEventStore(pool)
+        self.institutions = InstitutionDirectory(pool)
+        self.today = date(2026, 1, 1)
+        self.service = ComplaintService(
+            pool,
+            self.store,
+            self.institutions,
+            CalendarRepository(pool),
+            today=lambda: self.today,
+        )
+
+    async def plant_tree(self) -> None:
+        for code, name, kind, parent in TREE:
+            await self.institutions.put(code, name, kind, parent)
+
+    async def _handle(self, case_id: str, command: Any, on: date) -> None:
+        self.today = on
+        await self.service.handle(STAFF, case_id, command, None, RequestInfo(), _rendered)
+
+    async def receive(
+        self,
+        institution: str,
+        on: date,
+        *,
+        channel: str = "phone",
+        business: str = "credit_card",
+        reason: str = "pricing_and_fees",
+    ) -> str:
+        self.today = on
+
+        def build(case_id: str, registration_no: str) -> ReceiveComplaint:
+            return ReceiveComplaint(
+                case_id=case_id,
+                registration_no=registration_no,
+                respondent_institution=institution,
+                channel=channel,
+                received_on=on,
+                complainant=Complainant(
+                    kind=ComplainantKind.NATURAL_PERSON,
+                    name="张三",
+                    id_type=IdType.RESIDENT_ID,
+                    id_number="11010519491231002X",
+                    contact="13800138000",
+                ),
+                claims="退还年费",
+                facts="未经同意扣收年费",
+                category=Category(business, reason),
+            )
+
+        rendered = await self.service.receive(
+            STAFF, institution, on, build, RequestInfo(), _rendered
+        )
+        return rendered.body["id"]
+
+    async def assign(self, case_id: str, on: date, handler: str = HANDLER) -> None:
+        await self._handle(case_id, AssignHandler(handler), on)
+
+    async def recuse(self, case_id: str, on: date, handler: str = HANDLER) -> None:
+        await self._handle(case_id, RecuseHandler(handler, "与投诉人有亲属关系"), on)
+
+    async def extend(self, case_id: str, on: date, *, approved: bool = False) -> None:
+        approval = Approval("m-1", ApproverRole.HEAD_OFFICE_SENIOR_MANAGER) if approved else None
+        await self._handle(case_id, ExtendDeadline("情况复杂", notice(on), approval), on)
+
+    async def pause(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, PauseClock(PauseKind.APPRAISAL, on, "鉴定", notice(on)), on)
+
+    async def resume(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, ResumeClock(on), on)
+
+    async def supplement(self, case_id: str, on: date, *, new_facts: bool) -> None:
+        await self._handle(case_id, SupplementComplaint(on, new_facts, "补充材料"), on)
+
+    async def decide(
+        self,
+        case_id: str,
+        on: date,
+        *,
+        outcome: Outcome = Outcome.UPHELD,
+        redress_fen: int = 0,
+        head_office: bool = False,
+        handler: str = HANDLER,
+    ) -> None:
+        remedies = (Remedy.LITIGATION,) if head_office else (Remedy.REVIEW, Remedy.LITIGATION)
+        command = DecideComplaint(
+            handler, outcome, "核实情况", "依据和理由", remedies, notice(on), redress_fen
+        )
+        await self._handle(case_id, command, on)
+
+    async def appeal(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, RequestReview(on, "不服"), on)
+
+    async def decide_review(
+        self,
+        case_id: str,
+        on: date,
+        *,
+        new_outcome: Outcome | None = None,
+        new_redress_fen: int | None = None,
+    ) -> None:
+        outcome = ReviewOutcome.CHANGED if new_outcome else ReviewOutcome.KEPT
+        command = DecideReview(REVIEWER, outcome, "核查", notice(on), new_outcome, new_redress_fen)
+        await self._handle(case_id, command, on)
+
+    async def withdraw(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, WithdrawComplaint(on, "已协商"), on)
+
+    async def decline(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, DeclineComplaint("非本人投诉", notice(on)), on)
+
+    async def merge(self, case_id: str, into: str, on: date) -> None:
+        await self._handle(case_id, MergeComplaint(into), on)
+
+    async def flag_major(self, case_id: str, on: date) -> None:
+        await self._handle(case_id, FlagMajor(MajorCause.ACCIDENT, "安全事故"), on)
+
+
+async def table_rows(executor: asyncpg.Pool | asyncpg.Connection, table: str) -> list[dict]:
+    """Every row of `table` in key order, as plain dicts (row-for-row comparisons)."""
+    rows = await executor.fetch(f"SELECT * FROM {table} ORDER BY 1")
+    return [dict(row) for row in rows]
+
+
+@asynccontextmanager
+async def scratch_database(server_url: str) -> AsyncIterator[str]:
+    """A migrated database of its own (cloned from the test template), dropped afterwards: for
+    fixtures wider than one test."""
+    name = f"complaintcore_proj_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(server_url, name)
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
