@@ -1,71 +1,19 @@
 """A complaint walked through every command over real HTTP, and every refusal it can meet."""
 
-from datetime import timedelta
-from typing import Any
-
 import asyncpg
 import httpx
 
-from complaintcore.application.business_day import shanghai_today
+from api_support import (
+    complaint,
+    days_ago,
+    decision,
+    notice,
+    ok,
+    post,
+    receive,
+    refused,
+)
 from testsupport import LiveService
-
-TODAY = shanghai_today()
-NOTICE = {"method": "sms", "proof_ref": "SMS-1"}
-
-
-def days_ago(n: int) -> str:
-    return (TODAY - timedelta(days=n)).isoformat()
-
-
-def complaint(institution: str = "BR-A", received_days_ago: int = 1, **extra: Any) -> dict:
-    body = {
-        "respondent_institution": institution,
-        "channel": "phone",
-        "received_on": days_ago(received_days_ago),
-        "complainant": {
-            "kind": "natural_person",
-            "name": "张三",
-            "id_type": "resident_id",
-            "id_number": "11010519491231002X",
-            "contact": "13800138000",
-        },
-        "claims": "退还信用卡年费",
-        "facts": "未经同意扣收年费",
-        "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-        "respondent_staff": [{"staff_id": "staff-a2", "name": "李四"}],
-    }
-    body.update(extra)
-    return body
-
-
-def notice(on: str) -> dict:
-    return {**NOTICE, "notified_on": on}
-
-
-def receive(client: httpx.Client, **kwargs: Any) -> dict:
-    response = client.post("/v1/complaints", json=complaint(**kwargs))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def post(
-    client: httpx.Client, case: dict, command: str, body: dict, **headers: str
-) -> httpx.Response:
-    return client.post(f"/v1/complaints/{case['id']}/{command}", json=body, headers=headers)
-
-
-def ok(response: httpx.Response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def refused(response: httpx.Response, code: str, status: int = 409) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["code"] == code, problem
-    assert problem["status"] == status
-    return problem
 
 
 def test_a_case_walks_through_every_command(live: LiveService) -> None:
@@ -75,7 +23,7 @@ def test_a_case_walks_through_every_command(live: LiveService) -> None:
     case = response.json()
     assert response.headers["location"] == f"/v1/complaints/{case['id']}"
     assert response.headers["etag"] == '"1"'
-    assert case["registration_no"].startswith(f"BR-A-{(TODAY - timedelta(days=10)):%Y%m}-")
+    assert case["registration_no"].startswith(f"BR-A-{days_ago(10)[:7].replace('-', '')}-")
     assert case["status"] == "received"
     assert case["deadline"]["due_on"] == days_ago(10 - 15)  # Art. 18: receipt day not counted
     assert case["complainant"]["name"] != "张三"  # masked (Art. 22)
@@ -145,18 +93,6 @@ def test_a_case_walks_through_every_command(live: LiveService) -> None:
     assert fetched.status_code == 200
     assert fetched.json() == reviewed
     assert fetched.headers["etag"] == f'"{reviewed["version"]}"'
-
-
-def decision(on: str, handler: str = "staff-a1") -> dict:
-    return {
-        "handler_id": handler,
-        "outcome": "partially_upheld",
-        "findings": "未提示",
-        "basis": "章程",
-        "redress_fen": 30000,
-        "remedies": ["review", "litigation"],
-        "notice": notice(on),
-    }
 
 
 def test_withdraw_decline_merge_and_flag_major(live: LiveService) -> None:

@@ -1,9 +1,11 @@
 """`complaintcore serve` as a user runs it: it answers health checks and leaves nothing behind."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,9 +73,12 @@ def test_serve_answers_health_and_readiness_on_a_given_database(database_url: st
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve_without_database_url_runs_embedded_postgres_and_stops_it(
-    tmp_path: Path, stop_signal: signal.Signals
+    stop_signal: signal.Signals,
 ) -> None:
-    data_dir = tmp_path / "pgdata"
+    # Not pytest's tmp_path: the server runs as another user when we are root, and a pytest run
+    # starting meanwhile may reset its base folder to mode 0700.
+    parent = Path(tempfile.mkdtemp(prefix="complaintcore-serve-"))
+    data_dir = parent / "pgdata"
     port = free_port()
     process = start_serving({**base_env(), "COMPLAINTCORE_DATA_DIR": str(data_dir)}, port)
     try:
@@ -87,6 +92,7 @@ def test_serve_without_database_url_runs_embedded_postgres_and_stops_it(
     while postgres_processes_using(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert postgres_processes_using(data_dir) == []
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_every_log_line_of_a_request_carries_its_correlation_id(database_url: str) -> None:

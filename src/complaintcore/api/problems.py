@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from complaintcore.database import DATABASE_UNAVAILABLE_ERRORS
+
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"
 
@@ -108,15 +110,12 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
-_DATABASE_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
+# When the server shuts down, it sends each connection a FATAL error on its own; one that lands on
+# an idle connection leaves asyncpg's protocol in a state where the pool's reset on release fails
+# with `InternalClientError: cannot switch to state …; another operation (2) is in progress`, even
+# though the request's own queries succeeded. The pool terminates that connection, so a retry
+# gets a fresh one: it is the outage, answered like it.
+_DATABASE_DOWN = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
 
 
 def field_path(location: tuple[Any, ...]) -> str:
@@ -137,6 +136,15 @@ def _validation_problem(error: RequestValidationError) -> Problem:
     )
 
 
+NOT_JSON = FieldProblem(field="body", code="json_invalid", message="the body is not UTF-8 JSON")
+
+
+def _body_not_utf8(error: StarletteHTTPException) -> bool:
+    """FastAPI answers a body it cannot decode with a bare 400, but a body that is not JSON is 422
+    `json_invalid` when it is text: bytes that are not UTF-8 get the same answer."""
+    return error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, problem: Problem) -> JSONResponse:
@@ -148,6 +156,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if _body_not_utf8(error):
+            return problem_response(invalid([NOT_JSON]))
         code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
         title = code.replace("_", " ").capitalize()
         return problem_response(
@@ -179,6 +189,30 @@ _PROBLEM_DESCRIPTIONS = {
     503: "The database cannot be reached (`database_unavailable`); retry after `Retry-After`.",
 }
 
+_PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: how to authenticate.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    412: {
+        "ETag": {
+            "description": 'The version the case is at now, `"<version>"` (absent when '
+            "`If-Match` itself was malformed).",
+            "schema": {"type": "string", "pattern": r'^"[0-9]+"$'},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+
 
 def problem_responses(
     *statuses: int, descriptions: Mapping[int, str] | None = None
@@ -191,7 +225,11 @@ def problem_responses(
     """
     described = {**_PROBLEM_DESCRIPTIONS, **(descriptions or {})}
     return {
-        status: {"model": ProblemDetails, "description": described.get(status, "")}
+        status: {
+            "model": ProblemDetails,
+            "description": described.get(status, ""),
+            **({"headers": _PROBLEM_HEADERS[status]} if status in _PROBLEM_HEADERS else {}),
+        }
         for status in statuses
     }
 

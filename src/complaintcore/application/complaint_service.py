@@ -3,6 +3,11 @@
 A command runs in one transaction: load the case's stream, fold it, run the domain's `decide`,
 append the new events at the version that was read, write the case projection row and (when the
 caller sent an `Idempotency-Key`) the response to replay. Either all of it is stored or none.
+
+Commands on one case queue on a transaction-level lock on the case id, taken before the stream is
+read: racing commands then apply one after the other, each to the version its predecessor left,
+instead of failing their appends and retrying (which, with many racers, could exhaust the
+retries). The append's expected-version check stays as the guard against any other writer.
 """
 
 import uuid
@@ -13,6 +18,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from complaintcore import advisory_locks
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.event_codec import domain_events, new_events
 from complaintcore.application.idempotency import (
@@ -37,6 +43,9 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.case_view import upsert_case_view
 
 MAX_ATTEMPTS = 10
+# A command waiting longer than this for a pool connection is answered 503 (database_unavailable)
+# rather than left hanging: the pool is exhausted or the database is not answering.
+ACQUIRE_TIMEOUT_S = 10.0
 CASE_ROLES = frozenset({"staff", "supervisor"})
 READ_EVERYTHING_ROLES = frozenset({"regulator", "admin"})
 
@@ -51,8 +60,14 @@ class Actor(Protocol):
 
 
 class InstitutionLookup(Protocol):
-    async def is_within(self, ancestor: str, code: str) -> bool: ...
-    async def superior_of(self, code: str) -> str | None: ...
+    """Reference reads; those made inside a command's transaction pass its connection."""
+
+    async def is_within(
+        self, ancestor: str, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> bool: ...
+    async def superior_of(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> str | None: ...
     async def get(self, code: str) -> Any: ...
 
 
@@ -146,6 +161,7 @@ class ComplaintService:
         ):
             raise UnknownInstitution(institution)
         case_id = str(uuid.uuid4())
+        calendar = await self._calendars.working_day_calendar()
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             serial = await next_serial(connection, institution, received_on)
@@ -153,7 +169,7 @@ class ComplaintService:
             registration_no = policy.registration_number(institution, received_on, serial)
             command = build(case_id, registration_no)
             return await self._decide_and_store(
-                connection, actor, None, command, institution, request, render
+                connection, actor, None, command, institution, calendar, request, render
             )
 
         return await self._run(request, attempt)
@@ -169,15 +185,18 @@ class ComplaintService:
     ) -> Rendered:
         """Run `command` on the case, retrying a lost race unless the caller pinned a version."""
         _require_command_role(actor, command)
+        calendar = await self._calendars.working_day_calendar()
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
+            await _lock_case(connection, case_id)
             state = await self._visible_state(connection, actor, case_id)
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
             if isinstance(command, MergeComplaint) and command.into != state.id:
                 check_merge_target(await self._merge_target(connection, actor, command.into))
+            institution = state.respondent_institution
             return await self._decide_and_store(
-                connection, actor, state, command, state.respondent_institution, request, render
+                connection, actor, state, command, institution, calendar, request, render
             )
 
         for _ in range(MAX_ATTEMPTS):
@@ -215,7 +234,9 @@ class ComplaintService:
         request: RequestInfo,
         attempt: Callable[[asyncpg.Connection], Any],
     ) -> Rendered:
-        async with self._pool.acquire() as connection:
+        # Everything the holder of this connection reads goes through it: a second acquire while
+        # holding it could wait forever once every connection is held by a command doing the same.
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
             replay = await self._replay(connection, request)
             if replay is not None:
                 return replay
@@ -258,6 +279,7 @@ class ComplaintService:
         state: ComplaintState | None,
         command: Any,
         institution: str,
+        calendar: WorkingDayCalendar,
         request: RequestInfo,
         render: Render,
     ) -> Rendered:
@@ -265,11 +287,13 @@ class ComplaintService:
         policy = self.policy_for(institution)
         context = DecisionContext(
             today=today,
-            calendar=await self._calendars.working_day_calendar(),
+            calendar=calendar,
             policy=policy,
             actor_id=actor.id,
             actor_role=actor.role,
-            superior_of_respondent=await self._institutions.superior_of(institution),
+            superior_of_respondent=await self._institutions.superior_of(
+                institution, connection=connection
+            ),
         )
         events = decide(state, command, context)
         metadata = EventMetadata(
@@ -297,7 +321,9 @@ class ComplaintService:
     ) -> ComplaintState:
         stored = await self._store.read_stream(case_id, connection=connection)
         state = fold(domain_events(stored))
-        if state is None or not await self._may_see(actor, state.respondent_institution):
+        if state is None or not await self._may_see(
+            actor, state.respondent_institution, connection
+        ):
             raise CaseNotFound(case_id)
         return state
 
@@ -309,12 +335,23 @@ class ComplaintService:
         except CaseNotFound:
             return None
 
-    async def _may_see(self, actor: Actor, institution: str) -> bool:
+    async def _may_see(
+        self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
+    ) -> bool:
         if actor.role in READ_EVERYTHING_ROLES:
             return True
         if actor.institution is None:
             return False
-        return await self._institutions.is_within(actor.institution, institution)
+        return await self._institutions.is_within(
+            actor.institution, institution, connection=connection
+        )
+
+
+async def _lock_case(connection: asyncpg.Connection, case_id: str) -> None:
+    """Wait for commands already running on the case; released when the transaction ends."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
+    )
 
 
 def _require_case_role(actor: Actor) -> None:
