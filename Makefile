@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e lint format migrate lock clean
+.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ format: install
 
 migrate: install
 	$(BIN)/complaintcore migrate
+
+openapi: install ## regenerate openapi.yaml from the app's routes and models
+	$(BIN)/python -m complaintcore.openapi_export > openapi.yaml.tmp || { rm -f openapi.yaml.tmp; exit 1; }
+	mv openapi.yaml.tmp openapi.yaml
 
 lock: install ## re-pin every dependency after a change to pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

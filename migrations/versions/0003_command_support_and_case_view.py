@@ -72,7 +72,10 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX case_view_institution_received ON case_view (respondent_institution, received_on DESC, case_id)")
+    op.execute(
+        "CREATE INDEX case_view_institution_received"
+        " ON case_view (respondent_institution, received_on DESC, case_id)"
+    )
     op.execute("CREATE INDEX case_view_received ON case_view (received_on DESC, case_id)")
     # The deadline queries: open handling clocks by due date, and open reviews by theirs.
     op.execute(
@@ -80,7 +83,8 @@ def upgrade() -> None:
         " WHERE clock_stopped_on IS NULL"
     )
     op.execute(
-        "CREATE INDEX case_view_open_review_due ON case_view (review_due_on, respondent_institution)"
+        "CREATE INDEX case_view_open_review_due"
+        " ON case_view (review_due_on, respondent_institution)"
         " WHERE review_due_on IS NOT NULL AND review_decided_on IS NULL"
     )
 

@@ -4,18 +4,17 @@ A year is effective when it is stored (loaded through this route or `complaintco
 load`) or seeded from the `chinesecalendar` package; a stored year replaces the seed's.
 """
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Body, Path, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
+from complaintcore.api.schemas.common import IsoDate
 from complaintcore.calendars import FIRST_YEAR, LAST_YEAR
 from complaintcore.domain.calendar import CalendarYearMissing, YearCalendar, seeded_calendar
 
@@ -24,7 +23,6 @@ log = structlog.get_logger("complaintcore.api.calendars")
 router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
 
 _SATURDAY = 5  # date.weekday(): Monday is 0
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 YearPath = Annotated[
     int,
@@ -35,16 +33,6 @@ YearPath = Annotated[
         examples=[2027],
     ),
 ]
-
-
-def _iso_date_text(value: object) -> object:
-    """Only `YYYY-MM-DD` strings: pydantic would also take a number as a Unix time."""
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise PydanticCustomError("date_format", "expected a YYYY-MM-DD date")
-    return value
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 
 
 class CalendarYearBody(BaseModel):
@@ -127,8 +115,18 @@ CALENDAR_BODY_EXAMPLES: dict[str, Any] = {
     response_model=CalendarYearView,
     response_description="The year replaced the calendar it had.",
     responses={
-        201: {"model": CalendarYearView, "description": "The year had no calendar before."},
-        **problem_responses(401, 403, 422),
+        201: {
+            "model": CalendarYearView,
+            "description": "The year had no calendar before.",
+            "headers": {
+                "Location": {
+                    "description": "The year's calendar: `/v1/calendars/{year}`.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problem_responses(401, 403, 422, 503),
     },
 )
 async def put_calendar_year(
@@ -165,7 +163,11 @@ async def put_calendar_year(
     response_model=CalendarYearView,
     response_description="The year's effective calendar.",
     responses=problem_responses(
-        401, 404, 422, descriptions={404: "No calendar for the year (`calendar_year_missing`)."}
+        401,
+        404,
+        422,
+        503,
+        descriptions={404: "No calendar for the year (`calendar_year_missing`)."},
     ),
 )
 async def get_calendar_year(

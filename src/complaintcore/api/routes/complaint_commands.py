@@ -38,6 +38,21 @@ IdempotencyKey = Annotated[
 ]
 
 _PROBLEMS = problem_responses(401, 403, 404, 409, 412, 422, 503)
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The case\'s version, `"<version>"`: send it as `If-Match` to apply a '
+        "command only to that version.",
+        "required": True,
+        "schema": {"type": "string", "pattern": r'^"[0-9]+"$'},
+    }
+}
+LOCATION_HEADER = {
+    "Location": {
+        "description": "The new case: `/v1/complaints/{id}`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^/v1/complaints/[0-9a-f-]{36}$"},
+    }
+}
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 
 
@@ -86,7 +101,11 @@ def _response(rendered: Rendered) -> JSONResponse:
     operation_id="receive_complaint",
     status_code=201,
     response_model=CaseOut,
-    responses=_PROBLEMS,
+    response_description="The case as registered.",
+    responses={
+        201: {"headers": {**ETAG_HEADER, **LOCATION_HEADER}},
+        **problem_responses(401, 403, 409, 422, 503),
+    },
 )
 async def receive_complaint(
     body: bodies.ReceiveBody,
@@ -149,7 +168,8 @@ def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> N
         methods=["POST"],
         operation_id=operation_id,
         response_model=CaseOut,
-        responses=_PROBLEMS,
+        response_description="The case after the command.",
+        responses={200: {"headers": ETAG_HEADER}, **_PROBLEMS},
         summary=operation_id.replace("_", " ").capitalize(),
     )
 

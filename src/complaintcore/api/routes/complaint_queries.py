@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
-from complaintcore.api.routes.complaint_commands import CaseId
+from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId
 from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
@@ -28,6 +28,7 @@ from complaintcore.projections.case_queries import (
 router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
 _PROBLEMS = problem_responses(401, 403, 404, 422, 503)
+_LIST_PROBLEMS = problem_responses(401, 422, 503)
 Clock = Literal["on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped"]
 Status = Literal[
     "received",
@@ -51,7 +52,8 @@ DateParam = Annotated[date | None, Query(ge=date(1990, 1, 1), le=date(2100, 12, 
     "/complaints/{case_id}",
     operation_id="get_complaint",
     response_model=CaseOut,
-    responses=_PROBLEMS,
+    response_description="The case.",
+    responses={200: {"headers": ETAG_HEADER}, **_PROBLEMS},
 )
 async def get_complaint(
     case_id: CaseId,
@@ -108,7 +110,7 @@ async def get_complaint_audit(
     "/complaints",
     operation_id="list_complaints",
     response_model=CaseListOut,
-    responses=_PROBLEMS,
+    responses=_LIST_PROBLEMS,
 )
 async def list_complaints(
     request: Request,
@@ -141,7 +143,7 @@ async def list_complaints(
     "/deadlines",
     operation_id="list_deadlines",
     response_model=CaseListOut,
-    responses=_PROBLEMS,
+    responses=_LIST_PROBLEMS,
 )
 async def list_deadlines(
     request: Request,

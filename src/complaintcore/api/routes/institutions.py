@@ -45,7 +45,10 @@ class InstitutionBody(BaseModel):
     name: Annotated[
         str,
         StringConstraints(
-            strip_whitespace=True, min_length=1, max_length=MAX_INSTITUTION_NAME_LENGTH
+            strip_whitespace=True,
+            min_length=1,
+            max_length=MAX_INSTITUTION_NAME_LENGTH,
+            pattern=r"^[^\x00]*$",
         ),
     ] = Field(description="The institution's name, e.g. 中国银行北京市分行.")
     kind: InstitutionKind = Field(
@@ -115,8 +118,18 @@ INSTITUTION_BODY_EXAMPLES: dict[str, Any] = {
     response_model=InstitutionView,
     response_description="The node was updated.",
     responses={
-        201: {"model": InstitutionView, "description": "The node was created."},
-        **problem_responses(401, 403, 409, 422),
+        201: {
+            "model": InstitutionView,
+            "description": "The node was created.",
+            "headers": {
+                "Location": {
+                    "description": "The node: `/v1/institutions/{code}`.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problem_responses(401, 403, 409, 422, 503),
     },
 )
 async def put_institution(
@@ -150,7 +163,7 @@ async def put_institution(
     operation_id="get_institution",
     response_model=InstitutionView,
     response_description="The node with its parent and children.",
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 404, 422, 503),
 )
 async def get_institution(
     code: CodePath, principal: CurrentPrincipal, institutions: Institutions

@@ -3,7 +3,20 @@
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from complaintcore.api.schemas.common import Channel
+from complaintcore.domain.commands import (
+    ComplainantKind,
+    IdType,
+    MajorCause,
+    NoticeMethod,
+    Outcome,
+    Remedy,
+    ReviewOutcome,
+)
+from complaintcore.domain.deadlines import ClockStatus
+from complaintcore.domain.state import CaseStatus
 
 
 class CategoryOut(BaseModel):
@@ -12,17 +25,22 @@ class CategoryOut(BaseModel):
 
 
 class DeadlineOut(BaseModel):
-    due_on: date
-    level: int
-    paused_days: int
-    paused: bool
-    status: str
-    days_left: int | None
+    """The handling clock (Art. 18), read as of today."""
+
+    due_on: date = Field(description="The handling due date, pauses and extensions included.")
+    level: int = Field(ge=0, le=2, description="Extensions granted: 0, 1 (30 days) or 2 (60).")
+    paused_days: int = Field(ge=0, description="Paused days counting toward the due date.")
+    paused: bool = Field(description="Whether the clock is paused now.")
+    status: ClockStatus
+    days_left: int | None = Field(
+        description="Days to the due date (negative once overdue, frozen while paused); null "
+        "once met, missed or stopped."
+    )
 
 
 class NoticeOut(BaseModel):
     notified_on: date
-    method: str | None
+    method: NoticeMethod | None
     proof_ref: str
     agreed_terms: str
     unreachable: bool
@@ -31,11 +49,11 @@ class NoticeOut(BaseModel):
 
 class DecisionOut(BaseModel):
     handler_id: str
-    outcome: str
+    outcome: Outcome
     findings: str
     basis: str
     redress_fen: int
-    remedies: list[str]
+    remedies: list[Remedy]
     notice: NoticeOut
     decided_on: date
     on_time: bool
@@ -45,9 +63,9 @@ class DecisionOut(BaseModel):
 
 class ReviewDecisionOut(BaseModel):
     reviewer_id: str
-    outcome: str
+    outcome: ReviewOutcome
     findings: str
-    new_outcome: str | None
+    new_outcome: Outcome | None
     new_redress_fen: int | None
     notice: NoticeOut
     on_time: bool
@@ -57,8 +75,8 @@ class ReviewOut(BaseModel):
     requested_on: date
     grounds: str
     reviewing_institution: str
-    due_on: date
-    status: str | None
+    due_on: date = Field(description="The review's own due date.")
+    status: ClockStatus | None
     days_left: int | None
     decision: ReviewDecisionOut | None
 
@@ -71,9 +89,12 @@ class RegulatorTransferOut(BaseModel):
 
 
 class MaskedComplainantOut(BaseModel):
-    kind: str
+    """The complainant with name, identity number and contact masked; absent keys were not
+    given."""
+
+    kind: ComplainantKind
     name: str
-    id_type: str | None = None
+    id_type: IdType | None = None
     id_number: str | None = None
     contact: str | None = None
     unified_social_credit_code: str | None = None
@@ -82,19 +103,21 @@ class MaskedComplainantOut(BaseModel):
 class CaseOut(BaseModel):
     """A case as of today (or as of a version): deadlines are computed at query time."""
 
-    id: str
+    id: str = Field(description="The case id (a UUID).")
     registration_no: str
-    status: str
-    closed: bool
-    version: int
+    status: CaseStatus
+    closed: bool = Field(description="Whether the procedure has ended as of today.")
+    version: int = Field(ge=1, description="The version of the case's last event: its ETag.")
     respondent_institution: str
     handler_id: str | None
     category: CategoryOut
-    channel: str
+    channel: Channel
     major: bool
-    major_cause: str | None
+    major_cause: MajorCause | None
     received_on: date
-    last_business_date: date
+    last_business_date: date = Field(
+        description="The latest business date of the case; a command may not date before it."
+    )
     deadline: DeadlineOut
     complainant: MaskedComplainantOut
     decision: DecisionOut | None
@@ -106,12 +129,12 @@ class CaseOut(BaseModel):
 class CaseSummaryOut(BaseModel):
     id: str
     registration_no: str
-    status: str
+    status: CaseStatus
     version: int
     respondent_institution: str
     handler_id: str | None
     category: CategoryOut
-    channel: str
+    channel: Channel
     major: bool
     received_on: date
     deadline: DeadlineOut
@@ -121,7 +144,21 @@ class CaseSummaryOut(BaseModel):
 
 class CaseListOut(BaseModel):
     items: list[CaseSummaryOut]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class EventMetadataOut(BaseModel):
+    """Who did it, on whose behalf, and which request caused it; absent keys were not known."""
+
+    actor_id: str | None = None
+    actor_role: str | None = None
+    institution: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+    client: str | None = None
 
 
 class StoredEventOut(BaseModel):
@@ -130,8 +167,8 @@ class StoredEventOut(BaseModel):
     version: int
     type: str
     schema_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
+    data: dict[str, Any] = Field(description="The payload as stored (the hash covers it).")
+    metadata: EventMetadataOut
     recorded_at: datetime
     prev_hash: str
     hash: str
@@ -139,7 +176,7 @@ class StoredEventOut(BaseModel):
 
 class EventPageOut(BaseModel):
     items: list[StoredEventOut]
-    next_after: int | None
+    next_after: int = Field(ge=0, description="The position to read on from: pass as `after`.")
 
 
 class ChainVerdictOut(BaseModel):

@@ -1,15 +1,35 @@
 """Field types shared by the request and response models."""
 
-from datetime import date
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic_core import PydanticCustomError
 
 EARLIEST_BUSINESS_DATE = date(1990, 1, 1)
 LATEST_BUSINESS_DATE = date(2100, 12, 31)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date_text(value: object) -> object:
+    """Only `YYYY-MM-DD`: pydantic alone also takes a number (a Unix time) or a midnight
+    timestamp as a date, which the schema's `format: date` does not allow."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "expected a YYYY-MM-DD date")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+# JSON booleans and integers only: pydantic alone takes 0 and 1 for false and true, and a boolean
+# or 2.0 for an integer, none of which the schema's types allow.
+Flag = Annotated[bool, Strict()]
+Count = Annotated[int, Strict()]
 
 BusinessDate = Annotated[
-    date,
+    IsoDate,
     Field(
         ge=EARLIEST_BUSINESS_DATE,
         le=LATEST_BUSINESS_DATE,
@@ -29,11 +49,14 @@ ShortText = Annotated[
 OptionalText = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=r"^[^\x00]*$")
 ]
+# An identity document's or a credit code's number, as written (checked by the domain rules).
+DocumentNumber = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
 Code = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
 ]
-Fen = Annotated[int, Field(ge=0, le=10**15, description="Money in integer fen (CNY/100).")]
+Channel = Literal["phone", "online", "in_person", "letter", "email", "regulator_transfer"]
+Fen = Annotated[Count, Field(ge=0, le=10**15, description="Money in integer fen (CNY/100).")]
 
 
 class Body(BaseModel):

@@ -12,8 +12,12 @@ from pydantic import ConfigDict, Field, model_validator
 from complaintcore.api.schemas.common import (
     Body,
     BusinessDate,
+    Channel,
     Code,
+    Count,
+    DocumentNumber,
     Fen,
+    Flag,
     OptionalText,
     ShortText,
     Text,
@@ -32,8 +36,8 @@ class NoticeBody(Body):
     notified_on: BusinessDate | None = None
     proof_ref: OptionalText = ""
     agreed_terms: OptionalText = ""
-    unreachable: bool = False
-    attempts: Annotated[int, Field(ge=0, le=1000)] = 0
+    unreachable: Flag = False
+    attempts: Annotated[Count, Field(ge=0, le=1000)] = 0
 
     @model_validator(mode="after")
     def method_or_unreachable(self) -> "NoticeBody":
@@ -61,9 +65,9 @@ class ComplainantBody(Body):
     name: ShortText
     contact: OptionalText = ""
     id_type: c.IdType | None = None
-    id_number: Annotated[str, Field(max_length=64)] = ""
+    id_number: DocumentNumber = ""
     address: OptionalText = ""
-    unified_social_credit_code: Annotated[str, Field(max_length=64)] = ""
+    unified_social_credit_code: DocumentNumber = ""
     legal_representative_name: OptionalText = ""
     legal_representative_contact: OptionalText = ""
 
@@ -74,9 +78,9 @@ class ComplainantBody(Body):
 class AgentBody(Body):
     name: ShortText
     id_type: c.IdType
-    id_number: Annotated[str, Field(min_length=1, max_length=64)]
+    id_number: Annotated[DocumentNumber, Field(min_length=1)]
     contact: ShortText
-    authorization_ref: OptionalText = ""
+    authorization_ref: Text = Field(description="The power of attorney (授权委托书), Art. 14.")
 
     def to_domain(self) -> c.Agent:
         return c.Agent(**self.model_dump())
@@ -93,7 +97,7 @@ class RespondentStaffBody(Body):
 
 
 class JointBody(Body):
-    complainants: Annotated[int, Field(ge=1, le=1_000_000)]
+    complainants: Annotated[Count, Field(ge=1, le=1_000_000)]
     representatives: Annotated[list[ShortText], Field(max_length=100)] = []
 
 
@@ -104,11 +108,14 @@ class RegulatorTransferBody(Body):
 
 class ReceiveBody(Body):
     respondent_institution: Code
-    channel: Literal["phone", "online", "in_person", "letter", "email", "regulator_transfer"]
+    channel: Channel
     received_on: BusinessDate | None = None
     complainant: ComplainantBody
     agent: AgentBody | None = None
-    heir_proof_ref: OptionalText | None = None
+    heir_proof_ref: Text | None = Field(
+        default=None,
+        description="Proof of succession (继承关系证明), when an heir complains (Art. 14).",
+    )
     claims: Text
     facts: Text
     category: CategoryBody
@@ -237,7 +244,7 @@ class ResumeBody(Body):
 
 class SupplementBody(Body):
     received_on: BusinessDate | None = None
-    new_facts_and_reasons: bool
+    new_facts_and_reasons: Flag
     summary: Text
     model_config = _examples(
         {"received_on": "2026-11-21", "new_facts_and_reasons": True, "summary": "补充提交通话录音"}
