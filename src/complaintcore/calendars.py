@@ -14,7 +14,6 @@ Files for `complaintcore calendar load`:
 """
 
 import csv
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -31,6 +30,7 @@ from complaintcore.domain.calendar import (
     seeded_calendar,
     year_calendar_from_mapping,
 )
+from complaintcore.reference_files import read_json_or_csv
 
 FIRST_YEAR = 1949
 LAST_YEAR = 2100
@@ -104,13 +104,7 @@ def check_year_in_range(year: int) -> None:
 
 def read_calendar_file(path: Path) -> list[YearCalendar]:
     """The years in a JSON or CSV calendar file (see the module's docstring)."""
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return calendars_from_json(json.loads(path.read_text(encoding="utf-8-sig")))
-    if suffix == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as file:
-            return calendars_from_csv(file)
-    raise ValueError(f"{path.name}: expected a .json or .csv file")
+    return read_json_or_csv(path, calendars_from_json, calendars_from_csv)
 
 
 def calendars_from_json(data: Any) -> list[YearCalendar]:

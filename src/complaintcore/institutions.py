@@ -18,7 +18,6 @@ the directory is cheap enough to ask on every request.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from typing import Any
 import asyncpg
 
 from complaintcore import advisory_locks
+from complaintcore.reference_files import read_json_or_csv
 
 INSTITUTION_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_INSTITUTION_CODE_LENGTH = 64
@@ -197,13 +197,7 @@ def _unplaced_ancestry(
 
 def read_institution_file(path: Path) -> list[InstitutionNode]:
     """Nodes from a JSON list of `{code, name, kind, parent}` or a CSV `code,name,kind,parent`."""
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return institutions_from_json(json.loads(path.read_text(encoding="utf-8-sig")))
-    if suffix == ".csv":
-        with path.open(encoding="utf-8-sig", newline="") as file:
-            return institutions_from_csv(file)
-    raise ValueError(f"{path.name}: expected a .json or .csv file")
+    return read_json_or_csv(path, institutions_from_json, institutions_from_csv)
 
 
 def institutions_from_json(data: Any) -> list[InstitutionNode]:
