@@ -1,9 +1,7 @@
 """Driving complaints through the command path (`ComplaintService`, real PostgreSQL) on chosen
 business dates, for the projection tests: each command runs with "today" set to its date."""
 
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Any
 
@@ -46,11 +44,10 @@ from complaintcore.domain.commands import (
 )
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
-from complaintcore.embedded_db import with_database
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.institutions import InstitutionDirectory
 from complaintcore.principals import Principal
-from testsupport import TEMPLATE_DATABASE
+from testsupport import database_cloned_from_template
 
 # HO → BR-A → SUB-A1 (three levels), HO → BR-B
 TREE = [
@@ -200,21 +197,6 @@ async def table_rows(executor: asyncpg.Pool | asyncpg.Connection, table: str) ->
     return [dict(row) for row in rows]
 
 
-@asynccontextmanager
-async def scratch_database(server_url: str) -> AsyncIterator[str]:
-    """A migrated database of its own (cloned from the test template), dropped afterwards: for
-    fixtures wider than one test."""
-    name = f"complaintcore_proj_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(server_url, name)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+def scratch_database(server_url: str) -> AbstractAsyncContextManager[str]:
+    """A migrated database of its own, dropped afterwards: for fixtures wider than one test."""
+    return database_cloned_from_template(server_url, "complaintcore_proj")

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from api_support import receive
 from complaintcore.application.business_day import shanghai_today
 from testsupport import LiveService
 
@@ -72,24 +73,7 @@ def _notice(days_ago: int) -> dict[str, Any]:
 
 
 def _receive(client: httpx.Client, days_ago: int = 0) -> str:
-    body = {
-        "respondent_institution": BRANCH,
-        "channel": "phone",
-        "received_on": _days_ago(days_ago),
-        "complainant": {
-            "kind": "natural_person",
-            "name": "张三",
-            "id_type": "resident_id",
-            "id_number": "11010519491231002X",
-            "contact": "13800138000",
-        },
-        "claims": "退还信用卡年费",
-        "facts": "未经同意扣收年费",
-        "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-    }
-    response = client.post("/v1/complaints", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return receive(client, institution=BRANCH, received_days_ago=days_ago)["id"]
 
 
 def _command(client: httpx.Client, case_id: str, command: str, body: dict[str, Any]) -> None:

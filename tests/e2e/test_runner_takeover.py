@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from api_support import complaint
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.database import create_pool
 from complaintcore.institutions import InstitutionDirectory
@@ -26,21 +27,7 @@ from projection_support import scratch_database
 from testsupport import free_port
 
 TODAY = shanghai_today()
-COMPLAINT = {
-    "respondent_institution": "BR-A",
-    "channel": "phone",
-    "received_on": TODAY.isoformat(),
-    "complainant": {
-        "kind": "natural_person",
-        "name": "张三",
-        "id_type": "resident_id",
-        "id_number": "11010519491231002X",
-        "contact": "13800138000",
-    },
-    "claims": "退还信用卡年费",
-    "facts": "未经同意扣收年费",
-    "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-}
+COMPLAINT = complaint("BR-A", received_days_ago=0)
 
 
 @pytest.fixture
