@@ -31,6 +31,7 @@ T = TypeVar("T")
 # modules of their own so each command's code sits beside its one job).
 COMMAND_MODULES: tuple[str, ...] = (
     "complaintcore.cli_audit",
+    "complaintcore.cli_import",
     "complaintcore.cli_demo",
     "complaintcore.cli_projections",
 )

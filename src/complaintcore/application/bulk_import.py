@@ -1,0 +1,603 @@
+"""Bulk import of historical cases (`complaintcore import FILE`), for institutions leaving an old
+system.
+
+The file is JSON Lines, one case a line: the fields of `POST /v1/complaints` (validated by the same
+request models as the HTTP routes), an `external_id` (the case's id in the old system), and its
+`actions` in order, each `{"command": "assign", "at": "2025-03-02", ...body}` with the body of
+`POST /v1/complaints/{id}/{command}`. `at` is the day the action was entered: the command is decided
+as if that day were today, and a body date left out defaults to it. An optional `actor`
+(`{"id", "role", "institution"?}`) on the case or an action says who entered it.
+
+Every command goes through the domain's `decide`, so every rule applies. A case with one refused
+command is refused whole (reported with its line number and rule code) and the import goes on.
+
+Writing is batched: many cases per transaction, events and case-view rows written with COPY, the
+registration serials of a batch allocated with one statement. The store's guarantees hold: the
+events are hash-chained exactly as `events.store` chains them (`chained_rows`), versions start at
+1 with no gaps, and the position floor is taken before any position is drawn, so the global feed
+never skips an imported event.
+
+Re-running the same file stores nothing new: a case's stream id is derived from its external id
+(UUID v5), a case already stored is skipped, and (stream, version) is unique in the database, so
+even two imports of one file at once store each case once.
+
+Choices where the spec is silent:
+
+- A case is judged with a provisional registration number; accepted cases then get their real
+  numbers (one serial range per institution and month, taken in the batch's transaction, so a
+  refused case or a failed batch leaves no gap). The number is opaque to every rule (only its
+  presence is checked), so the allocated number is what the stored receipt and case row carry.
+- A merge names its target by `into` (a case id) or `into_external_id`. The target is checked as
+  the HTTP command checks it, against the target's state when the duplicate is imported: the
+  target must be stored, or earlier in the file, and still being handled.
+- The stored metadata says who entered each action (`actor`, else the import's default actor),
+  `client` is `complaintcore import`, `correlation_id` the import run, and the receipt's append
+  carries the idempotency key `import:<external_id>`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from itertools import islice
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from pydantic import ValidationError
+
+from complaintcore.api.schemas import complaints as bodies
+from complaintcore.api.schemas.common import Body, Code, IsoDate
+from complaintcore.application.event_codec import domain_events, new_events
+from complaintcore.calendars import CalendarRepository
+from complaintcore.domain.calendar import WorkingDayCalendar
+from complaintcore.domain.commands import MergeComplaint
+from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve, fold
+from complaintcore.domain.events import ComplaintReceived, Event
+from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
+from complaintcore.domain.state import ComplaintState
+from complaintcore.events.model import GENESIS_HASH, EventMetadata, InvalidEventData, NewEvent
+from complaintcore.events.store import PostgresEventStore, chained_rows, take_position_floor
+from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
+from complaintcore.projections.case_view import case_view_row
+
+IMPORT_NAMESPACE = uuid.UUID("6f1c9e4a-2b7d-5c3e-9a8f-1d2e3f4a5b6c")
+CLIENT = "complaintcore import"
+DEFAULT_BATCH_CASES = 1000
+PROVISIONAL_SERIAL = 1  # judged with this serial; the real one is allocated when the case is stored
+MAX_BATCH_ATTEMPTS = 5
+
+COMMAND_BODIES: dict[str, type[Body]] = {
+    "assign": bodies.AssignBody,
+    "recuse": bodies.RecuseBody,
+    "extend": bodies.ExtendBody,
+    "pause": bodies.PauseBody,
+    "resume": bodies.ResumeBody,
+    "supplement": bodies.SupplementBody,
+    "merge": bodies.MergeBody,
+    "decide": bodies.DecideBody,
+    "notify": bodies.NotifyBody,
+    "appeal": bodies.AppealBody,
+    "decide-review": bodies.DecideReviewBody,
+    "withdraw": bodies.WithdrawBody,
+    "decline": bodies.DeclineBody,
+    "flag-major": bodies.FlagMajorBody,
+}
+
+EVENT_COLUMNS = (
+    "stream_id",
+    "version",
+    "event_type",
+    "schema_version",
+    "data",
+    "metadata",
+    "idempotency_key",
+    "recorded_at",
+    "prev_hash",
+    "hash",
+)
+
+_HEADER_FIELDS = frozenset({"external_id", "actor", "at"})
+_CASE_FIELDS = _HEADER_FIELDS | {"actions"}
+_ACTION_FIELDS = frozenset({"command", "at", "actor", "into_external_id"})
+
+
+def case_id_for(external_id: str) -> str:
+    """The stream id of an imported case: the same external id always gives the same case."""
+    return str(uuid.uuid5(IMPORT_NAMESPACE, external_id))
+
+
+class ActorBody(Body):
+    id: Code
+    role: Literal["staff", "supervisor", "regulator", "admin"]
+    institution: Code | None = None
+
+
+class CaseHeader(Body):
+    """What a line carries besides the receipt's fields and its actions."""
+
+    external_id: Code
+    at: IsoDate | None = None
+    actor: ActorBody | None = None
+
+
+class ActionHeader(Body):
+    command: Literal[tuple(COMMAND_BODIES)]  # type: ignore[valid-type]
+    at: IsoDate
+    actor: ActorBody | None = None
+    into_external_id: Code | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """What the rules need besides the case, loaded once per import."""
+
+    today: date
+    calendar: WorkingDayCalendar
+    superiors: Mapping[str, str | None]  # every institution code -> its parent's code
+    default_actor: ActorBody
+    correlation_id: str
+    policy: InstitutionPolicy = DEFAULT_POLICY
+
+
+@dataclass(frozen=True)
+class Refusal:
+    line_number: int
+    external_id: str | None
+    code: str
+    detail: str
+
+    def describe(self) -> str:
+        case = f" ({self.external_id})" if self.external_id else ""
+        return f"line {self.line_number}{case}: {self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """The events of one command, with who entered it."""
+
+    events: list[Event]
+    metadata: EventMetadata
+
+
+@dataclass(frozen=True)
+class AcceptedCase:
+    line_number: int
+    external_id: str
+    case_id: str
+    institution: str
+    received_on: date
+    steps: list[Step]
+    state: ComplaintState
+
+    @property
+    def event_count(self) -> int:
+        return self.state.version
+
+
+@dataclass
+class ImportReport:
+    cases_imported: int = 0
+    events_imported: int = 0
+    cases_skipped: int = 0  # already stored: a re-run of the same file
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+# --- judging one line (pure) -----------------------------------------------------------------
+
+
+def parse_line(text: bytes | str) -> dict[str, Any]:
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise _Refused("invalid_json", "the line is not one JSON object") from None
+    if not isinstance(document, dict):
+        raise _Refused("invalid_json", "the line is not one JSON object")
+    return document
+
+
+def judge_case(
+    line_number: int,
+    document: dict[str, Any],
+    reference: ReferenceData,
+    merge_targets: Mapping[str, ComplaintState],
+) -> AcceptedCase | Refusal:
+    """Decide every command of one case; the accepted case, or why it was refused."""
+    external_id = document.get("external_id") if isinstance(document, dict) else None
+    try:
+        return _judge(line_number, document, reference, merge_targets)
+    except _Refused as refused:
+        label = external_id if isinstance(external_id, str) else None
+        return Refusal(line_number, label, refused.code, refused.detail)
+
+
+def _judge(
+    line_number: int,
+    document: dict[str, Any],
+    reference: ReferenceData,
+    merge_targets: Mapping[str, ComplaintState],
+) -> AcceptedCase:
+    header = _validated(CaseHeader, {k: v for k, v in document.items() if k in _HEADER_FIELDS}, "")
+    receipt_fields = {k: v for k, v in document.items() if k not in _CASE_FIELDS}
+    receipt = _validated(bodies.ReceiveBody, receipt_fields, "")
+    if receipt.received_on is None:
+        raise _Refused("validation_failed", "received_on: required for a historical case")
+    institution = receipt.respondent_institution
+    if institution not in reference.superiors:
+        raise _Refused("unknown_institution", f"respondent_institution {institution} is unknown")
+    case_id = case_id_for(header.external_id)
+    provisional = reference.policy.registration_number(
+        institution, receipt.received_on, PROVISIONAL_SERIAL
+    )
+    at = header.at or receipt.received_on
+    actor = header.actor or reference.default_actor
+    command = receipt.to_command(case_id, provisional, at)
+    state, step = _apply(None, command, at, actor, institution, reference, "receipt")
+    steps = [step]
+    actions = document.get("actions", [])
+    if not isinstance(actions, list):
+        raise _Refused("validation_failed", "actions: expected a list")
+    for index, action in enumerate(actions, start=1):
+        where = f"actions[{index}]"
+        action_header, command = _action_command(action, where)
+        if isinstance(command, MergeComplaint) and command.into != case_id:
+            try:
+                check_merge_target(merge_targets.get(command.into))
+            except (RuleViolation, InvalidCommand) as refusal:
+                raise _refusal(refusal, f"{where} ({action_header.command})") from None
+        state, step = _apply(
+            state,
+            command,
+            action_header.at,
+            action_header.actor or actor,
+            institution,
+            reference,
+            f"{where} ({action_header.command})",
+        )
+        steps.append(step)
+    return AcceptedCase(
+        line_number, header.external_id, case_id, institution, receipt.received_on, steps, state
+    )
+
+
+def _action_command(action: Any, where: str) -> tuple[ActionHeader, Any]:
+    if not isinstance(action, dict):
+        raise _Refused("validation_failed", f"{where}: expected an object")
+    header = _validated(
+        ActionHeader, {k: v for k, v in action.items() if k in _ACTION_FIELDS}, f"{where}."
+    )
+    body_fields = {k: v for k, v in action.items() if k not in _ACTION_FIELDS}
+    if header.into_external_id is not None:
+        body_fields["into"] = case_id_for(header.into_external_id)
+    body = _validated(COMMAND_BODIES[header.command], body_fields, f"{where}.")
+    return header, body.to_command(header.at)  # type: ignore[attr-defined]
+
+
+def _apply(
+    state: ComplaintState | None,
+    command: Any,
+    at: date,
+    actor: ActorBody,
+    institution: str,
+    reference: ReferenceData,
+    where: str,
+) -> tuple[ComplaintState, Step]:
+    if at > reference.today:
+        raise _Refused(BUSINESS_DATE_IN_FUTURE.code, f"{where}: at {at} is after today")
+    context = DecisionContext(
+        today=at,
+        calendar=reference.calendar,
+        policy=reference.policy,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        superior_of_respondent=reference.superiors.get(institution),
+    )
+    try:
+        events = decide(state, command, context)
+    except (RuleViolation, InvalidCommand) as refusal:
+        raise _refusal(refusal, where) from None
+    for event in events:
+        state = evolve(state, event)
+    assert state is not None
+    metadata = EventMetadata(
+        actor_id=actor.id,
+        actor_role=actor.role,
+        institution=actor.institution,
+        correlation_id=reference.correlation_id,
+        client=CLIENT,
+    )
+    return state, Step(events, metadata)
+
+
+def _validated(model: type[Body], data: dict[str, Any], prefix: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        # Field paths and error types only: the input values may be personal data.
+        problems = "; ".join(
+            f"{prefix}{'.'.join(str(part) for part in e['loc']) or '(line)'}: {e['type']}"
+            for e in error.errors()
+        )
+        raise _Refused("validation_failed", problems) from None
+
+
+def _refusal(refusal: RuleViolation | InvalidCommand, where: str) -> _Refused:
+    if isinstance(refusal, RuleViolation):
+        return _Refused(refusal.code, f"{where}: {refusal.message} [{refusal.article}]")
+    fields = "; ".join(f"{error.field}: {error.code}" for error in refusal.errors)
+    return _Refused("validation_failed", f"{where}: {fields}")
+
+
+# --- writing batches -------------------------------------------------------------------------
+
+_EXISTING_CASES = "SELECT stream_id FROM events WHERE version = 1 AND stream_id = ANY($1::text[])"
+
+# One range of serials per institution and month; sorted so that concurrent imports lock the
+# counter rows in the same order.
+_ALLOCATE_SERIALS = """
+INSERT INTO registration_serials AS s (institution, month, last_serial)
+SELECT u.institution, u.month, u.taken
+FROM unnest($1::text[], $2::text[], $3::int[]) AS u(institution, month, taken)
+ORDER BY u.institution, u.month
+ON CONFLICT (institution, month) DO UPDATE SET last_serial = s.last_serial + EXCLUDED.last_serial
+RETURNING institution, month, last_serial
+"""
+
+
+class BulkImporter:
+    """Imports parsed lines batch by batch over one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        store: PostgresEventStore,
+        reference: ReferenceData,
+        batch_cases: int = DEFAULT_BATCH_CASES,
+    ) -> None:
+        self._connection = connection
+        self._store = store
+        self._reference = reference
+        self._batch_cases = batch_cases
+
+    async def run(
+        self,
+        lines: Iterable[tuple[int, bytes]],
+        on_batch: Callable[[ImportReport], Awaitable[None] | None] | None = None,
+    ) -> ImportReport:
+        """Import every (line number, text) pair; `on_batch` is told after each batch."""
+        await use_binary_json(self._connection)
+        report = ImportReport()
+        for batch in _batches(lines, self._batch_cases):
+            await self._import_batch(batch, report)
+            if on_batch is not None:
+                outcome = on_batch(report)
+                if outcome is not None:
+                    await outcome
+        return report
+
+    async def _import_batch(self, batch: list[tuple[int, bytes]], report: ImportReport) -> None:
+        documents, refusals = _parsed(batch)
+        for attempt in range(MAX_BATCH_ATTEMPTS):
+            try:
+                accepted, skipped, judged_refusals = await self._judged(documents)
+                await self._write(accepted)
+            except asyncpg.UniqueViolationError:
+                # Another import stored some of these cases meanwhile: judge again, skip them.
+                if attempt == MAX_BATCH_ATTEMPTS - 1:
+                    raise
+                continue
+            break
+        report.cases_imported += len(accepted)
+        report.events_imported += sum(case.event_count for case in accepted)
+        report.cases_skipped += skipped
+        report.refusals.extend(sorted([*refusals, *judged_refusals], key=_by_line))
+
+    async def _judged(
+        self, documents: list[tuple[int, dict[str, Any]]]
+    ) -> tuple[list[AcceptedCase], int, list[Refusal]]:
+        ids = {
+            number: case_id_for(doc["external_id"])
+            for number, doc in documents
+            if isinstance(doc.get("external_id"), str)
+        }
+        stored = {
+            row["stream_id"]
+            for row in await self._connection.fetch(_EXISTING_CASES, list(ids.values()))
+        }
+        targets = await self._stored_merge_targets(documents, set(ids.values()))
+        accepted: list[AcceptedCase] = []
+        refusals: list[Refusal] = []
+        for number, document in documents:
+            if ids.get(number) in stored:
+                continue
+            verdict = judge_case(number, document, self._reference, targets)
+            if isinstance(verdict, Refusal):
+                refusals.append(verdict)
+            elif verdict.case_id in targets:
+                refusals.append(
+                    Refusal(number, verdict.external_id, "duplicate_external_id", "given twice")
+                )
+            else:
+                accepted.append(verdict)
+                targets[verdict.case_id] = verdict.state
+        return accepted, len(stored), refusals
+
+    async def _stored_merge_targets(
+        self, documents: list[tuple[int, dict[str, Any]]], in_batch: set[str]
+    ) -> dict[str, ComplaintState]:
+        wanted = {target for _, doc in documents for target in _merge_targets(doc)} - in_batch
+        targets: dict[str, ComplaintState] = {}
+        for case_id in sorted(wanted):
+            stored = await self._store.read_stream(case_id, connection=self._connection)
+            state = fold(domain_events(stored))
+            if state is not None:
+                targets[case_id] = state
+        return targets
+
+    async def _write(self, accepted: list[AcceptedCase]) -> None:
+        if not accepted:
+            return
+        async with self._connection.transaction():
+            numbers = await allocate_registration_numbers(
+                self._connection, accepted, self._reference.policy
+            )
+            event_records: list[tuple[Any, ...]] = []
+            view_records: list[tuple[Any, ...]] = []
+            for case, number in zip(accepted, numbers, strict=True):
+                event_records.extend(event_records_of(case, number))
+                view = case_view_row(case.state) | {"registration_no": number}
+                view_records.append(tuple(view[column] for column in CASE_VIEW_COLUMNS))
+            await take_position_floor(self._connection)
+            await self._connection.copy_records_to_table(
+                "events", records=event_records, columns=EVENT_COLUMNS
+            )
+            await self._connection.copy_records_to_table(
+                "case_view", records=view_records, columns=CASE_VIEW_COLUMNS
+            )
+
+
+async def allocate_registration_numbers(
+    connection: asyncpg.Connection, cases: Sequence[AcceptedCase], policy: InstitutionPolicy
+) -> list[str]:
+    """Registration numbers for `cases`, in order, gapless per institution and month."""
+    counts: dict[tuple[str, str], int] = {}
+    for case in cases:
+        key = (case.institution, case.received_on.strftime("%Y%m"))
+        counts[key] = counts.get(key, 0) + 1
+    keys = sorted(counts)
+    rows = await connection.fetch(
+        _ALLOCATE_SERIALS,
+        [institution for institution, _ in keys],
+        [month for _, month in keys],
+        [counts[key] for key in keys],
+    )
+    next_serial = {
+        (row["institution"], row["month"]): row["last_serial"]
+        - counts[(row["institution"], row["month"])]
+        + 1
+        for row in rows
+    }
+    numbers = []
+    for case in cases:
+        key = (case.institution, case.received_on.strftime("%Y%m"))
+        numbers.append(
+            policy.registration_number(case.institution, case.received_on, next_serial[key])
+        )
+        next_serial[key] += 1
+    return numbers
+
+
+def event_records_of(case: AcceptedCase, registration_no: str) -> list[tuple[Any, ...]]:
+    """The case's events as rows of the events table, chained as the store chains them."""
+    stored: list[NewEvent] = []
+    for step in case.steps:
+        stored.extend(new_events(step.events, step.metadata))
+    receipt = stored[0]
+    assert receipt.event_type == ComplaintReceived.event_type
+    stored[0] = replace(receipt, data=receipt.data | {"registration_no": registration_no})
+    try:
+        rows = chained_rows(case.case_id, stored, 0, GENESIS_HASH, f"import:{case.external_id}")
+    except InvalidEventData as error:  # the request models let nothing unstorable through
+        raise AssertionError(f"line {case.line_number}: {error}") from error
+    return [
+        (
+            case.case_id,
+            version,
+            event_type,
+            schema_version,
+            data,
+            metadata,
+            key,
+            rows.recorded_at,
+            prev,
+            own,
+        )
+        for version, event_type, schema_version, data, metadata, key, prev, own in zip(
+            *rows.columns(), strict=True
+        )
+    ]
+
+
+async def use_binary_json(connection: asyncpg.Connection) -> None:
+    """COPY sends rows in the binary format, which needs a binary codec for jsonb.
+
+    The values are the same as with the pool's text codec, so the connection can go back to it.
+    """
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+        format="binary",
+    )
+
+
+def _merge_targets(document: dict[str, Any]) -> Iterator[str]:
+    actions = document.get("actions")
+    if not isinstance(actions, list):
+        return
+    for action in actions:
+        if not isinstance(action, dict) or action.get("command") != "merge":
+            continue
+        if isinstance(action.get("into_external_id"), str):
+            yield case_id_for(action["into_external_id"])
+        elif isinstance(action.get("into"), str):
+            yield action["into"].lower()
+
+
+def _parsed(
+    batch: list[tuple[int, bytes]],
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Refusal]]:
+    documents: list[tuple[int, dict[str, Any]]] = []
+    refusals: list[Refusal] = []
+    for number, text in batch:
+        try:
+            documents.append((number, parse_line(text)))
+        except _Refused as refused:
+            refusals.append(Refusal(number, None, refused.code, refused.detail))
+    return documents, refusals
+
+
+def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    iterator = iter(lines)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _by_line(refusal: Refusal) -> int:
+    return refusal.line_number
+
+
+def numbered_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines with their 1-based line numbers."""
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, line
+
+
+async def load_reference_data(
+    connection: asyncpg.Connection,
+    today: date,
+    default_actor: ActorBody,
+    correlation_id: str | None = None,
+) -> ReferenceData:
+    """The institution tree and the working-day calendar, read once for the whole import."""
+    rows = await connection.fetch("SELECT code, parent FROM institutions")
+    calendar = await CalendarRepository(connection).working_day_calendar()  # type: ignore[arg-type]
+    return ReferenceData(
+        today=today,
+        calendar=calendar,
+        superiors={row["code"]: row["parent"] for row in rows},
+        default_actor=default_actor,
+        correlation_id=correlation_id or f"import-{uuid.uuid4()}",
+    )

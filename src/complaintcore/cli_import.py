@@ -1,0 +1,168 @@
+"""`complaintcore import FILE`: historical cases from JSON Lines, through the domain rules, at bulk
+speed (the format and the guarantees are in `application/bulk_import.py`).
+
+Refused cases are listed on stderr by line number and rule code (the first 50, and all of them in
+`--refusals FILE` as JSON Lines); the import goes on past them. A progress bar on stderr shows
+events per second and the time left.
+
+Exit status: 0 when every case was imported or was already stored, 2 when some were refused, 1
+when the file cannot be read.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from complaintcore.application.bulk_import import (
+    DEFAULT_BATCH_CASES,
+    ActorBody,
+    BulkImporter,
+    ImportReport,
+    load_reference_data,
+    numbered_lines,
+)
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.cli import database_url, fail
+from complaintcore.database import create_pool
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.schema_migrations import upgrade_to_head
+from complaintcore.settings import Settings
+
+EXIT_DONE = 0
+EXIT_UNREADABLE = 1
+EXIT_SOME_REFUSED = 2
+REFUSALS_SHOWN = 50
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "import", help="import historical cases from JSON Lines through the domain rules"
+    )
+    parser.add_argument("file", type=Path, help="JSON Lines, one case a line")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_CASES, help="cases a batch")
+    parser.add_argument("--actor", default="import", help="who entered actions with no actor")
+    parser.add_argument(
+        "--role",
+        default="staff",
+        choices=("staff", "supervisor", "regulator", "admin"),
+        help="that actor's role",
+    )
+    parser.add_argument("--refusals", type=Path, help="write every refused case here (JSONL)")
+    parser.set_defaults(handler=import_command)
+
+
+def import_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        total_bytes = args.file.stat().st_size
+        source = args.file.open("rb")
+    except OSError as error:
+        return fail(f"{args.file}: {error}")
+    if args.batch < 1:
+        return fail("--batch must be 1 or more")
+    actor = ActorBody(id=args.actor, role=args.role)
+    progress = Progress(total_bytes, sys.stderr)
+    with source, database_url(settings) as url:
+        upgrade_to_head(url)
+        counted = _CountingLines(source)
+        report = asyncio.run(_import(url, counted, actor, args.batch, progress))
+    progress.finish(report)
+    _show_refusals(report, args.refusals)
+    print(
+        f"{report.cases_imported} cases imported ({report.events_imported} events),"
+        f" {report.cases_skipped} already stored, {len(report.refusals)} refused"
+    )
+    return EXIT_SOME_REFUSED if report.refusals else EXIT_DONE
+
+
+async def _import(
+    url: str, lines: "_CountingLines", actor: ActorBody, batch: int, progress: "Progress"
+) -> ImportReport:
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            reference = await load_reference_data(connection, shanghai_today(), actor)
+            importer = BulkImporter(connection, PostgresEventStore(pool), reference, batch)
+            return await importer.run(
+                numbered_lines(lines), lambda report: progress.show(report, lines.bytes_read)
+            )
+    finally:
+        await pool.close()
+
+
+class _CountingLines:
+    """The file's lines, counting the bytes read so far (for the time left)."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._source:
+            self.bytes_read += len(line)
+            yield line
+
+
+class Progress:
+    """A one-line progress bar: cases, events per second, time left (by bytes read)."""
+
+    WIDTH = 30
+    QUIET_INTERVAL_S = 5.0
+
+    def __init__(self, total_bytes: int, out: IO[str]) -> None:
+        self._total = max(total_bytes, 1)
+        self._out = out
+        self._tty = out.isatty()
+        self._started = time.monotonic()
+        self._last_shown = 0.0
+
+    def show(self, report: ImportReport, bytes_read: int) -> None:
+        now = time.monotonic()
+        if not self._tty and now - self._last_shown < self.QUIET_INTERVAL_S:
+            return
+        self._last_shown = now
+        elapsed = max(now - self._started, 1e-6)
+        done = min(bytes_read / self._total, 1.0)
+        left = elapsed / done - elapsed if done > 0 else float("inf")
+        filled = int(done * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        line = (
+            f"[{bar}] {done:6.1%}  {report.cases_imported} cases,"
+            f" {report.events_imported / elapsed:,.0f} events/s, {_duration(left)} left"
+        )
+        self._out.write(f"\r{line}" if self._tty else f"{line}\n")
+        self._out.flush()
+
+    def finish(self, report: ImportReport) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        if self._tty:
+            self._out.write("\n")
+        self._out.write(
+            f"done in {_duration(elapsed)}: {report.events_imported / elapsed:,.0f} events/s\n"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "--:--"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _show_refusals(report: ImportReport, path: Path | None) -> None:
+    for refusal in report.refusals[:REFUSALS_SHOWN]:
+        print(f"refused: {refusal.describe()}", file=sys.stderr)
+    hidden = len(report.refusals) - REFUSALS_SHOWN
+    if hidden > 0:
+        print(f"... and {hidden} more refused", file=sys.stderr)
+    if path is not None:
+        with path.open("wb") as out:
+            for refusal in report.refusals:
+                out.write(orjson.dumps(asdict(refusal)) + b"\n")

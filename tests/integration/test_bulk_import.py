@@ -1,0 +1,282 @@
+"""`complaintcore import`: historical cases through the domain rules, written in bulk.
+
+The same history is sent once over HTTP (the command path, in process) and once through the bulk
+import; the cases must come out the same, with intact hash chains and a feed that holds them all.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from complaintcore.api.app import create_app
+from complaintcore.application.bulk_import import (
+    ActorBody,
+    BulkImporter,
+    ImportReport,
+    case_id_for,
+    load_reference_data,
+    numbered_lines,
+)
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.event_codec import domain_events
+from complaintcore.domain.state import ComplaintState, fold
+from complaintcore.events.hashing import verify_chain
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.institutions import InstitutionDirectory
+from complaintcore.projections.case_view import COLUMNS
+from complaintcore.tokens import create_token
+
+TODAY = shanghai_today()
+STAFF = {"id": "staff-a1", "role": "staff", "institution": "BR-A"}
+
+
+def days_ago(n: int) -> str:
+    return (TODAY - timedelta(days=n)).isoformat()
+
+
+def notice(on: str) -> dict[str, Any]:
+    return {"method": "sms", "proof_ref": "SMS-1", "notified_on": on}
+
+
+def receipt(institution: str = "BR-A", received_days_ago: int = 12) -> dict[str, Any]:
+    return {
+        "respondent_institution": institution,
+        "channel": "phone",
+        "received_on": days_ago(received_days_ago),
+        "complainant": {
+            "kind": "natural_person",
+            "name": "张三",
+            "id_type": "resident_id",
+            "id_number": "11010519491231002X",
+            "contact": "13800138000",
+        },
+        "claims": "退还信用卡年费",
+        "facts": "未经同意扣收年费",
+        "category": {"business": "credit_card", "reason": "pricing_and_fees"},
+        "respondent_staff": [{"staff_id": "staff-a2", "name": "李四"}],
+    }
+
+
+DECISION = {
+    "handler_id": "staff-a1",
+    "outcome": "partially_upheld",
+    "findings": "未提示",
+    "basis": "章程",
+    "redress_fen": 30000,
+    "remedies": ["review", "litigation"],
+    "notice": notice(days_ago(2)),
+}
+
+# Every action dated today, so the HTTP path (which decides as of today) sees the same history.
+FULL_HISTORY = [
+    ("notify", {"subject": "acceptance", "notice": notice(days_ago(11))}),
+    ("assign", {"handler_id": "staff-a1"}),
+    ("extend", {"reason": "情况复杂", "notice": notice(days_ago(10))}),
+    (
+        "pause",
+        {
+            "kind": "appraisal",
+            "paused_on": days_ago(9),
+            "reason": "鉴定",
+            "notice": notice(days_ago(9)),
+        },
+    ),
+    ("resume", {"resumed_on": days_ago(6)}),
+    ("supplement", {"received_on": days_ago(5), "new_facts_and_reasons": False, "summary": "重复"}),
+    ("decide", DECISION),
+    ("appeal", {"received_on": days_ago(1), "grounds": "金额不服"}),
+]
+
+
+def line(external_id: str, actions: list[tuple[str, dict[str, Any]]], **fields: Any) -> bytes:
+    case = {
+        "external_id": external_id,
+        **receipt(**fields),
+        "actor": STAFF,
+        "actions": [
+            {"command": command, "at": TODAY.isoformat(), **body} for command, body in actions
+        ],
+    }
+    return orjson.dumps(case)
+
+
+@pytest.fixture
+async def institutions(pool: asyncpg.Pool) -> None:
+    directory = InstitutionDirectory(pool)
+    await directory.put("HO", "总行", "head_office")
+    await directory.put("BR-A", "上海分行", "branch", "HO")
+    await directory.put("SUB-A1", "浦东支行", "sub_branch", "BR-A")
+
+
+async def import_lines(pool: asyncpg.Pool, lines: list[bytes], batch: int = 2) -> ImportReport:
+    async with pool.acquire() as connection:
+        reference = await load_reference_data(
+            connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
+        )
+        importer = BulkImporter(connection, PostgresEventStore(pool), reference, batch)
+        return await importer.run(numbered_lines(lines))
+
+
+@pytest.fixture
+async def http(
+    database_url: str, pool: asyncpg.Pool, institutions: None
+) -> AsyncIterator[httpx.AsyncClient]:
+    token = await create_token(pool, "staff-a1", "staff", "BR-A")
+    app = create_app(database_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
+            yield client
+
+
+async def stored_state(pool: asyncpg.Pool, case_id: str) -> tuple[ComplaintState, list[Any]]:
+    events = await PostgresEventStore(pool).read_stream(case_id)
+    state = fold(domain_events(events))
+    assert state is not None
+    return state, events
+
+
+def without_identity(state: ComplaintState) -> ComplaintState:
+    return replace(state, id="-", registration_no="-")
+
+
+async def case_view(pool: asyncpg.Pool, case_id: str) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM case_view WHERE case_id = $1", case_id)
+    assert row is not None
+    return {
+        column: row[column] for column in COLUMNS if column not in ("case_id", "registration_no")
+    }
+
+
+async def test_an_imported_case_equals_the_same_history_sent_over_http(
+    http: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    created = await http.post("/v1/complaints", json=receipt())
+    assert created.status_code == 201, created.text
+    http_case = created.json()["id"]
+    for command, body in FULL_HISTORY:
+        response = await http.post(f"/v1/complaints/{http_case}/{command}", json=body)
+        assert response.status_code == 200, response.text
+
+    report = await import_lines(pool, [line("LEGACY-1", FULL_HISTORY)])
+
+    assert (report.cases_imported, report.events_imported, report.refusals) == (1, 9, [])
+    imported_case = case_id_for("LEGACY-1")
+    http_state, http_events = await stored_state(pool, http_case)
+    imported_state, imported_events = await stored_state(pool, imported_case)
+    assert without_identity(imported_state) == without_identity(http_state)
+    assert [e.event_type for e in imported_events] == [e.event_type for e in http_events]
+    assert verify_chain(imported_events).intact and verify_chain(http_events).intact
+    assert await case_view(pool, imported_case) == await case_view(pool, http_case)
+    assert imported_state.registration_no == f"BR-A-{days_ago(12)[:7].replace('-', '')}-000002"
+    shown = await http.get(f"/v1/complaints/{imported_case}")
+    assert shown.status_code == 200 and shown.json()["status"] == "under_review"
+
+
+async def test_refused_cases_are_reported_by_line_and_rule_and_the_rest_is_stored(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    lines = [
+        line("OK-1", [("assign", {"handler_id": "staff-a1"})]),
+        line("REFUSED-1", [("decide", DECISION)]),  # never assigned
+        b"{not json",
+        line("OK-2", [("merge", {"into_external_id": "OK-1"})], institution="SUB-A1"),
+        line("REFUSED-2", [("assign", {"handler_id": "staff-a2"})]),  # the staff complained of
+        line("REFUSED-3", [], institution="NOWHERE"),
+        line("OK-3", [("withdraw", {"received_on": days_ago(3)})]),
+    ]
+
+    report = await import_lines(pool, lines)
+
+    refused = [(r.line_number, r.external_id, r.code) for r in report.refusals]
+    assert refused == [
+        (2, "REFUSED-1", "case_not_assigned"),
+        (3, None, "invalid_json"),
+        (5, "REFUSED-2", "handler_has_conflict"),
+        (6, "REFUSED-3", "unknown_institution"),
+    ]
+    assert "actions[1] (decide)" in report.refusals[0].detail
+    assert report.cases_imported == 3
+    merged, _ = await stored_state(pool, case_id_for("OK-2"))
+    assert merged.merged_into == case_id_for("OK-1")
+    for name in ("REFUSED-1", "REFUSED-2"):
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM events WHERE stream_id = $1", case_id_for(name)
+            )
+            == 0
+        )
+    # registration serials only for what was stored: BR-A got 1 and 2, SUB-A1 got 1
+    numbers = await pool.fetch("SELECT registration_no FROM case_view ORDER BY registration_no")
+    assert [n["registration_no"][-6:] for n in numbers] == ["000001", "000002", "000001"]
+
+
+async def test_the_feed_and_chains_hold_every_imported_event(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    lines = [line(f"FEED-{n}", FULL_HISTORY[: n % 5]) for n in range(7)]
+    report = await import_lines(pool, lines, batch=3)
+
+    store = PostgresEventStore(pool)
+    feed = await store.read_feed(after=0, limit=1000)
+    assert len(feed) == report.events_imported == sum(1 + n % 5 for n in range(7))
+    assert [e.position for e in feed] == sorted(e.position for e in feed)
+    for n in range(7):
+        events = await store.read_stream(case_id_for(f"FEED-{n}"))
+        assert [e.version for e in events] == list(range(1, len(events) + 1))
+        assert verify_chain(events).intact
+        assert events[0].metadata.idempotency_key == f"import:FEED-{n}"
+
+
+async def test_importing_the_same_file_again_stores_nothing_new(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    lines = [line(f"AGAIN-{n}", FULL_HISTORY[:2]) for n in range(5)]
+    first = await import_lines(pool, lines)
+    events_before = await pool.fetchval("SELECT count(*) FROM events")
+    serials_before = await pool.fetch("SELECT * FROM registration_serials")
+
+    second = await import_lines(pool, lines)
+
+    assert (first.cases_imported, second.cases_imported, second.cases_skipped) == (5, 0, 5)
+    assert await pool.fetchval("SELECT count(*) FROM events") == events_before
+    assert await pool.fetch("SELECT * FROM registration_serials") == serials_before
+
+
+async def test_the_command_line_imports_a_file_and_names_refused_lines(
+    database_url: str, tmp_path: Path, institutions: None
+) -> None:
+    source = tmp_path / "cases.jsonl"
+    source.write_bytes(
+        line("CLI-1", [("assign", {"handler_id": "staff-a1"})])
+        + b"\n\n"
+        + line("CLI-2", [("decide", DECISION)])
+        + b"\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url, "COMPLAINTCORE_LOG_FORMAT": "json"}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "1 cases imported (2 events), 0 already stored, 1 refused" in result.stdout
+    assert "line 3 (CLI-2): case_not_assigned" in result.stderr
+    assert "张三" not in result.stdout + result.stderr
