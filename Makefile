@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock clean
+.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock bench clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,12 @@ test-e2e: install
 	$(BIN)/pytest tests/e2e
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 
 format: install
-	$(BIN)/ruff format src tests migrations
-	$(BIN)/ruff check --fix src tests migrations
+	$(BIN)/ruff format src tests migrations bench
+	$(BIN)/ruff check --fix src tests migrations bench
 
 migrate: install
 	$(BIN)/complaintcore migrate
@@ -48,6 +48,11 @@ openapi: install ## regenerate openapi.yaml from the app's routes and models
 
 lock: install ## re-pin every dependency after a change to pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra bench -c requirements.lock --python-version 3.11 -o requirements-bench.lock
+
+bench: install ## every figure of TARGETS.md against same-run baselines (BENCH_ARGS=--quick for a fast run)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,77 @@
+"""The bench's own PostgreSQL: `DATABASE_URL`'s server, or the embedded one under `.pgdata-bench/`
+(git-ignored); on it a fresh, migrated database for every run."""
+
+import asyncio
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import asyncpg
+
+from complaintcore.database import plain_url
+from complaintcore.embedded_db import running_embedded_postgres, with_database
+from complaintcore.schema_migrations import upgrade_to_head
+
+BENCH_DATA_DIR = Path(__file__).resolve().parents[1] / ".pgdata-bench"
+BENCH_DATABASE = "complaintcore_bench"
+
+
+@contextmanager
+def bench_server() -> Iterator[str]:
+    """The URL of the server's maintenance database."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield plain_url(configured)
+        return
+    with running_embedded_postgres(BENCH_DATA_DIR) as url:
+        yield url
+
+
+def fresh_database(server_url: str, name: str = BENCH_DATABASE) -> str:
+    """Drop and recreate `name`, migrate it, and return its URL."""
+
+    async def recreate() -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(recreate())
+    url = with_database(server_url, name)
+    upgrade_to_head(url)
+    return url
+
+
+def server_settings(server_url: str) -> dict[str, str]:
+    """What the machine description shows of the server: version and durability settings."""
+
+    async def read() -> dict[str, str]:
+        connection = await asyncpg.connect(server_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync',"
+                " 'synchronous_commit', 'shared_buffers', 'max_connections')"
+            )
+        finally:
+            await connection.close()
+        return {row["name"]: row["setting"] for row in rows}
+
+    return asyncio.run(read())
+
+
+def libpq_parts(url: str) -> dict[str, str]:
+    """Host (or socket folder), port, user, password and database of a URL, for libpq clients."""
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    host = query.get("host", [parsed.hostname or "127.0.0.1"])[0]
+    return {
+        "host": host,
+        "port": str(parsed.port or query.get("port", ["5432"])[0]),
+        "user": parsed.username or "postgres",
+        "password": parsed.password or "",
+        "dbname": parsed.path.lstrip("/"),
+    }

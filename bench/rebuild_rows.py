@@ -1,0 +1,51 @@
+"""The figures that need issue 5's projections: full rebuild speed, rebuild memory and growth.
+
+Each rebuild runs in a fresh process of its own, which reports its own peak RSS
+(`getrusage(RUSAGE_SELF).ru_maxrss` at its end: what `RUSAGE_CHILDREN` would show the parent, but
+not mixed up with the bench's other children, such as the server or the load generator).
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+_REBUILD_SCRIPT = """
+import asyncio, json, resource, sys
+from complaintcore.projections.rebuild import rebuild
+results = asyncio.run(rebuild(sys.argv[1], restart=True))
+print(json.dumps({
+    "events": max(result.events for result in results),
+    "seconds": sum(result.seconds for result in results),
+    "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+}))
+"""
+
+
+def rebuild_available() -> bool:
+    return importlib.util.find_spec("complaintcore.projections.rebuild") is not None
+
+
+@dataclass(frozen=True)
+class RebuildRun:
+    events: int
+    seconds: float
+    peak_rss_mib: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def rebuild_in_child(url: str) -> RebuildRun:
+    """Rebuild every projection from all the events, in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-c", _REBUILD_SCRIPT, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return RebuildRun(measured["events"], measured["seconds"], measured["peak_rss_kib"] / 1024)

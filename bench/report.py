@@ -1,0 +1,160 @@
+"""The bench's table (printed), its JSON and its chart, and the machine they were measured on."""
+
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    value: float | None
+    unit: str
+    baseline: float | None = None
+    baseline_name: str | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None  # None: a figure for information, or not measured
+    note: str = ""
+
+
+def ratio_row(
+    figure: str, value: float, unit: str, baseline: float, baseline_name: str, at_least: float
+) -> Row:
+    """A throughput that must be at least `at_least` times its baseline."""
+    ratio = value / baseline if baseline else float("nan")
+    return Row(
+        figure,
+        value,
+        unit,
+        baseline,
+        baseline_name,
+        ratio,
+        f">= {at_least:g} x {baseline_name}",
+        ratio >= at_least,
+    )
+
+
+def ceiling_row(figure: str, value: float, unit: str, at_most: float, note: str = "") -> Row:
+    """A latency that must be at most `at_most`."""
+    target = f"<= {at_most:g} {unit}"
+    if math.isnan(value):
+        return Row(figure, None, unit, target=target, note="no request measured")
+    return Row(figure, value, unit, target=target, met=value <= at_most, note=note)
+
+
+def info_row(figure: str, value: float | None, unit: str, note: str = "") -> Row:
+    return Row(figure, value, unit, note=note)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory_gib = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _format(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    headers = ["figure", "complaintcore", "baseline", "ratio", "target", "met"]
+    cells = [
+        [
+            row.figure,
+            f"{_format(row.value)} {row.unit}".strip(),
+            f"{_format(row.baseline)} ({row.baseline_name})" if row.baseline_name else "",
+            f"{row.ratio:.2f}x" if row.ratio is not None and not math.isnan(row.ratio) else "",
+            row.target,
+            {True: "yes", False: "NO", None: ""}[row.met],
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [headers, *cells]) for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(c) for c in cells)])
+
+
+def write_json(
+    path: Path, machine_info: dict[str, Any], rows: list[Row], extra: dict[str, Any]
+) -> None:
+    def clean(value: Any) -> Any:
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    document = {
+        "machine": machine_info,
+        "rows": [{key: clean(value) for key, value in asdict(row).items()} for row in rows],
+        **extra,
+    }
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_chart(
+    path: Path, throughputs: dict[str, float], latencies: dict[str, list[float]], title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (bars, cdf) = plt.subplots(1, 2, figsize=(14, 5.5))
+    names = list(reversed(throughputs))  # the first bar on top
+    bars.barh(
+        names,
+        [throughputs[n] for n in names],
+        color=["#888" if n.startswith("baseline") else "#2a6" for n in names],
+    )
+    bars.set_xscale("log")
+    bars.set_xlabel("per second (log scale)")
+    bars.set_title("Throughput: complaintcore (green) and baselines (grey)")
+    for index, name in enumerate(names):
+        bars.text(throughputs[name], index, f" {throughputs[name]:,.0f}", va="center", fontsize=8)
+    for name, values in latencies.items():
+        if not values:
+            continue
+        ordered = sorted(values)
+        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        cdf.plot(ordered, fractions, label=name)
+    cdf.set_xscale("log")
+    cdf.set_xlabel("latency, ms (log scale)")
+    cdf.set_ylabel("fraction of requests at or below")
+    cdf.axhline(0.99, color="#c33", linewidth=0.6, linestyle="--")
+    cdf.set_title("Latency distribution (dashed line: p99)")
+    cdf.legend(fontsize=8, loc="lower right")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
