@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from complaintcore.api.problems import Problem
 from complaintcore.institutions import InstitutionDirectory
-from complaintcore.principals import ROLES, ROLES_SEEING_EVERYTHING, Principal
+from complaintcore.principals import ROLES, Principal, may_see
 from complaintcore.tokens import principal_for_token
 
 __all__ = [
@@ -83,13 +83,5 @@ AdminPrincipal = Annotated[Principal, Depends(require_role("admin"))]
 async def can_see(
     principal: Principal, institution_code: str, directory: InstitutionDirectory
 ) -> bool:
-    """Whether the principal may see what belongs to `institution_code`.
-
-    Regulators and admins see everything; staff and supervisors see their institution's subtree.
-    A route answers 404 (not 403) for what the principal cannot see, so existence does not leak.
-    """
-    if principal.role in ROLES_SEEING_EVERYTHING:
-        return True
-    if principal.institution is None:
-        return False
-    return await directory.is_within(principal.institution, institution_code)
+    """`principals.may_see`, for routes: a 404 for what the principal cannot see."""
+    return await may_see(principal, institution_code, directory)

@@ -40,6 +40,7 @@ from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.principals import may_see
 from complaintcore.projections.case_view import upsert_case_view
 
 MAX_ATTEMPTS = 10
@@ -47,7 +48,6 @@ MAX_ATTEMPTS = 10
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_ROLES = frozenset({"staff", "supervisor"})
-READ_EVERYTHING_ROLES = frozenset({"regulator", "admin"})
 
 
 class Actor(Protocol):
@@ -338,13 +338,7 @@ class ComplaintService:
     async def _may_see(
         self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
     ) -> bool:
-        if actor.role in READ_EVERYTHING_ROLES:
-            return True
-        if actor.institution is None:
-            return False
-        return await self._institutions.is_within(
-            actor.institution, institution, connection=connection
-        )
+        return await may_see(actor, institution, self._institutions, connection=connection)
 
 
 async def _lock_case(connection: asyncpg.Connection, case_id: str) -> None:

@@ -17,6 +17,7 @@ from complaintcore.application.case_audit import audit_case, stored_event_docume
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
 from complaintcore.domain.policy import DEFAULT_POLICY
+from complaintcore.principals import ROLES_SEEING_EVERYTHING, may_see
 from complaintcore.projections.case_queries import (
     CaseFilter,
     InvalidCursor,
@@ -184,10 +185,11 @@ async def _visible_institutions(
 ) -> list[str] | None:
     """The institution codes the caller may list: None means every one."""
     directory = request.app.state.institutions
-    everything = principal.role in ("regulator", "admin")
     if institution is None:
-        return None if everything else await directory.subtree(principal.institution)
-    if not everything and not await directory.is_within(principal.institution, institution):
+        if principal.role in ROLES_SEEING_EVERYTHING:
+            return None
+        return await directory.subtree(principal.institution)
+    if not await may_see(principal, institution, directory):
         return []
     return await directory.subtree(institution)
 
