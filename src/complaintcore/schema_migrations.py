@@ -1,5 +1,6 @@
 """Applying and checking the Alembic migrations kept in the repository's `migrations/` folder."""
 
+from functools import cache
 from pathlib import Path
 
 import asyncpg
@@ -27,7 +28,9 @@ def upgrade_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
+@cache
 def head_revision() -> str:
+    """The latest migration's revision; read once, since the migrations ship with the code."""
     script = ScriptDirectory.from_config(alembic_config("postgresql://unused/unused"))
     head = script.get_current_head()
     assert head is not None, "the migrations folder has no revision"
