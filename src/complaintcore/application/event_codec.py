@@ -53,8 +53,12 @@ def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
 
 
 def domain_event(stored: StoredEvent) -> Event:
-    payload = upcast(stored.event_type, stored.schema_version, stored.data)
-    return event_from_payload(stored.event_type, payload)
+    return decoded_event(stored.event_type, stored.schema_version, stored.data)
+
+
+def decoded_event(event_type: str, schema_version: int, payload: Payload) -> Event:
+    """The domain event of a stored row's type, schema version and payload, upcast first."""
+    return event_from_payload(event_type, upcast(event_type, schema_version, payload))
 
 
 def domain_events(stored: Iterable[StoredEvent]) -> list[Event]:

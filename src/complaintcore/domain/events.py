@@ -35,6 +35,7 @@ from complaintcore.domain.commands import (
     RespondentStaff,
     ReviewOutcome,
 )
+from complaintcore.domain.frozen import frozen_from_fields
 
 __all__ = [
     "EVENT_TYPES",
@@ -291,35 +292,141 @@ class EventPayloadError(ValueError):
 
 
 # --- serialisation ---------------------------------------------------------------------------
+#
+# Every event is encoded and decoded by a function compiled once per type from its field hints,
+# so the hot paths (replay, rebuild, import) do no typing introspection per event. Decoding has a
+# fast path that accepts only exactly-typed JSON values; anything else goes to the reflective
+# decoder below, which either accepts it as well or says precisely where the payload is wrong.
 
 
 def event_to_payload(event: DomainEvent) -> dict[str, Any]:
     """The event as JSON-ready data: ISO dates, enum values, nested dataclasses as dicts,
     tuples as lists."""
-    return {field.name: _encode(getattr(event, field.name)) for field in dataclasses.fields(event)}
+    return _ENCODERS[type(event)](event)
 
 
 def event_from_payload(event_type: str, payload: Mapping[str, Any]) -> Event:
     """The exact inverse of `event_to_payload` for an event of `event_type`."""
     try:
-        event_class = EVENT_TYPES[event_type]
+        decode = _DECODERS[event_type]
     except KeyError:
         raise UnknownEventType(event_type) from None
-    return typing.cast(Event, _decode_dataclass(event_class, payload, event_type))
+    try:
+        return decode(payload)
+    except _NotTheFastPath:
+        event_class = EVENT_TYPES[event_type]
+        return typing.cast(Event, _decode_dataclass(event_class, payload, event_type))
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: _encode(getattr(value, field.name)) for field in dataclasses.fields(value)
-        }
-    if isinstance(value, tuple | list):
-        return [_encode(item) for item in value]
-    return value
+Encoder = typing.Callable[[Any], Any]
+Decoder = typing.Callable[[Any], Any]
+
+
+class _NotTheFastPath(Exception):
+    """The fast decoder met a value it does not take as is; the reflective one judges it."""
+
+
+def _compile_encoder(hint: Any) -> Encoder:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = _compile_encoder(_optional_inner(hint))
+        return lambda value: None if value is None else inner(value)
+    if origin is tuple:
+        item = _compile_encoder(typing.get_args(hint)[0])
+        return lambda value: [item(element) for element in value]
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return lambda value: value.value
+    if hint is date:
+        return date.isoformat
+    if dataclasses.is_dataclass(hint):
+        return _compile_dataclass_encoder(typing.cast(type, hint))
+    return lambda value: value
+
+
+def _compile_dataclass_encoder(cls: type) -> Encoder:
+    hints = _type_hints(cls)
+    fields = [(f.name, _compile_encoder(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def encode(value: Any) -> dict[str, Any]:
+        attributes = value.__dict__
+        return {name: encode_field(attributes[name]) for name, encode_field in fields}
+
+    return encode
+
+
+def _compile_decoder(hint: Any) -> Decoder:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = _compile_decoder(_optional_inner(hint))
+        return lambda value: None if value is None else inner(value)
+    if origin is tuple:
+        return _tuple_decoder(_compile_decoder(typing.get_args(hint)[0]))
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _enum_decoder(hint)
+    if hint is date:
+        return _date_decoder
+    if dataclasses.is_dataclass(hint):
+        return _compile_dataclass_decoder(typing.cast(type, hint))
+    return _plain_decoder(hint)
+
+
+def _compile_dataclass_decoder(cls: type) -> Decoder:
+    hints = _type_hints(cls)
+    fields = [(f.name, _compile_decoder(hints[f.name])) for f in dataclasses.fields(cls)]
+    names = frozenset(name for name, _ in fields)
+
+    def decode(data: Any) -> Any:
+        if type(data) is not dict or data.keys() != names:
+            raise _NotTheFastPath
+        return frozen_from_fields(cls, {name: field(data[name]) for name, field in fields})
+
+    return decode
+
+
+def _tuple_decoder(item: Decoder) -> Decoder:
+    def decode(value: Any) -> tuple[Any, ...]:
+        if type(value) is not list:
+            raise _NotTheFastPath
+        return tuple(item(element) for element in value)
+
+    return decode
+
+
+def _enum_decoder(enum_class: type[Enum]) -> Decoder:
+    members = {member.value: member for member in enum_class}
+
+    def decode(value: Any) -> Enum:
+        if type(value) is not str or value not in members:
+            raise _NotTheFastPath
+        return members[value]
+
+    return decode
+
+
+def _date_decoder(value: Any) -> date:
+    if type(value) is not str:
+        raise _NotTheFastPath
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _NotTheFastPath from None
+
+
+def _plain_decoder(hint: type) -> Decoder:
+    def decode(value: Any) -> Any:
+        if type(value) is not hint:
+            raise _NotTheFastPath
+        return value
+
+    return decode
+
+
+def _optional_inner(hint: Any) -> Any:
+    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return inner
+
+
+# --- the reflective decoder: slow, and precise about what is wrong ---------------------------
 
 
 def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
@@ -352,8 +459,7 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
 def _decode_optional(hint: Any, value: Any, where: str) -> Any:
     if value is None:
         return None
-    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    return _decode(inner, value, where)
+    return _decode(_optional_inner(hint), value, where)
 
 
 def _decode_tuple(hint: Any, value: Any, where: str) -> tuple[Any, ...]:
@@ -393,3 +499,11 @@ def _type_hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS_CACHE:
         _HINTS_CACHE[cls] = typing.get_type_hints(cls)
     return _HINTS_CACHE[cls]
+
+
+_ENCODERS: Mapping[type, Encoder] = types.MappingProxyType(
+    {event_class: _compile_dataclass_encoder(event_class) for event_class in EVENT_TYPES.values()}
+)
+_DECODERS: Mapping[str, Decoder] = types.MappingProxyType(
+    {name: _compile_dataclass_decoder(event_class) for name, event_class in EVENT_TYPES.items()}
+)

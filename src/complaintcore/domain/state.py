@@ -11,7 +11,7 @@ mask it (Art. 22).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
@@ -49,6 +49,7 @@ from complaintcore.domain.events import (
     ReviewDecided,
     ReviewRequested,
 )
+from complaintcore.domain.frozen import changed
 
 
 class CaseStatus(StrEnum):
@@ -289,7 +290,7 @@ def evolve(state: ComplaintState | None, event: Event) -> ComplaintState:
         return _received(event)
     if state is None:
         raise ValueError(f"{event.event_type} before ComplaintReceived")
-    return replace(_apply(state, event), version=state.version + 1)
+    return changed(_apply(state, event), version=state.version + 1)
 
 
 def _received(event: ComplaintReceived) -> ComplaintState:
@@ -319,9 +320,9 @@ def _received(event: ComplaintReceived) -> ComplaintState:
 def _apply(state: ComplaintState, event: Event) -> ComplaintState:
     match event:
         case HandlerAssigned():
-            return replace(state, handler_id=event.handler_id, status=CaseStatus.ASSIGNED)
+            return changed(state, handler_id=event.handler_id, status=CaseStatus.ASSIGNED)
         case HandlerRecused():
-            return replace(
+            return changed(
                 state,
                 handler_id=None,
                 status=CaseStatus.RECEIVED,
@@ -336,7 +337,7 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
         case ComplaintSupplemented():
             return _supplemented(state, event)
         case ComplaintMerged():
-            return replace(
+            return changed(
                 state,
                 status=CaseStatus.MERGED,
                 merged_into=event.into,
@@ -345,7 +346,7 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
         case ComplaintDecided():
             return _decided(state, event)
         case ComplainantNotified():
-            return replace(
+            return changed(
                 _noticed(state, event.subject, event.notice, event.summary),
                 last_business_date=event.notice.notified_on,
             )
@@ -354,7 +355,7 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
         case ReviewDecided():
             return _review_decided(state, event)
         case ComplaintWithdrawn():
-            return replace(
+            return changed(
                 state,
                 status=CaseStatus.WITHDRAWN,
                 withdrawal=Withdrawal(event.received_on, event.reason),
@@ -362,7 +363,7 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
                 last_business_date=event.received_on,
             )
         case ComplaintDeclined():
-            declined = replace(
+            declined = changed(
                 state,
                 status=CaseStatus.DECLINED,
                 decline=Decline(event.reason, event.notice),
@@ -371,15 +372,15 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
             )
             return _noticed(declined, NoticeSubject.DECLINE, event.notice)
         case MarkedMajor():
-            return replace(state, major_flag=MajorFlag(event.cause, event.detail, event.marked_on))
+            return changed(state, major_flag=MajorFlag(event.cause, event.detail, event.marked_on))
     raise TypeError(f"not an event: {event!r}")
 
 
 def _extended(state: ComplaintState, event: DeadlineExtended) -> ComplaintState:
     extension = Extension(event.level, event.reason, event.approval, event.notice, event.due_on)
-    extended = replace(
+    extended = changed(
         state,
-        clock=replace(state.clock, level=event.level, due_on=event.due_on),
+        clock=changed(state.clock, level=event.level, due_on=event.due_on),
         extensions=(*state.extensions, extension),
         last_business_date=event.notice.notified_on,
     )
@@ -388,9 +389,9 @@ def _extended(state: ComplaintState, event: DeadlineExtended) -> ComplaintState:
 
 def _paused(state: ComplaintState, event: ClockPaused) -> ComplaintState:
     pause = Pause(event.kind, event.paused_on, event.reason, event.notice)
-    paused = replace(
+    paused = changed(
         state,
-        clock=replace(state.clock, paused_since=event.paused_on),
+        clock=changed(state.clock, paused_since=event.paused_on),
         pauses=(*state.pauses, pause),
         last_business_date=max(event.paused_on, event.notice.notified_on),
     )
@@ -400,15 +401,15 @@ def _paused(state: ComplaintState, event: ClockPaused) -> ComplaintState:
 def _resumed(state: ComplaintState, event: ClockResumed) -> ComplaintState:
     clock = state.clock
     counted_since = clock.paused_since or event.paused_on
-    clock = replace(
+    clock = changed(
         clock,
         paused_days=clock.paused_days + (event.resumed_on - counted_since).days,
         total_paused_days=clock.total_paused_days + event.paused_days,
         paused_since=None,
         due_on=event.due_on,
     )
-    pauses = (*state.pauses[:-1], replace(state.pauses[-1], resumed_on=event.resumed_on))
-    return replace(state, clock=clock, pauses=pauses, last_business_date=event.resumed_on)
+    pauses = (*state.pauses[:-1], changed(state.pauses[-1], resumed_on=event.resumed_on))
+    return changed(state, clock=clock, pauses=pauses, last_business_date=event.resumed_on)
 
 
 def _supplemented(state: ComplaintState, event: ComplaintSupplemented) -> ComplaintState:
@@ -416,7 +417,7 @@ def _supplemented(state: ComplaintState, event: ComplaintSupplemented) -> Compla
     if event.restarted:
         # Art. 18 ¶3: the period counts afresh from the new materials; earlier pause days no
         # longer count, and an open pause now counts from the restart day.
-        clock = replace(
+        clock = changed(
             clock,
             anchor_on=event.received_on,
             paused_days=0,
@@ -426,7 +427,7 @@ def _supplemented(state: ComplaintState, event: ComplaintSupplemented) -> Compla
     supplement = Supplement(
         event.received_on, event.new_facts_and_reasons, event.summary, event.restarted
     )
-    return replace(
+    return changed(
         state,
         clock=clock,
         supplements=(*state.supplements, supplement),
@@ -448,7 +449,7 @@ def _decided(state: ComplaintState, event: ComplaintDecided) -> ComplaintState:
         handling_days=event.handling_days,
         review_window_ends_on=event.review_window_ends_on,
     )
-    decided = replace(
+    decided = changed(
         state,
         status=CaseStatus.DECIDED,
         decision=decision,
@@ -465,7 +466,7 @@ def _review_requested(state: ComplaintState, event: ReviewRequested) -> Complain
         reviewing_institution=event.reviewing_institution,
         due_on=event.due_on,
     )
-    return replace(
+    return changed(
         state,
         status=CaseStatus.UNDER_REVIEW,
         review=review,
@@ -485,10 +486,10 @@ def _review_decided(state: ComplaintState, event: ReviewDecided) -> ComplaintSta
         notice=event.notice,
         on_time=event.on_time,
     )
-    reviewed = replace(
+    reviewed = changed(
         state,
         status=CaseStatus.REVIEW_DECIDED,
-        review=replace(state.review, decision=review_decision),
+        review=changed(state.review, decision=review_decision),
         last_business_date=event.notice.notified_on,
     )
     return _noticed(reviewed, NoticeSubject.REVIEW_DECISION, event.notice)
@@ -497,10 +498,10 @@ def _review_decided(state: ComplaintState, event: ReviewDecided) -> ComplaintSta
 def _stopped(clock: Clock, on: date) -> Clock:
     if clock.stopped_on is not None:
         return clock  # a withdrawal after the decision leaves the decision's stop in place
-    return replace(clock, stopped_on=on)
+    return changed(clock, stopped_on=on)
 
 
 def _noticed(
     state: ComplaintState, subject: NoticeSubject, notice: Notice, summary: str = ""
 ) -> ComplaintState:
-    return replace(state, notices=(*state.notices, NoticeRecord(subject, notice, summary)))
+    return changed(state, notices=(*state.notices, NoticeRecord(subject, notice, summary)))

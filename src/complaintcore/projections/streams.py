@@ -1,23 +1,20 @@
 """Reading case streams for the projections: only the columns decoding needs, folded per case.
 
-Projections decode through `event_codec.domain_events`, so an event stored in an old schema
+Projections decode through `event_codec.decoded_event`, so an event stored in an old schema
 version is upcast exactly as on the command path. They read the event type, schema version and
 payload of each row and none of its metadata or hashes, which the fold never looks at (the hash
-chain is the audit's business): a rebuild of a million events reads a third of the bytes.
+chain is the audit's business): a rebuild of a million events reads a third of the bytes, and
+decodes each row straight from its columns.
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
 import asyncpg
 
-from complaintcore.application.event_codec import domain_events
+from complaintcore.application.event_codec import decoded_event
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.model import EventMetadata, StoredEvent
 
 DECODE_COLUMNS = "position, stream_id, version, event_type, schema_version, data"
-
-_UNREAD = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STREAMS_UP_TO = f"""
 SELECT {DECODE_COLUMNS} FROM events
@@ -26,25 +23,11 @@ ORDER BY stream_id, version
 """
 
 
-def decodable_event(row: asyncpg.Record) -> StoredEvent:
-    """A stored event with what decoding needs; metadata, time and hashes are not read."""
-    return StoredEvent(
-        position=row["position"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        event_type=row["event_type"],
-        schema_version=row["schema_version"],
-        data=row["data"],
-        metadata=EventMetadata(),
-        recorded_at=_UNREAD,
-        prev_hash="",
-        hash="",
-    )
-
-
 def fold_stream(rows: Iterable[asyncpg.Record]) -> ComplaintState | None:
     """The state of one case from its rows, in version order."""
-    return fold(domain_events(decodable_event(row) for row in rows))
+    return fold(
+        decoded_event(row["event_type"], row["schema_version"], row["data"]) for row in rows
+    )
 
 
 async def fold_streams(
