@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock bench clean
+.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock bench profile clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ lock: install ## re-pin every dependency after a change to pyproject.toml
 bench: install ## every figure of TARGETS.md against same-run baselines (BENCH_ARGS=--quick for a fast run)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+profile: install ## py-spy profiles of import, rebuild, commands and replay under bench/results/profiles/
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
+	$(BIN)/python -m bench.profiles $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
