@@ -280,3 +280,54 @@ async def test_the_command_line_imports_a_file_and_names_refused_lines(
     assert "1 cases imported (2 events), 0 already stored, 1 refused" in result.stdout
     assert "line 3 (CLI-2): case_not_assigned" in result.stderr
     assert "张三" not in result.stdout + result.stderr
+
+
+def dated_line(
+    external_id: str, received_days_ago: int, actions: list[tuple[int, str, dict[str, Any]]]
+) -> bytes:
+    """A case whose actions were each entered `n` days ago."""
+    case = {
+        "external_id": external_id,
+        **receipt(received_days_ago=received_days_ago),
+        "actor": STAFF,
+        "actions": [
+            {"command": command, "at": days_ago(n), **body} for n, command, body in actions
+        ],
+    }
+    return orjson.dumps(case)
+
+
+async def test_a_merge_is_judged_against_its_target_as_it_stood_on_the_merge_day(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    decided_five_days_ago = {**DECISION, "notice": notice(days_ago(5))}
+    target = dated_line(
+        "TARGET",
+        20,
+        [(19, "assign", {"handler_id": "staff-a1"}), (5, "decide", decided_five_days_ago)],
+    )
+    merged_while_open = dated_line("DUP-EARLY", 15, [(10, "merge", {"into_external_id": "TARGET"})])
+    merged_after_decision = dated_line(
+        "DUP-LATE", 15, [(3, "merge", {"into_external_id": "TARGET"})]
+    )
+
+    in_one_file = await import_lines(pool, [target, merged_while_open, merged_after_decision])
+    # and the same once the target is stored by an earlier import
+    stored_then = await import_lines(
+        pool,
+        [
+            dated_line("DUP-EARLY-2", 15, [(10, "merge", {"into_external_id": "TARGET"})]),
+            dated_line("DUP-LATE-2", 15, [(3, "merge", {"into_external_id": "TARGET"})]),
+        ],
+    )
+
+    for report, early, late in ((in_one_file, 2, 3), (stored_then, 1, 2)):
+        assert [(r.line_number, r.code) for r in report.refusals] == [
+            (late, "merge_target_not_open")
+        ]
+        assert early not in [r.line_number for r in report.refusals]
+    for duplicate in ("DUP-EARLY", "DUP-EARLY-2"):
+        merged, _ = await stored_state(pool, case_id_for(duplicate))
+        assert merged.merged_into == case_id_for("TARGET")
+    decided, _ = await stored_state(pool, case_id_for("TARGET"))
+    assert decided.status == "decided"

@@ -28,8 +28,10 @@ Choices where the spec is silent:
   refused case or a failed batch leaves no gap). The number is opaque to every rule (only its
   presence is checked), so the allocated number is what the stored receipt and case row carry.
 - A merge names its target by `into` (a case id) or `into_external_id`. The target is checked as
-  the HTTP command checks it, against the target's state when the duplicate is imported: the
-  target must be stored, or earlier in the file, and still being handled.
+  the HTTP command checks it, against the target's state as it stood on the merge's `at` day (its
+  events up to that business date): the target must be stored, or earlier in the file, and still
+  being handled that day. A history where the target was decided after the duplicate was merged
+  into it imports as it happened.
 - The stored metadata says who entered each action (`actor`, else the import's default actor),
   `client` is `complaintcore import`, `correlation_id` the import run, and the receipt's append
   carries the idempotency key `import:<external_id>`.
@@ -54,7 +56,7 @@ from complaintcore.application.event_codec import domain_events, new_events
 from complaintcore.calendars import CalendarRepository
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import MergeComplaint
-from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve, fold
+from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
 from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
@@ -177,6 +179,10 @@ class AcceptedCase:
     def event_count(self) -> int:
         return self.state.version
 
+    @property
+    def events(self) -> list[Event]:
+        return [event for step in self.steps for event in step.events]
+
 
 @dataclass
 class ImportReport:
@@ -210,7 +216,7 @@ def judge_case(
     line_number: int,
     document: dict[str, Any],
     reference: ReferenceData,
-    merge_targets: Mapping[str, ComplaintState],
+    merge_targets: Mapping[str, Sequence[Event]],
 ) -> AcceptedCase | Refusal:
     """Decide every command of one case; the accepted case, or why it was refused."""
     external_id = document.get("external_id") if isinstance(document, dict) else None
@@ -225,7 +231,7 @@ def _judge(
     line_number: int,
     document: dict[str, Any],
     reference: ReferenceData,
-    merge_targets: Mapping[str, ComplaintState],
+    merge_targets: Mapping[str, Sequence[Event]],
 ) -> AcceptedCase:
     header = _validated(CaseHeader, {k: v for k, v in document.items() if k in _HEADER_FIELDS}, "")
     receipt_fields = {k: v for k, v in document.items() if k not in _CASE_FIELDS}
@@ -252,7 +258,8 @@ def _judge(
         action_header, command = _action_command(action, where)
         if isinstance(command, MergeComplaint) and command.into != case_id:
             try:
-                check_merge_target(merge_targets.get(command.into))
+                target = merge_targets.get(command.into)
+                check_merge_target(state_as_of(target, action_header.at) if target else None)
             except (RuleViolation, InvalidCommand) as refusal:
                 raise _refusal(refusal, f"{where} ({action_header.command})") from None
         state, step = _apply(
@@ -268,6 +275,18 @@ def _judge(
     return AcceptedCase(
         line_number, header.external_id, case_id, institution, receipt.received_on, steps, state
     )
+
+
+def state_as_of(events: Sequence[Event], day: date) -> ComplaintState | None:
+    """The case as it stood at the end of `day`: its events up to the first one dated after it
+    (a case's business dates never go back), or None when it was received later."""
+    state = None
+    for event in events:
+        following = evolve(state, event)
+        if following.last_business_date > day:
+            break
+        state = following
+    return state
 
 
 def _action_command(action: Any, where: str) -> tuple[ActionHeader, Any]:
@@ -429,19 +448,18 @@ class BulkImporter:
                 )
             else:
                 accepted.append(verdict)
-                targets[verdict.case_id] = verdict.state
+                targets[verdict.case_id] = verdict.events
         return accepted, len(stored), refusals
 
     async def _stored_merge_targets(
         self, documents: list[tuple[int, dict[str, Any]]], in_batch: set[str]
-    ) -> dict[str, ComplaintState]:
+    ) -> dict[str, list[Event]]:
         wanted = {target for _, doc in documents for target in _merge_targets(doc)} - in_batch
-        targets: dict[str, ComplaintState] = {}
+        targets: dict[str, list[Event]] = {}
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)
-            state = fold(domain_events(stored))
-            if state is not None:
-                targets[case_id] = state
+            if stored:
+                targets[case_id] = domain_events(stored)
         return targets
 
     async def _write(self, accepted: list[AcceptedCase]) -> None:
