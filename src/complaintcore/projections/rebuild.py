@@ -36,6 +36,12 @@ The protocol, for one projection
      carries on from exactly what the new table holds (it notices the moved checkpoint).
    The progress row is deleted in the same transaction.
 
+The statistics keep monthly buckets beside their facts rows (projections/statistics_buckets.py):
+tables derived from the rows, rebuilt alongside and swapped in the same transaction. The scan
+sums the buckets of the rows it writes in memory (one entry per institution, month and key, not
+per case) and writes them with COPY when it ends, with the phase change; a resumed scan first
+sums the rows written before. Catch-up writes rows the way the runner does, moving the buckets.
+
 Resuming: running the command again finds the progress row and carries on at its phase (a scan
 after its last case written). `--restart` throws it away and starts over; so does a change of
 the live table's columns since the rebuild began.
@@ -55,7 +61,7 @@ from complaintcore import advisory_locks
 from complaintcore.database import connect
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import feed_complete_up_to
-from complaintcore.projections import case_view, statistics
+from complaintcore.projections import case_view, statistics, statistics_buckets
 from complaintcore.projections.runner import close_quietly, lock_key, read_checkpoint
 from complaintcore.projections.statistics import upsert_sql
 from complaintcore.projections.streams import DECODE_COLUMNS, fold_stream, fold_streams
@@ -71,20 +77,69 @@ def _case_view_record(state: ComplaintState) -> tuple[Any, ...]:
     return tuple(row[column] for column in case_view.COLUMNS)
 
 
+class DerivedTables(Protocol):
+    """Tables summing a projection's rows, rebuilt and swapped in with it (the statistics'
+    monthly buckets)."""
+
+    tables: tuple[str, ...]
+
+    def summary(self) -> Any: ...
+    def add(self, summary: Any, record: tuple[Any, ...]) -> None: ...
+    async def seed(self, connection: asyncpg.Connection, table: str) -> Any: ...
+    async def copy(self, connection: asyncpg.Connection, summary: Any, suffix: str) -> None: ...
+    async def upsert(
+        self, connection: asyncpg.Connection, records: list[tuple[Any, ...]], suffix: str
+    ) -> None: ...
+
+
+class _StatisticsBuckets:
+    tables = statistics_buckets.TABLES
+
+    def summary(self) -> statistics_buckets.Buckets:
+        return statistics_buckets.Buckets()
+
+    def add(self, summary: statistics_buckets.Buckets, record: tuple[Any, ...]) -> None:
+        summary.add(record)
+
+    async def seed(self, connection: asyncpg.Connection, table: str) -> statistics_buckets.Buckets:
+        return await statistics_buckets.buckets_of_table(connection, table)
+
+    async def copy(
+        self, connection: asyncpg.Connection, summary: statistics_buckets.Buckets, suffix: str
+    ) -> None:
+        await statistics_buckets.copy_buckets(connection, summary, suffix)
+
+    async def upsert(
+        self, connection: asyncpg.Connection, records: list[tuple[Any, ...]], suffix: str
+    ) -> None:
+        await statistics_buckets.write_statistics(connection, records, suffix)
+
+
+_BUILDING = "_rebuild"
+
+
 @dataclass(frozen=True)
 class RebuildTarget:
     """A rebuildable projection: its table, its row as a function of a case's state, and
-    whether it follows the feed with a checkpoint (else the commands write it live)."""
+    whether it follows the feed with a checkpoint (else the commands write it live); `derived`:
+    tables summing its rows, rebuilt and swapped with it."""
 
     name: str
     table: str
     columns: tuple[str, ...]
     record: Callable[[ComplaintState], tuple[Any, ...]]
     follows_feed: bool
+    derived: DerivedTables | None = None
 
     @property
     def building_table(self) -> str:
-        return f"{self.table}_rebuild"
+        return f"{self.table}{_BUILDING}"
+
+    @property
+    def table_pairs(self) -> list[tuple[str, str]]:
+        """(live, building) for the table and each derived one."""
+        tables = [self.table, *(self.derived.tables if self.derived else ())]
+        return [(table, f"{table}{_BUILDING}") for table in tables]
 
 
 TARGETS: dict[str, RebuildTarget] = {
@@ -97,6 +152,7 @@ TARGETS: dict[str, RebuildTarget] = {
         statistics.COLUMNS,
         statistics.statistics_row,
         follows_feed=True,
+        derived=_StatisticsBuckets(),
     ),
 }
 
@@ -234,6 +290,7 @@ class Rebuilder:
         self._targets = list(targets)
         self._progress = progress
         self._settings = settings
+        self._summaries: dict[str, Any] = {}  # the derived tables' sums, while scanning
 
     @property
     def _label(self) -> str:
@@ -285,8 +342,9 @@ class Rebuilder:
         ]
         if not restart and all(row is not None for row in rows):
             unchanged = [
-                await _same_columns(connection, target.table, row["building_table"])
-                for target, row in zip(self._targets, rows, strict=True)
+                await _same_columns(connection, live, building)
+                for target in self._targets
+                for live, building in target.table_pairs
             ]
             if all(unchanged):
                 self._progress.phase(self._label, "resuming the rebuild begun earlier")
@@ -312,6 +370,15 @@ class Rebuilder:
         cursor = (first.last_stream_id, _LAST_VERSION) if first.last_stream_id else ("", 0)
         case_rows: list[asyncpg.Record] = []  # the events of the case being read
         states: list[ComplaintState] = []  # cases folded, rows not written yet
+        self._summaries = {
+            target.name: (
+                await target.derived.seed(connection, target.building_table)
+                if first.last_stream_id
+                else target.derived.summary()
+            )
+            for target in self._targets
+            if target.derived
+        }
         written_events, pending_events = first.events_done, 0
         while True:
             page = await connection.fetch(
@@ -341,9 +408,14 @@ class Rebuilder:
             if last_page:
                 break
             cursor = (page[-1]["stream_id"], page[-1]["version"])
-        for job in jobs:
-            job.events_done = written_events
-            await _set_phase(connection, job, "index")
+        async with connection.transaction():
+            for target in self._targets:
+                if target.derived:
+                    summary = self._summaries[target.name]
+                    await target.derived.copy(connection, summary, _BUILDING)
+            for job in jobs:
+                job.events_done = written_events
+                await _set_phase(connection, job, "index")
 
     async def _write(
         self, connection: asyncpg.Connection, states: list[ComplaintState], events_done: int
@@ -351,11 +423,14 @@ class Rebuilder:
         """Write every table's rows for these cases and remember the last case, together."""
         async with connection.transaction():
             for target in self._targets:
+                records = [target.record(state) for state in states]
                 await connection.copy_records_to_table(
-                    target.building_table,
-                    records=[target.record(state) for state in states],
-                    columns=target.columns,
+                    target.building_table, records=records, columns=target.columns
                 )
+                if target.derived:
+                    summary = self._summaries[target.name]
+                    for record in records:
+                        target.derived.add(summary, record)
             await connection.execute(
                 "UPDATE projection_rebuilds SET last_stream_id = $2, events_done = $3,"
                 " updated_at = now() WHERE name = ANY($1::text[])",
@@ -374,11 +449,11 @@ def _folded(case_rows: list[asyncpg.Record]) -> ComplaintState:
 async def _start_building(
     connection: asyncpg.Connection, target: RebuildTarget, start_position: int, total: int
 ) -> None:
-    await connection.execute(f"DROP TABLE IF EXISTS {target.building_table}")
-    await connection.execute(
-        f"CREATE TABLE {target.building_table}"
-        f" (LIKE {target.table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-    )
+    for live, building in target.table_pairs:
+        await connection.execute(f"DROP TABLE IF EXISTS {building}")
+        await connection.execute(
+            f"CREATE TABLE {building} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        )
     await connection.execute(
         """
         INSERT INTO projection_rebuilds
@@ -430,9 +505,10 @@ class _TargetRebuild:
 
     async def _build_indexes(self, connection: asyncpg.Connection) -> None:
         self._progress.phase(self.target.name, "building indexes")
-        for statement in await _index_statements(connection, self.target):
-            await connection.execute(statement)
-        await connection.execute(f"ANALYZE {self.target.building_table}")
+        for live, building in self.target.table_pairs:
+            for statement in await _index_statements(connection, live, building):
+                await connection.execute(statement)
+            await connection.execute(f"ANALYZE {building}")
         await _set_phase(connection, self.job, "catch_up")
 
     # --- 3 and 4. catch up and swap --------------------------------------------------------------
@@ -482,7 +558,9 @@ class _TargetRebuild:
             connection, [row["stream_id"] for row in stream_ids], fold_up_to
         )
         records = [target.record(state) for state in states]
-        if records:
+        if records and target.derived:
+            await target.derived.upsert(connection, records, _BUILDING)
+        elif records:
             await connection.executemany(upsert_sql(target.building_table, target.columns), records)
         reached = window_end
         if reached is None:
@@ -525,15 +603,16 @@ class _TargetRebuild:
     async def _swap_tables(self, connection: asyncpg.Connection) -> None:
         """Drop the live table and put the new one, with its indexes' names, in its place."""
         target = self.target
-        for missing in await _index_statements(connection, target):
-            await connection.execute(missing)  # an index a migration added since step 2
-        index_names = await _index_names(connection, target.table)
-        await connection.execute(f"DROP TABLE {target.table}")
-        await connection.execute(f"ALTER TABLE {target.building_table} RENAME TO {target.table}")
-        for name in index_names:
-            await connection.execute(
-                f"ALTER INDEX IF EXISTS {_rebuild_name(name)} RENAME TO {name}"
-            )
+        for live, building in target.table_pairs:
+            for missing in await _index_statements(connection, live, building):
+                await connection.execute(missing)  # an index a migration added since step 2
+            index_names = await _index_names(connection, live)
+            await connection.execute(f"DROP TABLE {live}")
+            await connection.execute(f"ALTER TABLE {building} RENAME TO {live}")
+            for name in index_names:
+                await connection.execute(
+                    f"ALTER INDEX IF EXISTS {_rebuild_name(name)} RENAME TO {name}"
+                )
         await connection.execute("DELETE FROM projection_rebuilds WHERE name = $1", target.name)
 
 
@@ -596,7 +675,9 @@ ORDER BY index.relname
 _INDEX_DEFINITION = re.compile(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+ (USING .*)$")
 
 
-async def _index_statements(connection: asyncpg.Connection, target: RebuildTarget) -> list[str]:
+async def _index_statements(
+    connection: asyncpg.Connection, table: str, building_table: str
+) -> list[str]:
     """The live table's constraints and indexes, for the new table, each skipped if built."""
     built = {
         row["name"]
@@ -605,21 +686,19 @@ async def _index_statements(connection: asyncpg.Connection, target: RebuildTarge
         )
     }
     statements = []
-    for row in await connection.fetch(_CONSTRAINTS, target.table):
+    for row in await connection.fetch(_CONSTRAINTS, table):
         name = _rebuild_name(row["conname"])
         if name not in built:
             statements.append(
-                f"ALTER TABLE {target.building_table} ADD CONSTRAINT {name} {row['definition']}"
+                f"ALTER TABLE {building_table} ADD CONSTRAINT {name} {row['definition']}"
             )
-    for row in await connection.fetch(_PLAIN_INDEXES, target.table):
+    for row in await connection.fetch(_PLAIN_INDEXES, table):
         name = _rebuild_name(row["name"])
         match = _INDEX_DEFINITION.match(row["definition"])
         if match is None:
             raise ValueError(f"cannot read the definition of index {row['name']}")
         if name not in built:
-            statements.append(
-                f"{match.group(1)} {name} ON {target.building_table} {match.group(2)}"
-            )
+            statements.append(f"{match.group(1)} {name} ON {building_table} {match.group(2)}")
     return statements
 
 

@@ -10,7 +10,9 @@ construction, and writing the same case twice (a batch replayed after a crash) o
 than counts again.
 
 The projection lags the feed: `ProjectionRunner` (projections/runner.py) keeps it, with its
-checkpoint in `projection_checkpoints` written in the same transaction as the rows.
+checkpoint in `projection_checkpoints` written in the same transaction as the rows. Beside the
+rows it keeps monthly sums of them (projections/statistics_buckets.py), moved in that same
+transaction, which the queries read for whole months.
 
 No personal data is kept here (Art. 22): statistics never need it.
 """
@@ -125,8 +127,10 @@ def upsert_sql(table: str, columns: tuple[str, ...] = COLUMNS) -> str:
 
 
 async def upsert_statistics(
-    connection: asyncpg.Connection, states: Iterable[ComplaintState], table: str = TABLE
+    connection: asyncpg.Connection, states: Iterable[ComplaintState], suffix: str = ""
 ) -> None:
-    rows = [statistics_row(state) for state in states]
-    if rows:
-        await connection.executemany(upsert_sql(table), rows)
+    """Write the cases' facts rows and move the monthly buckets by the difference they make
+    (projections/statistics_buckets.py); in the caller's transaction."""
+    from complaintcore.projections.statistics_buckets import write_statistics
+
+    await write_statistics(connection, [statistics_row(state) for state in states], suffix)

@@ -39,12 +39,11 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 import asyncpg
 
-from complaintcore.projections import statistics
+from complaintcore.projections import statistics, statistics_buckets
 
 PeriodKind = Literal["month", "quarter", "half_year"]
 
@@ -136,7 +135,31 @@ def count_periods(from_on: date, to_on: date, kind: PeriodKind | None) -> int:
 
 
 # --- SQL -------------------------------------------------------------------------------------
+#
+# The figures of a range are summed from three sources, each row shaped like `_VALUES`:
+# - whole months inside the range: the monthly buckets (projections/statistics_buckets.py);
+# - days of a month the range covers only in part (its first and last month, unless they are
+#   whole): the facts rows dated on those days, as each figure dates them;
+# - `open_now` and `overdue_now`, judged as of today: the facts rows of the cases received in
+#   the range that can still be open (two partial indexes find them).
+# `paused` counts each case once a period: +1 for each distinct month (bucket) or day (facts)
+# with a pause, -1 for each consecutive pair of those lying in one period (`span_same`) or, for
+# the whole range, in it (`span_all`). With a range of whole months, the buckets hold it all;
+# otherwise the pauses of the range are read from the facts rows of the paused cases.
 
+_VALUES = (
+    *statistics_buckets.MONTHLY_VALUES,
+    "open_now",
+    "overdue_now",
+    "span_all",
+    "span_same",
+)
+
+_OPEN_STATUSES = "('received', 'assigned', 'under_review')"
+_MAY_BE_OPEN = (
+    f"(f.status IN {_OPEN_STATUSES}"
+    " OR (f.status = 'decided' AND f.review_window_ends_on >= $5::date))"
+)
 _TERMINAL = "('withdrawn', 'declined', 'merged', 'review_decided')"
 _OPEN_AS_OF = (
     f"NOT (f.status IN {_TERMINAL} OR (f.status = 'decided'"
@@ -148,122 +171,270 @@ _OVERDUE_AS_OF = (
     " OR (f.status = 'under_review' AND f.review_due_on < $5::date))"
 )
 
-# (figure, the date it is counted on, extra condition)
-_DATED = (
-    ("received", "f.received_on", "f.merged_on IS NULL"),
-    ("decided", "f.decided_on", None),
-    ("withdrawn", "f.withdrawn_on", None),
-    ("declined", "f.declined_on", None),
-    ("merged", "f.merged_on", None),
-    ("extended_once", "f.first_extended_on", None),
-    ("extended_twice", "f.second_extended_on", None),
-    ("reviews_requested", "f.review_requested_on", None),
-    ("reviews_changed", "f.review_decided_on", "f.review_changed"),
+# (the date a figure counts on, its values, an extra condition) for the facts rows
+_FACTS_DATED = (
+    (
+        "f.received_on",
+        {"received": "1", "major": "f.major::int"},
+        "f.merged_on IS NULL",
+    ),
+    (
+        "f.decided_on",
+        {
+            "decided": "1",
+            "decided_on_time": "coalesce(f.on_time, false)::int",
+            "decided_late": "coalesce(NOT f.on_time, false)::int",
+            "redress_fen": "coalesce(f.redress_fen, 0)",
+        },
+        None,
+    ),
+    ("f.withdrawn_on", {"withdrawn": "1"}, None),
+    ("f.declined_on", {"declined": "1"}, None),
+    ("f.merged_on", {"merged": "1"}, None),
+    ("f.first_extended_on", {"extended_once": "1"}, None),
+    ("f.second_extended_on", {"extended_twice": "1"}, None),
+    ("f.review_requested_on", {"reviews_requested": "1"}, None),
+    ("f.review_decided_on", {"reviews_changed": "1"}, "f.review_changed"),
+)
+
+_FACTS_KEYS = "f.category_business, f.category_reason, f.channel, f.final_outcome"
+_UNPIVOT = (
+    "CROSS JOIN LATERAL (VALUES ('', ''), ('business', o.category_business),"
+    " ('reason', o.category_reason), ('channel', o.channel),"
+    " ('outcome', coalesce(o.final_outcome, ''))) AS d (dimension, key)"
 )
 
 
-def _branch(figure: str, on_date: str, condition: str | None, source: str) -> str:
-    received = figure == "received"
-    flags = (
-        f"f.major, {_OPEN_AS_OF}, {_OVERDUE_AS_OF}"
-        if received
-        else "NULL::boolean, NULL::boolean, NULL::boolean"
+@dataclass(frozen=True)
+class RangeParts:
+    """A range split into the whole months inside it and the days of the months it covers in
+    part; `whole_months`: the first days of its first and last whole months, if any."""
+
+    whole_months: tuple[date, date] | None
+    partial_days: tuple[tuple[date, date], ...]
+
+
+def range_parts(from_on: date, to_on: date) -> RangeParts:
+    first_whole = from_on if from_on.day == 1 else _next_month(from_on)
+    after_last_whole = (
+        _next_month(to_on)
+        if _next_month(to_on) - timedelta(days=1) == to_on
+        else (to_on.replace(day=1))
     )
-    where = f"{on_date} BETWEEN $3::date AND $4::date"
-    if condition:
-        where += f" AND {condition}"
-    return (
-        f"SELECT s.node, '{figure}'::text AS figure, {on_date} AS on_date, f.case_id,"
-        " f.category_business, f.category_reason, f.channel, f.final_outcome, f.on_time,"
-        f" f.handling_days, f.redress_fen, {flags}"
-        f" FROM {source} f JOIN scope s ON s.institution = f.respondent_institution"
-        f" WHERE {where}"
-    )
+    if first_whole >= after_last_whole:
+        return RangeParts(None, ((from_on, to_on),))
+    last_whole = _previous_month(after_last_whole)
+    partial = []
+    if from_on < first_whole:
+        partial.append((from_on, first_whole - timedelta(days=1)))
+    if after_last_whole <= to_on:
+        partial.append((after_last_whole, to_on))
+    return RangeParts((first_whole, last_whole), tuple(partial))
 
 
-def _paused_branch(source: str) -> str:
-    return (
-        "SELECT s.node, 'paused'::text, p.on_date, f.case_id, f.category_business,"
-        " f.category_reason, f.channel, f.final_outcome, NULL::boolean, NULL::integer,"
-        " NULL::bigint, NULL::boolean, NULL::boolean, NULL::boolean"
-        f" FROM {source} f JOIN scope s ON s.institution = f.respondent_institution"
-        " CROSS JOIN LATERAL unnest(f.pause_dates) AS p(on_date)"
-        " WHERE cardinality(f.pause_dates) > 0 AND p.on_date BETWEEN $3::date AND $4::date"
-    )
+def _next_month(day: date) -> date:
+    return _next_start(day.replace(day=1), "month")
 
 
-def _bucket(kind: PeriodKind | None) -> str:
+def _previous_month(first_day: date) -> date:
+    return (first_day - timedelta(days=1)).replace(day=1)
+
+
+def _bucket(kind: PeriodKind | None, on_date: str = "on_date") -> str:
     if kind == "month":
-        return "date_trunc('month', on_date)::date"
+        return f"date_trunc('month', {on_date})::date"
     if kind == "quarter":
-        return "date_trunc('quarter', on_date)::date"
+        return f"date_trunc('quarter', {on_date})::date"
     if kind == "half_year":
         return (
-            "make_date(extract(year FROM on_date)::int,"
-            " CASE WHEN extract(month FROM on_date) <= 6 THEN 1 ELSE 7 END, 1)"
+            f"make_date(extract(year FROM {on_date})::int,"
+            f" CASE WHEN extract(month FROM {on_date}) <= 6 THEN 1 ELSE 7 END, 1)"
         )
     return "$3::date"
 
 
-def _aggregates() -> str:
-    def counted(condition: str) -> str:
-        return f"count(*) FILTER (WHERE {condition})"
-
-    decided = "figure = 'decided'"
-    received = "figure = 'received'"
-    columns = {
-        "received": counted(received),
-        "decided": counted(decided),
-        "decided_on_time": counted(f"{decided} AND on_time"),
-        "decided_late": counted(f"{decided} AND NOT on_time"),
-        "open_now": counted(f"{received} AND open_now"),
-        "overdue_now": counted(f"{received} AND overdue_now"),
-        "paused": "count(DISTINCT case_id) FILTER (WHERE figure = 'paused')",
-        "major": counted(f"{received} AND major"),
-        "redress_total_fen": f"coalesce(sum(redress_fen) FILTER (WHERE {decided}), 0)::bigint",
-        "handling_days_mean": f"round(avg(handling_days) FILTER (WHERE {decided}), 2)",
-        "handling_days_p90": (
-            f"percentile_disc(0.9) WITHIN GROUP (ORDER BY handling_days) FILTER (WHERE {decided})"
-        ),
-    }
-    for figure in COUNT_FIGURES:
-        columns.setdefault(figure, counted(f"figure = '{figure}'"))
-    return ",\n       ".join(f"{sql} AS {figure}" for figure, sql in columns.items())
+def _values(given: dict[str, str]) -> str:
+    return ", ".join(f"{given.get(name, '0')}::bigint AS {name}" for name in _VALUES)
 
 
-def _grouping_sets(breakdowns: bool) -> str:
-    dimensions = [""] + ([f", {column}" for column in DIMENSIONS.values()] if breakdowns else [])
-    sets = [f"(node, bucket{d})" for d in dimensions] + [f"(node{d})" for d in dimensions]
-    return ", ".join(sets)
+class _Query:
+    """The SQL of one question, with its parameters: $1 nodes, $2 institutions (the scope),
+    $3 from, $4 to, $5 today, then the whole months and the partial days."""
 
+    def __init__(self, parts: RangeParts, kind: PeriodKind | None, breakdowns: bool) -> None:
+        self.parts = parts
+        self.kind = kind
+        self.breakdowns = breakdowns
+        self.parameters: list[Any] = []
 
-def figures_sql(kind: PeriodKind | None, breakdowns: bool, source: str = statistics.TABLE) -> str:
-    branches = [_branch(figure, on, condition, source) for figure, on, condition in _DATED]
-    branches.append(_paused_branch(source))
-    occurrences = "\n    UNION ALL\n    ".join(branches)
-    grouping_flags = ", ".join(
-        f"GROUPING({column}) AS all_{name}" if breakdowns else f"1 AS all_{name}"
-        for name, column in DIMENSIONS.items()
-    )
-    dimension_columns = ", ".join(
-        column if breakdowns else f"NULL::text AS {column}" for column in DIMENSIONS.values()
-    )
-    return f"""
+    def _parameter(self, value: Any) -> str:
+        self.parameters.append(value)
+        return f"${5 + len(self.parameters)}::date"
+
+    def _whole_months(self, column: str) -> str:
+        assert self.parts.whole_months is not None
+        first, last = self.parts.whole_months
+        return f"{column} BETWEEN {self._parameter(first)} AND {self._parameter(last)}"
+
+    def _partial_days(self, column: str) -> str:
+        return (
+            "("
+            + " OR ".join(
+                f"{column} BETWEEN {self._parameter(start)} AND {self._parameter(end)}"
+                for start, end in self.parts.partial_days
+            )
+            + ")"
+        )
+
+    def _totals_only(self, alias: str) -> str:
+        return "" if self.breakdowns else f" AND {alias}.dimension = ''"
+
+    def _facts(self, rows: list[str]) -> str:
+        """Facts-derived rows (node, on_date, keys, values), unpivoted into their buckets."""
+        occurrences = "\n        UNION ALL\n        ".join(rows)
+        return (
+            "SELECT o.node, o.on_date, d.dimension, d.key, "
+            + ", ".join(f"o.{name}" for name in _VALUES)
+            + f"\n    FROM (\n        {occurrences}\n    ) AS o {_UNPIVOT}"
+            + ("" if self.breakdowns else " WHERE d.dimension = ''")
+        )
+
+    def _facts_row(self, on_date: str, values: dict[str, str], where: str) -> str:
+        return (
+            f"SELECT s.node, {on_date} AS on_date, {_FACTS_KEYS}, {_values(values)}"
+            f" FROM {statistics.TABLE} f JOIN scope s ON s.institution = f.respondent_institution"
+            f" WHERE {where}"
+        )
+
+    def counts_sql(self) -> str:
+        sources = []
+        if self.parts.whole_months:
+            # with partial days, every pause of the range is read from the facts rows instead
+            from_facts = {"paused"} if self.parts.partial_days else set()
+            names = ", ".join(
+                "0" if name in from_facts else f"m.{name}"
+                for name in statistics_buckets.MONTHLY_VALUES
+            )
+            sources.append(
+                f"SELECT s.node, m.month, m.dimension, m.key, {names}, 0, 0, 0, 0"
+                f" FROM {statistics_buckets.MONTHLY} m"
+                " JOIN scope s ON s.institution = m.institution"
+                f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}"
+            )
+        facts = []
+        for on_date, values, condition in _FACTS_DATED if self.parts.partial_days else ():
+            where = self._partial_days(on_date) + (f" AND {condition}" if condition else "")
+            facts.append(self._facts_row(on_date, values, where))
+        facts.append(
+            self._facts_row(
+                "f.received_on",
+                {"open_now": f"({_OPEN_AS_OF})::int", "overdue_now": f"({_OVERDUE_AS_OF})::int"},
+                "f.received_on BETWEEN $3::date AND $4::date AND f.merged_on IS NULL"
+                f" AND {_MAY_BE_OPEN}",
+            )
+        )
+        if self.parts.partial_days:
+            facts.append(self._paused_facts_row())
+        else:
+            sources.append(self._pause_spans())
+        sources.append(self._facts(facts))
+        union = "\n    UNION ALL\n    ".join(sources)
+        sums = ",\n       ".join(f"coalesce(sum({name}), 0)::bigint AS {name}" for name in _VALUES)
+        return f"""
 WITH scope (node, institution) AS (
     SELECT * FROM unnest($1::text[], $2::text[])
 ),
-occurrences (node, figure, on_date, case_id, category_business, category_reason, channel,
-             final_outcome, on_time, handling_days, redress_fen, major, open_now, overdue_now) AS (
-    {occurrences}
-),
-bucketed AS (
-    SELECT *, {_bucket(kind)} AS bucket FROM occurrences
+counted (node, on_date, dimension, key, {", ".join(_VALUES)}) AS (
+    {union}
 )
-SELECT node, bucket, GROUPING(bucket) AS all_periods, {grouping_flags},
-       {dimension_columns},
-       {_aggregates()}
-FROM bucketed
-GROUP BY GROUPING SETS ({_grouping_sets(breakdowns)})
+SELECT node, bucket, GROUPING(bucket) AS all_periods, dimension, key,
+       {sums}
+FROM (SELECT *, {_bucket(self.kind)} AS bucket FROM counted) AS c
+GROUP BY GROUPING SETS ((node, bucket, dimension, key), (node, dimension, key))
+"""
+
+    def _pause_spans(self) -> str:
+        same = f"{_bucket(self.kind, 'p.from_month')} = {_bucket(self.kind, 'p.to_month')}"
+        assert self.parts.whole_months is not None
+        first, last = self.parts.whole_months
+        return (
+            "SELECT s.node, p.from_month, p.dimension, p.key, "
+            + ", ".join("0" for _ in statistics_buckets.MONTHLY_VALUES)
+            + f", 0, 0, p.cases, CASE WHEN {same} THEN p.cases ELSE 0 END"
+            f" FROM {statistics_buckets.PAUSE_SPANS} p"
+            " JOIN scope s ON s.institution = p.institution"
+            f" WHERE p.from_month >= {self._parameter(first)}"
+            f" AND p.to_month <= {self._parameter(last)}{self._totals_only('p')}"
+        )
+
+    def _paused_facts_row(self) -> str:
+        """Each distinct pause day of the range +1, each consecutive pair of them -1 (spans)."""
+        same = f"{_bucket(self.kind, 'p.before')} = {_bucket(self.kind, 'p.on_date')}"
+        return (
+            f"SELECT s.node, p.on_date, {_FACTS_KEYS}, "
+            + _values(
+                {
+                    "paused": "1",
+                    "span_all": "(p.before IS NOT NULL)::int",
+                    "span_same": f"(p.before IS NOT NULL AND {same})::int",
+                }
+            )
+            + f" FROM {statistics.TABLE} f JOIN scope s ON s.institution = f.respondent_institution"
+            " CROSS JOIN LATERAL (SELECT on_date, lag(on_date) OVER (ORDER BY on_date) AS before"
+            " FROM (SELECT DISTINCT day FROM unnest(f.pause_dates) AS day"
+            " WHERE day BETWEEN $3::date AND $4::date) AS days (on_date)) AS p"
+            " WHERE cardinality(f.pause_dates) > 0"
+        )
+
+    def handling_days_sql(self) -> str:
+        sources = []
+        if self.parts.whole_months:
+            sources.append(
+                "SELECT s.node, h.month, h.dimension, h.key, h.handling_days, h.cases"
+                f" FROM {statistics_buckets.HANDLING_DAYS} h"
+                " JOIN scope s ON s.institution = h.institution"
+                f" WHERE {self._whole_months('h.month')}{self._totals_only('h')}"
+            )
+        if self.parts.partial_days:
+            sources.append(
+                "SELECT o.node, o.on_date, d.dimension, d.key, o.handling_days, 1"
+                f" FROM (SELECT s.node, f.decided_on AS on_date, {_FACTS_KEYS}, f.handling_days"
+                f" FROM {statistics.TABLE} f"
+                " JOIN scope s ON s.institution = f.respondent_institution"
+                f" WHERE {self._partial_days('f.decided_on')} AND f.handling_days IS NOT NULL"
+                f") AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
+            )
+        union = "\n    UNION ALL\n    ".join(sources)
+        return f"""
+WITH scope (node, institution) AS (
+    SELECT * FROM unnest($1::text[], $2::text[])
+    WHERE ($3::date, $4::date, $5::date) IS NOT NULL  -- (typed; $3 is used by some kinds)
+),
+days (node, on_date, dimension, key, handling_days, cases) AS (
+    {union}
+),
+histogram AS (
+    SELECT node, bucket, GROUPING(bucket) AS all_periods, dimension, key, handling_days,
+           sum(cases) AS cases
+    FROM (SELECT *, {_bucket(self.kind)} AS bucket FROM days) AS b
+    GROUP BY GROUPING SETS ((node, bucket, dimension, key, handling_days),
+                            (node, dimension, key, handling_days))
+),
+running AS (
+    SELECT *, sum(cases) OVER (w ORDER BY handling_days) AS at_or_below,
+           sum(cases) OVER w AS total, sum(cases * handling_days) OVER w AS days_total
+    FROM histogram
+    WINDOW w AS (PARTITION BY node, all_periods, bucket, dimension, key)
+)
+-- avg() divides the numeric sum by the count, and percentile_disc(0.9) takes the value at
+-- position ceil(0.9 * count) in float8: the same operations on the summed histogram.
+SELECT node, bucket, all_periods, dimension, key,
+       round(max(days_total) / max(total), 2) AS handling_days_mean,
+       min(handling_days) FILTER (
+           WHERE at_or_below >= ceil(0.9::float8 * total::float8)::bigint
+       ) AS handling_days_p90
+FROM running
+GROUP BY node, all_periods, bucket, dimension, key
 """
 
 
@@ -274,20 +445,6 @@ def zero_figures() -> dict[str, Any]:
     figures: dict[str, Any] = dict.fromkeys(COUNT_FIGURES, 0)
     figures.update(redress_total_fen=0, handling_days_mean=None, handling_days_p90=None)
     return figures
-
-
-def _figures(row: asyncpg.Record) -> dict[str, Any]:
-    figures = {figure: row[figure] for figure in FIGURES}
-    mean = figures["handling_days_mean"]
-    figures["handling_days_mean"] = float(mean) if isinstance(mean, Decimal) else mean
-    return figures
-
-
-def _dimension(row: asyncpg.Record) -> str | None:
-    for name in DIMENSIONS:
-        if not row[f"all_{name}"]:
-            return name
-    return None
 
 
 @dataclass
@@ -302,21 +459,54 @@ class _Block:
         return cls(zero_figures(), {name: [] for name in DIMENSIONS} if breakdowns else {})
 
 
+_GroupKey = tuple[str, date | None, str, str]  # node, period (None: the range), dimension, key
+
+
+def _group_key(row: asyncpg.Record) -> _GroupKey:
+    return (
+        row["node"],
+        None if row["all_periods"] else row["bucket"],
+        row["dimension"],
+        row["key"],
+    )
+
+
+def _counted_figures(row: asyncpg.Record) -> dict[str, Any]:
+    figures = zero_figures()
+    for name in statistics_buckets.COUNTS:
+        if name != "paused":
+            figures[name] = row[name]
+    span = row["span_all"] if row["all_periods"] else row["span_same"]
+    figures["paused"] = row["paused"] - span
+    figures["open_now"], figures["overdue_now"] = row["open_now"], row["overdue_now"]
+    figures["redress_total_fen"] = row["redress_fen"]
+    return figures
+
+
 class FiguresByNode:
     """The query's rows as blocks: `block(node, period_key)` (None: the whole range)."""
 
-    def __init__(self, rows: Sequence[asyncpg.Record], breakdowns: bool) -> None:
+    def __init__(
+        self,
+        counts: Sequence[asyncpg.Record],
+        handling_days: Sequence[asyncpg.Record],
+        breakdowns: bool,
+    ) -> None:
         self._breakdowns = breakdowns
         self._blocks: dict[tuple[str, date | None], _Block] = {}
-        for row in rows:
-            key = (row["node"], None if row["all_periods"] else row["bucket"])
-            block = self._blocks.setdefault(key, _Block.empty(breakdowns))
-            dimension = _dimension(row)
-            if dimension is None:
-                block.figures = _figures(row)
-            else:
-                value = row[DIMENSIONS[dimension]]
-                block.breakdowns[dimension].append({"key": value, "figures": _figures(row)})
+        groups = {_group_key(row): _counted_figures(row) for row in counts}
+        for row in handling_days:
+            figures = groups.setdefault(_group_key(row), zero_figures())
+            mean = row["handling_days_mean"]
+            figures["handling_days_mean"] = float(mean) if mean is not None else None
+            figures["handling_days_p90"] = row["handling_days_p90"]
+        for (node, period, dimension, key), figures in groups.items():
+            block = self._blocks.setdefault((node, period), _Block.empty(breakdowns))
+            if dimension == "":
+                block.figures = figures
+            elif figures != zero_figures():
+                shown = None if dimension == "outcome" and key == "" else key
+                block.breakdowns[dimension].append({"key": shown, "figures": figures})
 
     def block(self, node: str, period_key: date | None) -> _Block:
         block = self._blocks.get((node, period_key)) or _Block.empty(self._breakdowns)
@@ -334,15 +524,35 @@ async def query_figures(
     today: date,
     *,
     breakdowns: bool = True,
-    source: str = statistics.TABLE,
 ) -> FiguresByNode:
     """Figures per node of `scope`, a list of (node, institution counted under it) pairs."""
     nodes = [node for node, _ in scope]
     institutions = [institution for _, institution in scope]
-    rows = await executor.fetch(
-        figures_sql(kind, breakdowns, source), nodes, institutions, from_on, to_on, today
-    )
-    return FiguresByNode(rows, breakdowns)
+    parts = range_parts(from_on, to_on)
+    common = (nodes, institutions, from_on, to_on, today)
+    counts_query = _Query(parts, kind, breakdowns)
+    counts_sql = counts_query.counts_sql()
+    days_query = _Query(parts, kind, breakdowns)
+    days_sql = days_query.handling_days_sql()
+
+    async def read(connection: asyncpg.Connection) -> tuple[list, list]:
+        # one snapshot for both, so the runner committing in between cannot split them
+        snapshot = (
+            connection.transaction()  # a savepoint in the caller's transaction
+            if connection.is_in_transaction()
+            else connection.transaction(isolation="repeatable_read", readonly=True)
+        )
+        async with snapshot:
+            counts = await connection.fetch(counts_sql, *common, *counts_query.parameters)
+            days = await connection.fetch(days_sql, *common, *days_query.parameters)
+        return counts, days
+
+    if isinstance(executor, asyncpg.Pool):
+        async with executor.acquire() as connection:
+            counts, days = await read(connection)
+    else:
+        counts, days = await read(executor)
+    return FiguresByNode(counts, days, breakdowns)
 
 
 def _period_document(label: str, starts_on: date, ends_on: date, block: _Block) -> dict[str, Any]:

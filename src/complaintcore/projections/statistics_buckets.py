@@ -1,0 +1,274 @@
+"""Monthly buckets of the statistics facts: what a year's figures read instead of every case.
+
+Every figure of DOMAIN.md "Statistics" but those judged as of today counts the facts rows whose own
+date for it falls in a period (see `statistics_queries`). Periods are whole months, quarters or
+half-years, so the sums of the rows dated in each month, per institution and breakdown key, add up
+to any period's figures:
+
+- `statistics_monthly`: per (institution, month, dimension, key) the counts of `COUNTS` and the
+  redress of the cases decided that month. Dimension '' (key '') is every case; the others are
+  `business`, `reason`, `channel` and `outcome` (the final outcome; '' while undecided).
+- `statistics_handling_days`: the decided cases per handling-days value, so the mean and the exact
+  90th percentile of any union of months come from the summed histogram.
+- `statistics_pause_spans`: `paused` counts a case once in a period however many times it was
+  paused there. A case counts +1 in each distinct month with a pause of its (`paused` in
+  `statistics_monthly`) and -1 for each pair of consecutive such months (a span); the months of a
+  case inside one period are a run of consecutive ones, and a run of n months holds n - 1 spans,
+  so subtracting the spans lying wholly inside the period leaves exactly 1.
+
+`contributions` is the one mapping from a facts row to what it adds to these tables. The runner
+(projections/runner.py) subtracts the old rows' contributions of a batch's cases and adds the new
+ones', in the transaction that writes the rows and the checkpoint; a rebuild sums the rows'
+contributions while it scans and writes the totals with COPY (projections/rebuild.py). One
+function, both paths: the buckets always equal the sums of the facts rows they sit beside.
+No personal data here either: keys are institutions, categories, channels and outcomes.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from itertools import pairwise
+from typing import Any
+
+import asyncpg
+
+from complaintcore.projections import statistics
+
+MONTHLY = "statistics_monthly"
+HANDLING_DAYS = "statistics_handling_days"
+PAUSE_SPANS = "statistics_pause_spans"
+TABLES = (MONTHLY, HANDLING_DAYS, PAUSE_SPANS)
+
+COUNTS = (
+    "received",
+    "decided",
+    "decided_on_time",
+    "decided_late",
+    "withdrawn",
+    "declined",
+    "merged",
+    "extended_once",
+    "extended_twice",
+    "paused",
+    "reviews_requested",
+    "reviews_changed",
+    "major",
+)
+MONTHLY_VALUES = (*COUNTS, "redress_fen")
+MONTHLY_COLUMNS = ("institution", "month", "dimension", "key", *MONTHLY_VALUES)
+HANDLING_DAYS_COLUMNS = ("institution", "month", "dimension", "key", "handling_days", "cases")
+PAUSE_SPANS_COLUMNS = ("institution", "from_month", "to_month", "dimension", "key", "cases")
+DIMENSIONS = ("business", "reason", "channel", "outcome")
+
+_AT = {column: index for index, column in enumerate(statistics.COLUMNS)}
+_SLOT = {name: index for index, name in enumerate(MONTHLY_VALUES)}
+_REDRESS = _SLOT["redress_fen"]
+
+# (figure, the facts column dating it, a facts column that must be true or None for no condition)
+_DATED = (
+    ("decided", "decided_on", None),
+    ("withdrawn", "withdrawn_on", None),
+    ("declined", "declined_on", None),
+    ("merged", "merged_on", None),
+    ("extended_once", "first_extended_on", None),
+    ("extended_twice", "second_extended_on", None),
+    ("reviews_requested", "review_requested_on", None),
+    ("reviews_changed", "review_decided_on", "review_changed"),
+)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def breakdown_keys(row: Sequence[Any]) -> tuple[tuple[str, str], ...]:
+    """The (dimension, key) pairs a facts row counts under: all cases, then each breakdown."""
+    return (
+        ("", ""),
+        ("business", row[_AT["category_business"]]),
+        ("reason", row[_AT["category_reason"]]),
+        ("channel", row[_AT["channel"]]),
+        ("outcome", row[_AT["final_outcome"]] or ""),
+    )
+
+
+def dated_amounts(row: Sequence[Any]) -> list[tuple[date, int, int]]:
+    """(month, slot in `MONTHLY_VALUES`, amount) for each figure the row counts."""
+    amounts: list[tuple[date, int, int]] = []
+    received_on = row[_AT["received_on"]]
+    if row[_AT["merged_on"]] is None:  # merged duplicates count under `merged` only
+        amounts.append((month_of(received_on), _SLOT["received"], 1))
+        if row[_AT["major"]]:
+            amounts.append((month_of(received_on), _SLOT["major"], 1))
+    for figure, column, condition in _DATED:
+        on = row[_AT[column]]
+        if on is not None and (condition is None or row[_AT[condition]]):
+            amounts.append((month_of(on), _SLOT[figure], 1))
+    decided_on = row[_AT["decided_on"]]
+    if decided_on is not None:
+        on_time = row[_AT["on_time"]]
+        if on_time is not None:
+            slot = _SLOT["decided_on_time" if on_time else "decided_late"]
+            amounts.append((month_of(decided_on), slot, 1))
+        redress = row[_AT["redress_fen"]]
+        if redress:
+            amounts.append((month_of(decided_on), _REDRESS, redress))
+    for month in pause_months(row):
+        amounts.append((month, _SLOT["paused"], 1))
+    return amounts
+
+
+def pause_months(row: Sequence[Any]) -> list[date]:
+    """The distinct months with a pause of the case, in order."""
+    return sorted({month_of(day) for day in row[_AT["pause_dates"]]})
+
+
+class Buckets:
+    """Increments to the three tables, keyed by their primary keys; `add` a facts row's
+    contributions with sign +1, or take an old row's back with -1."""
+
+    def __init__(self) -> None:
+        self.monthly: dict[tuple[str, date, str, str], list[int]] = {}
+        self.handling_days: dict[tuple[str, date, str, str, int], int] = {}
+        self.pause_spans: dict[tuple[str, date, date, str, str], int] = {}
+
+    def add(self, row: Sequence[Any], sign: int = 1) -> None:
+        institution = row[_AT["respondent_institution"]]
+        keys = breakdown_keys(row)
+        width = len(MONTHLY_VALUES)
+        for month, slot, amount in dated_amounts(row):
+            for dimension, key in keys:
+                values = self.monthly.get((institution, month, dimension, key))
+                if values is None:
+                    values = self.monthly[(institution, month, dimension, key)] = [0] * width
+                values[slot] += sign * amount
+        decided_on, days = row[_AT["decided_on"]], row[_AT["handling_days"]]
+        if decided_on is not None and days is not None:
+            month = month_of(decided_on)
+            for dimension, key in keys:
+                bucket = (institution, month, dimension, key, days)
+                self.handling_days[bucket] = self.handling_days.get(bucket, 0) + sign
+        months = pause_months(row)
+        for from_month, to_month in pairwise(months):
+            for dimension, key in keys:
+                span = (institution, from_month, to_month, dimension, key)
+                self.pause_spans[span] = self.pause_spans.get(span, 0) + sign
+
+    def add_all(self, rows: Iterable[Sequence[Any]], sign: int = 1) -> None:
+        for row in rows:
+            self.add(row, sign)
+
+    def monthly_records(self) -> list[tuple[Any, ...]]:
+        return [(*key, *values) for key, values in self.monthly.items() if any(values)]
+
+    def handling_days_records(self) -> list[tuple[Any, ...]]:
+        return [(*key, cases) for key, cases in self.handling_days.items() if cases]
+
+    def pause_spans_records(self) -> list[tuple[Any, ...]]:
+        return [(*key, cases) for key, cases in self.pause_spans.items() if cases]
+
+
+def contributions(row: Sequence[Any]) -> Buckets:
+    """What one facts row (in `statistics.COLUMNS` order) adds to the bucket tables."""
+    buckets = Buckets()
+    buckets.add(row)
+    return buckets
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+async def copy_buckets(connection: asyncpg.Connection, buckets: Buckets, suffix: str) -> None:
+    """Write `buckets` as they are into empty tables (a rebuild's, named with `suffix`)."""
+    for table, columns, records in _tables_records(buckets):
+        if records:
+            await connection.copy_records_to_table(
+                f"{table}{suffix}", records=records, columns=columns
+            )
+
+
+async def add_buckets(connection: asyncpg.Connection, buckets: Buckets, suffix: str = "") -> None:
+    """Add `buckets` (increments, maybe negative) to the tables; rows that reach zero go."""
+    for table, columns, records in _tables_records(buckets):
+        if records:
+            await _add_records(connection, f"{table}{suffix}", columns, records)
+
+
+def _tables_records(
+    buckets: Buckets,
+) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    return [
+        (MONTHLY, MONTHLY_COLUMNS, buckets.monthly_records()),
+        (HANDLING_DAYS, HANDLING_DAYS_COLUMNS, buckets.handling_days_records()),
+        (PAUSE_SPANS, PAUSE_SPANS_COLUMNS, buckets.pause_spans_records()),
+    ]
+
+
+_TYPES = {"institution": "text", "dimension": "text", "key": "text", "handling_days": "integer"}
+_KEY_COLUMNS = {
+    MONTHLY_COLUMNS: ("month", "institution", "dimension", "key"),
+    HANDLING_DAYS_COLUMNS: ("month", "institution", "dimension", "key", "handling_days"),
+    PAUSE_SPANS_COLUMNS: ("from_month", "to_month", "institution", "dimension", "key"),
+}
+
+
+def _type(column: str) -> str:
+    if column.endswith("month"):
+        return "date"
+    return _TYPES.get(column, "bigint")
+
+
+async def _add_records(
+    connection: asyncpg.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    records: list[tuple[Any, ...]],
+) -> None:
+    keys = _KEY_COLUMNS[columns]
+    values = [column for column in columns if column not in keys]
+    arrays = [list(column) for column in zip(*records, strict=True)]
+    unnest = ", ".join(f"${n}::{_type(c)}[]" for n, c in enumerate(columns, start=1))
+    await connection.execute(
+        f"INSERT INTO {table} AS t ({', '.join(columns)}) SELECT * FROM unnest({unnest})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values),
+        *arrays,
+    )
+    key_arrays = [arrays[columns.index(k)] for k in keys]
+    key_unnest = ", ".join(f"${n}::{_type(k)}[]" for n, k in enumerate(keys, start=1))
+    await connection.execute(
+        f"DELETE FROM {table} WHERE ({', '.join(keys)}) IN (SELECT * FROM unnest({key_unnest}))"
+        f" AND {' AND '.join(f'{v} = 0' for v in values)}",
+        *key_arrays,
+    )
+
+
+async def write_statistics(
+    connection: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], suffix: str = ""
+) -> None:
+    """Upsert facts rows and move the buckets by the difference they make, together (call in a
+    transaction): the old rows of the same cases are read first and their contributions taken
+    back, so writing a case again, or again after a crash, never counts it twice."""
+    if not rows:
+        return
+    table = f"{statistics.TABLE}{suffix}"
+    old = await connection.fetch(
+        f"SELECT {', '.join(statistics.COLUMNS)} FROM {table} WHERE case_id = ANY($1::text[])",
+        [row[0] for row in rows],
+    )
+    buckets = Buckets()
+    buckets.add_all(old, -1)
+    buckets.add_all(rows, +1)
+    await connection.executemany(statistics.upsert_sql(table), rows)
+    await add_buckets(connection, buckets, suffix)
+
+
+async def buckets_of_table(connection: asyncpg.Connection, table: str) -> Buckets:
+    """The buckets of every facts row of `table`, computed afresh (a resumed rebuild's scan, and
+    the tests' check of the kept buckets)."""
+    buckets = Buckets()
+    async with connection.transaction():
+        async for row in connection.cursor(
+            f"SELECT {', '.join(statistics.COLUMNS)} FROM {table}", prefetch=5_000
+        ):
+            buckets.add(row)
+    return buckets

@@ -1,0 +1,327 @@
+"""The monthly statistics buckets against the facts rows they sum, and the figures read from them
+against the same figures computed by hand from the facts rows.
+
+Random histories go through the command path (those of test_rebuild_equals_live.py); then:
+- the buckets the runner kept batch by batch equal the buckets computed afresh from the facts
+  rows, and a rebuild swaps in exactly those buckets again;
+- for random ranges (whole months or not), period kinds and days of judgement, every figure and
+  breakdown the route's query gives equals a plain Python count over the facts rows following
+  the dating rules of `statistics_queries` — so answers are the same whether they come from
+  buckets, from the facts rows at a range's edges or from both.
+"""
+
+import math
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rebuild_equals_live import FIRST_DAY, Step, histories, play
+from test_rebuild_resume import DAY, SMALL_BATCHES, InterruptAt, Interrupted, some_cases
+
+from complaintcore.domain.commands import Outcome
+from complaintcore.projections import statistics, statistics_buckets
+from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
+from complaintcore.projections.runner import ProjectionRunner
+from complaintcore.projections.statistics_queries import (
+    DIMENSIONS,
+    RangeParts,
+    institution_statistics,
+    period_start,
+    periods_between,
+    range_parts,
+)
+from projection_support import CaseDesk, table_rows
+
+EXAMPLES = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+ALL = ["HO", "BR-A", "BR-B", "SUB-A1"]
+
+
+async def _catch_up(pool: asyncpg.Pool, database_url: str, history: list) -> None:
+    desk = CaseDesk(pool)
+    if await pool.fetchval("SELECT count(*) FROM institutions") == 0:
+        await desk.plant_tree()
+    await play(desk, history)
+    # small batches, so the buckets move many times, with cases written again and again
+    await ProjectionRunner(database_url, desk.store, batch_size=7).catch_up()
+
+
+async def _bucket_tables(pool: asyncpg.Pool) -> dict[str, list[dict]]:
+    return {table: await table_rows_sorted(pool, table) for table in statistics_buckets.TABLES}
+
+
+async def table_rows_sorted(pool: asyncpg.Pool, table: str) -> list[dict]:
+    rows = await pool.fetch(f"SELECT * FROM {table}")
+    return sorted((dict(row) for row in rows), key=lambda row: tuple(map(str, row.values())))
+
+
+def _as_rows(buckets: statistics_buckets.Buckets) -> dict[str, list[dict]]:
+    tables = {
+        statistics_buckets.MONTHLY: (
+            statistics_buckets.MONTHLY_COLUMNS,
+            buckets.monthly_records(),
+        ),
+        statistics_buckets.HANDLING_DAYS: (
+            statistics_buckets.HANDLING_DAYS_COLUMNS,
+            buckets.handling_days_records(),
+        ),
+        statistics_buckets.PAUSE_SPANS: (
+            statistics_buckets.PAUSE_SPANS_COLUMNS,
+            buckets.pause_spans_records(),
+        ),
+    }
+    return {
+        table: sorted(
+            (dict(zip(columns, record, strict=True)) for record in records),
+            key=lambda row: tuple(map(str, row.values())),
+        )
+        for table, (columns, records) in tables.items()
+    }
+
+
+@EXAMPLES
+@given(history=histories)
+async def test_buckets_kept_live_equal_the_sums_of_the_facts_and_the_rebuilt_ones(
+    pool: asyncpg.Pool, database_url: str, history: list[tuple[int, list[Step]]]
+) -> None:
+    await _catch_up(pool, database_url, history)
+    live = await _bucket_tables(pool)
+    async with pool.acquire() as connection:
+        from_scratch = await statistics_buckets.buckets_of_table(connection, statistics.TABLE)
+    assert live == _as_rows(from_scratch)
+    assert all(row["cases"] > 0 for row in live[statistics_buckets.HANDLING_DAYS])
+    facts = await table_rows(pool, statistics.TABLE)
+    await rebuild(database_url, ["statistics"])
+    assert await table_rows(pool, statistics.TABLE) == facts
+    assert await _bucket_tables(pool) == live
+
+
+def test_a_range_splits_into_whole_months_and_partial_days() -> None:
+    d, parts = date, RangeParts
+    assert range_parts(d(2025, 1, 1), d(2025, 12, 31)) == parts((d(2025, 1, 1), d(2025, 12, 1)), ())
+    assert range_parts(d(2025, 1, 15), d(2025, 3, 10)) == parts(
+        (d(2025, 2, 1), d(2025, 2, 1)),
+        ((d(2025, 1, 15), d(2025, 1, 31)), (d(2025, 3, 1), d(2025, 3, 10))),
+    )
+    assert range_parts(d(2025, 2, 1), d(2025, 2, 27)) == parts(
+        None, ((d(2025, 2, 1), d(2025, 2, 27)),)
+    )
+    assert range_parts(d(2025, 1, 31), d(2025, 2, 1)) == parts(
+        None, ((d(2025, 1, 31), d(2025, 2, 1)),)
+    )
+    assert range_parts(d(2024, 2, 2), d(2024, 3, 31)) == parts(
+        (d(2024, 3, 1), d(2024, 3, 1)),
+        ((d(2024, 2, 2), d(2024, 2, 29)),),
+    )
+
+
+# --- the figures by hand --------------------------------------------------------------------
+
+
+def _is_open(row: dict, today: date) -> bool:
+    if row["status"] in ("withdrawn", "declined", "merged", "review_decided"):
+        return False
+    window = row["review_window_ends_on"]
+    return not (row["status"] == "decided" and (window is None or today > window))
+
+
+def _is_overdue(row: dict, today: date) -> bool:
+    running = (
+        row["decided_on"] is None
+        and row["clock_stopped_on"] is None
+        and not row["paused_now"]
+        and row["due_on"] < today
+    )
+    return running or (row["status"] == "under_review" and row["review_due_on"] < today)
+
+
+def _occurrences(row: dict, today: date) -> list[tuple[str, date]]:
+    """(figure, date counted on) of one facts row, as statistics_queries documents them."""
+    found = []
+    if row["merged_on"] is None:
+        found.append(("received", row["received_on"]))
+        if row["major"]:
+            found.append(("major", row["received_on"]))
+        if _is_open(row, today):
+            found.append(("open_now", row["received_on"]))
+        if _is_overdue(row, today):
+            found.append(("overdue_now", row["received_on"]))
+    dated = {
+        "decided": "decided_on",
+        "withdrawn": "withdrawn_on",
+        "declined": "declined_on",
+        "merged": "merged_on",
+        "extended_once": "first_extended_on",
+        "extended_twice": "second_extended_on",
+        "reviews_requested": "review_requested_on",
+    }
+    for figure, column in dated.items():
+        if row[column] is not None:
+            found.append((figure, row[column]))
+    if row["review_decided_on"] is not None and row["review_changed"]:
+        found.append(("reviews_changed", row["review_decided_on"]))
+    return found
+
+
+def _round_half_up(total: int, count: int) -> float:
+    exact = Decimal(total) / Decimal(count)
+    return float(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _expected(
+    rows: list[dict], institutions: list[str], from_on: date, to_on: date, kind: Any, today: date
+) -> dict[tuple[date | None, str, str | None], dict[str, Any]]:
+    """{(period key or None for the range, dimension or '', key): figures}"""
+    counts: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    paused: dict[tuple, set[str]] = defaultdict(set)
+    days: dict[tuple, list[int]] = defaultdict(list)
+    redress: dict[tuple, int] = defaultdict(int)
+    for row in rows:
+        if row["respondent_institution"] not in institutions:
+            continue
+        keys = [("", None)] + [(name, row[column]) for name, column in DIMENSIONS.items()]
+
+        def groups(on: date, keys: list[tuple] = keys) -> list[tuple]:
+            periods = (period_start(on, kind, from_on), None)
+            return [(period, *key) for period in periods for key in keys]
+
+        for figure, on in _occurrences(row, today):
+            if not from_on <= on <= to_on:
+                continue
+            for group in groups(on):
+                counts[group][figure] += 1
+                if figure == "decided":
+                    counts[group]["decided_on_time" if row["on_time"] else "decided_late"] += 1
+                    redress[group] += row["redress_fen"] or 0
+                    days[group].append(row["handling_days"])
+        for on in row["pause_dates"]:
+            if from_on <= on <= to_on:
+                for group in groups(on):
+                    paused[group].add(row["case_id"])
+    expected = {}
+    for group in set(counts) | set(paused):
+        figures: dict[str, Any] = {
+            name: counts[group][name]
+            for name in (
+                "received",
+                "decided",
+                "decided_on_time",
+                "decided_late",
+                "open_now",
+                "overdue_now",
+                "withdrawn",
+                "declined",
+                "merged",
+                "extended_once",
+                "extended_twice",
+                "reviews_requested",
+                "reviews_changed",
+                "major",
+            )
+        }
+        figures["paused"] = len(paused[group])
+        figures["redress_total_fen"] = redress[group]
+        values = sorted(days[group])
+        figures["handling_days_mean"] = _round_half_up(sum(values), len(values)) if values else None
+        figures["handling_days_p90"] = (
+            values[max(math.ceil(0.9 * len(values)), 1) - 1] if values else None
+        )
+        expected[group] = figures
+    return expected
+
+
+def _answered(answer: dict[str, Any], kind: Any, from_on: date) -> dict[tuple, dict[str, Any]]:
+    found = {}
+    blocks = [(None, answer["total"])] + [
+        (period_start(p["from"], kind, from_on), p) for p in answer["periods"]
+    ]
+    for period, block in blocks:
+        if any(block["figures"].values()):
+            found[(period, "", None)] = block["figures"]
+        for name in DIMENSIONS:
+            for entry in block[f"by_{name}"]:
+                found[(period, name, entry["key"])] = entry["figures"]
+    return found
+
+
+def _differences(answered: dict, expected: dict) -> list[tuple]:
+    """(group, figure, answered, expected) wherever they differ: a readable failure."""
+    return [
+        (group, figure, answered.get(group, {}).get(figure), expected.get(group, {}).get(figure))
+        for group in sorted(set(answered) | set(expected), key=str)
+        for figure in sorted(set(answered.get(group, {})) | set(expected.get(group, {})))
+        if answered.get(group, {}).get(figure) != expected.get(group, {}).get(figure)
+    ]
+
+
+ranges = st.tuples(
+    st.dates(date(2025, 10, 1), date(2026, 6, 30)),
+    st.integers(0, 250),
+    st.sampled_from([None, "month", "quarter", "half_year"]),
+    st.integers(-30, 200),
+    st.booleans(),
+)
+
+
+@EXAMPLES
+@given(history=histories, asked=st.lists(ranges, min_size=3, max_size=3))
+async def test_figures_from_buckets_equal_the_figures_counted_by_hand_from_the_facts(
+    pool: asyncpg.Pool,
+    database_url: str,
+    history: list[tuple[int, list[Step]]],
+    asked: list[tuple[date, int, Any, int, bool]],
+) -> None:
+    await _catch_up(pool, database_url, history)
+    rows = await table_rows(pool, statistics.TABLE)
+    for start, length, kind, judged_after, whole_months in asked:
+        from_on, to_on = start, start + timedelta(days=length)
+        if whole_months:
+            from_on = from_on.replace(day=1)
+            to_on = periods_between(to_on, to_on, "month")[0].ends_on
+        today = FIRST_DAY + timedelta(days=judged_after)
+        for code, institutions in (("HO", ALL), ("BR-A", ["BR-A", "SUB-A1"])):
+            answer = await institution_statistics(
+                pool, code, institutions, from_on, to_on, kind, today
+            )
+            expected = _expected(rows, institutions, from_on, to_on, kind, today)
+            answered = _answered(answer, kind, from_on)
+            assert _differences(answered, expected) == [], (from_on, to_on, kind, today)
+            assert answered == expected
+
+
+@pytest.mark.parametrize("interruption", [{"pages": 3}, {"phase": "swapping"}], ids=str)
+async def test_an_interrupted_rebuild_resumes_with_the_buckets_of_every_row(
+    pool: asyncpg.Pool, database_url: str, interruption: dict
+) -> None:
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    cases = await some_cases(desk, 12, DAY)
+    runner = ProjectionRunner(database_url, desk.store)
+    await runner.catch_up()
+    with pytest.raises(Interrupted):
+        await Rebuilder(
+            database_url, [TARGETS["statistics"]], InterruptAt(**interruption), SMALL_BATCHES
+        ).run()
+    # meanwhile: new cases, and old ones move to other months and outcomes (caught up later)
+    later = DAY + timedelta(days=40)
+    await some_cases(desk, 4, later)
+    await desk.decide(cases[1], later, outcome=Outcome.REJECTED, redress_fen=900)
+    await desk.withdraw(cases[2], later)
+    await runner.catch_up()
+    live = await _bucket_tables(pool)
+
+    results = await rebuild(database_url, ["statistics"], settings=SMALL_BATCHES)
+    assert [(r.name, r.resumed) for r in results] == [("statistics", True)]
+    assert await _bucket_tables(pool) == live
+    async with pool.acquire() as connection:
+        from_scratch = await statistics_buckets.buckets_of_table(connection, statistics.TABLE)
+    assert live == _as_rows(from_scratch)
+    assert live[statistics_buckets.MONTHLY]  # not trivially empty
