@@ -19,8 +19,21 @@ position before step 1, so it took its floor lock before step 2 and is still hol
 below its positions) or has ended (its rows are visible to step 3, or it rolled back and the gap is
 permanent). The cost: two cheap extra reads per feed page, one extra statement per append, and a
 feed that waits behind the oldest append in flight.
+
+Why most appends are one round trip
+-----------------------------------
+A new event's hash covers its predecessor's hash, so an append must know the stream's head
+(version, hash) before it can build its rows. Each store remembers the heads it has recently seen
+(its own appends, whole-stream reads) in a small LRU. When the caller's expected version is the
+remembered one, the insert carries the head as a guard inside the statement ("insert only if the
+event at that version with that hash exists"), and the unique (stream, version) key refuses it if
+anything came after, exactly as for a head read just before. A new stream (expected version 0)
+needs no head at all: its predecessor is the genesis hash and the key refuses a second version 1.
+A guard that holds nothing (the remembered head was never committed, or another process wrote the
+stream) costs one round trip more: the head is read, as without a remembered one.
 """
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -77,18 +90,52 @@ FROM event_position_seq
 # The floor lock and the insert in one statement (one round trip): the positions are drawn by the
 # column default, which PostgreSQL evaluates on the rows coming out of the join with `floor`, so
 # the lock is always taken before the first position is drawn.
-_INSERT = f"""
+_INSERT_INTO = f"""
 WITH floor AS MATERIALIZED ({_TAKE_POSITION_FLOOR})
 INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,
                     idempotency_key, recorded_at, prev_hash, hash)
+"""
+_RETURNING = "RETURNING position, version"
+
+# Rows as arrays, one element per event.
+_INSERT = f"""{_INSERT_INTO}\
 SELECT $1, u.version, u.event_type, u.schema_version, u.data, u.metadata,
        u.idempotency_key, $2, u.prev_hash, u.hash
 FROM floor, unnest($3::int[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::text[],
                    $9::text[], $10::text[])
      AS u(version, event_type, schema_version, data, metadata, idempotency_key, prev_hash, hash)
+{{guard}}
 ORDER BY u.version
-RETURNING position, version
+{_RETURNING}
 """
+
+# One event (most appends) as plain parameters: arrays cost more to encode and to unnest.
+_INSERT_ONE = f"""{_INSERT_INTO}\
+SELECT $1, $3::int, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::text, $2, $9::text, $10::text
+FROM floor
+{{guard}}
+{_RETURNING}
+"""
+
+# When the stream's head is remembered rather than read: nothing is inserted (and neither the
+# floor lock nor a position is taken) unless the event at version $11 still has hash $12.
+_HEAD_GUARD = (
+    "WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND version = $11 AND hash = $12)"
+)
+
+_INSERT_STATEMENTS = {
+    (many, guarded): (_INSERT if many else _INSERT_ONE).format(guard=_HEAD_GUARD if guarded else "")
+    for many in (False, True)
+    for guarded in (False, True)
+}
+
+
+def _insert_statement(rows: "ChainedRows", guarded: bool) -> tuple[str, tuple]:
+    """The statement and its arguments after `$1` (stream) and `$2` (recorded at)."""
+    columns = rows.columns()
+    many = len(rows.versions) > 1
+    return _INSERT_STATEMENTS[many, guarded], columns if many else tuple(c[0] for c in columns)
+
 
 _EARLIER_APPEND = """
 SELECT position, version FROM events
@@ -119,9 +166,41 @@ async def feed_complete_up_to(connection: asyncpg.Connection) -> int:
     return handed_out if lowest_floor is None else min(handed_out, lowest_floor - 1)
 
 
+class StreamHeads:
+    """The last (version, hash) seen of the most recently used streams: a hint, never the truth.
+
+    Every use of a remembered head is checked by the database in the statement that relies on it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
+
+    def get(self, stream_id: str) -> tuple[int, str] | None:
+        head = self._heads.get(stream_id)
+        if head is not None:
+            self._heads.move_to_end(stream_id)
+        return head
+
+    def remember(self, stream_id: str, version: int, hash_: str) -> None:
+        self._heads[stream_id] = (version, hash_)
+        self._heads.move_to_end(stream_id)
+        if len(self._heads) > self._capacity:
+            self._heads.popitem(last=False)
+
+    def forget(self, stream_id: str) -> None:
+        self._heads.pop(stream_id, None)
+
+
+STREAM_HEADS_REMEMBERED = 20_000
+
+
 class PostgresEventStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, heads_remembered: int = STREAM_HEADS_REMEMBERED
+    ) -> None:
         self._pool = pool
+        self._heads = StreamHeads(heads_remembered)
 
     async def append(
         self,
@@ -182,20 +261,68 @@ class PostgresEventStore:
         expected_version: int | None,
         idempotency_key: str | None,
     ) -> AppendResult:
-        head = await connection.fetchrow(_STREAM_HEAD, stream_id)
-        current_version, prev_hash = (head["version"], head["hash"]) if head else (0, GENESIS_HASH)
-        if expected_version is not None and expected_version != current_version:
-            raise ConcurrencyError(stream_id, expected_version, current_version)
+        try:
+            known_head = self._known_head(stream_id, expected_version)
+            if known_head is not None:
+                appended = await self._insert_after(
+                    connection, stream_id, events, known_head, idempotency_key
+                )
+                if appended is not None:
+                    return appended
+            head = await connection.fetchrow(_STREAM_HEAD, stream_id)
+            current = (head["version"], head["hash"]) if head else (0, GENESIS_HASH)
+            if expected_version is not None and expected_version != current[0]:
+                raise ConcurrencyError(stream_id, expected_version, current[0])
+            appended = await self._insert_after(
+                connection, stream_id, events, current, idempotency_key, guarded=False
+            )
+            assert appended is not None, "an unguarded insert inserts or raises"
+            return appended
+        except BaseException:
+            self._heads.forget(stream_id)
+            raise
+
+    def _known_head(self, stream_id: str, expected_version: int | None) -> tuple[int, str] | None:
+        """The head the caller expects, when it needs no read: a new stream, or one remembered."""
+        if expected_version == 0:
+            return 0, GENESIS_HASH
+        head = self._heads.get(stream_id)
+        if head is None or expected_version != head[0]:
+            return None
+        return head
+
+    async def _insert_after(
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        head: tuple[int, str],
+        idempotency_key: str | None,
+        *,
+        guarded: bool = True,
+    ) -> AppendResult | None:
+        """Insert the events after `head`; None when guarded and `head` is not in the stream.
+
+        Version 0 needs no guard: the unique key refuses a second version 1.
+        """
+        current_version, prev_hash = head
         rows = chained_rows(stream_id, events, current_version, prev_hash, idempotency_key)
-        arguments = (stream_id, rows.recorded_at, *rows.columns())
+        guarded = guarded and current_version > 0
+        statement, columns = _insert_statement(rows, guarded)
+        arguments = (stream_id, rows.recorded_at, *columns)
+        if guarded:
+            arguments = (*arguments, current_version, prev_hash)
         if connection.is_in_transaction():
             # A savepoint, so that a refused insert leaves the caller's transaction usable.
             async with connection.transaction():
-                inserted = await connection.fetch(_INSERT, *arguments)
+                inserted = await connection.fetch(statement, *arguments)
         else:
-            inserted = await connection.fetch(_INSERT, *arguments)  # its own transaction
+            inserted = await connection.fetch(statement, *arguments)  # its own transaction
+        if not inserted:
+            return None
         positions = tuple(row["position"] for row in sorted(inserted, key=lambda r: r["version"]))
         last_version = current_version + len(events)
+        self._heads.remember(stream_id, last_version, rows.hashes[-1])
         return AppendResult(stream_id, current_version + 1, last_version, positions)
 
     async def _earlier_append(
@@ -230,7 +357,10 @@ class PostgresEventStore:
         limit = up_to_version if up_to_version is not None else 2**31 - 1
         executor = connection if connection is not None else self._pool
         rows = await executor.fetch(sql, stream_id, limit)
-        return [_stored_event(row) for row in rows]
+        events = [_stored_event(row) for row in rows]
+        if events and len(events) < limit:
+            self._heads.remember(stream_id, events[-1].version, events[-1].hash)
+        return events
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Events after position `after`, in position order, never skipping a late commit.
