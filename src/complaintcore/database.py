@@ -31,15 +31,29 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+_JSONB_VERSION = b"\x01"  # jsonb's binary wire format is a version byte and the JSON text
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
-    for json_type in ("jsonb", "json"):
-        await connection.set_type_codec(
-            json_type, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads
-        )
+    # Binary codecs hand orjson's bytes to the driver as they are (no str in between).
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", encoder=orjson.dumps, decoder=orjson.loads, format="binary"
+    )
 
 
 def plain_url(database_url: str) -> str:
@@ -70,6 +84,9 @@ async def create_pool(database_url: str, *, min_size: int = 2, max_size: int = 2
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
+        # No inactivity timer: it costs a timer armed on every release and cancelled on every
+        # acquire, and the pool never holds more than `max_size` idle connections anyway.
+        max_inactive_connection_lifetime=0,
     )
     assert pool is not None
     return pool

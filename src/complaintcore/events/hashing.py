@@ -45,7 +45,8 @@ def event_hash(**fields: Any) -> str:
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC (isoformat: the same text as strftime, faster)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 _INT64 = range(-(2**63), 2**63)
