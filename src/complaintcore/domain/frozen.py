@@ -1,22 +1,16 @@
-"""Building and changing frozen dataclasses without their generated `__init__`.
+"""Changing frozen dataclasses without going through their generated `__init__`.
 
 A frozen dataclass's `__init__` sets each field through `object.__setattr__`, and
 `dataclasses.replace` goes through it again with every field; folding a million events does that
 tens of millions of times. The domain's frozen dataclasses are plain records (no `__post_init__`,
 no `__slots__`), so a new instance can be made by filling its `__dict__` directly: equal, and
-several times cheaper. Only for such records: nothing here runs validation.
+several times cheaper (the event decoders in `events` build instances the same way). Only for such
+records: nothing here runs validation.
 """
 
 from typing import Any, TypeVar
 
 Record = TypeVar("Record")
-
-
-def frozen_from_fields(cls: type[Record], fields: dict[str, Any]) -> Record:
-    """An instance of `cls` whose fields are `fields` (every field, no others)."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(fields)
-    return instance
 
 
 def changed(record: Record, **changes: Any) -> Record:

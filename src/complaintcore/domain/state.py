@@ -352,7 +352,8 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
             return _decided(state, event)
         case ComplainantNotified():
             return changed(
-                _noticed(state, event.subject, event.notice, event.summary),
+                state,
+                notices=_noticed(state, event.subject, event.notice, event.summary),
                 last_business_date=event.notice.notified_on,
             )
         case ReviewRequested():
@@ -368,14 +369,14 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
                 last_business_date=event.received_on,
             )
         case ComplaintDeclined():
-            declined = changed(
+            return changed(
                 state,
                 status=CaseStatus.DECLINED,
                 decline=Decline(event.reason, event.notice),
                 clock=_stopped(state.clock, event.notice.notified_on),
                 last_business_date=event.notice.notified_on,
+                notices=_noticed(state, NoticeSubject.DECLINE, event.notice),
             )
-            return _noticed(declined, NoticeSubject.DECLINE, event.notice)
         case MarkedMajor():
             return changed(state, major_flag=MajorFlag(event.cause, event.detail, event.marked_on))
     raise TypeError(f"not an event: {event!r}")
@@ -383,24 +384,24 @@ def _apply(state: ComplaintState, event: Event) -> ComplaintState:
 
 def _extended(state: ComplaintState, event: DeadlineExtended) -> ComplaintState:
     extension = Extension(event.level, event.reason, event.approval, event.notice, event.due_on)
-    extended = changed(
+    return changed(
         state,
         clock=changed(state.clock, level=event.level, due_on=event.due_on),
         extensions=(*state.extensions, extension),
         last_business_date=event.notice.notified_on,
+        notices=_noticed(state, NoticeSubject.EXTENSION, event.notice),
     )
-    return _noticed(extended, NoticeSubject.EXTENSION, event.notice)
 
 
 def _paused(state: ComplaintState, event: ClockPaused) -> ComplaintState:
     pause = Pause(event.kind, event.paused_on, event.reason, event.notice)
-    paused = changed(
+    return changed(
         state,
         clock=changed(state.clock, paused_since=event.paused_on),
         pauses=(*state.pauses, pause),
         last_business_date=max(event.paused_on, event.notice.notified_on),
+        notices=_noticed(state, NoticeSubject.PAUSE, event.notice),
     )
-    return _noticed(paused, NoticeSubject.PAUSE, event.notice)
 
 
 def _resumed(state: ComplaintState, event: ClockResumed) -> ComplaintState:
@@ -454,14 +455,14 @@ def _decided(state: ComplaintState, event: ComplaintDecided) -> ComplaintState:
         handling_days=event.handling_days,
         review_window_ends_on=event.review_window_ends_on,
     )
-    decided = changed(
+    return changed(
         state,
         status=CaseStatus.DECIDED,
         decision=decision,
         clock=_stopped(state.clock, event.notice.notified_on),
         last_business_date=event.notice.notified_on,
+        notices=_noticed(state, NoticeSubject.DECISION, event.notice),
     )
-    return _noticed(decided, NoticeSubject.DECISION, event.notice)
 
 
 def _review_requested(state: ComplaintState, event: ReviewRequested) -> ComplaintState:
@@ -491,13 +492,13 @@ def _review_decided(state: ComplaintState, event: ReviewDecided) -> ComplaintSta
         notice=event.notice,
         on_time=event.on_time,
     )
-    reviewed = changed(
+    return changed(
         state,
         status=CaseStatus.REVIEW_DECIDED,
         review=changed(state.review, decision=review_decision),
         last_business_date=event.notice.notified_on,
+        notices=_noticed(state, NoticeSubject.REVIEW_DECISION, event.notice),
     )
-    return _noticed(reviewed, NoticeSubject.REVIEW_DECISION, event.notice)
 
 
 def _stopped(clock: Clock, on: date) -> Clock:
@@ -508,5 +509,6 @@ def _stopped(clock: Clock, on: date) -> Clock:
 
 def _noticed(
     state: ComplaintState, subject: NoticeSubject, notice: Notice, summary: str = ""
-) -> ComplaintState:
-    return changed(state, notices=(*state.notices, NoticeRecord(subject, notice, summary)))
+) -> tuple[NoticeRecord, ...]:
+    """The case's notices with this one added."""
+    return (*state.notices, NoticeRecord(subject, notice, summary))
