@@ -204,8 +204,14 @@ class ComplaintService:
                 return await self._run(request, attempt)
             except ConcurrencyError as error:
                 if if_match is not None:
-                    raise PreconditionFailed(error.actual_version or 0) from None
+                    raise PreconditionFailed(await self._version_after(error)) from None
         raise ConcurrencyError(case_id, 0, None)
+
+    async def _version_after(self, refused: ConcurrencyError) -> int:
+        """The stream's version after a refused append (read now when the refusal could not)."""
+        if refused.actual_version is not None:
+            return refused.actual_version
+        return await self._store.stream_version(refused.stream_id)
 
     async def case(
         self, actor: Actor, case_id: str, as_of_version: int | None = None
@@ -306,8 +312,9 @@ class ComplaintService:
         )
         stream_id = state.id if state is not None else command.case_id
         expected_version = state.version if state is not None else 0
-        await self._store.append(
-            stream_id, new_events(events, metadata), expected_version, connection=connection
+        # The whole transaction is retried (or answered 412) on a refusal: no savepoint needed.
+        await self._store.append_without_savepoint(
+            connection, stream_id, new_events(events, metadata), expected_version
         )
         new_state = state
         for event in events:

@@ -224,6 +224,28 @@ class PostgresEventStore:
                 )
         return await self._append(connection, stream_id, events, expected_version, idempotency_key)
 
+    async def append_without_savepoint(
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+    ) -> AppendResult:
+        """Append inside the caller's transaction, two round trips cheaper than `append`.
+
+        No savepoint: a refused append raises `ConcurrencyError` (its `actual_version` None, for
+        the stream cannot be read any more) and leaves the caller's transaction aborted, to be
+        rolled back. For callers that end their transaction on a conflict anyway.
+        """
+        if not events:
+            raise ValueError("an append needs at least one event")
+        try:
+            return await self._insert(
+                connection, stream_id, events, expected_version, None, savepoint=False
+            )
+        except asyncpg.UniqueViolationError:
+            raise ConcurrencyError(stream_id, expected_version, None) from None
+
     async def _append(
         self,
         connection: asyncpg.Connection,
@@ -260,12 +282,14 @@ class PostgresEventStore:
         events: Sequence[NewEvent],
         expected_version: int | None,
         idempotency_key: str | None,
+        *,
+        savepoint: bool = True,
     ) -> AppendResult:
         try:
             known_head = self._known_head(stream_id, expected_version)
             if known_head is not None:
                 appended = await self._insert_after(
-                    connection, stream_id, events, known_head, idempotency_key
+                    connection, stream_id, events, known_head, idempotency_key, savepoint=savepoint
                 )
                 if appended is not None:
                     return appended
@@ -274,7 +298,13 @@ class PostgresEventStore:
             if expected_version is not None and expected_version != current[0]:
                 raise ConcurrencyError(stream_id, expected_version, current[0])
             appended = await self._insert_after(
-                connection, stream_id, events, current, idempotency_key, guarded=False
+                connection,
+                stream_id,
+                events,
+                current,
+                idempotency_key,
+                guarded=False,
+                savepoint=savepoint,
             )
             assert appended is not None, "an unguarded insert inserts or raises"
             return appended
@@ -300,6 +330,7 @@ class PostgresEventStore:
         idempotency_key: str | None,
         *,
         guarded: bool = True,
+        savepoint: bool = True,
     ) -> AppendResult | None:
         """Insert the events after `head`; None when guarded and `head` is not in the stream.
 
@@ -312,7 +343,7 @@ class PostgresEventStore:
         arguments = (stream_id, rows.recorded_at, *columns)
         if guarded:
             arguments = (*arguments, current_version, prev_hash)
-        if connection.is_in_transaction():
+        if savepoint and connection.is_in_transaction():
             # A savepoint, so that a refused insert leaves the caller's transaction usable.
             async with connection.transaction():
                 inserted = await connection.fetch(statement, *arguments)

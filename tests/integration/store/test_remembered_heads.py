@@ -165,3 +165,37 @@ async def test_stores_appending_at_the_version_they_last_saw_never_break_the_cha
     applied = sum(size for (_, size), ok in zip(steps, outcomes, strict=True) if ok)
     assert [e.version for e in events] == list(range(1, applied + 1))
     assert verify_chain(events).intact
+
+
+async def test_an_append_without_savepoint_commits_with_the_callers_transaction(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresEventStore(pool)
+    stream = new_stream()
+    await store.append(stream, [event(1)], expected_version=0)
+    async with pool.acquire() as connection, connection.transaction():
+        await store.read_stream(stream, connection=connection)
+        result = await store.append_without_savepoint(connection, stream, [event(2)], 1)
+        assert result.last_version == 2
+    events = await store.read_stream(stream)
+    assert [e.data["n"] for e in events] == [1, 2]
+    assert verify_chain(events).intact
+
+
+async def test_a_refused_append_without_savepoint_leaves_the_transaction_to_roll_back(
+    pool: asyncpg.Pool,
+) -> None:
+    mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
+    stream = new_stream()
+    await mine.append(stream, [event(1)], expected_version=0)
+    await theirs.append(stream, [event(2)], expected_version=1)
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        with pytest.raises(ConcurrencyError) as refused:
+            await mine.append_without_savepoint(connection, stream, [event(3)], 1)
+        assert refused.value.actual_version is None
+        with pytest.raises(asyncpg.InFailedSQLTransactionError):
+            await connection.fetchval("SELECT 1")
+        await transaction.rollback()
+    assert [e.data["n"] for e in await mine.read_stream(stream)] == [1, 2]
