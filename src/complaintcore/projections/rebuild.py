@@ -15,10 +15,11 @@ The protocol, for one projection
    the unique (stream_id, version) index, fold one case at a time, and write the rows with COPY
    in batches. Each batch commits with the progress row's `last_stream_id`, so an interrupted
    scan (Ctrl-C, a crash) resumes after the last case it wrote. Memory stays flat whatever the
-   number of events: one page of events, the case being folded and one batch of rows, never
+   number of events: two pages of events, the case being folded and two batches of rows, never
    more (nothing is kept per case once its row is written). Projections rebuilt together share
    the scan: each case is decoded and folded once and gives a row to each new table (folding is
-   nearly all of a rebuild's time; the database's part is small).
+   most of a rebuild's time). The next page is read on a second connection, and a batch is
+   written, while the page in hand is folded, so the database's part overlaps the fold.
 2. **Index**: build the live table's indexes and constraints on the new table (under names
    ending `_rb`), after the bulk load, which is much faster than maintaining them row by row.
 3. **Catch up**, without locks: re-fold every case with events after the position the new table
@@ -47,9 +48,10 @@ after its last case written). `--restart` throws it away and starts over; so doe
 the live table's columns since the rebuild began.
 """
 
+import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -380,34 +382,37 @@ class Rebuilder:
             if target.derived
         }
         written_events, pending_events = first.events_done, 0
-        while True:
-            page = await connection.fetch(
-                f"SELECT {DECODE_COLUMNS} FROM events"
-                " WHERE (stream_id, version) > ($1, $2) AND position <= $3"
-                " ORDER BY stream_id, version LIMIT $4",
-                *cursor,
-                first.start_position,
-                page_size,
-            )
-            for row in page:
-                if case_rows and row["stream_id"] != case_rows[0]["stream_id"]:
+        # Three things at once: PostgreSQL reads the next page (on a connection of its own) and
+        # writes the last batch, while this process folds the page in hand.
+        reader = await _bulk_connection(self._database_url)
+        writing: asyncio.Task[None] | None = None
+        try:
+            async for page, last_page in _pages_ahead(
+                reader, cursor, first.start_position, page_size
+            ):
+                for row in page:
+                    if case_rows and row["stream_id"] != case_rows[0]["stream_id"]:
+                        states.append(_folded(case_rows))
+                        pending_events += len(case_rows)
+                        case_rows = []
+                    case_rows.append(row)
+                if last_page and case_rows:
                     states.append(_folded(case_rows))
                     pending_events += len(case_rows)
                     case_rows = []
-                case_rows.append(row)
-            last_page = len(page) < page_size
-            if last_page and case_rows:
-                states.append(_folded(case_rows))
-                pending_events += len(case_rows)
-                case_rows = []
-            if states and (last_page or len(states) >= self._settings.flush_rows):
-                written_events += pending_events
-                await self._write(connection, states, written_events)
-                states, pending_events = [], 0
-            self._progress.advance(len(page))
-            if last_page:
-                break
-            cursor = (page[-1]["stream_id"], page[-1]["version"])
+                if states and (last_page or len(states) >= self._settings.flush_rows):
+                    written_events += pending_events
+                    if writing is not None:
+                        await writing  # batches are written in order, one at a time
+                    writing = asyncio.create_task(self._write(connection, states, written_events))
+                    states, pending_events = [], 0
+                self._progress.advance(len(page))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+            await close_quietly(reader)
         async with connection.transaction():
             for target in self._targets:
                 if target.derived:
@@ -438,6 +443,40 @@ class Rebuilder:
                 states[-1].id,
                 events_done,
             )
+
+
+async def _pages_ahead(
+    reader: asyncpg.Connection, cursor: tuple[str, int], up_to_position: int, page_size: int
+) -> AsyncIterator[tuple[list[asyncpg.Record], bool]]:
+    """The events up to `up_to_position` after `cursor` (stream id, version), page by page with
+    whether it is the last, each page asked for before the one before it is handed out."""
+
+    def read(after: tuple[str, int]) -> asyncio.Task[list[asyncpg.Record]]:
+        return asyncio.create_task(
+            reader.fetch(
+                f"SELECT {DECODE_COLUMNS} FROM events"
+                " WHERE (stream_id, version) > ($1, $2) AND position <= $3"
+                " ORDER BY stream_id, version LIMIT $4",
+                *after,
+                up_to_position,
+                page_size,
+            )
+        )
+
+    reading = read(cursor)
+    try:
+        while True:
+            page = await reading
+            last_page = len(page) < page_size
+            if not last_page:
+                reading = read((page[-1]["stream_id"], page[-1]["version"]))
+                await asyncio.sleep(0)  # let it send its query before the caller starts folding
+            yield page, last_page
+            if last_page:
+                return
+    finally:
+        if not reading.done():
+            reading.cancel()
 
 
 def _folded(case_rows: list[asyncpg.Record]) -> ComplaintState:
