@@ -262,13 +262,17 @@ async def write_statistics(
     await add_buckets(connection, buckets, suffix)
 
 
-async def buckets_of_table(connection: asyncpg.Connection, table: str) -> Buckets:
-    """The buckets of every facts row of `table`, computed afresh (a resumed rebuild's scan, and
-    the tests' check of the kept buckets)."""
+async def buckets_of_table(
+    connection: asyncpg.Connection, table: str, where: str = "TRUE", *arguments: Any
+) -> Buckets:
+    """The buckets of the facts rows of `table` (those `where` selects), computed afresh (a
+    resumed rebuild's scan, the tests' check of the kept buckets, the bench's bulk rows)."""
     buckets = Buckets()
     async with connection.transaction():
         async for row in connection.cursor(
-            f"SELECT {', '.join(statistics.COLUMNS)} FROM {table}", prefetch=5_000
+            f"SELECT {', '.join(statistics.COLUMNS)} FROM {table} WHERE {where}",
+            *arguments,
+            prefetch=5_000,
         ):
             buckets.add(row)
     return buckets

@@ -286,17 +286,56 @@ class _Query:
             + ")"
         )
 
+    def _by_period_and_range(self, source: str, keys: list[str], values: list[str]) -> str:
+        """CTEs `by_period` (sums per node, period and `keys`) and `grouped`: those rows with
+        all_periods 0, and their sums over the whole range with all_periods 1 (with no period
+        kind the range is the one period: those alone). Text keys sort in "C" order (fast)."""
+        keyed = ", ".join(
+            key if key == "handling_days" else f'{key} COLLATE "C" AS {key}' for key in keys
+        )
+        positions = ", ".join(str(n) for n in range(1, len(keys) + 3))
+        sums = ", ".join(f"sum({value}) AS {value}" for value in values)
+        names = ", ".join([*keys, *values])
+        per_period = (
+            f"SELECT node, bucket, 0 AS all_periods, {names} FROM by_period\n    UNION ALL\n    "
+            if self.kind
+            else ""
+        )
+        # Every row is dated on the first day of a month (buckets) or of its period (facts):
+        # sum the months first, then find the periods of the few sums (cheaper per row).
+        if self.kind in (None, "month"):
+            months = source
+            bucket = "on_date" if self.kind == "month" else "$3::date"
+        else:
+            months = (
+                f"(SELECT node, on_date, {keyed}, {sums} FROM {source} GROUP BY {positions})"
+                " AS by_month"
+            )
+            bucket = _bucket(self.kind)
+        return f"""by_period AS (
+    SELECT node, {bucket} AS bucket, {keyed}, {sums}
+    FROM {months} GROUP BY {positions}
+),
+grouped AS (
+    {per_period}SELECT node, NULL::date AS bucket, 1 AS all_periods, {", ".join(keys)}, {sums}
+    FROM by_period GROUP BY node, {", ".join(keys)}
+)"""
+
     def _totals_only(self, alias: str) -> str:
         return "" if self.breakdowns else f" AND {alias}.dimension = ''"
 
     def _facts(self, rows: list[str]) -> str:
-        """Facts-derived rows (node, on_date, keys, values), unpivoted into their buckets."""
+        """Facts-derived rows (node, on_date, keys, values), summed by period and keys (dated
+        on the period's first day), then unpivoted into their dimensions."""
         occurrences = "\n        UNION ALL\n        ".join(rows)
+        sums = ", ".join(f"sum({name}) AS {name}" for name in _VALUES)
         return (
             "SELECT o.node, o.on_date, d.dimension, d.key, "
             + ", ".join(f"o.{name}" for name in _VALUES)
-            + f"\n    FROM (\n        {occurrences}\n    ) AS o {_UNPIVOT}"
-            + ("" if self.breakdowns else " WHERE d.dimension = ''")
+            + f"\n    FROM (SELECT node, {_bucket(self.kind)} AS on_date, category_business,"
+            f" category_reason, channel, final_outcome, {sums}"
+            f"\n      FROM (\n        {occurrences}\n      ) AS x GROUP BY 1, 2, 3, 4, 5, 6"
+            f"\n    ) AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
         )
 
     def _facts_row(self, on_date: str, values: dict[str, str], where: str) -> str:
@@ -339,18 +378,19 @@ class _Query:
             sources.append(self._pause_spans())
         sources.append(self._facts(facts))
         union = "\n    UNION ALL\n    ".join(sources)
-        sums = ",\n       ".join(f"coalesce(sum({name}), 0)::bigint AS {name}" for name in _VALUES)
+        values = ",\n       ".join(f"coalesce({name}, 0)::bigint AS {name}" for name in _VALUES)
+        grouped = self._by_period_and_range("counted", ["dimension", "key"], list(_VALUES))
         return f"""
 WITH scope (node, institution) AS (
     SELECT * FROM unnest($1::text[], $2::text[])
 ),
 counted (node, on_date, dimension, key, {", ".join(_VALUES)}) AS (
     {union}
-)
-SELECT node, bucket, GROUPING(bucket) AS all_periods, dimension, key,
-       {sums}
-FROM (SELECT *, {_bucket(self.kind)} AS bucket FROM counted) AS c
-GROUP BY GROUPING SETS ((node, bucket, dimension, key), (node, dimension, key))
+),
+{grouped}
+SELECT node, bucket, all_periods, dimension, key,
+       {values}
+FROM grouped
 """
 
     def _pause_spans(self) -> str:
@@ -398,12 +438,16 @@ GROUP BY GROUPING SETS ((node, bucket, dimension, key), (node, dimension, key))
         if self.parts.partial_days:
             sources.append(
                 "SELECT o.node, o.on_date, d.dimension, d.key, o.handling_days, 1"
-                f" FROM (SELECT s.node, f.decided_on AS on_date, {_FACTS_KEYS}, f.handling_days"
+                f" FROM (SELECT s.node, {_bucket(self.kind, 'f.decided_on')} AS on_date,"
+                f" {_FACTS_KEYS}, f.handling_days"
                 f" FROM {statistics.TABLE} f"
                 " JOIN scope s ON s.institution = f.respondent_institution"
                 f" WHERE {self._partial_days('f.decided_on')} AND f.handling_days IS NOT NULL"
                 f") AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
             )
+        grouped = self._by_period_and_range(
+            "days", ["dimension", "key", "handling_days"], ["cases"]
+        )
         union = "\n    UNION ALL\n    ".join(sources)
         return f"""
 WITH scope (node, institution) AS (
@@ -413,17 +457,11 @@ WITH scope (node, institution) AS (
 days (node, on_date, dimension, key, handling_days, cases) AS (
     {union}
 ),
-histogram AS (
-    SELECT node, bucket, GROUPING(bucket) AS all_periods, dimension, key, handling_days,
-           sum(cases) AS cases
-    FROM (SELECT *, {_bucket(self.kind)} AS bucket FROM days) AS b
-    GROUP BY GROUPING SETS ((node, bucket, dimension, key, handling_days),
-                            (node, dimension, key, handling_days))
-),
+{grouped},
 running AS (
     SELECT *, sum(cases) OVER (w ORDER BY handling_days) AS at_or_below,
            sum(cases) OVER w AS total, sum(cases * handling_days) OVER w AS days_total
-    FROM histogram
+    FROM grouped
     WINDOW w AS (PARTITION BY node, all_periods, bucket, dimension, key)
 )
 -- avg() divides the numeric sum by the count, and percentile_disc(0.9) takes the value at
@@ -491,8 +529,11 @@ class FiguresByNode:
         counts: Sequence[asyncpg.Record],
         handling_days: Sequence[asyncpg.Record],
         breakdowns: bool,
+        *,
+        single_period: bool = False,
     ) -> None:
         self._breakdowns = breakdowns
+        self._single_period = single_period  # no period kind: the range is the one period
         self._blocks: dict[tuple[str, date | None], _Block] = {}
         groups = {_group_key(row): _counted_figures(row) for row in counts}
         for row in handling_days:
@@ -509,6 +550,8 @@ class FiguresByNode:
                 block.breakdowns[dimension].append({"key": shown, "figures": figures})
 
     def block(self, node: str, period_key: date | None) -> _Block:
+        if self._single_period:
+            period_key = None
         block = self._blocks.get((node, period_key)) or _Block.empty(self._breakdowns)
         for entries in block.breakdowns.values():
             entries.sort(key=lambda entry: (entry["key"] is None, entry["key"] or ""))
@@ -543,6 +586,11 @@ async def query_figures(
             else connection.transaction(isolation="repeatable_read", readonly=True)
         )
         async with snapshot:
+            # A generic plan cannot pick the partial indexes for the day of judgement, and the
+            # groupings hash in memory rather than sort on disk.
+            await connection.execute(
+                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
+            )
             counts = await connection.fetch(counts_sql, *common, *counts_query.parameters)
             days = await connection.fetch(days_sql, *common, *days_query.parameters)
         return counts, days
@@ -552,7 +600,7 @@ async def query_figures(
             counts, days = await read(connection)
     else:
         counts, days = await read(executor)
-    return FiguresByNode(counts, days, breakdowns)
+    return FiguresByNode(counts, days, breakdowns, single_period=kind is None)
 
 
 def _period_document(label: str, starts_on: date, ends_on: date, block: _Block) -> dict[str, Any]:
