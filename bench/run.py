@@ -35,7 +35,8 @@ from bench.service import serving
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIME_BUDGET_S = 600  # TARGETS.md: the whole run within 10 minutes
-FINISHING_S = 60  # the statistics query, the table, the JSON and the chart, and a margin
+# topping statistics up to 1M cases (~40 s), their query, the table, JSON, chart, a margin
+FINISHING_S = 100
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,12 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
             )
             log(f"large rebuild {measured['rebuild_large_cut']}")
         measured["rebuild_large"] = rebuild_to(url, events, sizes, "large", measured)
+        log(f"statistics facts and buckets topped up to {sizes.query_cases:,} cases")
+        measured["statistics_fill_seconds"] = asyncio.run(
+            figures.fill_statistics(url, sizes.query_cases)
+        )
         with serving(url, results / "serve.log.tmp", workers) as base_url:
-            log("statistics query over the rebuilt statistics projection")
+            log("statistics query over the rebuilt and topped-up statistics projection")
             measured["statistics"] = figures.statistics_query(
                 base_url, token, sizes.latency_seconds
             )
