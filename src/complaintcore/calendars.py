@@ -38,12 +38,23 @@ CSV_HOLIDAY = "holiday"
 CSV_WORKING_DAY = "working_day"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
+# Changes whenever a stored year is added, replaced or removed (every write of a row gives it a
+# new xmin), so a process can keep the effective calendar until the stamp it reads differs. Cheap:
+# the table holds at most one row a year.
+CALENDAR_STAMP_SQL = """
+SELECT coalesce(md5(string_agg(year || ':' || xmin::text, ',' ORDER BY year)), '')
+FROM calendar_years
+"""
+
 
 class CalendarRepository:
     """Stored calendar years (table `calendar_years`) and the effective calendar they make."""
 
+    stamp_sql = CALENDAR_STAMP_SQL
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._effective: tuple[str, WorkingDayCalendar] | None = None
 
     async def put_year(self, year_calendar: YearCalendar) -> bool:
         """Store a year, replacing any stored data for it; True when none was stored before."""
@@ -58,8 +69,10 @@ class CalendarRepository:
                 stored += 1
         return stored
 
-    async def stored_years(self) -> list[YearCalendar]:
-        rows = await self._pool.fetch(
+    async def stored_years(
+        self, *, connection: asyncpg.Connection | None = None
+    ) -> list[YearCalendar]:
+        rows = await (connection or self._pool).fetch(
             "SELECT year, holidays, adjusted_working_days FROM calendar_years ORDER BY year"
         )
         return [_year_calendar(row) for row in rows]
@@ -71,9 +84,25 @@ class CalendarRepository:
         )
         return _year_calendar(row) if row else None
 
-    async def working_day_calendar(self) -> WorkingDayCalendar:
-        """The seed with every stored year applied over it."""
-        return reduce(WorkingDayCalendar.with_year, await self.stored_years(), seeded_calendar())
+    async def working_day_calendar(
+        self, *, stamp: str | None = None, connection: asyncpg.Connection | None = None
+    ) -> WorkingDayCalendar:
+        """The seed with every stored year applied over it, built again only when the stored
+        years changed: `stamp` is what `stamp_sql` gave the caller (read here when None).
+
+        The years are read after the stamp, so a calendar kept under a stamp is never older than
+        the stamp; a year stored in between only costs one more build later.
+        """
+        executor = connection or self._pool
+        if stamp is None:
+            stamp = await executor.fetchval(CALENDAR_STAMP_SQL)
+        effective = self._effective
+        if effective is not None and effective[0] == stamp:
+            return effective[1]
+        years = await self.stored_years(connection=connection)
+        calendar = reduce(WorkingDayCalendar.with_year, years, seeded_calendar())
+        self._effective = (stamp, calendar)
+        return calendar
 
 
 async def _upsert_year(

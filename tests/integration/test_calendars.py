@@ -75,3 +75,40 @@ async def test_a_year_outside_1949_to_2100_is_refused(calendars: CalendarReposit
     with pytest.raises(ValueError):
         await calendars.put_year(YearCalendar(1948, frozenset(), frozenset()))
     assert await calendars.stored_years() == []
+
+
+async def test_a_kept_calendar_gives_way_to_a_year_stored_by_another_process(
+    pool: asyncpg.Pool,
+) -> None:
+    serving, loading = CalendarRepository(pool), CalendarRepository(pool)
+    before = await serving.working_day_calendar()
+    assert await serving.working_day_calendar() is before  # kept while nothing changed
+
+    await loading.put_year(YEAR_2027)
+    assert 2027 in (await serving.working_day_calendar()).years
+
+    corrected = YearCalendar(2027, frozenset({date(2027, 1, 1)}), frozenset())
+    await loading.put_year(corrected)
+    assert (await serving.working_day_calendar()).is_working_day(date(2027, 2, 8))
+
+
+async def test_a_removed_year_is_no_longer_in_the_kept_calendar(
+    pool: asyncpg.Pool, calendars: CalendarRepository
+) -> None:
+    await calendars.put_year(YEAR_2027)
+    assert 2027 in (await calendars.working_day_calendar()).years
+    await pool.execute("DELETE FROM calendar_years WHERE year = 2027")
+    assert 2027 not in (await calendars.working_day_calendar()).years
+
+
+async def test_the_stamp_a_caller_read_decides_whether_the_calendar_is_built_again(
+    pool: asyncpg.Pool, calendars: CalendarRepository
+) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        stamp = await connection.fetchval(calendars.stamp_sql)
+        kept = await calendars.working_day_calendar(stamp=stamp, connection=connection)
+        assert await calendars.working_day_calendar(stamp=stamp, connection=connection) is kept
+    await calendars.put_year(YEAR_2027)
+    new_stamp = await pool.fetchval(calendars.stamp_sql)
+    assert new_stamp != stamp
+    assert 2027 in (await calendars.working_day_calendar(stamp=new_stamp)).years

@@ -48,6 +48,7 @@ MAX_ATTEMPTS = 10
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_ROLES = frozenset({"staff", "supervisor"})
+_LOCK_CASE = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 
 class Actor(Protocol):
@@ -73,6 +74,16 @@ class InstitutionLookup(Protocol):
 
 class CalendarSource(Protocol):
     async def working_day_calendar(self) -> WorkingDayCalendar: ...
+
+
+class StampedCalendarSource(Protocol):
+    """A calendar source that can tell cheaply whether the calendar changed (see `calendars`)."""
+
+    stamp_sql: str
+
+    async def working_day_calendar(
+        self, *, stamp: str | None = None, connection: asyncpg.Connection | None = None
+    ) -> WorkingDayCalendar: ...
 
 
 @dataclass(frozen=True)
@@ -133,13 +144,17 @@ class ComplaintService:
         pool: asyncpg.Pool,
         store: PostgresEventStore,
         institutions: InstitutionLookup,
-        calendars: CalendarSource,
+        calendars: CalendarSource | StampedCalendarSource,
         today: Callable[[], date] = shanghai_today,
     ) -> None:
         self._pool = pool
         self._store = store
         self._institutions = institutions
         self._calendars = calendars
+        # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
+        stamp_sql: str | None = getattr(calendars, "stamp_sql", None)
+        self._calendar_is_stamped = stamp_sql is not None
+        self._lock_case_sql = f"{_LOCK_CASE}, ({stamp_sql})" if stamp_sql else _LOCK_CASE
         self._today = today
 
     def policy_for(self, institution: str) -> InstitutionPolicy:
@@ -161,9 +176,9 @@ class ComplaintService:
         ):
             raise UnknownInstitution(institution)
         case_id = str(uuid.uuid4())
-        calendar = await self._calendars.working_day_calendar()
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
+            calendar = await self._calendar(connection, None)
             serial = await next_serial(connection, institution, received_on)
             policy = self.policy_for(institution)
             registration_no = policy.registration_number(institution, received_on, serial)
@@ -185,10 +200,10 @@ class ComplaintService:
     ) -> Rendered:
         """Run `command` on the case, retrying a lost race unless the caller pinned a version."""
         _require_command_role(actor, command)
-        calendar = await self._calendars.working_day_calendar()
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
-            await _lock_case(connection, case_id)
+            calendar_stamp = await self._lock_case(connection, case_id)
+            calendar = await self._calendar(connection, calendar_stamp)
             state = await self._visible_state(connection, actor, case_id)
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
@@ -206,6 +221,20 @@ class ComplaintService:
                 if if_match is not None:
                     raise PreconditionFailed(await self._version_after(error)) from None
         raise ConcurrencyError(case_id, 0, None)
+
+    async def _lock_case(self, connection: asyncpg.Connection, case_id: str) -> str | None:
+        """Wait for commands already running on the case (the lock is released when the
+        transaction ends); the calendar's stamp comes back in the same round trip."""
+        row = await connection.fetchrow(self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id)
+        return row[1] if len(row) > 1 else None
+
+    async def _calendar(
+        self, connection: asyncpg.Connection, stamp: str | None
+    ) -> WorkingDayCalendar:
+        if not self._calendar_is_stamped:
+            return await self._calendars.working_day_calendar()
+        calendars: StampedCalendarSource = self._calendars  # type: ignore[assignment]
+        return await calendars.working_day_calendar(stamp=stamp, connection=connection)
 
     async def _version_after(self, refused: ConcurrencyError) -> int:
         """The stream's version after a refused append (read now when the refusal could not)."""
@@ -346,13 +375,6 @@ class ComplaintService:
         self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
     ) -> bool:
         return await may_see(actor, institution, self._institutions, connection=connection)
-
-
-async def _lock_case(connection: asyncpg.Connection, case_id: str) -> None:
-    """Wait for commands already running on the case; released when the transaction ends."""
-    await connection.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
-    )
 
 
 def _require_case_role(actor: Actor) -> None:
