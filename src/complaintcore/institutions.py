@@ -152,6 +152,16 @@ class InstitutionDirectory:
         """
         return await _is_within(connection or self._pool, ancestor, code)
 
+    async def lineage(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> tuple[str, ...]:
+        """`code`, its parent, its grandparent… up to its head office; () for an unknown code.
+
+        One read answers both `is_within(x, code)` and `superior_of(code)` (`connection`: as above).
+        """
+        rows = await (connection or self._pool).fetch(_SELECT_LINEAGE, code)
+        return tuple(row["code"] for row in rows)
+
     async def superior_of(
         self, code: str, *, connection: asyncpg.Connection | None = None
     ) -> str | None:
@@ -342,6 +352,19 @@ _SELECT_HAS_CHILDREN = """
            AS has_children
     FROM institutions AS node
     WHERE node.code = $1
+"""
+
+# The depth cap ends the walk even on a loop written behind the directory's back (a tree is
+# shallow: head office, branches, sub-branch).
+_SELECT_LINEAGE = """
+    WITH RECURSIVE lineage (code, parent, depth) AS (
+        SELECT code, parent, 0 FROM institutions WHERE code = $1
+        UNION ALL
+        SELECT up.code, up.parent, lineage.depth + 1 FROM institutions AS up
+        JOIN lineage ON up.code = lineage.parent
+        WHERE lineage.depth < 64
+    )
+    SELECT code FROM lineage ORDER BY depth
 """
 
 # UNION ends the walk even on a loop written behind the directory's back.

@@ -166,6 +166,33 @@ async def test_the_superior_is_the_parent_and_a_head_office_has_none(
     assert await directory.superior_of("NOPE") is None
 
 
+@pytest.mark.parametrize(
+    ("code", "lineage"),
+    [
+        ("ICBC-BJ-HD", ("ICBC-BJ-HD", "ICBC-BJ", "ICBC")),
+        ("ICBC-SH", ("ICBC-SH", "ICBC")),
+        ("ICBC", ("ICBC",)),
+        ("NOPE", ()),
+    ],
+)
+async def test_the_lineage_runs_from_the_node_up_to_its_head_office(
+    directory: InstitutionDirectory, code: str, lineage: tuple[str, ...]
+) -> None:
+    assert await directory.lineage(code) == lineage
+
+
+async def test_the_lineage_answers_as_is_within_and_superior_of_do(
+    directory: InstitutionDirectory,
+) -> None:
+    codes = ["ICBC", "ICBC-BJ", "ICBC-SH", "ICBC-BJ-HD", "ICBC-BJ-XC", "NOPE"]
+    for code in codes:
+        lineage = await directory.lineage(code)
+        superior = lineage[1] if len(lineage) > 1 else None
+        assert superior == await directory.superior_of(code)
+        for ancestor in codes:
+            assert (ancestor in lineage) is await directory.is_within(ancestor, code)
+
+
 async def test_put_many_stores_parents_first_whatever_the_order(pool: asyncpg.Pool) -> None:
     directory = InstitutionDirectory(pool)
     nodes = [

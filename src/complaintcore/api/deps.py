@@ -1,4 +1,8 @@
-"""`Annotated` dependency aliases for the services `create_app` puts on `app.state`."""
+"""`Annotated` dependency aliases for the services `create_app` puts on `app.state`.
+
+The providers are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread,
+a thread hop per request for an attribute read.
+"""
 
 from typing import Annotated
 
@@ -9,15 +13,15 @@ from complaintcore.calendars import CalendarRepository
 from complaintcore.institutions import InstitutionDirectory
 
 
-def institution_directory(request: Request) -> InstitutionDirectory:
+async def institution_directory(request: Request) -> InstitutionDirectory:
     return request.app.state.institutions
 
 
-def calendar_repository(request: Request) -> CalendarRepository:
+async def calendar_repository(request: Request) -> CalendarRepository:
     return request.app.state.calendars
 
 
-def complaint_service(request: Request) -> ComplaintService:
+async def complaint_service(request: Request) -> ComplaintService:
     return request.app.state.complaints
 
 

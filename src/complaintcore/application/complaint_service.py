@@ -69,6 +69,9 @@ class InstitutionLookup(Protocol):
     async def superior_of(
         self, code: str, *, connection: asyncpg.Connection | None = None
     ) -> str | None: ...
+    async def lineage(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> tuple[str, ...]: ...
     async def get(self, code: str) -> Any: ...
 
 
@@ -91,6 +94,13 @@ class RequestInfo:
     correlation_id: str | None = None
     client: str | None = None
     idempotency: IdempotentRequest | None = None
+
+
+@dataclass(frozen=True)
+class Respondent:
+    institution: str
+    superior: str | None
+    """The institution's parent: None for a head office or an unknown code."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +193,16 @@ class ComplaintService:
             policy = self.policy_for(institution)
             registration_no = policy.registration_number(institution, received_on, serial)
             command = build(case_id, registration_no)
+            superior = await self._institutions.superior_of(institution, connection=connection)
             return await self._decide_and_store(
-                connection, actor, None, command, institution, calendar, request, render
+                connection,
+                actor,
+                None,
+                command,
+                Respondent(institution, superior),
+                calendar,
+                request,
+                render,
             )
 
         return await self._run(request, attempt)
@@ -204,14 +222,15 @@ class ComplaintService:
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             calendar_stamp = await self._lock_case(connection, case_id)
             calendar = await self._calendar(connection, calendar_stamp)
-            state = await self._visible_state(connection, actor, case_id)
+            state, lineage = await self._visible_state(connection, actor, case_id)
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
             if isinstance(command, MergeComplaint) and command.into != state.id:
                 check_merge_target(await self._merge_target(connection, actor, command.into))
-            institution = state.respondent_institution
+            superior = lineage[1] if len(lineage) > 1 else None
+            respondent = Respondent(state.respondent_institution, superior)
             return await self._decide_and_store(
-                connection, actor, state, command, institution, calendar, request, render
+                connection, actor, state, command, respondent, calendar, request, render
             )
 
         for _ in range(MAX_ATTEMPTS):
@@ -313,22 +332,20 @@ class ComplaintService:
         actor: Actor,
         state: ComplaintState | None,
         command: Any,
-        institution: str,
+        respondent: Respondent,
         calendar: WorkingDayCalendar,
         request: RequestInfo,
         render: Render,
     ) -> Rendered:
         today = self._today()
-        policy = self.policy_for(institution)
+        policy = self.policy_for(respondent.institution)
         context = DecisionContext(
             today=today,
             calendar=calendar,
             policy=policy,
             actor_id=actor.id,
             actor_role=actor.role,
-            superior_of_respondent=await self._institutions.superior_of(
-                institution, connection=connection
-            ),
+            superior_of_respondent=respondent.superior,
         )
         events = decide(state, command, context)
         metadata = EventMetadata(
@@ -354,27 +371,46 @@ class ComplaintService:
 
     async def _visible_state(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
-    ) -> ComplaintState:
+    ) -> tuple[ComplaintState, tuple[str, ...]]:
+        """The case's state and its respondent's lineage (read once for visibility and the
+        superior), when the caller may see the case."""
         stored = await self._store.read_stream(case_id, connection=connection)
         state = fold(domain_events(stored))
-        if state is None or not await self._may_see(
-            actor, state.respondent_institution, connection
-        ):
+        if state is None:
             raise CaseNotFound(case_id)
-        return state
+        respondent = state.respondent_institution
+        lineage = await self._institutions.lineage(respondent, connection=connection)
+        if not await may_see(actor, respondent, _KnownLineage(lineage)):
+            raise CaseNotFound(case_id)
+        return state, lineage
 
     async def _merge_target(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
     ) -> ComplaintState | None:
         try:
-            return await self._visible_state(connection, actor, case_id)
+            state, _ = await self._visible_state(connection, actor, case_id)
         except CaseNotFound:
             return None
+        return state
 
     async def _may_see(
         self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
     ) -> bool:
         return await may_see(actor, institution, self._institutions, connection=connection)
+
+
+@dataclass(frozen=True)
+class _KnownLineage:
+    """The institution tree as far as one institution's lineage, already read (`may_see` asks
+    only whether the actor's institution is in it)."""
+
+    lineage: tuple[str, ...]
+
+    async def is_within(
+        self, ancestor: str, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> bool:
+        assert not self.lineage or code == self.lineage[0], "only this lineage is known"
+        return ancestor in self.lineage
 
 
 def _require_case_role(actor: Actor) -> None:
