@@ -11,7 +11,8 @@ retries). The append's expected-version check stays as the guard against any oth
 """
 
 import uuid
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ from complaintcore.domain.decider import (
     fold,
 )
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
-from complaintcore.domain.state import ComplaintState
+from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.principals import may_see
@@ -48,6 +49,7 @@ MAX_ATTEMPTS = 10
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_ROLES = frozenset({"staff", "supervisor"})
+CASE_STATES_KEPT = 10_000
 _LOCK_CASE = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 
@@ -166,6 +168,7 @@ class ComplaintService:
         self._calendar_is_stamped = stamp_sql is not None
         self._lock_case_sql = f"{_LOCK_CASE}, ({stamp_sql})" if stamp_sql else _LOCK_CASE
         self._today = today
+        self._states = KeptStates(CASE_STATES_KEPT)
 
     def policy_for(self, institution: str) -> InstitutionPolicy:
         return DEFAULT_POLICY
@@ -374,8 +377,7 @@ class ComplaintService:
     ) -> tuple[ComplaintState, tuple[str, ...]]:
         """The case's state and its respondent's lineage (read once for visibility and the
         superior), when the caller may see the case."""
-        stored = await self._store.read_stream(case_id, connection=connection)
-        state = fold(domain_events(stored))
+        state = await self._current_state(connection, case_id)
         if state is None:
             raise CaseNotFound(case_id)
         respondent = state.respondent_institution
@@ -383,6 +385,31 @@ class ComplaintService:
         if not await may_see(actor, respondent, _KnownLineage(lineage)):
             raise CaseNotFound(case_id)
         return state, lineage
+
+    async def _current_state(
+        self, connection: asyncpg.Connection, case_id: str
+    ) -> ComplaintState | None:
+        """The case folded from its stream: from the state kept of it when that is still the
+        stream's beginning (only the events after it are read and folded), else from scratch."""
+        kept = self._states.get(case_id)
+        if kept is not None:
+            version, hash_, state = kept
+            newer = await self._store.read_stream_after(
+                case_id, version, hash_, connection=connection
+            )
+            if newer is not None:
+                return self._keep(case_id, state, newer)
+        stored = await self._store.read_stream(case_id, connection=connection)
+        return self._keep(case_id, INITIAL, stored)
+
+    def _keep(
+        self, case_id: str, state: ComplaintState | None, stored: Sequence[StoredEvent]
+    ) -> ComplaintState | None:
+        for event in domain_events(stored):
+            state = evolve(state, event)
+        if stored and state is not None:
+            self._states.keep(case_id, stored[-1].version, stored[-1].hash, state)
+        return state
 
     async def _merge_target(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
@@ -397,6 +424,27 @@ class ComplaintService:
         self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
     ) -> bool:
         return await may_see(actor, institution, self._institutions, connection=connection)
+
+
+class KeptStates:
+    """The last folded states of recently used cases, each with the version and hash of the event
+    it was folded up to: a starting point the stream is checked against, never the truth."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._states: OrderedDict[str, tuple[int, str, ComplaintState]] = OrderedDict()
+
+    def get(self, case_id: str) -> tuple[int, str, ComplaintState] | None:
+        kept = self._states.get(case_id)
+        if kept is not None:
+            self._states.move_to_end(case_id)
+        return kept
+
+    def keep(self, case_id: str, version: int, hash_: str, state: ComplaintState) -> None:
+        self._states[case_id] = (version, hash_, state)
+        self._states.move_to_end(case_id)
+        if len(self._states) > self._capacity:
+            self._states.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,16 @@ _COLUMNS = (
     " recorded_at, prev_hash, hash"
 )
 
+# The event at version $2 (its payload left out) and every event after it: the caller knows the
+# stream up to $2, and the first row tells whether what it knows is still the stream's.
+_READ_AFTER = """
+SELECT position, stream_id, version, event_type, schema_version,
+       CASE WHEN version > $2 THEN data END AS data,
+       CASE WHEN version > $2 THEN metadata END AS metadata,
+       recorded_at, prev_hash, hash
+FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version
+"""
+
 _STREAM_HEAD = """
 SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1
 """
@@ -391,6 +401,25 @@ class PostgresEventStore:
         events = [_stored_event(row) for row in rows]
         if events and len(events) < limit:
             self._heads.remember(stream_id, events[-1].version, events[-1].hash)
+        return events
+
+    async def read_stream_after(
+        self,
+        stream_id: str,
+        version: int,
+        hash_: str,
+        *,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[StoredEvent] | None:
+        """The events after `version`, for a caller that already holds the stream up to it; None
+        when the event at `version` is not (or no longer: a rollback) the one with `hash_`."""
+        executor = connection if connection is not None else self._pool
+        rows = await executor.fetch(_READ_AFTER, stream_id, version)
+        if not rows or rows[0]["version"] != version or rows[0]["hash"] != hash_:
+            return None
+        events = [_stored_event(row) for row in rows[1:]]
+        head = events[-1] if events else None
+        self._heads.remember(stream_id, *((head.version, head.hash) if head else (version, hash_)))
         return events
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:

@@ -199,3 +199,21 @@ async def test_a_refused_append_without_savepoint_leaves_the_transaction_to_roll
             await connection.fetchval("SELECT 1")
         await transaction.rollback()
     assert [e.data["n"] for e in await mine.read_stream(stream)] == [1, 2]
+
+
+async def test_reading_after_a_known_version_gives_only_the_newer_events(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresEventStore(pool)
+    stream = new_stream()
+    await store.append(stream, [event(1), event(2)], expected_version=0)
+    known = (await store.read_stream(stream))[-1]
+    await store.append(stream, [event(3)], expected_version=2)
+
+    newer = await store.read_stream_after(stream, known.version, known.hash)
+    assert newer is not None
+    assert [(e.version, e.data["n"]) for e in newer] == [(3, 3)]
+    assert await store.read_stream_after(stream, 3, newer[0].hash) == []
+    assert await store.read_stream_after(stream, known.version, "f" * 64) is None
+    assert await store.read_stream_after(stream, 9, known.hash) is None
+    assert await store.read_stream_after(new_stream(), 1, known.hash) is None

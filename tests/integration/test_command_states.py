@@ -1,0 +1,64 @@
+"""Commands fold a case from the state their process kept of it, reading only newer events; two
+services stand for two server processes writing the same cases."""
+
+from datetime import date
+
+import asyncpg
+
+from complaintcore.application.event_codec import domain_events
+from complaintcore.domain.state import ComplaintState, fold
+from projection_support import CaseDesk
+
+DAY = date(2026, 3, 2)
+
+
+async def state_from_scratch(
+    desk: CaseDesk, case_id: str, up_to_version: int | None = None
+) -> ComplaintState | None:
+    stored = await desk.store.read_stream(case_id, up_to_version=up_to_version)
+    return fold(domain_events(stored))
+
+
+async def test_a_process_sees_the_events_another_process_appended_since_it_last_read(
+    pool: asyncpg.Pool,
+) -> None:
+    first, second = CaseDesk(pool), CaseDesk(pool)
+    await first.plant_tree()
+    case_id = await first.receive("SUB-A1", DAY)
+    await first.assign(case_id, DAY, handler="h-1")
+    await second.recuse(case_id, DAY, handler="h-1")  # unassigns h-1 and bars them for good
+    await second.pause(case_id, DAY)
+
+    # `first` kept the case at version 2; it must fold the recusal and the pause onto it
+    await first.assign(case_id, DAY, handler="h-2")
+    kept = first.service._states.get(case_id)
+    assert kept is not None
+    assert kept[0] == 4  # the state the assignment was decided on
+    assert kept[2] == await state_from_scratch(first, case_id, up_to_version=4)
+    state = await state_from_scratch(first, case_id)
+    assert state is not None
+    assert state.version == 5
+    assert state.handler_id == "h-2"
+
+
+async def test_a_kept_state_whose_event_was_rewritten_is_folded_again_from_scratch(
+    pool: asyncpg.Pool,
+) -> None:
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    case_id = await desk.receive("SUB-A1", DAY)
+    await desk.assign(case_id, DAY, handler="h-1")
+    version, hash_, _ = desk.service._states.get(case_id) or (0, "", None)
+    assert version == 1
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete")
+        await connection.execute(
+            "UPDATE events SET hash = $2 WHERE stream_id = $1 AND version = 1", case_id, "e" * 64
+        )
+        await connection.execute("ALTER TABLE events ENABLE TRIGGER events_refuse_update_delete")
+
+    await desk.pause(case_id, DAY)
+    kept = desk.service._states.get(case_id)
+    assert kept is not None
+    assert (kept[0], kept[1]) != (version, hash_)
+    assert kept[2] == await state_from_scratch(desk, case_id, up_to_version=kept[0])
