@@ -1,5 +1,6 @@
 """The composition root: builds the FastAPI app and the services it runs on."""
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
                 standby_retry=settings.projection_standby_s,
             ) as runners:
                 app.state.projection_runners = runners
+                _exempt_startup_objects_from_gc()
                 yield
         finally:
             await pool.close()
@@ -73,6 +75,14 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(feed.router)
     app.include_router(statistics_routes.router)
     return app
+
+
+def _exempt_startup_objects_from_gc() -> None:
+    """Move everything alive after start-up (modules, the app, its schemas) out of the garbage
+    collector's reach: they live as long as the process, and a full collection walking them all
+    paused every request for 50-70 ms a few times a second under load."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app_from_environment() -> FastAPI:
