@@ -4,6 +4,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Header, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -92,8 +93,17 @@ def _request_info(request: Request, principal_id: str, key: str | None, body: An
     )
 
 
+class CaseJSONResponse(JSONResponse):
+    """A case document rendered by orjson: the same JSON, a fraction of the json module's cost."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def _response(rendered: Rendered) -> JSONResponse:
-    return JSONResponse(rendered.body, status_code=rendered.status_code, headers=rendered.headers)
+    return CaseJSONResponse(
+        rendered.body, status_code=rendered.status_code, headers=rendered.headers
+    )
 
 
 @router.post(

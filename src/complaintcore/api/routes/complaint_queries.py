@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
-from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId
+from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId, CaseJSONResponse
 from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
@@ -68,7 +68,8 @@ async def get_complaint(
         state, today, policy = await complaints.case(principal, case_id.lower(), as_of_version)
     except (CaseNotFound, VersionNotFound):
         raise not_found("complaint (or version)") from None
-    return JSONResponse(case_document(state, today, policy), headers={"ETag": f'"{state.version}"'})
+    document = case_document(state, today, policy)
+    return CaseJSONResponse(document, headers={"ETag": f'"{state.version}"'})
 
 
 @router.get(
