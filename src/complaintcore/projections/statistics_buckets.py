@@ -135,12 +135,16 @@ class Buckets:
         institution = row[_AT["respondent_institution"]]
         keys = breakdown_keys(row)
         width = len(MONTHLY_VALUES)
+        by_month: dict[date, list[tuple[int, int]]] = {}
         for month, slot, amount in dated_amounts(row):
+            by_month.setdefault(month, []).append((slot, sign * amount))
+        for month, amounts in by_month.items():  # one lookup a month and key (rebuild speed)
             for dimension, key in keys:
                 values = self.monthly.get((institution, month, dimension, key))
                 if values is None:
                     values = self.monthly[(institution, month, dimension, key)] = [0] * width
-                values[slot] += sign * amount
+                for slot, amount in amounts:
+                    values[slot] += amount
         decided_on, days = row[_AT["decided_on"]], row[_AT["handling_days"]]
         if decided_on is not None and days is not None:
             month = month_of(decided_on)

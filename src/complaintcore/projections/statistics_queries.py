@@ -587,9 +587,12 @@ async def query_figures(
         )
         async with snapshot:
             # A generic plan cannot pick the partial indexes for the day of judgement, and the
-            # groupings hash in memory rather than sort on disk.
+            # groupings hash in memory rather than sort on disk. The facts table is locked
+            # first, before the snapshot, as a rebuild's swap does before it replaces the
+            # bucket tables: a swap and a read wait for each other, never deadlock.
             await connection.execute(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
+                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB';"
+                f" LOCK TABLE {statistics.TABLE} IN ACCESS SHARE MODE"
             )
             counts = await connection.fetch(counts_sql, *common, *counts_query.parameters)
             days = await connection.fetch(days_sql, *common, *days_query.parameters)
