@@ -223,9 +223,10 @@ class PostgresEventStore:
     ) -> AppendResult:
         """Append atomically: one INSERT (under a savepoint when `connection` is in a transaction).
 
-        The stream's head is read first, outside that statement: the unique (stream, version) key
-        refuses the insert if another append got there in between, exactly as it would if the
-        head had been read inside the insert's transaction (READ COMMITTED takes no lock on it).
+        The stream's head is remembered (see the module docstring) or read first, outside that
+        statement: the unique (stream, version) key refuses the insert if another append got there
+        in between, exactly as it would if the head had been read inside the insert's transaction
+        (READ COMMITTED takes no lock on it).
         """
         if connection is None:
             async with self._pool.acquire() as acquired:
