@@ -138,14 +138,17 @@ def count_periods(from_on: date, to_on: date, kind: PeriodKind | None) -> int:
 #
 # The figures of a range are summed from three sources, each row shaped like `_VALUES`:
 # - whole months inside the range: the monthly buckets (projections/statistics_buckets.py);
-# - days of a month the range covers only in part (its first and last month, unless they are
-#   whole): the facts rows dated on those days, as each figure dates them;
+# - a month the range covers only in part (its first or last): the facts rows dated on its days
+#   inside the range, as each figure dates them; or, when the days outside it are fewer (or
+#   after today, so hold nothing yet), its bucket minus the facts rows dated on those days
+#   (`RangeParts`);
 # - `open_now` and `overdue_now`, judged as of today: the facts rows of the cases received in
 #   the range that can still be open (two partial indexes find them).
 # `paused` counts each case once a period: +1 for each distinct month (bucket) or day (facts)
 # with a pause, -1 for each consecutive pair of those lying in one period (`span_same`) or, for
 # the whole range, in it (`span_all`). With a range of whole months, the buckets hold it all;
-# otherwise the pauses of the range are read from the facts rows of the paused cases.
+# otherwise the pauses of the range are read from the facts rows of the paused cases (slower:
+# every paused case of the scope; daily buckets would be the next step).
 
 _VALUES = (
     *statistics_buckets.MONTHLY_VALUES,
@@ -207,29 +210,51 @@ _UNPIVOT = (
 
 @dataclass(frozen=True)
 class RangeParts:
-    """A range split into the whole months inside it and the days of the months it covers in
-    part; `whole_months`: the first days of its first and last whole months, if any."""
+    """Where a range's figures come from: `months`, the first and last month read from the
+    buckets (None: none); `added_days`, days of months the range covers in part, counted from
+    the facts rows; `excluded_days`, days of bucket months outside the range, taken back from
+    the facts rows. A month the range covers in part is read whichever way reads fewer days
+    (days after today count for nothing: no event is dated there yet), so a range ending today
+    reads its last month from the buckets."""
 
-    whole_months: tuple[date, date] | None
-    partial_days: tuple[tuple[date, date], ...]
+    months: tuple[date, date] | None
+    added_days: tuple[tuple[date, date], ...] = ()
+    excluded_days: tuple[tuple[date, date], ...] = ()
+
+    @property
+    def whole_months_only(self) -> bool:
+        return not (self.added_days or self.excluded_days)
 
 
-def range_parts(from_on: date, to_on: date) -> RangeParts:
-    first_whole = from_on if from_on.day == 1 else _next_month(from_on)
-    after_last_whole = (
-        _next_month(to_on)
-        if _next_month(to_on) - timedelta(days=1) == to_on
-        else (to_on.replace(day=1))
-    )
-    if first_whole >= after_last_whole:
-        return RangeParts(None, ((from_on, to_on),))
-    last_whole = _previous_month(after_last_whole)
-    partial = []
-    if from_on < first_whole:
-        partial.append((from_on, first_whole - timedelta(days=1)))
-    if after_last_whole <= to_on:
-        partial.append((after_last_whole, to_on))
-    return RangeParts((first_whole, last_whole), tuple(partial))
+def range_parts(from_on: date, to_on: date, today: date | None = None) -> RangeParts:
+    bucket_months: list[date] = []
+    added: list[tuple[date, date]] = []
+    excluded: list[tuple[date, date]] = []
+    month = from_on.replace(day=1)
+    while month <= to_on:
+        month_end = _next_month(month) - timedelta(days=1)
+        first, last = max(month, from_on), min(month_end, to_on)
+        outside = [(month, first - timedelta(days=1))] if first > month else []
+        if last < month_end:
+            outside.append((last + timedelta(days=1), month_end))
+        if not outside:
+            bucket_months.append(month)
+        elif _days_to_read(outside, today) < _days_to_read([(first, last)], today):
+            bucket_months.append(month)
+            excluded.extend(outside)
+        else:
+            added.append((first, last))
+        month = _next_month(month)
+    months = (bucket_months[0], bucket_months[-1]) if bucket_months else None
+    return RangeParts(months, tuple(added), tuple(excluded))
+
+
+def _days_to_read(ranges: list[tuple[date, date]], today: date | None) -> int:
+    days = 0
+    for start, end in ranges:
+        last = end if today is None else min(end, today)
+        days += max(0, (last - start).days + 1)
+    return days
 
 
 def _next_month(day: date) -> date:
@@ -272,19 +297,27 @@ class _Query:
         return f"${5 + len(self.parameters)}::date"
 
     def _whole_months(self, column: str) -> str:
-        assert self.parts.whole_months is not None
-        first, last = self.parts.whole_months
+        assert self.parts.months is not None
+        first, last = self.parts.months
         return f"{column} BETWEEN {self._parameter(first)} AND {self._parameter(last)}"
 
-    def _partial_days(self, column: str) -> str:
+    def _days(self, column: str, ranges: tuple[tuple[date, date], ...]) -> str:
         return (
             "("
             + " OR ".join(
                 f"{column} BETWEEN {self._parameter(start)} AND {self._parameter(end)}"
-                for start, end in self.parts.partial_days
+                for start, end in ranges
             )
             + ")"
         )
+
+    def _signed_days(self) -> list[tuple[tuple[tuple[date, date], ...], int]]:
+        """The facts rows' days to count (+1) and to take back (-1)."""
+        return [
+            (ranges, sign)
+            for ranges, sign in ((self.parts.added_days, 1), (self.parts.excluded_days, -1))
+            if ranges
+        ]
 
     def _by_period_and_range(self, source: str, keys: list[str], values: list[str]) -> str:
         """CTEs `by_period` (sums per node, period and `keys`) and `grouped`: those rows with
@@ -347,9 +380,9 @@ grouped AS (
 
     def counts_sql(self) -> str:
         sources = []
-        if self.parts.whole_months:
-            # with partial days, every pause of the range is read from the facts rows instead
-            from_facts = {"paused"} if self.parts.partial_days else set()
+        if self.parts.months:
+            # with partial months, every pause of the range is read from the facts rows instead
+            from_facts = set() if self.parts.whole_months_only else {"paused"}
             names = ", ".join(
                 "0" if name in from_facts else f"m.{name}"
                 for name in statistics_buckets.MONTHLY_VALUES
@@ -361,9 +394,11 @@ grouped AS (
                 f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}"
             )
         facts = []
-        for on_date, values, condition in _FACTS_DATED if self.parts.partial_days else ():
-            where = self._partial_days(on_date) + (f" AND {condition}" if condition else "")
-            facts.append(self._facts_row(on_date, values, where))
+        for ranges, sign in self._signed_days():
+            for on_date, values, condition in _FACTS_DATED:
+                where = self._days(on_date, ranges) + (f" AND {condition}" if condition else "")
+                signed = {name: f"{sign} * ({value})" for name, value in values.items()}
+                facts.append(self._facts_row(on_date, signed, where))
         facts.append(
             self._facts_row(
                 "f.received_on",
@@ -372,10 +407,11 @@ grouped AS (
                 f" AND {_MAY_BE_OPEN}",
             )
         )
-        if self.parts.partial_days:
-            facts.append(self._paused_facts_row())
+        if self.parts.whole_months_only:
+            if self.parts.months:
+                sources.append(self._pause_spans())
         else:
-            sources.append(self._pause_spans())
+            facts.append(self._paused_facts_row())
         sources.append(self._facts(facts))
         union = "\n    UNION ALL\n    ".join(sources)
         values = ",\n       ".join(f"coalesce({name}, 0)::bigint AS {name}" for name in _VALUES)
@@ -395,8 +431,8 @@ FROM grouped
 
     def _pause_spans(self) -> str:
         same = f"{_bucket(self.kind, 'p.from_month')} = {_bucket(self.kind, 'p.to_month')}"
-        assert self.parts.whole_months is not None
-        first, last = self.parts.whole_months
+        assert self.parts.months is not None
+        first, last = self.parts.months
         return (
             "SELECT s.node, p.from_month, p.dimension, p.key, "
             + ", ".join("0" for _ in statistics_buckets.MONTHLY_VALUES)
@@ -428,21 +464,21 @@ FROM grouped
 
     def handling_days_sql(self) -> str:
         sources = []
-        if self.parts.whole_months:
+        if self.parts.months:
             sources.append(
                 "SELECT s.node, h.month, h.dimension, h.key, h.handling_days, h.cases"
                 f" FROM {statistics_buckets.HANDLING_DAYS} h"
                 " JOIN scope s ON s.institution = h.institution"
                 f" WHERE {self._whole_months('h.month')}{self._totals_only('h')}"
             )
-        if self.parts.partial_days:
+        for ranges, sign in self._signed_days():
             sources.append(
-                "SELECT o.node, o.on_date, d.dimension, d.key, o.handling_days, 1"
+                f"SELECT o.node, o.on_date, d.dimension, d.key, o.handling_days, {sign}"
                 f" FROM (SELECT s.node, {_bucket(self.kind, 'f.decided_on')} AS on_date,"
                 f" {_FACTS_KEYS}, f.handling_days"
                 f" FROM {statistics.TABLE} f"
                 " JOIN scope s ON s.institution = f.respondent_institution"
-                f" WHERE {self._partial_days('f.decided_on')} AND f.handling_days IS NOT NULL"
+                f" WHERE {self._days('f.decided_on', ranges)} AND f.handling_days IS NOT NULL"
                 f") AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
             )
         grouped = self._by_period_and_range(
@@ -467,9 +503,9 @@ running AS (
 -- avg() divides the numeric sum by the count, and percentile_disc(0.9) takes the value at
 -- position ceil(0.9 * count) in float8: the same operations on the summed histogram.
 SELECT node, bucket, all_periods, dimension, key,
-       round(max(days_total) / max(total), 2) AS handling_days_mean,
+       round(max(days_total) / nullif(max(total), 0), 2) AS handling_days_mean,
        min(handling_days) FILTER (
-           WHERE at_or_below >= ceil(0.9::float8 * total::float8)::bigint
+           WHERE total > 0 AND at_or_below >= ceil(0.9::float8 * total::float8)::bigint
        ) AS handling_days_p90
 FROM running
 GROUP BY node, all_periods, bucket, dimension, key
@@ -571,7 +607,7 @@ async def query_figures(
     """Figures per node of `scope`, a list of (node, institution counted under it) pairs."""
     nodes = [node for node, _ in scope]
     institutions = [institution for _, institution in scope]
-    parts = range_parts(from_on, to_on)
+    parts = range_parts(from_on, to_on, today)
     common = (nodes, institutions, from_on, to_on, today)
     counts_query = _Query(parts, kind, breakdowns)
     counts_sql = counts_query.counts_sql()

@@ -104,22 +104,33 @@ async def test_buckets_kept_live_equal_the_sums_of_the_facts_and_the_rebuilt_one
     assert await _bucket_tables(pool) == live
 
 
-def test_a_range_splits_into_whole_months_and_partial_days() -> None:
+def test_a_range_reads_whole_months_from_buckets_and_the_fewer_days_from_facts() -> None:
     d, parts = date, RangeParts
-    assert range_parts(d(2025, 1, 1), d(2025, 12, 31)) == parts((d(2025, 1, 1), d(2025, 12, 1)), ())
-    assert range_parts(d(2025, 1, 15), d(2025, 3, 10)) == parts(
+    assert range_parts(d(2025, 1, 1), d(2025, 12, 31)) == parts((d(2025, 1, 1), d(2025, 12, 1)))
+    # 12 days of January counted (fewer than the 19 left out), 10 of March (than 21)
+    assert range_parts(d(2025, 1, 20), d(2025, 3, 10)) == parts(
         (d(2025, 2, 1), d(2025, 2, 1)),
-        ((d(2025, 1, 15), d(2025, 1, 31)), (d(2025, 3, 1), d(2025, 3, 10))),
+        added_days=((d(2025, 1, 20), d(2025, 1, 31)), (d(2025, 3, 1), d(2025, 3, 10))),
+    )
+    # the whole of January but its first 4 days, of March but its last 3
+    assert range_parts(d(2025, 1, 5), d(2025, 3, 28)) == parts(
+        (d(2025, 1, 1), d(2025, 3, 1)),
+        excluded_days=((d(2025, 1, 1), d(2025, 1, 4)), (d(2025, 3, 29), d(2025, 3, 31))),
     )
     assert range_parts(d(2025, 2, 1), d(2025, 2, 27)) == parts(
-        None, ((d(2025, 2, 1), d(2025, 2, 27)),)
+        (d(2025, 2, 1), d(2025, 2, 1)), excluded_days=((d(2025, 2, 28), d(2025, 2, 28)),)
     )
     assert range_parts(d(2025, 1, 31), d(2025, 2, 1)) == parts(
-        None, ((d(2025, 1, 31), d(2025, 2, 1)),)
+        None, added_days=((d(2025, 1, 31), d(2025, 1, 31)), (d(2025, 2, 1), d(2025, 2, 1)))
     )
-    assert range_parts(d(2024, 2, 2), d(2024, 3, 31)) == parts(
-        (d(2024, 3, 1), d(2024, 3, 1)),
-        ((d(2024, 2, 2), d(2024, 2, 29)),),
+    # up to today: the days after it hold no events yet, the month comes from the buckets
+    today = d(2026, 11, 22)
+    assert range_parts(d(2026, 1, 1), today, today) == parts(
+        (d(2026, 1, 1), d(2026, 11, 1)), excluded_days=((d(2026, 11, 23), d(2026, 11, 30)),)
+    )
+    assert range_parts(d(2026, 11, 2), today, today) == parts(
+        (d(2026, 11, 1), d(2026, 11, 1)),
+        excluded_days=((d(2026, 11, 1), d(2026, 11, 1)), (d(2026, 11, 23), d(2026, 11, 30))),
     )
 
 
