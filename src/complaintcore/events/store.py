@@ -40,6 +40,7 @@ from typing import Protocol
 
 import asyncpg
 
+from complaintcore.events.batching import RETRY_ALONE, AppendBatcher, Row
 from complaintcore.events.hashing import check_storable, event_hash
 from complaintcore.events.model import (
     GENESIS_HASH,
@@ -147,6 +148,25 @@ def _insert_statement(rows: "ChainedRows", guarded: bool) -> tuple[str, tuple]:
     return _INSERT_STATEMENTS[many, guarded], columns if many else tuple(c[0] for c in columns)
 
 
+# Concurrent single-event appends of different streams in one statement (see `batching`): each
+# row is guarded by its own predecessor, a first event by the unique key.
+_INSERT_BATCH = f"""
+WITH floor AS MATERIALIZED ({_TAKE_POSITION_FLOOR})
+INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,
+                    idempotency_key, recorded_at, prev_hash, hash)
+SELECT u.stream_id, u.version, u.event_type, u.schema_version, u.data, u.metadata,
+       NULL, u.recorded_at, u.prev_hash, u.hash
+FROM floor, unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::jsonb[], $6::jsonb[],
+                   $7::timestamptz[], $8::text[], $9::text[])
+     AS u(stream_id, version, event_type, schema_version, data, metadata, recorded_at,
+          prev_hash, hash)
+WHERE u.version = 1
+   OR EXISTS (SELECT 1 FROM events AS before
+              WHERE before.stream_id = u.stream_id AND before.version = u.version - 1
+                AND before.hash = u.prev_hash)
+RETURNING stream_id, position
+"""
+
 _EARLIER_APPEND = """
 SELECT position, version FROM events
 WHERE stream_id = $1
@@ -211,6 +231,7 @@ class PostgresEventStore:
     ) -> None:
         self._pool = pool
         self._heads = StreamHeads(heads_remembered)
+        self._batcher = AppendBatcher(pool, _INSERT_BATCH)
 
     async def append(
         self,
@@ -229,11 +250,44 @@ class PostgresEventStore:
         (READ COMMITTED takes no lock on it).
         """
         if connection is None:
+            if len(events) == 1 and idempotency_key is None:
+                batched = await self._append_in_a_batch(stream_id, events[0], expected_version)
+                if batched is not None:
+                    return batched
             async with self._pool.acquire() as acquired:
                 return await self._append(
                     acquired, stream_id, events, expected_version, idempotency_key
                 )
         return await self._append(connection, stream_id, events, expected_version, idempotency_key)
+
+    async def _append_in_a_batch(
+        self, stream_id: str, event: NewEvent, expected_version: int | None
+    ) -> AppendResult | None:
+        """The append, written with others waiting (see `batching`); None when it must be done
+        alone (its head is not known, it is stale, or its batch was refused)."""
+        head = self._known_head(stream_id, expected_version)
+        if head is None:
+            return None
+        rows = chained_rows(stream_id, [event], *head, None)
+        version = head[0] + 1
+        position = await self._batcher.insert(
+            Row(
+                stream_id,
+                version,
+                event.event_type,
+                event.schema_version,
+                rows.data[0],
+                rows.metadata[0],
+                rows.recorded_at,
+                head[1],
+                rows.hashes[0],
+            )
+        )
+        if position is None or position == RETRY_ALONE:
+            self._heads.forget(stream_id)
+            return None
+        self._heads.remember(stream_id, version, rows.hashes[0])
+        return AppendResult(stream_id, version, version, (position,))
 
     async def append_without_savepoint(
         self,

@@ -1,0 +1,131 @@
+"""Group commit: concurrent single-event appends whose head is known share one INSERT.
+
+An append that arrives while batches are being written waits for the next one, so under load many
+appends pay for one round trip and one commit (one WAL flush) instead of one each; without
+concurrency a batch holds one append and costs what that append alone would. Each append still
+stands alone: its row is guarded by its own predecessor (the event before it must have the hash it
+chains to; a first event needs no guard, the unique key refuses a second version 1), a row whose
+guard fails is simply not inserted and its append goes the slow way, and a batch that the unique
+key refuses (another writer got to one of its streams first) is retried append by append. The
+statement takes the feed's floor lock before drawing positions, as every append does.
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+MAX_BATCH = 256
+MAX_BATCHES_IN_FLIGHT = 8
+
+RETRY_ALONE = "retry alone"
+"""The outcome of an append whose batch the unique key refused."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event, numbered, stamped and hashed."""
+
+    stream_id: str
+    version: int
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class _Waiting:
+    row: Row
+    outcome: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class AppendBatcher:
+    """Writes waiting rows with `statement`: parameters are the `Row` fields as arrays, in order;
+    it returns (stream_id, position) for each row it inserted."""
+
+    def __init__(self, pool: asyncpg.Pool, statement: str) -> None:
+        self._pool = pool
+        self._statement = statement
+        self._waiting: deque[_Waiting] = deque()
+        self._writers: set[asyncio.Task] = set()
+
+    async def insert(self, row: Row) -> int | str | None:
+        """The row's position once committed; None when its guard failed (its predecessor is not
+        the one it chains to); `RETRY_ALONE` when its batch was refused by the unique key."""
+        waiting = _Waiting(row)
+        self._waiting.append(waiting)
+        if len(self._writers) < MAX_BATCHES_IN_FLIGHT:
+            writer = asyncio.get_running_loop().create_task(self._write_batches())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        return await waiting.outcome
+
+    async def _write_batches(self) -> None:
+        while self._waiting:
+            await self._write(self._take_batch())
+
+    def _take_batch(self) -> list[_Waiting]:
+        """The oldest waiting appends, at most one per stream (the next waits its turn)."""
+        batch: list[_Waiting] = []
+        later: list[_Waiting] = []
+        streams: set[str] = set()
+        while self._waiting and len(batch) < MAX_BATCH:
+            waiting = self._waiting.popleft()
+            if waiting.outcome.done():
+                continue  # its caller was cancelled
+            if waiting.row.stream_id in streams:
+                later.append(waiting)
+            else:
+                streams.add(waiting.row.stream_id)
+                batch.append(waiting)
+        self._waiting.extendleft(reversed(later))
+        return batch
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        if not batch:
+            return
+        rows = [waiting.row for waiting in batch]
+        columns = [
+            [getattr(row, name) for row in rows]
+            for name in (
+                "stream_id",
+                "version",
+                "event_type",
+                "schema_version",
+                "data",
+                "metadata",
+                "recorded_at",
+                "prev_hash",
+                "hash",
+            )
+        ]
+        try:
+            async with self._pool.acquire() as connection:
+                inserted = await connection.fetch(self._statement, *columns)
+        except asyncpg.UniqueViolationError:
+            _settle(batch, lambda _: RETRY_ALONE)
+        except BaseException as error:
+            for waiting in batch:
+                if not waiting.outcome.done():
+                    waiting.outcome.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            positions = {row["stream_id"]: row["position"] for row in inserted}
+            _settle(batch, lambda waiting: positions.get(waiting.row.stream_id))
+
+
+def _settle(batch: list[_Waiting], outcome_of: Callable[[_Waiting], int | str | None]) -> None:
+    for waiting in batch:
+        if not waiting.outcome.done():
+            waiting.outcome.set_result(outcome_of(waiting))

@@ -1,0 +1,123 @@
+"""Concurrent single-event appends written together (group commit): each still stands alone."""
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from complaintcore.events.hashing import verify_chain
+from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
+from complaintcore.events.store import PostgresEventStore
+
+
+def event(n: int = 0) -> NewEvent:
+    return NewEvent("Happened", {"n": n}, metadata=EventMetadata(actor_id="u1"))
+
+
+def new_stream() -> str:
+    return f"batch-{uuid.uuid4().hex}"
+
+
+async def test_many_concurrent_appends_are_each_stored_once_in_their_chains(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresEventStore(pool)
+    streams = [new_stream() for _ in range(40)]
+
+    async def writer(stream: str) -> list[int]:
+        positions = []
+        for version in range(5):
+            result = await store.append(stream, [event(version)], expected_version=version)
+            assert (result.first_version, result.last_version) == (version + 1, version + 1)
+            positions.extend(result.positions)
+        return positions
+
+    positions = [p for ps in await asyncio.gather(*(writer(s) for s in streams)) for p in ps]
+    assert len(set(positions)) == len(positions) == 200
+    for stream in streams:
+        events = await store.read_stream(stream)
+        assert [e.data["n"] for e in events] == [0, 1, 2, 3, 4]
+        assert verify_chain(events).intact
+    feed = await store.read_feed(after=0, limit=1000)
+    assert sorted(e.position for e in feed) == sorted(positions)
+
+
+async def test_a_batch_refused_for_one_stream_is_retried_append_by_append(
+    pool: asyncpg.Pool,
+) -> None:
+    mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
+    contested = new_stream()
+    await mine.append(contested, [event(1)], expected_version=0)
+    await theirs.append(contested, [event(2)], expected_version=1)
+    others = [new_stream() for _ in range(6)]
+
+    outcomes = await asyncio.gather(
+        mine.append(contested, [event(99)], expected_version=1),
+        *(mine.append(stream, [event(1)], expected_version=0) for stream in others),
+        return_exceptions=True,
+    )
+    refused, *stored = outcomes
+    assert isinstance(refused, ConcurrencyError)
+    assert refused.actual_version == 2
+    assert all(result.last_version == 1 for result in stored)  # type: ignore[union-attr]
+    assert [e.data["n"] for e in await mine.read_stream(contested)] == [1, 2]
+
+
+async def test_a_row_chained_to_a_head_that_rolled_back_goes_the_slow_way(
+    pool: asyncpg.Pool,
+) -> None:
+    mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
+    stream = new_stream()
+    await mine.append(stream, [event(1)], expected_version=0)
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        await mine.append(stream, [event(2)], expected_version=1, connection=connection)
+        await transaction.rollback()
+    await theirs.append(stream, [event(20)], expected_version=1)
+    others = [new_stream() for _ in range(4)]
+
+    results = await asyncio.gather(
+        mine.append(stream, [event(3)], expected_version=2),
+        *(mine.append(other, [event(1)], expected_version=0) for other in others),
+    )
+    assert results[0].last_version == 3
+    events = await mine.read_stream(stream)
+    assert [e.data["n"] for e in events] == [1, 20, 3]
+    assert verify_chain(events).intact
+    for other in others:
+        assert await mine.stream_version(other) == 1
+
+
+@pytest.mark.parametrize("racers", [2, 8])
+async def test_appends_racing_for_one_new_stream_have_one_winner(
+    pool: asyncpg.Pool, racers: int
+) -> None:
+    store = PostgresEventStore(pool)
+    stream = new_stream()
+    outcomes = await asyncio.gather(
+        *(store.append(stream, [event(n)], expected_version=0) for n in range(racers)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(outcome, ConcurrencyError) for outcome in outcomes) == 1
+    assert await store.stream_version(stream) == 1
+
+
+async def test_a_caller_that_gives_up_waiting_leaves_the_others_unharmed(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresEventStore(pool)
+    streams = [new_stream() for _ in range(10)]
+    tasks = [
+        asyncio.create_task(store.append(stream, [event(1)], expected_version=0))
+        for stream in streams
+    ]
+    tasks[3].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[3], asyncio.CancelledError)
+    for stream, result in zip(streams, results, strict=True):
+        if result is results[3]:
+            assert await store.stream_version(stream) in (0, 1)
+        else:
+            assert await store.stream_version(stream) == 1
