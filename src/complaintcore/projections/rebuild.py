@@ -411,7 +411,11 @@ class Rebuilder:
                 await writing
         finally:
             if writing is not None and not writing.done():
-                writing.cancel()
+                # A batch in flight commits even when the scan is interrupted (Ctrl-C, an error):
+                # the rebuild then resumes after it. The error raised says more than its outcome.
+                await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()
             await close_quietly(reader)
         async with connection.transaction():
             for target in self._targets:
