@@ -149,7 +149,9 @@ def _insert_statement(rows: "ChainedRows", guarded: bool) -> tuple[str, tuple]:
 
 
 # Concurrent single-event appends of different streams in one statement (see `batching`): each
-# row is guarded by its own predecessor, a first event by the unique key.
+# row is guarded by its own predecessor, a first event by the unique key. OFFSET 0 keeps the guard
+# an index probe per row: without it, a plan made while `events` looked empty (a new database)
+# hashes the guard over a scan of the whole table, and the cached plan keeps doing so as it grows.
 _INSERT_BATCH = f"""
 WITH floor AS MATERIALIZED ({_TAKE_POSITION_FLOOR})
 INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,
@@ -163,7 +165,8 @@ FROM floor, unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::jsonb[], $6
 WHERE u.version = 1
    OR EXISTS (SELECT 1 FROM events AS before
               WHERE before.stream_id = u.stream_id AND before.version = u.version - 1
-                AND before.hash = u.prev_hash)
+                AND before.hash = u.prev_hash
+              OFFSET 0)
 RETURNING stream_id, position
 """
 
