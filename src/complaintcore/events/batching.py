@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 MAX_BATCH = 256
-MAX_BATCHES_IN_FLIGHT = 8
+MAX_BATCHES_IN_FLIGHT = 4
 
 RETRY_ALONE = "retry alone"
 """The outcome of an append whose batch the unique key refused."""
