@@ -126,6 +126,7 @@ class ComplaintLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.events: list[Event] = []
         self.state: ComplaintState
+        self.states_seen: list[tuple[ComplaintState, dict]] = []  # each with its fields then
         self.model: Model
         self.today = date(2026, 1, 1)
 
@@ -146,6 +147,7 @@ class ComplaintLifecycle(RuleBasedStateMachine):
         assert events, "an accepted command emits at least one event"
         for event in events:
             self.state = evolve(self.state, event)
+            self.states_seen.append((self.state, dict(vars(self.state))))
         self.events.extend(events)
         return events
 
@@ -395,6 +397,8 @@ class ComplaintLifecycle(RuleBasedStateMachine):
         assert fold(self.events) == self.state
         assert fold(list(self.events)) == fold(self.events)
         assert self.state.version == len(self.events)
+        # fold fills its own record in place: no state handed out before may have changed
+        assert all(vars(state) == fields for state, fields in self.states_seen)
 
     @invariant()
     def a_decision_met_its_deadline_iff_notified_by_the_due_date(self) -> None:
