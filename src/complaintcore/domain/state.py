@@ -50,7 +50,7 @@ from complaintcore.domain.events import (
     ReviewDecided,
     ReviewRequested,
 )
-from complaintcore.domain.frozen import changed
+from complaintcore.domain.frozen import built, changed
 
 
 class CaseStatus(StrEnum):
@@ -303,7 +303,8 @@ def evolve(state: ComplaintState | None, event: Event) -> ComplaintState:
 
 
 def _received(event: ComplaintReceived) -> ComplaintState:
-    return ComplaintState(
+    return built(
+        ComplaintState,
         id=event.case_id,
         registration_no=event.registration_no,
         status=CaseStatus.RECEIVED,
@@ -322,7 +323,7 @@ def _received(event: ComplaintReceived) -> ComplaintState:
         regulator_transfer=event.regulator_transfer,
         received_on=event.received_on,
         last_business_date=event.received_on,
-        clock=Clock(anchor_on=event.received_on, due_on=event.due_on),
+        clock=built(Clock, anchor_on=event.received_on, due_on=event.due_on),
     )
 
 
@@ -439,7 +440,8 @@ def _supplemented(state: ComplaintState, event: ComplaintSupplemented) -> dict[s
 
 
 def _decided(state: ComplaintState, event: ComplaintDecided) -> dict[str, Any]:
-    decision = Decision(
+    decision = built(
+        Decision,
         handler_id=event.handler_id,
         outcome=event.outcome,
         findings=event.findings,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from complaintcore.domain import events
 from complaintcore.domain.events import EVENT_TYPES, DomainEvent, EventPayloadError
-from complaintcore.domain.frozen import changed
+from complaintcore.domain.frozen import built, changed
 from complaintcore.domain.state import Clock
 
 JSON_VALUES = st.recursive(
@@ -127,3 +127,28 @@ def test_changed_refuses_a_field_the_record_does_not_have() -> None:
 
     with pytest.raises(TypeError, match="lvl"):
         changed(clock, lvl=1)
+
+
+def test_built_equals_the_constructor_defaults_included() -> None:
+    fields = {"anchor_on": events.date(2026, 3, 2), "due_on": events.date(2026, 3, 23)}
+
+    clock = built(Clock, **fields)
+
+    assert clock == Clock(**fields) and clock.level == 0 and clock.stopped_on is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        clock.level = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"anchor_on": events.date(2026, 3, 2)}, r"missing fields \['due_on'\]"),
+        (
+            {"anchor_on": events.date(2026, 3, 2), "due_on": events.date(2026, 3, 3), "lvl": 1},
+            r"unknown fields \['lvl'\]",
+        ),
+    ],
+)
+def test_built_refuses_a_missing_or_unknown_field(fields: dict, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        built(Clock, **fields)
