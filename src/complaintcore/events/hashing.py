@@ -5,6 +5,7 @@ everything the store keeps about it, including the previous event's hash, so cha
 field of any event breaks the chain from that version on.
 """
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ def event_hash(**fields: Any) -> str:
     return hashlib.sha256(canonical_bytes(**fields)).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)  # every event of one append shares its recorded_at
 def format_timestamp(moment: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC (isoformat: the same text as strftime, faster)."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
