@@ -1,22 +1,19 @@
 """Concurrent single-event appends written together (group commit): each still stands alone."""
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
 
+import store_support
 from complaintcore.events.hashing import verify_chain
-from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
+from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
-
-
-def event(n: int = 0) -> NewEvent:
-    return NewEvent("Happened", {"n": n}, metadata=EventMetadata(actor_id="u1"))
+from store_support import event
 
 
 def new_stream() -> str:
-    return f"batch-{uuid.uuid4().hex}"
+    return store_support.new_stream("batch")
 
 
 async def test_many_concurrent_appends_are_each_stored_once_in_their_chains(

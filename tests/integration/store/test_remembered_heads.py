@@ -6,16 +6,17 @@ check the store still appends exactly when the expected version is the stream's.
 """
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import store_support
 from complaintcore.events.hashing import verify_chain
-from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
+from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
+from store_support import event
 
 DB_SETTINGS = settings(
     max_examples=20,
@@ -24,12 +25,8 @@ DB_SETTINGS = settings(
 )
 
 
-def event(n: int = 0) -> NewEvent:
-    return NewEvent("Happened", {"n": n}, metadata=EventMetadata(actor_id="u1"))
-
-
 def new_stream() -> str:
-    return f"heads-{uuid.uuid4().hex}"
+    return store_support.new_stream("heads")
 
 
 async def test_an_append_after_another_store_wrote_the_stream_is_refused_then_applies(
