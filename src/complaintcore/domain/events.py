@@ -325,20 +325,39 @@ class _NotTheFastPath(Exception):
     """The fast decoder met a value it does not take as is; the reflective one judges it."""
 
 
-def _compile_encoder(hint: Any) -> Encoder:
+HintKind = typing.Literal["optional", "tuple", "enum", "date", "dataclass", "plain"]
+
+
+def _kind_of(hint: Any) -> HintKind:
+    """What a field's type hint is, as the encoder and both decoders must agree on it."""
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
-        inner = _compile_encoder(_optional_inner(hint))
-        return lambda value: None if value is None else inner(value)
+        return "optional"
     if origin is tuple:
-        item = _compile_encoder(typing.get_args(hint)[0])
-        return lambda value: [item(element) for element in value]
+        return "tuple"
     if isinstance(hint, type) and issubclass(hint, Enum):
-        return lambda value: value.value
+        return "enum"
     if hint is date:
-        return date.isoformat
+        return "date"
     if dataclasses.is_dataclass(hint):
-        return _compile_dataclass_encoder(typing.cast(type, hint))
+        return "dataclass"
+    return "plain"
+
+
+def _compile_encoder(hint: Any) -> Encoder:
+    match _kind_of(hint):
+        case "optional":
+            inner = _compile_encoder(_optional_inner(hint))
+            return lambda value: None if value is None else inner(value)
+        case "tuple":
+            item = _compile_encoder(typing.get_args(hint)[0])
+            return lambda value: [item(element) for element in value]
+        case "enum":
+            return lambda value: value.value
+        case "date":
+            return date.isoformat
+        case "dataclass":
+            return _compile_dataclass_encoder(hint)
     return lambda value: value
 
 
@@ -354,18 +373,18 @@ def _compile_dataclass_encoder(cls: type) -> Encoder:
 
 
 def _compile_decoder(hint: Any) -> Decoder:
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        inner = _compile_decoder(_optional_inner(hint))
-        return lambda value: None if value is None else inner(value)
-    if origin is tuple:
-        return _tuple_decoder(_compile_decoder(typing.get_args(hint)[0]))
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return _enum_decoder(hint)
-    if hint is date:
-        return _date_decoder
-    if dataclasses.is_dataclass(hint):
-        return _compile_dataclass_decoder(typing.cast(type, hint))
+    match _kind_of(hint):
+        case "optional":
+            inner = _compile_decoder(_optional_inner(hint))
+            return lambda value: None if value is None else inner(value)
+        case "tuple":
+            return _tuple_decoder(_compile_decoder(typing.get_args(hint)[0]))
+        case "enum":
+            return _enum_decoder(hint)
+        case "date":
+            return _date_decoder
+        case "dataclass":
+            return _compile_dataclass_decoder(hint)
     return _plain_decoder(hint)
 
 
@@ -467,17 +486,17 @@ def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
 
 
 def _decode(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        return _decode_optional(hint, value, where)
-    if origin is tuple:
-        return _decode_tuple(hint, value, where)
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return _decode_scalar(hint, value, where)
-    if hint is date:
-        return _decode_date(value, where)
-    if dataclasses.is_dataclass(hint):
-        return _decode_dataclass(typing.cast(type, hint), value, where)
+    match _kind_of(hint):
+        case "optional":
+            return _decode_optional(hint, value, where)
+        case "tuple":
+            return _decode_tuple(hint, value, where)
+        case "enum":
+            return _decode_scalar(hint, value, where)
+        case "date":
+            return _decode_date(value, where)
+        case "dataclass":
+            return _decode_dataclass(hint, value, where)
     return _decode_plain(hint, value, where)
 
 
