@@ -476,8 +476,10 @@ class PostgresEventStore:
         if not rows or rows[0]["version"] != version or rows[0]["hash"] != hash_:
             return None
         events = [_stored_event(row) for row in rows[1:]]
-        head = events[-1] if events else None
-        self._heads.remember(stream_id, *((head.version, head.hash) if head else (version, hash_)))
+        head_version, head_hash = (
+            (events[-1].version, events[-1].hash) if events else (version, hash_)
+        )
+        self._heads.remember(stream_id, head_version, head_hash)
         return events
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
