@@ -68,13 +68,9 @@ class InstitutionLookup(Protocol):
     async def is_within(
         self, ancestor: str, code: str, *, connection: asyncpg.Connection | None = None
     ) -> bool: ...
-    async def superior_of(
-        self, code: str, *, connection: asyncpg.Connection | None = None
-    ) -> str | None: ...
     async def lineage(
         self, code: str, *, connection: asyncpg.Connection | None = None
     ) -> tuple[str, ...]: ...
-    async def get(self, code: str) -> Any: ...
 
 
 class CalendarSource(Protocol):
@@ -184,10 +180,11 @@ class ComplaintService:
     ) -> Rendered:
         """Register a complaint: allocate its id and registration number, then decide."""
         _require_case_role(actor)
-        if await self._institutions.get(institution) is None or not await self._may_see(
-            actor, institution
-        ):
+        # One read for existence, visibility and the superior, as for a command on a case.
+        lineage = await self._institutions.lineage(institution)
+        if not lineage or not await may_see(actor, institution, _KnownLineage(lineage)):
             raise UnknownInstitution(institution)
+        respondent = Respondent(institution, _superior_in(lineage))
         case_id = str(uuid.uuid4())
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
@@ -196,16 +193,8 @@ class ComplaintService:
             policy = self.policy_for(institution)
             registration_no = policy.registration_number(institution, received_on, serial)
             command = build(case_id, registration_no)
-            superior = await self._institutions.superior_of(institution, connection=connection)
             return await self._decide_and_store(
-                connection,
-                actor,
-                None,
-                command,
-                Respondent(institution, superior),
-                calendar,
-                request,
-                render,
+                connection, actor, None, command, respondent, calendar, request, render
             )
 
         return await self._run(request, attempt)
@@ -230,8 +219,7 @@ class ComplaintService:
                 raise PreconditionFailed(state.version)
             if isinstance(command, MergeComplaint) and command.into != state.id:
                 check_merge_target(await self._merge_target(connection, actor, command.into))
-            superior = lineage[1] if len(lineage) > 1 else None
-            respondent = Respondent(state.respondent_institution, superior)
+            respondent = Respondent(state.respondent_institution, _superior_in(lineage))
             return await self._decide_and_store(
                 connection, actor, state, command, respondent, calendar, request, render
             )
@@ -459,6 +447,11 @@ class _KnownLineage:
     ) -> bool:
         assert not self.lineage or code == self.lineage[0], "only this lineage is known"
         return ancestor in self.lineage
+
+
+def _superior_in(lineage: tuple[str, ...]) -> str | None:
+    """The parent in an institution's lineage: None for a head office."""
+    return lineage[1] if len(lineage) > 1 else None
 
 
 def _require_case_role(actor: Actor) -> None:
