@@ -31,11 +31,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+
+import orjson
 
 from bench import figures, histories
 from bench.database import BENCH_DATABASE, bench_server, fresh_database
 from bench.service import load, serving
+from complaintcore.application.bulk_import import (
+    AcceptedCase,
+    ActorBody,
+    ReferenceData,
+    judge_case,
+    parse_line,
+)
+from complaintcore.application.event_codec import decoded_event
+from complaintcore.domain.calendar import seeded_calendar
+from complaintcore.domain.events import event_to_payload
+from complaintcore.domain.state import fold
 
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
 SAMPLES_PER_SECOND = 200
@@ -206,22 +220,6 @@ def _profile(output: Path, seconds: float) -> Profile:
 
 def pure_rebuild_ceiling(lines: list[bytes]) -> str:
     """Decode and fold the histories' events with no database: events per second on one core."""
-    from datetime import date
-
-    import orjson
-
-    from complaintcore.application.bulk_import import (
-        AcceptedCase,
-        ActorBody,
-        ReferenceData,
-        judge_case,
-        parse_line,
-    )
-    from complaintcore.application.event_codec import decoded_event
-    from complaintcore.domain.calendar import seeded_calendar
-    from complaintcore.domain.events import event_to_payload
-    from complaintcore.domain.state import fold
-
     reference = ReferenceData(
         today=date.today(),
         calendar=seeded_calendar(),
@@ -234,7 +232,7 @@ def pure_rebuild_ceiling(lines: list[bytes]) -> str:
     for number, line in enumerate(lines, start=1):
         verdict = judge_case(number, parse_line(line), reference, {})
         if isinstance(verdict, AcceptedCase):
-            cases.append([event for step in verdict.steps for event in step.events])
+            cases.append(verdict.events)
     judging = time.perf_counter() - started
     stored = [
         [(e.event_type, e.schema_version, orjson.dumps(event_to_payload(e))) for e in case]
