@@ -67,12 +67,17 @@ class AppendBatcher:
         if len(self._writers) < MAX_BATCHES_IN_FLIGHT:
             writer = asyncio.get_running_loop().create_task(self._write_batches())
             self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+            writer.add_done_callback(self._writers.discard)  # also one cancelled before it ran
         return await waiting.outcome
 
     async def _write_batches(self) -> None:
-        while self._waiting:
-            await self._write(self._take_batch())
+        try:
+            while self._waiting:
+                await self._write(self._take_batch())
+        finally:
+            # Leave the set at once, not in the done callback, which runs a loop turn later: an
+            # append queued in between would count this writer and wait for no one.
+            self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     def _take_batch(self) -> list[_Waiting]:
         """The oldest waiting appends, at most one per stream (the next waits its turn)."""

@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 import store_support
+from complaintcore.events import batching
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
@@ -118,3 +119,20 @@ async def test_a_caller_that_gives_up_waiting_leaves_the_others_unharmed(
             assert await store.stream_version(stream) in (0, 1)
         else:
             assert await store.stream_version(stream) == 1
+
+
+async def test_an_append_arriving_as_the_last_writer_finishes_is_still_written(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With one writer allowed, the second append is queued in the moment between the writer's
+    # last batch and its task's end: it must start a writer of its own, not wait for none.
+    monkeypatch.setattr(batching, "MAX_BATCHES_IN_FLIGHT", 1)
+    store = PostgresEventStore(pool)
+    stream = new_stream()
+
+    async def append_one_after_another() -> None:
+        for version in range(3):
+            result = await store.append(stream, [event(version)], expected_version=version)
+            assert result.last_version == version + 1
+
+    await asyncio.wait_for(append_one_after_another(), timeout=10)
