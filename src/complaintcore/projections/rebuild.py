@@ -10,16 +10,31 @@ The protocol, for one projection
    namespace than the runners'), so two rebuilds of one projection never run at once. Note S,
    the feed position up to which every event is committed (`feed_complete_up_to`), and create
    `<table>_rebuild` like the live table but without its indexes. A row in
-   `projection_rebuilds` remembers S, the phase, and the last case written.
-1. **Scan**: read the events at or below S ordered by (stream_id, version), in keyset pages on
-   the unique (stream_id, version) index, fold one case at a time, and write the rows with COPY
-   in batches. Each batch commits with the progress row's `last_stream_id`, so an interrupted
-   scan (Ctrl-C, a crash) resumes after the last case it wrote. Memory stays flat whatever the
-   number of events: two pages of events, the case being folded and two batches of rows, never
-   more (nothing is kept per case once its row is written). Projections rebuilt together share
-   the scan: each case is decoded and folded once and gives a row to each new table (folding is
-   most of a rebuild's time). The next page is read on a second connection, and a batch is
-   written, while the page in hand is folded, so the database's part overlaps the fold.
+   `projection_rebuilds` remembers S and the phase; split the stream ids into N contiguous
+   ranges holding about as many cases each (`percentile_disc` over the stream ids of the
+   receipts at or below S, compared by PostgreSQL, never by Python, so both sides agree on the
+   collation) and give each range a row in `projection_rebuild_partitions`, which remembers its
+   bounds and the last case written in it. N is `RebuildSettings.scan_partitions`, by default
+   the number of scan workers; a resumed scan keeps the ranges it began with.
+1. **Scan**: each range is scanned by a worker process of its own (spawned; one asyncio loop
+   each), all at once; with one worker the ranges are scanned in this process, one after the
+   other. A range's scan reads its events at or below S ordered by (stream_id, version), in
+   keyset pages on the unique (stream_id, version) index bounded by the range, folds one case at
+   a time, and writes the rows with COPY in batches. Each batch commits with its range's row
+   (last case written, events done), so an interrupted scan (Ctrl-C, a crash) resumes each
+   range after the last case it wrote; the row's update is guarded by the last case the scan
+   expects there, so a batch from a scan that should no longer run (an orphaned worker, a
+   restart) rolls back instead of writing a case twice. Memory stays flat in each process
+   whatever the number of events: two pages of events, the case being folded and two batches
+   of rows (nothing is kept per case once its row is written). Projections rebuilt together
+   share the scan: each case is decoded and folded once and gives a row to each new table
+   (folding is most of a rebuild's time). In each range's scan the next page is read on a
+   second connection, and a batch is written, while the page in hand is folded, so the
+   database's part overlaps the fold. The parent process reports progress from the ranges'
+   rows (read every `progress_poll` seconds); when it is interrupted, or a worker fails, it
+   asks the workers to stop (each lets its batch in flight commit) and waits for them, then
+   raises the interruption, or `RebuildScanFailed` naming the range and the worker's error. A
+   worker whose parent died stops at its next page.
 2. **Index**: build the live table's indexes and constraints on the new table (under names
    ending `_rb`), after the bulk load, which is much faster than maintaining them row by row.
 3. **Catch up**, without locks: re-fold every case with events after the position the new table
@@ -38,21 +53,30 @@ The protocol, for one projection
    The progress row is deleted in the same transaction.
 
 The statistics keep monthly buckets beside their facts rows (projections/statistics_buckets.py):
-tables derived from the rows, rebuilt alongside and swapped in the same transaction. The scan
-sums the buckets of the rows it writes in memory (one entry per institution, month and key, not
-per case) and writes them with COPY when it ends, with the phase change; a resumed scan first
-sums the rows written before. Catch-up writes rows the way the runner does, moving the buckets.
+tables derived from the rows, rebuilt alongside and swapped in the same transaction. Each
+range's scan sums the buckets of the rows it writes in memory (one entry per institution, month
+and key, not per case) and hands the sums back to the parent at its end (pickled once: their
+size grows with months and keys, not cases); the parent adds them up and writes them with COPY,
+with the phase change. A resumed scan first sums the rows written before. Catch-up writes rows
+the way the runner does, moving the buckets.
 
-Resuming: running the command again finds the progress row and carries on at its phase (a scan
-after its last case written). `--restart` throws it away and starts over; so does a change of
-the live table's columns since the rebuild began.
+Resuming: running the command again finds the progress row and carries on at its phase (a scan:
+each range after its last case written). `--restart` throws it away and starts over; so does a
+change of the live table's columns since the rebuild began.
 """
 
 import asyncio
+import multiprocessing
+import os
 import re
+import resource
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
 import asyncpg
@@ -87,6 +111,7 @@ class DerivedTables(Protocol):
 
     def summary(self) -> Any: ...
     def add(self, summary: Any, record: tuple[Any, ...]) -> None: ...
+    def merge(self, summary: Any, other: Any) -> None: ...
     async def seed(self, connection: asyncpg.Connection, table: str) -> Any: ...
     async def copy(self, connection: asyncpg.Connection, summary: Any, suffix: str) -> None: ...
     async def upsert(
@@ -102,6 +127,9 @@ class _StatisticsBuckets:
 
     def add(self, summary: statistics_buckets.Buckets, record: tuple[Any, ...]) -> None:
         summary.add(record)
+
+    def merge(self, summary: statistics_buckets.Buckets, other: statistics_buckets.Buckets) -> None:
+        summary.merge(other)
 
     async def seed(self, connection: asyncpg.Connection, table: str) -> statistics_buckets.Buckets:
         return await statistics_buckets.buckets_of_table(connection, table)
@@ -165,6 +193,15 @@ class RebuildAlreadyRunning(Exception):
         self.name = name
 
 
+class RebuildScanFailed(Exception):
+    """A scan worker failed; the other ranges stopped after their batch in flight, and the
+    rebuild can be resumed."""
+
+
+class ScanRangeTaken(Exception):
+    """A range's progress row is not where its scan left it: another scan wrote there."""
+
+
 class Progress(Protocol):
     """What a rebuild reports as it goes (the CLI draws a progress bar from it)."""
 
@@ -190,13 +227,13 @@ class SilentProgress:
 
 @dataclass
 class RebuildJob:
-    """The progress row of a rebuild (table `projection_rebuilds`)."""
+    """The progress row of a rebuild (table `projection_rebuilds`); the scan's progress is in
+    its ranges' rows (`ScanRange`), `events_done` here is set when the scan ends."""
 
     name: str
     phase: str  # scan, index, catch_up
     start_position: int
     caught_up_to: int
-    last_stream_id: str | None
     events_done: int
     events_total: int
     resumed: bool = False
@@ -205,7 +242,9 @@ class RebuildJob:
 @dataclass(frozen=True)
 class RebuildResult:
     """`events`: the events replayed; `seconds`: this projection's own time (the first of a
-    group that shared a scan also carries the scan's), so the sum over results is the whole."""
+    group that shared a scan also carries the scan's), so the sum over results is the whole;
+    `workers_peak_rss_kib`: the sum of the scan worker processes' peak RSS, on the result
+    carrying the scan (0 when the scan ran in this process)."""
 
     name: str
     resumed: bool
@@ -213,6 +252,11 @@ class RebuildResult:
     position: int
     events: int
     seconds: float
+    workers_peak_rss_kib: int = 0
+
+
+def default_scan_workers() -> int:
+    return min(os.cpu_count() or 1, 8)
 
 
 @dataclass(frozen=True)
@@ -221,6 +265,55 @@ class RebuildSettings:
     flush_rows: int = 2_000  # cases per COPY batch (and per progress commit)
     catch_up_window: int = 10_000  # feed positions re-folded per catch-up transaction
     close_enough: int = 1_000  # positions behind at which the swap takes its lock
+    # processes scanning at once; 1: the scan runs in this process
+    scan_workers: int = field(default_factory=default_scan_workers)
+    scan_partitions: int | None = None  # ranges a new scan is split into; None: scan_workers
+    progress_poll: float = 0.5  # seconds between reads of the workers' progress
+
+    @property
+    def partitions(self) -> int:
+        return max(1, self.scan_partitions or self.scan_workers)
+
+
+@dataclass(frozen=True)
+class ScanRange:
+    """The stream ids in (after, up_to] (None: an open end), and how far its scan got."""
+
+    number: int
+    after: str | None
+    up_to: str | None
+    last_stream_id: str | None = None
+    events_done: int = 0
+
+
+def ranges_split_at(points: Sequence[str | None]) -> list[ScanRange]:
+    """Contiguous ranges covering every stream id, one ending at each split point.
+
+    `points` must be in PostgreSQL's order of the stream ids (as `percentile_disc` gives them);
+    repeated points (fewer cases than ranges) and NULLs are dropped, never re-sorted here."""
+    distinct = [point for point in dict.fromkeys(points) if point is not None]
+    bounds: list[str | None] = [None, *distinct, None]
+    return [
+        ScanRange(number, after, up_to) for number, (after, up_to) in enumerate(pairwise(bounds))
+    ]
+
+
+_SPLIT_POINTS = """
+SELECT percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY stream_id)
+FROM events WHERE version = 1 AND position <= $1
+"""
+
+
+async def split_stream_ids(
+    connection: asyncpg.Connection, up_to_position: int, ranges: int
+) -> list[ScanRange]:
+    """`ranges` ranges of stream ids holding about as many cases each (fewer when there are
+    fewer cases than that)."""
+    if ranges <= 1:
+        return ranges_split_at([])
+    fractions = [number / ranges for number in range(1, ranges)]
+    points = await connection.fetchval(_SPLIT_POINTS, up_to_position, fractions)
+    return ranges_split_at(points or [])
 
 
 async def rebuild(
@@ -235,21 +328,25 @@ async def rebuild(
 
     Projections starting afresh share one scan of the events (each case is folded once and
     gives a row to every table); an interrupted rebuild resumes with the projections it was
-    begun with."""
+    begun with. With more than one scan worker the scan runs in spawned processes, which import
+    the main module again: a script calling this needs the `if __name__ == "__main__":` guard."""
     unknown = [name for name in names if name not in TARGETS]
     if unknown:
         raise ValueError(f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
     targets = [TARGETS[name] for name in dict.fromkeys(names or TARGETS)]
+    names = [target.name for target in targets]
     connection = await connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT * FROM projection_rebuilds WHERE name = ANY($1::text[])",
-            [target.name for target in targets],
+            "SELECT * FROM projection_rebuilds WHERE name = ANY($1::text[])", names
         )
+        ranges: dict[str, list[ScanRange]] = {}
+        for name in names:
+            ranges[name] = await _scan_ranges(connection, name)
     finally:
         await close_quietly(connection)
     results = []
-    for group in _groups(targets, {row["name"]: row for row in rows}, restart):
+    for group in _groups(targets, {row["name"]: row for row in rows}, ranges, restart):
         rebuilder = Rebuilder(
             database_url, group, progress or SilentProgress(), settings or RebuildSettings()
         )
@@ -258,10 +355,13 @@ async def rebuild(
 
 
 def _groups(
-    targets: list[RebuildTarget], rows: dict[str, asyncpg.Record], restart: bool
+    targets: list[RebuildTarget],
+    rows: dict[str, asyncpg.Record],
+    ranges: dict[str, list[ScanRange]],
+    restart: bool,
 ) -> list[list[RebuildTarget]]:
     """Projections that can share a scan: all of them when starting afresh; when resuming, those
-    whose interrupted scans stopped at the same place."""
+    whose interrupted scans stopped at the same place in the same ranges."""
     if restart:
         return [targets]
     groups: dict[tuple[Any, ...], list[RebuildTarget]] = {}
@@ -270,7 +370,7 @@ def _groups(
         if row is None:
             key: tuple[Any, ...] = ("fresh",)
         elif row["phase"] == "scan":
-            key = ("scan", row["start_position"], row["last_stream_id"])
+            key = ("scan", row["start_position"], tuple(ranges[target.name]))
         else:
             key = ("scanned", target.name)
         groups.setdefault(key, []).append(target)
@@ -292,7 +392,7 @@ class Rebuilder:
         self._targets = list(targets)
         self._progress = progress
         self._settings = settings
-        self._summaries: dict[str, Any] = {}  # the derived tables' sums, while scanning
+        self._workers_peak_rss_kib = 0  # the scan workers' peaks, summed
 
     @property
     def _label(self) -> str:
@@ -326,9 +426,10 @@ class Rebuilder:
                         position,
                         job.events_done,
                         finished - started,
+                        self._workers_peak_rss_kib,
                     )
                 )
-                started = finished
+                started, self._workers_peak_rss_kib = finished, 0
             return results
         finally:
             await close_quietly(connection)
@@ -348,7 +449,11 @@ class Rebuilder:
                 for target in self._targets
                 for live, building in target.table_pairs
             ]
-            if all(unchanged):
+            # a scan without its ranges (none stored) cannot know what it wrote: start over
+            resumable = rows[0]["phase"] != "scan" or await _scan_ranges(
+                connection, rows[0]["name"]
+            )
+            if all(unchanged) and resumable:
                 self._progress.phase(self._label, "resuming the rebuild begun earlier")
                 return [_job(row, resumed=True) for row in rows]
             self._progress.phase(self._label, "a table changed since; starting over")
@@ -356,57 +461,211 @@ class Rebuilder:
         total = await connection.fetchval(
             "SELECT count(*) FROM events WHERE position <= $1", start_position
         )
+        ranges = await split_stream_ids(connection, start_position, self._settings.partitions)
         async with connection.transaction():
             for target in self._targets:
-                await _start_building(connection, target, start_position, total)
+                await _start_building(connection, target, start_position, total, ranges)
         return [
-            RebuildJob(target.name, "scan", start_position, start_position, None, 0, total)
+            RebuildJob(target.name, "scan", start_position, start_position, 0, total)
             for target in self._targets
         ]
 
     # --- 1. scan -------------------------------------------------------------------------------
 
     async def _scan(self, connection: asyncpg.Connection, jobs: list[RebuildJob]) -> None:
-        first, page_size = jobs[0], self._settings.page_events
-        self._progress.scanning(self._label, first.events_total, first.events_done)
-        cursor = (first.last_stream_id, _LAST_VERSION) if first.last_stream_id else ("", 0)
-        case_rows: list[asyncpg.Record] = []  # the events of the case being read
-        states: list[ComplaintState] = []  # cases folded, rows not written yet
-        self._summaries = {
+        first = jobs[0]
+        ranges = await _scan_ranges(connection, first.name)
+        done = sum(scan_range.events_done for scan_range in ranges)
+        self._progress.scanning(self._label, first.events_total, done)
+        summaries = await self._summaries_written(connection, ranges)
+        names = tuple(target.name for target in self._targets)
+        tasks = [
+            RangeScanTask(self._database_url, names, first.start_position, r, self._settings)
+            for r in ranges
+        ]
+        if self._settings.scan_workers <= 1:
+            outcomes = [await RangeScan(task, self._progress.advance).run() for task in tasks]
+        else:
+            outcomes = await self._scan_in_workers(connection, tasks, done)
+        self._workers_peak_rss_kib = _summed_peaks(outcomes)
+        if not all(outcome.finished for outcome in outcomes):
+            raise RebuildScanFailed("a range's scan stopped before its end")
+        for target in self._targets:
+            if target.derived:
+                for outcome in outcomes:
+                    target.derived.merge(summaries[target.name], outcome.summaries[target.name])
+        await self._scan_done(connection, jobs, summaries)
+
+    async def _summaries_written(
+        self, connection: asyncpg.Connection, ranges: list[ScanRange]
+    ) -> dict[str, Any]:
+        """The derived tables' sums of the rows written before this scan (resumed), by name."""
+        resumed = any(scan_range.last_stream_id is not None for scan_range in ranges)
+        return {
             target.name: (
                 await target.derived.seed(connection, target.building_table)
-                if first.last_stream_id
+                if resumed
                 else target.derived.summary()
             )
             for target in self._targets
             if target.derived
         }
-        written_events, pending_events = first.events_done, 0
+
+    async def _scan_done(
+        self, connection: asyncpg.Connection, jobs: list[RebuildJob], summaries: dict[str, Any]
+    ) -> None:
+        """Write the derived tables' sums and move every projection to its index phase."""
+        async with connection.transaction():
+            for target in self._targets:
+                if target.derived:
+                    await target.derived.copy(connection, summaries[target.name], _BUILDING)
+            ranges = await _scan_ranges(connection, jobs[0].name)
+            events_done = sum(scan_range.events_done for scan_range in ranges)
+            for job in jobs:
+                job.events_done = events_done
+                await connection.execute(
+                    "UPDATE projection_rebuilds SET events_done = $2 WHERE name = $1",
+                    job.name,
+                    events_done,
+                )
+                await _set_phase(connection, job, "index")
+
+    async def _scan_in_workers(
+        self, connection: asyncpg.Connection, tasks: list["RangeScanTask"], done: int
+    ) -> list["RangeScanOutcome"]:
+        """Each range in a worker process, reporting progress from the ranges' rows meanwhile;
+        whatever ends this (the scan done, an interruption, a worker's error), every worker
+        has stopped when it returns, its batch in flight committed."""
+        context = multiprocessing.get_context("spawn")
+        stop = context.Event()
+        workers = min(self._settings.scan_workers, len(tasks))
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_started, initargs=(stop,)
+        ) as pool:
+            scans = [asyncio.wrap_future(pool.submit(scan_range_in_worker, task)) for task in tasks]
+            try:
+                await self._report_progress(connection, tasks[0].names[0], scans, done)
+                return [scan.result() for scan in scans]
+            finally:
+                stop.set()
+                await asyncio.wait(scans)
+                for scan in scans:
+                    scan.exception()  # retrieved: the first error is the one raised
+
+    async def _report_progress(
+        self,
+        connection: asyncpg.Connection,
+        name: str,
+        scans: list["asyncio.Future[RangeScanOutcome]"],
+        done: int,
+    ) -> None:
+        """Advance the progress by what the ranges committed until every scan has ended; raise
+        `RebuildScanFailed` as soon as one fails."""
+        pending: set[asyncio.Future[RangeScanOutcome]] = set(scans)
+        while pending:
+            _, pending = await asyncio.wait(
+                pending, timeout=self._settings.progress_poll, return_when=asyncio.FIRST_EXCEPTION
+            )
+            for number, scan in enumerate(scans):
+                if scan.done() and scan.exception() is not None:
+                    raise RebuildScanFailed(
+                        f"the scan of range {number} of {len(scans)} failed: {scan.exception()}"
+                    ) from scan.exception()
+            committed = await connection.fetchval(
+                "SELECT coalesce(sum(events_done), 0) FROM projection_rebuild_partitions"
+                " WHERE name = $1",
+                name,
+            )
+            if committed > done:
+                self._progress.advance(committed - done)
+                done = committed
+
+
+@dataclass(frozen=True)
+class RangeScanTask:
+    """What a range's scan needs, sent to its worker process."""
+
+    database_url: str
+    names: tuple[str, ...]
+    start_position: int
+    scan_range: ScanRange
+    settings: RebuildSettings
+
+
+@dataclass(frozen=True)
+class RangeScanOutcome:
+    """`summaries`: the derived tables' sums of the rows this scan wrote, by projection;
+    `finished`: the range is scanned to its end (else it was asked to stop)."""
+
+    summaries: dict[str, Any]
+    finished: bool
+    pid: int
+    peak_rss_kib: int
+
+
+class RangeScan:
+    """Scans one range of stream ids: reads its events page by page, folds each case once,
+    writes every table's rows in batches, each with the range's progress."""
+
+    def __init__(
+        self,
+        task: RangeScanTask,
+        advance: Callable[[int], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._task = task
+        self._targets = [TARGETS[name] for name in task.names]
+        self._advance = advance
+        self._stopping = stopping
+        self._summaries = {
+            target.name: target.derived.summary() for target in self._targets if target.derived
+        }
+        self._last_written = task.scan_range.last_stream_id
+
+    async def run(self) -> RangeScanOutcome:
+        writer = await _bulk_connection(self._task.database_url)
+        reader = await _bulk_connection(self._task.database_url)
+        try:
+            finished = await self._scan(writer, reader)
+        finally:
+            await close_quietly(reader)
+            await close_quietly(writer)
+        return RangeScanOutcome(
+            self._summaries,
+            finished,
+            os.getpid(),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        )
+
+    async def _scan(self, writer: asyncpg.Connection, reader: asyncpg.Connection) -> bool:
+        """Whether the range was scanned to its end (else asked to stop)."""
+        task, settings = self._task, self._task.settings
+        scan_range = task.scan_range
+        after = scan_range.after if scan_range.last_stream_id is None else scan_range.last_stream_id
+        cursor = (after, _LAST_VERSION) if after is not None else ("", 0)
+        folding = _Folding()
+        written_events, finished = scan_range.events_done, False
         # Three things at once: PostgreSQL reads the next page (on a connection of its own) and
         # writes the last batch, while this process folds the page in hand.
-        reader = await _bulk_connection(self._database_url)
+        pages = _pages_ahead(
+            reader, cursor, scan_range.up_to, task.start_position, settings.page_events
+        )
         writing: asyncio.Task[None] | None = None
         try:
-            async for page, last_page in _pages_ahead(
-                reader, cursor, first.start_position, page_size
-            ):
-                for row in page:
-                    if case_rows and row["stream_id"] != case_rows[0]["stream_id"]:
-                        states.append(_folded(case_rows))
-                        pending_events += len(case_rows)
-                        case_rows = []
-                    case_rows.append(row)
-                if last_page and case_rows:
-                    states.append(_folded(case_rows))
-                    pending_events += len(case_rows)
-                    case_rows = []
-                if states and (last_page or len(states) >= self._settings.flush_rows):
-                    written_events += pending_events
-                    if writing is not None:
-                        await writing  # batches are written in order, one at a time
-                    writing = asyncio.create_task(self._write(connection, states, written_events))
-                    states, pending_events = [], 0
-                self._progress.advance(len(page))
+            async with aclosing(pages):
+                async for page, last_page in pages:
+                    if self._stopping():
+                        break
+                    folding.take(page, last_page)
+                    if folding.states and (last_page or len(folding.states) >= settings.flush_rows):
+                        states, events = folding.batch()
+                        written_events += events
+                        if writing is not None:
+                            await writing  # batches are written in order, one at a time
+                        writing = asyncio.create_task(self._write(writer, states, written_events))
+                    if self._advance is not None:
+                        self._advance(len(page))
+                    finished = last_page
             if writing is not None:
                 await writing
         finally:
@@ -416,20 +675,13 @@ class Rebuilder:
                 await asyncio.wait([writing])
                 if not writing.cancelled():
                     writing.exception()
-            await close_quietly(reader)
-        async with connection.transaction():
-            for target in self._targets:
-                if target.derived:
-                    summary = self._summaries[target.name]
-                    await target.derived.copy(connection, summary, _BUILDING)
-            for job in jobs:
-                job.events_done = written_events
-                await _set_phase(connection, job, "index")
+        return finished
 
     async def _write(
         self, connection: asyncpg.Connection, states: list[ComplaintState], events_done: int
     ) -> None:
-        """Write every table's rows for these cases and remember the last case, together."""
+        """Write every table's rows for these cases and move the range's progress, together."""
+        names = [target.name for target in self._targets]
         async with connection.transaction():
             for target in self._targets:
                 records = [target.record(state) for state in states]
@@ -440,32 +692,97 @@ class Rebuilder:
                     summary = self._summaries[target.name]
                     for record in records:
                         target.derived.add(summary, record)
-            await connection.execute(
-                "UPDATE projection_rebuilds SET last_stream_id = $2, events_done = $3,"
-                " updated_at = now() WHERE name = ANY($1::text[])",
-                [target.name for target in self._targets],
+            moved = await connection.fetchval(
+                _MOVE_RANGE,
+                names,
+                self._task.scan_range.number,
+                self._last_written,
                 states[-1].id,
                 events_done,
             )
+            if moved != len(names):
+                raise ScanRangeTaken(
+                    f"range {self._task.scan_range.number} of the rebuild of {', '.join(names)}"
+                    " was moved by another scan"
+                )
+        self._last_written = states[-1].id
+
+
+_MOVE_RANGE = """
+WITH moved AS (
+    UPDATE projection_rebuild_partitions SET last_stream_id = $4, events_done = $5
+    WHERE name = ANY($1::text[]) AND partition = $2 AND last_stream_id IS NOT DISTINCT FROM $3
+    RETURNING 1
+)
+SELECT count(*) FROM moved
+"""
+
+
+# --- the scan worker processes -------------------------------------------------------------------
+
+_stop_scans: Any = None  # the parent's multiprocessing Event, in a worker
+_parent_pid = 0
+
+
+def _worker_started(stop: Any) -> None:
+    """In each worker: Ctrl-C is the parent's to handle (it asks the workers to stop)."""
+    global _stop_scans, _parent_pid
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_scans, _parent_pid = stop, os.getppid()
+
+
+def _asked_to_stop() -> bool:
+    return _stop_scans.is_set() or os.getppid() != _parent_pid
+
+
+def scan_range_in_worker(task: RangeScanTask) -> RangeScanOutcome:
+    """A range's scan in a worker process. Its error comes back to the parent as a plain
+    `RuntimeError` (some driver errors cannot be pickled) with the original's type and text."""
+    try:
+        return asyncio.run(RangeScan(task, stopping=_asked_to_stop).run())
+    except Exception as error:
+        raise RuntimeError(f"{type(error).__name__}: {error}") from None
+
+
+def _summed_peaks(outcomes: list[RangeScanOutcome]) -> int:
+    """The worker processes' peak RSS, each counted once (a worker may scan several ranges)."""
+    peaks: dict[int, int] = {}
+    for outcome in outcomes:
+        if outcome.pid != os.getpid():
+            peaks[outcome.pid] = max(peaks.get(outcome.pid, 0), outcome.peak_rss_kib)
+    return sum(peaks.values())
+
+
+async def _scan_ranges(connection: asyncpg.Connection, name: str) -> list[ScanRange]:
+    rows = await connection.fetch(
+        "SELECT partition, after_stream_id, up_to_stream_id, last_stream_id, events_done"
+        " FROM projection_rebuild_partitions WHERE name = $1 ORDER BY partition",
+        name,
+    )
+    return [ScanRange(*row) for row in rows]
 
 
 async def _pages_ahead(
-    reader: asyncpg.Connection, cursor: tuple[str, int], up_to_position: int, page_size: int
+    reader: asyncpg.Connection,
+    cursor: tuple[str, int],
+    up_to_stream_id: str | None,
+    up_to_position: int,
+    page_size: int,
 ) -> AsyncIterator[tuple[list[asyncpg.Record], bool]]:
-    """The events up to `up_to_position` after `cursor` (stream id, version), page by page with
-    whether it is the last, each page asked for before the one before it is handed out."""
+    """The events up to `up_to_position` after `cursor` (stream id, version) and up to stream
+    `up_to_stream_id` (None: the last), page by page with whether it is the last, each page
+    asked for before the one before it is handed out."""
+    # The upper bound is in the SQL only when there is one, so the index scan stops at it.
+    bounded = "" if up_to_stream_id is None else " AND stream_id <= $5"
+    query = (
+        f"SELECT {DECODE_COLUMNS} FROM events"
+        f" WHERE (stream_id, version) > ($1, $2) AND position <= $3{bounded}"
+        " ORDER BY stream_id, version LIMIT $4"
+    )
+    bound = () if up_to_stream_id is None else (up_to_stream_id,)
 
     def read(after: tuple[str, int]) -> asyncio.Task[list[asyncpg.Record]]:
-        return asyncio.create_task(
-            reader.fetch(
-                f"SELECT {DECODE_COLUMNS} FROM events"
-                " WHERE (stream_id, version) > ($1, $2) AND position <= $3"
-                " ORDER BY stream_id, version LIMIT $4",
-                *after,
-                up_to_position,
-                page_size,
-            )
-        )
+        return asyncio.create_task(reader.fetch(query, *after, up_to_position, page_size, *bound))
 
     reading = read(cursor)
     try:
@@ -483,14 +800,45 @@ async def _pages_ahead(
             reading.cancel()
 
 
-def _folded(case_rows: list[asyncpg.Record]) -> ComplaintState:
-    state = fold_stream(case_rows)
-    assert state is not None, "a stream always begins with its receipt"
-    return state
+class _Folding:
+    """Cases folded from rows in (stream_id, version) order, each once its last row is in."""
+
+    def __init__(self) -> None:
+        self.states: list[ComplaintState] = []  # cases folded, not taken in a batch yet
+        self._events = 0  # their events
+        self._case_rows: list[asyncpg.Record] = []  # the events of the case being read
+
+    def take(self, page: list[asyncpg.Record], last_page: bool) -> None:
+        case_rows = self._case_rows
+        for row in page:
+            if case_rows and row["stream_id"] != case_rows[0]["stream_id"]:
+                self._fold(case_rows)
+                case_rows = []
+            case_rows.append(row)
+        if last_page and case_rows:
+            self._fold(case_rows)
+            case_rows = []
+        self._case_rows = case_rows
+
+    def batch(self) -> tuple[list[ComplaintState], int]:
+        """The cases folded since the last batch, and their events."""
+        batch = self.states, self._events
+        self.states, self._events = [], 0
+        return batch
+
+    def _fold(self, case_rows: list[asyncpg.Record]) -> None:
+        state = fold_stream(case_rows)
+        assert state is not None, "a stream always begins with its receipt"
+        self.states.append(state)
+        self._events += len(case_rows)
 
 
 async def _start_building(
-    connection: asyncpg.Connection, target: RebuildTarget, start_position: int, total: int
+    connection: asyncpg.Connection,
+    target: RebuildTarget,
+    start_position: int,
+    total: int,
+    ranges: list[ScanRange],
 ) -> None:
     for live, building in target.table_pairs:
         await connection.execute(f"DROP TABLE IF EXISTS {building}")
@@ -504,13 +852,21 @@ async def _start_building(
         VALUES ($1, $2, 'scan', $3, $3, $4)
         ON CONFLICT (name) DO UPDATE SET
             building_table = EXCLUDED.building_table, phase = 'scan',
-            start_position = $3, caught_up_to = $3, last_stream_id = NULL,
+            start_position = $3, caught_up_to = $3,
             events_done = 0, events_total = $4, started_at = now(), updated_at = now()
         """,
         target.name,
         target.building_table,
         start_position,
         total,
+    )
+    await connection.execute(
+        "DELETE FROM projection_rebuild_partitions WHERE name = $1", target.name
+    )
+    await connection.executemany(
+        "INSERT INTO projection_rebuild_partitions (name, partition, after_stream_id,"
+        " up_to_stream_id) VALUES ($1, $2, $3, $4)",
+        [(target.name, r.number, r.after, r.up_to) for r in ranges],
     )
 
 
@@ -678,7 +1034,6 @@ def _job(row: asyncpg.Record, *, resumed: bool) -> RebuildJob:
         phase=row["phase"],
         start_position=row["start_position"],
         caught_up_to=row["caught_up_to"],
-        last_stream_id=row["last_stream_id"],
         events_done=row["events_done"],
         events_total=row["events_total"],
         resumed=resumed,

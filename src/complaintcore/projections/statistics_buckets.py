@@ -161,6 +161,17 @@ class Buckets:
         for row in rows:
             self.add(row, sign)
 
+    def merge(self, other: "Buckets") -> None:
+        """Add another's increments to these (a rebuild's scan workers' sums)."""
+        for bucket, values in other.monthly.items():
+            mine = self.monthly.setdefault(bucket, [0] * len(values))
+            for slot, amount in enumerate(values):
+                mine[slot] += amount
+        for bucket, cases in other.handling_days.items():
+            self.handling_days[bucket] = self.handling_days.get(bucket, 0) + cases
+        for span, cases in other.pause_spans.items():
+            self.pause_spans[span] = self.pause_spans.get(span, 0) + cases
+
     def monthly_records(self) -> list[tuple[Any, ...]]:
         return [(*key, *values) for key, values in self.monthly.items() if any(values)]
 
