@@ -2,7 +2,7 @@
 
 The rebuild itself is `projections/rebuild.py` (its docstring describes the protocol); this is
 the command around it: a progress bar with events per second and time left (tqdm, on stderr),
-Ctrl-C to stop, and the same command again to resume.
+`--workers` scan processes, Ctrl-C to stop, and the same command again to resume.
 """
 
 import argparse
@@ -15,7 +15,9 @@ from complaintcore.cli import database_url, fail
 from complaintcore.projections.rebuild import (
     TARGETS,
     RebuildAlreadyRunning,
+    RebuildScanFailed,
     RebuildSettings,
+    default_scan_workers,
     rebuild,
 )
 from complaintcore.schema_migrations import upgrade_to_head
@@ -67,9 +69,19 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
-            batches = RebuildSettings(page_events=args.batch, flush_rows=max(1, args.batch // 2))
+            rebuild_settings = RebuildSettings(
+                page_events=args.batch,
+                flush_rows=max(1, args.batch // 2),
+                scan_workers=args.workers,
+            )
             results = asyncio.run(
-                rebuild(url, args.names, restart=args.restart, progress=progress, settings=batches)
+                rebuild(
+                    url,
+                    args.names,
+                    restart=args.restart,
+                    progress=progress,
+                    settings=rebuild_settings,
+                )
             )
         except KeyboardInterrupt:
             progress.close()
@@ -78,9 +90,9 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return INTERRUPTED
-        except RebuildAlreadyRunning as running:
+        except (RebuildAlreadyRunning, RebuildScanFailed) as refused:
             progress.close()
-            return fail(str(running))
+            return fail(str(refused))
     for result in results:
         resumed = " (resumed)" if result.resumed else ""
         print(f"{result.name}: rebuilt{resumed}, at feed position {result.position}")
@@ -119,6 +131,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=_positive,
         default=RebuildSettings.page_events,
         help="events read per page (rows are written in batches of half that)",
+    )
+    rebuild_parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=default_scan_workers(),
+        help="processes replaying the events at once, each a range of the cases (default: the"
+        " number of CPUs, at most 8); 1 replays in this process. A resumed rebuild keeps the"
+        " ranges it began with",
     )
     rebuild_parser.set_defaults(handler=rebuild_command)
 
