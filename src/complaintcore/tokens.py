@@ -7,6 +7,8 @@ useless, and it lets a request find its token with one primary-key lookup.
 
 import hashlib
 import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -58,18 +60,87 @@ async def create_token(
     return token
 
 
-async def principal_for_token(pool: asyncpg.Pool, token: str) -> Principal | None:
-    """The principal of a token that exists and is not revoked; None otherwise."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LENGTH:
+def looks_like_a_token(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX) and len(token) <= _MAX_TOKEN_LENGTH
+
+
+async def principal_for_token(
+    pool: asyncpg.Pool, token: str, seen: "SeenTokens | None" = None
+) -> Principal | None:
+    """The principal of a token that exists and is not revoked; None otherwise. A token found
+    is remembered in `seen`, when given."""
+    if not looks_like_a_token(token):
         return None
+    token_hash = hash_token(token)
     row = await pool.fetchrow(
         "SELECT principal_id, role, institution FROM api_tokens"
         " WHERE token_hash = $1 AND revoked_at IS NULL",
-        hash_token(token),
+        token_hash,
     )
     if row is None:
         return None
-    return Principal(id=row["principal_id"], role=row["role"], institution=row["institution"])
+    principal = Principal(id=row["principal_id"], role=row["role"], institution=row["institution"])
+    if seen is not None:
+        seen.remember(token_hash, principal)
+    return principal
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A principal taken from `SeenTokens`, to be confirmed by the database where its action
+    runs: `sql(parameter)` is a scalar subquery giving what the token stands for now (NULL once
+    revoked), with the token's hash as `parameter`; `confirms` compares its value."""
+
+    token_hash: str
+    principal: Principal
+
+    @property
+    def argument(self) -> str:
+        return self.token_hash
+
+    @staticmethod
+    def sql(parameter: str) -> str:
+        return (
+            "SELECT ARRAY[principal_id, role, institution] FROM api_tokens"
+            f" WHERE token_hash = {parameter} AND revoked_at IS NULL"
+        )
+
+    def confirms(self, current: list[str | None] | None) -> bool:
+        principal = self.principal
+        return current == [principal.id, principal.role, principal.institution]
+
+
+class SeenTokens:
+    """The principals of tokens this process found valid lately, by token hash.
+
+    Never proof on its own: a token can be revoked at any moment. A caller acting on a principal
+    from here confirms it with `TokenCheck` in the same transaction as the action, and forgets
+    the token when that fails.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._principals: OrderedDict[str, Principal] = OrderedDict()
+
+    def check_for(self, token: str) -> TokenCheck | None:
+        """What to confirm for a token seen before; None for one never seen (or forgotten)."""
+        if not looks_like_a_token(token):
+            return None
+        token_hash = hash_token(token)
+        principal = self._principals.get(token_hash)
+        if principal is None:
+            return None
+        self._principals.move_to_end(token_hash)
+        return TokenCheck(token_hash, principal)
+
+    def remember(self, token_hash: str, principal: Principal) -> None:
+        self._principals[token_hash] = principal
+        self._principals.move_to_end(token_hash)
+        if len(self._principals) > self._capacity:
+            self._principals.popitem(last=False)
+
+    def forget(self, token_hash: str) -> None:
+        self._principals.pop(token_hash, None)
 
 
 async def revoke_token(pool: asyncpg.Pool, token: str) -> bool:

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from complaintcore.api import health
+from complaintcore.api.command_lane import CommandLane
 from complaintcore.api.error_mapping import install_domain_problem_handlers
 from complaintcore.api.middleware import CorrelationIdMiddleware
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
@@ -24,6 +25,7 @@ from complaintcore.institutions import InstitutionDirectory
 from complaintcore.log_config import configure_logging
 from complaintcore.projections.runner import background_runners
 from complaintcore.settings import Settings, get_settings
+from complaintcore.tokens import SeenTokens
 
 
 def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
@@ -42,6 +44,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         app.state.complaints = ComplaintService(
             pool, app.state.store, app.state.institutions, app.state.calendars
         )
+        app.state.seen_tokens = SeenTokens()
         try:
             async with background_runners(
                 database_url,
@@ -62,6 +65,8 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         summary="Event-sourced consumer-complaint handling under CBIRC Order 2020 No. 3",
         lifespan=lifespan,
     )
+    # the last added runs first: the lane's requests are logged with their correlation id
+    app.add_middleware(CommandLane, bodies=complaint_commands.COMMAND_BODIES)
     app.add_middleware(CorrelationIdMiddleware)
     install_problem_handlers(app)
     install_domain_problem_handlers(app)

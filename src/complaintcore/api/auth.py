@@ -26,6 +26,7 @@ __all__ = [
     "forbidden",
     "require_role",
     "unauthorized",
+    "unknown_token",
 ]
 
 bearer_token = HTTPBearer(
@@ -42,6 +43,10 @@ def unauthorized(detail: str) -> Problem:
     )
 
 
+def unknown_token() -> Problem:
+    return unauthorized("The bearer token is unknown or revoked.")
+
+
 def forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", "Forbidden", detail)
 
@@ -53,9 +58,11 @@ async def authenticate(
     """The principal of the request's bearer token; 401 when there is none or it is bad."""
     if credentials is None:
         raise unauthorized("Send a bearer token: `Authorization: Bearer <token>`.")
-    principal = await principal_for_token(request.app.state.pool, credentials.credentials)
+    principal = await principal_for_token(
+        request.app.state.pool, credentials.credentials, request.app.state.seen_tokens
+    )
     if principal is None:
-        raise unauthorized("The bearer token is unknown or revoked.")
+        raise unknown_token()
     return principal
 
 

@@ -3,8 +3,10 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from complaintcore.api.auth import unknown_token
 from complaintcore.api.problems import FieldProblem, Problem, invalid, not_found, problem_response
 from complaintcore.application.complaint_service import (
+    ActorNotConfirmed,
     CaseNotFound,
     IdempotencyKeyReused,
     NotPermitted,
@@ -61,6 +63,8 @@ def _mapping(error: Exception) -> Problem:
             )
         case NotPermitted():
             return Problem(403, error.code, "Forbidden", error.message)
+        case ActorNotConfirmed():
+            return unknown_token()
         case UnknownInstitution():
             return invalid(
                 [
@@ -91,6 +95,7 @@ MAPPED = (
     PreconditionFailed,
     IdempotencyKeyReused,
     NotPermitted,
+    ActorNotConfirmed,
     UnknownInstitution,
     InvalidEventData,
     ConcurrencyError,

@@ -8,6 +8,10 @@ Commands on one case queue on a transaction-level lock on the case id, taken bef
 read: racing commands then apply one after the other, each to the version its predecessor left,
 instead of failing their appends and retrying (which, with many racers, could exhaust the
 retries). The append's expected-version check stays as the guard against any other writer.
+
+What a process keeps between commands (the calendar, folded case states, a caller's principal) is
+confirmed in the command's own transaction: the round trip that takes the case lock also reads the
+calendar's stamp and, for a caller known from before, what its credential stands for now.
 """
 
 import uuid
@@ -73,6 +77,17 @@ class InstitutionLookup(Protocol):
     ) -> tuple[str, ...]: ...
 
 
+class ActorConfirmation(Protocol):
+    """A principal known from before (see `tokens.TokenCheck`), which the database confirms in
+    the round trip that takes the case lock: `sql(parameter)` is a scalar subquery reading
+    `argument` as `parameter`; `confirms` judges its value."""
+
+    @property
+    def argument(self) -> Any: ...
+    def sql(self, parameter: str) -> str: ...
+    def confirms(self, current: Any) -> bool: ...
+
+
 class CalendarSource(Protocol):
     async def working_day_calendar(self) -> WorkingDayCalendar: ...
 
@@ -109,6 +124,10 @@ class Rendered:
 
 
 Render = Callable[[ComplaintState, date, InstitutionPolicy], Rendered]
+
+
+class ActorNotConfirmed(Exception):
+    """The caller's credential no longer stands for the principal it was taken for (revoked)."""
 
 
 class CaseNotFound(Exception):
@@ -207,12 +226,16 @@ class ComplaintService:
         if_match: int | None,
         request: RequestInfo,
         render: Render,
+        confirmation: ActorConfirmation | None = None,
     ) -> Rendered:
-        """Run `command` on the case, retrying a lost race unless the caller pinned a version."""
+        """Run `command` on the case, retrying a lost race unless the caller pinned a version.
+
+        With a `confirmation`, `actor` is acted for only if the database confirms it in the
+        command's transaction; else `ActorNotConfirmed`, and nothing is stored."""
         _require_command_role(actor, command)
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
-            calendar_stamp = await self._lock_case(connection, case_id)
+            calendar_stamp = await self._lock_case(connection, case_id, confirmation)
             calendar = await self._calendar(connection, calendar_stamp)
             state, lineage = await self._visible_state(connection, actor, case_id)
             if if_match is not None and if_match != state.version:
@@ -232,11 +255,29 @@ class ComplaintService:
                     raise PreconditionFailed(await self._version_after(error)) from None
         raise ConcurrencyError(case_id, 0, None)
 
-    async def _lock_case(self, connection: asyncpg.Connection, case_id: str) -> str | None:
+    async def _lock_case(
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        confirmation: ActorConfirmation | None,
+    ) -> str | None:
         """Wait for commands already running on the case (the lock is released when the
-        transaction ends); the calendar's stamp comes back in the same round trip."""
-        row = await connection.fetchrow(self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id)
-        return row[1] if len(row) > 1 else None
+        transaction ends); the calendar's stamp comes back in the same round trip, and the
+        actor is confirmed in it. The calendar's stamp (or None)."""
+        if confirmation is None:
+            row = await connection.fetchrow(
+                self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id
+            )
+            return row[1] if len(row) > 1 else None
+        row = await connection.fetchrow(
+            f"{self._lock_case_sql}, ({confirmation.sql('$3')})",
+            advisory_locks.CASE_COMMANDS,
+            case_id,
+            confirmation.argument,
+        )
+        if not confirmation.confirms(row[-1]):
+            raise ActorNotConfirmed()
+        return row[1] if len(row) > 2 else None
 
     async def _calendar(
         self, connection: asyncpg.Connection, stamp: str | None

@@ -8,32 +8,42 @@ import orjson
 from fastapi import APIRouter, Body, Header, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from complaintcore.api.auth import CurrentPrincipal
+from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import Problem, problem_responses
 from complaintcore.api.schemas import complaints as bodies
 from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_document import case_document
-from complaintcore.application.complaint_service import Render, Rendered, RequestInfo
+from complaintcore.application.complaint_service import (
+    ActorConfirmation,
+    ComplaintService,
+    Render,
+    Rendered,
+    RequestInfo,
+)
 from complaintcore.application.idempotency import IdempotentRequest
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaint commands"])
 
-CaseId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$", description="The case id (a UUID).")]
+CASE_ID_PATTERN = r"^[0-9a-fA-F-]{36}$"
+CaseId = Annotated[str, Path(pattern=CASE_ID_PATTERN, description="The case id (a UUID).")]
 IfMatch = Annotated[
     str | None,
     Header(description='Apply only if the case is still at this version: `"<version>"`.'),
 ]
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
 IdempotencyKey = Annotated[
     str | None,
     Header(
         min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Same key and body: the first response again, nothing stored.",
     ),
 ]
@@ -138,15 +148,17 @@ async def receive_complaint(
     return _response(rendered)
 
 
-async def _run(
+async def run_command(
+    request: Request,
+    principal: Principal,
     case_id: str,
     body: Any,
-    request: Request,
-    principal: Any,
-    complaints: Any,
     if_match: str | None,
     idempotency_key: str | None,
+    confirmation: ActorConfirmation | None = None,
 ) -> Response:
+    """A command on a case, its input validated: by its route, or by the command lane."""
+    complaints: ComplaintService = request.app.state.complaints
     rendered = await complaints.handle(
         principal,
         case_id.lower(),
@@ -154,6 +166,7 @@ async def _run(
         _if_match_version(if_match),
         _request_info(request, principal.id, idempotency_key, body),
         _render(200),
+        confirmation,
     )
     return _response(rendered)
 
@@ -163,12 +176,11 @@ def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> N
         case_id: CaseId,
         request: Request,
         principal: CurrentPrincipal,
-        complaints: Complaints,
         body: Annotated[body_type, Body()],  # type: ignore[valid-type]
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        return await _run(case_id, body, request, principal, complaints, if_match, idempotency_key)
+        return await run_command(request, principal, case_id, body, if_match, idempotency_key)
 
     endpoint.__doc__ = doc
     endpoint.__name__ = operation_id
@@ -281,3 +293,6 @@ _COMMANDS = [
 
 for _path, _operation_id, _body_type, _doc in _COMMANDS:
     _command_route(_path, _operation_id, _body_type, _doc)
+
+# `POST /v1/complaints/{case_id}/{command}`: the body model of each command
+COMMAND_BODIES: dict[str, type[BaseModel]] = {path: body for path, _, body, _ in _COMMANDS}
