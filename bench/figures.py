@@ -28,6 +28,7 @@ from complaintcore.events.model import EventMetadata, NewEvent
 from complaintcore.events.store import _TAKE_POSITION_FLOOR as TAKE_POSITION_FLOOR
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.institutions import InstitutionDirectory
+from complaintcore.projections.runner import read_checkpoint
 from complaintcore.tokens import create_token
 
 HTTP_CLIENTS = 32
@@ -115,6 +116,28 @@ def http_commands(
 
 def healthz_ceiling(base_url: str, seconds: float) -> tuple[Throughput, dict[str, int]]:
     return load(base_url, [("GET", "/healthz", None)], HTTP_CLIENTS, seconds)
+
+
+def statistics_caught_up(url: str, timeout: float = 120) -> float:
+    """Wait until the server's statistics runner has applied every event in the store (after the
+    command burst, it folds the burst's events in the server's process); the seconds waited."""
+    from complaintcore.projections import statistics
+
+    async def wait() -> float:
+        connection = await asyncpg.connect(url)
+        try:
+            started = time.perf_counter()
+            last = await connection.fetchval("SELECT coalesce(max(position), 0) FROM events")
+            while time.perf_counter() - started < timeout:
+                reached = await read_checkpoint(connection, statistics.NAME)
+                if reached >= last:
+                    break
+                await asyncio.sleep(0.1)
+            return time.perf_counter() - started
+        finally:
+            await connection.close()
+
+    return asyncio.run(wait())
 
 
 def replay(base_url: str, token: str, seconds: float) -> dict[str, Throughput]:
