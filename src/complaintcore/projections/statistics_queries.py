@@ -34,9 +34,11 @@ the first and last clipped to the range. Figures come from the facts rows the ru
 they are as of the projection's checkpoint (the route reports it).
 """
 
+import asyncio
 import csv
 import io
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -613,33 +615,69 @@ async def query_figures(
     counts_sql = counts_query.counts_sql()
     days_query = _Query(parts, kind, breakdowns)
     days_sql = days_query.handling_days_sql()
-
-    async def read(connection: asyncpg.Connection) -> tuple[list, list]:
-        # one snapshot for both, so the runner committing in between cannot split them
-        snapshot = (
-            connection.transaction()  # a savepoint in the caller's transaction
-            if connection.is_in_transaction()
-            else connection.transaction(isolation="repeatable_read", readonly=True)
-        )
-        async with snapshot:
-            # A generic plan cannot pick the partial indexes for the day of judgement, and the
-            # groupings hash in memory rather than sort on disk. The facts table is locked
-            # first, before the snapshot, as a rebuild's swap does before it replaces the
-            # bucket tables: a swap and a read wait for each other, never deadlock.
-            await connection.execute(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB';"
-                f" LOCK TABLE {statistics.TABLE} IN ACCESS SHARE MODE"
-            )
-            counts = await connection.fetch(counts_sql, *common, *counts_query.parameters)
-            days = await connection.fetch(days_sql, *common, *days_query.parameters)
-        return counts, days
-
+    counts_read = (counts_sql, *common, *counts_query.parameters)
+    days_read = (days_sql, *common, *days_query.parameters)
     if isinstance(executor, asyncpg.Pool):
-        async with executor.acquire() as connection:
-            counts, days = await read(connection)
+        counts, days = await _read_from_pool(executor, counts_read, days_read)
     else:
-        counts, days = await read(executor)
+        counts, days = await _read_one_after_the_other(executor, counts_read, days_read)
     return FiguresByNode(counts, days, breakdowns, single_period=kind is None)
+
+
+# A generic plan cannot pick the partial indexes for the day of judgement, and the groupings hash
+# in memory rather than sort on disk. The facts table is locked first, before the snapshot, as a
+# rebuild's swap does before it replaces the bucket tables: a swap and a read wait for each
+# other, never deadlock.
+_READ_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
+_LOCK_FACTS = f"LOCK TABLE {statistics.TABLE} IN ACCESS SHARE MODE"
+
+
+async def _read_one_after_the_other(
+    connection: asyncpg.Connection, *reads: tuple[Any, ...]
+) -> list[list[asyncpg.Record]]:
+    """Each (statement, *arguments) in one snapshot, so the runner committing in between cannot
+    split them (a savepoint when the caller has a transaction open)."""
+    snapshot = (
+        connection.transaction()
+        if connection.is_in_transaction()
+        else connection.transaction(isolation="repeatable_read", readonly=True)
+    )
+    async with snapshot:
+        await connection.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
+        return [await connection.fetch(*read) for read in reads]
+
+
+async def _read_from_pool(
+    pool: asyncpg.Pool, *reads: tuple[Any, ...]
+) -> list[list[asyncpg.Record]]:
+    """The reads at once, each on its own connection, in one exported snapshot (PostgreSQL runs
+    them on two cores: a head office's year is two heavy aggregations); one after the other on
+    one connection when every other connection of the pool is in use, so that a read never
+    waits for a second connection while holding a first (many such reads could wait forever)."""
+    async with pool.acquire() as first:
+        in_use = pool.get_size() - pool.get_idle_size()
+        if in_use >= pool.get_max_size():
+            return await _read_one_after_the_other(first, *reads)
+        async with pool.acquire() as second:
+            return await _read_in_one_snapshot([first, second], reads)
+
+
+async def _read_in_one_snapshot(
+    connections: list[asyncpg.Connection], reads: Sequence[tuple[Any, ...]]
+) -> list[list[asyncpg.Record]]:
+    first, *others = connections
+    async with first.transaction(isolation="repeatable_read", readonly=True):
+        await first.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
+        snapshot = await first.fetchval("SELECT pg_export_snapshot()")
+        async with AsyncExitStack() as transactions:
+            for other in others:
+                await transactions.enter_async_context(
+                    other.transaction(isolation="repeatable_read", readonly=True)
+                )
+                # The snapshot's id is PostgreSQL's own text, not a value from the request.
+                await other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'; {_READ_SETTINGS}")
+            fetches = (c.fetch(*read) for c, read in zip(connections, reads, strict=True))
+            return list(await asyncio.gather(*fetches))
 
 
 def _period_document(label: str, starts_on: date, ends_on: date, block: _Block) -> dict[str, Any]:

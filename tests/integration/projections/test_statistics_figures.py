@@ -117,16 +117,25 @@ async def play_scenario(desk: CaseDesk) -> None:
 
 
 @pytest.fixture(scope="module")
-async def scenario(server_url: str, template_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def scenario_url(server_url: str, template_url: str) -> AsyncIterator[str]:
     async with scratch_database(server_url) as database_url:
         pool = await create_pool(database_url, min_size=1, max_size=4)
         try:
             desk = CaseDesk(pool)
             await play_scenario(desk)
             await ProjectionRunner(database_url, desk.store).catch_up()
-            yield pool
         finally:
             await pool.close()
+        yield database_url
+
+
+@pytest.fixture(scope="module")
+async def scenario(scenario_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(scenario_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def figures(**given: Any) -> dict[str, Any]:
@@ -182,6 +191,24 @@ async def test_head_office_rolled_up_over_the_half_year(scenario: asyncpg.Pool) 
     assert answer["total"]["figures"] == HEAD_OFFICE_HALF_YEAR
     assert [p["period"] for p in answer["periods"]] == ["2026-01-01/2026-06-30"]
     assert answer["periods"][0]["figures"] == HEAD_OFFICE_HALF_YEAR
+
+
+async def test_the_two_reads_side_by_side_answer_as_one_after_the_other(scenario_url: str) -> None:
+    # With a connection to spare the counts and the handling days are read at once, on two
+    # connections sharing one snapshot; a pool of one reads them in turn on its connection.
+    answers = []
+    for size in (2, 1):
+        pool = await create_pool(scenario_url, min_size=1, max_size=size)
+        try:
+            answers.append(
+                await institution_statistics(pool, "HO", ALL, FROM, TO, "quarter", AS_OF)
+            )
+            assert pool.get_size() == size  # the wider pool did open its second connection
+        finally:
+            await pool.close()
+    side_by_side, in_turn = answers
+    assert side_by_side == in_turn
+    assert side_by_side["total"]["figures"] == HEAD_OFFICE_HALF_YEAR
 
 
 async def test_head_office_by_quarter(scenario: asyncpg.Pool) -> None:
