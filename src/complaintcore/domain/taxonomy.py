@@ -9,7 +9,7 @@ Codes are stable: events and statistics store the code, never the label.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
@@ -44,18 +44,23 @@ class Taxonomy:
 
     business: tuple[TaxonomyItem, ...]
     causes: tuple[TaxonomyItem, ...]
+    # Looked up for every complaint received (a bulk import checks thousands a second).
+    _business_codes: frozenset[str] = field(init=False, repr=False, compare=False)
+    _cause_codes: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "business", tuple(self.business))
         object.__setattr__(self, "causes", tuple(self.causes))
         _check_unique_codes("business", self.business)
         _check_unique_codes("causes", self.causes)
+        object.__setattr__(self, "_business_codes", frozenset(i.code for i in self.business))
+        object.__setattr__(self, "_cause_codes", frozenset(i.code for i in self.causes))
 
     def has_business(self, code: str) -> bool:
-        return any(item.code == code for item in self.business)
+        return code in self._business_codes
 
     def has_cause(self, code: str) -> bool:
-        return any(item.code == code for item in self.causes)
+        return code in self._cause_codes
 
 
 CHANNELS: tuple[TaxonomyItem, ...] = (
