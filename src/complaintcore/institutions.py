@@ -354,11 +354,15 @@ _SELECT_HAS_CHILDREN = """
     WHERE node.code = $1
 """
 
+
 # The depth cap ends the walk even on a loop written behind the directory's back (a tree is
 # shallow: head office, branches, sub-branch).
-_SELECT_LINEAGE = """
+def lineage_sql(code: str) -> str:
+    """The lineage query of `InstitutionDirectory.lineage` for the code that the SQL expression
+    `code` gives (a parameter or a subquery), for a caller reading it in a statement of its own."""
+    return f"""
     WITH RECURSIVE lineage (code, parent, depth) AS (
-        SELECT code, parent, 0 FROM institutions WHERE code = $1
+        SELECT code, parent, 0 FROM institutions WHERE code = {code}
         UNION ALL
         SELECT up.code, up.parent, lineage.depth + 1 FROM institutions AS up
         JOIN lineage ON up.code = lineage.parent
@@ -366,6 +370,9 @@ _SELECT_LINEAGE = """
     )
     SELECT code FROM lineage ORDER BY depth
 """
+
+
+_SELECT_LINEAGE = lineage_sql("$1")
 
 # UNION ends the walk even on a loop written behind the directory's back.
 _SELECT_SUBTREE = """

@@ -45,6 +45,7 @@ from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.institutions import lineage_sql
 from complaintcore.principals import may_see
 from complaintcore.projections.case_view import upsert_case_view
 
@@ -54,7 +55,15 @@ MAX_ATTEMPTS = 10
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_ROLES = frozenset({"staff", "supervisor"})
 CASE_STATES_KEPT = 10_000
-_LOCK_CASE = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+_LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
+# The respondent's lineage, for the institution the case's projection row names: a hint, checked
+# against the case's folded state, that saves a round trip. Reference data: the statement's
+# snapshot, taken before the lock is granted, is recent enough.
+_RESPONDENT_LINEAGE = (
+    "ARRAY("
+    + lineage_sql("(SELECT respondent_institution FROM case_view WHERE case_id = $2)")
+    + ") AS respondent_lineage"
+)
 
 
 class Actor(Protocol):
@@ -181,7 +190,10 @@ class ComplaintService:
         # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
         stamp_sql: str | None = getattr(calendars, "stamp_sql", None)
         self._calendar_is_stamped = stamp_sql is not None
-        self._lock_case_sql = f"{_LOCK_CASE}, ({stamp_sql})" if stamp_sql else _LOCK_CASE
+        calendar_stamp = [f"({stamp_sql}) AS calendar_stamp"] if stamp_sql else []
+        self._lock_case_sql = "SELECT " + ", ".join(
+            [_LOCK_CASE, _RESPONDENT_LINEAGE, *calendar_stamp]
+        )
         self._today = today
         self._states = KeptStates(CASE_STATES_KEPT)
 
@@ -235,9 +247,11 @@ class ComplaintService:
         _require_command_role(actor, command)
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
-            calendar_stamp = await self._lock_case(connection, case_id, confirmation)
-            calendar = await self._calendar(connection, calendar_stamp)
-            state, lineage = await self._visible_state(connection, actor, case_id)
+            locked = await self._lock_case(connection, case_id, confirmation)
+            calendar = await self._calendar(connection, locked.get("calendar_stamp"))
+            state, lineage = await self._visible_state(
+                connection, actor, case_id, tuple(locked["respondent_lineage"])
+            )
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
             if isinstance(command, MergeComplaint) and command.into != state.id:
@@ -260,24 +274,23 @@ class ComplaintService:
         connection: asyncpg.Connection,
         case_id: str,
         confirmation: ActorConfirmation | None,
-    ) -> str | None:
+    ) -> asyncpg.Record:
         """Wait for commands already running on the case (the lock is released when the
-        transaction ends); the calendar's stamp comes back in the same round trip, and the
-        actor is confirmed in it. The calendar's stamp (or None)."""
+        transaction ends). The same round trip confirms the actor and reads the calendar's
+        `calendar_stamp` and the `respondent_lineage`."""
         if confirmation is None:
-            row = await connection.fetchrow(
+            return await connection.fetchrow(
                 self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id
             )
-            return row[1] if len(row) > 1 else None
         row = await connection.fetchrow(
-            f"{self._lock_case_sql}, ({confirmation.sql('$3')})",
+            f"{self._lock_case_sql}, ({confirmation.sql('$3')}) AS actor",
             advisory_locks.CASE_COMMANDS,
             case_id,
             confirmation.argument,
         )
-        if not confirmation.confirms(row[-1]):
+        if not confirmation.confirms(row["actor"]):
             raise ActorNotConfirmed()
-        return row[1] if len(row) > 2 else None
+        return row
 
     async def _calendar(
         self, connection: asyncpg.Connection, stamp: str | None
@@ -402,15 +415,24 @@ class ComplaintService:
         return render(new_state, today, policy)
 
     async def _visible_state(
-        self, connection: asyncpg.Connection, actor: Actor, case_id: str
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        case_id: str,
+        lineage_read: tuple[str, ...] = (),
     ) -> tuple[ComplaintState, tuple[str, ...]]:
         """The case's state and its respondent's lineage (read once for visibility and the
-        superior), when the caller may see the case."""
+        superior; `lineage_read` already, when it is the respondent's), when the caller may see
+        the case."""
         state = await self._current_state(connection, case_id)
         if state is None:
             raise CaseNotFound(case_id)
         respondent = state.respondent_institution
-        lineage = await self._institutions.lineage(respondent, connection=connection)
+        lineage = (
+            lineage_read
+            if lineage_read[:1] == (respondent,)
+            else await self._institutions.lineage(respondent, connection=connection)
+        )
         if not await may_see(actor, respondent, _KnownLineage(lineage)):
             raise CaseNotFound(case_id)
         return state, lineage
