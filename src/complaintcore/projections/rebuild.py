@@ -572,7 +572,7 @@ class Rebuilder:
                         f"the scan of range {number} of {len(scans)} failed: {scan.exception()}"
                     ) from scan.exception()
             committed = await connection.fetchval(
-                "SELECT coalesce(sum(events_done), 0) FROM projection_rebuild_partitions"
+                "SELECT coalesce(sum(events_done), 0)::bigint FROM projection_rebuild_partitions"
                 " WHERE name = $1",
                 name,
             )

@@ -128,6 +128,26 @@ async def test_a_rebuild_in_two_worker_processes_equals_live(
     assert not multiprocessing.active_children()
 
 
+async def test_the_workers_progress_is_reported_to_the_last_event(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await a_desk_with_cases(pool, database_url, 10)
+    reported: list[tuple[str, int]] = []
+
+    class Recorded(SilentProgress):
+        def scanning(self, name: str, total: int, done: int) -> None:
+            reported.append(("total", total))
+
+        def advance(self, events: int) -> None:
+            reported.append(("advance", events))
+
+    await Rebuilder(database_url, BOTH, Recorded(), in_ranges(2, workers=2)).run()
+
+    assert all(type(events) is int and events > 0 for _, events in reported)  # as tqdm takes it
+    advances = [events for what, events in reported if what == "advance"]
+    assert reported[0] == ("total", sum(advances))
+
+
 async def test_an_interrupted_scan_resumes_each_range_where_it_stopped(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
