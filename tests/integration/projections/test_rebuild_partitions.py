@@ -3,12 +3,14 @@ cover every stream once and hold about as many cases each; an interrupted scan r
 range where it stopped; a worker's error stops the others and surfaces in the parent; a batch
 from a scan that should no longer run is refused."""
 
+import asyncio
 import multiprocessing
 from datetime import date
 from itertools import pairwise
 
 import asyncpg
 import pytest
+from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rebuild_support import every_row
@@ -29,6 +31,7 @@ from complaintcore.projections.rebuild import (
     split_stream_ids,
 )
 from complaintcore.projections.runner import ProjectionRunner
+from complaintcore.schema_migrations import alembic_config, upgrade_to_head
 from projection_support import CaseDesk, table_rows
 from store_support import event
 
@@ -244,3 +247,29 @@ async def test_a_batch_from_a_scan_that_should_no_longer_run_is_refused(
 
     assert await table_rows(pool, "case_view_rebuild") == written
     assert await ranges_of(pool) == [moved]
+
+
+async def test_a_scan_interrupted_before_the_ranges_migration_goes_on_as_one_range(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Migration 0006 carries a scan's progress from `projection_rebuilds.last_stream_id` to a
+    range, and its downgrade back."""
+    await a_desk_with_cases(pool, database_url, 8)
+    live = await every_row(pool)
+    one_range = in_ranges(1, workers=1)
+    with pytest.raises(Interrupted):
+        await Rebuilder(database_url, BOTH, InterruptAt(pages=2), one_range).run()
+    (scanned,) = await ranges_of(pool)
+    assert scanned.last_stream_id is not None
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
+    before = await pool.fetch(
+        "SELECT last_stream_id, events_done FROM projection_rebuilds ORDER BY name"
+    )
+    assert [tuple(row) for row in before] == [(scanned.last_stream_id, scanned.events_done)] * 2
+    await asyncio.to_thread(upgrade_to_head, database_url)
+
+    assert await ranges_of(pool) == [scanned]
+    results = await rebuild(database_url, settings=one_range)
+    assert [r.resumed for r in results] == [True, True]
+    assert await every_row(pool) == live
