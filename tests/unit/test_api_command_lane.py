@@ -1,0 +1,75 @@
+"""The command lane reads a request's token and body as the routes do, or leaves it to them."""
+
+import json
+
+import pytest
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import TypeAdapter, ValidationError
+
+from complaintcore.api.command_lane import _bearer_token, _valid_body
+from complaintcore.api.schemas.complaints import NotifyBody
+
+NOTICE = '{"method": "sms", "notified_on": "2026-11-20", "proof_ref": "SMS-1"}'
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer cc_abc",
+        "bearer cc_abc",
+        "BEARER  cc_abc ",
+        "Bearer",
+        "Bearer ",
+        "Basic cc_abc",
+        "cc_abc",
+        "",
+        "Bearer cc_abc extra",
+    ],
+)
+def test_the_token_is_what_fastapis_bearer_scheme_reads(authorization: str) -> None:
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    expected = credentials if scheme.lower() == "bearer" else ""
+    assert _bearer_token(authorization) == expected
+
+
+def route_reading(raw: bytes) -> NotifyBody | None:
+    """What the route makes of a JSON body: `json.loads`, then the model in Python mode."""
+    try:
+        return TypeAdapter(NotifyBody).validate_python(json.loads(raw))
+    except (ValueError, ValidationError):
+        return None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f'{{"subject": "progress", "notice": {NOTICE}}}',
+        f'{{"subject": "progress", "notice": {NOTICE}, "summary": "  处理进展  "}}',
+        f'{{"subject": "progress", "subject": "acceptance", "notice": {NOTICE}}}',
+        f'\ufeff{{"subject": "progress", "notice": {NOTICE}}}',
+        f'{{"subject": "progress", "notice": {NOTICE}, "summary": "\\ud800"}}',
+        '{"subject": "progress", "notice": {"unreachable": true, "attempts": NaN}}',
+        '{"subject": "progress", "notice": {"unreachable": true, "attempts": 1e400}}',
+        '{"subject": "progress", "notice": {"unreachable": true, "attempts": 1.0}}',
+        '{"subject": "progress", "notice": {"unreachable": 1, "attempts": 2}}',
+        f'{{"subject": "progress", "notice": {NOTICE}, "extra": null}}',
+        f'[{{"subject": "progress", "notice": {NOTICE}}}]',
+        '"progress"',
+        "",
+        "{",
+    ],
+)
+def test_a_body_is_taken_only_as_the_route_would_take_it(raw: str) -> None:
+    encoded = raw.encode("utf-8", "surrogatepass")
+    taken = _valid_body(NotifyBody, encoded)
+    assert taken is None or taken == route_reading(encoded)
+    if route_reading(encoded) is None:
+        assert taken is None
+
+
+def test_a_plain_valid_body_is_taken() -> None:
+    raw = f'{{"subject": "progress", "notice": {NOTICE}, "summary": " 处理进展 "}}'.encode()
+    taken = _valid_body(NotifyBody, raw)
+    assert taken is not None
+    assert taken == route_reading(raw)
+    assert taken.summary == "处理进展"
