@@ -256,6 +256,9 @@ class RebuildResult:
 
 
 def default_scan_workers() -> int:
+    """The CPUs this process may run on (its affinity, where the OS tells), at most 8."""
+    if hasattr(os, "sched_getaffinity"):
+        return min(len(os.sched_getaffinity(0)), 8)
     return min(os.cpu_count() or 1, 8)
 
 
