@@ -16,25 +16,24 @@ The protocol, for one projection
    collation) and give each range a row in `projection_rebuild_partitions`, which remembers its
    bounds and the last case written in it. N is `RebuildSettings.scan_partitions`, by default
    the number of scan workers; a resumed scan keeps the ranges it began with.
-1. **Scan**: each range is scanned by a worker process of its own (spawned; one asyncio loop
-   each), all at once; with one worker the ranges are scanned in this process, one after the
-   other. A range's scan reads its events at or below S ordered by (stream_id, version), in
-   keyset pages on the unique (stream_id, version) index bounded by the range, folds one case at
-   a time, and writes the rows with COPY in batches. Each batch commits with its range's row
-   (last case written, events done), so an interrupted scan (Ctrl-C, a crash) resumes each
-   range after the last case it wrote; the row's update is guarded by the last case the scan
-   expects there, so a batch from a scan that should no longer run (an orphaned worker, a
-   restart) rolls back instead of writing a case twice. Memory stays flat in each process
-   whatever the number of events: two pages of events, the case being folded and two batches
-   of rows (nothing is kept per case once its row is written). Projections rebuilt together
-   share the scan: each case is decoded and folded once and gives a row to each new table
-   (folding is most of a rebuild's time). In each range's scan the next page is read on a
-   second connection, and a batch is written, while the page in hand is folded, so the
-   database's part overlaps the fold. The parent process reports progress from the ranges'
-   rows (read every `progress_poll` seconds); when it is interrupted, or a worker fails, it
-   asks the workers to stop (each lets its batch in flight commit) and waits for them, then
-   raises the interruption, or `RebuildScanFailed` naming the range and the worker's error. A
-   worker whose parent died stops at its next page.
+1. **Scan**: each range is scanned by a worker process of its own (spawned; one asyncio loop each),
+   all at once; with one worker, or one range, the ranges are scanned in this process, one after
+   the other. A range's scan reads its events at or below S ordered by (stream_id, version), in
+   keyset pages on the unique (stream_id, version) index bounded by the range, folds one case at a
+   time, and writes the rows with COPY in batches. Each batch commits with its range's row (last
+   case written, events done), so an interrupted scan (Ctrl-C, a crash) resumes each range after
+   the last case it wrote; the row's update is guarded by the last case the scan expects there, so
+   a batch from a scan that should no longer run (an orphaned worker whose range another scan has
+   moved on) rolls back instead of writing a case twice. Memory stays flat in each process whatever
+   the number of events: two pages of events, the case being folded and two batches of rows
+   (nothing is kept per case once its row is written). Projections rebuilt together share the scan:
+   each case is decoded and folded once and gives a row to each new table (folding is most of a
+   rebuild's time). In each range's scan the next page is read on a second connection, and a batch
+   is written, while the page in hand is folded, so the database's part overlaps the fold. The
+   parent process reports progress from the ranges' rows (read every `progress_poll` seconds); when
+   it is interrupted, or a worker fails, it asks the workers to stop (each lets its batch in flight
+   commit) and waits for them, then raises the interruption, or `RebuildScanFailed` naming the
+   range and the worker's error. A worker whose parent died stops at its next page.
 2. **Index**: build the live table's indexes and constraints on the new table (under names
    ending `_rb`), after the bulk load, which is much faster than maintaining them row by row.
 3. **Catch up**, without locks: re-fold every case with events after the position the new table
@@ -50,7 +49,7 @@ The protocol, for one projection
      batch waits at its first statement), catch up to the checkpoint C if the runner is ahead,
      swap as above and set the checkpoint to max(C, the new table's position), so the runner
      carries on from exactly what the new table holds (it notices the moved checkpoint).
-   The progress row is deleted in the same transaction.
+   The progress row (and its ranges' rows with it) is deleted in the same transaction.
 
 The statistics keep monthly buckets beside their facts rows (projections/statistics_buckets.py):
 tables derived from the rows, rebuilt alongside and swapped in the same transaction. Each
@@ -486,7 +485,7 @@ class Rebuilder:
             RangeScanTask(self._database_url, names, first.start_position, r, self._settings)
             for r in ranges
         ]
-        if self._settings.scan_workers <= 1:
+        if self._settings.scan_workers <= 1 or len(tasks) == 1:
             outcomes = [await RangeScan(task, self._progress.advance).run() for task in tasks]
         else:
             outcomes = await self._scan_in_workers(connection, tasks, done)
