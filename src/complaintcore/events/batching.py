@@ -13,9 +13,8 @@ statement takes the feed's floor lock before drawing positions, as every append 
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -26,9 +25,8 @@ RETRY_ALONE = "retry alone"
 """The outcome of an append whose batch the unique key refused."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """One event, numbered, stamped and hashed."""
+class Row(NamedTuple):
+    """One event, numbered, stamped and hashed: in the order of the statement's parameters."""
 
     stream_id: str
     version: int
@@ -41,12 +39,12 @@ class Row:
     hash: str
 
 
-@dataclass
 class _Waiting:
-    row: Row
-    outcome: asyncio.Future = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    __slots__ = ("outcome", "row")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.outcome: asyncio.Future = asyncio.get_running_loop().create_future()
 
 
 class AppendBatcher:
@@ -99,21 +97,7 @@ class AppendBatcher:
     async def _write(self, batch: list[_Waiting]) -> None:
         if not batch:
             return
-        rows = [waiting.row for waiting in batch]
-        columns = [
-            [getattr(row, name) for row in rows]
-            for name in (
-                "stream_id",
-                "version",
-                "event_type",
-                "schema_version",
-                "data",
-                "metadata",
-                "recorded_at",
-                "prev_hash",
-                "hash",
-            )
-        ]
+        columns = list(zip(*(waiting.row for waiting in batch), strict=True))
         try:
             async with self._pool.acquire() as connection:
                 inserted = await connection.fetch(self._statement, *columns)
