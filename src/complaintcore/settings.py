@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="info", validation_alias="COMPLAINTCORE_LOG_LEVEL")
     pool_min_size: int = Field(default=2, validation_alias="COMPLAINTCORE_POOL_MIN")
-    pool_max_size: int = Field(default=20, validation_alias="COMPLAINTCORE_POOL_MAX")
+    # As many connections as concurrent commands: a command queued for a connection waits out a
+    # whole transaction of another (32 clients on a pool of 20: p99 1.4 times as long).
+    pool_max_size: int = Field(default=32, validation_alias="COMPLAINTCORE_POOL_MAX")
     projection_runner: bool = Field(
         default=True,
         validation_alias="COMPLAINTCORE_PROJECTION_RUNNER",
