@@ -139,7 +139,7 @@ def report(name: str, what: str, profile: Profile, extra: list[str] | None = Non
     lines = [
         f"# {name}: {what}",
         f"{profile.samples} samples in {profile.seconds:.1f} s at {SAMPLES_PER_SECOND}/s:"
-        f" the process ran Python {profile.busy_share:.0%} of the time",
+        f" the process (and its workers) ran Python {profile.busy_share:.0%} of one core's time",
         f"{startup} samples importing modules at start-up are left out of the shares below",
         "",
         "## own time by layer",
@@ -169,8 +169,11 @@ def _short(path: str) -> str:
     return path
 
 
-def sampling(target: list[str], output: Path, seconds: float | None = None) -> list[str]:
-    """The py-spy command sampling `target` (`--pid N`, or `-- command ...`) into `output`."""
+def sampling(
+    target: list[str], output: Path, seconds: float | None = None, *, subprocesses: bool = False
+) -> list[str]:
+    """The py-spy command sampling `target` (`--pid N`, or `-- command ...`) into `output`; with
+    `subprocesses`, its child processes too."""
     command = [
         str(Path(sys.executable).with_name("py-spy")),
         "record",
@@ -184,17 +187,23 @@ def sampling(target: list[str], output: Path, seconds: float | None = None) -> l
     ]
     if seconds is not None:
         command += ["--duration", str(round(seconds))]
+    if subprocesses:
+        command.append("--subprocesses")
     return [*command, *target]
 
 
-def profile_command(arguments: list[str], database_url: str) -> Profile:
-    """Run `complaintcore ARGUMENTS` on `database_url` under py-spy, to its end."""
+def profile_command(
+    arguments: list[str], database_url: str, *, subprocesses: bool = False
+) -> Profile:
+    """Run `complaintcore ARGUMENTS` on `database_url` under py-spy, to its end (with its worker
+    processes when `subprocesses`: their samples add up, so the busy share can pass 100 %)."""
     environment = {**os.environ, "DATABASE_URL": database_url}
     target = ["--", sys.executable, "-m", "complaintcore.cli", *arguments]
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "stacks.txt"
         started = time.monotonic()
-        subprocess.run(sampling(target, output), env=environment, check=True, capture_output=True)
+        command = sampling(target, output, subprocesses=subprocesses)
+        subprocess.run(command, env=environment, check=True, capture_output=True)
         elapsed = time.monotonic() - started
         return _profile(output, elapsed)
 
@@ -269,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = [histories.long_case_line(figures.LONG_CASE), *figures.open_case_lines(640)]
         asyncio.run(figures.bulk_import(url, extra))
         events = figures.event_count(url)
-        rebuilt = profile_command(["projections", "rebuild", "--restart"], url)
+        # the scan runs in worker processes: sample them with the command
+        rebuilt = profile_command(["projections", "rebuild", "--restart"], url, subprocesses=True)
         ceiling = pure_rebuild_ceiling(lines[:5000])
         _write(
             "rebuild", f"complaintcore projections rebuild of {events:,} events", rebuilt, ceiling
