@@ -137,5 +137,6 @@ async def _plan_of_first_page(connection: asyncpg.Connection, case_filter: CaseF
     return [row[0] for row in rows]
 
 
-def _actual_rows(plan_line: str) -> int:
-    return int(plan_line.split("rows=")[-1].split()[0])
+def _actual_rows(plan_line: str) -> float:
+    """Rows per loop (PostgreSQL 18 shows them with two decimals, earlier versions without)."""
+    return float(plan_line.split("rows=")[-1].split()[0])
