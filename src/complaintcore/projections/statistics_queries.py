@@ -288,11 +288,23 @@ class _Query:
     """The SQL of one question, with its parameters: $1 nodes, $2 institutions (the scope),
     $3 from, $4 to, $5 today, then the whole months and the partial days."""
 
-    def __init__(self, parts: RangeParts, kind: PeriodKind | None, breakdowns: bool) -> None:
+    def __init__(
+        self, parts: RangeParts, kind: PeriodKind | None, breakdowns: bool, *, one_node: bool
+    ) -> None:
         self.parts = parts
         self.kind = kind
         self.breakdowns = breakdowns
+        self.one_node = one_node
         self.parameters: list[Any] = []
+
+    def _scoped(self, column: str) -> tuple[str, str]:
+        """How a source's rows get their node (alias `s`) and keep to the scope's institutions
+        (`column`): the join to follow after its FROM, the condition to add to its WHERE. With one
+        node, the institutions are a filter and the node a constant: the join cost a head office's
+        year about a fifth of its handling-days read at 1M cases."""
+        if self.one_node:
+            return " CROSS JOIN (SELECT ($1::text[])[1] AS node) AS s", f" AND {column} = ANY($2)"
+        return f" JOIN scope s ON s.institution = {column}", ""
 
     def _parameter(self, value: Any) -> str:
         self.parameters.append(value)
@@ -374,10 +386,10 @@ grouped AS (
         )
 
     def _facts_row(self, on_date: str, values: dict[str, str], where: str) -> str:
+        join, in_scope = self._scoped("f.respondent_institution")
         return (
             f"SELECT s.node, {on_date} AS on_date, {_FACTS_KEYS}, {_values(values)}"
-            f" FROM {statistics.TABLE} f JOIN scope s ON s.institution = f.respondent_institution"
-            f" WHERE {where}"
+            f" FROM {statistics.TABLE} f{join} WHERE {where}{in_scope}"
         )
 
     def counts_sql(self) -> str:
@@ -389,11 +401,11 @@ grouped AS (
                 "0" if name in from_facts else f"m.{name}"
                 for name in statistics_buckets.MONTHLY_VALUES
             )
+            join, in_scope = self._scoped("m.institution")
             sources.append(
                 f"SELECT s.node, m.month, m.dimension, m.key, {names}, 0, 0, 0, 0"
-                f" FROM {statistics_buckets.MONTHLY} m"
-                " JOIN scope s ON s.institution = m.institution"
-                f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}"
+                f" FROM {statistics_buckets.MONTHLY} m{join}"
+                f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}{in_scope}"
             )
         facts = []
         for ranges, sign in self._signed_days():
@@ -435,19 +447,20 @@ FROM grouped
         same = f"{_bucket(self.kind, 'p.from_month')} = {_bucket(self.kind, 'p.to_month')}"
         assert self.parts.months is not None
         first, last = self.parts.months
+        join, in_scope = self._scoped("p.institution")
         return (
             "SELECT s.node, p.from_month, p.dimension, p.key, "
             + ", ".join("0" for _ in statistics_buckets.MONTHLY_VALUES)
             + f", 0, 0, p.cases, CASE WHEN {same} THEN p.cases ELSE 0 END"
-            f" FROM {statistics_buckets.PAUSE_SPANS} p"
-            " JOIN scope s ON s.institution = p.institution"
+            f" FROM {statistics_buckets.PAUSE_SPANS} p{join}"
             f" WHERE p.from_month >= {self._parameter(first)}"
-            f" AND p.to_month <= {self._parameter(last)}{self._totals_only('p')}"
+            f" AND p.to_month <= {self._parameter(last)}{self._totals_only('p')}{in_scope}"
         )
 
     def _paused_facts_row(self) -> str:
         """Each distinct pause day of the range +1, each consecutive pair of them -1 (spans)."""
         same = f"{_bucket(self.kind, 'p.before')} = {_bucket(self.kind, 'p.on_date')}"
+        join, in_scope = self._scoped("f.respondent_institution")
         return (
             f"SELECT s.node, p.on_date, {_FACTS_KEYS}, "
             + _values(
@@ -457,30 +470,31 @@ FROM grouped
                     "span_same": f"(p.before IS NOT NULL AND {same})::int",
                 }
             )
-            + f" FROM {statistics.TABLE} f JOIN scope s ON s.institution = f.respondent_institution"
+            + f" FROM {statistics.TABLE} f{join}"
             " CROSS JOIN LATERAL (SELECT on_date, lag(on_date) OVER (ORDER BY on_date) AS before"
             " FROM (SELECT DISTINCT day FROM unnest(f.pause_dates) AS day"
             " WHERE day BETWEEN $3::date AND $4::date) AS days (on_date)) AS p"
-            " WHERE cardinality(f.pause_dates) > 0"
+            f" WHERE cardinality(f.pause_dates) > 0{in_scope}"
         )
 
     def handling_days_sql(self) -> str:
         sources = []
         if self.parts.months:
+            join, in_scope = self._scoped("h.institution")
             sources.append(
                 "SELECT s.node, h.month, h.dimension, h.key, h.handling_days, h.cases"
-                f" FROM {statistics_buckets.HANDLING_DAYS} h"
-                " JOIN scope s ON s.institution = h.institution"
-                f" WHERE {self._whole_months('h.month')}{self._totals_only('h')}"
+                f" FROM {statistics_buckets.HANDLING_DAYS} h{join}"
+                f" WHERE {self._whole_months('h.month')}{self._totals_only('h')}{in_scope}"
             )
         for ranges, sign in self._signed_days():
+            join, in_scope = self._scoped("f.respondent_institution")
             sources.append(
                 f"SELECT o.node, o.on_date, d.dimension, d.key, o.handling_days, {sign}"
                 f" FROM (SELECT s.node, {_bucket(self.kind, 'f.decided_on')} AS on_date,"
                 f" {_FACTS_KEYS}, f.handling_days"
-                f" FROM {statistics.TABLE} f"
-                " JOIN scope s ON s.institution = f.respondent_institution"
+                f" FROM {statistics.TABLE} f{join}"
                 f" WHERE {self._days('f.decided_on', ranges)} AND f.handling_days IS NOT NULL"
+                f"{in_scope}"
                 f") AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
             )
         grouped = self._by_period_and_range(
@@ -611,9 +625,10 @@ async def query_figures(
     institutions = [institution for _, institution in scope]
     parts = range_parts(from_on, to_on, today)
     common = (nodes, institutions, from_on, to_on, today)
-    counts_query = _Query(parts, kind, breakdowns)
+    one_node = len(set(nodes)) == 1
+    counts_query = _Query(parts, kind, breakdowns, one_node=one_node)
     counts_sql = counts_query.counts_sql()
-    days_query = _Query(parts, kind, breakdowns)
+    days_query = _Query(parts, kind, breakdowns, one_node=one_node)
     days_sql = days_query.handling_days_sql()
     counts_read = (counts_sql, *common, *counts_query.parameters)
     days_read = (days_sql, *common, *days_query.parameters)

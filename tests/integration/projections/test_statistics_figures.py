@@ -40,6 +40,7 @@ from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics_queries import (
     institution_statistics,
     periods_between,
+    query_figures,
     statistics_csv,
 )
 from projection_support import CaseDesk, scratch_database
@@ -209,6 +210,23 @@ async def test_the_two_reads_side_by_side_answer_as_one_after_the_other(scenario
     side_by_side, in_turn = answers
     assert side_by_side == in_turn
     assert side_by_side["total"]["figures"] == HEAD_OFFICE_HALF_YEAR
+
+
+@pytest.mark.parametrize("kind", [None, "month", "quarter"])
+async def test_one_node_read_with_a_filter_answers_as_the_join_of_many_nodes(
+    scenario: asyncpg.Pool, kind: str | None
+) -> None:
+    # A scope of one node is read with its institutions as a filter, a scope of several by
+    # joining each row to its node: branch A's subtree comes out the same either way. From
+    # mid-January, so whole months and partial ones are both read.
+    start, subtree = date(2026, 1, 15), [("BR-A", "BR-A"), ("BR-A", "SUB-A1")]
+    alone = await query_figures(scenario, subtree, start, TO, kind, AS_OF)
+    beside = await query_figures(scenario, [*subtree, ("BR-B", "BR-B")], start, TO, kind, AS_OF)
+    for period in [None, *(p.key for p in periods_between(start, TO, kind))]:
+        assert alone.block("BR-A", period) == beside.block("BR-A", period)
+    everyone = await query_figures(scenario, [("BR-A", i) for i in ALL], start, TO, kind, AS_OF)
+    received = [q.block("BR-A", None).figures["received"] for q in (alone, everyone)]
+    assert 0 < received[0] < received[1]
 
 
 async def test_head_office_by_quarter(scenario: asyncpg.Pool) -> None:
