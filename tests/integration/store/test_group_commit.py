@@ -10,7 +10,7 @@ from complaintcore.events import batching
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
-from store_support import event
+from store_support import event, remember_a_rolled_back_head
 
 
 def new_stream() -> str:
@@ -67,12 +67,7 @@ async def test_a_row_chained_to_a_head_that_rolled_back_goes_the_slow_way(
 ) -> None:
     mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
     stream = new_stream()
-    await mine.append(stream, [event(1)], expected_version=0)
-    async with pool.acquire() as connection:
-        transaction = connection.transaction()
-        await transaction.start()
-        await mine.append(stream, [event(2)], expected_version=1, connection=connection)
-        await transaction.rollback()
+    await remember_a_rolled_back_head(pool, mine, stream)
     await theirs.append(stream, [event(20)], expected_version=1)
     others = [new_stream() for _ in range(4)]
 

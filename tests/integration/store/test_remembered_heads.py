@@ -16,7 +16,7 @@ import store_support
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
-from store_support import event
+from store_support import event, remember_a_rolled_back_head
 
 DB_SETTINGS = settings(
     max_examples=20,
@@ -51,12 +51,7 @@ async def test_an_append_after_another_store_wrote_the_stream_is_refused_then_ap
 async def test_a_remembered_head_that_rolled_back_is_not_chained_to(pool: asyncpg.Pool) -> None:
     mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
     stream = new_stream()
-    await mine.append(stream, [event(1)], expected_version=0)
-    async with pool.acquire() as connection:
-        transaction = connection.transaction()
-        await transaction.start()
-        await mine.append(stream, [event(2)], expected_version=1, connection=connection)
-        await transaction.rollback()
+    await remember_a_rolled_back_head(pool, mine, stream)
     # version 2 exists again, with another hash than the one `mine` remembers
     await theirs.append(stream, [event(20)], expected_version=1)
 
@@ -88,12 +83,7 @@ async def test_a_remembered_head_that_never_committed_is_not_appended_after(
 async def test_a_stale_remembered_head_draws_no_position(pool: asyncpg.Pool) -> None:
     mine, theirs = PostgresEventStore(pool), PostgresEventStore(pool)
     stream = new_stream()
-    await mine.append(stream, [event(1)], expected_version=0)
-    async with pool.acquire() as connection:
-        transaction = connection.transaction()
-        await transaction.start()
-        await mine.append(stream, [event(2)], expected_version=1, connection=connection)
-        await transaction.rollback()
+    await remember_a_rolled_back_head(pool, mine, stream)
     before = await theirs.append(stream, [event(2)], expected_version=1)
 
     after = await mine.append(stream, [event(3)], expected_version=2)
