@@ -59,6 +59,42 @@ class Settings(BaseSettings):
         validation_alias="COMPLAINTCORE_DATABASE_WAIT",
         description="Seconds `serve` waits for an unreachable database at start-up before failing.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        validation_alias="COMPLAINTCORE_MAX_BODY_BYTES",
+        description="Largest request body accepted; larger ones get 413 before they are read.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_HEADER_TIMEOUT",
+        description="Seconds a client has to send a request's headers, from its first byte.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_BODY_TIMEOUT",
+        description="Seconds a client has to send a request's whole body, after its headers.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        validation_alias="COMPLAINTCORE_MAX_HEADER_BYTES",
+        description="Largest request line and headers accepted, in bytes (431 beyond).",
+    )
+    max_header_count: int = Field(
+        default=100,
+        ge=10,
+        validation_alias="COMPLAINTCORE_MAX_HEADERS",
+        description="Most request headers accepted (431 beyond).",
+    )
+    max_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        validation_alias="COMPLAINTCORE_MAX_FILE_BYTES",
+        description="Largest file the command line reads (reference data, imports).",
+    )
 
 
 @lru_cache
