@@ -10,3 +10,4 @@ PROJECTION_REBUILD = 74_021_181  # second key: from the projection's name (sessi
 CASE_COMMANDS = 74_021_182  # second key: hashtext(case id); commands on one case queue
 INSTITUTION_TREE_WRITES = 74_021_183  # second key 0: writes to the tree, one at a time
 MIGRATIONS = 74_021_184  # second key 0: one migrator at a time (session lock)
+PRINCIPAL_IDS = 74_021_185  # second key: hashtext(principal id); token creations for one id

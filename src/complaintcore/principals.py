@@ -16,10 +16,10 @@ class Role(StrEnum):
 
 ROLES = frozenset(role.value for role in Role)
 
-# Staff and supervisors work inside one institution's subtree; regulators read everything and
-# belong to none; an admin may be tied to an institution or not, and sees everything either way.
+# Staff and supervisors work inside one institution's subtree; regulators and admins act across
+# all institutions and belong to none (an admin tied to one would read as scoped, and is not).
 ROLES_WITH_INSTITUTION = frozenset({Role.STAFF.value, Role.SUPERVISOR.value})
-ROLES_WITHOUT_INSTITUTION = frozenset({Role.REGULATOR.value})
+ROLES_WITHOUT_INSTITUTION = frozenset({Role.REGULATOR.value, Role.ADMIN.value})
 ROLES_SEEING_EVERYTHING = frozenset({Role.REGULATOR.value, Role.ADMIN.value})
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from complaintcore import advisory_locks
 from complaintcore.principals import (
     ROLES,
     ROLES_WITH_INSTITUTION,
@@ -44,20 +45,49 @@ async def create_token(
     """Store a new token for the principal and return it; it cannot be shown again."""
     _check_principal_id(principal_id)
     _check_role_and_institution(role, institution)
-    if institution is not None:
-        exists = await pool.fetchval("SELECT 1 FROM institutions WHERE code = $1", institution)
-        if not exists:
-            raise InvalidTokenRequest("unknown_institution", f"no institution {institution}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
-    await pool.execute(
-        "INSERT INTO api_tokens (token_hash, principal_id, role, institution)"
-        " VALUES ($1, $2, $3, $4)",
-        hash_token(token),
+    async with pool.acquire() as connection, connection.transaction():
+        if institution is not None:
+            exists = await connection.fetchval(
+                "SELECT 1 FROM institutions WHERE code = $1", institution
+            )
+            if not exists:
+                raise InvalidTokenRequest("unknown_institution", f"no institution {institution}")
+        await _claim_principal_id(connection, principal_id, institution)
+        await connection.execute(
+            "INSERT INTO api_tokens (token_hash, principal_id, role, institution)"
+            " VALUES ($1, $2, $3, $4)",
+            hash_token(token),
+            principal_id,
+            role,
+            institution,
+        )
+    return token
+
+
+async def _claim_principal_id(
+    connection: asyncpg.Connection, principal_id: str, institution: str | None
+) -> None:
+    """Refuse an id that any token, revoked or not, gives to another institution (or to none,
+    for a regulator or admin): events and stored responses name the principal by its id, so one
+    id must be one caller. Creations of tokens for the same id queue on a lock."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        advisory_locks.PRINCIPAL_IDS,
         principal_id,
-        role,
+    )
+    elsewhere = await connection.fetchval(
+        "SELECT coalesce(institution, '(none)') FROM api_tokens"
+        " WHERE principal_id = $1 AND institution IS DISTINCT FROM $2 LIMIT 1",
+        principal_id,
         institution,
     )
-    return token
+    if elsewhere is not None:
+        raise InvalidTokenRequest(
+            "principal_id_taken",
+            f"the principal id {principal_id!r} belongs to institution {elsewhere};"
+            " a principal id is unique across institutions",
+        )
 
 
 def looks_like_a_token(token: str) -> bool:

@@ -1,5 +1,6 @@
 """Bearer tokens on PostgreSQL: stored only as their SHA-256, checked against role rules."""
 
+import asyncio
 import hashlib
 
 import asyncpg
@@ -65,7 +66,7 @@ async def test_a_revoked_token_has_no_principal(pool_with_branch: asyncpg.Pool) 
 
 @pytest.mark.parametrize(
     ("role", "institution"),
-    [("regulator", None), ("admin", None), ("admin", "CCB"), ("supervisor", "CCB-GD")],
+    [("regulator", None), ("admin", None), ("supervisor", "CCB-GD")],
 )
 async def test_allowed_role_and_institution_pairs(
     pool_with_branch: asyncpg.Pool, role: str, institution: str | None
@@ -81,6 +82,7 @@ async def test_allowed_role_and_institution_pairs(
         ("p-1", "staff", None, "institution_required"),
         ("p-1", "supervisor", None, "institution_required"),
         ("p-1", "regulator", "CCB", "institution_not_allowed"),
+        ("p-1", "admin", "CCB", "institution_not_allowed"),
         ("p-1", "staff", "GHOST", "unknown_institution"),
         ("p-1", "root", None, "unknown_role"),
         ("", "admin", None, "invalid_principal_id"),
@@ -98,3 +100,61 @@ async def test_a_bad_request_is_refused_and_stores_nothing(
         await create_token(pool_with_branch, principal_id, role, institution)
     assert refused.value.code == code
     assert await pool_with_branch.fetchval("SELECT count(*) FROM api_tokens") == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("staff", "CCB-GD"), ("staff", "CCB")),
+        (("supervisor", "CCB"), ("staff", "CCB-GD")),
+        (("staff", "CCB-GD"), ("regulator", None)),
+        (("admin", None), ("staff", "CCB-GD")),
+    ],
+)
+async def test_a_principal_id_belongs_to_one_institution(
+    pool_with_branch: asyncpg.Pool,
+    first: tuple[str, str | None],
+    second: tuple[str, str | None],
+) -> None:
+    await create_token(pool_with_branch, "staff-a", *first)
+    with pytest.raises(InvalidTokenRequest) as refused:
+        await create_token(pool_with_branch, "staff-a", *second)
+    assert refused.value.code == "principal_id_taken"
+    assert str(first[1] or "(none)") in str(refused.value)
+    assert await pool_with_branch.fetchval("SELECT count(*) FROM api_tokens") == 1
+
+
+async def test_a_revoked_token_still_holds_its_principal_id(
+    pool_with_branch: asyncpg.Pool,
+) -> None:
+    token = await create_token(pool_with_branch, "staff-a", "staff", "CCB-GD")
+    await revoke_token(pool_with_branch, token)
+    with pytest.raises(InvalidTokenRequest):
+        await create_token(pool_with_branch, "staff-a", "staff", "CCB")
+
+
+async def test_more_tokens_for_one_principal_at_its_institution_are_fine(
+    pool_with_branch: asyncpg.Pool,
+) -> None:
+    await create_token(pool_with_branch, "staff-a", "staff", "CCB-GD")
+    token = await create_token(pool_with_branch, "staff-a", "supervisor", "CCB-GD")
+    assert await principal_for_token(pool_with_branch, token) == Principal(
+        "staff-a", "supervisor", "CCB-GD"
+    )
+
+
+async def test_racing_creations_for_one_id_leave_it_at_one_institution(
+    pool_with_branch: asyncpg.Pool,
+) -> None:
+    results = await asyncio.gather(
+        *(
+            create_token(pool_with_branch, "staff-race", "staff", code)
+            for code in ["CCB", "CCB-GD"] * 5
+        ),
+        return_exceptions=True,
+    )
+    assert any(isinstance(result, str) for result in results)
+    institutions = await pool_with_branch.fetch(
+        "SELECT DISTINCT institution FROM api_tokens WHERE principal_id = 'staff-race'"
+    )
+    assert len(institutions) == 1

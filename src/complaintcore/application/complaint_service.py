@@ -228,7 +228,7 @@ class ComplaintService:
                 connection, actor, None, command, respondent, calendar, request, render
             )
 
-        return await self._run(request, attempt)
+        return await self._run(actor, request, attempt, UnknownInstitution(institution))
 
     async def handle(
         self,
@@ -263,7 +263,7 @@ class ComplaintService:
 
         for _ in range(MAX_ATTEMPTS):
             try:
-                return await self._run(request, attempt)
+                return await self._run(actor, request, attempt, CaseNotFound(case_id))
             except ConcurrencyError as error:
                 if if_match is not None:
                     raise PreconditionFailed(await self._version_after(error)) from None
@@ -330,13 +330,17 @@ class ComplaintService:
 
     async def _run(
         self,
+        actor: Actor,
         request: RequestInfo,
         attempt: Callable[[asyncpg.Connection], Any],
+        not_visible: Exception,
     ) -> Rendered:
+        """`attempt` in a transaction, or the stored response of its idempotency key (raising
+        `not_visible` when the actor may no longer see the case it shows)."""
         # Everything the holder of this connection reads goes through it: a second acquire while
         # holding it could wait forever once every connection is held by a command doing the same.
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
-            replay = await self._replay(connection, request)
+            replay = await self._replay(connection, actor, request, not_visible)
             if replay is not None:
                 return replay
             try:
@@ -355,13 +359,19 @@ class ComplaintService:
                 if error.table_name != "idempotent_requests":
                     raise
             # Another request with the same key committed first: answer as it did.
-            replay = await self._replay(connection, request)
+            replay = await self._replay(connection, actor, request, not_visible)
             assert replay is not None
             return replay
 
     async def _replay(
-        self, connection: asyncpg.Connection, request: RequestInfo
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        request: RequestInfo,
+        not_visible: Exception,
     ) -> Rendered | None:
+        """The stored response of the request's key, if any, shown only to an actor who may
+        still see its case (the institution tree can change between the two requests)."""
         if request.idempotency is None:
             return None
         stored = await find_response(connection, request.idempotency)
@@ -369,6 +379,9 @@ class ComplaintService:
             return None
         if stored.request_hash != request.idempotency.request_hash:
             raise IdempotencyKeyReused(request.idempotency.key)
+        respondent = stored.body.get("respondent_institution", "")
+        if not await self._may_see(actor, respondent, connection):
+            raise not_visible
         return Rendered(stored.status_code, stored.body, stored.headers)
 
     async def _decide_and_store(

@@ -1,7 +1,9 @@
 """Replaying the first response of a command sent again with the same `Idempotency-Key`.
 
-Keys are scoped to the caller (principal id). The stored response is written in the command's own
-transaction, so it exists exactly when the command's events do.
+Keys are scoped to the caller: its principal id and its institution, so the same id at two
+institutions never shares a stored response. A stored response is replayed only after the caller
+passes the visibility rule a fresh request would meet (see `ComplaintService`). The stored response
+is written in the command's own transaction, so it exists exactly when the command's events do.
 """
 
 import hashlib
@@ -15,15 +17,27 @@ import orjson
 @dataclass(frozen=True)
 class IdempotentRequest:
     principal_id: str
+    institution: str | None
     key: str
     request_hash: str
 
     @classmethod
     def of(
-        cls, principal_id: str, key: str, method: str, path: str, body: Any
+        cls,
+        principal_id: str,
+        institution: str | None,
+        key: str,
+        method: str,
+        path: str,
+        body: Any,
     ) -> "IdempotentRequest":
         fingerprint = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
-        return cls(principal_id, key, hashlib.sha256(fingerprint).hexdigest())
+        return cls(principal_id, institution, key, hashlib.sha256(fingerprint).hexdigest())
+
+    @property
+    def scope(self) -> str:
+        """The institution column's value: '' for a principal of no institution."""
+        return self.institution or ""
 
 
 @dataclass(frozen=True)
@@ -39,8 +53,10 @@ async def find_response(
 ) -> StoredResponse | None:
     row = await connection.fetchrow(
         "SELECT request_hash, status_code, response_body, response_headers"
-        " FROM idempotent_requests WHERE principal_id = $1 AND idempotency_key = $2",
+        " FROM idempotent_requests"
+        " WHERE principal_id = $1 AND institution = $2 AND idempotency_key = $3",
         request.principal_id,
+        request.scope,
         request.key,
     )
     if row is None:
@@ -58,9 +74,11 @@ async def save_response(
     headers: dict[str, str],
 ) -> None:
     await connection.execute(
-        "INSERT INTO idempotent_requests (principal_id, idempotency_key, request_hash,"
-        " status_code, response_body, response_headers) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO idempotent_requests (principal_id, institution, idempotency_key,"
+        " request_hash, status_code, response_body, response_headers)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         request.principal_id,
+        request.scope,
         request.key,
         request.request_hash,
         status_code,

@@ -88,10 +88,17 @@ def _render(status_code: int) -> Render:
     return render
 
 
-def _request_info(request: Request, principal_id: str, key: str | None, body: Any) -> RequestInfo:
+def _request_info(
+    request: Request, principal: Principal, key: str | None, body: Any
+) -> RequestInfo:
     idempotency = (
         IdempotentRequest.of(
-            principal_id, key, request.method, request.url.path, jsonable_encoder(body)
+            principal.id,
+            principal.institution,
+            key,
+            request.method,
+            request.url.path,
+            jsonable_encoder(body),
         )
         if key
         else None
@@ -142,7 +149,7 @@ async def receive_complaint(
         body.respondent_institution,
         body.received_on or today,
         lambda case_id, registration_no: body.to_command(case_id, registration_no, today),
-        _request_info(request, principal.id, idempotency_key, body),
+        _request_info(request, principal, idempotency_key, body),
         _render(201),
     )
     return _response(rendered)
@@ -164,7 +171,7 @@ async def run_command(
         case_id.lower(),
         body.to_command(shanghai_today()),
         _if_match_version(if_match),
-        _request_info(request, principal.id, idempotency_key, body),
+        _request_info(request, principal, idempotency_key, body),
         _render(200),
         confirmation,
     )
