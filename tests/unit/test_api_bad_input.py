@@ -13,7 +13,11 @@ from complaintcore.api.routes.calendars import CalendarYearBody
 from complaintcore.api.routes.institutions import InstitutionBody
 from complaintcore.api.schemas import complaints as bodies
 from complaintcore.institutions import InstitutionNode
+from complaintcore.principals import Principal
 from complaintcore.settings import Settings
+from complaintcore.tokens import SeenTokens, hash_token
+
+TOKEN = "cc_" + "t" * 43
 
 NOTICE = {"method": "sms", "notified_on": "2026-11-21", "proof_ref": "SMS-1"}
 AGENT = {"name": "李四", "id_type": "passport", "id_number": "E12345678", "contact": "1390000"}
@@ -89,10 +93,13 @@ def test_nul_characters_never_reach_postgresql() -> None:
 
 def test_a_body_that_is_not_utf8_is_a_422_problem_not_a_400() -> None:
     app = create_app("postgresql://bad-input-test.invalid/unused", Settings.model_construct())
+    # a token this process has seen valid passes the gate without a database
+    app.state.seen_tokens = SeenTokens()
+    app.state.seen_tokens.remember(hash_token(TOKEN), Principal("staff-1", "staff", "BR-A"))
     response = TestClient(app).post(
         "/v1/complaints",
         content=b'{"claims": "\xff\xfe"}',
-        headers={"Content-Type": "application/json", "Authorization": "Bearer unused"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
     )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

@@ -3,10 +3,11 @@
 import json
 
 import pytest
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
 
-from complaintcore.api.command_lane import _bearer_token, _valid_body
+from complaintcore.api.auth import bearer_token, bearer_token_of
+from complaintcore.api.command_lane import _valid_body
 from complaintcore.api.schemas.complaints import NotifyBody
 
 NOTICE = '{"method": "sms", "notified_on": "2026-11-20", "proof_ref": "SMS-1"}'
@@ -26,10 +27,11 @@ NOTICE = '{"method": "sms", "notified_on": "2026-11-20", "proof_ref": "SMS-1"}'
         "Bearer cc_abc extra",
     ],
 )
-def test_the_token_is_what_fastapis_bearer_scheme_reads(authorization: str) -> None:
-    scheme, credentials = get_authorization_scheme_param(authorization)
-    expected = credentials if scheme.lower() == "bearer" else ""
-    assert _bearer_token(authorization) == expected
+async def test_the_token_is_what_fastapis_bearer_scheme_reads(authorization: str) -> None:
+    request = Request({"type": "http", "headers": [(b"authorization", authorization.encode())]})
+    credentials = await bearer_token(request)
+    expected = credentials.credentials if credentials is not None else ""
+    assert bearer_token_of(authorization) == expected
 
 
 def route_reading(raw: bytes) -> NotifyBody | None:

@@ -13,6 +13,7 @@ from complaintcore.api.command_lane import CommandLane
 from complaintcore.api.error_mapping import install_domain_problem_handlers
 from complaintcore.api.middleware import CorrelationIdMiddleware
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
+from complaintcore.api.request_gate import RequestGate
 from complaintcore.api.routes import calendars as calendar_routes
 from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
@@ -65,8 +66,10 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         summary="Event-sourced consumer-complaint handling under CBIRC Order 2020 No. 3",
         lifespan=lifespan,
     )
-    # the last added runs first: the lane's requests are logged with their correlation id
+    # the last added runs first: every request is logged with its correlation id, and passes
+    # the gate (NUL, body size, token) before the lane or a route reads its body
     app.add_middleware(CommandLane, bodies=complaint_commands.COMMAND_BODIES)
+    app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware)
     install_problem_handlers(app)
     install_domain_problem_handlers(app)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from complaintcore.api.problems import Problem
 from complaintcore.institutions import InstitutionDirectory
@@ -22,8 +23,10 @@ __all__ = [
     "CurrentPrincipal",
     "Principal",
     "authenticate",
+    "bearer_token_of",
     "can_see",
     "forbidden",
+    "missing_token",
     "require_role",
     "unauthorized",
     "unknown_token",
@@ -51,13 +54,25 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", "Forbidden", detail)
 
 
+def missing_token() -> Problem:
+    return unauthorized("Send a bearer token: `Authorization: Bearer <token>`.")
+
+
+def bearer_token_of(authorization: str | None) -> str:
+    """The token of `Authorization: Bearer <token>`, parsed as `HTTPBearer` does (its
+    `get_authorization_scheme_param`); "" for anything else. For the middlewares that look at a
+    request before its route does."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    return credentials if scheme.lower() == "bearer" and credentials else ""
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
 ) -> Principal:
     """The principal of the request's bearer token; 401 when there is none or it is bad."""
     if credentials is None:
-        raise unauthorized("Send a bearer token: `Authorization: Bearer <token>`.")
+        raise missing_token()
     principal = await principal_for_token(
         request.app.state.pool, credentials.credentials, request.app.state.seen_tokens
     )

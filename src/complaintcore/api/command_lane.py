@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from complaintcore.api.auth import bearer_token_of
 from complaintcore.api.routes.complaint_commands import (
     CASE_ID_PATTERN,
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -87,7 +88,7 @@ class CommandLane:
         if body is None:
             return None
         seen: SeenTokens = request.app.state.seen_tokens
-        check = seen.check_for(_bearer_token(headers.get("authorization")))
+        check = seen.check_for(bearer_token_of(headers.get("authorization")))
         if check is None:
             return None
         case_id = request.scope["path"][len(PREFIX) :].partition("/")[0]
@@ -121,7 +122,7 @@ class CommandLane:
         any transaction: its token is looked up first, as the routes do."""
         if idempotency_key is None:
             return check.principal, check
-        token = _bearer_token(request.headers.get("authorization"))
+        token = bearer_token_of(request.headers.get("authorization"))
         principal = await principal_for_token(request.app.state.pool, token)
         if principal != check.principal:
             request.app.state.seen_tokens.forget(check.token_hash)
@@ -173,13 +174,6 @@ def _valid_body(body_type: type[BaseModel], raw_body: bytes) -> BaseModel | None
         return body_type.model_validate(orjson.loads(raw_body))
     except (orjson.JSONDecodeError, ValidationError):
         return None
-
-
-def _bearer_token(authorization: str | None) -> str:
-    """The token of `Authorization: Bearer <token>`, parsed as `fastapi.security.HTTPBearer`
-    does; "" for anything else."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 async def _handled(request: Request, error: Exception) -> Response:

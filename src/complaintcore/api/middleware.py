@@ -1,4 +1,5 @@
-"""Per-request correlation id and one access log line (method, path, status, time; no bodies)."""
+"""Per-request correlation id, one access log line (method, path, status, time; no bodies), and
+the 500 answer to an error nothing else handled."""
 
 import re
 import time
@@ -6,6 +7,8 @@ import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from complaintcore.api.problems import internal_error, problem_response
 
 CORRELATION_HEADER = "x-correlation-id"
 _SAFE_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -25,13 +28,15 @@ class CorrelationIdMiddleware:
             return
         correlation_id = _correlation_id(scope)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
-        started = time.perf_counter()
+        began = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_header(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 headers = list(message.get("headers", []))
                 headers.append((CORRELATION_HEADER.encode(), correlation_id.encode()))
                 message["headers"] = headers
@@ -40,13 +45,21 @@ class CorrelationIdMiddleware:
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             try:
                 await self.app(scope, receive, send_with_header)
+            except Exception as error:
+                # Answered here rather than by Starlette's outermost handler, so the 500 carries
+                # the correlation id and the connection stays open; raised on only when the
+                # response had started and can no longer be replaced.
+                if started:
+                    raise
+                log.exception("unexpected error", error=type(error).__name__)
+                await problem_response(internal_error())(scope, receive, send_with_header)
             finally:
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 1),
+                    ms=round((time.perf_counter() - began) * 1000, 1),
                 )
 
 

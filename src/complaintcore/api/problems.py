@@ -115,7 +115,7 @@ _HTTP_CODES = {
 # with `InternalClientError: cannot switch to state …; another operation (2) is in progress`, even
 # though the request's own queries succeeded. The pool terminates that connection, so a retry
 # gets a fresh one: it is the outage, answered like it.
-_DATABASE_DOWN = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
+DATABASE_DOWN = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
 
 
 def field_path(location: tuple[Any, ...]) -> str:
@@ -164,19 +164,36 @@ def install_problem_handlers(app: FastAPI) -> None:
             Problem(error.status_code, code, title, str(error.detail), headers=error.headers)
         )
 
-    for error_type in _DATABASE_DOWN:
+    for error_type in DATABASE_DOWN:
 
         @app.exception_handler(error_type)
         async def on_database_down(request: Request, error: Exception) -> JSONResponse:
             log.warning("database unavailable", error=type(error).__name__)
             return problem_response(database_unavailable())
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", error=type(error).__name__)
+    @app.exception_handler(asyncpg.DataError)
+    async def on_data_error(request: Request, error: asyncpg.DataError) -> JSONResponse:
+        # A value the database cannot take (a character outside its encoding, a number out of
+        # range) got past validation: the input is at fault, and nothing was stored.
+        log.warning("input refused by the database", sqlstate=error.sqlstate)
         return problem_response(
-            Problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
+            invalid(
+                [
+                    FieldProblem(
+                        field="request",
+                        code="invalid_input",
+                        message="a value in the request cannot be stored or searched for",
+                    )
+                ],
+                code="invalid_input",
+            )
         )
+
+
+def internal_error() -> Problem:
+    """What the client learns of a failure of ours: nothing but the correlation id in its header
+    (see `middleware.CorrelationIdMiddleware`, which answers every unhandled error)."""
+    return Problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
 
 
 _PROBLEM_DESCRIPTIONS = {
