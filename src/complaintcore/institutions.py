@@ -40,6 +40,7 @@ _INSTITUTION_CODE = re.compile(INSTITUTION_CODE_PATTERN)
 UNKNOWN_PARENT = "unknown_parent"
 INSTITUTION_CYCLE = "institution_cycle"
 INVALID_HIERARCHY = "invalid_hierarchy"
+CODE_TAKEN_IN_OTHER_CASE = "institution_code_conflict"
 
 CSV_HEADER = ("code", "name", "kind", "parent")
 
@@ -176,9 +177,14 @@ def parents_first(nodes: Sequence[InstitutionNode]) -> list[InstitutionNode]:
     Raises `ValueError` for a code given twice and `HierarchyRefused` for a cycle among them.
     """
     by_code: dict[str, InstitutionNode] = {}
+    given: dict[str, str] = {}
     for node in nodes:
-        if node.code in by_code:
-            raise ValueError(f"institution {node.code} is given twice")
+        if node.code.upper() in given:
+            raise ValueError(
+                f"institution {node.code} is given twice (as {given[node.code.upper()]};"
+                " codes are unique in any letter case)"
+            )
+        given[node.code.upper()] = node.code
         by_code[node.code] = node
     ordered: list[InstitutionNode] = []
     placed: set[str] = set()
@@ -205,9 +211,9 @@ def _unplaced_ancestry(
     return chain
 
 
-def read_institution_file(path: Path) -> list[InstitutionNode]:
+def read_institution_file(path: Path, max_bytes: int | None = None) -> list[InstitutionNode]:
     """Nodes from a JSON list of `{code, name, kind, parent}` or a CSV `code,name,kind,parent`."""
-    return read_json_or_csv(path, institutions_from_json, institutions_from_csv)
+    return read_json_or_csv(path, institutions_from_json, institutions_from_csv, max_bytes)
 
 
 def institutions_from_json(data: Any) -> list[InstitutionNode]:
@@ -259,6 +265,7 @@ async def _locked_transaction(connection: asyncpg.Connection) -> AsyncIterator[N
 async def _put(connection: asyncpg.Connection, node: InstitutionNode) -> bool:
     """Check `node` against the tree as it is, then store it; True when it is new."""
     _check_root_rule(node)
+    await _check_code_unique_in_any_case(connection, node.code)
     existing = await connection.fetchrow(_SELECT_HAS_CHILDREN, node.code)
     if existing and existing["has_children"] and node.kind == InstitutionKind.SUB_BRANCH:
         raise HierarchyRefused(
@@ -279,6 +286,19 @@ async def _put(connection: asyncpg.Connection, node: InstitutionNode) -> bool:
         node.parent,
     )
     return existing is None
+
+
+async def _check_code_unique_in_any_case(connection: asyncpg.Connection, code: str) -> None:
+    """`br-b` beside `BR-B` reads as one node to a person: codes are unique in any letter case
+    (the index `institutions_code_any_case` holds it too)."""
+    other = await connection.fetchval(
+        "SELECT code FROM institutions WHERE upper(code) = upper($1) AND code <> $1", code
+    )
+    if other is not None:
+        raise HierarchyRefused(
+            CODE_TAKEN_IN_OTHER_CASE,
+            f"{code} differs from the existing institution {other} only in letter case",
+        )
 
 
 def _check_root_rule(node: InstitutionNode) -> None:

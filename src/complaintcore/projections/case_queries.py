@@ -7,6 +7,7 @@ for a row; `tests/integration/test_case_queries.py` checks that both agree.
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,10 @@ import asyncpg
 import orjson
 
 CLOCK_STATUSES = ("on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped")
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CASE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class InvalidCursor(ValueError):
@@ -203,8 +208,13 @@ async def _page(
 
 
 def _cursor_position(cursor: str) -> tuple[date, str]:
+    """The (date, case id) a cursor points after, each checked as strictly as a query parameter:
+    a `YYYY-MM-DD` date and a case id as the service writes them (lower-case UUID)."""
     key, case_id = decode_cursor(cursor)
     try:
-        return date.fromisoformat(key), case_id
+        position = date.fromisoformat(key)
     except ValueError as error:
         raise InvalidCursor("the cursor is not one this service gave out") from error
+    if not _ISO_DATE.fullmatch(key) or not _CASE_ID.fullmatch(case_id):
+        raise InvalidCursor("the cursor is not one this service gave out")
+    return position, case_id

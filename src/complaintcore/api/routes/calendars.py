@@ -4,12 +4,14 @@ A year is effective when it is stored (loaded through this route or `complaintco
 load`) or seeded from the `chinesecalendar` package; a stored year replaces the seed's.
 """
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Body, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
@@ -24,8 +26,18 @@ router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
 
 _SATURDAY = 5  # date.weekday(): Monday is 0
 
+
+def _canonical_year(value: object) -> object:
+    """Only the year as written, four digits: `00002026` or `+2026` would be read as 2026."""
+    if isinstance(value, str) and not _FOUR_DIGIT_YEAR.fullmatch(value):
+        raise PydanticCustomError("year_format", "expected a year of four digits, e.g. 2027")
+    return value
+
+
+_FOUR_DIGIT_YEAR = re.compile(r"[1-9][0-9]{3}")
 YearPath = Annotated[
     int,
+    BeforeValidator(_canonical_year),
     Path(
         ge=FIRST_YEAR,
         le=LAST_YEAR,

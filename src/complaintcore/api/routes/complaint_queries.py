@@ -45,7 +45,10 @@ InstitutionCode = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
-Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of a page.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$", description="`next_cursor` of a page."),
+]
 DateParam = Annotated[date | None, Query(ge=date(1990, 1, 1), le=date(2100, 12, 31))]
 
 

@@ -8,11 +8,11 @@ the commands; `checkpoint` in each answer is the feed position they are as of, a
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from complaintcore.api.auth import CurrentPrincipal, Principal, can_see
+from complaintcore.api.auth import CurrentPrincipal, Principal, can_see, require_role
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
@@ -239,11 +239,15 @@ async def get_institution_statistics_csv(
     "/projections",
     operation_id="list_projections",
     response_model=ProjectionsOut,
-    responses=problem_responses(401, 503),
+    responses=problem_responses(401, 403, 503),
 )
-async def list_projections(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+async def list_projections(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_role("regulator", "admin"))],
+) -> dict[str, Any]:
     """How far each projection that follows the event feed is behind it, and where its one
-    active runner is (only one runs across every API process and host)."""
+    active runner is (only one runs across every API process and host). Regulators and admins
+    only: the feed's head tells how busy every institution is together."""
     runners = getattr(request.app.state, "projection_runners", {})
     lag = await projection_lag(
         request.app.state.pool, statistics.NAME, runners.get(statistics.NAME)
