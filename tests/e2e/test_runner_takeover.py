@@ -31,8 +31,8 @@ COMPLAINT = complaint("BR-A", received_days_ago=0)
 
 
 @pytest.fixture
-async def database(server_url: str, template_url: str) -> AsyncIterator[tuple[str, str]]:
-    """A database with HO → BR-A and a supervisor's token."""
+async def database(server_url: str, template_url: str) -> AsyncIterator[tuple[str, str, str]]:
+    """A database with HO → BR-A, a supervisor's token and a regulator's (who reads the lag)."""
     async with scratch_database(server_url) as database_url:
         pool = await create_pool(database_url, min_size=1, max_size=2)
         try:
@@ -40,9 +40,10 @@ async def database(server_url: str, template_url: str) -> AsyncIterator[tuple[st
             await directory.put("HO", "总行", "head_office")
             await directory.put("BR-A", "上海分行", "branch", "HO")
             token = await create_token(pool, "sup-1", "supervisor", "HO")
+            regulator = await create_token(pool, "reg-1", "regulator", None)
         finally:
             await pool.close()
-        yield database_url, token
+        yield database_url, token, regulator
 
 
 @contextmanager
@@ -74,10 +75,11 @@ def serving(database_url: str, log_path: Path) -> Iterator[tuple[subprocess.Pope
 
 
 async def test_one_runner_across_two_processes_and_a_takeover_when_it_dies(
-    database: tuple[str, str], tmp_path: Path
+    database: tuple[str, str, str], tmp_path: Path
 ) -> None:
-    database_url, token = database
+    database_url, token, regulator = database
     headers = {"Authorization": f"Bearer {token}"}
+    lag_reader = {"Authorization": f"Bearer {regulator}"}
     with ExitStack() as stack:
         first = stack.enter_context(serving(database_url, tmp_path / "first.log"))
         second = stack.enter_context(serving(database_url, tmp_path / "second.log"))
@@ -88,7 +90,7 @@ async def test_one_runner_across_two_processes_and_a_takeover_when_it_dies(
             await _receive(client, first[1], 3)
             await _receive(client, second[1], 2)
 
-            where = await _settled(client, list(processes))
+            where = await _settled(client, list(processes), lag_reader)
             assert sorted(where.values()) == ["elsewhere", "here"]
             assert await _runner_lock_holders(database_url) == 1
             active = next(url for url, runner in where.items() if runner == "here")
@@ -97,7 +99,7 @@ async def test_one_runner_across_two_processes_and_a_takeover_when_it_dies(
             processes[active].send_signal(signal.SIGKILL)
             processes[active].wait(timeout=10)
             await _receive(client, standby, 4)
-            assert (await _settled(client, [standby]))[standby] == "here"
+            assert (await _settled(client, [standby], lag_reader))[standby] == "here"
             assert await _runner_lock_holders(database_url) == 1
 
             response = await client.get(
@@ -130,13 +132,16 @@ async def _receive(client: httpx.AsyncClient, base_url: str, count: int) -> None
         assert response.status_code == 201, response.text
 
 
-async def _settled(client: httpx.AsyncClient, base_urls: list[str]) -> dict[str, str]:
+async def _settled(
+    client: httpx.AsyncClient, base_urls: list[str], headers: dict[str, str]
+) -> dict[str, str]:
     """Each process's view of the runner, once the feed is fully applied and a runner holds
     the lock (a standby may need a moment to take over)."""
     for _ in range(600):
         seen = {}
         for base_url in base_urls:
-            (status,) = (await client.get(f"{base_url}/v1/projections")).json()["projections"]
+            response = await client.get(f"{base_url}/v1/projections", headers=headers)
+            (status,) = response.json()["projections"]
             seen[base_url] = status
         if all(s["lag_events"] == 0 and s["runner"] != "none" for s in seen.values()):
             return {url: status["runner"] for url, status in seen.items()}

@@ -190,7 +190,7 @@ async def test_the_data_return_is_a_csv_row_per_institution_and_period(
 
 
 async def test_the_lag_route_shows_the_runner_of_this_process(api: dict[str, Any]) -> None:
-    response = await get(api, "staff_a", "/v1/projections")
+    response = await get(api, "regulator", "/v1/projections")
     assert response.status_code == 200, response.text
     (statistics,) = response.json()["projections"]
     assert statistics["name"] == "statistics"

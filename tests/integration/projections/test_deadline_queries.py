@@ -43,7 +43,7 @@ async def insert_cases(connection: asyncpg.Connection, drawn: list[tuple[str, in
         received_on = due_on - timedelta(days=15)
         await connection.execute(
             _INSERT,
-            f"case-{number:03d}",
+            f"00000000-0000-4000-8000-{number:012d}",  # as case ids are written
             "decided" if clock == "decided" else "assigned",
             institution,
             received_on,
