@@ -131,9 +131,9 @@ def check_year_in_range(year: int) -> None:
         raise ValueError(f"year {year} is outside {FIRST_YEAR}..{LAST_YEAR}")
 
 
-def read_calendar_file(path: Path) -> list[YearCalendar]:
+def read_calendar_file(path: Path, max_bytes: int | None = None) -> list[YearCalendar]:
     """The years in a JSON or CSV calendar file (see the module's docstring)."""
-    return read_json_or_csv(path, calendars_from_json, calendars_from_csv)
+    return read_json_or_csv(path, calendars_from_json, calendars_from_csv, max_bytes)
 
 
 def calendars_from_json(data: Any) -> list[YearCalendar]:

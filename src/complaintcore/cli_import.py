@@ -11,6 +11,7 @@ when the file cannot be read.
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from complaintcore.application.business_day import shanghai_today
 from complaintcore.cli import database_url, fail
 from complaintcore.database import create_pool
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.reference_files import UserFileRefused, open_user_file
 from complaintcore.schema_migrations import upgrade_to_head
 from complaintcore.settings import Settings
 
@@ -59,19 +61,23 @@ def register(commands: Any) -> None:
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        total_bytes = args.file.stat().st_size
-        source = args.file.open("rb")
-    except OSError as error:
-        return fail(f"{args.file}: {error}")
     if args.batch < 1:
         return fail("--batch must be 1 or more")
+    try:
+        source = open_user_file(args.file, settings.max_file_bytes)
+    except (OSError, ValueError) as error:
+        return fail(f"{args.file}: {error}")
+    total_bytes = os.fstat(source.fileno()).st_size
     actor = ActorBody(id=args.actor, role=args.role)
     progress = Progress(total_bytes, sys.stderr)
     with source, database_url(settings) as url:
         upgrade_to_head(url)
         counted = _CountingLines(source)
-        report = asyncio.run(_import(url, counted, actor, args.batch, progress))
+        try:
+            report = asyncio.run(_import(url, counted, actor, args.batch, progress))
+        except UserFileRefused as error:
+            # The file grew past the limit while it was read.
+            return fail(f"{args.file}: {error}; the batches before were imported")
     progress.finish(report)
     _show_refusals(report, args.refusals)
     print(

@@ -37,6 +37,7 @@ they are as of the projection's checkpoint (the route reports it).
 import asyncio
 import csv
 import io
+import re
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -746,6 +747,25 @@ SELECT node, institution FROM closure WHERE $2 OR node = institution ORDER BY no
 
 CSV_HEADER = ("institution", "institution_name", "rollup", "period", "from", "to", *FIGURES)
 
+# OWASP "CSV Injection": a spreadsheet reads a cell starting with one of these as a formula.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_TEXT_MARK = "'"
+_CSV_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def neutralise_csv_cell(cell: str) -> str:
+    """`cell` made safe to open in a spreadsheet; every cell of every CSV the service writes
+    goes through here.
+
+    A cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so it
+    shows as text and never runs as a formula (OWASP's rule). A cell already starting with `'`
+    gets one too, so the original is always the cell less one leading `'`. A plain decimal
+    number (`-3`, `12.50`) is left as it is: a number, not a formula.
+    """
+    if cell.startswith((*CSV_FORMULA_STARTS, CSV_TEXT_MARK)) and not _CSV_NUMBER.fullmatch(cell):
+        return CSV_TEXT_MARK + cell
+    return cell
+
 
 async def statistics_csv(
     pool: asyncpg.Pool,
@@ -769,22 +789,21 @@ async def statistics_csv(
     by_node = await query_figures(pool, scope, from_on, to_on, kind, today, breakdowns=False)
     output = io.StringIO()
     writer = csv.writer(output, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(map(neutralise_csv_cell, CSV_HEADER))
     nodes = sorted(names, key=lambda node: (node != code, node))
     for node in nodes:
         for period in periods_between(from_on, to_on, kind):
             figures = by_node.block(node, period.key).figures
-            writer.writerow(
-                (
-                    node,
-                    names[node],
-                    "true" if rollup else "false",
-                    period.label,
-                    period.starts_on.isoformat(),
-                    period.ends_on.isoformat(),
-                    *(_csv_value(figure, figures[figure]) for figure in FIGURES),
-                )
+            cells = (
+                node,
+                names[node],
+                "true" if rollup else "false",
+                period.label,
+                period.starts_on.isoformat(),
+                period.ends_on.isoformat(),
+                *(_csv_value(figure, figures[figure]) for figure in FIGURES),
             )
+            writer.writerow(map(neutralise_csv_cell, cells))
     return output.getvalue()
 
 
