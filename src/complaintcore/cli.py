@@ -71,6 +71,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             access_log=False,
             log_config=None,
+            # httptools with header and body timeouts, header size and count limits, and
+            # problem+json refusals (api/http_protocol.py); an import string, as each worker
+            # imports it
+            http="complaintcore.api.http_protocol:LimitedHttpToolsProtocol",
+            # defence in depth: an idle keep-alive connection closes after 5 s (uvicorn's
+            # default, made explicit: a proxy's upstream keep-alive must be shorter), and the h11
+            # protocol, if ever chosen instead, buffers no more headers than the limit
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
 
@@ -99,7 +108,7 @@ def create_token_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def load_institutions(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        nodes = read_institution_file(args.file)
+        nodes = read_institution_file(args.file, settings.max_file_bytes)
     except (OSError, ValueError, HierarchyRefused) as error:
         return fail(f"{args.file}: {error}")
     with database_url(settings) as url:
@@ -116,7 +125,7 @@ def load_institutions(args: argparse.Namespace, settings: Settings) -> int:
 
 def load_calendar(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        years = read_calendar_file(args.file)
+        years = read_calendar_file(args.file, settings.max_file_bytes)
     except (OSError, ValueError) as error:
         return fail(f"{args.file}: {error}")
     with database_url(settings) as url:
