@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from api_support import complaint, days_ago, ok, post, receive, refused
+from api_support import complaint, ok, post, receive, refused
 from complaintcore.tokens import TOKEN_PREFIX, hash_token
 from testsupport import LiveService
 
