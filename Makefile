@@ -32,18 +32,19 @@ test-e2e: install
 	$(BIN)/pytest tests/e2e
 
 lint: install
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff format src tests migrations bench
-	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 migrate: install
 	$(BIN)/complaintcore migrate
 
 openapi: install ## regenerate openapi.yaml from the app's routes and models
-	$(BIN)/python -m complaintcore.openapi_export > openapi.yaml.tmp || { rm -f openapi.yaml.tmp; exit 1; }
+	$(BIN)/python -m complaintcore.api.openapi_export > openapi.yaml.tmp || { rm -f openapi.yaml.tmp; exit 1; }
 	mv openapi.yaml.tmp openapi.yaml
 
 lock: install ## re-pin every dependency after a change to pyproject.toml

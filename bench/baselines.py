@@ -20,7 +20,7 @@ import asyncpg
 from bench.database import libpq_parts
 from bench.measure import Throughput, run_workers
 from complaintcore.application.bulk_import import use_binary_json
-from complaintcore.database import create_pool
+from complaintcore.infra.database import create_pool
 
 WORKERS = 16
 READ_BATCH = 10_000

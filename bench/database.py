@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlparse
 
 import asyncpg
 
-from complaintcore.database import plain_url
-from complaintcore.embedded_db import running_embedded_postgres, with_database
-from complaintcore.schema_migrations import upgrade_to_head
+from complaintcore.infra.database import plain_url
+from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
+from complaintcore.infra.migrations import upgrade_to_head
 
 BENCH_DATA_DIR = Path(__file__).resolve().parents[1] / ".pgdata-bench"
 BENCH_DATABASE = "complaintcore_bench"

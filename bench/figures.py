@@ -23,13 +23,13 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.database import create_pool
+from complaintcore.auth.tokens import create_token
 from complaintcore.events.model import EventMetadata, NewEvent
 from complaintcore.events.store import _TAKE_POSITION_FLOOR as TAKE_POSITION_FLOOR
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
+from complaintcore.infra.database import create_pool
 from complaintcore.projections.runner import read_checkpoint
-from complaintcore.tokens import create_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 HTTP_CLIENTS = 32
 LONG_CASE = "BENCH-LONG-30"

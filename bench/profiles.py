@@ -46,10 +46,10 @@ from complaintcore.application.bulk_import import (
     judge_case,
     parse_line,
 )
-from complaintcore.application.event_codec import decoded_event
 from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.domain.events import event_to_payload
 from complaintcore.domain.state import fold
+from complaintcore.events.codec import decoded_event
 
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
 SAMPLES_PER_SECOND = 200

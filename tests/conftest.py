@@ -13,9 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from complaintcore.database import create_pool, plain_url
-from complaintcore.embedded_db import running_embedded_postgres, with_database
-from complaintcore.schema_migrations import upgrade_to_head
+from complaintcore.infra.database import create_pool, plain_url
+from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
+from complaintcore.infra.migrations import upgrade_to_head
 from testsupport import TEMPLATE_DATABASE, admin_execute, database_cloned_from_template
 
 TEMPLATE = TEMPLATE_DATABASE

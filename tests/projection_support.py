@@ -12,7 +12,7 @@ from complaintcore.application.complaint_service import (
     Rendered,
     RequestInfo,
 )
-from complaintcore.calendars import CalendarRepository
+from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import (
     Approval,
     ApproverRole,
@@ -45,8 +45,8 @@ from complaintcore.domain.commands import (
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.principals import Principal
+from complaintcore.reference.calendars import CalendarRepository
+from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import database_cloned_from_template
 
 # HO → BR-A → SUB-A1 (three levels), HO → BR-B

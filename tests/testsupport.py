@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from complaintcore.embedded_db import with_database
+from complaintcore.infra.embedded_db import with_database
 
 # One template per test run, so runs sharing a server (a developer's and CI's, or parallel
 # sessions) never drop each other's template mid-run.

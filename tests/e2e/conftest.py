@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from complaintcore.database import create_pool
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.tokens import create_token
+from complaintcore.auth.tokens import create_token
+from complaintcore.infra.database import create_pool
+from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import LiveService, database_cloned_from_template, free_port
 
 TREE = [

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from complaintcore.api.app import create_app
+from complaintcore.auth.tokens import create_token, revoke_token
 from complaintcore.domain.calendar import seeded_calendar
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.tokens import create_token, revoke_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 PROBLEM_JSON = "application/problem+json"
 UNSEEDED_YEAR = max(seeded_calendar().years) + 1

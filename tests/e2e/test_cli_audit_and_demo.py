@@ -17,11 +17,11 @@ import pytest
 
 from complaintcore.api.app import create_app
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.demo_data import demo_stories
+from complaintcore.auth.tokens import create_token, principal_for_token
+from complaintcore.cli.demo_data import demo_stories
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.tokens import create_token, principal_for_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 TODAY = shanghai_today()
 COMPLAINANT = {

@@ -10,8 +10,8 @@ import pytest
 
 from api_support import complaint, days_ago, notice
 from complaintcore.api.app import create_app
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.tokens import create_token, revoke_token
+from complaintcore.auth.tokens import create_token, revoke_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 NOTE = {"subject": "progress", "notice": notice(days_ago(0)), "summary": "处理进展"}
 

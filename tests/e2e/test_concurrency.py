@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from api_support import complaint, days_ago, decision, notice, ok, receive
-from complaintcore.database import create_pool
-from complaintcore.tokens import create_token
+from complaintcore.auth.tokens import create_token
+from complaintcore.infra.database import create_pool
 from testsupport import LiveService
 
 RACING_RECEIPTS = 50

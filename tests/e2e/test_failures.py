@@ -29,13 +29,13 @@ from fastapi import FastAPI
 
 from api_support import complaint, days_ago, notice
 from complaintcore.api.problems import install_problem_handlers
-from complaintcore.database import create_pool, wait_until_reachable
-from complaintcore.embedded_db import ensure_database
+from complaintcore.auth.tokens import create_token
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.schema_migrations import upgrade_to_head
-from complaintcore.tokens import create_token
+from complaintcore.infra.database import create_pool, wait_until_reachable
+from complaintcore.infra.embedded_db import ensure_database
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import free_port
 
 SERVE_READY_TIMEOUT_S = 60

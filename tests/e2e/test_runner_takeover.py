@@ -18,11 +18,11 @@ import pytest
 
 from api_support import complaint
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.database import create_pool
-from complaintcore.institutions import InstitutionDirectory
+from complaintcore.auth.tokens import create_token
+from complaintcore.infra.database import create_pool
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import lock_key
-from complaintcore.tokens import create_token
+from complaintcore.reference.institutions import InstitutionDirectory
 from projection_support import scratch_database
 from testsupport import free_port
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from api_support import complaint, ok, post, receive, refused
-from complaintcore.tokens import TOKEN_PREFIX, hash_token
+from complaintcore.auth.tokens import TOKEN_PREFIX, hash_token
 from testsupport import LiveService
 
 CRAFTED_CURSOR = "WyIyMDI2LTEyLTMxIiwiXHUwMDAwIl0"  # ["2026-12-31","\u0000"]

@@ -13,9 +13,9 @@ import pytest
 
 from complaintcore.api.app import create_app
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.database import create_pool
+from complaintcore.auth.tokens import create_token
 from complaintcore.domain.commands import Outcome
-from complaintcore.tokens import create_token
+from complaintcore.infra.database import create_pool
 from projection_support import CaseDesk, scratch_database
 
 PROBLEM_JSON = "application/problem+json"

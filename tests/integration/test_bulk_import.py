@@ -29,13 +29,13 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.event_codec import domain_events
+from complaintcore.auth.tokens import create_token
 from complaintcore.domain.state import ComplaintState, fold
+from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
 from complaintcore.projections.case_view import COLUMNS
-from complaintcore.tokens import create_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 TODAY = shanghai_today()
 STAFF = {"id": "staff-a1", "role": "staff", "institution": "BR-A"}

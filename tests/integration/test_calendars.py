@@ -5,8 +5,8 @@ from datetime import date
 import asyncpg
 import pytest
 
-from complaintcore.calendars import CalendarRepository
 from complaintcore.domain.calendar import CalendarYearMissing, YearCalendar, seeded_calendar
+from complaintcore.reference.calendars import CalendarRepository
 
 # 2027 is beyond the seed (chinesecalendar 1.11 covers 2004–2026): a made-up arrangement.
 YEAR_2027 = YearCalendar(

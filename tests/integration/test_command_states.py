@@ -5,8 +5,8 @@ from datetime import date
 
 import asyncpg
 
-from complaintcore.application.event_codec import domain_events
 from complaintcore.domain.state import ComplaintState, fold
+from complaintcore.events.codec import domain_events
 from projection_support import CaseDesk
 
 DAY = date(2026, 3, 2)

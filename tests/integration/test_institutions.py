@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from complaintcore.institutions import (
+from complaintcore.reference.institutions import (
     INSTITUTION_CYCLE,
     INVALID_HIERARCHY,
     UNKNOWN_PARENT,

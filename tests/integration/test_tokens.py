@@ -6,14 +6,14 @@ import hashlib
 import asyncpg
 import pytest
 
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.principals import Principal
-from complaintcore.tokens import (
+from complaintcore.auth.principals import Principal
+from complaintcore.auth.tokens import (
     InvalidTokenRequest,
     create_token,
     principal_for_token,
     revoke_token,
 )
+from complaintcore.reference.institutions import InstitutionDirectory
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from datetime import date
 import asyncpg
 import pytest
 
-from complaintcore.application import event_codec
 from complaintcore.application.case_audit import audit_case
-from complaintcore.application.event_codec import UnreadableEvent, domain_events, upcast
 from complaintcore.domain.events import ComplaintWithdrawn
 from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.domain.state import CaseStatus, fold
+from complaintcore.events import codec as event_codec
+from complaintcore.events.codec import UnreadableEvent, domain_events, upcast
 from complaintcore.events.model import NewEvent
 from complaintcore.events.store import PostgresEventStore
 

@@ -11,11 +11,11 @@ from pydantic import BaseModel, ValidationError
 from complaintcore.api.app import create_app
 from complaintcore.api.routes.calendars import CalendarYearBody
 from complaintcore.api.routes.institutions import InstitutionBody
-from complaintcore.api.schemas import complaints as bodies
-from complaintcore.institutions import InstitutionNode
-from complaintcore.principals import Principal
-from complaintcore.settings import Settings
-from complaintcore.tokens import SeenTokens, hash_token
+from complaintcore.application.requests import complaints as bodies
+from complaintcore.auth.principals import Principal
+from complaintcore.auth.tokens import SeenTokens, hash_token
+from complaintcore.infra.settings import Settings
+from complaintcore.reference.institutions import InstitutionNode
 
 TOKEN = "cc_" + "t" * 43
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from complaintcore.api.auth import bearer_token, bearer_token_of
 from complaintcore.api.command_lane import _valid_body
-from complaintcore.api.schemas.complaints import NotifyBody
+from complaintcore.application.requests.complaints import NotifyBody
 
 NOTICE = '{"method": "sms", "notified_on": "2026-11-20", "proof_ref": "SMS-1"}'
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from complaintcore.api.app import create_app
-from complaintcore.settings import Settings
+from complaintcore.infra.settings import Settings
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import json
 import pytest
 import structlog
 
-from complaintcore.log_config import configure_logging
+from complaintcore.infra.log_config import configure_logging
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from complaintcore.api.app import create_app
-from complaintcore.openapi_export import openapi_yaml
-from complaintcore.settings import Settings
+from complaintcore.api.openapi_export import openapi_yaml
+from complaintcore.infra.settings import Settings
 
 OPENAPI_FILE = Path(__file__).parents[2] / "openapi.yaml"
 STALE = "openapi.yaml is not what the app serves: run `make openapi` and commit the result"

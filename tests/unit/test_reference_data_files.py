@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from complaintcore.calendars import calendars_from_csv, calendars_from_json, read_calendar_file
-from complaintcore.institutions import (
+from complaintcore.reference.calendars import (
+    calendars_from_csv,
+    calendars_from_json,
+    read_calendar_file,
+)
+from complaintcore.reference.institutions import (
     INSTITUTION_CYCLE,
     HierarchyRefused,
     InstitutionNode,

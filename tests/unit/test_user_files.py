@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from complaintcore.institutions import institutions_from_json, read_institution_file
-from complaintcore.reference_files import UserFileRefused, open_user_file, read_json_or_csv
+from complaintcore.reference.files import UserFileRefused, open_user_file, read_json_or_csv
+from complaintcore.reference.institutions import institutions_from_json, read_institution_file
 
 TREE = [{"code": "BOC", "name": "中国银行", "kind": "head_office", "parent": None}]
 WAIT_S = 10.0
@@ -104,7 +104,7 @@ def test_a_file_that_grows_past_the_limit_while_read_is_refused(tmp_path: Path) 
 
 
 def test_the_limit_defaults_to_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from complaintcore.settings import get_settings
+    from complaintcore.infra.settings import get_settings
 
     file = tmp_path / "big.json"
     file.write_bytes(b" " * 2048 + b"[]")

@@ -19,14 +19,14 @@ from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.application.complaint_service import ComplaintService
-from complaintcore.calendars import CalendarRepository
-from complaintcore.database import create_pool
+from complaintcore.auth.tokens import SeenTokens
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.log_config import configure_logging
+from complaintcore.infra.database import create_pool
+from complaintcore.infra.log_config import configure_logging
+from complaintcore.infra.settings import Settings, get_settings
 from complaintcore.projections.runner import background_runners
-from complaintcore.settings import Settings, get_settings
-from complaintcore.tokens import SeenTokens
+from complaintcore.reference.calendars import CalendarRepository
+from complaintcore.reference.institutions import InstitutionDirectory
 
 
 def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:

@@ -14,9 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from complaintcore.api.problems import Problem
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.principals import ROLES, Principal, may_see
-from complaintcore.tokens import principal_for_token
+from complaintcore.auth.principals import ROLES, Principal, may_see
+from complaintcore.auth.tokens import principal_for_token
+from complaintcore.reference.institutions import InstitutionDirectory
 
 __all__ = [
     "AdminPrincipal",

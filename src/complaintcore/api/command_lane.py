@@ -31,8 +31,8 @@ from complaintcore.api.routes.complaint_commands import (
     run_command,
 )
 from complaintcore.application.complaint_service import ActorNotConfirmed
-from complaintcore.principals import Principal
-from complaintcore.tokens import SeenTokens, TokenCheck, principal_for_token
+from complaintcore.auth.principals import Principal
+from complaintcore.auth.tokens import SeenTokens, TokenCheck, principal_for_token
 
 PREFIX = "/v1/complaints/"
 _CASE_ID = re.compile(CASE_ID_PATTERN)

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from complaintcore.application.complaint_service import ComplaintService
-from complaintcore.calendars import CalendarRepository
-from complaintcore.institutions import InstitutionDirectory
+from complaintcore.reference.calendars import CalendarRepository
+from complaintcore.reference.institutions import InstitutionDirectory
 
 
 async def institution_directory(request: Request) -> InstitutionDirectory:

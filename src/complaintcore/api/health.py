@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from complaintcore.database import DATABASE_UNAVAILABLE_ERRORS
-from complaintcore.schema_migrations import current_revision, head_revision
+from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
+from complaintcore.infra.migrations import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 

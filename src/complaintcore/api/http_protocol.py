@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from complaintcore.api.problems import PROBLEM_JSON, Problem
-from complaintcore.settings import get_settings
+from complaintcore.infra.settings import get_settings
 
 Phase = Literal["headers", "body"]
 

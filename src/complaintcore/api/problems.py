@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from complaintcore.database import DATABASE_UNAVAILABLE_ERRORS
+from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "5"

@@ -22,7 +22,7 @@ from complaintcore.api.problems import (
     invalid,
     problem_response,
 )
-from complaintcore.tokens import principal_for_token
+from complaintcore.auth.tokens import principal_for_token
 
 _METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 _NUL_ESCAPES = (b"%00", b"\x00")

@@ -50,10 +50,9 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
-from complaintcore.api.schemas import complaints as bodies
-from complaintcore.api.schemas.common import Body, Code, IsoDate
-from complaintcore.application.event_codec import domain_events, new_events
-from complaintcore.calendars import CalendarRepository
+from complaintcore.application.requests import complaints as bodies
+from complaintcore.application.requests.complaints import COMMAND_BODIES
+from complaintcore.application.requests.fields import Body, Code, IsoDate
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import MergeComplaint
 from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
@@ -61,10 +60,12 @@ from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
+from complaintcore.events.codec import domain_events, new_events
 from complaintcore.events.model import GENESIS_HASH, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore, chained_rows, take_position_floor
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
 from complaintcore.projections.case_view import case_view_row
+from complaintcore.reference.calendars import CalendarRepository
 
 IMPORT_NAMESPACE = uuid.UUID("6f1c9e4a-2b7d-5c3e-9a8f-1d2e3f4a5b6c")
 CLIENT = "complaintcore import"
@@ -72,22 +73,6 @@ DEFAULT_BATCH_CASES = 1000
 PROVISIONAL_SERIAL = 1  # judged with this serial; the real one is allocated when the case is stored
 MAX_BATCH_ATTEMPTS = 5
 
-COMMAND_BODIES: dict[str, type[Body]] = {
-    "assign": bodies.AssignBody,
-    "recuse": bodies.RecuseBody,
-    "extend": bodies.ExtendBody,
-    "pause": bodies.PauseBody,
-    "resume": bodies.ResumeBody,
-    "supplement": bodies.SupplementBody,
-    "merge": bodies.MergeBody,
-    "decide": bodies.DecideBody,
-    "notify": bodies.NotifyBody,
-    "appeal": bodies.AppealBody,
-    "decide-review": bodies.DecideReviewBody,
-    "withdraw": bodies.WithdrawBody,
-    "decline": bodies.DeclineBody,
-    "flag-major": bodies.FlagMajorBody,
-}
 
 EVENT_COLUMNS = (
     "stream_id",

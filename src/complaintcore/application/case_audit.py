@@ -5,10 +5,10 @@ from datetime import date
 from typing import Any
 
 from complaintcore.application.case_document import case_document, jsonable
-from complaintcore.application.event_codec import domain_events
 from complaintcore.domain.deadlines import deadline_timeline
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import fold
+from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import StoredEvent
 

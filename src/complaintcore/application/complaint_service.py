@@ -23,15 +23,14 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from complaintcore import advisory_locks
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.event_codec import domain_events, new_events
 from complaintcore.application.idempotency import (
     IdempotentRequest,
     find_response,
     save_response,
 )
 from complaintcore.application.registration import next_serial
+from complaintcore.auth.principals import may_see
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import FlagMajor, MergeComplaint, ReceiveComplaint
 from complaintcore.domain.decider import (
@@ -43,11 +42,12 @@ from complaintcore.domain.decider import (
 )
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.state import INITIAL, ComplaintState
+from complaintcore.events.codec import domain_events, new_events
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import lineage_sql
-from complaintcore.principals import may_see
+from complaintcore.infra import advisory_locks
 from complaintcore.projections.case_view import upsert_case_view
+from complaintcore.reference.institutions import lineage_sql
 
 MAX_ATTEMPTS = 10
 # A command waiting longer than this for a pool connection is answered 503 (database_unavailable)

@@ -82,10 +82,10 @@ import asyncpg
 import orjson
 import structlog
 
-from complaintcore import advisory_locks
-from complaintcore.database import connect
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import feed_complete_up_to
+from complaintcore.infra import advisory_locks
+from complaintcore.infra.database import connect
 from complaintcore.projections import case_view, statistics, statistics_buckets
 from complaintcore.projections.runner import close_quietly, lock_key, read_checkpoint
 from complaintcore.projections.statistics import upsert_sql

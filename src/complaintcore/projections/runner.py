@@ -33,12 +33,12 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from complaintcore import advisory_locks
-from complaintcore.database import connect
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.projections import statistics
+from complaintcore.infra import advisory_locks
+from complaintcore.infra.database import connect
+from complaintcore.projections import statistics, statistics_buckets
 from complaintcore.projections.streams import fold_streams
 
 log = structlog.get_logger("complaintcore.projections.runner")
@@ -56,7 +56,7 @@ class FeedProjection:
     project: Project
 
 
-STATISTICS = FeedProjection(statistics.NAME, statistics.upsert_statistics)
+STATISTICS = FeedProjection(statistics.NAME, statistics_buckets.upsert_statistics)
 
 
 def lock_key(name: str, namespace: int = advisory_locks.PROJECTION_RUNNER) -> tuple[int, int]:

@@ -17,10 +17,7 @@ transaction, which the queries read for whole months.
 No personal data is kept here (Art. 22): statistics never need it.
 """
 
-from collections.abc import Iterable
 from typing import Any
-
-import asyncpg
 
 from complaintcore.domain.commands import ReviewOutcome
 from complaintcore.domain.state import CaseStatus, ComplaintState
@@ -124,13 +121,3 @@ def upsert_sql(table: str, columns: tuple[str, ...] = COLUMNS) -> str:
         f" ON CONFLICT ({key}) DO UPDATE SET"
         f" {', '.join(f'{column} = EXCLUDED.{column}' for column in rest)}"
     )
-
-
-async def upsert_statistics(
-    connection: asyncpg.Connection, states: Iterable[ComplaintState], suffix: str = ""
-) -> None:
-    """Write the cases' facts rows and move the monthly buckets by the difference they make
-    (projections/statistics_buckets.py); in the caller's transaction."""
-    from complaintcore.projections.statistics_buckets import write_statistics
-
-    await write_statistics(connection, [statistics_row(state) for state in states], suffix)

@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from complaintcore.domain.state import ComplaintState
 from complaintcore.projections import statistics
 
 MONTHLY = "statistics_monthly"
@@ -291,3 +292,12 @@ async def buckets_of_table(
         ):
             buckets.add(row)
     return buckets
+
+
+async def upsert_statistics(
+    connection: asyncpg.Connection, states: Iterable[ComplaintState], suffix: str = ""
+) -> None:
+    """Write the cases' facts rows and move the monthly buckets by the difference they make;
+    in the caller's transaction."""
+    rows = [statistics.statistics_row(state) for state in states]
+    await write_statistics(connection, rows, suffix)

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from complaintcore.application.event_codec import decoded_event
 from complaintcore.domain.state import ComplaintState, fold
+from complaintcore.events.codec import decoded_event
 
 DECODE_COLUMNS = "position, stream_id, version, event_type, schema_version, data"
 

@@ -88,7 +88,7 @@ RUNNER_THAT_DIES_MID_BATCH = textwrap.dedent(
     """
     import asyncio, os, sys
     from pathlib import Path
-    from complaintcore.database import create_pool
+    from complaintcore.infra.database import create_pool
     from complaintcore.events.store import PostgresEventStore
     from complaintcore.projections.runner import STATISTICS, FeedProjection, ProjectionRunner
 

@@ -17,6 +17,7 @@ from rebuild_support import every_row
 from test_rebuild_resume import InterruptAt, Interrupted, some_cases
 
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra.migrations import alembic_config, upgrade_to_head
 from complaintcore.projections.rebuild import (
     TARGETS,
     RangeScan,
@@ -31,7 +32,6 @@ from complaintcore.projections.rebuild import (
     split_stream_ids,
 )
 from complaintcore.projections.runner import ProjectionRunner
-from complaintcore.schema_migrations import alembic_config, upgrade_to_head
 from projection_support import CaseDesk, table_rows
 from store_support import event
 

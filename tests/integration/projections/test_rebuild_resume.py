@@ -8,10 +8,11 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
-from complaintcore.cli import build_parser
-from complaintcore.cli_projections import BarProgress, rebuild_command
-from complaintcore.database import create_pool
+from complaintcore.cli.main import build_parser
+from complaintcore.cli.projections import BarProgress, rebuild_command
 from complaintcore.domain.commands import Outcome
+from complaintcore.infra.database import create_pool
+from complaintcore.infra.settings import Settings
 from complaintcore.projections.rebuild import (
     TARGETS,
     RebuildAlreadyRunning,
@@ -21,7 +22,6 @@ from complaintcore.projections.rebuild import (
     rebuild,
 )
 from complaintcore.projections.runner import ProjectionRunner, read_checkpoint
-from complaintcore.settings import Settings
 from projection_support import CaseDesk, table_rows
 
 DAY = date(2026, 2, 2)

@@ -34,8 +34,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from complaintcore.database import create_pool
 from complaintcore.domain.commands import Outcome
+from complaintcore.infra.database import create_pool
 from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics_queries import (
     institution_statistics,

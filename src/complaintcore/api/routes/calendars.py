@@ -16,9 +16,9 @@ from pydantic_core import PydanticCustomError
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
-from complaintcore.api.schemas.common import IsoDate
-from complaintcore.calendars import FIRST_YEAR, LAST_YEAR
+from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.calendar import CalendarYearMissing, YearCalendar, seeded_calendar
+from complaintcore.reference.calendars import FIRST_YEAR, LAST_YEAR
 
 log = structlog.get_logger("complaintcore.api.calendars")
 

@@ -8,12 +8,10 @@ import orjson
 from fastapi import APIRouter, Body, Header, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import Problem, problem_responses
-from complaintcore.api.schemas import complaints as bodies
 from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_document import case_document
@@ -25,6 +23,8 @@ from complaintcore.application.complaint_service import (
     RequestInfo,
 )
 from complaintcore.application.idempotency import IdempotentRequest
+from complaintcore.application.requests import complaints as bodies
+from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 
@@ -207,99 +207,82 @@ _COMMANDS = [
     (
         "assign",
         "assign_handler",
-        bodies.AssignBody,
         "Give the case to a handler with no conflict of interest (Art. 17).",
     ),
     (
         "recuse",
         "recuse_handler",
-        bodies.RecuseBody,
         "The current handler declares a conflict; the case returns to unassigned and that handler "
         "is barred from it for good (Art. 17).",
     ),
     (
         "extend",
         "extend_deadline",
-        bodies.ExtendBody,
         "Extend the handling period: to 30 days, then to 60 with a superior's or head-office"
         " senior manager's approval; never once overdue (Art. 18).",
     ),
     (
         "pause",
         "pause_clock",
-        bodies.PauseBody,
         "Stop the clock for external appraisal, testing or evaluation, or agreed mediation "
         "(Art. 18, 23).",
     ),
     (
         "resume",
         "resume_clock",
-        bodies.ResumeBody,
         "Restart the clock; the due date moves out by the paused days.",
     ),
     (
         "supplement",
         "supplement_complaint",
-        bodies.SupplementBody,
         "Record the complainant repeating the complaint; new facts and reasons restart the period "
         "(Art. 18).",
     ),
     (
         "merge",
         "merge_complaint",
-        bodies.MergeBody,
         "Merge a duplicate into another case; statistics count it once.",
     ),
     (
         "decide",
         "decide_complaint",
-        bodies.DecideBody,
         "Record the decision and its notice; met when the notice is dated on or before the due"
         " date (Art. 19, 21).",
     ),
     (
         "notify",
         "notify_complainant",
-        bodies.NotifyBody,
         "Record a further notice to the complainant, such as acceptance (Art. 21).",
     ),
     (
         "appeal",
         "request_review",
-        bodies.AppealBody,
         "Record the complainant's written request for review by the superior institution, within "
         "30 days of the decision notice (Art. 20).",
     ),
     (
         "decide-review",
         "decide_review",
-        bodies.DecideReviewBody,
         "Record the superior's review decision, which keeps or changes the outcome (Art. 20).",
     ),
     (
         "withdraw",
         "withdraw_complaint",
-        bodies.WithdrawBody,
         "Record the complainant's withdrawal; the procedure ends that day (Art. 15).",
     ),
     (
         "decline",
         "decline_complaint",
-        bodies.DeclineBody,
         "Decline a complaint not made by the complainant, its legal representative or agent "
         "(Art. 18).",
     ),
     (
         "flag-major",
         "flag_major",
-        bodies.FlagMajorBody,
         "Mark the complaint major: disaster, accident or public-health cause (staff), or"
         " designated by the regulator (Art. 29).",
     ),
 ]
 
-for _path, _operation_id, _body_type, _doc in _COMMANDS:
-    _command_route(_path, _operation_id, _body_type, _doc)
-
-# `POST /v1/complaints/{case_id}/{command}`: the body model of each command
-COMMAND_BODIES: dict[str, type[BaseModel]] = {path: body for path, _, body, _ in _COMMANDS}
+for _path, _operation_id, _doc in _COMMANDS:
+    _command_route(_path, _operation_id, COMMAND_BODIES[_path], _doc)

@@ -16,8 +16,8 @@ from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
+from complaintcore.auth.principals import ROLES_SEEING_EVERYTHING, may_see
 from complaintcore.domain.policy import DEFAULT_POLICY
-from complaintcore.principals import ROLES_SEEING_EVERYTHING, may_see
 from complaintcore.projections.case_queries import (
     CaseFilter,
     InvalidCursor,

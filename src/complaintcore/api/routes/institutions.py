@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import Problem, not_found, problem_responses
-from complaintcore.institutions import (
+from complaintcore.reference.institutions import (
     INSTITUTION_CODE_PATTERN,
     MAX_INSTITUTION_CODE_LENGTH,
     MAX_INSTITUTION_NAME_LENGTH,

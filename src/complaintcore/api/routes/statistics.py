@@ -16,11 +16,6 @@ from complaintcore.api.auth import CurrentPrincipal, Principal, can_see, require
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.institutions import (
-    INSTITUTION_CODE_PATTERN,
-    MAX_INSTITUTION_CODE_LENGTH,
-    InstitutionDirectory,
-)
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import projection_lag
 from complaintcore.projections.statistics_queries import (
@@ -29,6 +24,11 @@ from complaintcore.projections.statistics_queries import (
     institution_statistics,
     projection_checkpoint,
     statistics_csv,
+)
+from complaintcore.reference.institutions import (
+    INSTITUTION_CODE_PATTERN,
+    MAX_INSTITUTION_CODE_LENGTH,
+    InstitutionDirectory,
 )
 
 router = APIRouter(prefix="/v1", tags=["statistics"])

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from complaintcore.api.schemas.common import Channel
+from complaintcore.application.requests.fields import Channel
 from complaintcore.domain.commands import (
     ComplainantKind,
     IdType,

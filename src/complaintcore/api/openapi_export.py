@@ -1,6 +1,6 @@
 """The app's OpenAPI document as YAML: what `openapi.yaml` at the repository root holds.
 
-`make openapi` regenerates that file (`python -m complaintcore.openapi_export > openapi.yaml`);
+`make openapi` regenerates that file (`python -m complaintcore.api.openapi_export > openapi.yaml`);
 `tests/unit/test_openapi_file.py` fails when it no longer equals what the app serves.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from complaintcore.api.app import create_app
-from complaintcore.settings import Settings
+from complaintcore.infra.settings import Settings
 
 # The schema is built from the routes alone: the lifespan, which opens the pool, never runs.
 _NO_DATABASE = "postgresql://openapi-export.invalid/unused"

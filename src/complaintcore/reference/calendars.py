@@ -30,7 +30,7 @@ from complaintcore.domain.calendar import (
     seeded_calendar,
     year_calendar_from_mapping,
 )
-from complaintcore.reference_files import read_json_or_csv
+from complaintcore.reference.files import read_json_or_csv
 
 FIRST_YEAR = 1949
 LAST_YEAR = 2100

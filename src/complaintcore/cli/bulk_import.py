@@ -30,12 +30,12 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.cli import database_url, fail
-from complaintcore.database import create_pool
+from complaintcore.cli.common import database_url, fail
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.reference_files import UserFileRefused, open_user_file
-from complaintcore.schema_migrations import upgrade_to_head
-from complaintcore.settings import Settings
+from complaintcore.infra.database import create_pool
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
+from complaintcore.reference.files import UserFileRefused, open_user_file
 
 EXIT_DONE = 0
 EXIT_UNREADABLE = 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import (
     Agent,
     Approval,
@@ -60,8 +61,7 @@ from complaintcore.domain.identity import (
     is_valid_resident_id,
     is_valid_unified_social_credit_code,
 )
-from complaintcore.institutions import InstitutionNode
-from complaintcore.principals import Principal
+from complaintcore.reference.institutions import InstitutionNode
 
 DEFAULT_SEED = 20200301  # Order 2020 No. 3 took effect on 1 March 2020
 DEFAULT_CASES = 300

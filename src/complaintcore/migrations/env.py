@@ -7,7 +7,7 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from complaintcore import advisory_locks
+from complaintcore.infra import advisory_locks
 
 # Several processes starting at once (API workers, CI jobs) migrate in turn.
 LOCK = {"namespace": advisory_locks.MIGRATIONS, "key": 0}

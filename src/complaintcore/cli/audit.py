@@ -16,12 +16,12 @@ from typing import Any
 from complaintcore.api.schemas.cases import AuditOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case
-from complaintcore.cli import database_url, fail, run_with_pool
+from complaintcore.cli.common import database_url, fail, run_with_pool
 from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.schema_migrations import upgrade_to_head
-from complaintcore.settings import Settings
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
 
 EXIT_INTACT = 0
 EXIT_UNKNOWN_CASE = 1

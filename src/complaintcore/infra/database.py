@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 import structlog
 
-log = structlog.get_logger("complaintcore.database")
+log = structlog.get_logger("complaintcore.infra.database")
 
 # What asyncpg and its pool raise while the server is down, shutting down, starting up or gone
 # away mid-query: refused or missing sockets and resets (OSError), connect and acquire timeouts,

@@ -28,8 +28,8 @@ from typing import Any
 
 import asyncpg
 
-from complaintcore import advisory_locks
-from complaintcore.reference_files import read_json_or_csv
+from complaintcore.infra import advisory_locks
+from complaintcore.reference.files import read_json_or_csv
 
 INSTITUTION_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_INSTITUTION_CODE_LENGTH = 64

@@ -16,9 +16,9 @@ import asyncpg
 
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.complaint_service import ComplaintService, Rendered, RequestInfo
-from complaintcore.calendars import CalendarRepository
-from complaintcore.cli import database_url, fail, run_with_pool
-from complaintcore.demo_data import (
+from complaintcore.auth.tokens import create_token
+from complaintcore.cli.common import database_url, fail, run_with_pool
+from complaintcore.cli.demo_data import (
     BANK_NAME,
     DEFAULT_CASES,
     DEFAULT_SEED,
@@ -36,10 +36,10 @@ from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.institutions import InstitutionDirectory
-from complaintcore.schema_migrations import upgrade_to_head
-from complaintcore.settings import Settings
-from complaintcore.tokens import create_token
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
+from complaintcore.reference.calendars import CalendarRepository
+from complaintcore.reference.institutions import InstitutionDirectory
 
 CLIENT = "complaintcore demo"
 STATUS_ORDER = (

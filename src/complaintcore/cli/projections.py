@@ -11,7 +11,9 @@ import sys
 
 from tqdm import tqdm
 
-from complaintcore.cli import database_url, fail
+from complaintcore.cli.common import database_url, fail
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
 from complaintcore.projections.rebuild import (
     TARGETS,
     RebuildAlreadyRunning,
@@ -20,8 +22,6 @@ from complaintcore.projections.rebuild import (
     default_scan_workers,
     rebuild,
 )
-from complaintcore.schema_migrations import upgrade_to_head
-from complaintcore.settings import Settings
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 

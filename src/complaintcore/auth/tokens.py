@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from complaintcore import advisory_locks
-from complaintcore.principals import (
+from complaintcore.auth.principals import (
     ROLES,
     ROLES_WITH_INSTITUTION,
     ROLES_WITHOUT_INSTITUTION,
     Principal,
 )
+from complaintcore.infra import advisory_locks
 
 TOKEN_PREFIX = "cc_"
 _TOKEN_BYTES = 32

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from complaintcore.api.schemas.common import (
+from complaintcore.application.requests.fields import (
     Body,
     BusinessDate,
     Channel,
@@ -371,3 +371,22 @@ class FlagMajorBody(Body):
 
     def to_command(self, today: date) -> c.FlagMajor:
         return c.FlagMajor(c.MajorCause(self.cause), self.detail)
+
+
+# `POST /v1/complaints/{case_id}/{command}` and an imported case's actions: the body of each command
+COMMAND_BODIES: dict[str, type[Body]] = {
+    "assign": AssignBody,
+    "recuse": RecuseBody,
+    "extend": ExtendBody,
+    "pause": PauseBody,
+    "resume": ResumeBody,
+    "supplement": SupplementBody,
+    "merge": MergeBody,
+    "decide": DecideBody,
+    "notify": NotifyBody,
+    "appeal": AppealBody,
+    "decide-review": DecideReviewBody,
+    "withdraw": WithdrawBody,
+    "decline": DeclineBody,
+    "flag-major": FlagMajorBody,
+}

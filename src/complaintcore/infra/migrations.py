@@ -1,14 +1,15 @@
-"""Applying and checking the Alembic migrations kept in the repository's `migrations/` folder."""
+"""Applying and checking the Alembic migrations, shipped inside the package (`complaintcore/
+migrations/`, package data) so an installed wheel migrates as a checkout does."""
 
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = files("complaintcore") / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

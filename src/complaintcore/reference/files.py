@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from complaintcore.settings import get_settings
+from complaintcore.infra.settings import get_settings
 
 T = TypeVar("T")
 

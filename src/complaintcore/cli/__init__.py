@@ -1,0 +1,1 @@
+"""The `complaintcore` command line: `main` builds it from the command groups of this package."""

@@ -1,0 +1,52 @@
+"""What every command of the command line shares: the database it works on, a pool for one job,
+and the one-line refusal."""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import asyncpg
+import structlog
+
+from complaintcore.infra.database import create_pool
+from complaintcore.infra.embedded_db import (
+    DATABASE_NAME,
+    ensure_database,
+    running_embedded_postgres,
+)
+from complaintcore.infra.settings import Settings
+
+log = structlog.get_logger("complaintcore.cli")
+
+T = TypeVar("T")
+
+
+@contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """`DATABASE_URL`, or the embedded PostgreSQL (started here, stopped on the way out)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    with running_embedded_postgres(settings.data_dir) as server_url:
+        url = asyncio.run(ensure_database(server_url, DATABASE_NAME))
+        log.info("embedded PostgreSQL started", data_dir=str(settings.data_dir.resolve()))
+        yield url
+    log.info("embedded PostgreSQL released (stopped unless another process still uses it)")
+
+
+def run_with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def run() -> T:
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def fail(message: str) -> int:
+    print(f"complaintcore: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,67 @@
+"""`complaintcore serve` and `complaintcore migrate`."""
+
+import argparse
+import asyncio
+import os
+from typing import Any
+
+import structlog
+
+from complaintcore.cli.common import database_url, fail
+from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS, wait_until_reachable
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
+
+log = structlog.get_logger("complaintcore.cli")
+
+
+def register(commands: Any) -> None:
+    serve_parser = commands.add_parser("serve", help="apply migrations, then serve the API")
+    serve_parser.add_argument("--host")
+    serve_parser.add_argument("--port", type=int)
+    serve_parser.add_argument("--workers", type=int, default=1)
+    serve_parser.set_defaults(handler=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    migrate_parser.set_defaults(handler=migrate)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    with database_url(settings) as url:
+        try:
+            asyncio.run(wait_until_reachable(url, settings.database_wait_s))
+        except DATABASE_UNAVAILABLE_ERRORS as error:
+            return fail(
+                f"the database is unreachable after {settings.database_wait_s:g} s: "
+                f"{type(error).__name__}: {error}"
+            )
+        upgrade_to_head(url)
+        os.environ["DATABASE_URL"] = url
+        uvicorn.run(
+            "complaintcore.api.app:create_app_from_environment",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers,
+            access_log=False,
+            log_config=None,
+            # httptools with header and body timeouts, header size and count limits, and
+            # problem+json refusals (api/http_protocol.py); an import string, as each worker
+            # imports it
+            http="complaintcore.api.http_protocol:LimitedHttpToolsProtocol",
+            # defence in depth: an idle keep-alive connection closes after 5 s (uvicorn's
+            # default, made explicit: a proxy's upstream keep-alive must be shorter), and the h11
+            # protocol, if ever chosen instead, buffers no more headers than the limit
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+        )
+    return 0
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with database_url(settings) as url:
+        upgrade_to_head(url)
+    log.info("migrations applied")
+    return 0
