@@ -16,11 +16,13 @@ from fastapi.security.utils import get_authorization_scheme_param
 from complaintcore.api.problems import Problem
 from complaintcore.auth.principals import ROLES, Principal, may_see
 from complaintcore.auth.tokens import principal_for_token
+from complaintcore.domain.roles import ADMINISTRATORS, FEED_READERS
 from complaintcore.reference.institutions import InstitutionDirectory
 
 __all__ = [
     "AdminPrincipal",
     "CurrentPrincipal",
+    "FeedReader",
     "Principal",
     "authenticate",
     "bearer_token_of",
@@ -99,7 +101,8 @@ def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     return principal_with_role
 
 
-AdminPrincipal = Annotated[Principal, Depends(require_role("admin"))]
+AdminPrincipal = Annotated[Principal, Depends(require_role(*ADMINISTRATORS))]
+FeedReader = Annotated[Principal, Depends(require_role(*FEED_READERS))]
 
 
 async def can_see(

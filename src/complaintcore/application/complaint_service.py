@@ -29,6 +29,7 @@ from complaintcore.application.idempotency import (
     find_response,
     save_response,
 )
+from complaintcore.application.policies import policy_in_force
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
 from complaintcore.domain.calendar import WorkingDayCalendar
@@ -40,7 +41,8 @@ from complaintcore.domain.decider import (
     evolve,
     fold,
 )
-from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.roles import handles_complaints, may_run_command
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.codec import domain_events, new_events
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
@@ -53,7 +55,6 @@ MAX_ATTEMPTS = 10
 # A command waiting longer than this for a pool connection is answered 503 (database_unavailable)
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
-CASE_ROLES = frozenset({"staff", "supervisor"})
 CASE_STATES_KEPT = 10_000
 _LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
 # The respondent's lineage, for the institution the case's projection row names: a hint, checked
@@ -197,8 +198,8 @@ class ComplaintService:
         self._today = today
         self._states = KeptStates(CASE_STATES_KEPT)
 
-    def policy_for(self, institution: str) -> InstitutionPolicy:
-        return DEFAULT_POLICY
+    def policy_for(self, institution: str, on: date | None = None) -> InstitutionPolicy:
+        return policy_in_force(institution, on)
 
     async def receive(
         self,
@@ -531,11 +532,10 @@ def _superior_in(lineage: tuple[str, ...]) -> str | None:
 
 
 def _require_case_role(actor: Actor) -> None:
-    if actor.role not in CASE_ROLES:
+    if not handles_complaints(actor.role):
         raise NotPermitted("forbidden", f"a {actor.role} cannot act on complaints")
 
 
 def _require_command_role(actor: Actor, command: Any) -> None:
-    if isinstance(command, FlagMajor) and actor.role == "regulator":
-        return
-    _require_case_role(actor)
+    if not may_run_command(actor.role, designates_major=isinstance(command, FlagMajor)):
+        raise NotPermitted("forbidden", f"a {actor.role} cannot act on complaints")

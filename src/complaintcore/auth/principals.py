@@ -1,26 +1,26 @@
 """Who is calling: a principal is what a bearer token stands for (API.md "Conventions", Auth)."""
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import asyncpg
 
+from complaintcore.domain.roles import (
+    ROLES,
+    ROLES_WITH_INSTITUTION,
+    ROLES_WITHOUT_INSTITUTION,
+    Role,
+    sees_everything,
+)
 
-class Role(StrEnum):
-    STAFF = "staff"
-    SUPERVISOR = "supervisor"
-    REGULATOR = "regulator"
-    ADMIN = "admin"
-
-
-ROLES = frozenset(role.value for role in Role)
-
-# Staff and supervisors work inside one institution's subtree; regulators and admins act across
-# all institutions and belong to none (an admin tied to one would read as scoped, and is not).
-ROLES_WITH_INSTITUTION = frozenset({Role.STAFF.value, Role.SUPERVISOR.value})
-ROLES_WITHOUT_INSTITUTION = frozenset({Role.REGULATOR.value, Role.ADMIN.value})
-ROLES_SEEING_EVERYTHING = frozenset({Role.REGULATOR.value, Role.ADMIN.value})
+__all__ = [
+    "ROLES",
+    "ROLES_WITHOUT_INSTITUTION",
+    "ROLES_WITH_INSTITUTION",
+    "Principal",
+    "Role",
+    "may_see",
+]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ async def may_see(
     Regulators and admins see everything; staff and supervisors see their institution's subtree.
     Callers answer 404 (not 403) for what the principal cannot see, so existence does not leak.
     """
-    if principal.role in ROLES_SEEING_EVERYTHING:
+    if sees_everything(principal.role):
         return True
     if principal.institution is None:
         return False

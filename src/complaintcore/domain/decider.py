@@ -53,7 +53,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from complaintcore.domain.calendar import CalendarYearMissing, WorkingDayCalendar
@@ -119,6 +118,7 @@ from complaintcore.domain.identity import (
     is_valid_unified_social_credit_code,
 )
 from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.roles import Role, may_designate_major
 from complaintcore.domain.rules import (
     ALREADY_MAJOR,
     APPEAL_WINDOW_CLOSED,
@@ -176,16 +176,11 @@ __all__ = [
 
 MAX_REPRESENTATIVES = 5  # Art. 12
 MAJOR_GROUP_COMPLAINANTS = 20  # Art. 29 (二)
-FLAGGABLE_BY_STAFF = frozenset({MajorCause.DISASTER, MajorCause.ACCIDENT, MajorCause.PUBLIC_HEALTH})
 IN_PERSON = "in_person"
 REGULATOR_TRANSFER = "regulator_transfer"
 
 
-class ActorRole(StrEnum):
-    STAFF = "staff"
-    SUPERVISOR = "supervisor"
-    REGULATOR = "regulator"
-    ADMIN = "admin"
+ActorRole = Role  # the caller's role, as `roles` declares them
 
 
 @dataclass(frozen=True)
@@ -694,17 +689,11 @@ def _flag_major(state: ComplaintState, command: FlagMajor, context: DecisionCont
         errors.add("cause", "not_allowed", "set automatically at receipt (Art. 29 (二))")
     errors.raise_if_any()
     _require_open(state, context, context.today)
-    if not _may_flag(context.actor_role, command.cause):
+    if not may_designate_major(context.actor_role, command.cause):
         raise NOT_AUTHORIZED_TO_DESIGNATE.violation(f"{context.actor_role} / {command.cause}")
     if state.major_flag is not None:
         raise ALREADY_MAJOR.violation(state.major_flag.cause)
     return [MarkedMajor(command.cause, command.detail, context.today)]
-
-
-def _may_flag(role: ActorRole, cause: MajorCause) -> bool:
-    if role is ActorRole.REGULATOR:
-        return True
-    return role in (ActorRole.STAFF, ActorRole.SUPERVISOR) and cause in FLAGGABLE_BY_STAFF
 
 
 # --- shared checks -------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
-from complaintcore.auth.principals import ROLES_SEEING_EVERYTHING, may_see
-from complaintcore.domain.policy import DEFAULT_POLICY
+from complaintcore.application.policies import policy_in_force
+from complaintcore.auth.principals import may_see
+from complaintcore.domain.roles import sees_everything
 from complaintcore.projections.case_queries import (
     CaseFilter,
     InvalidCursor,
@@ -108,7 +109,7 @@ async def get_complaint_audit(
         events = await complaints.case_events(principal, case_id.lower())
     except CaseNotFound:
         raise not_found("complaint") from None
-    return audit_case(case_id.lower(), events, shanghai_today(), DEFAULT_POLICY)
+    return audit_case(case_id.lower(), events, shanghai_today())
 
 
 @router.get(
@@ -170,7 +171,7 @@ async def _page(
     request: Request, case_filter: CaseFilter, limit: int, cursor: str | None, query: Any
 ) -> dict[str, Any]:
     today = shanghai_today()
-    due_soon_days = DEFAULT_POLICY.due_soon_days
+    due_soon_days = policy_in_force(None, today).due_soon_days
     try:
         rows, next_cursor = await query(
             request.app.state.pool, case_filter, today, due_soon_days, limit, cursor
@@ -190,7 +191,7 @@ async def _visible_institutions(
     """The institution codes the caller may list: None means every one."""
     directory = request.app.state.institutions
     if institution is None:
-        if principal.role in ROLES_SEEING_EVERYTHING:
+        if sees_everything(principal.role):
             return None
         return await directory.subtree(principal.institution)
     if not await may_see(principal, institution, directory):

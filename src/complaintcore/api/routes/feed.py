@@ -8,6 +8,7 @@ from complaintcore.api.auth import require_role
 from complaintcore.api.problems import problem_responses
 from complaintcore.api.schemas.cases import EventPageOut
 from complaintcore.application.case_audit import stored_event_document
+from complaintcore.domain.roles import FEED_READERS
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -19,7 +20,7 @@ _PROBLEMS = problem_responses(401, 403, 422, 503)
     operation_id="read_event_feed",
     response_model=EventPageOut,
     responses=_PROBLEMS,
-    dependencies=[Depends(require_role("regulator", "admin"))],
+    dependencies=[Depends(require_role(*FEED_READERS))],
 )
 async def read_event_feed(
     request: Request,

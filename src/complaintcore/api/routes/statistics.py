@@ -8,11 +8,11 @@ the commands; `checkpoint` in each answer is the feed position they are as of, a
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from complaintcore.api.auth import CurrentPrincipal, Principal, can_see, require_role
+from complaintcore.api.auth import CurrentPrincipal, FeedReader, Principal, can_see
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
@@ -243,7 +243,7 @@ async def get_institution_statistics_csv(
 )
 async def list_projections(
     request: Request,
-    principal: Annotated[Principal, Depends(require_role("regulator", "admin"))],
+    principal: FeedReader,
 ) -> dict[str, Any]:
     """How far each projection that follows the event feed is behind it, and where its one
     active runner is (only one runs across every API process and host). Regulators and admins

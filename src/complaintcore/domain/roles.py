@@ -1,0 +1,56 @@
+"""Roles, and what each may do or see (API.md "Conventions", Auth; DOMAIN.md; Art. 29).
+
+The one home of these rules: tokens, the service, bulk import, the routes and the decider all ask
+here. Staff and supervisors work inside one institution's subtree and act on its complaints;
+regulators read everything and may designate a case major for any cause; admins keep the
+reference data and read everything. Regulators and admins belong to no institution.
+"""
+
+from enum import StrEnum
+
+from complaintcore.domain.commands import MajorCause
+
+
+class Role(StrEnum):
+    STAFF = "staff"
+    SUPERVISOR = "supervisor"
+    REGULATOR = "regulator"
+    ADMIN = "admin"
+
+
+ROLES = frozenset(role.value for role in Role)
+ROLES_WITH_INSTITUTION = frozenset({Role.STAFF, Role.SUPERVISOR})
+ROLES_WITHOUT_INSTITUTION = frozenset({Role.REGULATOR, Role.ADMIN})
+ROLES_SEEING_EVERYTHING = frozenset({Role.REGULATOR, Role.ADMIN})
+# Who handles complaints: receives them and runs the commands on them.
+CASE_HANDLERS = frozenset({Role.STAFF, Role.SUPERVISOR})
+# Who reads across institutions what no single one may see: the global feed, the projections' lag.
+FEED_READERS = frozenset({Role.REGULATOR, Role.ADMIN})
+# Who writes reference data: the institution tree, the calendars.
+ADMINISTRATORS = frozenset({Role.ADMIN})
+# Causes staff may designate themselves; any other is the regulator's (Art. 29).
+FLAGGABLE_BY_STAFF = frozenset({MajorCause.DISASTER, MajorCause.ACCIDENT, MajorCause.PUBLIC_HEALTH})
+
+
+def has_institution(role: str) -> bool:
+    return role in ROLES_WITH_INSTITUTION
+
+
+def sees_everything(role: str) -> bool:
+    return role in ROLES_SEEING_EVERYTHING
+
+
+def handles_complaints(role: str) -> bool:
+    return role in CASE_HANDLERS
+
+
+def may_run_command(role: str, designates_major: bool) -> bool:
+    """Whether the role may run a command on a case at all (the decider judges the rest): case
+    handlers run every command; a regulator only designates a case major."""
+    return handles_complaints(role) or (designates_major and role == Role.REGULATOR)
+
+
+def may_designate_major(role: str, cause: MajorCause) -> bool:
+    if role == Role.REGULATOR:
+        return True
+    return handles_complaints(role) and cause in FLAGGABLE_BY_STAFF
