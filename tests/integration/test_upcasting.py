@@ -12,7 +12,6 @@ import pytest
 
 from complaintcore.application.case_audit import audit_case
 from complaintcore.domain.events import ComplaintWithdrawn
-from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.domain.state import CaseStatus, fold
 from complaintcore.events import codec as event_codec
 from complaintcore.events.codec import UnreadableEvent, domain_events, upcast
@@ -77,7 +76,7 @@ async def test_an_event_stored_in_an_old_schema_reads_as_the_current_one(
     state = fold(domain_events(stored))
     assert state is not None and state.status is CaseStatus.WITHDRAWN
     assert state.withdrawal is not None and state.withdrawal.reason == "已协商"
-    audit = audit_case("c-1", stored, date(2026, 3, 6), DEFAULT_POLICY)
+    audit = audit_case("c-1", stored, date(2026, 3, 6))
     assert audit["chain"]["intact"] and audit["state"]["status"] == "withdrawn"
 
 

@@ -5,9 +5,9 @@ from datetime import date
 from typing import Any
 
 from complaintcore.application.case_document import case_document, jsonable
+from complaintcore.application.policies import policy_in_force
 from complaintcore.domain.deadlines import deadline_timeline
-from complaintcore.domain.policy import InstitutionPolicy
-from complaintcore.domain.state import fold
+from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import StoredEvent
@@ -28,9 +28,9 @@ def stored_event_document(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def audit_case(
-    case_id: str, events: list[StoredEvent], today: date, policy: InstitutionPolicy
-) -> dict[str, Any]:
+def audit_case(case_id: str, events: list[StoredEvent], today: date) -> dict[str, Any]:
+    """The chain's verdict, and the state rebuilt from the events as the policy in force for
+    its respondent reads it."""
     verdict = verify_chain(events)
     try:
         decoded = domain_events(events)
@@ -42,6 +42,10 @@ def audit_case(
     return {
         "case_id": case_id,
         "chain": asdict(verdict),
-        "state": case_document(state, today, policy) if state is not None else None,
+        "state": _document(state, today) if state is not None else None,
         "timeline": timeline,
     }
+
+
+def _document(state: ComplaintState, today: date) -> dict[str, Any]:
+    return case_document(state, today, policy_in_force(state.respondent_institution, today))

@@ -17,7 +17,6 @@ from complaintcore.api.schemas.cases import AuditOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case
 from complaintcore.cli.common import database_url, fail, run_with_pool
-from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.migrations import upgrade_to_head
@@ -71,7 +70,7 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
 
 def audit_document(case_id: str, events: list[StoredEvent]) -> dict[str, Any]:
     """The audit route's response body, shaped by its response model exactly as the route is."""
-    document = audit_case(case_id, events, shanghai_today(), DEFAULT_POLICY)
+    document = audit_case(case_id, events, shanghai_today())
     return AuditOut.model_validate(document).model_dump(mode="json")
 
 
