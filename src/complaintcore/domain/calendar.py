@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import calendar as gregorian
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -28,6 +28,11 @@ _ONE_DAY = timedelta(days=1)
 _SATURDAY = 5  # date.weekday(): Monday is 0
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MAPPING_KEYS = frozenset({"year", "holidays", "adjusted_working_days"})
+
+
+# The years a calendar may be loaded for (the `calendar_years` table holds the same range).
+FIRST_YEAR = 1949
+LAST_YEAR = 2100
 
 
 class CalendarYearMissing(Exception):
@@ -224,6 +229,62 @@ def _days_after(start: date, end: date) -> Iterator[date]:
         day += _ONE_DAY
 
 
+def check_year_in_range(year: int) -> None:
+    """A year a calendar may be loaded for: `FIRST_YEAR` to `LAST_YEAR`."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"year {year} is outside {FIRST_YEAR}..{LAST_YEAR}")
+
+
+@dataclass(frozen=True)
+class CalendarProblem:
+    """One item of a year's lists that does not fit the year: `field` is `holidays.1`, say."""
+
+    field: str
+    code: str
+    message: str
+
+
+def year_calendar_problems(
+    year: int, holidays: Sequence[date], adjusted_working_days: Sequence[date]
+) -> list[CalendarProblem]:
+    """Every item that `YearCalendar` would refuse, one entry each, for an answer that lists
+    them all: a day outside the year or given twice, an adjusted working day that is not a
+    weekend day or is also a holiday."""
+    problems = [
+        *_date_list_problems("holidays", holidays, year),
+        *_date_list_problems("adjusted_working_days", adjusted_working_days, year),
+    ]
+    holiday_set = set(holidays)
+    for index, day in enumerate(adjusted_working_days):
+        field = f"adjusted_working_days.{index}"
+        if not _is_weekend(day):
+            problems.append(CalendarProblem(field, "not_weekend", _not_weekend(day)))
+        if day in holiday_set:
+            problems.append(CalendarProblem(field, "also_a_holiday", f"{day} is in holidays"))
+    return problems
+
+
+def _date_list_problems(name: str, days: Sequence[date], year: int) -> list[CalendarProblem]:
+    problems = []
+    seen: set[date] = set()
+    for index, day in enumerate(days):
+        field = f"{name}.{index}"
+        if day.year != year:
+            problems.append(CalendarProblem(field, "not_in_year", f"{day} is not in {year}"))
+        if day in seen:
+            problems.append(CalendarProblem(field, "duplicate", f"{day} is listed twice"))
+        seen.add(day)
+    return problems
+
+
+def _is_weekend(day: date) -> bool:
+    return day.weekday() >= _SATURDAY
+
+
+def _not_weekend(day: date) -> str:
+    return f"{day} is a {gregorian.day_name[day.weekday()]}, not a Saturday or Sunday"
+
+
 def _check_year_number(year: object) -> None:
     if isinstance(year, bool) or not isinstance(year, int):
         raise ValueError(f"year must be an integer, got {year!r}")
@@ -248,13 +309,9 @@ def _check_disjoint(holidays: frozenset[date], adjusted_working_days: frozenset[
 
 
 def _check_weekend_only(adjusted_working_days: frozenset[date]) -> None:
-    weekdays = sorted(day for day in adjusted_working_days if day.weekday() < _SATURDAY)
+    weekdays = sorted(day for day in adjusted_working_days if not _is_weekend(day))
     if weekdays:
-        first = weekdays[0]
-        day_name = gregorian.day_name[first.weekday()]
-        raise ValueError(
-            f"adjusted_working_days: {first.isoformat()} is a {day_name}, not a Saturday or Sunday"
-        )
+        raise ValueError(f"adjusted_working_days: {_not_weekend(weekdays[0])}")
 
 
 def _check_mapping_keys(data: Mapping[str, Any]) -> None:

@@ -20,20 +20,33 @@ from collections.abc import Iterable
 from datetime import date
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from complaintcore.domain.calendar import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    CalendarYearMissing,
     WorkingDayCalendar,
     YearCalendar,
+    check_year_in_range,
     seeded_calendar,
     year_calendar_from_mapping,
 )
 from complaintcore.reference.files import read_json_or_csv
 
-FIRST_YEAR = 1949
-LAST_YEAR = 2100
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "CalendarRepository",
+    "CalendarYearMissing",
+    "EffectiveSource",
+    "check_year_in_range",
+    "read_calendar_file",
+]
+
+EffectiveSource = Literal["stored", "seeded"]
 CSV_HOLIDAY = "holiday"
 CSV_WORKING_DAY = "working_day"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -59,6 +72,21 @@ class CalendarRepository:
     async def put_year(self, year_calendar: YearCalendar) -> bool:
         """Store a year, replacing any stored data for it; True when none was stored before."""
         return await _upsert_year(self._pool, year_calendar)
+
+    async def store_year(self, year_calendar: YearCalendar) -> bool:
+        """Store a year over whatever it had; True when it had no calendar at all before,
+        neither stored nor seeded."""
+        newly_stored = await self.put_year(year_calendar)
+        return newly_stored and year_calendar.year not in seeded_calendar().years
+
+    async def effective_year(self, year: int) -> tuple[YearCalendar, EffectiveSource]:
+        """A year as the effective calendar has it: stored if loaded, else seeded (a stored
+        year replaces the seed's whole, as in `working_day_calendar`). Raises
+        `CalendarYearMissing` when neither has it."""
+        stored = await self.stored_year(year)
+        if stored is not None:
+            return stored, "stored"
+        return seeded_calendar().for_year(year), "seeded"
 
     async def put_years(self, year_calendars: Iterable[YearCalendar]) -> int:
         """Store several years in one transaction (all or nothing); returns how many."""
@@ -124,11 +152,6 @@ async def _upsert_year(
         sorted(year_calendar.holidays),
         sorted(year_calendar.adjusted_working_days),
     )
-
-
-def check_year_in_range(year: int) -> None:
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise ValueError(f"year {year} is outside {FIRST_YEAR}..{LAST_YEAR}")
 
 
 def read_calendar_file(path: Path, max_bytes: int | None = None) -> list[YearCalendar]:

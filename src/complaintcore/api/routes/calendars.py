@@ -17,14 +17,12 @@ from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
 from complaintcore.application.requests.fields import IsoDate
-from complaintcore.domain.calendar import CalendarYearMissing, YearCalendar, seeded_calendar
-from complaintcore.reference.calendars import FIRST_YEAR, LAST_YEAR
+from complaintcore.domain.calendar import YearCalendar, year_calendar_problems
+from complaintcore.reference.calendars import FIRST_YEAR, LAST_YEAR, CalendarYearMissing
 
 log = structlog.get_logger("complaintcore.api.calendars")
 
 router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
-
-_SATURDAY = 5  # date.weekday(): Monday is 0
 
 
 def _canonical_year(value: object) -> object:
@@ -161,8 +159,7 @@ async def put_calendar_year(
     year_calendar = YearCalendar(
         year, frozenset(body.holidays), frozenset(body.adjusted_working_days)
     )
-    newly_stored = await calendars.put_year(year_calendar)
-    if newly_stored and year not in seeded_calendar().years:
+    if await calendars.store_year(year_calendar):
         response.status_code = 201
         response.headers["Location"] = f"{router.prefix}/{year}"
     log.info("calendar year stored", year=year, actor=admin.id)
@@ -190,11 +187,8 @@ async def get_calendar_year(
     404 `calendar_year_missing` when neither has the year: working days are then unknown, and the
     service refuses to guess them.
     """
-    stored = await calendars.stored_year(year)
-    if stored is not None:
-        return CalendarYearView.of(stored, "stored")
     try:
-        return CalendarYearView.of(seeded_calendar().for_year(year), "seeded")
+        year_calendar, source = await calendars.effective_year(year)
     except CalendarYearMissing:
         raise Problem(
             404,
@@ -202,42 +196,12 @@ async def get_calendar_year(
             "Calendar year missing",
             f"No holiday calendar is loaded for {year}.",
         ) from None
+    return CalendarYearView.of(year_calendar, source)
 
 
 def calendar_body_problems(year: int, body: CalendarYearBody) -> list[FieldProblem]:
     """Every item of the body that does not fit the year, one entry each."""
-    problems = [
-        *_date_list_problems("holidays", body.holidays, year),
-        *_date_list_problems("adjusted_working_days", body.adjusted_working_days, year),
+    return [
+        FieldProblem(field=problem.field, code=problem.code, message=problem.message)
+        for problem in year_calendar_problems(year, body.holidays, body.adjusted_working_days)
     ]
-    holidays = set(body.holidays)
-    for index, day in enumerate(body.adjusted_working_days):
-        field = f"adjusted_working_days.{index}"
-        if day.weekday() < _SATURDAY:
-            problems.append(FieldProblem(field=field, code="not_weekend", message=_weekday(day)))
-        if day in holidays:
-            problems.append(
-                FieldProblem(field=field, code="also_a_holiday", message=f"{day} is in holidays")
-            )
-    return problems
-
-
-def _date_list_problems(name: str, days: list[date], year: int) -> list[FieldProblem]:
-    problems = []
-    seen: set[date] = set()
-    for index, day in enumerate(days):
-        field = f"{name}.{index}"
-        if day.year != year:
-            problems.append(
-                FieldProblem(field=field, code="not_in_year", message=f"{day} is not in {year}")
-            )
-        if day in seen:
-            problems.append(
-                FieldProblem(field=field, code="duplicate", message=f"{day} is listed twice")
-            )
-        seen.add(day)
-    return problems
-
-
-def _weekday(day: date) -> str:
-    return f"{day} is a {day.strftime('%A')}, not a Saturday or Sunday"
