@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e lint format migrate openapi lock bench profile clean
+.PHONY: install run test test-unit test-integration test-e2e test-wheel lint format migrate openapi lock bench profile clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/pytest tests/e2e
+
+test-wheel: install ## build the wheel, install it into a fresh venv, migrate and serve from it
+	$(BIN)/pytest tests/packaging
 
 lint: install
 	$(BIN)/ruff check src tests bench

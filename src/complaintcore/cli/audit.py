@@ -7,6 +7,7 @@ verdict) and the deadline timeline as a table. Nothing personal is printed beyon
 document holds, where the complainant is masked.
 
 Exit status: 0 when the chain is intact, 2 when it is broken, 1 when there is no such case.
+Its arguments: `cli/parsers/audit.py`.
 """
 
 import argparse
@@ -37,19 +38,6 @@ TIMELINE_COLUMNS = (
     ("on time", "on_time"),
 )
 _RIGHT_ALIGNED = frozenset({"version", "level", "paused_days"})
-
-
-def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "audit", help="verify a case's hash chain and print its deadline timeline"
-    )
-    parser.add_argument("case_id", help="the case id (a UUID)")
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the document of GET /v1/complaints/{id}/audit instead of tables",
-    )
-    parser.set_defaults(handler=audit)
 
 
 def audit(args: argparse.Namespace, settings: Settings) -> int:

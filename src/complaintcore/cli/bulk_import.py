@@ -6,7 +6,7 @@ Refused cases are listed on stderr by line number and rule code (the first 50, a
 events per second and the time left.
 
 Exit status: 0 when every case was imported or was already stored, 2 when some were refused, 1
-when the file cannot be read.
+when the file cannot be read. Its arguments: `cli/parsers/bulk_import.py`.
 """
 
 import argparse
@@ -17,12 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from complaintcore.application.bulk_import import (
-    DEFAULT_BATCH_CASES,
     ActorBody,
     BulkImporter,
     ImportReport,
@@ -41,23 +40,6 @@ EXIT_DONE = 0
 EXIT_UNREADABLE = 1
 EXIT_SOME_REFUSED = 2
 REFUSALS_SHOWN = 50
-
-
-def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "import", help="import historical cases from JSON Lines through the domain rules"
-    )
-    parser.add_argument("file", type=Path, help="JSON Lines, one case a line")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_CASES, help="cases a batch")
-    parser.add_argument("--actor", default="import", help="who entered actions with no actor")
-    parser.add_argument(
-        "--role",
-        default="staff",
-        choices=("staff", "supervisor", "regulator", "admin"),
-        help="that actor's role",
-    )
-    parser.add_argument("--refusals", type=Path, help="write every refused case here (JSONL)")
-    parser.set_defaults(handler=import_command)
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,14 +3,14 @@
 Cases are written through `ComplaintService`, so every domain rule applies, registration numbers
 are allocated as in production and the case projection is written. Each command runs with the
 service's `today` set to its business date, so a case's history is dated in the past (see
-`demo_data`). Running it again upserts the tree, creates new tokens and adds new cases.
+`demo_data`). Running it again upserts the tree, creates new tokens and adds new cases. Its
+arguments: `cli/parsers/demo.py`.
 """
 
 import argparse
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import asyncpg
 
@@ -20,8 +20,6 @@ from complaintcore.auth.tokens import create_token
 from complaintcore.cli.common import database_url, fail, run_with_pool
 from complaintcore.cli.demo_data import (
     BANK_NAME,
-    DEFAULT_CASES,
-    DEFAULT_SEED,
     DEMO_PRINCIPALS,
     SITES,
     CaseStory,
@@ -52,35 +50,6 @@ STATUS_ORDER = (
     "declined",
     "merged",
 )
-
-
-def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "demo", help="seed an institution tree, tokens and realistic cases, for a first look"
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULT_SEED,
-        help=f"the same seed on the same day, the same cases (default {DEFAULT_SEED})",
-    )
-    parser.add_argument(
-        "--cases",
-        type=case_count,
-        default=DEFAULT_CASES,
-        help=f"how many cases to add (default {DEFAULT_CASES})",
-    )
-    parser.set_defaults(handler=demo)
-
-
-def case_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= count <= 100_000:
-        raise argparse.ArgumentTypeError("between 0 and 100000")
-    return count
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,79 @@
-"""The `complaintcore` command line (API.md "Command line"): one module per command group, each
-adding its subcommands with `register(commands)`."""
+"""The `complaintcore` command line (API.md "Command line"): one parser module per command group
+(`cli/parsers/`), each adding its subcommands with `register(commands)`, and one handler module
+per group (`cli/server.py`, `cli/tokens.py`, ...).
+
+Building the parser imports the standard library only: a command's handler module, and with it
+alembic, uvicorn, FastAPI, SQLAlchemy, asyncpg and pydantic, is imported once its arguments have
+parsed, and the settings are read after that. So `--help`, `--version` and a usage error answer at
+once.
+"""
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from complaintcore.cli import audit, bulk_import, demo, projections, reference, server, tokens
-from complaintcore.infra.log_config import configure_logging
-from complaintcore.infra.settings import Settings, get_settings
+from complaintcore.cli.parsers import (
+    audit,
+    bulk_import,
+    demo,
+    projections,
+    reference,
+    server,
+    tokens,
+)
+from complaintcore.cli.parsers.shared import HelpFormatter, resolve_handler
 
+if TYPE_CHECKING:
+    from complaintcore.infra.settings import Settings
+
+DISTRIBUTION = "complaintcore"
 DESCRIPTION = 'The `complaintcore` command line (API.md "Command line").'
+EPILOG = (
+    "Each command's --help gives its options' defaults and the environment variables it reads\n"
+    "(also from a .env file in the working directory): complaintcore COMMAND --help."
+)
 COMMAND_GROUPS = (server, tokens, reference, audit, bulk_import, demo, projections)
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """Imports the chosen command's handler (`shared.Handler`) once the arguments have parsed."""
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        return resolve_handler(super().parse_args(args, namespace))
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "print the installed version and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"{parser.prog} {installed_version()}", file=sys.stdout)
+        parser.exit()
+
+
+def installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "(version unknown: not installed as a distribution)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="complaintcore", description=DESCRIPTION)
+    parser = CommandLineParser(
+        prog="complaintcore",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(commands)
@@ -21,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from complaintcore.infra.log_config import configure_logging
+    from complaintcore.infra.settings import get_settings
+
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     return handler(args, settings)

@@ -2,7 +2,8 @@
 
 The rebuild itself is `projections/rebuild.py` (its docstring describes the protocol); this is
 the command around it: a progress bar with events per second and time left (tqdm, on stderr),
-`--workers` scan processes, Ctrl-C to stop, and the same command again to resume.
+`--workers` scan processes, Ctrl-C to stop, and the same command again to resume. Its arguments:
+`cli/parsers/projections.py`.
 """
 
 import argparse
@@ -72,7 +73,7 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
             rebuild_settings = RebuildSettings(
                 page_events=args.batch,
                 flush_rows=max(1, args.batch // 2),
-                scan_workers=args.workers,
+                scan_workers=args.workers or default_scan_workers(),
             )
             results = asyncio.run(
                 rebuild(
@@ -101,50 +102,3 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     rate = events / seconds if seconds > 0 else 0.0
     print(f"{events} events replayed in {seconds:.1f} s ({rate:,.0f} events/s)")
     return 0
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    projections_parser = commands.add_parser(
-        "projections", help="projections derived from the events"
-    )
-    projection_commands = projections_parser.add_subparsers(
-        dest="projections_command", required=True
-    )
-    rebuild_parser = projection_commands.add_parser(
-        "rebuild",
-        help="replay every event into fresh tables and swap them in, without stopping queries;"
-        " Ctrl-C stops, running it again resumes",
-    )
-    rebuild_parser.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help=f"projections to rebuild: {', '.join(TARGETS)} (all when none is named)",
-    )
-    rebuild_parser.add_argument(
-        "--restart",
-        action="store_true",
-        help="discard an interrupted rebuild instead of resuming it",
-    )
-    rebuild_parser.add_argument(
-        "--batch",
-        type=_positive,
-        default=RebuildSettings.page_events,
-        help="events read per page (rows are written in batches of half that)",
-    )
-    rebuild_parser.add_argument(
-        "--workers",
-        type=_positive,
-        default=default_scan_workers(),
-        help="processes replaying the events at once, each a range of the cases (default: the"
-        " number of CPUs, at most 8); 1 replays in this process. A resumed rebuild keeps the"
-        " ranges it began with",
-    )
-    rebuild_parser.set_defaults(handler=rebuild_command)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value

@@ -1,8 +1,7 @@
-"""`complaintcore institutions load` and `calendar load`: reference data from files."""
+"""`complaintcore institutions load` and `calendar load`: reference data from files (their
+arguments: `cli/parsers/reference.py`)."""
 
 import argparse
-from pathlib import Path
-from typing import Any
 
 from complaintcore.cli.common import database_url, fail, run_with_pool
 from complaintcore.infra.migrations import upgrade_to_head
@@ -13,26 +12,6 @@ from complaintcore.reference.institutions import (
     InstitutionDirectory,
     read_institution_file,
 )
-
-
-def register(commands: Any) -> None:
-    institutions_parser = commands.add_parser("institutions", help="the institution tree")
-    institution_commands = institutions_parser.add_subparsers(
-        dest="institutions_command", required=True
-    )
-    load_tree_parser = institution_commands.add_parser(
-        "load", help="create or update nodes from JSON or CSV (code,name,kind,parent)"
-    )
-    load_tree_parser.add_argument("file", type=Path)
-    load_tree_parser.set_defaults(handler=load_institutions)
-
-    calendar_parser = commands.add_parser("calendar", help="holiday calendars")
-    calendar_commands = calendar_parser.add_subparsers(dest="calendar_command", required=True)
-    load_calendar_parser = calendar_commands.add_parser(
-        "load", help="store years from JSON or CSV (date,kind)"
-    )
-    load_calendar_parser.add_argument("file", type=Path)
-    load_calendar_parser.set_defaults(handler=load_calendar)
 
 
 def load_institutions(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,9 +1,8 @@
-"""`complaintcore serve` and `complaintcore migrate`."""
+"""`complaintcore serve` and `complaintcore migrate` (their arguments: `cli/parsers/server.py`)."""
 
 import argparse
 import asyncio
 import os
-from typing import Any
 
 import structlog
 
@@ -13,17 +12,6 @@ from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
 log = structlog.get_logger("complaintcore.cli")
-
-
-def register(commands: Any) -> None:
-    serve_parser = commands.add_parser("serve", help="apply migrations, then serve the API")
-    serve_parser.add_argument("--host")
-    serve_parser.add_argument("--port", type=int)
-    serve_parser.add_argument("--workers", type=int, default=1)
-    serve_parser.set_defaults(handler=serve)
-
-    migrate_parser = commands.add_parser("migrate", help="apply migrations to DATABASE_URL")
-    migrate_parser.set_defaults(handler=migrate)
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,55 @@
+"""`complaintcore projections rebuild [NAME ...]` (handler: `cli/projections.py`)."""
+
+import argparse
+from typing import Any
+
+from complaintcore.cli.parsers.shared import add_command, add_group
+
+# `projections.rebuild.TARGETS` and `RebuildSettings.page_events` (a unit test holds them
+# together); --workers' default, `default_scan_workers()`, is taken when the command runs.
+PROJECTIONS = ("case_view", "statistics")
+DEFAULT_PAGE_EVENTS = 10_000
+
+
+def register(commands: Any) -> None:
+    projection_commands = add_group(
+        commands, "projections", help="projections derived from the events"
+    )
+    rebuild_parser = add_command(
+        projection_commands,
+        "rebuild",
+        help="replay every event into fresh tables and swap them in, without stopping queries;"
+        " Ctrl-C stops, running it again resumes",
+        handler="complaintcore.cli.projections:rebuild_command",
+    )
+    rebuild_parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"projections to rebuild: {', '.join(PROJECTIONS)} (all when none is named)",
+    )
+    rebuild_parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted rebuild instead of resuming it",
+    )
+    rebuild_parser.add_argument(
+        "--batch",
+        type=_positive,
+        default=DEFAULT_PAGE_EVENTS,
+        help="events read per page (rows are written in batches of half that)",
+    )
+    rebuild_parser.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes replaying the events at once, each a range of the cases (default: the"
+        " number of CPUs this process may use, at most 8); 1 replays in this process. A resumed"
+        " rebuild keeps the ranges it began with",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value

@@ -1,0 +1,52 @@
+"""`complaintcore serve` and `complaintcore migrate` (handlers: `cli/server.py`)."""
+
+from typing import Any
+
+from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, env_default
+
+# serve reads every setting but the file limit: the database wait and the listening address
+# itself, the pool, the projection runner and the request limits through the app it serves.
+SERVE_ENVIRONMENT = (
+    *EVERY_COMMAND,
+    "COMPLAINTCORE_HOST",
+    "COMPLAINTCORE_PORT",
+    "COMPLAINTCORE_DATABASE_WAIT",
+    "COMPLAINTCORE_POOL_MIN",
+    "COMPLAINTCORE_POOL_MAX",
+    "COMPLAINTCORE_PROJECTION_RUNNER",
+    "COMPLAINTCORE_PROJECTION_POLL",
+    "COMPLAINTCORE_PROJECTION_STANDBY",
+    "COMPLAINTCORE_HEADER_TIMEOUT",
+    "COMPLAINTCORE_BODY_TIMEOUT",
+    "COMPLAINTCORE_MAX_HEADER_BYTES",
+    "COMPLAINTCORE_MAX_HEADERS",
+    "COMPLAINTCORE_MAX_BODY_BYTES",
+)
+
+
+def register(commands: Any) -> None:
+    serve_parser = add_command(
+        commands,
+        "serve",
+        help="apply migrations, then serve the API",
+        handler="complaintcore.cli.server:serve",
+        environment=SERVE_ENVIRONMENT,
+    )
+    serve_parser.add_argument(
+        "--host", help=f"the address to listen on (default: {env_default('COMPLAINTCORE_HOST')})"
+    )
+    serve_parser.add_argument(
+        "--port",
+        type=int,
+        help=f"the port to listen on (default: {env_default('COMPLAINTCORE_PORT')})",
+    )
+    serve_parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, each with its own pool"
+    )
+
+    add_command(
+        commands,
+        "migrate",
+        help="apply migrations to DATABASE_URL (or the embedded database)",
+        handler="complaintcore.cli.server:migrate",
+    )

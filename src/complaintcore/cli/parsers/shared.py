@@ -1,0 +1,194 @@
+"""What the command groups' parsers share: the help layout, the environment variables each
+command reads (with their defaults), and handlers named by module, imported when they run.
+
+The variables are those of `complaintcore.infra.settings` (README "Configuration"), written out
+here so that printing help imports no settings code; `tests/unit/test_cli_help.py` checks each
+name and default against `Settings`.
+"""
+
+import argparse
+import importlib
+import textwrap
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+HELP_WIDTH = 100
+_NAME_COLUMN = 36  # two spaces, the longest name, two spaces
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str  # as a user would write it
+    meaning: str
+
+
+ENVIRONMENT = {
+    variable.name: variable
+    for variable in (
+        Variable(
+            "DATABASE_URL",
+            "unset: the embedded PostgreSQL",
+            "the database, a PostgreSQL URL (postgresql://user@host:5432/db)",
+        ),
+        Variable(
+            "COMPLAINTCORE_DATA_DIR",
+            ".pgdata",
+            "the embedded PostgreSQL's data folder (when DATABASE_URL is unset)",
+        ),
+        Variable(
+            "COMPLAINTCORE_LOG_FORMAT",
+            "auto",
+            "json (a JSON object a line), console, or auto (console on a terminal)",
+        ),
+        Variable("COMPLAINTCORE_LOG_LEVEL", "info", "debug, info, warning or error"),
+        Variable("COMPLAINTCORE_HOST", "127.0.0.1", "the address serve listens on"),
+        Variable("COMPLAINTCORE_PORT", "8000", "the port serve listens on"),
+        Variable(
+            "COMPLAINTCORE_DATABASE_WAIT",
+            "30",
+            "seconds serve waits for an unreachable database at start-up; 0: no waiting",
+        ),
+        Variable("COMPLAINTCORE_POOL_MIN", "2", "fewest database connections kept open"),
+        Variable("COMPLAINTCORE_POOL_MAX", "32", "most database connections"),
+        Variable(
+            "COMPLAINTCORE_PROJECTION_RUNNER",
+            "true",
+            "run the statistics projection runner in this process (one is active at a time)",
+        ),
+        Variable(
+            "COMPLAINTCORE_PROJECTION_POLL",
+            "0.5",
+            "seconds the active runner waits when the feed is idle",
+        ),
+        Variable(
+            "COMPLAINTCORE_PROJECTION_STANDBY",
+            "2",
+            "seconds a standby runner waits between attempts to take over",
+        ),
+        Variable(
+            "COMPLAINTCORE_HEADER_TIMEOUT",
+            "10",
+            "seconds a client has to send a request's line and headers (408 beyond)",
+        ),
+        Variable(
+            "COMPLAINTCORE_BODY_TIMEOUT",
+            "30",
+            "seconds a client has to send a request's body once its headers are in (408 beyond)",
+        ),
+        Variable(
+            "COMPLAINTCORE_MAX_HEADER_BYTES",
+            "16384",
+            "largest request line and headers together, in bytes (431 beyond)",
+        ),
+        Variable("COMPLAINTCORE_MAX_HEADERS", "100", "most headers in a request (431 beyond)"),
+        Variable(
+            "COMPLAINTCORE_MAX_BODY_BYTES",
+            "1048576",
+            "largest request body, in bytes (413 beyond)",
+        ),
+        Variable(
+            "COMPLAINTCORE_MAX_FILE_BYTES",
+            "268435456",
+            "largest file the command reads, in bytes",
+        ),
+    )
+}
+
+# What every command reads: the database it works on, and how it logs (on stderr).
+EVERY_COMMAND = (
+    "DATABASE_URL",
+    "COMPLAINTCORE_DATA_DIR",
+    "COMPLAINTCORE_LOG_FORMAT",
+    "COMPLAINTCORE_LOG_LEVEL",
+)
+READS_FILES = (*EVERY_COMMAND, "COMPLAINTCORE_MAX_FILE_BYTES")
+
+
+def env_default(name: str) -> str:
+    """An option's default taken from a variable: `$NAME, else <its default>`."""
+    return f"${name}, else {ENVIRONMENT[name].default}"
+
+
+def environment_epilog(names: Iterable[str]) -> str:
+    """The variables a command reads, one a line with its meaning and default."""
+    lines = ["environment (also read from a .env file in the working directory):"]
+    for name in names:
+        variable = ENVIRONMENT[name]
+        lines += textwrap.wrap(
+            f"{variable.meaning} (default: {variable.default})",
+            width=HELP_WIDTH,
+            initial_indent=f"  {name}".ljust(_NAME_COLUMN),
+            subsequent_indent=" " * _NAME_COLUMN,
+        )
+    return "\n".join(lines)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description and the environment epilog as written (`add_command` wraps them); each
+    option's default after its help, unless the help says it already or there is none (None, a
+    flag's False)."""
+
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        kwargs.setdefault("width", HELP_WIDTH)
+        super().__init__(prog, **kwargs)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False
+        if (
+            not action.option_strings
+            or no_default
+            or action.default == argparse.SUPPRESS
+            or "%(default)" in text
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A command's handler as `module:function`, imported when the command runs."""
+
+    target: str
+
+    def resolve(self) -> Callable[..., int]:
+        module, _, function = self.target.partition(":")
+        handler: Callable[..., int] = getattr(importlib.import_module(module), function)
+        return handler
+
+
+def resolve_handler(args: argparse.Namespace) -> argparse.Namespace:
+    """Replace a parsed command's `Handler` by the function it names (importing its module)."""
+    handler = getattr(args, "handler", None)
+    if isinstance(handler, Handler):
+        args.handler = handler.resolve()
+    return args
+
+
+def add_command(
+    commands: Any,
+    name: str,
+    *,
+    help: str,
+    handler: str,
+    environment: Iterable[str] = EVERY_COMMAND,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with the environment it reads; `handler`: `module:function`."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description or help, HELP_WIDTH),
+        epilog=environment_epilog(environment),
+        formatter_class=HelpFormatter,
+    )
+    parser.set_defaults(handler=Handler(handler))
+    return parser
+
+
+def add_group(commands: Any, name: str, *, help: str) -> Any:
+    """A command with subcommands of its own (`tokens create`, `projections rebuild`)."""
+    parser = commands.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+    return parser.add_subparsers(dest=f"{name}_command", required=True)

