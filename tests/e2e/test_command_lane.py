@@ -7,9 +7,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from api_support import complaint, days_ago, notice
 from complaintcore.api.app import create_app
+from complaintcore.api.auth import authenticate
+from complaintcore.api.command_lane import CommandLane
 from complaintcore.auth.tokens import create_token, revoke_token
 from complaintcore.reference.institutions import InstitutionDirectory
 
@@ -17,16 +21,45 @@ NOTE = {"subject": "progress", "notice": notice(days_ago(0)), "summary": "处理
 
 
 @pytest.fixture
-async def client(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+async def app(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[FastAPI]:
     directory = InstitutionDirectory(pool)
     await directory.put("HO", "总行", "head_office")
     await directory.put("BR-A", "上海分行", "branch", "HO")
     await directory.put("BR-B", "北京分行", "branch", "HO")
     app = create_app(database_url)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-            yield client
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
+        yield client
+
+
+@pytest.fixture
+def lane(app: FastAPI) -> CommandLane:
+    app.middleware_stack = app.build_middleware_stack()
+    layer: Any = app.middleware_stack
+    while not isinstance(layer, CommandLane):
+        layer = layer.app
+    return layer
+
+
+@pytest.fixture
+def routed(lane: CommandLane) -> list[str]:
+    """The paths of the requests the lane passed on to the routes (the others it answered)."""
+    routes = lane.app
+    paths: list[str] = []
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            paths.append(scope["path"])
+        await routes(scope, receive, send)
+
+    lane.app = recording
+    return paths
 
 
 async def staff_token(pool: asyncpg.Pool, institution: str = "BR-A") -> str:
@@ -104,10 +137,10 @@ async def test_a_token_changed_behind_the_apps_back_acts_as_what_it_stands_for_n
 
 
 async def test_a_command_the_lane_answers_is_answered_as_its_route_answers_it(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
+    client: httpx.AsyncClient, pool: asyncpg.Pool, lane: CommandLane, routed: list[str]
 ) -> None:
-    """The same commands on two like cases, once with tokens the app has not seen (the routes
-    answer) and once with tokens it has (the lane answers)."""
+    """The same commands on two like cases, once with the lane shut (the routes answer, with
+    tokens the app has not seen) and once through it (tokens it has seen)."""
     seen, unseen = await staff_token(pool), await staff_token(pool)
     routed_case, lane_case = await new_case(client, seen), await new_case(client, seen)
     commands: list[tuple[str, dict[str, Any], dict[str, str]]] = [
@@ -117,18 +150,21 @@ async def test_a_command_the_lane_answers_is_answered_as_its_route_answers_it(
         ("assign", {"handler_id": "staff-a2"}, {"If-Match": '"2"'}),
     ]
     for command, body, headers in commands:
-        routed = await client.post(
+        lane.command_for = lambda scope: None  # type: ignore[method-assign]
+        by_route = await client.post(
             f"/v1/complaints/{routed_case['id']}/{command}",
             json=body,
             headers=bearer(unseen, **headers),
         )
+        del lane.command_for
         by_lane = await client.post(
             f"/v1/complaints/{lane_case['id']}/{command}",
             json=body,
             headers=bearer(seen, **headers),
         )
-        assert by_lane.status_code == routed.status_code, (command, by_lane.text, routed.text)
-        assert comparable(by_lane) == comparable(routed), command
+        assert routed[-1] == f"/v1/complaints/{routed_case['id']}/{command}"
+        assert by_route.status_code == by_lane.status_code, (command, by_lane.text, by_route.text)
+        assert comparable(by_lane) == comparable(by_route), command
         await revoke_token(pool, unseen)
         unseen = await staff_token(pool)
 
@@ -172,6 +208,7 @@ def comparable(response: httpx.Response) -> tuple[dict[str, str], Any]:
 async def test_requests_the_lane_leaves_to_the_routes_store_nothing(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
+    routed: list[str],
     path_suffix: str,
     body: dict[str, Any],
     headers: dict[str, str],
@@ -179,10 +216,42 @@ async def test_requests_the_lane_leaves_to_the_routes_store_nothing(
 ) -> None:
     token = await staff_token(pool)
     case = await new_case(client, token)
+    routed.clear()
     response = await client.post(
         f"/v1/complaints/{case['id']}{path_suffix}",
         content=httpx.Request("POST", "/", json=body).content,
         headers={"Content-Type": "application/json", **bearer(token), **headers},
     )
     assert response.status_code == status, response.text
+    assert len(routed) == (0 if status == 401 else 1)  # an unknown token: the gate's 401
     assert await version_of(pool, case) == 1
+
+
+async def test_a_command_with_a_seen_token_is_the_lanes_to_answer(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, routed: list[str]
+) -> None:
+    token = await staff_token(pool)
+    case = await new_case(client, token)
+    routed.clear()
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        response = await client.post(
+            f"/v1/complaints/{case['id']}/notify",
+            content=httpx.Request("POST", "/", json=NOTE).content,
+            headers=bearer(token, **{"Content-Type": content_type}),
+        )
+        assert response.status_code == 200, response.text
+    assert routed == []
+    assert await version_of(pool, case) == 3
+
+
+async def test_with_dependencies_overridden_the_routes_answer(
+    app: FastAPI, client: httpx.AsyncClient, pool: asyncpg.Pool, routed: list[str]
+) -> None:
+    """The lane does not apply `app.dependency_overrides`: while there are any, it steps aside."""
+    token = await staff_token(pool)
+    case = await new_case(client, token)
+    routed.clear()
+    app.dependency_overrides[authenticate] = authenticate
+    response = await notify(client, token, case)
+    assert response.status_code == 200, response.text
+    assert routed == [f"/v1/complaints/{case['id']}/notify"]

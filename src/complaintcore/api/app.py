@@ -68,7 +68,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     )
     # the last added runs first: every request is logged with its correlation id, and passes
     # the gate (NUL, body size, token) before the lane or a route reads its body
-    app.add_middleware(CommandLane, bodies=complaint_commands.COMMAND_BODIES)
+    app.add_middleware(CommandLane, router=app.router)
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware)
     install_problem_handlers(app)

@@ -1,6 +1,7 @@
 """The complaint commands of API.md: each returns the case as a query would show it afterwards."""
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -178,7 +179,22 @@ async def run_command(
     return _response(rendered)
 
 
+_COMMAND_ENDPOINTS: list[Callable[..., Any]] = []
+
+
+def is_command_endpoint(endpoint: object) -> bool:
+    """Whether `endpoint` is a command's, made by `_command_route`.
+
+    The command lane (`api/command_lane.py`) answers such a route's requests itself: it reads
+    the route's path, parameters, body and dependencies from the router at start-up, and calls
+    `run_command` with what the endpoint would have been given."""
+    return any(endpoint is command for command in _COMMAND_ENDPOINTS)
+
+
 def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> None:
+    # Its parameters are the command lane's to fill too: one it does not know (a new `Header`,
+    # `Depends`, ...) makes it leave the route to the router, and fails tests/unit/
+    # test_command_lane_derivation.py until it is taught.
     async def endpoint(
         case_id: CaseId,
         request: Request,
@@ -191,6 +207,7 @@ def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> N
 
     endpoint.__doc__ = doc
     endpoint.__name__ = operation_id
+    _COMMAND_ENDPOINTS.append(endpoint)
     router.add_api_route(
         f"/{{case_id}}/{path}",
         endpoint,
