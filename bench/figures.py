@@ -297,7 +297,7 @@ async def copy_histories(url: str, source_ids: list[str], first_copy: int, last_
 # respondent branches) with more spread: 6% withdrawn, 2% declined, 1% merged, 0.5% never
 # decided (overdue), 0.2% under review, 5% reviewed (a quarter changed), 20% extended once and
 # 5% twice, 10% paused once and 2% twice, handling days from 3 to about 90, 1 in 25 late. Their
-# buckets go in through the projection's own code (statistics_buckets).
+# buckets go in through the projection's own code (projections/statistics/buckets.py).
 _FILL_STATISTICS = """
 INSERT INTO case_statistics
 SELECT 'bulk-stat-' || n, 6, institution, channel, business, reason, n % 500 = 0,
@@ -361,7 +361,8 @@ LATERAL (SELECT CASE WHEN is_decided THEN decided END AS decided_or_null,
 
 async def fill_statistics(url: str, cases: int) -> float:
     """Top the statistics facts up to `cases` rows with bulk rows, and their buckets; seconds."""
-    from complaintcore.projections import statistics, statistics_buckets
+    from complaintcore.projections import statistics
+    from complaintcore.projections.statistics import buckets as statistics_buckets
 
     connection = await asyncpg.connect(url)
     try:

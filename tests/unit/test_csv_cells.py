@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from complaintcore.projections.statistics_queries import neutralise_csv_cell
+from complaintcore.projections.statistics.csv_return import neutralise_csv_cell
 
 DANGEROUS_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")

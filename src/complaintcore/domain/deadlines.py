@@ -162,17 +162,44 @@ def regulator_transfer_check(
 
 def clock_status(state: ComplaintState, today: date, policy: InstitutionPolicy) -> ClockReading:
     """The handling clock as of `today` (Art. 18)."""
-    clock = state.clock
-    if state.decision is not None:
-        met = ClockStatus.MET if state.decision.on_time else ClockStatus.MISSED
-        return ClockReading(met, state.decision.due_on, None)
-    if clock.stopped_on is not None:
-        return ClockReading(ClockStatus.STOPPED, clock.due_on, None)
-    if clock.paused_since is not None:
-        return ClockReading(
-            ClockStatus.PAUSED, clock.due_on, (clock.due_on - clock.paused_since).days
-        )
-    return _running(clock.due_on, today, policy)
+    clock, decision = state.clock, state.decision
+    return handling_clock_reading(
+        due_on=decision.due_on if decision is not None else clock.due_on,
+        decided_on=decision.decided_on if decision is not None else None,
+        on_time=decision.on_time if decision is not None else None,
+        stopped_on=clock.stopped_on,
+        paused_since=clock.paused_since,
+        today=today,
+        due_soon_days=policy.due_soon_days,
+    )
+
+
+def handling_clock_reading(
+    *,
+    due_on: date,
+    decided_on: date | None,
+    on_time: bool | None,
+    stopped_on: date | None,
+    paused_since: date | None,
+    today: date,
+    due_soon_days: int,
+) -> ClockReading:
+    """The handling clock as of `today` from the few dates a case keeps of it: met or missed
+    once a decision was notified (`decided_on`, `on_time`); else stopped once withdrawn,
+    declined or merged (`stopped_on`); else paused since `paused_since`, its days left frozen
+    at the pause's start; else overdue past `due_on`, due soon with `due_soon_days` or fewer
+    left, or on track.
+
+    The one statement of the rule: `clock_status` reads a case's state with it, the case list
+    a case_view row (projections/case_queries.py), and projections/clock_sql.py mirrors it in
+    SQL for the queries that select cases by it."""
+    if decided_on is not None:
+        return ClockReading(ClockStatus.MET if on_time else ClockStatus.MISSED, due_on, None)
+    if stopped_on is not None:
+        return ClockReading(ClockStatus.STOPPED, due_on, None)
+    if paused_since is not None:
+        return ClockReading(ClockStatus.PAUSED, due_on, (due_on - paused_since).days)
+    return _running(due_on, today, due_soon_days)
 
 
 def review_clock_status(
@@ -187,14 +214,14 @@ def review_clock_status(
         return ClockReading(met, review.due_on, None)
     if state.status is not CaseStatus.UNDER_REVIEW:
         return ClockReading(ClockStatus.STOPPED, review.due_on, None)
-    return _running(review.due_on, today, policy)
+    return _running(review.due_on, today, policy.due_soon_days)
 
 
-def _running(due_on: date, today: date, policy: InstitutionPolicy) -> ClockReading:
+def _running(due_on: date, today: date, due_soon_days: int) -> ClockReading:
     days_left = (due_on - today).days
     if days_left < 0:
         return ClockReading(ClockStatus.OVERDUE, due_on, days_left)
-    if days_left <= policy.due_soon_days:
+    if days_left <= due_soon_days:
         return ClockReading(ClockStatus.DUE_SOON, due_on, days_left)
     return ClockReading(ClockStatus.ON_TRACK, due_on, days_left)
 

@@ -1,8 +1,10 @@
 """Reads of the case-state projection: the case list and the deadline queries.
 
 Clock status depends on today, so it is computed at query time from the stored dates (the rows
-never hold a status that could go stale). `clock_reading` mirrors `domain.deadlines.clock_status`
-for a row; `tests/integration/test_case_queries.py` checks that both agree.
+never hold a status that could go stale): for a row read, by the domain's own rule
+(`domain.deadlines.handling_clock_reading`, in `clock_reading`); for the rows a filter selects,
+by its SQL mirror (projections/clock_sql.py, held to the domain's rule by
+tests/integration/projections/test_clock_sql.py).
 """
 
 import base64
@@ -15,8 +17,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-CLOCK_STATUSES = ("on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped")
-
+from complaintcore.domain.deadlines import handling_clock_reading
+from complaintcore.projections import clock_sql
+from complaintcore.projections.clock_sql import CLOCK_STATUSES as CLOCK_STATUSES
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CASE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -47,46 +50,29 @@ class ClockFromRow:
 def clock_reading(
     row: dict[str, Any] | asyncpg.Record, today: date, due_soon_days: int
 ) -> ClockFromRow:
-    if row["decided_on"] is not None:
-        return ClockFromRow("met" if row["on_time"] else "missed", None)
-    if row["clock_stopped_on"] is not None:
-        return ClockFromRow("stopped", None)
-    if row["paused_since"] is not None:
-        return ClockFromRow("paused", (row["due_on"] - row["paused_since"]).days)
-    days_left = (row["due_on"] - today).days
-    if days_left < 0:
-        return ClockFromRow("overdue", days_left)
-    return ClockFromRow("due_soon" if days_left <= due_soon_days else "on_track", days_left)
-
-
-# Each condition apart, so that a query asking for one twice (a clock status of an open clock,
-# in the deadline query of open clocks) says it once: PostgreSQL counts a repeated condition's
-# selectivity twice and, thinking almost no row is left, sorts instead of reading in order.
-_RUNNING = ("decided_on IS NULL", "clock_stopped_on IS NULL")
+    """The handling clock of a case_view row as of `today`, by the domain's rule (a call per
+    row of a page: a handful of field reads, no state to build)."""
+    reading = handling_clock_reading(
+        due_on=row["due_on"],
+        decided_on=row["decided_on"],
+        on_time=row["on_time"],
+        stopped_on=row["clock_stopped_on"],
+        paused_since=row["paused_since"],
+        today=today,
+        due_soon_days=due_soon_days,
+    )
+    return ClockFromRow(reading.status.value, reading.days_left)
 
 
 def _clock_conditions(clock: str, query: "_Query", today: date, due_soon_days: int) -> list[str]:
-    """SQL for one clock status, adding only the parameters that status needs."""
-    if clock == "met":
-        return ["decided_on IS NOT NULL", "on_time"]
-    if clock == "missed":
-        return ["decided_on IS NOT NULL", "NOT on_time"]
-    if clock == "stopped":
-        return ["decided_on IS NULL", "clock_stopped_on IS NOT NULL"]
-    if clock == "paused":
-        return [*_RUNNING, "paused_since IS NOT NULL"]
-    soon = today + timedelta(days=due_soon_days)
-    if clock == "overdue":
-        return [*_RUNNING, "paused_since IS NULL", f"due_on < {query.param(today)}"]
-    if clock == "due_soon":
-        return [
-            *_RUNNING,
-            "paused_since IS NULL",
-            f"due_on BETWEEN {query.param(today)} AND {query.param(soon)}",
-        ]
-    if clock == "on_track":
-        return [*_RUNNING, "paused_since IS NULL", f"due_on > {query.param(soon)}"]
-    raise ValueError(f"unknown clock status {clock!r}")
+    """SQL for one clock status (projections/clock_sql.py), adding only the parameters that
+    status needs."""
+    return clock_sql.handling_clock_is(
+        clock,
+        clock_sql.CASE_VIEW,
+        today=lambda: query.param(today),
+        soon=lambda: query.param(today + timedelta(days=due_soon_days)),
+    )
 
 
 class _Query:
@@ -169,7 +155,7 @@ async def cases_by_due_date(
     asker's institutions then sorted reads all their clocks: 20,000 overdue ones for a head
     office of the bench.)"""
     query = _filtered(replace(case_filter, institutions=None), today, due_soon_days)
-    query.where(*_RUNNING)
+    query.where(*clock_sql.running(clock_sql.CASE_VIEW))
     if case_filter.institutions is None:
         return await _page(pool, query, "due_on", False, limit, cursor)
     institutions = query.param(case_filter.institutions)

@@ -38,7 +38,8 @@ from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect
-from complaintcore.projections import statistics, statistics_buckets
+from complaintcore.projections import statistics
+from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.streams import fold_streams
 
 log = structlog.get_logger("complaintcore.projections.runner")

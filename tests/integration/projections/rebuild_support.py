@@ -4,7 +4,7 @@ from typing import Any
 
 import asyncpg
 
-from complaintcore.projections.statistics_buckets import TABLES as BUCKET_TABLES
+from complaintcore.projections.statistics.buckets import TABLES as BUCKET_TABLES
 
 PROJECTION_TABLES = ("case_view", "case_statistics", *BUCKET_TABLES)
 

@@ -26,7 +26,7 @@ from complaintcore.projections.runner import (
     read_checkpoint,
     runner_backend_pid,
 )
-from complaintcore.projections.statistics_queries import institution_statistics
+from complaintcore.projections.statistics.queries import institution_statistics
 from projection_support import CaseDesk, table_rows
 
 DAY = date(2026, 3, 2)

@@ -6,7 +6,7 @@ Random histories go through the command path (those of test_rebuild_equals_live.
   rows, and a rebuild swaps in exactly those buckets again;
 - for random ranges (whole months or not), period kinds and days of judgement, every figure and
   breakdown the route's query gives equals a plain Python count over the facts rows following
-  the dating rules of `statistics_queries` — so answers are the same whether they come from
+  the dating rules of `statistics.dating` — so answers are the same whether they come from
   buckets, from the facts rows at a range's edges or from both.
 """
 
@@ -24,17 +24,17 @@ from test_rebuild_equals_live import FIRST_DAY, Step, histories, play
 from test_rebuild_resume import DAY, SMALL_BATCHES, InterruptAt, Interrupted, some_cases
 
 from complaintcore.domain.commands import Outcome
-from complaintcore.projections import statistics, statistics_buckets
+from complaintcore.projections import statistics
 from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
 from complaintcore.projections.runner import ProjectionRunner
-from complaintcore.projections.statistics_queries import (
-    DIMENSIONS,
+from complaintcore.projections.statistics import buckets as statistics_buckets
+from complaintcore.projections.statistics.periods import (
     RangeParts,
-    institution_statistics,
     period_start,
     periods_between,
     range_parts,
 )
+from complaintcore.projections.statistics.queries import DIMENSIONS, institution_statistics
 from projection_support import CaseDesk, table_rows
 
 EXAMPLES = settings(
@@ -155,7 +155,7 @@ def _is_overdue(row: dict, today: date) -> bool:
 
 
 def _occurrences(row: dict, today: date) -> list[tuple[str, date]]:
-    """(figure, date counted on) of one facts row, as statistics_queries documents them."""
+    """(figure, date counted on) of one facts row, as statistics.dating documents them."""
     found = []
     if row["merged_on"] is None:
         found.append(("received", row["received_on"]))

@@ -37,12 +37,9 @@ import pytest
 from complaintcore.domain.commands import Outcome
 from complaintcore.infra.database import create_pool
 from complaintcore.projections.runner import ProjectionRunner
-from complaintcore.projections.statistics_queries import (
-    institution_statistics,
-    periods_between,
-    query_figures,
-    statistics_csv,
-)
+from complaintcore.projections.statistics.csv_return import statistics_csv
+from complaintcore.projections.statistics.periods import periods_between
+from complaintcore.projections.statistics.queries import institution_statistics, query_figures
 from projection_support import CaseDesk, scratch_database
 
 FROM, TO, AS_OF = date(2026, 1, 1), date(2026, 6, 30), date(2026, 7, 15)

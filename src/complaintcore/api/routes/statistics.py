@@ -18,12 +18,11 @@ from complaintcore.api.problems import FieldProblem, invalid, not_found, problem
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import projection_lag
-from complaintcore.projections.statistics_queries import (
-    PeriodKind,
-    count_periods,
+from complaintcore.projections.statistics.csv_return import statistics_csv
+from complaintcore.projections.statistics.periods import PeriodKind, count_periods
+from complaintcore.projections.statistics.queries import (
     institution_statistics,
     projection_checkpoint,
-    statistics_csv,
 )
 from complaintcore.reference.institutions import (
     INSTITUTION_CODE_PATTERN,

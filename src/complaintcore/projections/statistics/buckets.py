@@ -1,7 +1,7 @@
 """Monthly buckets of the statistics facts: what a year's figures read instead of every case.
 
 Every figure of DOMAIN.md "Statistics" but those judged as of today counts the facts rows whose own
-date for it falls in a period (see `statistics_queries`). Periods are whole months, quarters or
+date for it falls in a period (see `dating`). Periods are whole months, quarters or
 half-years, so the sums of the rows dated in each month, per institution and breakdown key, add up
 to any period's figures:
 
@@ -19,7 +19,7 @@ to any period's figures:
 `contributions` is the one mapping from a facts row to what it adds to these tables. The runner
 (projections/runner.py) subtracts the old rows' contributions of a batch's cases and adds the new
 ones', in the transaction that writes the rows and the checkpoint; a rebuild sums the rows'
-contributions while it scans and writes the totals with COPY (projections/rebuild.py). One
+contributions while it scans and writes the totals with COPY (projections/rebuild/). One
 function, both paths: the buckets always equal the sums of the facts rows they sit beside.
 No personal data here either: keys are institutions, categories, channels and outcomes.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
-from complaintcore.projections import statistics
+from complaintcore.projections.statistics import dating, facts
 
 MONTHLY = "statistics_monthly"
 HANDLING_DAYS = "statistics_handling_days"
@@ -60,21 +60,10 @@ HANDLING_DAYS_COLUMNS = ("institution", "month", "dimension", "key", "handling_d
 PAUSE_SPANS_COLUMNS = ("institution", "from_month", "to_month", "dimension", "key", "cases")
 DIMENSIONS = ("business", "reason", "channel", "outcome")
 
-_AT = {column: index for index, column in enumerate(statistics.COLUMNS)}
+_AT = {column: index for index, column in enumerate(facts.COLUMNS)}
 _SLOT = {name: index for index, name in enumerate(MONTHLY_VALUES)}
-_REDRESS = _SLOT["redress_fen"]
-
-# (figure, the facts column dating it, a facts column that must be true or None for no condition)
-_DATED = (
-    ("decided", "decided_on", None),
-    ("withdrawn", "withdrawn_on", None),
-    ("declined", "declined_on", None),
-    ("merged", "merged_on", None),
-    ("extended_once", "first_extended_on", None),
-    ("extended_twice", "second_extended_on", None),
-    ("reviews_requested", "review_requested_on", None),
-    ("reviews_changed", "review_decided_on", "review_changed"),
-)
+_HANDLING_DAYS_ON = _AT[dating.HANDLING_DAYS_ON]
+_PAUSED_ON = _AT[dating.PAUSED_ON]
 
 
 def month_of(day: date) -> date:
@@ -93,26 +82,11 @@ def breakdown_keys(row: Sequence[Any]) -> tuple[tuple[str, str], ...]:
 
 
 def dated_amounts(row: Sequence[Any]) -> list[tuple[date, int, int]]:
-    """(month, slot in `MONTHLY_VALUES`, amount) for each figure the row counts."""
-    amounts: list[tuple[date, int, int]] = []
-    received_on = row[_AT["received_on"]]
-    if row[_AT["merged_on"]] is None:  # merged duplicates count under `merged` only
-        amounts.append((month_of(received_on), _SLOT["received"], 1))
-        if row[_AT["major"]]:
-            amounts.append((month_of(received_on), _SLOT["major"], 1))
-    for figure, column, condition in _DATED:
-        on = row[_AT[column]]
-        if on is not None and (condition is None or row[_AT[condition]]):
-            amounts.append((month_of(on), _SLOT[figure], 1))
-    decided_on = row[_AT["decided_on"]]
-    if decided_on is not None:
-        on_time = row[_AT["on_time"]]
-        if on_time is not None:
-            slot = _SLOT["decided_on_time" if on_time else "decided_late"]
-            amounts.append((month_of(decided_on), slot, 1))
-        redress = row[_AT["redress_fen"]]
-        if redress:
-            amounts.append((month_of(decided_on), _REDRESS, redress))
+    """(month, slot in `MONTHLY_VALUES`, amount) for each figure the row counts, each on its
+    own date (`dating`)."""
+    amounts = [
+        (month_of(on), _SLOT[figure], amount) for figure, on, amount in dating.dated_amounts(row)
+    ]
     for month in pause_months(row):
         amounts.append((month, _SLOT["paused"], 1))
     return amounts
@@ -120,7 +94,7 @@ def dated_amounts(row: Sequence[Any]) -> list[tuple[date, int, int]]:
 
 def pause_months(row: Sequence[Any]) -> list[date]:
     """The distinct months with a pause of the case, in order."""
-    return sorted({month_of(day) for day in row[_AT["pause_dates"]]})
+    return sorted({month_of(day) for day in row[_PAUSED_ON]})
 
 
 class Buckets:
@@ -146,7 +120,7 @@ class Buckets:
                     values = self.monthly[(institution, month, dimension, key)] = [0] * width
                 for slot, amount in amounts:
                     values[slot] += amount
-        decided_on, days = row[_AT["decided_on"]], row[_AT["handling_days"]]
+        decided_on, days = row[_HANDLING_DAYS_ON], row[_AT["handling_days"]]
         if decided_on is not None and days is not None:
             month = month_of(decided_on)
             for dimension, key in keys:
@@ -184,7 +158,7 @@ class Buckets:
 
 
 def contributions(row: Sequence[Any]) -> Buckets:
-    """What one facts row (in `statistics.COLUMNS` order) adds to the bucket tables."""
+    """What one facts row (in `facts.COLUMNS` order) adds to the bucket tables."""
     buckets = Buckets()
     buckets.add(row)
     return buckets
@@ -266,15 +240,15 @@ async def write_statistics(
     back, so writing a case again, or again after a crash, never counts it twice."""
     if not rows:
         return
-    table = f"{statistics.TABLE}{suffix}"
+    table = f"{facts.TABLE}{suffix}"
     old = await connection.fetch(
-        f"SELECT {', '.join(statistics.COLUMNS)} FROM {table} WHERE case_id = ANY($1::text[])",
+        f"SELECT {', '.join(facts.COLUMNS)} FROM {table} WHERE case_id = ANY($1::text[])",
         [row[0] for row in rows],
     )
     buckets = Buckets()
     buckets.add_all(old, -1)
     buckets.add_all(rows, +1)
-    await connection.executemany(statistics.upsert_sql(table), rows)
+    await connection.executemany(facts.upsert_sql(table), rows)
     await add_buckets(connection, buckets, suffix)
 
 
@@ -286,7 +260,7 @@ async def buckets_of_table(
     buckets = Buckets()
     async with connection.transaction():
         async for row in connection.cursor(
-            f"SELECT {', '.join(statistics.COLUMNS)} FROM {table} WHERE {where}",
+            f"SELECT {', '.join(facts.COLUMNS)} FROM {table} WHERE {where}",
             *arguments,
             prefetch=5_000,
         ):
@@ -299,5 +273,5 @@ async def upsert_statistics(
 ) -> None:
     """Write the cases' facts rows and move the monthly buckets by the difference they make;
     in the caller's transaction."""
-    rows = [statistics.statistics_row(state) for state in states]
+    rows = [facts.statistics_row(state) for state in states]
     await write_statistics(connection, rows, suffix)

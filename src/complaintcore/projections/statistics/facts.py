@@ -1,18 +1,13 @@
-"""The per-branch statistics projection (DOMAIN.md "Statistics", Art. 26, 36): one facts row a case.
+"""The facts row of a case: one row a case, a pure function of its folded state (DOMAIN.md
+"Statistics", Art. 26, 36).
 
-A facts row is a pure function of the case's folded state: the dates on which the case was
-received, decided, extended, paused, reviewed, withdrawn, declined or merged, with its
-institution, category, channel, outcome, handling days and redress. Every figure of the
-statistics is then an SQL aggregate over these rows (`statistics_queries`), each figure dated by
-its own event's date. Because a row depends on the state alone, the row the runner writes while
-following the feed and the row a rebuild writes from the whole history are equal by
+A facts row holds the dates on which the case was received, decided, extended, paused, reviewed,
+withdrawn, declined or merged, with its institution, category, channel, outcome, handling days
+and redress. Every figure of the statistics is an aggregate of these rows, each figure counted
+on its own date (`dating`). Because a row depends on the state alone, the row the runner writes
+while following the feed and the row a rebuild writes from the whole history are equal by
 construction, and writing the same case twice (a batch replayed after a crash) overwrites rather
 than counts again.
-
-The projection lags the feed: `ProjectionRunner` (projections/runner.py) keeps it, with its
-checkpoint in `projection_checkpoints` written in the same transaction as the rows. Beside the
-rows it keeps monthly sums of them (projections/statistics_buckets.py), moved in that same
-transaction, which the queries read for whole months.
 
 No personal data is kept here (Art. 22): statistics never need it.
 """

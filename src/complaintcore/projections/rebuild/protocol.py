@@ -1,0 +1,148 @@
+"""What a rebuildable projection is (its table, its row as a function of a case's state, the
+tables derived from it), what a rebuild reports as it goes, and the settings it runs with."""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+
+from complaintcore.domain.state import ComplaintState
+from complaintcore.projections import case_view
+from complaintcore.projections.statistics import buckets as statistics_buckets
+from complaintcore.projections.statistics import facts as statistics
+
+BUILDING = "_rebuild"  # the suffix of the tables a rebuild writes before it swaps them in
+
+
+class DerivedTables(Protocol):
+    """Tables summing a projection's rows, rebuilt and swapped in with it (the statistics'
+    monthly buckets)."""
+
+    tables: tuple[str, ...]
+
+    def summary(self) -> Any: ...
+    def add(self, summary: Any, record: tuple[Any, ...]) -> None: ...
+    def merge(self, summary: Any, other: Any) -> None: ...
+    async def seed(self, connection: asyncpg.Connection, table: str) -> Any: ...
+    async def copy(self, connection: asyncpg.Connection, summary: Any, suffix: str) -> None: ...
+    async def upsert(
+        self, connection: asyncpg.Connection, records: list[tuple[Any, ...]], suffix: str
+    ) -> None: ...
+
+
+class _StatisticsBuckets:
+    tables = statistics_buckets.TABLES
+
+    def summary(self) -> statistics_buckets.Buckets:
+        return statistics_buckets.Buckets()
+
+    def add(self, summary: statistics_buckets.Buckets, record: tuple[Any, ...]) -> None:
+        summary.add(record)
+
+    def merge(self, summary: statistics_buckets.Buckets, other: statistics_buckets.Buckets) -> None:
+        summary.merge(other)
+
+    async def seed(self, connection: asyncpg.Connection, table: str) -> statistics_buckets.Buckets:
+        return await statistics_buckets.buckets_of_table(connection, table)
+
+    async def copy(
+        self, connection: asyncpg.Connection, summary: statistics_buckets.Buckets, suffix: str
+    ) -> None:
+        await statistics_buckets.copy_buckets(connection, summary, suffix)
+
+    async def upsert(
+        self, connection: asyncpg.Connection, records: list[tuple[Any, ...]], suffix: str
+    ) -> None:
+        await statistics_buckets.write_statistics(connection, records, suffix)
+
+
+@dataclass(frozen=True)
+class RebuildTarget:
+    """A rebuildable projection: its table, its row as a function of a case's state, and
+    whether it follows the feed with a checkpoint (else the commands write it live); `derived`:
+    tables summing its rows, rebuilt and swapped with it."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    record: Callable[[ComplaintState], tuple[Any, ...]]
+    follows_feed: bool
+    derived: DerivedTables | None = None
+
+    @property
+    def building_table(self) -> str:
+        return f"{self.table}{BUILDING}"
+
+    @property
+    def table_pairs(self) -> list[tuple[str, str]]:
+        """(live, building) for the table and each derived one."""
+        tables = [self.table, *(self.derived.tables if self.derived else ())]
+        return [(table, f"{table}{BUILDING}") for table in tables]
+
+
+def _case_view_record(state: ComplaintState) -> tuple[Any, ...]:
+    row = case_view.case_view_row(state)
+    return tuple(row[column] for column in case_view.COLUMNS)
+
+
+TARGETS: dict[str, RebuildTarget] = {
+    "case_view": RebuildTarget(
+        "case_view", "case_view", case_view.COLUMNS, _case_view_record, follows_feed=False
+    ),
+    statistics.NAME: RebuildTarget(
+        statistics.NAME,
+        statistics.TABLE,
+        statistics.COLUMNS,
+        statistics.statistics_row,
+        follows_feed=True,
+        derived=_StatisticsBuckets(),
+    ),
+}
+
+
+class Progress(Protocol):
+    """What a rebuild reports as it goes (the CLI draws a progress bar from it)."""
+
+    def scanning(self, name: str, total: int, done: int) -> None: ...
+    def advance(self, events: int) -> None: ...
+    def phase(self, name: str, text: str) -> None: ...
+    def finished(self, name: str) -> None: ...
+
+
+class SilentProgress:
+    def scanning(self, name: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, events: int) -> None:
+        pass
+
+    def phase(self, name: str, text: str) -> None:
+        pass
+
+    def finished(self, name: str) -> None:
+        pass
+
+
+def default_scan_workers() -> int:
+    """The CPUs this process may run on (its affinity, where the OS tells), at most 8."""
+    if hasattr(os, "sched_getaffinity"):
+        return min(len(os.sched_getaffinity(0)), 8)
+    return min(os.cpu_count() or 1, 8)
+
+
+@dataclass(frozen=True)
+class RebuildSettings:
+    page_events: int = 10_000  # events read per keyset page
+    flush_rows: int = 2_000  # cases per COPY batch (and per progress commit)
+    catch_up_window: int = 10_000  # feed positions re-folded per catch-up transaction
+    close_enough: int = 1_000  # positions behind at which the swap takes its lock
+    # processes scanning at once; 1: the scan runs in this process
+    scan_workers: int = field(default_factory=default_scan_workers)
+    scan_partitions: int | None = None  # ranges a new scan is split into; None: scan_workers
+    progress_poll: float = 0.5  # seconds between reads of the workers' progress
+
+    @property
+    def partitions(self) -> int:
+        return max(1, self.scan_partitions or self.scan_workers)

@@ -1,0 +1,220 @@
+"""The scan of one range of stream ids: its events read in keyset pages, each case folded once,
+every table's rows written in COPY batches that commit with the range's progress."""
+
+import asyncio
+import os
+import resource
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from complaintcore.domain.state import ComplaintState
+from complaintcore.projections.rebuild.protocol import TARGETS, RebuildSettings
+from complaintcore.projections.rebuild.ranges import ScanRange, move_range
+from complaintcore.projections.rebuild.tables import bulk_connection, copy_rows
+from complaintcore.projections.runner import close_quietly
+from complaintcore.projections.streams import DECODE_COLUMNS, fold_stream
+
+_LAST_VERSION = 2**31 - 1
+
+
+class RebuildScanFailed(Exception):
+    """A scan worker failed; the other ranges stopped after their batch in flight, and the
+    rebuild can be resumed."""
+
+
+class ScanRangeTaken(Exception):
+    """A range's progress row is not where its scan left it: another scan wrote there."""
+
+
+@dataclass(frozen=True)
+class RangeScanTask:
+    """What a range's scan needs, sent to its worker process."""
+
+    database_url: str
+    names: tuple[str, ...]
+    start_position: int
+    scan_range: ScanRange
+    settings: RebuildSettings
+
+
+@dataclass(frozen=True)
+class RangeScanOutcome:
+    """`summaries`: the derived tables' sums of the rows this scan wrote, by projection;
+    `finished`: the range is scanned to its end (else it was asked to stop)."""
+
+    summaries: dict[str, Any]
+    finished: bool
+    pid: int
+    peak_rss_kib: int
+
+
+class RangeScan:
+    """Scans one range of stream ids: reads its events page by page, folds each case once,
+    writes every table's rows in batches, each with the range's progress."""
+
+    def __init__(
+        self,
+        task: RangeScanTask,
+        advance: Callable[[int], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._task = task
+        self._targets = [TARGETS[name] for name in task.names]
+        self._advance = advance
+        self._stopping = stopping
+        self._summaries = {
+            target.name: target.derived.summary() for target in self._targets if target.derived
+        }
+        self._last_written = task.scan_range.last_stream_id
+
+    async def run(self) -> RangeScanOutcome:
+        writer = await bulk_connection(self._task.database_url)
+        reader = await bulk_connection(self._task.database_url)
+        try:
+            finished = await self._scan(writer, reader)
+        finally:
+            await close_quietly(reader)
+            await close_quietly(writer)
+        return RangeScanOutcome(
+            self._summaries,
+            finished,
+            os.getpid(),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        )
+
+    async def _scan(self, writer: asyncpg.Connection, reader: asyncpg.Connection) -> bool:
+        """Whether the range was scanned to its end (else asked to stop)."""
+        task, settings = self._task, self._task.settings
+        scan_range = task.scan_range
+        after = scan_range.after if scan_range.last_stream_id is None else scan_range.last_stream_id
+        cursor = (after, _LAST_VERSION) if after is not None else ("", 0)
+        folding = _Folding()
+        written_events, finished = scan_range.events_done, False
+        # Three things at once: PostgreSQL reads the next page (on a connection of its own) and
+        # writes the last batch, while this process folds the page in hand.
+        pages = _pages_ahead(
+            reader, cursor, scan_range.up_to, task.start_position, settings.page_events
+        )
+        writing: asyncio.Task[None] | None = None
+        try:
+            async with aclosing(pages):
+                async for page, last_page in pages:
+                    if self._stopping():
+                        break
+                    folding.take(page, last_page)
+                    if folding.states and (last_page or len(folding.states) >= settings.flush_rows):
+                        states, events = folding.batch()
+                        written_events += events
+                        if writing is not None:
+                            await writing  # batches are written in order, one at a time
+                        writing = asyncio.create_task(self._write(writer, states, written_events))
+                    if self._advance is not None:
+                        self._advance(len(page))
+                    finished = last_page
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                # A batch in flight commits even when the scan is interrupted (Ctrl-C, an error):
+                # the rebuild then resumes after it. The error raised says more than its outcome.
+                await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()
+        return finished
+
+    async def _write(
+        self, connection: asyncpg.Connection, states: list[ComplaintState], events_done: int
+    ) -> None:
+        """Write every table's rows for these cases and move the range's progress, together."""
+        names = [target.name for target in self._targets]
+        number = self._task.scan_range.number
+        async with connection.transaction():
+            for target in self._targets:
+                records = [target.record(state) for state in states]
+                await copy_rows(connection, target, records)
+                if target.derived:
+                    summary = self._summaries[target.name]
+                    for record in records:
+                        target.derived.add(summary, record)
+            if not await move_range(
+                connection, names, number, self._last_written, states[-1].id, events_done
+            ):
+                raise ScanRangeTaken(
+                    f"range {number} of the rebuild of {', '.join(names)} was moved by another scan"
+                )
+        self._last_written = states[-1].id
+
+
+async def _pages_ahead(
+    reader: asyncpg.Connection,
+    cursor: tuple[str, int],
+    up_to_stream_id: str | None,
+    up_to_position: int,
+    page_size: int,
+) -> AsyncIterator[tuple[list[asyncpg.Record], bool]]:
+    """The events up to `up_to_position` after `cursor` (stream id, version) and up to stream
+    `up_to_stream_id` (None: the last), page by page with whether it is the last, each page
+    asked for before the one before it is handed out."""
+    # The upper bound is in the SQL only when there is one, so the index scan stops at it.
+    bounded = "" if up_to_stream_id is None else " AND stream_id <= $5"
+    query = (
+        f"SELECT {DECODE_COLUMNS} FROM events"
+        f" WHERE (stream_id, version) > ($1, $2) AND position <= $3{bounded}"
+        " ORDER BY stream_id, version LIMIT $4"
+    )
+    bound = () if up_to_stream_id is None else (up_to_stream_id,)
+
+    def read(after: tuple[str, int]) -> asyncio.Task[list[asyncpg.Record]]:
+        return asyncio.create_task(reader.fetch(query, *after, up_to_position, page_size, *bound))
+
+    reading = read(cursor)
+    try:
+        while True:
+            page = await reading
+            last_page = len(page) < page_size
+            if not last_page:
+                reading = read((page[-1]["stream_id"], page[-1]["version"]))
+                await asyncio.sleep(0)  # let it send its query before the caller starts folding
+            yield page, last_page
+            if last_page:
+                return
+    finally:
+        if not reading.done():
+            reading.cancel()
+
+
+class _Folding:
+    """Cases folded from rows in (stream_id, version) order, each once its last row is in."""
+
+    def __init__(self) -> None:
+        self.states: list[ComplaintState] = []  # cases folded, not taken in a batch yet
+        self._events = 0  # their events
+        self._case_rows: list[asyncpg.Record] = []  # the events of the case being read
+
+    def take(self, page: list[asyncpg.Record], last_page: bool) -> None:
+        case_rows = self._case_rows
+        for row in page:
+            if case_rows and row["stream_id"] != case_rows[0]["stream_id"]:
+                self._fold(case_rows)
+                case_rows = []
+            case_rows.append(row)
+        if last_page and case_rows:
+            self._fold(case_rows)
+            case_rows = []
+        self._case_rows = case_rows
+
+    def batch(self) -> tuple[list[ComplaintState], int]:
+        """The cases folded since the last batch, and their events."""
+        batch = self.states, self._events
+        self.states, self._events = [], 0
+        return batch
+
+    def _fold(self, case_rows: list[asyncpg.Record]) -> None:
+        state = fold_stream(case_rows)
+        assert state is not None, "a stream always begins with its receipt"
+        self.states.append(state)
+        self._events += len(case_rows)
