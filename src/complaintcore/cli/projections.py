@@ -1,6 +1,6 @@
 """`complaintcore projections rebuild [NAME ...]`: rebuild projections from the events alone.
 
-The rebuild itself is `projections/rebuild.py` (its docstring describes the protocol); this is
+The rebuild itself is `projections/rebuild/` (its docstring describes the protocol); this is
 the command around it: a progress bar with events per second and time left (tqdm, on stderr),
 `--workers` scan processes, Ctrl-C to stop, and the same command again to resume. Its arguments:
 `cli/parsers/projections.py`.

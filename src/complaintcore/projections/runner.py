@@ -20,7 +20,7 @@ others retry every few seconds; when the holder dies, PostgreSQL ends its sessio
 with it and the next standby to try takes over. The batch transactions run on the lock's own
 connection, so a runner that lost its session (and so its lock) cannot commit anything more: two
 runners never write at once, and the checkpoint check above catches anything else that moved it
-(a rebuild swapping its table in, see projections/rebuild.py).
+(a rebuild swapping its table in, see projections/rebuild/).
 """
 
 import asyncio

@@ -27,7 +27,7 @@ _FIGURE_DATE_INDEXES = (
 
 
 def upgrade() -> None:
-    # One row per case, a pure function of its folded state (projections/statistics.py).
+    # One row per case, a pure function of its folded state (projections/statistics/facts.py).
     op.execute(
         """
         CREATE TABLE case_statistics (
@@ -88,7 +88,7 @@ def upgrade() -> None:
         """
     )
     op.execute("INSERT INTO projection_checkpoints (name, position) VALUES ('statistics', 0)")
-    # A batch rebuild in progress, so an interrupted one resumes (projections/rebuild.py).
+    # A batch rebuild in progress, so an interrupted one resumes (projections/rebuild/).
     op.execute(
         """
         CREATE TABLE projection_rebuilds (

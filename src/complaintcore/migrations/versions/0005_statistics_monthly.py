@@ -12,7 +12,7 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# The counts kept per bucket, one column each (projections/statistics_buckets.py).
+# The counts kept per bucket, one column each (projections/statistics/buckets.py).
 _COUNT_COLUMNS = (
     "received",
     "decided",

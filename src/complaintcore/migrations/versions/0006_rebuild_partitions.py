@@ -17,7 +17,7 @@ def upgrade() -> None:
     # The scan of a rebuild is split into contiguous ranges of stream ids (after_stream_id,
     # up_to_stream_id], each scanned by its own process; a range remembers the last case it
     # wrote, in the transaction that writes its rows, so an interrupted scan resumes each range
-    # after that case (projections/rebuild.py). NULL bounds: open ends.
+    # after that case (projections/rebuild/). NULL bounds: open ends.
     op.execute(
         """
         CREATE TABLE projection_rebuild_partitions (

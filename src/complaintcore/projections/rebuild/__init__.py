@@ -51,7 +51,7 @@ The protocol, for one projection
      carries on from exactly what the new table holds (it notices the moved checkpoint).
    The progress row (and its ranges' rows with it) is deleted in the same transaction.
 
-The statistics keep monthly buckets beside their facts rows (projections/statistics_buckets.py):
+The statistics keep monthly buckets beside their facts rows (projections/statistics/buckets.py):
 tables derived from the rows, rebuilt alongside and swapped in the same transaction. Each
 range's scan sums the buckets of the rows it writes in memory (one entry per institution, month
 and key, not per case) and hands the sums back to the parent at its end (pickled once: their
