@@ -32,7 +32,7 @@ from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import MergeComplaint
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
-from complaintcore.domain.state import ComplaintState
+from complaintcore.domain.state import CaseStatus, ComplaintState
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
@@ -40,16 +40,7 @@ from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
 
 CLIENT = "complaintcore demo"
-STATUS_ORDER = (
-    "received",
-    "assigned",
-    "decided",
-    "under_review",
-    "review_decided",
-    "withdrawn",
-    "declined",
-    "merged",
-)
+STATUS_ORDER = tuple(CaseStatus)
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,12 @@ class Clock:
 
     @property
     def is_paused(self) -> bool:
-        return self.paused_since is not None and self.stopped_on is None
+        return clock_is_paused(self.paused_since, self.stopped_on)
+
+
+def clock_is_paused(paused_since: date | None, stopped_on: date | None) -> bool:
+    """A handling clock paused and not stopped since (a case_view row keeps the same dates)."""
+    return paused_since is not None and stopped_on is None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
 from complaintcore.application.policies import policy_in_force
 from complaintcore.auth.principals import may_see
+from complaintcore.domain.deadlines import ClockStatus
 from complaintcore.domain.roles import sees_everything
+from complaintcore.domain.state import CaseStatus, clock_is_paused
 from complaintcore.projections.case_queries import (
     CaseFilter,
     InvalidCursor,
@@ -31,17 +33,9 @@ router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
 _PROBLEMS = problem_responses(401, 403, 404, 422, 503)
 _LIST_PROBLEMS = problem_responses(401, 422, 503)
-Clock = Literal["on_track", "due_soon", "overdue", "met", "missed", "paused", "stopped"]
-Status = Literal[
-    "received",
-    "assigned",
-    "decided",
-    "under_review",
-    "review_decided",
-    "withdrawn",
-    "declined",
-    "merged",
-]
+# the domain's clock statuses and case statuses, as query parameters
+Clock = Literal[tuple(ClockStatus)]  # type: ignore[valid-type]
+Status = Literal[tuple(CaseStatus)]  # type: ignore[valid-type]
 InstitutionCode = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
@@ -216,7 +210,7 @@ def _summary(row: asyncpg.Record, today: date, due_soon_days: int) -> dict[str, 
             "due_on": row["due_on"],
             "level": row["level"],
             "paused_days": row["paused_days"],
-            "paused": row["paused_since"] is not None and row["clock_stopped_on"] is None,
+            "paused": clock_is_paused(row["paused_since"], row["clock_stopped_on"]),
             "status": reading.status,
             "days_left": reading.days_left,
         },
