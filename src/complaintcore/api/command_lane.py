@@ -17,6 +17,9 @@ body field and its content-type strictness; the parameters are validated by the 
 pydantic fields. A route whose endpoint or its dependencies take anything the lane does not fill
 (`HANDLED`) is left to the router: `why_not_taken` says why, and tests/unit/
 test_command_lane_derivation.py fails while any command route is left so.
+
+Why one file of 500 lines: the lane's derivation from the router and its answering of requests
+are one contract with the routes; split, a reader could change one half without the other.
 """
 
 import email.message

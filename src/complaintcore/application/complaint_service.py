@@ -12,6 +12,9 @@ retries). The append's expected-version check stays as the guard against any oth
 What a process keeps between commands (the calendar, folded case states, a caller's principal) is
 confirmed in the command's own transaction: the round trip that takes the case lock also reads the
 calendar's stamp and, for a caller known from before, what its credential stands for now.
+
+Why one file of 540 lines: the command transaction (lock, fold, decide, append, project, replay)
+is one sequence; its steps are small methods of the one class that keeps it in order.
 """
 
 import uuid

@@ -10,6 +10,8 @@ digits as the receipt rules demand.
 A story's commands are dated business days relative to its receipt, never after `today`, and in
 non-decreasing order, so replaying them through `ComplaintService` (with its `today` set to each
 command's date) satisfies every business-date rule.
+
+Why one file of 850 lines: it is data (a bank's tree, people and stories), read top to bottom.
 """
 
 from __future__ import annotations

@@ -45,6 +45,10 @@ Choices made where DOMAIN.md is silent (a compliance officer's reading, document
 - A due date that needs a calendar year not loaded (policy `roll_past_holidays`) refuses the
   command with `calendar_year_missing`; at receipt the regulator-transfer check reports the same
   code as a field error of `regulator_transfer`.
+
+Why one file of 800 lines: every command's rules read the same shared checks (dates, closed
+cases, field errors) in one order, stated once at the top; a file per command would scatter that
+order, which a compliance officer reads here end to end.
 """
 
 from __future__ import annotations

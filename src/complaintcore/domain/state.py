@@ -6,6 +6,9 @@ deadline arithmetic (`deadlines`) and the decider can both use them without an i
 
 The state keeps personal data in full (`complainant`, `agent`, …); projections that do not need it
 mask it (Art. 22).
+
+Why one file of 500 lines: the state's dataclasses and the `evolve` branch of every event that
+changes them belong together; split, a new event would be half-applied in one file.
 """
 
 from __future__ import annotations

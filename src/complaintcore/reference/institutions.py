@@ -13,6 +13,8 @@ trees; a write that would break one is refused with a stable code:
 
 Every read is one SQL statement (the recursive ones walk the `parent` column and its index), so
 the directory is cheap enough to ask on every request.
+
+Why one file of 400 lines: the tree's rules, its store and its file formats change together.
 """
 
 from __future__ import annotations
