@@ -27,22 +27,14 @@ from complaintcore.projections.statistics import buckets, facts
 from complaintcore.projections.statistics.periods import PeriodKind, periods_between, range_parts
 from complaintcore.projections.statistics.query_sql import FiguresQuery
 
+# The counts of the buckets (what each counts on: `dating`), with those taken as of today after
+# the decisions: the order of the answer's figures and of the data return's columns.
+AS_OF_TODAY = ("open_now", "overdue_now")
+_AFTER_DECISIONS = buckets.COUNTS.index("decided_late") + 1
 COUNT_FIGURES = (
-    "received",
-    "decided",
-    "decided_on_time",
-    "decided_late",
-    "open_now",
-    "overdue_now",
-    "withdrawn",
-    "declined",
-    "merged",
-    "extended_once",
-    "extended_twice",
-    "paused",
-    "reviews_requested",
-    "reviews_changed",
-    "major",
+    *buckets.COUNTS[:_AFTER_DECISIONS],
+    *AS_OF_TODAY,
+    *buckets.COUNTS[_AFTER_DECISIONS:],
 )
 FIGURES = (*COUNT_FIGURES, "redress_total_fen", "handling_days_mean", "handling_days_p90")
 DIMENSIONS = {
