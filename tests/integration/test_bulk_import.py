@@ -33,6 +33,7 @@ from complaintcore.auth.tokens import create_token
 from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
+from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.case_view import COLUMNS
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -331,3 +332,55 @@ async def test_a_merge_is_judged_against_its_target_as_it_stood_on_the_merge_day
         assert merged.merged_into == case_id_for("TARGET")
     decided, _ = await stored_state(pool, case_id_for("TARGET"))
     assert decided.status == "decided"
+
+
+class StoreReadingTogether(PostgresEventStore):
+    """Lets two importers both find their first batch's cases not stored yet before either
+    writes: the second's write then meets the first's streams."""
+
+    def __init__(self, pool: asyncpg.Pool, together: asyncio.Barrier) -> None:
+        super().__init__(pool)
+        self._together: asyncio.Barrier | None = together
+        self.refused = 0
+
+    async def existing_streams(self, *args: Any, **kwargs: Any) -> set[str]:
+        found = await super().existing_streams(*args, **kwargs)
+        together, self._together = self._together, None
+        if together is not None:
+            await asyncio.wait_for(together.wait(), 10)
+        return found
+
+    async def append_streams(self, *args: Any, **kwargs: Any) -> int:
+        try:
+            return await super().append_streams(*args, **kwargs)
+        except ConcurrencyError:
+            self.refused += 1
+            raise
+
+
+async def test_two_imports_of_one_file_at_once_store_each_case_once(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    lines = [line(f"TWICE-{n}", FULL_HISTORY[: n % 4]) for n in range(6)]
+    together = asyncio.Barrier(2)
+    stores = [StoreReadingTogether(pool, together) for _ in range(2)]
+
+    async def run(store: PostgresEventStore) -> ImportReport:
+        async with pool.acquire() as connection:
+            reference = await load_reference_data(
+                connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
+            )
+            return await BulkImporter(connection, store, reference, 3).run(numbered_lines(lines))
+
+    reports = await asyncio.gather(*(run(store) for store in stores))
+
+    assert sum(store.refused for store in stores) >= 1  # one import's batch met the other's
+    assert sum(r.cases_imported for r in reports) == 6
+    assert sum(r.cases_imported + r.cases_skipped for r in reports) == 12
+    events = sum(r.events_imported for r in reports)
+    assert await pool.fetchval("SELECT count(*) FROM events") == events == 6 + 0 + 1 + 2 + 3 + 0 + 1
+    store = PostgresEventStore(pool)
+    for n in range(6):
+        assert verify_chain(await store.read_stream(case_id_for(f"TWICE-{n}"))).intact
+    numbers = await pool.fetch("SELECT registration_no FROM case_view ORDER BY registration_no")
+    assert [n["registration_no"][-6:] for n in numbers] == [f"{n:06d}" for n in range(1, 7)]

@@ -11,11 +11,12 @@ as if that day were today, and a body date left out defaults to it. An optional 
 Every command goes through the domain's `decide`, so every rule applies. A case with one refused
 command is refused whole (reported with its line number and rule code) and the import goes on.
 
-Writing is batched: many cases per transaction, events and case-view rows written with COPY, the
-registration serials of a batch allocated with one statement. The store's guarantees hold: the
-events are hash-chained exactly as `events.store` chains them (`chained_rows`), versions start at
-1 with no gaps, and the position floor is taken before any position is drawn, so the global feed
-never skips an imported event.
+Writing is batched: many cases per transaction, the registration serials of a batch allocated
+with one statement, the events written by the store's bulk path (one COPY:
+`PostgresEventStore.append_streams`, the only writer of events besides `append`) and the case-view
+rows with COPY. The store's guarantees hold: the events are hash-chained exactly as every append
+chains them, versions start at 1 with no gaps, and the position floor is taken before any position
+is drawn, so the global feed never skips an imported event.
 
 Re-running the same file stores nothing new: a case's stream id is derived from its external id
 (UUID v5), a case already stored is skipped, and (stream, version) is unique in the database, so
@@ -60,9 +61,10 @@ from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
+from complaintcore.events.bulk import NewStream, use_binary_json
 from complaintcore.events.codec import domain_events, new_events
-from complaintcore.events.model import GENESIS_HASH, EventMetadata, InvalidEventData, NewEvent
-from complaintcore.events.store import PostgresEventStore, chained_rows, take_position_floor
+from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
+from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
 from complaintcore.projections.case_view import case_view_row
 from complaintcore.reference.calendars import CalendarRepository
@@ -72,20 +74,6 @@ CLIENT = "complaintcore import"
 DEFAULT_BATCH_CASES = 1000
 PROVISIONAL_SERIAL = 1  # judged with this serial; the real one is allocated when the case is stored
 MAX_BATCH_ATTEMPTS = 5
-
-
-EVENT_COLUMNS = (
-    "stream_id",
-    "version",
-    "event_type",
-    "schema_version",
-    "data",
-    "metadata",
-    "idempotency_key",
-    "recorded_at",
-    "prev_hash",
-    "hash",
-)
 
 _HEADER_FIELDS = frozenset({"external_id", "actor", "at"})
 _CASE_FIELDS = _HEADER_FIELDS | {"actions"}
@@ -344,8 +332,6 @@ def _refusal(refusal: RuleViolation | InvalidCommand, where: str) -> _Refused:
 
 # --- writing batches -------------------------------------------------------------------------
 
-_EXISTING_CASES = "SELECT stream_id FROM events WHERE version = 1 AND stream_id = ANY($1::text[])"
-
 # One range of serials per institution and month; sorted so that concurrent imports lock the
 # counter rows in the same order.
 _ALLOCATE_SERIALS = """
@@ -395,7 +381,7 @@ class BulkImporter:
             try:
                 accepted, skipped, judged_refusals = await self._judged(documents)
                 await self._write(accepted)
-            except asyncpg.UniqueViolationError:
+            except (ConcurrencyError, asyncpg.UniqueViolationError):
                 # Another import stored some of these cases meanwhile: judge again, skip them.
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
                     raise
@@ -414,10 +400,7 @@ class BulkImporter:
             for number, doc in documents
             if isinstance(doc.get("external_id"), str)
         }
-        stored = {
-            row["stream_id"]
-            for row in await self._connection.fetch(_EXISTING_CASES, list(ids.values()))
-        }
+        stored = await self._store.existing_streams(list(ids.values()), connection=self._connection)
         targets = await self._stored_merge_targets(documents, set(ids.values()))
         accepted: list[AcceptedCase] = []
         refusals: list[Refusal] = []
@@ -454,16 +437,17 @@ class BulkImporter:
             numbers = await allocate_registration_numbers(
                 self._connection, accepted, self._reference.policy
             )
-            event_records: list[tuple[Any, ...]] = []
             view_records: list[tuple[Any, ...]] = []
             for case, number in zip(accepted, numbers, strict=True):
-                event_records.extend(event_records_of(case, number))
                 view = case_view_row(case.state) | {"registration_no": number}
                 view_records.append(tuple(view[column] for column in CASE_VIEW_COLUMNS))
-            await take_position_floor(self._connection)
-            await self._connection.copy_records_to_table(
-                "events", records=event_records, columns=EVENT_COLUMNS
-            )
+            # a generator: the store hashes each case's events as soon as they are made
+            streams = map(new_stream_of, accepted, numbers)
+            try:
+                await self._store.append_streams(self._connection, streams)
+            except InvalidEventData as error:  # the request models let nothing unstorable through
+                lines = [str(c.line_number) for c in accepted if repr(c.case_id) in str(error)]
+                raise AssertionError(f"line {', '.join(lines) or '?'}: {error}") from error
             await self._connection.copy_records_to_table(
                 "case_view", records=view_records, columns=CASE_VIEW_COLUMNS
             )
@@ -500,49 +484,15 @@ async def allocate_registration_numbers(
     return numbers
 
 
-def event_records_of(case: AcceptedCase, registration_no: str) -> list[tuple[Any, ...]]:
-    """The case's events as rows of the events table, chained as the store chains them."""
+def new_stream_of(case: AcceptedCase, registration_no: str) -> NewStream:
+    """The case's events as a new stream for the store, the receipt carrying its real number."""
     stored: list[NewEvent] = []
     for step in case.steps:
         stored.extend(new_events(step.events, step.metadata))
     receipt = stored[0]
     assert receipt.event_type == ComplaintReceived.event_type
     stored[0] = replace(receipt, data=receipt.data | {"registration_no": registration_no})
-    try:
-        rows = chained_rows(case.case_id, stored, 0, GENESIS_HASH, f"import:{case.external_id}")
-    except InvalidEventData as error:  # the request models let nothing unstorable through
-        raise AssertionError(f"line {case.line_number}: {error}") from error
-    return [
-        (
-            case.case_id,
-            version,
-            event_type,
-            schema_version,
-            data,
-            metadata,
-            key,
-            rows.recorded_at,
-            prev,
-            own,
-        )
-        for version, event_type, schema_version, data, metadata, key, prev, own in zip(
-            *rows.columns(), strict=True
-        )
-    ]
-
-
-async def use_binary_json(connection: asyncpg.Connection) -> None:
-    """COPY sends rows in the binary format, which needs a binary codec for jsonb.
-
-    The values are the same as with the pool's text codec, so the connection can go back to it.
-    """
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
-    )
+    return NewStream(case.case_id, stored, idempotency_key=f"import:{case.external_id}")
 
 
 def _merge_targets(document: dict[str, Any]) -> Iterator[str]:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from complaintcore.events.chaining import chained_rows
 from complaintcore.events.model import (
     GENESIS_HASH,
     AppendResult,
@@ -16,7 +17,6 @@ from complaintcore.events.model import (
     NewEvent,
     StoredEvent,
 )
-from complaintcore.events.store import chained_rows
 
 
 class InMemoryEventStore:

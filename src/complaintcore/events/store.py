@@ -7,8 +7,8 @@ while position 10's transaction is still open. A reader that handed out 11 and m
 it would never see 10. Serialising every writer (a table lock, as the `eventsourcing` library does)
 fixes that at the cost of one commit at a time. Instead, each append first takes a *shared*
 transaction-level advisory lock whose key is the next position the sequence will hand out (its
-"floor"); shared locks never wait for each other, so writers still commit in parallel and group
-their WAL flushes. A feed reader then
+"floor"; the bulk path, `append_streams`, takes it just before its COPY); shared locks never wait
+for each other, so writers still commit in parallel and group their WAL flushes. A feed reader then
 
 1. reads the highest position handed out so far (S),
 2. reads the smallest floor still locked in `pg_locks` (F): an append in flight,
@@ -34,14 +34,15 @@ stream) costs one round trip more: the head is read, as without a remembered one
 """
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, Protocol
 
 import asyncpg
 
 from complaintcore.events.batching import RETRY_ALONE, AppendBatcher, Row
-from complaintcore.events.hashing import check_storable, event_hash
+from complaintcore.events.bulk import NewStream, copy_into_events, copy_records
+from complaintcore.events.chaining import ChainedRows, chained_rows
 from complaintcore.events.model import (
     GENESIS_HASH,
     AppendResult,
@@ -141,7 +142,7 @@ _INSERT_STATEMENTS = {
 }
 
 
-def _insert_statement(rows: "ChainedRows", guarded: bool) -> tuple[str, tuple]:
+def _insert_statement(rows: ChainedRows, guarded: bool) -> tuple[str, tuple]:
     """The statement and its arguments after `$1` (stream) and `$2` (recorded at)."""
     columns = rows.columns()
     many = len(rows.versions) > 1
@@ -177,6 +178,8 @@ WHERE stream_id = $1
   AND metadata ->> 'idempotency_key' = $2
 ORDER BY version
 """
+
+_EXISTING_STREAMS = "SELECT stream_id FROM events WHERE version = 1 AND stream_id = ANY($1::text[])"
 
 _LAST_POSITION_HANDED_OUT = """
 SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_position_seq
@@ -424,6 +427,39 @@ class PostgresEventStore:
         self._heads.remember(stream_id, last_version, rows.hashes[-1])
         return AppendResult(stream_id, current_version + 1, last_version, positions)
 
+    async def append_streams(
+        self, connection: asyncpg.Connection, streams: Iterable[NewStream]
+    ) -> int:
+        """Create `streams`, all or none, with one COPY (see `bulk`); the events written.
+
+        Each stream's events become versions 1, 2, ... chained from the genesis hash exactly as
+        `append` chains them, with the stream's idempotency key stored as `append` stores one. New
+        streams only: one that exists (or is being created in a transaction in flight) refuses
+        the whole call with `ConcurrencyError` (expected version 0, actual None). The position
+        floor is taken right before the COPY draws the first position, and held until commit,
+        so the feed never skips these events. In the caller's transaction if it has one, and
+        then without a savepoint (a refusal leaves it aborted, to be rolled back), else in one of
+        its own. The connection must encode jsonb in binary (the pool's do; `bulk.use_binary_json`).
+        """
+        records, stream_ids = copy_records(streams)  # all of them, before the floor is taken
+        if not records:
+            return 0
+        own: AbstractAsyncContextManager[Any] = (
+            nullcontext() if connection.is_in_transaction() else connection.transaction()
+        )
+        async with own:
+            await take_position_floor(connection)
+            await copy_into_events(connection, records, stream_ids)
+        return len(records)
+
+    async def existing_streams(
+        self, stream_ids: Sequence[str], *, connection: asyncpg.Connection | None = None
+    ) -> set[str]:
+        """Those of `stream_ids` that hold events (committed ones, or this transaction's)."""
+        executor = connection if connection is not None else self._pool
+        rows = await executor.fetch(_EXISTING_STREAMS, list(stream_ids))
+        return {row["stream_id"] for row in rows}
+
     async def _earlier_append(
         self, connection: asyncpg.Connection, stream_id: str, idempotency_key: str
     ) -> AppendResult | None:
@@ -506,82 +542,10 @@ class PostgresEventStore:
 async def take_position_floor(connection: asyncpg.Connection) -> None:
     """Announce an append in flight before drawing positions (see the module docstring).
 
-    Every writer of events, the bulk import's COPY included, calls this in its transaction right
-    before the rows that draw positions from the sequence.
+    Every path into `events` that does not take it in its own statement (`append_streams`'s COPY)
+    calls this in its transaction right before the rows that draw positions from the sequence.
     """
     await connection.execute(_TAKE_POSITION_FLOOR)
-
-
-class ChainedRows:
-    def __init__(self, recorded_at: datetime) -> None:
-        self.recorded_at = recorded_at
-        self.versions: list[int] = []
-        self.event_types: list[str] = []
-        self.schema_versions: list[int] = []
-        self.data: list[dict] = []
-        self.metadata: list[dict] = []
-        self.idempotency_keys: list[str | None] = []
-        self.prev_hashes: list[str] = []
-        self.hashes: list[str] = []
-
-    def columns(self) -> tuple[list, ...]:
-        return (
-            self.versions,
-            self.event_types,
-            self.schema_versions,
-            self.data,
-            self.metadata,
-            self.idempotency_keys,
-            self.prev_hashes,
-            self.hashes,
-        )
-
-
-def chained_rows(
-    stream_id: str,
-    events: Sequence[NewEvent],
-    current_version: int,
-    prev_hash: str,
-    idempotency_key: str | None,
-) -> ChainedRows:
-    """Number, stamp and hash the new events, each chained to the one before it."""
-    rows = ChainedRows(recorded_at=_now())
-    for offset, event in enumerate(events):
-        metadata = stored_metadata(event.metadata, idempotency_key)
-        check_storable(event.data)
-        version = current_version + 1 + offset
-        own_hash = event_hash(
-            stream_id=stream_id,
-            version=version,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=metadata,
-            recorded_at=rows.recorded_at,
-            prev_hash=prev_hash,
-        )
-        rows.versions.append(version)
-        rows.event_types.append(event.event_type)
-        rows.schema_versions.append(event.schema_version)
-        rows.data.append(event.data)
-        rows.metadata.append(metadata)
-        rows.idempotency_keys.append(idempotency_key if offset == 0 else None)
-        rows.prev_hashes.append(prev_hash)
-        rows.hashes.append(own_hash)
-        prev_hash = own_hash
-    return rows
-
-
-def stored_metadata(metadata: EventMetadata, idempotency_key: str | None) -> dict[str, str]:
-    as_dict = metadata.to_dict()
-    if idempotency_key is not None:
-        as_dict["idempotency_key"] = idempotency_key
-    check_storable(as_dict, "metadata")
-    return as_dict
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _stored_event(row: asyncpg.Record) -> StoredEvent:
