@@ -19,7 +19,7 @@ import asyncpg
 
 from bench.database import libpq_parts
 from bench.measure import Throughput, run_workers
-from complaintcore.application.bulk_import import use_binary_json
+from complaintcore.events.bulk import use_binary_json
 from complaintcore.infra.database import create_pool
 
 WORKERS = 16
