@@ -6,7 +6,8 @@ from the stream alone, including the dates the decider derived at the time (`due
 `review_window_ends_on`): they record what the institution determined under the calendar and
 policy then in force, so a replay never depends on reference data loaded later.
 
-Personal data (names, identity numbers, contacts) appears only in `ComplaintReceived` (Art. 22).
+Which fields are personal data (names, identity documents, contacts, every free text) is declared
+in `personal_data`, one table per event type (Art. 22; DOMAIN.md "Personal data").
 
 Why one file of 550 lines: one small frozen dataclass per event type, with the payload codec they
 share; the event catalogue reads best whole, and every event type's schema version sits beside it.

@@ -1,0 +1,378 @@
+"""Which fields of each event's stored payload are personal data (PIPL; DOMAIN.md "Personal data").
+
+Personal data is every field that identifies or describes a person: the complainant's name,
+identity document (type and number), contact and address; a legal person's representative name
+and contact; the agent's name, identity document and contact; the heir's proof reference;
+respondent staff names; joint representatives' names; and every free text (claims, facts,
+summaries, grounds, findings, basis, reasons, details, notes, agreed terms), because complainants
+write account numbers, names and addresses into them. Codes, dates, amounts, outcomes, staff ids
+and institution codes are not: they stay readable for statistics and audit.
+
+This module is the catalogue, for every event type of `events.EVENT_TYPES`, and the pure functions
+the store uses to encrypt, decrypt and erase those fields in place. `PERSONAL` lists each event
+type's personal fields and `NOT_PERSONAL` every other field, so the two tables together cover each
+field of each event exactly once (a unit test walks the event dataclasses and fails on a field
+that neither table names: a new field must be classified before it can be stored).
+
+Judgement calls, where DOMAIN.md's list is silent (each is one line in a table below):
+`agent.authorization_ref` and `notice.proof_ref` are references to documents (the power of
+attorney, the proof of delivery) and not personal; `complainant.unified_social_credit_code` is an
+organisation's registration code and not personal (the case list shows it in clear);
+`filed_by_heir` is a flag and `joint.complainants` a count.
+
+**Paths.** A field is named by a `Path`, a tuple of the keys leading to it in the payload of
+`events.event_to_payload`: `("claims",)`, `("complainant", "name")`. The segment `"*"` (`EACH`)
+stands for every item of a list: `("respondent_staff", "*", "name")` is the name of each
+respondent staff member, `("joint", "representatives", "*")` each representative's name, and
+`("remedies", "*")` each remedy code. Tables hold only leaves (a string, number, bool, code or
+date), never a whole object or list.
+
+A personal value found in a given payload is named by the path's concrete form, a JSON Pointer
+(RFC 6901) string with list indices in place of `"*"`: `"/complainant/name"`,
+`"/respondent_staff/0/name"`, `"/joint/representatives/1"`. That string is the key of
+`split_personal`'s values and the first argument of every callback, so the store can bind a
+ciphertext to its field (the AEAD's associated data) and a verifier can find it again.
+
+**Absent and None.** A personal value that is None (`complainant.id_type` of a legal person,
+anything under `agent` or `joint` when those are None, a value already erased) or whose key is
+absent is skipped: no callback, no entry. An empty string is a value like any other. A payload
+whose shape contradicts the catalogue (a list where an object belongs) is refused with
+`EventPayloadError` rather than walked past, so a personal value is never left out unnoticed.
+
+**Functions.** `personal_paths`; `map_personal` (apply a function to each personal value: encrypt,
+decrypt, mask); `split_personal` (the public payload, with a placeholder of the caller's choosing
+at each personal value, and the personal values by pointer); `merge_personal` (its inverse);
+`erased` (what a reader sees once the case's key is destroyed: None at every personal value).
+None of them mutates its argument: each returns a new payload that shares no dict or list with it.
+
+**Versions.** The tables describe each event type at the schema version in `DESCRIBES_VERSION`,
+checked against `events.EVENT_TYPES` by a test: raising an event's schema version means
+classifying its new shape here, and keying the catalogue by version if stored events of the old
+shape must still be decrypted.
+
+**Masking** (names keep their first character, resident identity numbers the area code and the
+last 4, mobile numbers the first 3 and the last 4) is in `domain/identity.py` (`mask_name`,
+`mask_id_number`, `mask_phone`), applied to the complainant by `projections/case_view.py`
+(`masked_complainant`); `map_personal` is the way to apply such a rule to a whole payload.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from complaintcore.domain.events import EventPayloadError, UnknownEventType
+
+__all__ = [
+    "DESCRIBES_VERSION",
+    "EACH",
+    "NOT_PERSONAL",
+    "PERSONAL",
+    "Path",
+    "erased",
+    "map_personal",
+    "merge_personal",
+    "path_pattern",
+    "personal_paths",
+    "pointer",
+    "split_personal",
+]
+
+Path = tuple[str, ...]
+"""The keys leading to a leaf of a payload; `EACH` for every item of a list."""
+
+EACH = "*"
+
+PersonalFunction = Callable[[str, Any], Any]
+"""Called with a personal value's pointer (`"/complainant/name"`) and the value."""
+
+
+def _under(prefix: str, paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    return tuple((prefix, *path) for path in paths)
+
+
+# A notice (events carry one under "notice"): only the agreed terms are free text.
+_NOTICE_PERSONAL: tuple[Path, ...] = (("agreed_terms",),)
+_NOTICE_NOT_PERSONAL: tuple[Path, ...] = (
+    ("notified_on",),
+    ("method",),
+    ("proof_ref",),  # a reference to the proof of delivery
+    ("unreachable",),
+    ("attempts",),
+)
+
+
+PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
+    {
+        "ComplaintReceived": (
+            ("complainant", "name"),
+            ("complainant", "contact"),
+            ("complainant", "id_type"),
+            ("complainant", "id_number"),
+            ("complainant", "address"),
+            ("complainant", "legal_representative_name"),
+            ("complainant", "legal_representative_contact"),
+            ("claims",),
+            ("facts",),
+            ("agent", "name"),
+            ("agent", "id_type"),
+            ("agent", "id_number"),
+            ("agent", "contact"),
+            ("heir_proof_ref",),
+            ("respondent_staff", EACH, "name"),
+            ("joint", "representatives", EACH),
+        ),
+        "HandlerAssigned": (),
+        "HandlerRecused": (("reason",),),
+        "DeadlineExtended": (("reason",), *_under("notice", _NOTICE_PERSONAL)),
+        "ClockPaused": (("reason",), *_under("notice", _NOTICE_PERSONAL)),
+        "ClockResumed": (),
+        "ComplaintSupplemented": (("summary",),),
+        "ComplaintMerged": (),
+        "ComplaintDecided": (
+            ("findings",),
+            ("basis",),
+            *_under("notice", _NOTICE_PERSONAL),
+        ),
+        "ComplainantNotified": (*_under("notice", _NOTICE_PERSONAL), ("summary",)),
+        "ReviewRequested": (("grounds",),),
+        "ReviewDecided": (("findings",), *_under("notice", _NOTICE_PERSONAL)),
+        "ComplaintWithdrawn": (("reason",),),
+        "ComplaintDeclined": (("reason",), *_under("notice", _NOTICE_PERSONAL)),
+        "MarkedMajor": (("detail",),),
+    }
+)
+"""Each event type's personal fields, in the order of its payload's fields."""
+
+
+NOT_PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
+    {
+        "ComplaintReceived": (
+            ("case_id",),
+            ("registration_no",),
+            ("respondent_institution",),
+            ("channel",),
+            ("received_on",),
+            ("complainant", "kind"),
+            ("complainant", "unified_social_credit_code"),  # an organisation's code
+            ("category", "business"),
+            ("category", "reason"),
+            ("agent", "authorization_ref"),  # a reference to the power of attorney
+            ("filed_by_heir",),
+            ("respondent_staff", EACH, "staff_id"),
+            ("joint", "complainants"),  # how many
+            ("regulator_transfer", "regulator_received_on"),
+            ("regulator_transfer", "forwarded_on"),
+            ("regulator_transfer", "working_days"),
+            ("regulator_transfer", "within_limit"),
+            ("due_on",),
+        ),
+        "HandlerAssigned": (("handler_id",), ("assigned_on",), ("previous_handler_id",)),
+        "HandlerRecused": (("handler_id",), ("recused_on",)),
+        "DeadlineExtended": (
+            ("level",),
+            ("approval", "approver_id"),
+            ("approval", "approver_role"),
+            *_under("notice", _NOTICE_NOT_PERSONAL),
+            ("previous_due_on",),
+            ("due_on",),
+        ),
+        "ClockPaused": (("kind",), ("paused_on",), *_under("notice", _NOTICE_NOT_PERSONAL)),
+        "ClockResumed": (("paused_on",), ("resumed_on",), ("paused_days",), ("due_on",)),
+        "ComplaintSupplemented": (
+            ("received_on",),
+            ("new_facts_and_reasons",),
+            ("restarted",),
+            ("due_on",),
+        ),
+        "ComplaintMerged": (("into",), ("merged_on",)),
+        "ComplaintDecided": (
+            ("handler_id",),
+            ("outcome",),
+            ("redress_fen",),
+            ("remedies", EACH),
+            *_under("notice", _NOTICE_NOT_PERSONAL),
+            ("due_on",),
+            ("on_time",),
+            ("handling_days",),
+            ("review_window_ends_on",),
+        ),
+        "ComplainantNotified": (("subject",), *_under("notice", _NOTICE_NOT_PERSONAL)),
+        "ReviewRequested": (("received_on",), ("reviewing_institution",), ("due_on",)),
+        "ReviewDecided": (
+            ("reviewer_id",),
+            ("outcome",),
+            ("new_outcome",),
+            ("new_redress_fen",),
+            *_under("notice", _NOTICE_NOT_PERSONAL),
+            ("due_on",),
+            ("on_time",),
+        ),
+        "ComplaintWithdrawn": (("received_on",),),
+        "ComplaintDeclined": _under("notice", _NOTICE_NOT_PERSONAL),
+        "MarkedMajor": (("cause",), ("marked_on",)),
+    }
+)
+"""Every other field of each event type: codes, dates, amounts, outcomes, ids, flags, counts."""
+
+
+DESCRIBES_VERSION: Mapping[str, int] = types.MappingProxyType(
+    {event_type: 1 for event_type in PERSONAL}
+)
+"""The schema version of each event type that the two tables describe."""
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def personal_paths(event_type: str) -> tuple[Path, ...]:
+    """The personal fields of `event_type`'s payload (empty for an event type with none)."""
+    try:
+        return PERSONAL[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+
+
+def pointer(keys: tuple[str | int, ...]) -> str:
+    """The JSON Pointer (RFC 6901) of a concrete path: `("respondent_staff", 0, "name")` ->
+    `"/respondent_staff/0/name"`."""
+    return "".join("/" + str(key).replace("~", "~0").replace("/", "~1") for key in keys)
+
+
+def path_pattern(pointer_string: str) -> Path:
+    """The `Path` a pointer is an instance of: `"/respondent_staff/0/name"` ->
+    `("respondent_staff", "*", "name")`."""
+    return tuple(EACH if key.isdigit() else key for key in _keys(pointer_string))
+
+
+def _keys(pointer_string: str) -> list[str]:
+    if not pointer_string.startswith("/"):
+        raise ValueError(f"{pointer_string!r} is not a JSON Pointer")
+    return [key.replace("~1", "/").replace("~0", "~") for key in pointer_string[1:].split("/")]
+
+
+# --- walking a payload -------------------------------------------------------------------------
+
+# Per event type, its personal paths as a tree of (pointer segment, subtree) by key:
+# {"complainant": ("/complainant", {"name": ("/name", _LEAF), ...}), ...}.
+_LEAF: Any = object()
+_Tree = dict[str, tuple[str, Any]]
+
+
+def _tree(paths: tuple[Path, ...]) -> _Tree:
+    tree: _Tree = {}
+    for path in paths:
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, (pointer((key,)), {}))[1]
+        node[path[-1]] = (pointer((path[-1],)), _LEAF)
+    return tree
+
+
+_TREES: Mapping[str, _Tree] = types.MappingProxyType(
+    {event_type: _tree(paths) for event_type, paths in PERSONAL.items()}
+)
+
+
+def _copy(node: Any) -> Any:
+    """A copy of a JSON-like value sharing no dict or list with it."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(value) for value in node]
+    return node
+
+
+def _slots(node: Any, tree: _Tree, at: str) -> Iterator[tuple[Any, Any, str]]:
+    """(container, key, pointer) of each personal value present under `node` (whose pointer is
+    `at`), depth first."""
+    for name, (segment, subtree) in tree.items():
+        if name == EACH:
+            if not isinstance(node, list):
+                raise EventPayloadError(f"{at or '/'}: expected a list")
+            children: Any = enumerate(node)
+        else:
+            if not isinstance(node, dict):
+                raise EventPayloadError(f"{at or '/'}: expected an object")
+            children = ((name, node[name]),) if name in node else ()
+        for key, child in children:
+            if child is None:
+                continue
+            where = f"{at}/{key}" if name == EACH else at + segment
+            if subtree is _LEAF:
+                yield node, key, where
+            else:
+                yield from _slots(child, subtree, where)
+
+
+def _tree_of(event_type: str) -> _Tree:
+    try:
+        return _TREES[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+
+
+# --- the functions the store uses --------------------------------------------------------------
+
+
+def map_personal(
+    event_type: str, payload: Mapping[str, Any], fn: PersonalFunction
+) -> dict[str, Any]:
+    """A new payload with `fn(pointer, value)` in place of each personal value present."""
+    tree = _tree_of(event_type)
+    result: dict[str, Any] = _copy(dict(payload))
+    for container, key, where in _slots(result, tree, ""):
+        container[key] = fn(where, container[key])
+    return result
+
+
+def split_personal(
+    event_type: str,
+    payload: Mapping[str, Any],
+    replace: PersonalFunction = lambda where, value: None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payload with `replace(pointer, value)` in place of each personal value present (None
+    unless told), and those values by pointer, in the order of `personal_paths`. `merge_personal`
+    puts them back."""
+    values: dict[str, Any] = {}
+
+    def take(where: str, value: Any) -> Any:
+        values[where] = value
+        return replace(where, value)
+
+    return map_personal(event_type, payload, take), values
+
+
+def merge_personal(
+    event_type: str, public_payload: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A new payload with each of `values` (by pointer, as `split_personal` gives them) put at
+    its place in `public_payload`. A pointer that is not a personal field of `event_type`, or
+    whose parent object or list item the payload lacks, is refused with `EventPayloadError`."""
+    paths = set(personal_paths(event_type))
+    result: dict[str, Any] = _copy(dict(public_payload))
+    for where, value in values.items():
+        if path_pattern(where) not in paths:
+            raise EventPayloadError(f"{event_type}: {where} is not a personal field")
+        *parents, last = _keys(where)
+        node: Any = result
+        try:
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            if isinstance(node, list):
+                node[int(last)] = value
+            elif isinstance(node, dict):
+                node[last] = value
+            else:
+                raise TypeError(type(node).__name__)
+        except (KeyError, IndexError, TypeError) as error:
+            raise EventPayloadError(f"{event_type}: no place for {where} ({error})") from None
+    return result
+
+
+def erased(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as a reader sees it after erasure: None at every personal value, the rest as
+    it was (list lengths included). Not a valid event any more: personal strings are not
+    optional in the event classes, so erased payloads are read as payloads, not decoded."""
+    return map_personal(event_type, payload, lambda where, value: None)
