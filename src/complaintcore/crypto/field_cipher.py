@@ -1,0 +1,102 @@
+"""One personal field of an event payload, sealed into text that takes its place in the payload.
+
+Why text: stored events are JSON (jsonb), hashed into the chain as they are stored; a sealed field
+must stay a JSON string so the payload keeps its shape, every non-personal field stays readable
+for statistics and audit, and the chain covers the ciphertext exactly as stored.
+
+**Sealed text**: `enc:v1:` followed by the suite's ciphertext (`suites.CipherSuite.encrypt`) in
+unpadded base64url. The ciphertext's first byte names the suite; the associated data is
+`suites.associated_data(case_id, version, path)`, so the text decrypts only under its case's key,
+at its event version and field path. The plaintext is the field's value as JSON (orjson), so a
+value of any JSON type (a string, a list of strings, an object, a number, a bool, None) comes back
+as it went in; tuples come back as lists, and types orjson writes in a JSON form of their own (an
+enum, a UUID) come back in that form.
+
+**Telling ciphertext from legacy plaintext.** `is_sealed` answers from the prefix alone: any text
+that starts `enc:v<digits>:` counts as sealed, so a damaged or future-format ciphertext is reported
+by `unseal` (`CiphertextRejected`) and never shown as if it were text. The authority on whether a
+stream's fields are sealed at all is the suite the stream records (streams written before
+encryption record none): a legacy free text that happens to start with `enc:v1:` is read as text
+because its stream says so, not because of this check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+import orjson
+
+from complaintcore.crypto.suites import CipherSuite, CiphertextRejected, associated_data
+
+__all__ = ["SEALED_PREFIX", "is_sealed", "seal", "sealed_suite_byte", "unseal"]
+
+SEALED_PREFIX = "enc:v1:"
+_ANY_SEALED_FORMAT = re.compile(r"enc:v[0-9]+:")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+# orjson writes these natively; passed through, they reach `default` and are refused, since they
+# would come back as strings rather than as the value sealed
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def seal(suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, value: Any) -> str:
+    """`value` (JSON-able) sealed under the case's `key`, bound to `case_id`, `version`, `path`."""
+    try:
+        plaintext = orjson.dumps(value, option=_ORJSON_OPTIONS, default=_refuse)
+    except orjson.JSONEncodeError as error:
+        raise TypeError(f"{path}: only JSON values are sealed ({error})") from None
+    ciphertext = suite.encrypt(key, plaintext, associated_data(case_id, version, path))
+    return SEALED_PREFIX + base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
+
+
+def unseal(
+    suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, sealed: str
+) -> Any:
+    """The value `seal` sealed, or `CiphertextRejected` naming the place if it does not open."""
+    place = f"{path} of case {case_id} at version {version}"
+    ciphertext = _ciphertext(sealed, place)
+    try:
+        plaintext = suite.decrypt(key, ciphertext, associated_data(case_id, version, path))
+    except CiphertextRejected as error:
+        raise CiphertextRejected(f"{place}: {error}") from None
+    try:
+        return orjson.loads(plaintext)
+    except orjson.JSONDecodeError:  # authentic yet not JSON: only if the key wrote something else
+        raise CiphertextRejected(f"{place}: authentic, but not a sealed JSON value") from None
+
+
+def is_sealed(value: object) -> bool:
+    """Whether `value` is sealed text (by its `enc:v<n>:` prefix only; see the module's note)."""
+    return isinstance(value, str) and _ANY_SEALED_FORMAT.match(value) is not None
+
+
+def sealed_suite_byte(sealed: str) -> int:
+    """The suite byte a sealed text's ciphertext starts with (`CiphertextRejected` if unread)."""
+    return _ciphertext(sealed, "sealed text")[0]
+
+
+def _ciphertext(sealed: object, place: str) -> bytes:
+    if not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
+        found = _ANY_SEALED_FORMAT.match(sealed) if isinstance(sealed, str) else None
+        if found:
+            raise CiphertextRejected(f"{place}: sealed format {found.group()!r} is not known here")
+        raise CiphertextRejected(f"{place}: not sealed text (no {SEALED_PREFIX!r} prefix)")
+    text = sealed[len(SEALED_PREFIX) :]
+    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise CiphertextRejected(f"{place}: sealed text is not unpadded base64url")
+    try:
+        ciphertext = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise CiphertextRejected(f"{place}: sealed text is not unpadded base64url") from None
+    # one text per ciphertext: unused low bits of the last character must be zero
+    if base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii") != text:
+        raise CiphertextRejected(f"{place}: sealed text is not canonical base64url")
+    if not ciphertext:
+        raise CiphertextRejected(f"{place}: sealed text is empty")
+    return ciphertext
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
