@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from complaintcore.cli.main import build_parser, main
-from complaintcore.cli.parsers import bulk_import, demo, projections, tokens
+from complaintcore.cli.parsers import bulk_import, demo, keys, projections, tokens
 from complaintcore.cli.parsers.shared import ENVIRONMENT, EVERY_COMMAND
 
 HEAVY = (
@@ -52,6 +52,10 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
     ),
     ("migrate",): ([], list(EVERY_COMMAND)),
     ("tokens", "create"): (["--id ID", "--role", "--institution"], list(EVERY_COMMAND)),
+    ("keys", "create"): (
+        ["file", "mode 0600", "--suite {aes-256-gcm,sm4-gcm}", "(default: aes-256-gcm)"],
+        ["COMPLAINTCORE_LOG_FORMAT", "COMPLAINTCORE_LOG_LEVEL"],
+    ),
     ("institutions", "load"): (["file"], READS_FILES),
     ("calendar", "load"): (["file"], READS_FILES),
     ("audit",): (["case_id", "--json", "exit status 0"], list(EVERY_COMMAND)),
@@ -69,6 +73,7 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
 # The smallest arguments each command parses with.
 REQUIRED_ARGUMENTS = {
     ("tokens", "create"): ["--id", "staff-1", "--role", "staff"],
+    ("keys", "create"): ["master.key"],
     ("institutions", "load"): ["tree.json"],
     ("calendar", "load"): ["calendar.json"],
     ("audit",): ["6f1c2d9e-0000-4000-8000-000000000000"],
@@ -230,6 +235,7 @@ def _as_written(default: object) -> str:
 def test_the_defaults_written_in_the_parsers_are_the_code_s() -> None:
     from complaintcore.application.bulk_import import DEFAULT_BATCH_CASES
     from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED
+    from complaintcore.crypto.suites import DEFAULT_SUITE, SUITE_NAMES
     from complaintcore.domain.roles import ROLES
     from complaintcore.projections.rebuild import TARGETS, RebuildSettings
 
@@ -238,6 +244,7 @@ def test_the_defaults_written_in_the_parsers_are_the_code_s() -> None:
     assert tuple(TARGETS) == projections.PROJECTIONS
     assert RebuildSettings.page_events == projections.DEFAULT_PAGE_EVENTS
     assert tuple(sorted(ROLES)) == tokens.ROLE_CHOICES
+    assert (keys.SUITE_CHOICES, keys.DEFAULT_SUITE) == (SUITE_NAMES, DEFAULT_SUITE)
 
 
 def test_rebuild_takes_the_workers_default_when_it_runs() -> None:

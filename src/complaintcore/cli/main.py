@@ -17,6 +17,7 @@ from complaintcore.cli.parsers import (
     audit,
     bulk_import,
     demo,
+    keys,
     projections,
     reference,
     server,
@@ -33,7 +34,7 @@ EPILOG = (
     "Each command's --help gives its options' defaults and the environment variables it reads\n"
     "(also from a .env file in the working directory): complaintcore COMMAND --help."
 )
-COMMAND_GROUPS = (server, tokens, reference, audit, bulk_import, demo, projections)
+COMMAND_GROUPS = (server, tokens, keys, reference, audit, bulk_import, demo, projections)
 
 
 class CommandLineParser(argparse.ArgumentParser):
