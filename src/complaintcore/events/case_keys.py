@@ -1,0 +1,262 @@
+"""Where each case's data key is kept: the `case_keys` table (migration 0009), beside the events.
+
+Why beside the events and not in them: `events` is append-only and hash-chained, so anything
+written there stays for good; a case's personal fields are erased by destroying its data key
+(crypto-shredding, DOMAIN.md "Personal data"), so the key must live where a row can be deleted.
+The table holds only wrapped keys (`crypto.keys`): the master key never reaches the database.
+
+Why every write takes the caller's connection, in its transaction: a key is created in the
+transaction that appends the case's receipt, and destroyed in the one that appends
+`PersonalDataErased`, so there is never a key without its event or the reverse (issue 13). Both
+refuse a connection outside a transaction rather than commit half of that on their own.
+
+**Reading.** `key_for` and `keys_for` unwrap through the provider (a KMS round trip, for a KMS
+provider) and keep the result in the process's `DataKeyCache`. A row that is not there reads as
+None: the case was erased or never encrypted (the stream's `PersonalDataErased` event tells which).
+A row that does not unwrap (another master key, an altered row) raises what the provider raises
+(`MasterKeyRejected`, `CiphertextRejected`) and is never reported as None: a service with the
+wrong master key must fail, not show every case as erased.
+
+**Caching with care.** `create` caches nothing and `destroy` forgets: a created key belongs to a
+transaction that may still roll back, and an erased one must go at once from the erasing process
+(other processes drop it within the cache's age bound; the event, not the cache, is the authority
+on erasure, see `crypto.key_cache`).
+
+**Provider calls** are synchronous (`crypto.keys.KeyProvider`) and run through
+`asyncio.to_thread`, one call per batch of keys, so a remote KMS never blocks the event loop.
+
+**Rotation** (`rewrap_all`): the data keys stay as they are, only their wrapping changes, so not
+one event is touched. Rows are re-wrapped in batches, each batch its own transaction, walking each
+old key id's rows in case order through the (key_id, case_id) index; a run interrupted anywhere
+leaves whole batches done, and the next run picks up exactly the rows still under an old key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+
+import asyncpg
+
+from complaintcore.crypto.key_cache import DataKeyCache
+from complaintcore.crypto.keys import KeyProvider, rewrap
+from complaintcore.crypto.suites import CipherSuite
+
+__all__ = ["CaseKeyExists", "CaseKeys", "RewrapProgress"]
+
+# Called after each re-wrapped batch commits: (rows re-wrapped so far by this run, rows to
+# re-wrap as counted when the run began, or the former when cases were added meanwhile).
+RewrapProgress = Callable[[int, int], object]
+
+_INSERT = """
+INSERT INTO case_keys (case_id, suite, key_id, wrapped) VALUES ($1, $2, $3, $4)
+ON CONFLICT (case_id) DO NOTHING
+RETURNING case_id
+"""
+
+_SELECT_ONE = "SELECT wrapped FROM case_keys WHERE case_id = $1"
+
+_SELECT_MANY = "SELECT case_id, wrapped FROM case_keys WHERE case_id = ANY($1::text[])"
+
+_DELETE = "DELETE FROM case_keys WHERE case_id = $1 RETURNING case_id"
+
+# The distinct key ids by a loose index scan: one index probe per key id (there are a few), where
+# SELECT DISTINCT would read every row of a table with one row per case.
+_KEY_IDS = """
+WITH RECURSIVE ids (key_id) AS (
+    (SELECT key_id FROM case_keys ORDER BY key_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT k.key_id FROM case_keys AS k
+            WHERE k.key_id > ids.key_id ORDER BY k.key_id LIMIT 1)
+    FROM ids WHERE ids.key_id IS NOT NULL
+)
+SELECT key_id FROM ids WHERE key_id IS NOT NULL
+"""
+
+_COUNT_NOT_UNDER = "SELECT count(*) FROM case_keys WHERE key_id <> $1"
+
+# FOR UPDATE: a concurrent rotation waits here, then (READ COMMITTED re-checks a locked row)
+# drops the rows the first one moved to the new key, so no row is re-wrapped twice; a row erased
+# meanwhile drops out the same way.
+_LOCK_BATCH = """
+SELECT case_id, wrapped FROM case_keys
+WHERE key_id = $1 AND case_id > $2
+ORDER BY key_id, case_id
+LIMIT $3
+FOR UPDATE
+"""
+
+_STORE_BATCH = """
+UPDATE case_keys AS k SET key_id = $1, wrapped = u.wrapped, rewrapped_at = now()
+FROM unnest($2::text[], $3::bytea[]) AS u(case_id, wrapped)
+WHERE k.case_id = u.case_id
+"""
+
+
+class CaseKeyExists(Exception):
+    """`create` refused: the case has a data key already. A second key would leave every field
+    sealed under the first unreadable."""
+
+
+class CaseKeys:
+    """The data keys of cases: created wrapped, read unwrapped (cached), destroyed, re-wrapped."""
+
+    def __init__(
+        self, provider: KeyProvider, suite: CipherSuite, cache: DataKeyCache | None = None
+    ) -> None:
+        """`provider` wraps new keys and unwraps stored ones; `suite` is the one new data keys
+        are made for (and recorded with); `cache` None unwraps on every read."""
+        self.provider = provider
+        self.suite = suite
+        self._cache = cache
+
+    def __repr__(self) -> str:  # the provider's and cache's reprs show no key material
+        return f"CaseKeys({self.provider!r}, {self.suite.name}, {self._cache!r})"
+
+    async def create(self, connection: asyncpg.Connection, case_id: str) -> bytes:
+        """A new data key for `case_id`, stored wrapped in the caller's transaction, returned
+        unwrapped for sealing the receipt's fields. `CaseKeyExists` if the case has one.
+
+        ON CONFLICT rather than a unique violation, so a refusal leaves the caller's transaction
+        usable. Nothing is cached: the transaction may still roll back.
+        """
+        _require_transaction(connection, "create")
+        if not case_id:
+            raise ValueError("a case key needs a case id")
+        data_key = self.suite.new_data_key()
+        wrapped = await asyncio.to_thread(self.provider.wrap, data_key)
+        inserted = await connection.fetchval(
+            _INSERT, case_id, self.suite.name, self.provider.key_id, wrapped
+        )
+        if inserted is None:
+            raise CaseKeyExists(f"case {case_id} has a data key already")
+        self._forget(case_id)  # a key cached from a rolled-back create must not outlive it
+        return data_key
+
+    async def key_for(self, connection: asyncpg.Connection, case_id: str) -> bytes | None:
+        """The case's data key, or None when it has no row (erased, or never encrypted)."""
+        cached = self._cached(case_id)
+        if cached is not None:
+            return cached
+        wrapped = await connection.fetchval(_SELECT_ONE, case_id)
+        if wrapped is None:
+            return None
+        data_key = await asyncio.to_thread(self.provider.unwrap, wrapped)
+        self._remember(case_id, data_key)
+        return data_key
+
+    async def keys_for(
+        self, connection: asyncpg.Connection, case_ids: Iterable[str]
+    ) -> dict[str, bytes]:
+        """The data keys of those of `case_ids` that have one, read in one round trip (none
+        when all are cached) and unwrapped in one thread call: for rebuilds and batch reads."""
+        wanted = list(dict.fromkeys(case_ids))
+        found = {case_id: key for case_id in wanted if (key := self._cached(case_id)) is not None}
+        missing = [case_id for case_id in wanted if case_id not in found]
+        if not missing:
+            return found
+        rows = await connection.fetch(_SELECT_MANY, missing)
+        data_keys = await asyncio.to_thread(self._unwrap_all, [row["wrapped"] for row in rows])
+        for row, data_key in zip(rows, data_keys, strict=True):
+            found[row["case_id"]] = data_key
+            self._remember(row["case_id"], data_key)
+        return found
+
+    async def destroy(self, connection: asyncpg.Connection, case_id: str) -> bool:
+        """Delete the case's key in the caller's transaction (the erasure itself) and forget it
+        here; True if there was one. After commit no process can unwrap it again."""
+        _require_transaction(connection, "destroy")
+        self._forget(case_id)
+        deleted = await connection.fetchval(_DELETE, case_id)
+        # and again: a read on another connection may have cached it meanwhile (until the
+        # commit others still see the row; what they cache then ages out of the cache)
+        self._forget(case_id)
+        return deleted is not None
+
+    async def recorded_key_ids(self, connection: asyncpg.Connection) -> set[str]:
+        """The ids of the master keys the stored data keys are wrapped under: start-up checks the
+        master key file against them (`FileKeyProvider(expected_key_ids=...)`)."""
+        return {row["key_id"] for row in await connection.fetch(_KEY_IDS)}
+
+    async def rewrap_all(
+        self,
+        pool: asyncpg.Pool,
+        new_provider: KeyProvider,
+        batch: int = 500,
+        progress: RewrapProgress | None = None,
+    ) -> int:
+        """Re-wrap every data key not under `new_provider`'s key (unwrapped by this instance's
+        provider), `batch` rows a transaction; returns how many this run re-wrapped.
+
+        Resumable: only rows whose key id is not the new one are read, so a run interrupted
+        anywhere (`progress` is called after each commit, and may raise) is finished by running
+        again. Passes repeat until one finds nothing, so keys created under the old master key
+        while the run goes on are re-wrapped too. Never touches `events`.
+        """
+        if batch < 1:
+            raise ValueError("a batch re-wraps at least one key")
+        new_key_id = new_provider.key_id
+        async with pool.acquire() as connection:
+            total = await connection.fetchval(_COUNT_NOT_UNDER, new_key_id)
+        done = 0
+        while True:
+            before = done
+            async with pool.acquire() as connection:
+                old_key_ids = await self.recorded_key_ids(connection) - {new_key_id}
+            for old_key_id in sorted(old_key_ids):
+                after = ""
+                while True:
+                    count, after = await self._rewrap_batch(
+                        pool, new_provider, old_key_id, after, batch
+                    )
+                    if not count:
+                        break
+                    done += count
+                    if progress is not None:
+                        progress(done, max(total, done))
+            if done == before:
+                return done
+
+    async def _rewrap_batch(
+        self, pool: asyncpg.Pool, new_provider: KeyProvider, old_key_id: str, after: str, batch: int
+    ) -> tuple[int, str]:
+        """One batch in its own transaction: the next rows under `old_key_id` after case `after`,
+        locked, re-wrapped, stored. Returns how many and the last case id (the next cursor)."""
+        async with pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(_LOCK_BATCH, old_key_id, after, batch)
+            if not rows:
+                return 0, after
+            case_ids = [row["case_id"] for row in rows]
+            rewrapped = await asyncio.to_thread(
+                _rewrap_all, self.provider, new_provider, [row["wrapped"] for row in rows]
+            )
+            await connection.execute(_STORE_BATCH, new_provider.key_id, case_ids, rewrapped)
+        return len(rows), case_ids[-1]
+
+    def _unwrap_all(self, wrapped: Sequence[bytes]) -> list[bytes]:
+        return [self.provider.unwrap(one) for one in wrapped]
+
+    def _cached(self, case_id: str) -> bytes | None:
+        return self._cache.get(case_id) if self._cache is not None else None
+
+    def _remember(self, case_id: str, data_key: bytes) -> None:
+        if self._cache is not None:
+            self._cache.put(case_id, data_key)
+
+    def _forget(self, case_id: str) -> None:
+        if self._cache is not None:
+            self._cache.forget(case_id)
+
+
+def _rewrap_all(
+    old_provider: KeyProvider, new_provider: KeyProvider, wrapped: Sequence[bytes]
+) -> list[bytes]:
+    return [rewrap(old_provider, new_provider, one) for one in wrapped]
+
+
+def _require_transaction(connection: asyncpg.Connection, operation: str) -> None:
+    """A key created or destroyed outside a transaction would commit apart from its event."""
+    if not connection.is_in_transaction():
+        raise ValueError(
+            f"{operation} runs in the caller's transaction, with the events it goes with"
+        )
