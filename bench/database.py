@@ -2,7 +2,11 @@
 (git-ignored); on it a fresh, migrated database for every run."""
 
 import asyncio
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import asyncpg
 
+from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.database import plain_url
 from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
 from complaintcore.infra.migrations import upgrade_to_head
@@ -27,6 +32,19 @@ def bench_server() -> Iterator[str]:
         return
     with running_embedded_postgres(BENCH_DATA_DIR) as url:
         yield url
+
+
+@functools.cache
+def bench_master_key_file() -> Path:
+    """The master key file of this bench run (`COMPLAINTCORE_MASTER_KEY_FILE`, as `serve` needs
+    one with `DATABASE_URL`): created once in a temporary folder, removed when the run ends.
+    Every run's databases are fresh, so no key need outlive it; its suite is
+    COMPLAINTCORE_CIPHER_SUITE's."""
+    folder = Path(tempfile.mkdtemp(prefix="complaintcore-bench-key-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "master.key"
+    create_master_key_file(path, os.environ.get("COMPLAINTCORE_CIPHER_SUITE", "aes-256-gcm"))
+    return path
 
 
 def fresh_database(server_url: str, name: str = BENCH_DATABASE) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bench.database import bench_master_key_file
 from bench.measure import Throughput
 
 
@@ -27,7 +28,11 @@ def free_port() -> int:
 def serving(database_url: str, log_path: Path, workers: int = 1) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json")
+    env.update(
+        DATABASE_URL=database_url,
+        COMPLAINTCORE_LOG_FORMAT="json",
+        COMPLAINTCORE_MASTER_KEY_FILE=str(bench_master_key_file()),
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

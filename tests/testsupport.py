@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.embedded_db import with_database
 
 # One template per test run, so runs sharing a server (a developer's and CI's, or parallel
@@ -35,6 +36,15 @@ async def admin_execute(server_url: str, statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+def master_key_env(directory: Path, suite: str = "aes-256-gcm") -> dict[str, str]:
+    """The environment that gives `complaintcore serve` a master key (which it needs when
+    DATABASE_URL is set): `directory/master.key`, created on the first call, reused after."""
+    path = directory / "master.key"
+    if not path.exists():
+        create_master_key_file(path, suite)
+    return {"COMPLAINTCORE_MASTER_KEY_FILE": str(path)}
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import pytest
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.database import create_pool
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import LiveService, database_cloned_from_template, free_port
+from testsupport import LiveService, database_cloned_from_template, free_port, master_key_env
 
 TREE = [
     ("HO", "总行", "head_office", None),
@@ -58,6 +58,7 @@ def live(
     log_path = tmp_path_factory.mktemp("live") / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DATABASE_URL=module_database_url, COMPLAINTCORE_LOG_FORMAT="json")
+    env.update(master_key_env(log_path.parent))
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],

@@ -36,7 +36,7 @@ from complaintcore.infra.database import create_pool, wait_until_reachable
 from complaintcore.infra.embedded_db import ensure_database
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import free_port
+from testsupport import free_port, master_key_env
 
 SERVE_READY_TIMEOUT_S = 60
 LOAD_WORKERS = 6
@@ -61,7 +61,9 @@ class Serve:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **extra_env)
+        env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json")
+        env.update(master_key_env(log_path.parent))
+        env.update(extra_env)
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(self.port)],

@@ -24,7 +24,7 @@ from complaintcore.projections import statistics
 from complaintcore.projections.runner import lock_key
 from complaintcore.reference.institutions import InstitutionDirectory
 from projection_support import scratch_database
-from testsupport import free_port
+from testsupport import free_port, master_key_env
 
 TODAY = shanghai_today()
 COMPLAINT = complaint("BR-A", received_days_ago=0)
@@ -56,6 +56,7 @@ def serving(database_url: str, log_path: Path) -> Iterator[tuple[subprocess.Pope
         COMPLAINTCORE_PROJECTION_POLL="0.05",
         COMPLAINTCORE_PROJECTION_STANDBY="0.2",
     )
+    env.update(master_key_env(log_path.parent))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],

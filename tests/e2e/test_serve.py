@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from testsupport import free_port
+from testsupport import free_port, master_key_env
 
 SERVE_START_TIMEOUT_S = 60
 
@@ -58,9 +58,12 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def test_serve_answers_health_and_readiness_on_a_given_database(database_url: str) -> None:
+def test_serve_answers_health_and_readiness_on_a_given_database(
+    database_url: str, tmp_path: Path
+) -> None:
     port = free_port()
-    process = start_serving({**base_env(), "DATABASE_URL": database_url}, port)
+    env = {**base_env(), "DATABASE_URL": database_url, **master_key_env(tmp_path)}
+    process = start_serving(env, port)
     try:
         wait_until_healthy(process, port)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
@@ -95,9 +98,12 @@ def test_serve_without_database_url_runs_embedded_postgres_and_stops_it(
     shutil.rmtree(parent, ignore_errors=True)
 
 
-def test_every_log_line_of_a_request_carries_its_correlation_id(database_url: str) -> None:
+def test_every_log_line_of_a_request_carries_its_correlation_id(
+    database_url: str, tmp_path: Path
+) -> None:
     port = free_port()
-    process = start_serving({**base_env(), "DATABASE_URL": database_url}, port)
+    env = {**base_env(), "DATABASE_URL": database_url, **master_key_env(tmp_path)}
+    process = start_serving(env, port)
     try:
         wait_until_healthy(process, port)
         response = httpx.get(

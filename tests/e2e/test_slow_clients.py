@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from testsupport import LiveService, free_port
+from testsupport import LiveService, free_port, master_key_env
 
 TIMEOUT_S = 1  # COMPLAINTCORE_HEADER_TIMEOUT and COMPLAINTCORE_BODY_TIMEOUT of the server
 MARGIN_S = 4  # a timed-out client must be cut off within TIMEOUT_S + MARGIN_S
@@ -45,6 +45,7 @@ def slow_live(
         COMPLAINTCORE_HEADER_TIMEOUT=str(TIMEOUT_S),
         COMPLAINTCORE_BODY_TIMEOUT=str(TIMEOUT_S),
     )
+    env.update(master_key_env(log_path.parent))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],

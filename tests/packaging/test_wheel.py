@@ -245,6 +245,11 @@ def test_the_installed_command_migrates_a_fresh_database_and_serves_it(
     env = command_env(database_env)
     complaintcore = venv_bin / "complaintcore"
     run([complaintcore, "migrate"], MIGRATE_TIMEOUT_S, cwd=scratch, env=env)
+    if "DATABASE_URL" in database_env:
+        # a database of its own needs a master key file of its own: made by the installed command
+        key_file = scratch / "master.key"
+        run([complaintcore, "keys", "create", key_file], 60, cwd=scratch, env=env)
+        env["COMPLAINTCORE_MASTER_KEY_FILE"] = str(key_file)
 
     port = free_port()
     log_path = scratch / "serve.log"
@@ -272,6 +277,11 @@ def test_the_installed_command_migrates_a_fresh_database_and_serves_it(
     if "COMPLAINTCORE_DATA_DIR" in database_env:
         data_dir = Path(database_env["COMPLAINTCORE_DATA_DIR"])
         assert wait_until_no_postgres_uses(data_dir), "serve left the embedded PostgreSQL running"
+        # the embedded default made its master key in its data folder, and said where
+        key_file = data_dir.resolve() / "master.key"
+        assert key_file.is_file()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert str(key_file) in log_path.read_text()
 
 
 def wait_until_ready(server: subprocess.Popen[bytes], port: int, log_path: Path) -> object:

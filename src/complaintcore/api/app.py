@@ -4,6 +4,7 @@ import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.application.complaint_service import ComplaintService
+from complaintcore.application.master_key import load_key_provider
 from complaintcore.auth.tokens import SeenTokens
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
@@ -34,6 +36,14 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the master key: `serve` resolved and checked the file (and set
+        # COMPLAINTCORE_MASTER_KEY_FILE for its workers); an app built in-process with no key file
+        # (tests) has none, and nothing reads it yet. Loaded first: a refusal leaks no pool
+        app.state.key_provider = (
+            load_key_provider(settings.master_key_file, settings.cipher_suite)
+            if settings.master_key_file is not None
+            else None
+        )
         pool = await create_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
@@ -97,9 +107,15 @@ def _exempt_startup_objects_from_gc() -> None:
 
 
 def create_app_from_environment() -> FastAPI:
-    """Factory for `uvicorn --factory` workers; `complaintcore serve` sets DATABASE_URL first."""
+    """Factory for `uvicorn --factory` workers; `complaintcore serve` sets DATABASE_URL and
+    COMPLAINTCORE_MASTER_KEY_FILE first."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    key_file = os.environ.get("COMPLAINTCORE_MASTER_KEY_FILE")
+    if key_file and settings.master_key_file is None:
+        # one worker runs in `serve`'s own process, whose settings were read before `serve`
+        # resolved the embedded default's key file
+        settings = settings.model_copy(update={"master_key_file": Path(key_file)})
     return create_app(os.environ["DATABASE_URL"], settings)
 
 

@@ -4,9 +4,17 @@ import argparse
 import asyncio
 import os
 
+import asyncpg
 import structlog
 
+from complaintcore.application.master_key import (
+    check_against_database,
+    load_key_provider,
+    resolve_master_key_file,
+)
 from complaintcore.cli.common import database_url, fail
+from complaintcore.crypto.keys import KeyProvider, MasterKeyError
+from complaintcore.crypto.suites import SuiteUnavailable, UnknownSuite
 from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS, wait_until_reachable
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
@@ -18,6 +26,13 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     with database_url(settings) as url:
+        # the key before the database: a service that could not read a case refuses at once
+        # (for the embedded default, once its data folder exists: the key file lives in it)
+        try:
+            key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+            provider = load_key_provider(key_file, settings.cipher_suite)
+        except (MasterKeyError, SuiteUnavailable, UnknownSuite) as error:
+            return fail(str(error))
         try:
             asyncio.run(wait_until_reachable(url, settings.database_wait_s))
         except DATABASE_UNAVAILABLE_ERRORS as error:
@@ -26,7 +41,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"{type(error).__name__}: {error}"
             )
         upgrade_to_head(url)
+        try:
+            asyncio.run(_check_key(url, provider))
+        except MasterKeyError as error:
+            return fail(str(error))
+        log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
         os.environ["DATABASE_URL"] = url
+        # the workers load the same file (api/app.py), checked here already
+        os.environ["COMPLAINTCORE_MASTER_KEY_FILE"] = str(key_file)
         uvicorn.run(
             "complaintcore.api.app:create_app_from_environment",
             factory=True,
@@ -46,6 +68,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
     return 0
+
+
+async def _check_key(url: str, provider: KeyProvider) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await check_against_database(connection, provider)
+    finally:
+        await connection.close()
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:

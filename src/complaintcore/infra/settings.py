@@ -23,6 +23,19 @@ class Settings(BaseSettings):
         validation_alias="COMPLAINTCORE_DATA_DIR",
         description="Folder of the embedded PostgreSQL's data (git-ignored).",
     )
+    master_key_file: Path | None = Field(
+        default=None,
+        validation_alias="COMPLAINTCORE_MASTER_KEY_FILE",
+        description="File of the master key that wraps every case's data key (made by "
+        "`complaintcore keys create FILE`). Unset: the embedded default creates "
+        "`<data_dir>/master.key`; with `DATABASE_URL` set, `serve` refuses to start.",
+    )
+    cipher_suite: Literal["aes-256-gcm", "sm4-gcm"] = Field(
+        default="aes-256-gcm",
+        validation_alias="COMPLAINTCORE_CIPHER_SUITE",
+        description="Cipher suite of new streams and data keys: `aes-256-gcm` (SHA-256 chains) "
+        "or `sm4-gcm` (SM3 chains, for the PRC commercial cryptography rules).",
+    )
     host: str = Field(default="127.0.0.1", validation_alias="COMPLAINTCORE_HOST")
     port: int = Field(default=8000, validation_alias="COMPLAINTCORE_PORT")
     log_format: Literal["auto", "json", "console"] = Field(

@@ -4,10 +4,13 @@ from typing import Any
 
 from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, env_default
 
-# serve reads every setting but the file limit: the database wait and the listening address
-# itself, the pool, the projection runner and the request limits through the app it serves.
+# serve reads every setting but the file limit: the master key, the database wait and the
+# listening address itself, the pool, the projection runner and the request limits through the
+# app it serves.
 SERVE_ENVIRONMENT = (
     *EVERY_COMMAND,
+    "COMPLAINTCORE_MASTER_KEY_FILE",
+    "COMPLAINTCORE_CIPHER_SUITE",
     "COMPLAINTCORE_HOST",
     "COMPLAINTCORE_PORT",
     "COMPLAINTCORE_DATABASE_WAIT",

@@ -43,6 +43,17 @@ ENVIRONMENT = {
             "json (a JSON object a line), console, or auto (console on a terminal)",
         ),
         Variable("COMPLAINTCORE_LOG_LEVEL", "info", "debug, info, warning or error"),
+        Variable(
+            "COMPLAINTCORE_MASTER_KEY_FILE",
+            "unset",
+            "the master key file (`complaintcore keys create FILE`); unset: <data folder>/"
+            "master.key, created for the embedded PostgreSQL, refused with DATABASE_URL",
+        ),
+        Variable(
+            "COMPLAINTCORE_CIPHER_SUITE",
+            "aes-256-gcm",
+            "aes-256-gcm or sm4-gcm: the cipher suite of new cases and data keys",
+        ),
         Variable("COMPLAINTCORE_HOST", "127.0.0.1", "the address serve listens on"),
         Variable("COMPLAINTCORE_PORT", "8000", "the port serve listens on"),
         Variable(

@@ -1,0 +1,128 @@
+"""The master key at start-up: which file holds it, loading it, and checking it against the
+database (API.md "Personal data", README "Configuration").
+
+- `resolve_master_key_file`: `COMPLAINTCORE_MASTER_KEY_FILE` when set; else, for the embedded
+  default only, `<data_dir>/master.key`, created (mode 0600) on first start and logged by path;
+  else (`DATABASE_URL` with no key file) `MasterKeyNotConfigured`: a production database is never
+  given a key made up on the spot, which would sit beside nothing and be lost with the host.
+- `load_key_provider`: the cipher suite's self-test first (an OpenSSL without SM4 refuses at
+  start, not at the first receipt), then the file, checked against its own check value.
+- `check_against_database`: every data key the database records must be wrapped under this
+  key, so a service started with another key file refuses, naming both key ids, before it
+  tries to read a case.
+
+Every refusal is a `MasterKeyError` (or `SuiteUnavailable` / `UnknownSuite`) with a one-line
+message, for `serve` to print as it is. The key itself is never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from complaintcore.crypto.keys import (
+    FileKeyProvider,
+    KeyProvider,
+    MasterKeyError,
+    MasterKeyRejected,
+    create_master_key_file,
+)
+from complaintcore.crypto.suites import DEFAULT_SUITE, suite_named
+from complaintcore.events.case_keys import CaseKeys
+from complaintcore.infra.settings import Settings
+
+__all__ = [
+    "EMBEDDED_KEY_FILE_NAME",
+    "MasterKeyNotConfigured",
+    "check_against_database",
+    "load_key_provider",
+    "resolve_master_key_file",
+]
+
+EMBEDDED_KEY_FILE_NAME = "master.key"
+
+log = structlog.get_logger("complaintcore.master_key")
+
+
+class MasterKeyNotConfigured(MasterKeyError):
+    """No master key file is set, and none may be made up (a `DATABASE_URL` deployment)."""
+
+
+def resolve_master_key_file(settings: Settings, embedded: bool) -> Path:
+    """The master key file to load: the setting; else, `embedded` only, `<data_dir>/master.key`
+    (created when missing); else `MasterKeyNotConfigured`.
+
+    For the embedded default, call this once its data folder exists (after the embedded server
+    started: `initdb` wants an empty folder).
+    """
+    if settings.master_key_file is not None:
+        return settings.master_key_file.expanduser().absolute()
+    if not embedded:
+        raise MasterKeyNotConfigured(
+            "COMPLAINTCORE_MASTER_KEY_FILE is not set: with DATABASE_URL set, the service needs "
+            "the file of its master key; create one with `complaintcore keys create FILE`, keep "
+            "it apart from the database and its backups, and set COMPLAINTCORE_MASTER_KEY_FILE "
+            "to it"
+        )
+    path = settings.data_dir.expanduser().resolve() / EMBEDDED_KEY_FILE_NAME
+    if path.exists() or path.is_symlink():
+        log.info("master key file of the embedded database", path=str(path))
+        return path
+    try:
+        key_id = create_master_key_file(path, settings.cipher_suite)
+    except FileExistsError:
+        # another process sharing the data folder created it meanwhile: use that one
+        log.info("master key file of the embedded database", path=str(path))
+        return path
+    except OSError as error:
+        raise MasterKeyNotConfigured(
+            f"cannot create the master key file {path} of the embedded database: "
+            f"{error.strerror or error}; set COMPLAINTCORE_MASTER_KEY_FILE to a file made by "
+            "`complaintcore keys create FILE`"
+        ) from None
+    log.info(
+        "master key file created for the embedded database; keep a copy apart from it",
+        path=str(path),
+        key_id=key_id,
+        suite=settings.cipher_suite,
+    )
+    return path
+
+
+def load_key_provider(path: Path, suite_name: str) -> FileKeyProvider:
+    """The master key of `path`, once `suite_name` (the deployment's suite) passed its self-test.
+
+    Raises `SuiteUnavailable` / `UnknownSuite` for the suite, `MasterKeyMissing` /
+    `MasterKeyRejected` for the file: all one-line messages.
+    """
+    suite_named(suite_name)
+    return FileKeyProvider(path)
+
+
+async def check_against_database(
+    pool_or_connection: asyncpg.Pool | asyncpg.Connection, provider: KeyProvider
+) -> None:
+    """`MasterKeyRejected`, naming both key ids, unless every data key the database records is
+    wrapped under `provider`'s key (a database with no data keys accepts any key)."""
+    if isinstance(pool_or_connection, asyncpg.Pool):
+        async with pool_or_connection.acquire() as connection:
+            recorded = await _recorded_key_ids(connection, provider)
+    else:
+        recorded = await _recorded_key_ids(pool_or_connection, provider)
+    others = recorded - {provider.key_id}
+    if not others:
+        return
+    source = getattr(provider, "path", None)
+    holder = f"master key file {source}" if source is not None else "the master key provider"
+    raise MasterKeyRejected(
+        f"{holder} holds key {provider.key_id}, but the database's data keys are wrapped under "
+        f"{', '.join(sorted(others))}: start with the file that holds that key"
+    )
+
+
+async def _recorded_key_ids(connection: asyncpg.Connection, provider: KeyProvider) -> set[str]:
+    # the suite only matters for new keys; reading the recorded key ids uses none
+    case_keys = CaseKeys(provider, suite_named(DEFAULT_SUITE))
+    return await case_keys.recorded_key_ids(connection)
