@@ -14,11 +14,13 @@ re-reads the case, so a case made invalid this way is held to `negative_data_rej
 every case may carry extra headers: random names and values, an odd `X-Correlation-Id`, an odd
 `Content-Type`.
 
-Cursors: the service's cursors are opaque (unpadded URL-safe base64 of a JSON list
-`[date, case id]`), so the generated `cursor` of the paginated list routes is, one time in two,
+Cursors: the service's cursors are opaque (unpadded URL-safe base64 of a JSON list: `[date, case
+id]` for the case lists, `[timestamp with offset, row id in decimal]` for the personal data access
+log), so the generated `cursor` of the paginated list routes is, one time in two,
 replaced by the base64 of arbitrary JSON or by raw garbage; and two tests of their own send such
 cursors, and the service's own, with every role's token and check the answers in detail: a cursor
-the service did not give out is a 422 `validation_failed` naming `cursor` (`invalid_cursor`).
+the service did not give out is a 422 `validation_failed` naming `cursor` (`invalid_cursor`), and a
+role that may not read a list (`LIST_READERS`) is a 403 `forbidden` whatever the cursor.
 """
 
 import base64
@@ -29,7 +31,7 @@ import os
 import re
 import string
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -80,8 +82,17 @@ CHECKS = [
 ]
 # Examples per operation and phase: small enough for the suite; raise it for a deeper search.
 MAX_EXAMPLES = int(os.environ.get("COMPLAINTCORE_FUZZ_EXAMPLES", "10"))
-# The admin routes, and the feed (regulators and admins): everything else as a branch's staff.
-ADMIN_OPERATIONS = {"put_institution", "put_calendar_year", "read_event_feed"}
+# The admin routes, the feed and the personal data access log (regulators and admins): everything
+# else as a branch's staff.
+ADMIN_OPERATIONS = {
+    "put_institution",
+    "put_calendar_year",
+    "read_event_feed",
+    "list_personal_data_access",
+}
+ACCESS_LOG_PATH = "/v1/personal-data-access"
+# The list routes only some roles may read (any other role is a 403); the rest any role reads.
+LIST_READERS = {ACCESS_LOG_PATH: {"regulator", "admin"}}
 BRANCH = "BR-A"  # the institution of the `staff_a` token
 
 
@@ -496,11 +507,23 @@ def _expected_answer(path: str, cursor: str) -> Answer:
     key, case_id = values
     if "\x00" in key or "\x00" in case_id:
         return "refused"
+    if path == ACCESS_LOG_PATH:
+        return "page_or_refused" if _is_access_log_position(key, case_id) else "refused"
     try:
         date.fromisoformat(key)
     except ValueError:
         return "refused"
     return "page_or_refused"
+
+
+def _is_access_log_position(at: str, row_id: str) -> bool:
+    """Whether `[at, row_id]` reads as a position in the access log: a timestamp with its offset
+    and a row id in decimal."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return False
+    return moment.tzinfo is not None and re.fullmatch(r"[1-9][0-9]{0,18}", row_id) is not None
 
 
 def _is_page(response: httpx.Response) -> bool:
@@ -530,11 +553,19 @@ def _is_refused_as_invalid_cursor(response: httpx.Response) -> bool:
     return any(error.get("code") == "invalid_cursor" for error in _cursor_errors(response))
 
 
-def _answers_as_expected(response: httpx.Response, cursor: str, expected: Answer) -> bool:
+def _is_forbidden(response: httpx.Response) -> bool:
+    return response.status_code == 403 and response.json().get("code") == "forbidden"
+
+
+def _answers_as_expected(
+    response: httpx.Response, cursor: str, expected: Answer, reads: bool = True
+) -> bool:
     # A NUL in the query string is refused before any route reads it (`request_gate`).
     nul_refused = any(e.get("code") == "nul_character" for e in _field_errors(response, "query"))
     if "\x00" in cursor and nul_refused:
         return True
+    if not reads:  # a role that may not read the list: refused before its parameters are read
+        return _is_forbidden(response)
     if expected == "off_schema":
         return bool(_cursor_errors(response))
     if expected == "refused":
@@ -588,7 +619,10 @@ def test_a_cursor_the_service_did_not_give_out_is_refused_as_invalid(
             except httpx.TransportError as error:  # the server dropped the connection
                 wrong.append(f"GET {path} params={params!r} as {role}: {error!r}")
                 continue
-            if response.status_code >= 500 or not _answers_as_expected(response, cursor, expected):
+            reads = role in LIST_READERS.get(path, live.tokens)
+            if response.status_code >= 500 or not _answers_as_expected(
+                response, cursor, expected, reads
+            ):
                 wrong.append(
                     f"GET {path} params={params!r} as {role}: {response.status_code} "
                     f"{response.text[:300]} (expected {expected})"
@@ -603,20 +637,32 @@ def _decoded(cursor: str) -> bytes | None:
         return None
 
 
+def _item_key(path: str, item: dict[str, Any]) -> Any:
+    if path == ACCESS_LOG_PATH:
+        return (item["at"], item["actor"], item["case_id"], item["purpose"])
+    return item["id"]
+
+
 def test_a_cursor_the_service_gave_out_leads_to_the_next_page(
-    live: LiveService, anonymous: httpx.Client, staff: httpx.Client
+    live: LiveService, anonymous: httpx.Client, staff: httpx.Client, reviewed_case_id: str
 ) -> None:
     """Pages of one, followed by their `next_cursor`, are the first page of three in order, for
-    every role and every paginated list route."""
+    every role and every paginated list route (a 403 for a role that may not read it)."""
     for days_ago in (1, 1, 2):  # open cases of BR-A, two on the same day (ties on case id)
         _receive(staff, days_ago=days_ago)
+    for n in range(3):  # three reveals of its handler's case: three rows of the access log
+        reveal = f"/v1/complaints/{reviewed_case_id}/personal-data"
+        assert staff.get(reveal, params={"purpose": f"page {n}"}).status_code == 200
     for path in LIST_PATHS:
         for role in sorted(live.tokens):
             headers = _as(live, role)
             first = anonymous.get(path, params={"limit": 3}, headers=headers)
+            if role not in LIST_READERS.get(path, live.tokens):
+                assert _is_forbidden(first), (path, role, first.text)
+                continue
             assert first.status_code == 200, (path, role, first.text)
-            expected = [item["id"] for item in first.json()["items"]]
-            walked: list[str] = []
+            expected = [_item_key(path, item) for item in first.json()["items"]]
+            walked: list[Any] = []
             cursor = None
             while len(walked) < 3:
                 params: dict[str, Any] = {"limit": 1}
@@ -624,7 +670,7 @@ def test_a_cursor_the_service_gave_out_leads_to_the_next_page(
                     params["cursor"] = cursor
                 page = anonymous.get(path, params=params, headers=headers)
                 assert page.status_code == 200, (path, role, params, page.text)
-                walked += [item["id"] for item in page.json()["items"]]
+                walked += [_item_key(path, item) for item in page.json()["items"]]
                 cursor = page.json()["next_cursor"]
                 if cursor is None:
                     break

@@ -18,6 +18,7 @@ from complaintcore.api.request_gate import RequestGate
 from complaintcore.api.routes import calendars as calendar_routes
 from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
+from complaintcore.api.routes import personal_data as personal_data_routes
 from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.application.complaint_service import ComplaintService
 from complaintcore.application.master_key import load_key_provider
@@ -92,6 +93,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(complaint_queries.router)
     app.include_router(feed.router)
     app.include_router(statistics_routes.router)
+    app.include_router(personal_data_routes.router)
     return app
 
 

@@ -28,6 +28,8 @@ CASE_HANDLERS = frozenset({Role.STAFF, Role.SUPERVISOR})
 FEED_READERS = frozenset({Role.REGULATOR, Role.ADMIN})
 # Who writes reference data: the institution tree, the calendars.
 ADMINISTRATORS = frozenset({Role.ADMIN})
+# Who reads the personal data access log (DOMAIN.md "Personal data", Reveal).
+PERSONAL_DATA_ACCESS_READERS = frozenset({Role.REGULATOR, Role.ADMIN})
 # Causes staff may designate themselves; any other is the regulator's (Art. 29).
 FLAGGABLE_BY_STAFF = frozenset({MajorCause.DISASTER, MajorCause.ACCIDENT, MajorCause.PUBLIC_HEALTH})
 
@@ -54,3 +56,14 @@ def may_designate_major(role: str, cause: MajorCause) -> bool:
     if role == Role.REGULATOR:
         return True
     return handles_complaints(role) and cause in FLAGGABLE_BY_STAFF
+
+
+def may_reveal(role: str, actor_id: str, handler_id: str | None) -> bool:
+    """Whether the role may see a case's personal data in plaintext (DOMAIN.md "Personal data",
+    Reveal), given the case's assigned handler. Only for a case the actor may see at all: that
+    check (supervisors: the case is in their subtree) comes first, as for every case read.
+    Regulators and supervisors may; staff only as the case's assigned handler; admins never (they
+    read the access log instead)."""
+    if role in (Role.REGULATOR, Role.SUPERVISOR):
+        return True
+    return role == Role.STAFF and handler_id is not None and handler_id == actor_id

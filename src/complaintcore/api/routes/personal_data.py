@@ -1,0 +1,112 @@
+"""The reveal of a case's personal data and its access log (API.md "Personal data")."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from complaintcore.api.auth import CurrentPrincipal, require_role
+from complaintcore.api.deps import Complaints
+from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
+from complaintcore.api.routes.complaint_commands import CaseId
+from complaintcore.api.routes.complaint_queries import Cursor, Limit
+from complaintcore.api.schemas.personal_data import PersonalDataAccessListOut, PersonalDataOut
+from complaintcore.application.complaint_service import CaseNotFound
+from complaintcore.application.personal_data_reveal import (
+    PURPOSE_MAX_LENGTH,
+    AccessFilter,
+    InvalidCursor,
+    access_log,
+    reveal,
+)
+from complaintcore.domain.roles import PERSONAL_DATA_ACCESS_READERS
+
+router = APIRouter(prefix="/v1", tags=["personal data"])
+
+NO_STORE_HEADER = {
+    "Cache-Control": {
+        "description": "Always `no-store`: personal data is never kept by a cache.",
+        "required": True,
+        "schema": {"type": "string", "enum": ["no-store"]},
+    }
+}
+# No control character (C0, DEL, C1): a purpose is one line of text.
+PURPOSE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+Purpose = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=PURPOSE_MAX_LENGTH,
+        pattern=PURPOSE_PATTERN,
+        description="Why the plaintext is needed (1 to 200 characters, no control characters); "
+        "recorded in the access log.",
+    ),
+]
+ActorId = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+LogCaseId = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+BusinessDate = Annotated[
+    date | None,
+    Query(
+        ge=date(1990, 1, 1),
+        le=date(2100, 12, 31),
+        description="An Asia/Shanghai business date, inclusive.",
+    ),
+]
+
+
+@router.get(
+    "/complaints/{case_id}/personal-data",
+    operation_id="reveal_personal_data",
+    response_model=PersonalDataOut,
+    responses={200: {"headers": NO_STORE_HEADER}, **problem_responses(401, 403, 404, 422, 503)},
+)
+async def reveal_personal_data(
+    case_id: CaseId,
+    purpose: Purpose,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    complaints: Complaints,
+) -> dict[str, Any]:
+    """The case's personal fields in plaintext, by event version, for its assigned handler
+    (staff), supervisors of its subtree and regulators. Each call is recorded in the access log
+    (who, role, when, case, purpose) before it is answered. Never cached."""
+    try:
+        revealed = await reveal(
+            request.app.state.pool, complaints, principal, case_id.lower(), purpose
+        )
+    except CaseNotFound:
+        raise not_found("complaint") from None
+    response.headers["Cache-Control"] = "no-store"
+    return revealed
+
+
+@router.get(
+    "/personal-data-access",
+    operation_id="list_personal_data_access",
+    response_model=PersonalDataAccessListOut,
+    responses=problem_responses(401, 403, 422, 503),
+    dependencies=[Depends(require_role(*PERSONAL_DATA_ACCESS_READERS))],
+)
+async def list_personal_data_access(
+    request: Request,
+    case_id: LogCaseId = None,
+    actor: ActorId = None,
+    date_from: Annotated[BusinessDate, Query(alias="from")] = None,
+    date_to: Annotated[BusinessDate, Query(alias="to")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The personal data access log, newest first (regulators and admins). `from` and `to` are
+    Asia/Shanghai business dates, both inclusive."""
+    access_filter = AccessFilter(
+        case_id=case_id.lower() if case_id else None,
+        actor=actor,
+        date_from=date_from,
+        date_to=date_to,
+    )
+    try:
+        return await access_log(request.app.state.pool, access_filter, limit, cursor)
+    except InvalidCursor as error:
+        problem = FieldProblem(field="cursor", code="invalid_cursor", message=str(error))
+        raise invalid([problem]) from None

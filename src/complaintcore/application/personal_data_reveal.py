@@ -1,0 +1,189 @@
+"""Revealing a case's personal data, and the log of every reveal (API.md "Personal data";
+DOMAIN.md "Personal data", Reveal).
+
+`reveal`: the plaintext of a case's personal fields, by event version, for a caller who states a
+purpose and may see it (`domain.roles.may_reveal`: the case's assigned handler among staff,
+supervisors of the case's subtree, regulators). The case is read like every case read
+(`ComplaintService.case_events`: an unseen case is `CaseNotFound`, a 404), folded for its handler,
+and refused with `NotPermitted` (403 `forbidden`) by the rule. Then the access-log row (who, role,
+institution, case, purpose) is inserted and committed *before* anything is answered: a reveal
+never happens unlogged, and a reveal whose row could not be written answers nothing.
+
+`personal_values` is the one place that reads a stored event's personal values. Today events hold
+them in plaintext, so it takes them as stored; once fields are sealed under the case's key
+(`crypto/field_cipher.py`), it is where they will be opened.
+
+`access_log`: the log, newest first, for regulators and admins, filtered by case, actor and
+period. `date_from` and `date_to` are Asia/Shanghai business dates, both inclusive: a row
+belongs to the Shanghai calendar day of its `at`. Pages follow a keyset cursor, opaque to
+callers: unpadded URL-safe base64 of the JSON list `[at, id]` of the page's last row (`at` an ISO
+8601 timestamp with its offset, `id` the row's id in decimal); anything else is refused with
+`InvalidCursor` (a 422 naming `cursor`).
+"""
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+
+from complaintcore.application.complaint_service import Actor, ComplaintService, NotPermitted
+from complaintcore.domain.personal_data import split_personal
+from complaintcore.domain.roles import may_reveal
+from complaintcore.domain.state import fold
+from complaintcore.events.codec import domain_events
+from complaintcore.events.model import StoredEvent
+from complaintcore.projections.case_queries import InvalidCursor
+
+__all__ = [
+    "PURPOSE_MAX_LENGTH",
+    "AccessFilter",
+    "InvalidCursor",
+    "access_log",
+    "personal_values",
+    "reveal",
+]
+
+PURPOSE_MAX_LENGTH = 200
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ROW_ID = re.compile(r"[1-9][0-9]{0,18}")
+_BIGINT_MAX = 2**63 - 1
+_NOT_OURS = "the cursor is not one this service gave out"
+
+
+class _Pool(Protocol):
+    async def execute(self, query: str, *args: Any) -> str: ...
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
+
+
+def personal_values(stored_event: StoredEvent) -> dict[str, Any]:
+    """The personal values of a stored event, in plaintext, by JSON pointer (`"/complainant/name"`),
+    in the order of `domain.personal_data.personal_paths`; empty for an event with none.
+
+    The single place that will change when personal fields are sealed: today events hold them as
+    plaintext and they are read as stored; then each will be opened here with the case's key."""
+    return split_personal(stored_event.event_type, stored_event.data)[1]
+
+
+def valid_purpose(purpose: str) -> bool:
+    return 1 <= len(purpose) <= PURPOSE_MAX_LENGTH and not _CONTROL.search(purpose)
+
+
+async def reveal(
+    pool: _Pool, complaints: ComplaintService, actor: Actor, case_id: str, purpose: str
+) -> dict[str, Any]:
+    """The case's personal fields in plaintext by event version, logged first (see the module)."""
+    if not valid_purpose(purpose):
+        raise ValueError("a purpose is 1 to 200 characters, none of them a control character")
+    events = await complaints.case_events(actor, case_id)
+    state = fold(domain_events(events))
+    assert state is not None
+    if not may_reveal(actor.role, actor.id, state.handler_id):
+        raise NotPermitted(
+            "forbidden",
+            "Only the case's assigned handler, supervisors of its institution's subtree and "
+            "regulators may see its personal data.",
+        )
+    revealed = [
+        {"version": event.version, "type": event.event_type, "fields": fields}
+        for event in events
+        if (fields := personal_values(event))
+    ]
+    # One statement on its own: committed when it returns, before the answer is built.
+    await pool.execute(
+        "INSERT INTO personal_data_access (actor, role, institution, case_id, purpose)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        actor.id,
+        actor.role,
+        actor.institution,
+        case_id,
+        purpose,
+    )
+    return {"case_id": case_id, "personal_data": "held", "events": revealed}
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    case_id: str | None = None
+    actor: str | None = None
+    date_from: date | None = None  # Asia/Shanghai business dates, inclusive
+    date_to: date | None = None
+
+
+def _shanghai_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=SHANGHAI)
+
+
+def encode_cursor(at: datetime, row_id: int) -> str:
+    raw = orjson.dumps([at.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (at, id) of a cursor `encode_cursor` wrote; `InvalidCursor` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as error:
+        raise InvalidCursor(_NOT_OURS) from error
+    if not (
+        isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values)
+    ):
+        raise InvalidCursor(_NOT_OURS)
+    at_text, id_text = values
+    if _CONTROL.search(at_text) or not _ROW_ID.fullmatch(id_text):
+        raise InvalidCursor(_NOT_OURS)
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError:
+        raise InvalidCursor(_NOT_OURS) from None
+    row_id = int(id_text)
+    if at.tzinfo is None or row_id > _BIGINT_MAX or not 1900 <= at.year <= 2200:
+        raise InvalidCursor(_NOT_OURS)
+    return at, row_id
+
+
+async def access_log(
+    pool: _Pool, access_filter: AccessFilter, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """One page of the log, newest first: `{items, next_cursor}` (None on the last page)."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    conditions: list[str] = []
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if access_filter.case_id is not None:
+        conditions.append(f"case_id = {param(access_filter.case_id)}")
+    if access_filter.actor is not None:
+        conditions.append(f"actor = {param(access_filter.actor)}")
+    if access_filter.date_from is not None:
+        conditions.append(f"at >= {param(_shanghai_midnight(access_filter.date_from))}")
+    if access_filter.date_to is not None:
+        next_day = access_filter.date_to + timedelta(days=1)
+        conditions.append(f"at < {param(_shanghai_midnight(next_day))}")
+    if after is not None:
+        conditions.append(f"(at, id) < ({param(after[0])}, {param(after[1])})")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await pool.fetch(
+        "SELECT id, at, actor, role, institution, case_id, purpose FROM personal_data_access"
+        f" {where} ORDER BY at DESC, id DESC LIMIT {param(limit + 1)}",
+        *args,
+    )
+    page = rows[:limit]
+    next_cursor = (
+        encode_cursor(page[-1]["at"], page[-1]["id"]) if len(rows) > limit and page else None
+    )
+    items = [
+        {key: row[key] for key in ("at", "actor", "role", "institution", "case_id", "purpose")}
+        for row in page
+    ]
+    return {"items": items, "next_cursor": next_cursor}
