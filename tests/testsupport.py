@@ -1,15 +1,21 @@
 """Small helpers shared by the test folders (importable as `testsupport`: pytest puts `tests/`
 on the path, see `pythonpath` in pyproject.toml)."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.embedded_db import with_database
@@ -68,3 +74,51 @@ class LiveService:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"}
         limits = httpx.Limits(max_connections=100)
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=60, limits=limits)
+
+
+SERVE_READY_TIMEOUT_S = 60
+
+
+@contextmanager
+def live_service(
+    database_url: str, tokens: dict[str, str], log_dir: Path, **extra_env: str
+) -> Iterator[LiveService]:
+    """`complaintcore serve` on a free loopback port over `database_url` (with a master key and
+    `extra_env`), its output in `log_dir/serve.log`; stopped with SIGINT on the way out."""
+    port = free_port()
+    log_path = log_dir / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **extra_env)
+    env.update(master_key_env(log_dir))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_ready(process, base_url)
+            yield LiveService(base_url, database_url, tokens, log_path)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + SERVE_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("serve was not ready in time")

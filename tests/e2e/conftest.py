@@ -1,20 +1,14 @@
 """A live service for end-to-end tests: `complaintcore serve` on a loopback port, over a real
 PostgreSQL database of its own, with an institution tree and a token per role."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.database import create_pool
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import LiveService, database_cloned_from_template, free_port, master_key_env
+from testsupport import LiveService, database_cloned_from_template, live_service
 
 TREE = [
     ("HO", "总行", "head_office", None),
@@ -54,40 +48,5 @@ async def tokens(module_database_url: str) -> dict[str, str]:
 def live(
     module_database_url: str, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("live") / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(DATABASE_URL=module_database_url, COMPLAINTCORE_LOG_FORMAT="json")
-    env.update(master_key_env(log_path.parent))
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(process, base_url)
-        yield LiveService(base_url, module_database_url, tokens, log_path)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("serve was not ready in time")
+    with live_service(module_database_url, tokens, tmp_path_factory.mktemp("live")) as service:
+        yield service

@@ -7,12 +7,8 @@ count limit get 431, bytes httptools cannot parse 400, each `application/problem
 """
 
 import json
-import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -21,13 +17,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from testsupport import LiveService, free_port, master_key_env
+from testsupport import LiveService, live_service
 
 TIMEOUT_S = 1  # COMPLAINTCORE_HEADER_TIMEOUT and COMPLAINTCORE_BODY_TIMEOUT of the server
 MARGIN_S = 4  # a timed-out client must be cut off within TIMEOUT_S + MARGIN_S
 TRICKLE_INTERVAL_S = 0.2
 TRICKLE_PIECES = 100  # 20 s of trickling: far beyond the deadline
-SERVE_READY_TIMEOUT_S = 60
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
 
@@ -36,48 +31,14 @@ def slow_live(
     module_database_url: str, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """As the `live` fixture of conftest.py, with short timeouts."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("slow_live") / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(
-        DATABASE_URL=module_database_url,
-        COMPLAINTCORE_LOG_FORMAT="json",
+    with live_service(
+        module_database_url,
+        tokens,
+        tmp_path_factory.mktemp("slow_live"),
         COMPLAINTCORE_HEADER_TIMEOUT=str(TIMEOUT_S),
         COMPLAINTCORE_BODY_TIMEOUT=str(TIMEOUT_S),
-    )
-    env.update(master_key_env(log_path.parent))
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_ready(process, base_url)
-            yield LiveService(base_url, module_database_url, tokens, log_path)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + SERVE_READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("serve was not ready in time")
+    ) as service:
+        yield service
 
 
 # --- raw HTTP/1.1 over a socket ------------------------------------------------------------
