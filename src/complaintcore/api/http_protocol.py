@@ -30,7 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from complaintcore.api.problems import PROBLEM_JSON, Problem
+from complaintcore.api.problems import PROBLEM_JSON, Problem, http_problem
 from complaintcore.infra.settings import get_settings
 
 Phase = Literal["headers", "body"]
@@ -45,10 +45,9 @@ class _Refused(Exception):
     received.", which it writes for every parser error)."""
 
 
-def _problem_bytes(status: int, code: str, detail: str) -> bytes:
-    title = code.replace("_", " ").capitalize()  # as the app titles HTTP errors
-    details = Problem(status, code, title, detail).details
-    return json.dumps(details.model_dump(exclude_none=True), separators=(",", ":")).encode()
+def _problem_bytes(problem: Problem) -> bytes:
+    details = problem.details.model_dump(exclude_none=True)
+    return json.dumps(details, separators=(",", ":")).encode()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -80,7 +79,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0  # request target, header names and values, as parsed
         self._raw_header_bytes = 0  # whole chunks received while its headers were incomplete
         self._header_count = 0
-        self._refusal: tuple[int, str, str] | None = None
+        self._refusal: tuple[int, str] | None = None
 
     # Deadlines
 
@@ -123,9 +122,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
             what = "headers" if phase == "headers" else "body"
             seconds = self.header_timeout_s if phase == "headers" else self.body_timeout_s
-            self._answer(
-                408, "request_timeout", f"The request {what} did not arrive within {seconds:g} s."
-            )
+            self._answer(408, f"The request {what} did not arrive within {seconds:g} s.")
         else:
             self.transport.close()
 
@@ -153,7 +150,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if continuing and self._reading_headers and self._requests == request:
             self._raw_header_bytes += len(data)
             if self._raw_header_bytes > self.max_header_bytes and not self.transport.is_closing():
-                self._answer(431, *self._too_large())
+                self._answer(431, self._too_large())
 
     # Parser callbacks (httptools calls them while uvicorn feeds it in `data_received`)
 
@@ -168,7 +165,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self._header_bytes += len(url)
         if self._header_bytes > self.max_header_bytes:
-            self._refuse(431, *self._too_large())
+            self._refuse(431, self._too_large())
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -176,9 +173,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
         if self._header_count > self.max_header_count:
             detail = f"The request has more than {self.max_header_count} headers."
-            self._refuse(431, "request_header_fields_too_large", detail)
+            self._refuse(431, detail)
         if self._header_bytes > self.max_header_bytes:
-            self._refuse(431, *self._too_large())
+            self._refuse(431, self._too_large())
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -214,27 +211,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Where uvicorn answers a request httptools refused (plain text): problem+json, and
         431 for a refusal of ours raised from a callback."""
-        status, code, detail = self._refusal or (
+        status, detail = self._refusal or (
             400,
-            "bad_request",
             "The request is not valid HTTP/1.1 (malformed request line or headers).",
         )
-        self._answer(status, code, detail)
+        self._answer(status, detail)
 
-    def _too_large(self) -> tuple[str, str]:
-        detail = f"The request line and headers are larger than {self.max_header_bytes} bytes."
-        return "request_header_fields_too_large", detail
+    def _too_large(self) -> str:
+        return f"The request line and headers are larger than {self.max_header_bytes} bytes."
 
-    def _refuse(self, status: int, code: str, detail: str) -> None:
-        self._refusal = (status, code, detail)
+    def _refuse(self, status: int, detail: str) -> None:
+        self._refusal = (status, detail)
         raise _Refused(detail)
 
-    def _answer(self, status: int, code: str, detail: str) -> None:
+    def _answer(self, status: int, detail: str) -> None:
         """Write a problem+json response and close (the callers see that no response of the
         app's is under way)."""
         self._disarm()
-        log.warning("request refused", status=status, code=code, detail=detail)
-        body = _problem_bytes(status, code, detail)
+        problem = http_problem(status, detail)
+        log.warning("request refused", status=status, code=problem.details.code, detail=detail)
+        body = _problem_bytes(problem)
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])

@@ -105,10 +105,21 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
 }
+
+
+def http_problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> Problem:
+    """A refusal at the HTTP level (Starlette's, the request gate's, the server protocol's) as a
+    problem: the status's stable code, and a title made from it."""
+    code = _HTTP_CODES.get(status, f"http_{status}")
+    title = code.replace("_", " ").capitalize()
+    return Problem(status, code, title, detail, headers=dict(headers or {}))
+
 
 # When the server shuts down, it sends each connection a FATAL error on its own; one that lands on
 # an idle connection leaves asyncpg's protocol in a state where the pool's reset on release fails
@@ -158,11 +169,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if _body_not_utf8(error):
             return problem_response(invalid([NOT_JSON]))
-        code = _HTTP_CODES.get(error.status_code, f"http_{error.status_code}")
-        title = code.replace("_", " ").capitalize()
-        return problem_response(
-            Problem(error.status_code, code, title, str(error.detail), headers=error.headers)
-        )
+        return problem_response(http_problem(error.status_code, str(error.detail), error.headers))
 
     for error_type in DATABASE_DOWN:
 

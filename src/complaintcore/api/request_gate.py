@@ -19,6 +19,7 @@ from complaintcore.api.problems import (
     FieldProblem,
     Problem,
     database_unavailable,
+    http_problem,
     invalid,
     problem_response,
 )
@@ -77,9 +78,7 @@ class RequestGate:
 
 
 def _problem_of(error: BodyTooLarge) -> Problem:
-    return Problem(
-        413, "payload_too_large", "Payload too large", error.detail, headers=error.headers
-    )
+    return http_problem(error.status_code, error.detail, error.headers)
 
 
 def _nul_in(scope: Scope) -> Problem | None:
