@@ -52,30 +52,25 @@ class ClockColumns:
 def case_view_columns(alias: str = "") -> ClockColumns:
     """The case list's rows (projections/case_view.py): the open pause's start is kept."""
     a = f"{alias}." if alias else ""
-    return ClockColumns(
-        status=f"{a}status",
-        due_on=f"{a}due_on",
-        decided_on=f"{a}decided_on",
-        on_time=f"{a}on_time",
-        stopped_on=f"{a}clock_stopped_on",
-        paused=f"{a}paused_since IS NOT NULL",
-        not_paused=f"{a}paused_since IS NULL",
-        review_due_on=f"{a}review_due_on",
-        review_window_ends_on=f"{a}review_window_ends_on",
-    )
+    return _columns(a, paused=f"{a}paused_since IS NOT NULL", not_paused=f"{a}paused_since IS NULL")
 
 
 def statistics_columns(alias: str = "f") -> ClockColumns:
     """The statistics facts rows (projections/statistics/facts.py): whether paused is kept."""
     a = f"{alias}." if alias else ""
+    return _columns(a, paused=f"{a}paused_now", not_paused=f"NOT {a}paused_now")
+
+
+def _columns(a: str, *, paused: str, not_paused: str) -> ClockColumns:
+    """Both tables name the clock's dates alike (`a`: the alias and its dot, or nothing)."""
     return ClockColumns(
         status=f"{a}status",
         due_on=f"{a}due_on",
         decided_on=f"{a}decided_on",
         on_time=f"{a}on_time",
         stopped_on=f"{a}clock_stopped_on",
-        paused=f"{a}paused_now",
-        not_paused=f"NOT {a}paused_now",
+        paused=paused,
+        not_paused=not_paused,
         review_due_on=f"{a}review_due_on",
         review_window_ends_on=f"{a}review_window_ends_on",
     )
