@@ -21,8 +21,6 @@ callers: unpadded URL-safe base64 of the JSON list `[at, id]` of the page's last
 `InvalidCursor` (a 422 naming `cursor`).
 """
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -30,7 +28,6 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 
 from complaintcore.application.complaint_service import Actor, ComplaintService, NotPermitted
 from complaintcore.domain.personal_data import split_personal
@@ -39,6 +36,8 @@ from complaintcore.domain.state import fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.model import StoredEvent
 from complaintcore.projections.case_queries import InvalidCursor
+from complaintcore.projections.case_queries import decode_cursor as decode_list_cursor
+from complaintcore.projections.case_queries import encode_cursor as encode_list_cursor
 
 __all__ = [
     "PURPOSE_MAX_LENGTH",
@@ -121,22 +120,13 @@ def _shanghai_midnight(day: date) -> datetime:
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
-    raw = orjson.dumps([at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_list_cursor([at.isoformat(), str(row_id)])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The (at, id) of a cursor `encode_cursor` wrote; `InvalidCursor` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError) as error:
-        raise InvalidCursor(_NOT_OURS) from error
-    if not (
-        isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values)
-    ):
-        raise InvalidCursor(_NOT_OURS)
-    at_text, id_text = values
+    """The (at, id) of a cursor `encode_cursor` wrote; `InvalidCursor` for anything else. The
+    envelope (base64 of a list of two strings) is the case list's; its values are checked here."""
+    at_text, id_text = decode_list_cursor(cursor)
     if _CONTROL.search(at_text) or not _ROW_ID.fullmatch(id_text):
         raise InvalidCursor(_NOT_OURS)
     try:
