@@ -29,8 +29,8 @@ from complaintcore.crypto.keys import (
     MasterKeyRejected,
     create_master_key_file,
 )
-from complaintcore.crypto.suites import DEFAULT_SUITE, suite_named
-from complaintcore.events.case_keys import CaseKeys
+from complaintcore.crypto.suites import suite_named
+from complaintcore.events.case_keys import recorded_key_ids
 from complaintcore.infra.settings import Settings
 
 __all__ = [
@@ -101,17 +101,10 @@ def load_key_provider(path: Path, suite_name: str) -> FileKeyProvider:
     return FileKeyProvider(path)
 
 
-async def check_against_database(
-    pool_or_connection: asyncpg.Pool | asyncpg.Connection, provider: KeyProvider
-) -> None:
+async def check_against_database(connection: asyncpg.Connection, provider: KeyProvider) -> None:
     """`MasterKeyRejected`, naming both key ids, unless every data key the database records is
     wrapped under `provider`'s key (a database with no data keys accepts any key)."""
-    if isinstance(pool_or_connection, asyncpg.Pool):
-        async with pool_or_connection.acquire() as connection:
-            recorded = await _recorded_key_ids(connection, provider)
-    else:
-        recorded = await _recorded_key_ids(pool_or_connection, provider)
-    others = recorded - {provider.key_id}
+    others = await recorded_key_ids(connection) - {provider.key_id}
     if not others:
         return
     source = getattr(provider, "path", None)
@@ -120,9 +113,3 @@ async def check_against_database(
         f"{holder} holds key {provider.key_id}, but the database's data keys are wrapped under "
         f"{', '.join(sorted(others))}: start with the file that holds that key"
     )
-
-
-async def _recorded_key_ids(connection: asyncpg.Connection, provider: KeyProvider) -> set[str]:
-    # the suite only matters for new keys; reading the recorded key ids uses none
-    case_keys = CaseKeys(provider, suite_named(DEFAULT_SUITE))
-    return await case_keys.recorded_key_ids(connection)

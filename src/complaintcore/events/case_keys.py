@@ -174,9 +174,7 @@ class CaseKeys:
         return deleted is not None
 
     async def recorded_key_ids(self, connection: asyncpg.Connection) -> set[str]:
-        """The ids of the master keys the stored data keys are wrapped under: start-up checks the
-        master key file against them (`FileKeyProvider(expected_key_ids=...)`)."""
-        return {row["key_id"] for row in await connection.fetch(_KEY_IDS)}
+        return await recorded_key_ids(connection)
 
     async def rewrap_all(
         self,
@@ -260,3 +258,9 @@ def _require_transaction(connection: asyncpg.Connection, operation: str) -> None
         raise ValueError(
             f"{operation} runs in the caller's transaction, with the events it goes with"
         )
+
+
+async def recorded_key_ids(connection: asyncpg.Connection) -> set[str]:
+    """The ids of the master keys the stored data keys are wrapped under: start-up checks the
+    master key file against them (it needs no key to read them)."""
+    return {row["key_id"] for row in await connection.fetch(_KEY_IDS)}
