@@ -6,19 +6,37 @@ database, cloned from a template migrated once per run, so tests never see each 
 """
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.database import create_pool, plain_url
 from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
 from complaintcore.infra.migrations import upgrade_to_head
 from testsupport import TEMPLATE_DATABASE, admin_execute, database_cloned_from_template
 
 TEMPLATE = TEMPLATE_DATABASE
+
+
+def _give_the_run_a_master_key() -> None:
+    """Every service a test builds in-process seals personal data, as production does: one key
+    for the run, found through the same setting (`testsupport.session_case_keys`)."""
+    if os.environ.get("COMPLAINTCORE_MASTER_KEY_FILE"):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="complaintcore-test-key-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    create_master_key_file(folder / "master.key")
+    os.environ["COMPLAINTCORE_MASTER_KEY_FILE"] = str(folder / "master.key")
+
+
+_give_the_run_a_master_key()
 EMBEDDED_TEST_DATA = Path(__file__).resolve().parents[1] / ".pgdata-test"
 
 

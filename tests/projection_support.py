@@ -47,7 +47,7 @@ from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import database_cloned_from_template
+from testsupport import database_cloned_from_template, session_case_keys
 
 # HO → BR-A → SUB-A1 (three levels), HO → BR-B
 TREE = [
@@ -82,6 +82,7 @@ class CaseDesk:
             self.store,
             self.institutions,
             CalendarRepository(pool),
+            session_case_keys(),
             today=lambda: self.today,
         )
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,12 @@ import asyncpg
 import httpx
 import pytest
 
-from complaintcore.crypto.keys import create_master_key_file
+from complaintcore.application.master_key import case_keys_of
+from complaintcore.crypto.keys import FileKeyProvider, create_master_key_file
+from complaintcore.domain.events import Event
+from complaintcore.events.case_keys import CaseKeys
+from complaintcore.events.codec import domain_events, stream_suite
+from complaintcore.events.model import StoredEvent
 from complaintcore.infra.embedded_db import with_database
 
 # One template per test run, so runs sharing a server (a developer's and CI's, or parallel
@@ -34,6 +39,27 @@ async def database_cloned_from_template(server_url: str, prefix: str) -> AsyncIt
         yield with_database(server_url, name)
     finally:
         await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def session_master_key_file() -> Path:
+    """The master key every in-process service of this test run seals under (conftest sets
+    COMPLAINTCORE_MASTER_KEY_FILE to it, so the app, the rebuild and the CLI find it too)."""
+    return Path(os.environ["COMPLAINTCORE_MASTER_KEY_FILE"])
+
+
+def session_case_keys(suite: str = "aes-256-gcm") -> CaseKeys:
+    """Case keys under the run's master key, new keys for `suite`, as a service makes them."""
+    return case_keys_of(FileKeyProvider(session_master_key_file()), suite)
+
+
+async def opened_events(pool: asyncpg.Pool, stored: Sequence[StoredEvent]) -> list[Event]:
+    """The domain events of a stored stream, its sealed fields opened with the run's key."""
+    suite = stream_suite(stored)
+    if suite is None:
+        return domain_events(stored)
+    async with pool.acquire() as connection:
+        cipher = await session_case_keys().cipher_for(connection, stored[0].stream_id, suite)
+    return domain_events(stored, cipher)
 
 
 async def admin_execute(server_url: str, statement: str) -> None:

@@ -31,12 +31,12 @@ from complaintcore.application.bulk_import import (
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.case_view import COLUMNS
 from complaintcore.reference.institutions import InstitutionDirectory
+from testsupport import opened_events, session_case_keys
 
 TODAY = shanghai_today()
 STAFF = {"id": "staff-a1", "role": "staff", "institution": "BR-A"}
@@ -125,7 +125,9 @@ async def import_lines(pool: asyncpg.Pool, lines: list[bytes], batch: int = 2) -
         reference = await load_reference_data(
             connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
         )
-        importer = BulkImporter(connection, PostgresEventStore(pool), reference, batch)
+        importer = BulkImporter(
+            connection, PostgresEventStore(pool), reference, session_case_keys(), batch
+        )
         return await importer.run(numbered_lines(lines))
 
 
@@ -146,7 +148,7 @@ async def http(
 
 async def stored_state(pool: asyncpg.Pool, case_id: str) -> tuple[ComplaintState, list[Any]]:
     events = await PostgresEventStore(pool).read_stream(case_id)
-    state = fold(domain_events(events))
+    state = fold(await opened_events(pool, events))
     assert state is not None
     return state, events
 
@@ -370,7 +372,8 @@ async def test_two_imports_of_one_file_at_once_store_each_case_once(
             reference = await load_reference_data(
                 connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
             )
-            return await BulkImporter(connection, store, reference, 3).run(numbered_lines(lines))
+            importer = BulkImporter(connection, store, reference, session_case_keys(), 3)
+            return await importer.run(numbered_lines(lines))
 
     reports = await asyncio.gather(*(run(store) for store in stores))
 

@@ -6,8 +6,8 @@ from datetime import date
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import domain_events
 from projection_support import CaseDesk
+from testsupport import opened_events
 
 DAY = date(2026, 3, 2)
 
@@ -16,7 +16,7 @@ async def state_from_scratch(
     desk: CaseDesk, case_id: str, up_to_version: int | None = None
 ) -> ComplaintState | None:
     stored = await desk.store.read_stream(case_id, up_to_version=up_to_version)
-    return fold(domain_events(stored))
+    return fold(await opened_events(desk.pool, stored))
 
 
 async def test_a_process_sees_the_events_another_process_appended_since_it_last_read(
@@ -48,7 +48,7 @@ async def test_a_kept_state_whose_event_was_rewritten_is_folded_again_from_scrat
     await desk.plant_tree()
     case_id = await desk.receive("SUB-A1", DAY)
     await desk.assign(case_id, DAY, handler="h-1")
-    version, hash_, _ = desk.service._states.get(case_id) or (0, "", None)
+    version, hash_, _, _ = desk.service._states.get(case_id) or (0, "", None, None)
     assert version == 1
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete")

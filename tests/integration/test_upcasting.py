@@ -76,7 +76,7 @@ async def test_an_event_stored_in_an_old_schema_reads_as_the_current_one(
     state = fold(domain_events(stored))
     assert state is not None and state.status is CaseStatus.WITHDRAWN
     assert state.withdrawal is not None and state.withdrawal.reason == "已协商"
-    audit = audit_case("c-1", stored, date(2026, 3, 6))
+    audit = audit_case("c-1", stored, date(2026, 3, 6), None)
     assert audit["chain"]["intact"] and audit["state"]["status"] == "withdrawn"
 
 

@@ -21,7 +21,11 @@ from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import personal_data as personal_data_routes
 from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.application.complaint_service import ComplaintService
-from complaintcore.application.master_key import load_key_provider
+from complaintcore.application.master_key import (
+    MasterKeyNotConfigured,
+    case_keys_of,
+    load_key_provider,
+)
 from complaintcore.auth.tokens import SeenTokens
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
@@ -38,13 +42,14 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # the master key: `serve` resolved and checked the file (and set
-        # COMPLAINTCORE_MASTER_KEY_FILE for its workers); an app built in-process with no key file
-        # (tests) has none, and nothing reads it yet. Loaded first: a refusal leaks no pool
-        app.state.key_provider = (
-            load_key_provider(settings.master_key_file, settings.cipher_suite)
-            if settings.master_key_file is not None
-            else None
-        )
+        # COMPLAINTCORE_MASTER_KEY_FILE for its workers). Loaded first: a refusal leaks no pool
+        if settings.master_key_file is None:
+            raise MasterKeyNotConfigured(
+                "COMPLAINTCORE_MASTER_KEY_FILE is not set: the service never stores personal "
+                "data in clear; start it with `complaintcore serve`, which resolves the key"
+            )
+        app.state.key_provider = load_key_provider(settings.master_key_file, settings.cipher_suite)
+        app.state.case_keys = case_keys_of(app.state.key_provider, settings.cipher_suite)
         pool = await create_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
@@ -54,7 +59,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         app.state.institutions = InstitutionDirectory(pool)
         app.state.calendars = CalendarRepository(pool)
         app.state.complaints = ComplaintService(
-            pool, app.state.store, app.state.institutions, app.state.calendars
+            pool, app.state.store, app.state.institutions, app.state.calendars, app.state.case_keys
         )
         app.state.seen_tokens = SeenTokens()
         try:

@@ -10,17 +10,22 @@ from complaintcore.application.complaint_service import (
     CaseNotFound,
     IdempotencyKeyReused,
     NotPermitted,
+    PersonalDataNotEncrypted,
     PreconditionFailed,
     UnknownInstitution,
     VersionNotFound,
 )
+from complaintcore.application.personal_data_reveal import PersonalDataGone
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
+
+# A rule refusal is a 409, except that a case whose personal data is erased is gone for good.
+_GONE = "personal_data_erased"
 
 
 def rule_refused(violation: RuleViolation) -> Problem:
     return Problem(
-        409,
+        410 if violation.code == _GONE else 409,
         violation.code,
         "Refused by a business rule",
         f"{violation.message} [{violation.article}]",
@@ -63,6 +68,22 @@ def _mapping(error: Exception) -> Problem:
             )
         case NotPermitted():
             return Problem(403, error.code, "Forbidden", error.message)
+        case PersonalDataNotEncrypted():
+            return Problem(
+                409,
+                "personal_data_not_encrypted",
+                "Refused",
+                "The case has events stored before personal data was encrypted; destroying its "
+                "key would not erase them.",
+            )
+        case PersonalDataGone():
+            return Problem(
+                410,
+                _GONE,
+                "Gone",
+                "The case's personal data was erased when its retention ended; only its "
+                "non-personal record remains.",
+            )
         case ActorNotConfirmed():
             return unknown_token()
         case UnknownInstitution():
@@ -95,6 +116,8 @@ MAPPED = (
     PreconditionFailed,
     IdempotencyKeyReused,
     NotPermitted,
+    PersonalDataGone,
+    PersonalDataNotEncrypted,
     ActorNotConfirmed,
     UnknownInstitution,
     InvalidEventData,

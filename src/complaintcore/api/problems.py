@@ -208,6 +208,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The caller's role may not do this (`forbidden`).",
     404: "No such resource, or not within the caller's institution subtree (`not_found`).",
     409: "A business rule refused the request; `code` names the rule.",
+    410: "The case's personal data was erased (`personal_data_erased`).",
     412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
     422: "Invalid request (`validation_failed`); `errors` lists each bad field.",
     503: "The database cannot be reached (`database_unavailable`); retry after `Retry-After`.",

@@ -66,9 +66,11 @@ from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream, use_binary_json
-from complaintcore.events.codec import domain_events, new_events
+from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
+from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
 from complaintcore.projections.case_view import case_view_row
 from complaintcore.reference.calendars import CalendarRepository
@@ -355,10 +357,12 @@ class BulkImporter:
         connection: asyncpg.Connection,
         store: PostgresEventStore,
         reference: ReferenceData,
+        case_keys: CaseKeys,
         batch_cases: int = DEFAULT_BATCH_CASES,
     ) -> None:
         self._connection = connection
         self._store = store
+        self._case_keys = case_keys
         self._reference = reference
         self._batch_cases = batch_cases
 
@@ -384,7 +388,7 @@ class BulkImporter:
             try:
                 accepted, skipped, judged_refusals = await self._judged(documents)
                 await self._write(accepted)
-            except (ConcurrencyError, asyncpg.UniqueViolationError):
+            except (ConcurrencyError, CaseKeyExists, asyncpg.UniqueViolationError):
                 # Another import stored some of these cases meanwhile: judge again, skip them.
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
                     raise
@@ -430,28 +434,42 @@ class BulkImporter:
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)
             if stored:
-                targets[case_id] = domain_events(stored)
+                suite = stream_suite(stored)
+                cipher = (
+                    await self._case_keys.cipher_for(self._connection, case_id, suite)
+                    if suite is not None
+                    else None
+                )
+                targets[case_id] = domain_events(stored, cipher)
         return targets
 
     async def _write(self, accepted: list[AcceptedCase]) -> None:
         if not accepted:
             return
         async with self._connection.transaction():
+            data_keys = self._case_keys.new_data_keys([case.case_id for case in accepted])
             numbers = await allocate_registration_numbers(self._connection, accepted)
             view_records: list[tuple[Any, ...]] = []
             for case, number in zip(accepted, numbers, strict=True):
                 view = case_view_row(case.state) | {"registration_no": number}
                 view_records.append(tuple(view[column] for column in CASE_VIEW_COLUMNS))
             # a generator: the store hashes each case's events as soon as they are made
-            streams = map(new_stream_of, accepted, numbers)
+            streams = (
+                new_stream_of(case, number, self._cipher(case.case_id, data_keys[case.case_id]))
+                for case, number in zip(accepted, numbers, strict=True)
+            )
             try:
                 await self._store.append_streams(self._connection, streams)
             except InvalidEventData as error:  # the request models let nothing unstorable through
                 lines = [str(c.line_number) for c in accepted if repr(c.case_id) in str(error)]
                 raise AssertionError(f"line {', '.join(lines) or '?'}: {error}") from error
+            await self._case_keys.store_new(self._connection, data_keys)
             await self._connection.copy_records_to_table(
                 "case_view", records=view_records, columns=CASE_VIEW_COLUMNS
             )
+
+    def _cipher(self, case_id: str, data_key: bytes) -> StreamCipher:
+        return StreamCipher(case_id, self._case_keys.suite, data_key)
 
 
 async def allocate_registration_numbers(
@@ -487,11 +505,12 @@ async def allocate_registration_numbers(
     return numbers
 
 
-def new_stream_of(case: AcceptedCase, registration_no: str) -> NewStream:
-    """The case's events as a new stream for the store, the receipt carrying its real number."""
+def new_stream_of(case: AcceptedCase, registration_no: str, cipher: StreamCipher) -> NewStream:
+    """The case's events as a new stream for the store, their personal fields sealed by the
+    case's `cipher`, the receipt carrying its real number."""
     stored: list[NewEvent] = []
     for step in case.steps:
-        stored.extend(new_events(step.events, step.metadata))
+        stored.extend(new_events(step.events, step.metadata, cipher, len(stored) + 1))
     receipt = stored[0]
     assert receipt.event_type == ComplaintReceived.event_type
     stored[0] = replace(receipt, data=receipt.data | {"registration_no": registration_no})

@@ -11,6 +11,8 @@ from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import StoredEvent
+from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN
 
 
 def stored_event_document(event: StoredEvent) -> dict[str, Any]:
@@ -28,16 +30,22 @@ def stored_event_document(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def audit_case(case_id: str, events: list[StoredEvent], today: date) -> dict[str, Any]:
-    """The chain's verdict, and the state rebuilt from the events as the policy in force for
-    its respondent reads it."""
+def audit_case(
+    case_id: str, events: list[StoredEvent], today: date, cipher: StreamCipher | None
+) -> dict[str, Any]:
+    """The chain's verdict (over the events as stored, ciphertext included), and the state
+    rebuilt from the events (opened by the case's `cipher`) as the policy in force for its
+    respondent reads it."""
     verdict = verify_chain(events)
     try:
-        decoded = domain_events(events)
+        # only what the document shows is opened: an altered free text spoils no more than
+        # its own event's chain link
+        decoded = domain_events(events, cipher, PERSONAL_FIELDS_SHOWN)
         state = fold(decoded)
         timeline = [jsonable(change) for change in deadline_timeline(decoded)]
     except (ValueError, TypeError, KeyError):
-        # An altered payload may no longer decode; the chain verdict already says where.
+        # An altered payload (or ciphertext: CiphertextRejected is a ValueError) may no longer
+        # decode; the chain verdict already says where.
         state, timeline = None, []
     return {
         "case_id": case_id,

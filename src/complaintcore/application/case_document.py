@@ -1,4 +1,11 @@
-"""A case as the queries of API.md show it, built from its folded state as of a given day."""
+"""A case as the queries of API.md show it, built from its folded state as of a given day.
+
+Personal data (DOMAIN.md "Personal data", Masking): the complainant is masked, and every free
+text (findings, basis, grounds, agreed terms) reads as None: complainants write account numbers,
+names and addresses into them, and their plaintext is given only by the logged reveal
+(`GET /v1/complaints/{id}/personal-data`). Once erased, the masked fields are None too and
+`personal_data` says `erased`.
+"""
 
 from dataclasses import asdict, is_dataclass
 from datetime import date
@@ -51,6 +58,7 @@ def case_document(state: ComplaintState, today: date, policy: InstitutionPolicy)
             "days_left": clock.days_left,
         },
         "complainant": masked_complainant(state),
+        "personal_data": state.personal_data,
         "decision": _decision(state),
         "review": _review(state, today, policy),
         "regulator_transfer": jsonable(state.regulator_transfer),
@@ -66,11 +74,11 @@ def _decision(state: ComplaintState) -> dict[str, Any] | None:
     return {
         "handler_id": decision.handler_id,
         "outcome": decision.outcome.value,
-        "findings": decision.findings,
-        "basis": decision.basis,
+        "findings": None,
+        "basis": None,
         "redress_fen": decision.redress_fen,
         "remedies": [remedy.value for remedy in decision.remedies],
-        "notice": jsonable(decision.notice),
+        "notice": _notice(decision.notice),
         "decided_on": decision.notice.notified_on.isoformat(),
         "on_time": decision.on_time,
         "handling_days": decision.handling_days,
@@ -85,10 +93,20 @@ def _review(state: ComplaintState, today: date, policy: InstitutionPolicy) -> di
     reading = review_clock_status(state, today, policy)
     return {
         "requested_on": review.requested_on.isoformat(),
-        "grounds": review.grounds,
+        "grounds": None,
         "reviewing_institution": review.reviewing_institution,
         "due_on": review.due_on.isoformat(),
         "status": reading.status.value if reading else None,
         "days_left": reading.days_left if reading else None,
-        "decision": jsonable(review.decision),
+        "decision": _review_decision(review.decision),
     }
+
+
+def _notice(notice: Any) -> dict[str, Any]:
+    return jsonable(notice) | {"agreed_terms": None}
+
+
+def _review_decision(decision: Any) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    return jsonable(decision) | {"findings": None, "notice": _notice(decision.notice)}

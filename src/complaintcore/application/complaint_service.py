@@ -4,6 +4,10 @@ A command runs in one transaction: load the case's stream, fold it, run the doma
 append the new events at the version that was read, write the case projection row and (when the
 caller sent an `Idempotency-Key`) the response to replay. Either all of it is stored or none.
 
+Personal data: the stream is opened with the case's key (`CaseKeys`), and the new events' personal
+fields are sealed under it. A receipt creates the case's key in its own transaction; the erasure
+destroys it in the one that appends `PersonalDataErased`: never one without the other.
+
 Commands on one case queue on a transaction-level lock on the case id, taken before the stream is
 read: racing commands then apply one after the other, each to the version its predecessor left,
 instead of failing their appends and retrying (which, with many racers, could exhaust the
@@ -36,7 +40,12 @@ from complaintcore.application.policies import policy_in_force
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
 from complaintcore.domain.calendar import WorkingDayCalendar
-from complaintcore.domain.commands import FlagMajor, MergeComplaint, ReceiveComplaint
+from complaintcore.domain.commands import (
+    ErasePersonalData,
+    FlagMajor,
+    MergeComplaint,
+    ReceiveComplaint,
+)
 from complaintcore.domain.decider import (
     DecisionContext,
     check_merge_target,
@@ -44,14 +53,17 @@ from complaintcore.domain.decider import (
     evolve,
     fold,
 )
+from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.roles import handles_complaints, may_run_command
 from complaintcore.domain.state import INITIAL, ComplaintState
-from complaintcore.events.codec import domain_events, new_events
+from complaintcore.events.case_keys import CaseKeys
+from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra import advisory_locks
-from complaintcore.projections.case_view import upsert_case_view
+from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN, upsert_case_view
 from complaintcore.reference.institutions import lineage_sql
 
 MAX_ATTEMPTS = 10
@@ -60,6 +72,8 @@ MAX_ATTEMPTS = 10
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_STATES_KEPT = 10_000
 _LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
+# Whether every event of the stream records a suite (its personal fields sealed).
+_ALL_SEALED = "SELECT bool_and(metadata ? 'cipher_suite') FROM events WHERE stream_id = $1"
 # The respondent's lineage, for the institution the case's projection row names: a hint, checked
 # against the case's folded state, that saves a round trip. Reference data: the statement's
 # snapshot, taken before the lock is granted, is recent enough.
@@ -172,6 +186,11 @@ class UnknownInstitution(Exception):
     pass
 
 
+class PersonalDataNotEncrypted(Exception):
+    """The case has events stored before encryption: destroying its key would not erase their
+    plaintext, so it is not erased (409 `personal_data_not_encrypted`)."""
+
+
 @dataclass(frozen=True)
 class CaseAudit:
     state: ComplaintState | None
@@ -185,10 +204,12 @@ class ComplaintService:
         store: PostgresEventStore,
         institutions: InstitutionLookup,
         calendars: CalendarSource | StampedCalendarSource,
+        case_keys: CaseKeys,
         today: Callable[[], date] = shanghai_today,
     ) -> None:
         self._pool = pool
         self._store = store
+        self._case_keys = case_keys
         self._institutions = institutions
         self._calendars = calendars
         # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
@@ -229,7 +250,7 @@ class ComplaintService:
             registration_no = policy.registration_number(institution, received_on, serial)
             command = build(case_id, registration_no)
             return await self._decide_and_store(
-                connection, actor, None, command, respondent, calendar, request, render
+                connection, actor, None, None, command, respondent, calendar, request, render
             )
 
         return await self._run(actor, request, attempt, UnknownInstitution(institution))
@@ -253,7 +274,7 @@ class ComplaintService:
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             locked = await self._lock_case(connection, case_id, confirmation)
             calendar = await self._calendar(connection, locked.get("calendar_stamp"))
-            state, lineage = await self._visible_state(
+            state, cipher, lineage = await self._visible_state(
                 connection, actor, case_id, tuple(locked["respondent_lineage"])
             )
             if if_match is not None and if_match != state.version:
@@ -262,7 +283,7 @@ class ComplaintService:
                 check_merge_target(await self._merge_target(connection, actor, command.into))
             respondent = Respondent(state.respondent_institution, _superior_in(lineage))
             return await self._decide_and_store(
-                connection, actor, state, command, respondent, calendar, request, render
+                connection, actor, state, cipher, command, respondent, calendar, request, render
             )
 
         for _ in range(MAX_ATTEMPTS):
@@ -318,9 +339,27 @@ class ComplaintService:
             if as_of_version > len(events):
                 raise VersionNotFound(as_of_version)
             events = events[:as_of_version]
-        state = fold(domain_events(events))
+        cipher = await self.stream_cipher(case_id, events)
+        # the document shows the masked complainant and no free text: nothing else is opened
+        state = fold(domain_events(events, cipher, PERSONAL_FIELDS_SHOWN))
         assert state is not None
         return state, self._today(), self.policy_for(state.respondent_institution)
+
+    async def stream_cipher(
+        self,
+        case_id: str,
+        stored: Sequence[StoredEvent],
+        connection: asyncpg.Connection | None = None,
+    ) -> StreamCipher | None:
+        """The cipher that opens `stored` (the case's events), None for a stream written
+        before encryption."""
+        suite = stream_suite(stored)
+        if suite is None:
+            return None
+        if connection is None:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as acquired:
+                return await self._case_keys.cipher_for(acquired, case_id, suite)
+        return await self._case_keys.cipher_for(connection, case_id, suite)
 
     async def case_events(self, actor: Actor, case_id: str) -> list[StoredEvent]:
         """The whole stream, after checking the caller may see the case."""
@@ -393,6 +432,7 @@ class ComplaintService:
         connection: asyncpg.Connection,
         actor: Actor,
         state: ComplaintState | None,
+        cipher: StreamCipher | None,
         command: Any,
         respondent: Respondent,
         calendar: WorkingDayCalendar,
@@ -420,10 +460,16 @@ class ComplaintService:
         )
         stream_id = state.id if state is not None else command.case_id
         expected_version = state.version if state is not None else 0
+        erasing = any(isinstance(event, PersonalDataErased) for event in events)
+        if erasing and not await connection.fetchval(_ALL_SEALED, stream_id):
+            raise PersonalDataNotEncrypted(stream_id)
+        if cipher is None:  # a receipt, or a stream written before encryption
+            cipher = await self._case_keys.new_cipher(connection, stream_id)
+        stored = new_events(events, metadata, cipher, expected_version + 1)
+        if erasing:  # the key goes in the transaction that appends the erasure, or not at all
+            await self._case_keys.destroy(connection, stream_id)
         # The whole transaction is retried (or answered 412) on a refusal: no savepoint needed.
-        await self._store.append_without_savepoint(
-            connection, stream_id, new_events(events, metadata), expected_version
-        )
+        await self._store.append_without_savepoint(connection, stream_id, stored, expected_version)
         new_state = state
         for event in events:
             new_state = evolve(new_state, event)
@@ -437,11 +483,11 @@ class ComplaintService:
         actor: Actor,
         case_id: str,
         lineage_read: tuple[str, ...] = (),
-    ) -> tuple[ComplaintState, tuple[str, ...]]:
-        """The case's state and its respondent's lineage (read once for visibility and the
-        superior; `lineage_read` already, when it is the respondent's), when the caller may see
-        the case."""
-        state = await self._current_state(connection, case_id)
+    ) -> tuple[ComplaintState, StreamCipher | None, tuple[str, ...]]:
+        """The case's state, its cipher and its respondent's lineage (read once for visibility
+        and the superior; `lineage_read` already, when it is the respondent's), when the caller
+        may see the case."""
+        state, cipher = await self._current_state(connection, case_id)
         if state is None:
             raise CaseNotFound(case_id)
         respondent = state.respondent_institution
@@ -452,38 +498,46 @@ class ComplaintService:
         )
         if not await may_see(actor, respondent, _KnownLineage(lineage)):
             raise CaseNotFound(case_id)
-        return state, lineage
+        return state, cipher, lineage
 
     async def _current_state(
         self, connection: asyncpg.Connection, case_id: str
-    ) -> ComplaintState | None:
-        """The case folded from its stream: from the state kept of it when that is still the
-        stream's beginning (only the events after it are read and folded), else from scratch."""
+    ) -> tuple[ComplaintState | None, StreamCipher | None]:
+        """The case folded from its stream, and the cipher that opened it: from the state kept
+        of it when that is still the stream's beginning (only the events after it are read and
+        folded), else from scratch."""
         kept = self._states.get(case_id)
         if kept is not None:
-            version, hash_, state = kept
+            version, hash_, state, suite = kept
             newer = await self._store.read_stream_after(
                 case_id, version, hash_, connection=connection
             )
             if newer is not None:
-                return self._keep(case_id, state, newer)
+                return await self._keep(connection, case_id, state, newer, suite)
         stored = await self._store.read_stream(case_id, connection=connection)
-        return self._keep(case_id, INITIAL, stored)
+        return await self._keep(connection, case_id, INITIAL, stored, None)
 
-    def _keep(
-        self, case_id: str, state: ComplaintState | None, stored: Sequence[StoredEvent]
-    ) -> ComplaintState | None:
-        for event in domain_events(stored):
+    async def _keep(
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        state: ComplaintState | None,
+        stored: Sequence[StoredEvent],
+        suite: str | None,
+    ) -> tuple[ComplaintState | None, StreamCipher | None]:
+        suite = stream_suite(stored) or suite
+        cipher = await self._case_keys.cipher_for(connection, case_id, suite) if suite else None
+        for event in domain_events(stored, cipher):
             state = evolve(state, event)
         if stored and state is not None:
-            self._states.keep(case_id, stored[-1].version, stored[-1].hash, state)
-        return state
+            self._states.keep(case_id, stored[-1].version, stored[-1].hash, state, suite)
+        return state, cipher
 
     async def _merge_target(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
     ) -> ComplaintState | None:
         try:
-            state, _ = await self._visible_state(connection, actor, case_id)
+            state, _, _ = await self._visible_state(connection, actor, case_id)
         except CaseNotFound:
             return None
         return state
@@ -500,16 +554,19 @@ class KeptStates:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._states: OrderedDict[str, tuple[int, str, ComplaintState]] = OrderedDict()
+        self._states: OrderedDict[str, tuple[int, str, ComplaintState, str | None]] = OrderedDict()
 
-    def get(self, case_id: str) -> tuple[int, str, ComplaintState] | None:
+    def get(self, case_id: str) -> tuple[int, str, ComplaintState, str | None] | None:
+        """(version, hash, state, the stream's suite) as kept, if it is."""
         kept = self._states.get(case_id)
         if kept is not None:
             self._states.move_to_end(case_id)
         return kept
 
-    def keep(self, case_id: str, version: int, hash_: str, state: ComplaintState) -> None:
-        self._states[case_id] = (version, hash_, state)
+    def keep(
+        self, case_id: str, version: int, hash_: str, state: ComplaintState, suite: str | None
+    ) -> None:
+        self._states[case_id] = (version, hash_, state, suite)
         self._states.move_to_end(case_id)
         if len(self._states) > self._capacity:
             self._states.popitem(last=False)
@@ -540,5 +597,13 @@ def _require_case_role(actor: Actor) -> None:
 
 
 def _require_command_role(actor: Actor, command: Any) -> None:
-    if not may_run_command(actor.role, designates_major=isinstance(command, FlagMajor)):
-        raise NotPermitted("forbidden", f"a {actor.role} cannot act on complaints")
+    erases = isinstance(command, ErasePersonalData)
+    if not may_run_command(
+        actor.role, designates_major=isinstance(command, FlagMajor), erases=erases
+    ):
+        raise NotPermitted(
+            "forbidden",
+            "only an admin erases a case's personal data"
+            if erases
+            else f"a {actor.role} cannot act on complaints",
+        )

@@ -10,6 +10,8 @@ database (API.md "Personal data", README "Configuration").
 - `check_against_database`: every data key the database records must be wrapped under this
   key, so a service started with another key file refuses, naming both key ids, before it
   tries to read a case.
+- `case_keys_of`: the process's `CaseKeys` (new keys for the deployment's suite, unwrapped keys
+  cached), from the provider.
 
 Every refusal is a `MasterKeyError` (or `SuiteUnavailable` / `UnknownSuite`) with a one-line
 message, for `serve` to print as it is. The key itself is never logged.
@@ -22,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from complaintcore.crypto.key_cache import DataKeyCache
 from complaintcore.crypto.keys import (
     FileKeyProvider,
     KeyProvider,
@@ -30,12 +33,13 @@ from complaintcore.crypto.keys import (
     create_master_key_file,
 )
 from complaintcore.crypto.suites import suite_named
-from complaintcore.events.case_keys import recorded_key_ids
+from complaintcore.events.case_keys import CaseKeys, recorded_key_ids
 from complaintcore.infra.settings import Settings
 
 __all__ = [
     "EMBEDDED_KEY_FILE_NAME",
     "MasterKeyNotConfigured",
+    "case_keys_of",
     "check_against_database",
     "load_key_provider",
     "resolve_master_key_file",
@@ -113,3 +117,9 @@ async def check_against_database(connection: asyncpg.Connection, provider: KeyPr
         f"{holder} holds key {provider.key_id}, but the database's data keys are wrapped under "
         f"{', '.join(sorted(others))}: start with the file that holds that key"
     )
+
+
+def case_keys_of(provider: KeyProvider, suite_name: str) -> CaseKeys:
+    """The data keys of cases as this process reads and makes them: wrapped by `provider`, new
+    ones for `suite_name`, unwrapped ones cached (see `crypto.key_cache` for the bounds)."""
+    return CaseKeys(provider, suite_named(suite_name), DataKeyCache())

@@ -9,9 +9,10 @@ and refused with `NotPermitted` (403 `forbidden`) by the rule. Then the access-l
 institution, case, purpose) is inserted and committed *before* anything is answered: a reveal
 never happens unlogged, and a reveal whose row could not be written answers nothing.
 
-`personal_values` is the one place that reads a stored event's personal values. Today events hold
-them in plaintext, so it takes them as stored; once fields are sealed under the case's key
-(`crypto/field_cipher.py`), it is where they will be opened.
+`personal_values` is the one place that reads a stored event's personal values: opened with the
+case's key (`events.stream_cipher`), or as stored for an event written before encryption. A case
+whose key is destroyed answers `PersonalDataGone` (410 `personal_data_erased`) before anything is
+logged: there is nothing to reveal.
 
 `access_log`: the log, newest first, for regulators and admins, filtered by case, actor and
 period. `date_from` and `date_to` are Asia/Shanghai business dates, both inclusive: a row
@@ -35,6 +36,7 @@ from complaintcore.domain.roles import may_reveal
 from complaintcore.domain.state import fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.model import StoredEvent
+from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.projections.case_queries import InvalidCursor
 from complaintcore.projections.case_queries import decode_cursor as decode_list_cursor
 from complaintcore.projections.case_queries import encode_cursor as encode_list_cursor
@@ -43,6 +45,7 @@ __all__ = [
     "PURPOSE_MAX_LENGTH",
     "AccessFilter",
     "InvalidCursor",
+    "PersonalDataGone",
     "access_log",
     "personal_values",
     "reveal",
@@ -61,13 +64,19 @@ class _Pool(Protocol):
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
 
 
-def personal_values(stored_event: StoredEvent) -> dict[str, Any]:
+class PersonalDataGone(Exception):
+    """The case's personal data is erased: its key is destroyed (410 `personal_data_erased`)."""
+
+
+def personal_values(stored_event: StoredEvent, cipher: StreamCipher | None) -> dict[str, Any]:
     """The personal values of a stored event, in plaintext, by JSON pointer (`"/complainant/name"`),
     in the order of `domain.personal_data.personal_paths`; empty for an event with none.
-
-    The single place that will change when personal fields are sealed: today events hold them as
-    plaintext and they are read as stored; then each will be opened here with the case's key."""
-    return split_personal(stored_event.event_type, stored_event.data)[1]
+    Opened by `cipher` when the event records a suite, as stored when it records none."""
+    payload = stored_event.data
+    if stored_event.metadata.cipher_suite is not None:
+        assert cipher is not None and not cipher.erased, "sealed fields need the case's key"
+        payload = cipher.open(stored_event.event_type, stored_event.version, payload)
+    return split_personal(stored_event.event_type, payload)[1]
 
 
 def valid_purpose(purpose: str) -> bool:
@@ -81,7 +90,10 @@ async def reveal(
     if not valid_purpose(purpose):
         raise ValueError("a purpose is 1 to 200 characters, none of them a control character")
     events = await complaints.case_events(actor, case_id)
-    state = fold(domain_events(events))
+    cipher = await complaints.stream_cipher(case_id, events)
+    if cipher is not None and cipher.erased:
+        raise PersonalDataGone(case_id)
+    state = fold(domain_events(events, cipher))
     assert state is not None
     if not may_reveal(actor.role, actor.id, state.handler_id):
         raise NotPermitted(
@@ -92,7 +104,7 @@ async def reveal(
     revealed = [
         {"version": event.version, "type": event.event_type, "fields": fields}
         for event in events
-        if (fields := personal_values(event))
+        if (fields := personal_values(event, cipher))
     ]
     # One statement on its own: committed when it returns, before the answer is built.
     await pool.execute(

@@ -14,12 +14,23 @@ import argparse
 import json
 from typing import Any
 
+import asyncpg
+
 from complaintcore.api.schemas.cases import AuditOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case
-from complaintcore.cli.common import database_url, fail, run_with_pool
+from complaintcore.cli.common import (
+    KEY_REFUSALS,
+    checked_case_keys,
+    database_url,
+    fail,
+    run_with_pool,
+)
+from complaintcore.crypto.suites import UnknownSuite
+from complaintcore.events.codec import stream_suite
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
@@ -44,11 +55,14 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     case_id = args.case_id.strip().lower()
     with database_url(settings) as url:
         upgrade_to_head(url)
-        events = run_with_pool(url, lambda pool: PostgresEventStore(pool).read_stream(case_id))
+        try:
+            events, cipher = run_with_pool(url, lambda pool: _read_case(pool, settings, case_id))
+        except KEY_REFUSALS as error:
+            return fail(str(error))
     if not events:
         fail(f"no complaint {case_id}")
         return EXIT_UNKNOWN_CASE
-    document = audit_document(case_id, events)
+    document = audit_document(case_id, events, cipher)
     if args.json:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
@@ -56,9 +70,27 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_INTACT if document["chain"]["intact"] else EXIT_CHAIN_BROKEN
 
 
-def audit_document(case_id: str, events: list[StoredEvent]) -> dict[str, Any]:
+async def _read_case(
+    pool: asyncpg.Pool, settings: Settings, case_id: str
+) -> tuple[list[StoredEvent], StreamCipher | None]:
+    """The case's events and the cipher that opens them (the master key `serve` would use)."""
+    events = await PostgresEventStore(pool).read_stream(case_id)
+    suite = stream_suite(events)
+    if suite is None:
+        return events, None
+    async with pool.acquire() as connection:
+        case_keys = await checked_case_keys(settings, connection)
+        try:
+            return events, await case_keys.cipher_for(connection, case_id, suite)
+        except UnknownSuite:  # an altered suite name: the chain verdict names its version
+            return events, None
+
+
+def audit_document(
+    case_id: str, events: list[StoredEvent], cipher: StreamCipher | None = None
+) -> dict[str, Any]:
     """The audit route's response body, shaped by its response model exactly as the route is."""
-    document = audit_case(case_id, events, shanghai_today())
+    document = audit_case(case_id, events, shanghai_today(), cipher)
     return AuditOut.model_validate(document).model_dump(mode="json")
 
 

@@ -29,7 +29,7 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.cli.common import database_url, fail
+from complaintcore.cli.common import KEY_REFUSALS, checked_case_keys, database_url, fail
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
 from complaintcore.infra.migrations import upgrade_to_head
@@ -56,10 +56,12 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         upgrade_to_head(url)
         counted = _CountingLines(source)
         try:
-            report = asyncio.run(_import(url, counted, actor, args.batch, progress))
+            report = asyncio.run(_import(url, settings, counted, actor, args.batch, progress))
         except UserFileRefused as error:
             # The file grew past the limit while it was read.
             return fail(f"{args.file}: {error}; the batches before were imported")
+        except KEY_REFUSALS as error:
+            return fail(str(error))
     progress.finish(report)
     _show_refusals(report, args.refusals)
     print(
@@ -70,13 +72,21 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import(
-    url: str, lines: "_CountingLines", actor: ActorBody, batch: int, progress: "Progress"
+    url: str,
+    settings: Settings,
+    lines: "_CountingLines",
+    actor: ActorBody,
+    batch: int,
+    progress: "Progress",
 ) -> ImportReport:
     pool = await create_pool(url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as connection:
+            case_keys = await checked_case_keys(settings, connection)
             reference = await load_reference_data(connection, shanghai_today(), actor)
-            importer = BulkImporter(connection, PostgresEventStore(pool), reference, batch)
+            importer = BulkImporter(
+                connection, PostgresEventStore(pool), reference, case_keys, batch
+            )
             return await importer.run(
                 numbered_lines(lines), lambda report: progress.show(report, lines.bytes_read)
             )

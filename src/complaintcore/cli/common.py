@@ -10,6 +10,15 @@ from typing import TypeVar
 import asyncpg
 import structlog
 
+from complaintcore.application.master_key import (
+    case_keys_of,
+    check_against_database,
+    load_key_provider,
+    resolve_master_key_file,
+)
+from complaintcore.crypto.keys import MasterKeyError
+from complaintcore.crypto.suites import SuiteUnavailable, UnknownSuite
+from complaintcore.events.case_keys import CaseKeys
 from complaintcore.infra.database import create_pool
 from complaintcore.infra.embedded_db import (
     DATABASE_NAME,
@@ -50,3 +59,18 @@ def run_with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 def fail(message: str) -> int:
     print(f"complaintcore: {message}", file=sys.stderr)
     return 1
+
+
+# What a command refuses to run on when the master key or the suite will not do: one-line messages.
+KEY_REFUSALS = (MasterKeyError, SuiteUnavailable, UnknownSuite)
+
+
+async def checked_case_keys(settings: Settings, connection: asyncpg.Connection) -> CaseKeys:
+    """The case keys of a command that reads or writes personal data, under the master key
+    `serve` would use (the embedded default's file, or `COMPLAINTCORE_MASTER_KEY_FILE`),
+    checked against the database's keys. Raises what `serve` refuses to start on
+    (`KEY_REFUSALS`)."""
+    key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+    provider = load_key_provider(key_file, settings.cipher_suite)
+    await check_against_database(connection, provider)
+    return case_keys_of(provider, settings.cipher_suite)

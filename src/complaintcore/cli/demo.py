@@ -17,7 +17,13 @@ import asyncpg
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.complaint_service import ComplaintService, Rendered, RequestInfo
 from complaintcore.auth.tokens import create_token
-from complaintcore.cli.common import database_url, fail, run_with_pool
+from complaintcore.cli.common import (
+    KEY_REFUSALS,
+    checked_case_keys,
+    database_url,
+    fail,
+    run_with_pool,
+)
 from complaintcore.cli.demo_data import (
     BANK_NAME,
     DEMO_PRINCIPALS,
@@ -33,6 +39,7 @@ from complaintcore.domain.commands import MergeComplaint
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import CaseStatus, ComplaintState
+from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
@@ -54,21 +61,36 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
-            result = run_with_pool(url, lambda pool: seed_demo(pool, args.seed, args.cases, today))
+            result = run_with_pool(
+                url, lambda pool: _seed_with_keys(pool, settings, args.seed, args.cases, today)
+            )
         except DemoStoryRefused as refused:
             return fail(str(refused))
+        except KEY_REFUSALS as error:
+            return fail(str(error))
     print(render_result(result, args.seed, today))
     return 0
 
 
-async def seed_demo(pool: asyncpg.Pool, seed: int, case_count: int, today: date) -> DemoResult:
-    """Upsert the tree, create the tokens, then play `case_count` stories; what was created."""
+async def _seed_with_keys(
+    pool: asyncpg.Pool, settings: Settings, seed: int, case_count: int, today: date
+) -> DemoResult:
+    async with pool.acquire() as connection:
+        case_keys = await checked_case_keys(settings, connection)
+    return await seed_demo(pool, case_keys, seed, case_count, today)
+
+
+async def seed_demo(
+    pool: asyncpg.Pool, case_keys: CaseKeys, seed: int, case_count: int, today: date
+) -> DemoResult:
+    """Upsert the tree, create the tokens, then play `case_count` stories (their personal data
+    sealed under `case_keys`, as the service seals it); what was created."""
     directory = InstitutionDirectory(pool)
     await directory.put_many(institution_nodes())
     tokens = [(principal, await _token_for(pool, principal)) for principal in DEMO_PRINCIPALS]
     calendar = await CalendarRepository(pool).working_day_calendar()
     stories = demo_stories(seed, case_count, today, calendar.years)
-    player = _StoryPlayer(pool, directory, calendar)
+    player = _StoryPlayer(pool, directory, calendar, case_keys)
     cases = [await player.play(story) for story in stories]
     return DemoResult(tokens, cases)
 
@@ -96,7 +118,11 @@ class _StoryPlayer:
     """Plays stories through one `ComplaintService` whose `today` is the step's business date."""
 
     def __init__(
-        self, pool: asyncpg.Pool, directory: InstitutionDirectory, calendar: WorkingDayCalendar
+        self,
+        pool: asyncpg.Pool,
+        directory: InstitutionDirectory,
+        calendar: WorkingDayCalendar,
+        case_keys: CaseKeys,
     ) -> None:
         self._business_date = date.min
         self._service = ComplaintService(
@@ -104,6 +130,7 @@ class _StoryPlayer:
             PostgresEventStore(pool),
             directory,
             _LoadedCalendar(calendar),
+            case_keys,
             today=lambda: self._business_date,
         )
         self._case_ids: list[str] = []

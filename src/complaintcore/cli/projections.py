@@ -10,9 +10,17 @@ import argparse
 import asyncio
 import sys
 
+import asyncpg
 from tqdm import tqdm
 
-from complaintcore.cli.common import database_url, fail
+from complaintcore.cli.common import (
+    KEY_REFUSALS,
+    checked_case_keys,
+    database_url,
+    fail,
+    run_with_pool,
+)
+from complaintcore.events.case_keys import CaseKeys
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.rebuild import (
@@ -70,10 +78,15 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
+            case_keys = run_with_pool(url, lambda pool: _case_keys(pool, settings))
+        except KEY_REFUSALS as error:
+            return fail(str(error))
+        try:
             rebuild_settings = RebuildSettings(
                 page_events=args.batch,
                 flush_rows=max(1, args.batch // 2),
                 scan_workers=args.workers or default_scan_workers(),
+                key_provider=case_keys.provider,
             )
             results = asyncio.run(
                 rebuild(
@@ -102,3 +115,8 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     rate = events / seconds if seconds > 0 else 0.0
     print(f"{events} events replayed in {seconds:.1f} s ({rate:,.0f} events/s)")
     return 0
+
+
+async def _case_keys(pool: asyncpg.Pool, settings: Settings) -> CaseKeys:
+    async with pool.acquire() as connection:
+        return await checked_case_keys(settings, connection)

@@ -12,9 +12,8 @@ from complaintcore.application.master_key import (
     load_key_provider,
     resolve_master_key_file,
 )
-from complaintcore.cli.common import database_url, fail
+from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
 from complaintcore.crypto.keys import KeyProvider, MasterKeyError
-from complaintcore.crypto.suites import SuiteUnavailable, UnknownSuite
 from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS, wait_until_reachable
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
@@ -31,7 +30,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         try:
             key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
             provider = load_key_provider(key_file, settings.cipher_suite)
-        except (MasterKeyError, SuiteUnavailable, UnknownSuite) as error:
+        except KEY_REFUSALS as error:
             return fail(str(error))
         try:
             asyncio.run(wait_until_reachable(url, settings.database_wait_s))

@@ -159,6 +159,11 @@ class FileKeyProvider:
     def __repr__(self) -> str:
         return f"FileKeyProvider({str(self.path)!r}, key_id={self._key_id!r})"
 
+    def __reduce__(self) -> tuple[type, tuple[Path, tuple[str, ...]]]:
+        """Pickled as its path and key id (a rebuild's worker processes read the file
+        themselves): the key never travels, and a file changed meanwhile is refused."""
+        return FileKeyProvider, (self.path, (self._key_id,))
+
     @property
     def key_id(self) -> str:
         return self._key_id

@@ -22,6 +22,7 @@ from complaintcore.domain.commands import (
     DecideComplaint,
     DecideReview,
     DeclineComplaint,
+    ErasePersonalData,
     ExtendDeadline,
     FlagMajor,
     IdType,
@@ -82,6 +83,7 @@ from complaintcore.domain.events import (
     HandlerAssigned,
     HandlerRecused,
     MarkedMajor,
+    PersonalDataErased,
     RegulatorTransferCheck,
     ReviewDecided,
     ReviewRequested,
@@ -97,6 +99,7 @@ from complaintcore.domain.identity import (
     mask_phone,
 )
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.retention import retention_ends_on
 from complaintcore.domain.rules import (
     ALL_RULES,
     FieldError,
@@ -120,6 +123,7 @@ from complaintcore.domain.state import (
     ReviewDecision,
     Supplement,
     Withdrawal,
+    closed_on,
     evolve,
     fold,
     is_closed,
@@ -172,6 +176,7 @@ __all__ = [
     "Decline",
     "DeclineComplaint",
     "DomainEvent",
+    "ErasePersonalData",
     "Event",
     "EventPayloadError",
     "ExtendDeadline",
@@ -198,6 +203,7 @@ __all__ = [
     "Pause",
     "PauseClock",
     "PauseKind",
+    "PersonalDataErased",
     "ReceiveComplaint",
     "RecuseHandler",
     "RegulatorTransfer",
@@ -224,6 +230,7 @@ __all__ = [
     "YearCalendar",
     "clock_due_on",
     "clock_status",
+    "closed_on",
     "deadline_timeline",
     "decide",
     "due_date",
@@ -242,6 +249,7 @@ __all__ = [
     "pause_days",
     "period_days",
     "regulator_transfer_check",
+    "retention_ends_on",
     "review_clock_status",
     "review_due_on",
     "review_window_ends_on",

@@ -312,6 +312,17 @@ class FlagMajor:
     detail: str
 
 
+@dataclass(frozen=True)
+class ErasePersonalData:
+    """Erase the case's personal data once its retention has ended (PIPL Art. 47; DOMAIN.md
+    "Personal data"). `reason` and `legal_basis` are the administrator's statement of the legal
+    ground, kept readable for audit."""
+
+    erased_on: date
+    reason: str
+    legal_basis: str
+
+
 Command = (
     ReceiveComplaint
     | AssignHandler
@@ -328,4 +339,5 @@ Command = (
     | WithdrawComplaint
     | DeclineComplaint
     | FlagMajor
+    | ErasePersonalData
 )

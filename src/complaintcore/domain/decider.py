@@ -4,7 +4,8 @@ A refused command raises `RuleViolation` (a rule of the case said no) or `Invali
 `InvalidComplaint` (the command is malformed) and emits nothing. `evolve` and `fold` (from
 `state`) turn the events back into state; `decide` never changes the state it is given.
 
-Order of checks, the same for every command: the case exists; the command's fields; a closed
+Order of checks, the same for every command: the case exists; its personal data is not erased
+(`personal_data_erased`: an erased case takes no command at all); the command's fields; a closed
 case; the business dates; whether the case is closed at the business date; then the command's
 own rules in the order its handler lists them. A review request (appeal) on a decided case says
 why it is out of reach (`review_not_available`, `appeal_window_closed`) instead of `case_closed`.
@@ -42,11 +43,16 @@ Choices made where DOMAIN.md is silent (a compliance officer's reading, document
 - Flag-major: staff and supervisors flag disaster, accident or public-health causes; a regulator
   any of those or `regulator`; admins none (`not_authorized_to_designate`). A case is major for
   one cause; the automatic group-complaint cause (Art. 29 (二)) is set at receipt only.
+- Erasure (PIPL Art. 47, DOMAIN.md "Personal data"): its date `erased_on` is a business date like
+  any other (not before the case's previous one, not after today), the case must be closed as of
+  that day (`case_open`), and its retention (`retention.retention_ends_on` of `state.closed_on`
+  and policy `retention_years`) must have ended by then (`retention_not_expired`). The event
+  records the closing day and the years it applied, so an audit can check them from the stream.
 - A due date that needs a calendar year not loaded (policy `roll_past_holidays`) refuses the
   command with `calendar_year_missing`; at receipt the regulator-transfer check reports the same
   code as a field error of `regulator_transfer`.
 
-Why one file of 800 lines: every command's rules read the same shared checks (dates, closed
+Why one file of 850 lines: every command's rules read the same shared checks (dates, closed
 cases, field errors) in one order, stated once at the top; a file per command would scatter that
 order, which a compliance officer reads here end to end.
 """
@@ -70,6 +76,7 @@ from complaintcore.domain.commands import (
     DecideComplaint,
     DecideReview,
     DeclineComplaint,
+    ErasePersonalData,
     ExtendDeadline,
     FlagMajor,
     IdType,
@@ -113,6 +120,7 @@ from complaintcore.domain.events import (
     HandlerAssigned,
     HandlerRecused,
     MarkedMajor,
+    PersonalDataErased,
     RegulatorTransferCheck,
     ReviewDecided,
     ReviewRequested,
@@ -122,6 +130,7 @@ from complaintcore.domain.identity import (
     is_valid_unified_social_credit_code,
 )
 from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.retention import retention_ends_on
 from complaintcore.domain.roles import Role, may_designate_major
 from complaintcore.domain.rules import (
     ALREADY_MAJOR,
@@ -137,6 +146,7 @@ from complaintcore.domain.rules import (
     CASE_NOT_DECIDED,
     CASE_NOT_FOUND,
     CASE_NOT_PAUSED,
+    CASE_OPEN,
     CASE_OVERDUE,
     CASE_PAUSED,
     EXTENSION_LIMIT_REACHED,
@@ -147,6 +157,8 @@ from complaintcore.domain.rules import (
     MERGE_TARGET_NOT_OPEN,
     NOT_AUTHORIZED_TO_DESIGNATE,
     PAUSE_ALREADY_OPEN,
+    PERSONAL_DATA_ERASED,
+    RETENTION_NOT_EXPIRED,
     REVIEW_ALREADY_REQUESTED,
     REVIEW_NOT_AVAILABLE,
     REVIEW_NOT_REQUESTED,
@@ -162,6 +174,7 @@ from complaintcore.domain.state import (
     TERMINAL,
     CaseStatus,
     ComplaintState,
+    closed_on,
     evolve,
     fold,
     is_closed,
@@ -209,6 +222,8 @@ class DecisionContext:
 
 def decide(state: ComplaintState | None, command: Command, context: DecisionContext) -> list[Event]:
     """The events `command` produces on the case `state`; raises when it is refused."""
+    if state is not None and state.personal_data_erased:
+        raise PERSONAL_DATA_ERASED.violation()
     if isinstance(command, ReceiveComplaint):
         return _receive(state, command, context)
     handler = _HANDLERS.get(type(command))
@@ -700,6 +715,31 @@ def _flag_major(state: ComplaintState, command: FlagMajor, context: DecisionCont
     return [MarkedMajor(command.cause, command.detail, context.today)]
 
 
+# --- personal data (PIPL Art. 19, 47; Art. 28) ---------------------------------------------
+
+
+def _erase_personal_data(
+    state: ComplaintState, command: ErasePersonalData, context: DecisionContext
+) -> list[Event]:
+    errors = _FieldErrors()
+    errors.require("reason", command.reason)
+    errors.require("legal_basis", command.legal_basis)
+    errors.raise_if_any()
+    on = command.erased_on
+    _check_business_date(state, on, context)
+    closed = closed_on(state, on)
+    if closed is None:
+        raise CASE_OPEN.violation(f"{state.status} as of {on.isoformat()}")
+    years = context.policy.retention_years
+    retention_ends = retention_ends_on(closed, years)
+    if on < retention_ends:
+        raise RETENTION_NOT_EXPIRED.violation(
+            f"it ends on {retention_ends.isoformat()}, "
+            f"{years} years after the case closed on {closed.isoformat()}"
+        )
+    return [PersonalDataErased(on, command.reason, command.legal_basis, closed, years)]
+
+
 # --- shared checks -------------------------------------------------------------------------
 
 
@@ -820,4 +860,5 @@ _HANDLERS: dict[type, Callable[[ComplaintState, Any, DecisionContext], list[Even
     WithdrawComplaint: _withdraw,
     DeclineComplaint: _decline,
     FlagMajor: _flag_major,
+    ErasePersonalData: _erase_personal_data,
 }

@@ -58,6 +58,7 @@ __all__ = [
     "HandlerAssigned",
     "HandlerRecused",
     "MarkedMajor",
+    "PersonalDataErased",
     "RegulatorTransferCheck",
     "ReviewDecided",
     "ReviewRequested",
@@ -259,6 +260,22 @@ class MarkedMajor(DomainEvent):
     marked_on: date
 
 
+@dataclass(frozen=True)
+class PersonalDataErased(DomainEvent):
+    """The case's personal data was erased once its retention ended (PIPL Art. 47; DOMAIN.md
+    "Personal data"). It records the ground and the arithmetic (`closed_on` +
+    `retention_years`), so an audit can check the erasure from the stream alone; it holds no
+    personal data itself."""
+
+    event_type: ClassVar[str] = "PersonalDataErased"
+
+    erased_on: date
+    reason: str
+    legal_basis: str
+    closed_on: date
+    retention_years: int
+
+
 Event = (
     ComplaintReceived
     | HandlerAssigned
@@ -275,6 +292,7 @@ Event = (
     | ComplaintWithdrawn
     | ComplaintDeclined
     | MarkedMajor
+    | PersonalDataErased
 )
 
 EVENT_TYPES: Mapping[str, type[DomainEvent]] = types.MappingProxyType(

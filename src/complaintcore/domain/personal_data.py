@@ -18,7 +18,8 @@ Judgement calls, where DOMAIN.md's list is silent (each is one line in a table b
 `agent.authorization_ref` and `notice.proof_ref` are references to documents (the power of
 attorney, the proof of delivery) and not personal; `complainant.unified_social_credit_code` is an
 organisation's registration code and not personal (the case list shows it in clear);
-`filed_by_heir` is a flag and `joint.complainants` a count.
+`filed_by_heir` is a flag and `joint.complainants` a count; `PersonalDataErased`'s reason and
+legal basis are the administrator's words about the legal ground, not the complainant's.
 
 **Paths.** A field is named by a `Path`, a tuple of the keys leading to it in the payload of
 `events.event_to_payload`: `("claims",)`, `("complainant", "name")`. The segment `"*"` (`EACH`)
@@ -44,6 +45,7 @@ decrypt, mask); `split_personal` (the public payload, with a placeholder of the 
 at each personal value, and the personal values by pointer); `merge_personal` (its inverse);
 `erased` (what a reader sees once the case's key is destroyed: None at every personal value).
 None of them mutates its argument: each returns a new payload that shares no dict or list with it.
+`event_from_erased_payload` decodes such a payload into its event, None at those places.
 
 **Versions.** The tables describe each event type at the schema version in `DESCRIBES_VERSION`,
 checked against `events.EVENT_TYPES` by a test: raising an event's schema version means
@@ -59,10 +61,21 @@ last 4, mobile numbers the first 3 and the last 4) is in `domain/identity.py` (`
 from __future__ import annotations
 
 import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
 from typing import Any
 
-from complaintcore.domain.events import EventPayloadError, UnknownEventType
+from complaintcore.domain.events import (
+    EVENT_TYPES,
+    Event,
+    EventPayloadError,
+    UnknownEventType,
+    event_from_payload,
+)
+from complaintcore.domain.frozen import changed
 
 __all__ = [
     "DESCRIBES_VERSION",
@@ -71,6 +84,7 @@ __all__ = [
     "PERSONAL",
     "Path",
     "erased",
+    "event_from_erased_payload",
     "map_personal",
     "merge_personal",
     "path_pattern",
@@ -141,6 +155,7 @@ PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
         "ComplaintWithdrawn": (("reason",),),
         "ComplaintDeclined": (("reason",), *_under("notice", _NOTICE_PERSONAL)),
         "MarkedMajor": (("detail",),),
+        "PersonalDataErased": (),
     }
 )
 """Each event type's personal fields, in the order of its payload's fields."""
@@ -212,6 +227,13 @@ NOT_PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
         "ComplaintWithdrawn": (("received_on",),),
         "ComplaintDeclined": _under("notice", _NOTICE_NOT_PERSONAL),
         "MarkedMajor": (("cause",), ("marked_on",)),
+        "PersonalDataErased": (
+            ("erased_on",),
+            ("reason",),  # the administrator's words about the legal ground, not the complainant's
+            ("legal_basis",),
+            ("closed_on",),
+            ("retention_years",),
+        ),
     }
 )
 """Every other field of each event type: codes, dates, amounts, outcomes, ids, flags, counts."""
@@ -373,6 +395,135 @@ def merge_personal(
 
 def erased(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The payload as a reader sees it after erasure: None at every personal value, the rest as
-    it was (list lengths included). Not a valid event any more: personal strings are not
-    optional in the event classes, so erased payloads are read as payloads, not decoded."""
+    it was (list lengths included). `events.event_from_payload` refuses it (personal strings
+    are not optional in the event classes); `event_from_erased_payload` reads it."""
     return map_personal(event_type, payload, lambda where, value: None)
+
+
+# --- decoding erased payloads ------------------------------------------------------------------
+#
+# The strict decoder stays the judge of every field: each None at a personal value it would
+# refuse is given a placeholder of the field's type, the payload decoded, and the placeholder's
+# place set back to None on the decoded records. One walk of the payload per event finds the
+# places and fills them, copying only the objects and lists on the way to one.
+
+
+def event_from_erased_payload(event_type: str, payload: Mapping[str, Any]) -> Event:
+    """The event of a payload read after erasure (`erased`), or with only some personal fields
+    opened: None is accepted at each personal value, every other field is decoded as strictly
+    as `events.event_from_payload` does. The event holds None there though its class says
+    `str`: a record of what was, which `state.evolve` folds like any other (into a state whose
+    personal values are None), never a command's input."""
+    try:
+        fillable = _FILLABLE[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+    filled, places = _filled(payload, fillable)
+    event = event_from_payload(event_type, filled)
+    return typing.cast(Event, _nulled(event, places)) if places else event
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """A leaf of a fill tree: the JSON value the strict decoder accepts for the field."""
+
+    value: Any
+
+
+_FillTree = dict[str, Any]
+"""Per key (`EACH` for every list item), a `_Placeholder` or the tree below it."""
+
+_Places = dict[Any, Any]
+"""Per key (a list index for a list item), `_LEAF` where a placeholder went, or the places below."""
+
+
+def _filled(node: Any, tree: _FillTree) -> tuple[Any, _Places]:
+    """`node` with a placeholder at each None that `tree` names, and where they went. `node` is
+    never changed: an object or list is copied once a placeholder goes into it or below it. A
+    container that is None or of the wrong shape is passed over: the strict decoder judges it."""
+    result, places = node, typing.cast(_Places, {})
+    for key, subtree in tree.items():
+        for child_key, child in _children(node, key):
+            if isinstance(subtree, _Placeholder):
+                if child is not None:
+                    continue
+                new_child, child_places = subtree.value, _LEAF
+            else:
+                if child is None:
+                    continue
+                new_child, child_places = _filled(child, subtree)
+                if not child_places:
+                    continue
+            if result is node:
+                result = list(node) if isinstance(node, list) else dict(node)
+            result[child_key] = new_child
+            places[child_key] = child_places
+    return result, places
+
+
+def _children(node: Any, key: str) -> Any:
+    if key == EACH:
+        return enumerate(node) if isinstance(node, list) else ()
+    return ((key, node[key]),) if isinstance(node, Mapping) and key in node else ()
+
+
+def _nulled(value: Any, places: _Places) -> Any:
+    """A decoded record or tuple with None at each of `places`, rebuilt along the way."""
+    if isinstance(value, tuple):
+        return tuple(_nulled_child(item, places.get(index)) for index, item in enumerate(value))
+    fields = {name: _nulled_child(getattr(value, name), below) for name, below in places.items()}
+    return changed(value, **fields)
+
+
+def _nulled_child(value: Any, places: Any) -> Any:
+    if places is None:
+        return value
+    return None if places is _LEAF else _nulled(value, places)
+
+
+def _fill_tree(event_class: type, paths: tuple[Path, ...]) -> _FillTree:
+    """The personal paths whose field the strict decoder refuses None at, as a tree whose
+    leaves hold a JSON value of the field's type that it accepts."""
+    tree: _FillTree = {}
+    for path in paths:
+        hint = _leaf_hint(event_class, path)
+        if _is_optional(hint):
+            continue
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = _Placeholder(_placeholder(hint))
+    return tree
+
+
+def _leaf_hint(event_class: type, path: Path) -> Any:
+    hint: Any = event_class
+    for key in path:
+        hint = _required(hint)
+        hint = typing.get_args(hint)[0] if key == EACH else typing.get_type_hints(hint)[key]
+    return hint
+
+
+def _is_optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _required(hint: Any) -> Any:
+    if not _is_optional(hint):
+        return hint
+    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return inner
+
+
+def _placeholder(hint: Any) -> Any:
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return next(iter(hint)).value
+    placeholders: dict[Any, Any] = {str: "", int: 0, bool: False, date: "2000-01-01"}
+    if hint not in placeholders:
+        raise TypeError(f"no placeholder for a personal field typed {hint!r}")
+    return placeholders[hint]
+
+
+_FILLABLE: Mapping[str, _FillTree] = types.MappingProxyType(
+    {name: _fill_tree(cls, PERSONAL[name]) for name, cls in EVENT_TYPES.items()}
+)

@@ -26,18 +26,20 @@ class InstitutionPolicy:
             (Art. 28 登记制度). A `str.format` template that must use exactly the fields
             `institution`, `yyyymm` and `serial`, so a number is unique per institution and month.
         taxonomy: DOMAIN.md "Taxonomy": the business types and causes complaints are filed under.
+        retention_years: DOMAIN.md "Personal data", Retention: how many years after the day a
+            case closed its personal data is kept (Art. 28; PIPL Art. 19) before it may be
+            erased. At least 1: a case's data outlives its handling.
     """
 
     roll_past_holidays: bool = False
     due_soon_days: int = 3
     registration_format: str = "{institution}-{yyyymm}-{serial:06d}"
     taxonomy: Taxonomy = DEFAULT_TAXONOMY
+    retention_years: int = 5
 
     def __post_init__(self) -> None:
-        if isinstance(self.due_soon_days, bool) or not isinstance(self.due_soon_days, int):
-            raise ValueError(f"due_soon_days must be an integer, got {self.due_soon_days!r}")
-        if self.due_soon_days < 0:
-            raise ValueError(f"due_soon_days must be 0 or more, got {self.due_soon_days}")
+        _check_whole_number("due_soon_days", self.due_soon_days, minimum=0)
+        _check_whole_number("retention_years", self.retention_years, minimum=1)
         _check_registration_format(self.registration_format)
 
     def registration_number(self, institution: str, month: date, serial: int) -> str:
@@ -52,6 +54,14 @@ class InstitutionPolicy:
         return self.registration_format.format(
             institution=institution, yyyymm=f"{month.year:04d}{month.month:02d}", serial=serial
         )
+
+
+def _check_whole_number(name: str, value: int, minimum: int) -> None:
+    """An int of at least `minimum`; a bool is refused though Python counts it as an int."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {minimum} or more, got {value}")
 
 
 def _check_registration_format(template: str) -> None:

@@ -46,9 +46,12 @@ def handles_complaints(role: str) -> bool:
     return role in CASE_HANDLERS
 
 
-def may_run_command(role: str, designates_major: bool) -> bool:
+def may_run_command(role: str, designates_major: bool, erases: bool = False) -> bool:
     """Whether the role may run a command on a case at all (the decider judges the rest): case
-    handlers run every command; a regulator only designates a case major."""
+    handlers run every command but the erasure; a regulator only designates a case major; an
+    admin only erases a case's personal data once its retention ended (API.md)."""
+    if erases:
+        return role == Role.ADMIN
     return handles_complaints(role) or (designates_major and role == Role.REGULATOR)
 
 

@@ -7,6 +7,8 @@ contract: never rename one; add a new rule instead.
 
 Articles cite CBIRC Order 2020 No. 3 ("Art. N"). Rules from the HTTP contract's conventions on
 business dates cite Art. 28, the duty to keep a truthful register (登记制度) of every complaint.
+Rules on erasing personal data cite Art. 28 (records kept as long as the law requires) and the
+Personal Information Protection Law ("PIPL Art. N": Art. 19 retention, Art. 47 erasure).
 """
 
 from __future__ import annotations
@@ -183,6 +185,24 @@ NOT_AUTHORIZED_TO_DESIGNATE = Rule(
     "flag disaster, accident or public-health causes.",
 )
 ALREADY_MAJOR = Rule("already_major", "Art. 29", "The case is already a major complaint.")
+
+# --- personal data (PIPL Art. 19, 47; Art. 28) -----------------------------------------------
+
+CASE_OPEN = Rule(
+    "case_open",
+    "Art. 28; PIPL Art. 47",
+    "The case is not closed; its personal data is kept while it is handled.",
+)
+RETENTION_NOT_EXPIRED = Rule(
+    "retention_not_expired",
+    "Art. 28; PIPL Art. 19, 47",
+    "The retention period of the case's personal data has not ended yet.",
+)
+PERSONAL_DATA_ERASED = Rule(
+    "personal_data_erased",
+    "Art. 22; PIPL Art. 47",
+    "The case's personal data was erased; the case takes no further command.",
+)
 
 ALL_RULES: tuple[Rule, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, Rule)

@@ -5,10 +5,17 @@ deadline arithmetic (`deadlines`) and the decider can both use them without an i
 `decider` re-exports them. A case that does not exist yet is `INITIAL` (None).
 
 The state keeps personal data in full (`complainant`, `agent`, …); projections that do not need it
-mask it (Art. 22).
+mask it (Art. 22). Once erased (`PersonalDataErased`), every personal value it held is None, and
+the rest (status, clock, dates, amounts, outcomes, ids, codes) is as it was: the state a rebuild
+from the erased stream gives (`personal_data.event_from_erased_payload`), so the live case and
+any replay agree. The records shared with commands and events (`Complainant`, `Agent`,
+`RespondentStaff`, `JointComplaint`, `Notice`) are typed for their input and hold None at their
+personal fields after erasure, as the erased events themselves do; the state's own records say
+`str | None` where erasure leaves None.
 
-Why one file of 500 lines: the state's dataclasses and the `evolve` branch of every event that
-changes them belong together; split, a new event would be half-applied in one file.
+Why one file of 650 lines: the state's dataclasses, the `evolve` branch of every event that
+changes them and what erasure clears in them belong together; split, a new event or a new
+personal field would be half-applied in one file.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from complaintcore.domain.commands import (
     Agent,
@@ -49,6 +56,7 @@ from complaintcore.domain.events import (
     HandlerAssigned,
     HandlerRecused,
     MarkedMajor,
+    PersonalDataErased,
     RegulatorTransferCheck,
     ReviewDecided,
     ReviewRequested,
@@ -107,7 +115,7 @@ def clock_is_paused(paused_since: date | None, stopped_on: date | None) -> bool:
 class Pause:
     kind: PauseKind
     paused_on: date
-    reason: str
+    reason: str | None
     notice: Notice
     resumed_on: date | None = None
 
@@ -115,7 +123,7 @@ class Pause:
 @dataclass(frozen=True)
 class Extension:
     level: int
-    reason: str
+    reason: str | None
     approval: Approval | None
     notice: Notice
     due_on: date
@@ -125,7 +133,7 @@ class Extension:
 class Supplement:
     received_on: date
     new_facts_and_reasons: bool
-    summary: str
+    summary: str | None
     restarted: bool
 
 
@@ -133,15 +141,15 @@ class Supplement:
 class NoticeRecord:
     subject: NoticeSubject
     notice: Notice
-    summary: str = ""
+    summary: str | None = ""
 
 
 @dataclass(frozen=True)
 class Decision:
     handler_id: str
     outcome: Outcome
-    findings: str
-    basis: str
+    findings: str | None
+    basis: str | None
     redress_fen: int
     remedies: tuple[Remedy, ...]
     notice: Notice
@@ -159,7 +167,7 @@ class Decision:
 class ReviewDecision:
     reviewer_id: str
     outcome: ReviewOutcome
-    findings: str
+    findings: str | None
     new_outcome: Outcome | None
     new_redress_fen: int | None
     notice: Notice
@@ -169,7 +177,7 @@ class ReviewDecision:
 @dataclass(frozen=True)
 class Review:
     requested_on: date
-    grounds: str
+    grounds: str | None
     reviewing_institution: str
     due_on: date
     decision: ReviewDecision | None = None
@@ -178,24 +186,31 @@ class Review:
 @dataclass(frozen=True)
 class MajorFlag:
     cause: MajorCause
-    detail: str
+    detail: str | None
     marked_on: date
 
 
 @dataclass(frozen=True)
 class Withdrawal:
     received_on: date
-    reason: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
 class Decline:
-    reason: str
+    reason: str | None
     notice: Notice
+
+
+PersonalDataStatus = Literal["held", "erased"]
 
 
 @dataclass(frozen=True)
 class ComplaintState:
+    """One case as its events leave it. `ended_on` is the day a withdrawal, decline, merge or
+    review decision ended the procedure (`closed_on` reads it); `personal_data_erased` is set
+    once `PersonalDataErased` has replaced every personal value with None."""
+
     id: str
     registration_no: str
     status: CaseStatus
@@ -206,9 +221,9 @@ class ComplaintState:
     complainant: Complainant
     agent: Agent | None
     filed_by_heir: bool
-    heir_proof_ref: str
-    claims: str
-    facts: str
+    heir_proof_ref: str | None
+    claims: str | None
+    facts: str | None
     respondent_staff: tuple[RespondentStaff, ...]
     joint: JointComplaint | None
     regulator_transfer: RegulatorTransferCheck | None
@@ -227,6 +242,8 @@ class ComplaintState:
     withdrawal: Withdrawal | None = None
     decline: Decline | None = None
     merged_into: str | None = None
+    ended_on: date | None = None
+    personal_data_erased: bool = False
 
     @property
     def barred_handlers(self) -> frozenset[str]:
@@ -267,20 +284,40 @@ class ComplaintState:
             return review_decision.new_outcome
         return self.decision.outcome if self.decision else None
 
+    @property
+    def personal_data(self) -> PersonalDataStatus:
+        """Whether the case still holds its personal data, as its documents say (API.md
+        "Personal data")."""
+        return "erased" if self.personal_data_erased else "held"
+
 
 INITIAL: ComplaintState | None = None
 
 
-def is_closed(state: ComplaintState, today: date) -> bool:
-    """Closed: withdrawn, declined, merged, review decided, or decided with the review window
-    passed without a request. A decision against which no review is open (the deciding node
-    has no superior, Art. 20) closes the case at once."""
+def closed_on(state: ComplaintState, today: date) -> date | None:
+    """The day the case closed, or None while it is open as of `today` (DOMAIN.md "Lifecycle").
+
+    Withdrawn, declined, merged or review decided: the day that ended the procedure
+    (`ended_on`: the withdrawal received, the decline notified, the merge, the review decision
+    notified). Decided: closed once its review window has ended without a request, i.e. as of
+    any day after `review_window_ends_on`, and that last day of the window is its closing day;
+    a decision against which no review is open (the deciding node has no superior, Art. 20)
+    closes the case at once, on the day its notice is dated. Received, assigned or under
+    review: open. Retention of personal data counts from this day."""
     if state.status in TERMINAL:
-        return True
+        return state.ended_on
     if state.status is CaseStatus.DECIDED and state.decision is not None:
         window_ends_on = state.decision.review_window_ends_on
-        return window_ends_on is None or today > window_ends_on
-    return False
+        if window_ends_on is None:
+            return state.decision.notice.notified_on
+        return window_ends_on if today > window_ends_on else None
+    return None
+
+
+def is_closed(state: ComplaintState, today: date) -> bool:
+    """Closed as of `today`: withdrawn, declined, merged, review decided, or decided with the
+    review window passed without a request (`closed_on`)."""
+    return closed_on(state, today) is not None
 
 
 def fold(events: Iterable[Event]) -> ComplaintState | None:
@@ -359,6 +396,7 @@ def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
                 status=CaseStatus.MERGED,
                 merged_into=event.into,
                 clock=_stopped(state.clock, event.merged_on),
+                ended_on=event.merged_on,
             )
         case ComplaintDecided():
             return _decided(state, event)
@@ -377,6 +415,7 @@ def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
                 withdrawal=Withdrawal(event.received_on, event.reason),
                 clock=_stopped(state.clock, event.received_on),
                 last_business_date=event.received_on,
+                ended_on=event.received_on,
             )
         case ComplaintDeclined():
             return dict(
@@ -385,9 +424,12 @@ def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
                 clock=_stopped(state.clock, event.notice.notified_on),
                 last_business_date=event.notice.notified_on,
                 notices=_noticed(state, NoticeSubject.DECLINE, event.notice),
+                ended_on=event.notice.notified_on,
             )
         case MarkedMajor():
             return dict(major_flag=MajorFlag(event.cause, event.detail, event.marked_on))
+        case PersonalDataErased():
+            return _personal_data_erased(state)
     raise TypeError(f"not an event: {event!r}")
 
 
@@ -502,6 +544,7 @@ def _review_decided(state: ComplaintState, event: ReviewDecided) -> dict[str, An
         review=changed(state.review, decision=review_decision),
         last_business_date=event.notice.notified_on,
         notices=_noticed(state, NoticeSubject.REVIEW_DECISION, event.notice),
+        ended_on=event.notice.notified_on,
     )
 
 
@@ -512,7 +555,96 @@ def _stopped(clock: Clock, on: date) -> Clock:
 
 
 def _noticed(
-    state: ComplaintState, subject: NoticeSubject, notice: Notice, summary: str = ""
+    state: ComplaintState, subject: NoticeSubject, notice: Notice, summary: str | None = ""
 ) -> tuple[NoticeRecord, ...]:
     """The case's notices with this one added."""
     return (*state.notices, NoticeRecord(subject, notice, summary))
+
+
+# --- erasure (DOMAIN.md "Personal data") -------------------------------------------------------
+#
+# What `personal_data.PERSONAL` names in the events, as the state keeps it: a value the state
+# holds here and no erased event would rebuild shows up as a difference between the live erasure
+# and a rebuild from the erased stream (tests/unit/domain/test_erasure_rebuild.py).
+
+
+def _personal_data_erased(state: ComplaintState) -> dict[str, Any]:
+    """Every personal value of the case replaced by None; nothing else changes, not even the
+    previous business date: erasing is an act on the record, not a step of the procedure."""
+    return dict(
+        personal_data_erased=True,
+        complainant=_erased_complainant(state.complainant),
+        agent=_erased_agent(state.agent),
+        heir_proof_ref=None,
+        claims=None,
+        facts=None,
+        respondent_staff=tuple(changed(staff, name=None) for staff in state.respondent_staff),
+        joint=_erased_joint(state.joint),
+        pauses=tuple(_without_reason(pause) for pause in state.pauses),
+        extensions=tuple(_without_reason(extension) for extension in state.extensions),
+        supplements=tuple(changed(supplement, summary=None) for supplement in state.supplements),
+        notices=tuple(
+            changed(record, notice=_erased_notice(record.notice), summary=None)
+            for record in state.notices
+        ),
+        decision=_erased_decision(state.decision),
+        review=_erased_review(state.review),
+        major_flag=None if state.major_flag is None else changed(state.major_flag, detail=None),
+        withdrawal=None if state.withdrawal is None else changed(state.withdrawal, reason=None),
+        decline=None if state.decline is None else _without_reason(state.decline),
+    )
+
+
+def _erased_complainant(complainant: Complainant) -> Complainant:
+    """Only the kind and a legal person's registration code (not personal) are left."""
+    return changed(
+        complainant,
+        name=None,
+        contact=None,
+        id_type=None,
+        id_number=None,
+        address=None,
+        legal_representative_name=None,
+        legal_representative_contact=None,
+    )
+
+
+def _erased_agent(agent: Agent | None) -> Agent | None:
+    if agent is None:
+        return None
+    return changed(agent, name=None, id_type=None, id_number=None, contact=None)
+
+
+def _erased_joint(joint: JointComplaint | None) -> JointComplaint | None:
+    """The headcount stays, and so does the number of representatives (as erased payloads keep
+    a list's length)."""
+    if joint is None:
+        return None
+    return changed(joint, representatives=tuple(None for _ in joint.representatives))
+
+
+def _erased_notice(notice: Notice) -> Notice:
+    return changed(notice, agreed_terms=None)
+
+
+_Reasoned = TypeVar("_Reasoned", Pause, Extension, Decline)
+
+
+def _without_reason(record: _Reasoned) -> _Reasoned:
+    """A record of a step taken for a reason, told in a notice: both texts gone."""
+    return changed(record, reason=None, notice=_erased_notice(record.notice))
+
+
+def _erased_decision(decision: Decision | None) -> Decision | None:
+    if decision is None:
+        return None
+    return changed(decision, findings=None, basis=None, notice=_erased_notice(decision.notice))
+
+
+def _erased_review(review: Review | None) -> Review | None:
+    if review is None:
+        return None
+    decision = review.decision
+    if decision is not None:
+        decision = changed(decision, findings=None, notice=_erased_notice(decision.notice))
+    return changed(review, grounds=None, decision=decision)

@@ -40,7 +40,8 @@ import asyncpg
 
 from complaintcore.crypto.key_cache import DataKeyCache
 from complaintcore.crypto.keys import KeyProvider, rewrap
-from complaintcore.crypto.suites import CipherSuite
+from complaintcore.crypto.suites import CipherSuite, suite_named
+from complaintcore.events.stream_cipher import StreamCipher
 
 __all__ = ["CaseKeyExists", "CaseKeys", "RewrapProgress"]
 
@@ -52,6 +53,13 @@ _INSERT = """
 INSERT INTO case_keys (case_id, suite, key_id, wrapped) VALUES ($1, $2, $3, $4)
 ON CONFLICT (case_id) DO NOTHING
 RETURNING case_id
+"""
+
+# Many at once (the bulk import's batch): the count of rows inserted tells whether any existed.
+_INSERT_MANY = """
+INSERT INTO case_keys (case_id, suite, key_id, wrapped)
+SELECT u.case_id, $2, $3, u.wrapped FROM unnest($1::text[], $4::bytea[]) AS u(case_id, wrapped)
+ON CONFLICT (case_id) DO NOTHING
 """
 
 _SELECT_ONE = "SELECT wrapped FROM case_keys WHERE case_id = $1"
@@ -173,6 +181,51 @@ class CaseKeys:
         self._forget(case_id)
         return deleted is not None
 
+    def new_data_keys(self, case_ids: Sequence[str]) -> dict[str, bytes]:
+        """Fresh data keys for new cases, not stored yet (`store_new` stores them, in the
+        transaction that writes the cases' events): for sealing a batch before it is written."""
+        if len(set(case_ids)) != len(case_ids) or not all(case_ids):
+            raise ValueError("each case gets one key: give each case id once, none empty")
+        return {case_id: self.suite.new_data_key() for case_id in case_ids}
+
+    async def store_new(self, connection: asyncpg.Connection, data_keys: dict[str, bytes]) -> None:
+        """Store `new_data_keys`' keys wrapped, in one statement and one thread call, in the
+        caller's transaction; `CaseKeyExists` if any of the cases has a key already."""
+        _require_transaction(connection, "create")
+        case_ids = list(data_keys)
+        wrapped = await asyncio.to_thread(self._wrap_all, list(data_keys.values()))
+        status = await connection.execute(
+            _INSERT_MANY, case_ids, self.suite.name, self.provider.key_id, wrapped
+        )
+        if int(status.rsplit(" ", 1)[-1]) != len(case_ids):
+            raise CaseKeyExists("one of the cases has a data key already")
+        for case_id in case_ids:
+            self._forget(case_id)
+
+    async def new_cipher(self, connection: asyncpg.Connection, case_id: str) -> StreamCipher:
+        """The cipher of a case given its data key now (`create`, in the caller's transaction):
+        at receipt, or at the first event sealed on a stream written before encryption."""
+        return StreamCipher(case_id, self.suite, await self.create(connection, case_id))
+
+    async def cipher_for(
+        self, connection: asyncpg.Connection, case_id: str, suite_name: str
+    ) -> StreamCipher:
+        """The cipher of a case whose events are sealed under `suite_name` (without a key once
+        the case's personal data is erased)."""
+        return StreamCipher(
+            case_id, suite_named(suite_name), await self.key_for(connection, case_id)
+        )
+
+    async def ciphers_for(
+        self, connection: asyncpg.Connection, suites: dict[str, str]
+    ) -> dict[str, StreamCipher]:
+        """The ciphers of many cases (`suites`: each case's suite name), keys read at once."""
+        keys = await self.keys_for(connection, suites)
+        return {
+            case_id: StreamCipher(case_id, suite_named(suite_name), keys.get(case_id))
+            for case_id, suite_name in suites.items()
+        }
+
     async def recorded_key_ids(self, connection: asyncpg.Connection) -> set[str]:
         return await recorded_key_ids(connection)
 
@@ -230,6 +283,9 @@ class CaseKeys:
             )
             await connection.execute(_STORE_BATCH, new_provider.key_id, case_ids, rewrapped)
         return len(rows), case_ids[-1]
+
+    def _wrap_all(self, data_keys: Sequence[bytes]) -> list[bytes]:
+        return [self.provider.wrap(one) for one in data_keys]
 
     def _unwrap_all(self, wrapped: Sequence[bytes]) -> list[bytes]:
         return [self.provider.unwrap(one) for one in wrapped]

@@ -1,15 +1,24 @@
-"""Between domain events and stored events: payloads, schema versions and upcasting.
+"""Between domain events and stored events: payloads, personal fields, schema versions, upcasting.
+
+Writing, each personal field is sealed under the case's key (`stream_cipher`) at the version the
+event will have, and the event's metadata records the suite. Reading, the fields of an event that
+records a suite are opened (None once the case's key is destroyed, read by the domain's erased
+decoding); an event that records none was written before encryption and is read as stored.
 
 Old events are never rewritten; an event stored under an older schema version is upcast when it
-is read, step by step, by the functions registered in `UPCASTERS`. Every reader of events (the
-command path, replay, projections) goes through `domain_events`.
+is read, step by step, by the functions registered in `UPCASTERS`, after its fields are opened
+(the catalogue of personal fields describes the stored shape). Every reader of events (the
+command path, replay, projections) goes through `domain_events` or `opened_event`.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from complaintcore.domain.events import EVENT_TYPES, Event, event_from_payload, event_to_payload
+from complaintcore.domain.personal_data import Path, event_from_erased_payload
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
+from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
@@ -18,16 +27,30 @@ Upcaster = Callable[[Payload], Payload]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
-def new_events(events: Sequence[Event], metadata: EventMetadata) -> list[NewEvent]:
+def new_events(
+    events: Sequence[Event],
+    metadata: EventMetadata,
+    cipher: StreamCipher | None = None,
+    first_version: int = 1,
+) -> list[NewEvent]:
+    """The events to append as versions `first_version`, `first_version + 1`, …; with a
+    `cipher`, their personal fields sealed at those versions and the suite recorded."""
+    if cipher is None:
+        return [_new_event(event, event_to_payload(event), metadata) for event in events]
+    metadata = dataclasses.replace(metadata, cipher_suite=cipher.suite.name)
     return [
-        NewEvent(
-            event_type=event.event_type,
-            data=event_to_payload(event),
-            schema_version=event.schema_version,
-            metadata=metadata,
-        )
-        for event in events
+        _new_event(event, cipher.seal(event.event_type, version, event_to_payload(event)), metadata)
+        for version, event in enumerate(events, start=first_version)
     ]
+
+
+def _new_event(event: Event, data: Payload, metadata: EventMetadata) -> NewEvent:
+    return NewEvent(
+        event_type=event.event_type,
+        data=data,
+        schema_version=event.schema_version,
+        metadata=metadata,
+    )
 
 
 class UnreadableEvent(ValueError):
@@ -52,14 +75,65 @@ def upcast(event_type: str, schema_version: int, payload: Payload) -> Payload:
     return payload
 
 
-def domain_event(stored: StoredEvent) -> Event:
-    return decoded_event(stored.event_type, stored.schema_version, stored.data)
-
-
 def decoded_event(event_type: str, schema_version: int, payload: Payload) -> Event:
-    """The domain event of a stored row's type, schema version and payload, upcast first."""
+    """The domain event of a plaintext payload of a stored row's type and schema version."""
     return event_from_payload(event_type, upcast(event_type, schema_version, payload))
 
 
-def domain_events(stored: Iterable[StoredEvent]) -> list[Event]:
-    return [domain_event(event) for event in stored]
+def opened_event(
+    event_type: str,
+    schema_version: int,
+    version: int,
+    payload: Payload,
+    suite_name: str | None,
+    cipher: StreamCipher | None,
+    only: Collection[Path] | None = None,
+) -> Event:
+    """The domain event of a stored row: its personal fields opened by `cipher` when the row
+    records a suite (`suite_name`), as stored when it records none. With `only`, the other
+    personal fields read as None (see `StreamCipher.open`)."""
+    if suite_name is None:
+        return decoded_event(event_type, schema_version, payload)
+    if cipher is None or cipher.suite.name != suite_name:
+        raise SealedEventUnreadable(
+            f"{event_type} at version {version} is sealed under {suite_name}, "
+            f"and was read with {cipher!r}"
+        )
+    opened = upcast(event_type, schema_version, cipher.open(event_type, version, payload, only))
+    if cipher.erased or only is not None:
+        return event_from_erased_payload(event_type, opened)
+    return event_from_payload(event_type, opened)
+
+
+def domain_event(
+    stored: StoredEvent,
+    cipher: StreamCipher | None = None,
+    only: Collection[Path] | None = None,
+) -> Event:
+    return opened_event(
+        stored.event_type,
+        stored.schema_version,
+        stored.version,
+        stored.data,
+        stored.metadata.cipher_suite,
+        cipher,
+        only,
+    )
+
+
+def domain_events(
+    stored: Iterable[StoredEvent],
+    cipher: StreamCipher | None = None,
+    only: Collection[Path] | None = None,
+) -> list[Event]:
+    """The stream's domain events (`cipher`: the case's, when its events are sealed; `only`:
+    the personal fields to open, the others reading as None; all when None)."""
+    return [domain_event(event, cipher, only) for event in stored]
+
+
+def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
+    """The suite a stream's events are sealed under (its latest sealed event's), or None for a
+    stream written before encryption."""
+    return next(
+        (suite for event in reversed(stored) if (suite := event.metadata.cipher_suite)), None
+    )

@@ -1,19 +1,23 @@
 """The hash chain that lets a regulator prove a stream was not altered.
 
-Each event's hash is SHA-256 over a canonical JSON serialisation (sorted keys, no spaces, UTF-8) of
+Each event's hash is a digest of a canonical JSON serialisation (sorted keys, no spaces, UTF-8) of
 everything the store keeps about it, including the previous event's hash, so changing any stored
-field of any event breaks the chain from that version on.
+field of any event breaks the chain from that version on. The digest is the chain hash of the
+cipher suite the event records in its metadata (`cipher_suite`: SHA-256 for `aes-256-gcm`, SM3 for
+`sm4-gcm`); an event that records none was written before encryption and is hashed with SHA-256.
+The chain covers the stored bytes, ciphertext included, so it verifies before and after erasure.
 """
 
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from complaintcore.crypto.suites import UnknownSuite, suite_named
 from complaintcore.events.model import GENESIS_HASH, InvalidEventData, StoredEvent
 
 
@@ -42,7 +46,27 @@ def canonical_bytes(
 
 
 def event_hash(**fields: Any) -> str:
-    return hashlib.sha256(canonical_bytes(**fields)).hexdigest()
+    """The event's chain hash, by the digest of the suite its metadata records."""
+    digest = chain_digest(fields["metadata"].get("cipher_suite"))
+    return digest(canonical_bytes(**fields))
+
+
+def chain_digest(suite_name: object) -> Callable[[bytes], str]:
+    """The hex digest an event recording `suite_name` is chained with (`UnknownSuite` if none)."""
+    if suite_name is None:
+        return _sha256_hex
+    if not isinstance(suite_name, str):  # only a tampered row records anything else
+        raise UnknownSuite(f"cipher suite {suite_name!r} is not a name")
+    return _suite_digest(suite_name)
+
+
+@functools.lru_cache(maxsize=8)
+def _suite_digest(suite_name: str) -> Callable[[bytes], str]:
+    return suite_named(suite_name).chain_hash
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @functools.lru_cache(maxsize=64)  # every event of one append shares its recorded_at
@@ -133,6 +157,10 @@ def _problem_with(event: StoredEvent, expected_version: int, expected_prev: str)
         return f"version {expected_version} is missing"
     if event.prev_hash != expected_prev:
         return "prev_hash does not match the previous event's hash"
-    if hash_of_stored(event) != event.hash:
+    try:
+        own_hash = hash_of_stored(event)
+    except UnknownSuite as error:
+        return f"it records a cipher suite this code does not know ({error})"
+    if own_hash != event.hash:
         return "stored fields do not match the event's hash"
     return None

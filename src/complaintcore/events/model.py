@@ -18,6 +18,9 @@ class EventMetadata:
     causation_id: str | None = None
     idempotency_key: str | None = None
     client: str | None = None
+    cipher_suite: str | None = None
+    """The suite the event's personal fields are sealed under, which also hashes its chain link
+    (None: written before encryption, plaintext and SHA-256)."""
 
     def to_dict(self) -> dict[str, str]:
         return {

@@ -5,12 +5,14 @@ command's events (so a query right after a command sees it) and rebuilt from the
 Personal data is masked here (Art. 22): the list never needs it in clear.
 """
 
+from datetime import date
 from typing import Any
 
 import asyncpg
 
 from complaintcore.domain.identity import mask_id_number, mask_name, mask_phone
-from complaintcore.domain.state import ComplaintState
+from complaintcore.domain.personal_data import Path
+from complaintcore.domain.state import ComplaintState, closed_on
 
 COLUMNS = (
     "case_id",
@@ -39,12 +41,30 @@ COLUMNS = (
     "review_window_ends_on",
     "merged_into",
     "complainant",
+    "closed_on",
+    "personal_data",
 )
 
 
+PERSONAL_FIELDS_SHOWN: frozenset[Path] = frozenset(
+    {
+        ("complainant", "name"),
+        ("complainant", "id_type"),
+        ("complainant", "id_number"),
+        ("complainant", "contact"),
+    }
+)
+"""The personal fields the row shows (masked): the only ones a rebuild opens."""
+
+
 def masked_complainant(state: ComplaintState) -> dict[str, Any]:
+    """The complainant as lists show it: masked, and (once erased) every personal field None."""
     complainant = state.complainant
-    masked: dict[str, Any] = {"kind": str(complainant.kind), "name": mask_name(complainant.name)}
+    if state.personal_data_erased:
+        erased = dict.fromkeys(("name", "id_type", "id_number", "contact"))
+        masked: dict[str, Any] = {"kind": str(complainant.kind), **erased}
+    else:
+        masked = {"kind": str(complainant.kind), "name": mask_name(complainant.name)}
     if complainant.id_number:
         masked["id_type"] = str(complainant.id_type) if complainant.id_type else None
         masked["id_number"] = mask_id_number(complainant.id_number)
@@ -86,6 +106,10 @@ def case_view_row(state: ComplaintState) -> dict[str, Any]:
         "review_window_ends_on": decision.review_window_ends_on if decision else None,
         "merged_into": state.merged_into,
         "complainant": masked_complainant(state),
+        # the day the case closes unless a later event reopens it (a decided case: the end of
+        # its review window), from which its retention runs; None while it is open
+        "closed_on": closed_on(state, date.max),
+        "personal_data": state.personal_data,
     }
 
 

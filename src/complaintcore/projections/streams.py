@@ -1,46 +1,127 @@
 """Reading case streams for the projections: only the columns decoding needs, folded per case.
 
-Projections decode through `event_codec.decoded_event`, so an event stored in an old schema
-version is upcast exactly as on the command path. They read the event type, schema version and
-payload of each row and none of its metadata or hashes, which the fold never looks at (the hash
-chain is the audit's business): a rebuild of a million events reads a third of the bytes, and
-decodes each row straight from its columns.
+Projections decode through `codec.opened_event`, so an event stored in an old schema version is
+upcast exactly as on the command path. They read the event type, schema version, payload and
+suite of each row and none of its other metadata or hashes, which the fold never looks at (the
+hash chain is the audit's business): a rebuild of a million events reads a third of the bytes,
+and decodes each row straight from its columns.
+
+Personal data: a projection opens only the personal fields it shows (`PersonalFields.shown`: the
+case view's masked complainant), so a rebuild pays for a few fields a case and the statistics for
+none: with no fields shown, every personal field reads as None and no key is read. The wrapped
+key of each case comes with its first row (`decode_columns(with_keys=True)`), unwrapped here
+once per case.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
+from complaintcore.crypto.keys import KeyProvider
+from complaintcore.crypto.suites import suite_named
+from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import decoded_event
+from complaintcore.events.codec import opened_event
+from complaintcore.events.stream_cipher import StreamCipher
 
-DECODE_COLUMNS = "position, stream_id, version, event_type, schema_version, data"
+_COLUMNS = (
+    "position, stream_id, version, event_type, schema_version, data,"
+    " metadata->>'cipher_suite' AS cipher_suite"
+)
+# The case's wrapped key on its first row only: one index probe a case.
+_WRAPPED_KEY = (
+    "CASE WHEN version = 1 THEN"
+    " (SELECT wrapped FROM case_keys WHERE case_keys.case_id = events.stream_id) END"
+    " AS wrapped_key"
+)
 
-_STREAMS_UP_TO = f"""
-SELECT {DECODE_COLUMNS} FROM events
+
+def decode_columns(with_keys: bool) -> str:
+    """The columns of `events` a fold reads (`with_keys`: and each case's wrapped key)."""
+    return f"{_COLUMNS}, {_WRAPPED_KEY}" if with_keys else f"{_COLUMNS}, NULL AS wrapped_key"
+
+
+@dataclass(frozen=True)
+class PersonalFields:
+    """Which personal fields a fold opens (`shown`), with the master key that unwraps each
+    case's data key (`provider`; needed only when some are shown)."""
+
+    shown: frozenset[Path] = frozenset()
+    provider: KeyProvider | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.shown and self.provider is None:
+            raise ValueError("opening personal fields needs the master key's provider")
+
+    @property
+    def reads_keys(self) -> bool:
+        return bool(self.shown)
+
+    def cipher(self, rows: Sequence[asyncpg.Record]) -> StreamCipher | None:
+        """The cipher of one case's rows (from version 1), None when none is sealed."""
+        suite = next((row["cipher_suite"] for row in reversed(rows) if row["cipher_suite"]), None)
+        if suite is None:
+            return None
+        wrapped = rows[0]["wrapped_key"]
+        key = None
+        if wrapped is not None and self.provider is not None:
+            key = self.provider.unwrap(wrapped)
+        return StreamCipher(rows[0]["stream_id"], suite_named(suite), key)
+
+
+NOTHING_PERSONAL = PersonalFields()
+
+
+def fold_stream(
+    rows: Sequence[asyncpg.Record], personal: PersonalFields = NOTHING_PERSONAL
+) -> ComplaintState | None:
+    """The state of one case from its rows, in version order from version 1."""
+    cipher = personal.cipher(rows) if rows else None
+    only: Collection[Path] = personal.shown
+    return fold(
+        opened_event(
+            row["event_type"],
+            row["schema_version"],
+            row["version"],
+            row["data"],
+            row["cipher_suite"],
+            cipher,
+            only,
+        )
+        for row in rows
+    )
+
+
+def _streams_up_to(with_keys: bool) -> str:
+    return f"""
+SELECT {decode_columns(with_keys)} FROM events
 WHERE stream_id = ANY($1::text[]) AND position <= $2
 ORDER BY stream_id, version
 """
 
 
-def fold_stream(rows: Iterable[asyncpg.Record]) -> ComplaintState | None:
-    """The state of one case from its rows, in version order."""
-    return fold(
-        decoded_event(row["event_type"], row["schema_version"], row["data"]) for row in rows
-    )
-
-
 async def fold_streams(
-    connection: asyncpg.Connection, stream_ids: Sequence[str], up_to_position: int
+    connection: asyncpg.Connection,
+    stream_ids: Sequence[str],
+    up_to_position: int,
+    personal: PersonalFields = NOTHING_PERSONAL,
 ) -> list[ComplaintState]:
     """Each named case as of feed position `up_to_position`, in stream id order."""
-    rows = await connection.fetch(_STREAMS_UP_TO, list(stream_ids), up_to_position)
+    rows = await connection.fetch(
+        _streams_up_to(personal.reads_keys), list(stream_ids), up_to_position
+    )
     states: list[ComplaintState] = []
+    for case_rows in _by_stream(rows):
+        state = fold_stream(case_rows, personal)
+        if state is not None:
+            states.append(state)
+    return states
+
+
+def _by_stream(rows: Sequence[asyncpg.Record]) -> Iterable[Sequence[asyncpg.Record]]:
     start = 0
     for index in range(1, len(rows) + 1):
         if index == len(rows) or rows[index]["stream_id"] != rows[start]["stream_id"]:
-            state = fold_stream(rows[start:index])
-            if state is not None:
-                states.append(state)
+            yield rows[start:index]
             start = index
-    return states

@@ -24,6 +24,7 @@ from complaintcore.domain import (
     DecideReview,
     DecisionContext,
     DeclineComplaint,
+    ErasePersonalData,
     Event,
     ExtendDeadline,
     IdType,
@@ -214,9 +215,15 @@ def decline(on: date) -> DeclineComplaint:
     return DeclineComplaint(reason="非投诉人本人或其受托人提出", notice=notice(on))
 
 
+def erase(on: date) -> ErasePersonalData:
+    return ErasePersonalData(
+        erased_on=on, reason="保存期限届满", legal_basis="《个人信息保护法》第四十七条"
+    )
+
+
 def business_date(command: Command) -> date | None:
     """The date a command is about (tests enter each command on that day unless told)."""
-    for name in ("received_on", "paused_on", "resumed_on"):
+    for name in ("received_on", "paused_on", "resumed_on", "erased_on"):
         day = getattr(command, name, None)
         if isinstance(day, date):
             return day

@@ -66,6 +66,7 @@ def test_every_event_type_has_a_stable_name_and_a_schema_version() -> None:
         "ComplaintWithdrawn",
         "ComplaintDeclined",
         "MarkedMajor",
+        "PersonalDataErased",
     }
     assert all(event_class.schema_version == 1 for event_class in EVENT_TYPES.values())
 

@@ -3,13 +3,20 @@
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from complaintcore.api.auth import CurrentPrincipal, require_role
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
-from complaintcore.api.routes.complaint_commands import CaseId
+from complaintcore.api.routes.complaint_commands import (
+    ETAG_HEADER,
+    CaseId,
+    IdempotencyKey,
+    IfMatch,
+    run_command,
+)
 from complaintcore.api.routes.complaint_queries import Cursor, Limit
+from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.api.schemas.personal_data import PersonalDataAccessListOut, PersonalDataOut
 from complaintcore.application.complaint_service import CaseNotFound
 from complaintcore.application.personal_data_reveal import (
@@ -19,7 +26,8 @@ from complaintcore.application.personal_data_reveal import (
     access_log,
     reveal,
 )
-from complaintcore.domain.roles import PERSONAL_DATA_ACCESS_READERS
+from complaintcore.application.requests.complaints import ErasePersonalDataBody
+from complaintcore.domain.roles import ADMINISTRATORS, PERSONAL_DATA_ACCESS_READERS
 
 router = APIRouter(prefix="/v1", tags=["personal data"])
 
@@ -58,7 +66,10 @@ BusinessDate = Annotated[
     "/complaints/{case_id}/personal-data",
     operation_id="reveal_personal_data",
     response_model=PersonalDataOut,
-    responses={200: {"headers": NO_STORE_HEADER}, **problem_responses(401, 403, 404, 422, 503)},
+    responses={
+        200: {"headers": NO_STORE_HEADER},
+        **problem_responses(401, 403, 404, 410, 422, 503),
+    },
 )
 async def reveal_personal_data(
     case_id: CaseId,
@@ -79,6 +90,33 @@ async def reveal_personal_data(
         raise not_found("complaint") from None
     response.headers["Cache-Control"] = "no-store"
     return revealed
+
+
+@router.post(
+    "/complaints/{case_id}/erase-personal-data",
+    operation_id="erase_personal_data",
+    response_model=CaseOut,
+    response_description="The case, its personal fields shown as erased.",
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(401, 403, 404, 409, 410, 412, 422, 503),
+    },
+    dependencies=[Depends(require_role(*ADMINISTRATORS))],
+)
+async def erase_personal_data(
+    case_id: CaseId,
+    request: Request,
+    principal: CurrentPrincipal,
+    body: Annotated[ErasePersonalDataBody, Body()],
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Erase the case's personal data once its retention has ended (admins): its data key is
+    destroyed and `PersonalDataErased` appended, in one transaction. Every personal field then
+    reads as null, statistics stay as they were, and the hash chain still verifies. 409
+    `case_open` or `retention_not_expired`, 409 `personal_data_not_encrypted` for a case stored
+    before encryption, 410 `personal_data_erased` when already erased."""
+    return await run_command(request, principal, case_id, body, if_match, idempotency_key)
 
 
 @router.get(

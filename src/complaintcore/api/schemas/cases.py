@@ -1,7 +1,7 @@
 """Response models of the case queries, so the OpenAPI document describes what is returned."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -38,11 +38,17 @@ class DeadlineOut(BaseModel):
     )
 
 
+_NOT_SHOWN = (
+    "Personal data (a free text): always null here; its plaintext is given, and logged, by "
+    "`GET /v1/complaints/{id}/personal-data`."
+)
+
+
 class NoticeOut(BaseModel):
     notified_on: date
     method: NoticeMethod | None
     proof_ref: str
-    agreed_terms: str
+    agreed_terms: str | None = Field(description=_NOT_SHOWN)
     unreachable: bool
     attempts: int
 
@@ -50,8 +56,8 @@ class NoticeOut(BaseModel):
 class DecisionOut(BaseModel):
     handler_id: str
     outcome: Outcome
-    findings: str
-    basis: str
+    findings: str | None = Field(description=_NOT_SHOWN)
+    basis: str | None = Field(description=_NOT_SHOWN)
     redress_fen: int
     remedies: list[Remedy]
     notice: NoticeOut
@@ -64,7 +70,7 @@ class DecisionOut(BaseModel):
 class ReviewDecisionOut(BaseModel):
     reviewer_id: str
     outcome: ReviewOutcome
-    findings: str
+    findings: str | None = Field(description=_NOT_SHOWN)
     new_outcome: Outcome | None
     new_redress_fen: int | None
     notice: NoticeOut
@@ -73,7 +79,7 @@ class ReviewDecisionOut(BaseModel):
 
 class ReviewOut(BaseModel):
     requested_on: date
-    grounds: str
+    grounds: str | None = Field(description=_NOT_SHOWN)
     reviewing_institution: str
     due_on: date = Field(description="The review's own due date.")
     status: ClockStatus | None
@@ -90,10 +96,10 @@ class RegulatorTransferOut(BaseModel):
 
 class MaskedComplainantOut(BaseModel):
     """The complainant with name, identity number and contact masked; absent keys were not
-    given."""
+    given. Once the case's personal data is erased, each of them is null."""
 
     kind: ComplainantKind
-    name: str
+    name: str | None
     id_type: IdType | None = None
     id_number: str | None = None
     contact: str | None = None
@@ -120,6 +126,10 @@ class CaseOut(BaseModel):
     )
     deadline: DeadlineOut
     complainant: MaskedComplainantOut
+    personal_data: Literal["held", "erased"] = Field(
+        description="`erased` once the case's retention ended and its data key was destroyed: "
+        "every personal field then reads as null."
+    )
     decision: DecisionOut | None
     review: ReviewOut | None
     regulator_transfer: RegulatorTransferOut | None
@@ -159,6 +169,12 @@ class EventMetadataOut(BaseModel):
     causation_id: str | None = None
     idempotency_key: str | None = None
     client: str | None = None
+    cipher_suite: str | None = Field(
+        default=None,
+        description="The suite the event's personal fields are sealed under (`aes-256-gcm`, "
+        "`sm4-gcm`), which also gives its chain hash (SHA-256, SM3); null for an event stored "
+        "before encryption (plaintext, SHA-256).",
+    )
 
 
 class StoredEventOut(BaseModel):

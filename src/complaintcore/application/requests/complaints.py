@@ -373,6 +373,19 @@ class FlagMajorBody(Body):
         return c.FlagMajor(c.MajorCause(self.cause), self.detail)
 
 
+class ErasePersonalDataBody(Body):
+    """Not an imported case's action: only an admin erases, once retention ended."""
+
+    reason: Text
+    legal_basis: Text
+    model_config = _examples(
+        {"reason": "保存期限届满", "legal_basis": "《个人信息保护法》第四十七条"}
+    )
+
+    def to_command(self, today: date) -> c.ErasePersonalData:
+        return c.ErasePersonalData(today, self.reason, self.legal_basis)
+
+
 # `POST /v1/complaints/{case_id}/{command}` and an imported case's actions: the body of each command
 COMMAND_BODIES: dict[str, type[Body]] = {
     "assign": AssignBody,

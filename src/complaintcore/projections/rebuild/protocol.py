@@ -2,16 +2,20 @@
 tables derived from it), what a rebuild reports as it goes, and the settings it runs with."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
 
+from complaintcore.crypto.keys import FileKeyProvider, KeyProvider
+from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState
+from complaintcore.infra.settings import get_settings
 from complaintcore.projections import case_view
 from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.statistics import facts as statistics
+from complaintcore.projections.streams import PersonalFields
 
 BUILDING = "_rebuild"  # the suffix of the tables a rebuild writes before it swaps them in
 
@@ -70,6 +74,8 @@ class RebuildTarget:
     record: Callable[[ComplaintState], tuple[Any, ...]]
     follows_feed: bool
     derived: DerivedTables | None = None
+    shows: frozenset[Path] = frozenset()
+    """The personal fields its rows show (masked): the only ones its rebuild opens."""
 
     @property
     def building_table(self) -> str:
@@ -89,7 +95,12 @@ def _case_view_record(state: ComplaintState) -> tuple[Any, ...]:
 
 TARGETS: dict[str, RebuildTarget] = {
     "case_view": RebuildTarget(
-        "case_view", "case_view", case_view.COLUMNS, _case_view_record, follows_feed=False
+        "case_view",
+        "case_view",
+        case_view.COLUMNS,
+        _case_view_record,
+        follows_feed=False,
+        shows=case_view.PERSONAL_FIELDS_SHOWN,
     ),
     statistics.NAME: RebuildTarget(
         statistics.NAME,
@@ -132,6 +143,26 @@ def default_scan_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
+def configured_key_provider() -> KeyProvider | None:
+    """The master key of `COMPLAINTCORE_MASTER_KEY_FILE`, if set (the command line passes the
+    one `serve` would use, the embedded default's included)."""
+    path = get_settings().master_key_file
+    return FileKeyProvider(path) if path is not None else None
+
+
+def personal_fields_of(
+    targets: Sequence[RebuildTarget], key_provider: KeyProvider | None
+) -> PersonalFields:
+    """What folding for `targets` opens: the fields any of them shows."""
+    shown = frozenset().union(*(target.shows for target in targets))
+    if shown and key_provider is None:
+        raise ValueError(
+            f"rebuilding {', '.join(t.name for t in targets if t.shows)} opens personal fields: "
+            "it needs the master key (COMPLAINTCORE_MASTER_KEY_FILE)"
+        )
+    return PersonalFields(shown, key_provider if shown else None)
+
+
 @dataclass(frozen=True)
 class RebuildSettings:
     page_events: int = 10_000  # events read per keyset page
@@ -142,6 +173,8 @@ class RebuildSettings:
     scan_workers: int = field(default_factory=default_scan_workers)
     scan_partitions: int | None = None  # ranges a new scan is split into; None: scan_workers
     progress_poll: float = 0.5  # seconds between reads of the workers' progress
+    # unwraps each case's key for the fields a projection shows (pickled as its file's path)
+    key_provider: KeyProvider | None = field(default_factory=configured_key_provider, repr=False)
 
     @property
     def partitions(self) -> int:

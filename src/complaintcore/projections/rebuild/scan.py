@@ -12,11 +12,11 @@ from typing import Any
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
-from complaintcore.projections.rebuild.protocol import TARGETS, RebuildSettings
+from complaintcore.projections.rebuild.protocol import TARGETS, RebuildSettings, personal_fields_of
 from complaintcore.projections.rebuild.ranges import ScanRange, move_range
 from complaintcore.projections.rebuild.tables import bulk_connection, copy_rows
 from complaintcore.projections.runner import close_quietly
-from complaintcore.projections.streams import DECODE_COLUMNS, fold_stream
+from complaintcore.projections.streams import PersonalFields, decode_columns, fold_stream
 
 _LAST_VERSION = 2**31 - 1
 
@@ -92,12 +92,18 @@ class RangeScan:
         scan_range = task.scan_range
         after = scan_range.after if scan_range.last_stream_id is None else scan_range.last_stream_id
         cursor = (after, _LAST_VERSION) if after is not None else ("", 0)
-        folding = _Folding()
+        personal = personal_fields_of(self._targets, settings.key_provider)
+        folding = _Folding(personal)
         written_events, finished = scan_range.events_done, False
         # Three things at once: PostgreSQL reads the next page (on a connection of its own) and
         # writes the last batch, while this process folds the page in hand.
         pages = _pages_ahead(
-            reader, cursor, scan_range.up_to, task.start_position, settings.page_events
+            reader,
+            cursor,
+            scan_range.up_to,
+            task.start_position,
+            settings.page_events,
+            personal.reads_keys,
         )
         writing: asyncio.Task[None] | None = None
         try:
@@ -155,6 +161,7 @@ async def _pages_ahead(
     up_to_stream_id: str | None,
     up_to_position: int,
     page_size: int,
+    with_keys: bool,
 ) -> AsyncIterator[tuple[list[asyncpg.Record], bool]]:
     """The events up to `up_to_position` after `cursor` (stream id, version) and up to stream
     `up_to_stream_id` (None: the last), page by page with whether it is the last, each page
@@ -162,7 +169,7 @@ async def _pages_ahead(
     # The upper bound is in the SQL only when there is one, so the index scan stops at it.
     bounded = "" if up_to_stream_id is None else " AND stream_id <= $5"
     query = (
-        f"SELECT {DECODE_COLUMNS} FROM events"
+        f"SELECT {decode_columns(with_keys)} FROM events"
         f" WHERE (stream_id, version) > ($1, $2) AND position <= $3{bounded}"
         " ORDER BY stream_id, version LIMIT $4"
     )
@@ -190,7 +197,8 @@ async def _pages_ahead(
 class _Folding:
     """Cases folded from rows in (stream_id, version) order, each once its last row is in."""
 
-    def __init__(self) -> None:
+    def __init__(self, personal: PersonalFields) -> None:
+        self._personal = personal
         self.states: list[ComplaintState] = []  # cases folded, not taken in a batch yet
         self._events = 0  # their events
         self._case_rows: list[asyncpg.Record] = []  # the events of the case being read
@@ -214,7 +222,7 @@ class _Folding:
         return batch
 
     def _fold(self, case_rows: list[asyncpg.Record]) -> None:
-        state = fold_stream(case_rows)
+        state = fold_stream(case_rows, self._personal)
         assert state is not None, "a stream always begins with its receipt"
         self.states.append(state)
         self._events += len(case_rows)

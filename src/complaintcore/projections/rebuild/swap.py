@@ -10,7 +10,12 @@ from complaintcore.projections.rebuild.jobs import (
     set_caught_up_to,
     set_phase,
 )
-from complaintcore.projections.rebuild.protocol import Progress, RebuildSettings, RebuildTarget
+from complaintcore.projections.rebuild.protocol import (
+    Progress,
+    RebuildSettings,
+    RebuildTarget,
+    personal_fields_of,
+)
 from complaintcore.projections.rebuild.tables import build_indexes, swap_tables, upsert_rows
 from complaintcore.projections.runner import read_checkpoint
 from complaintcore.projections.streams import fold_streams
@@ -90,7 +95,10 @@ class TargetRebuild:
         )
         fold_up_to = window_end if target.follows_feed and window_end else _ALL_POSITIONS
         states = await fold_streams(
-            connection, [row["stream_id"] for row in stream_ids], fold_up_to
+            connection,
+            [row["stream_id"] for row in stream_ids],
+            fold_up_to,
+            personal_fields_of([target], self._settings.key_provider),
         )
         await upsert_rows(connection, target, [target.record(state) for state in states])
         reached = window_end

@@ -1,0 +1,80 @@
+"""The personal fields of one case's payloads, sealed on their way into `events` and opened on
+their way out (DOMAIN.md "Personal data", crypto-shredding).
+
+A `StreamCipher` holds one case's suite and data key. Each personal value (the catalogue of
+`domain.personal_data`) is sealed into text bound to the case, the event's version and the field's
+JSON Pointer (`crypto.field_cipher`), so a ciphertext moved to another case, version or field does
+not open. Every other field stays as it is, readable for statistics and audit.
+
+Once the case's key is destroyed the cipher has no key: every personal value reads as None, the
+rest of the payload as stored (`domain.personal_data.erased`). A stream written before encryption
+records no suite on its events and is read as stored, without a cipher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from complaintcore.crypto.field_cipher import seal, unseal
+from complaintcore.crypto.suites import CipherSuite, CiphertextRejected
+from complaintcore.domain.personal_data import Path, map_personal, path_pattern
+
+__all__ = ["SealedEventUnreadable", "StreamCipher"]
+
+Payload = dict[str, Any]
+
+
+class SealedEventUnreadable(CiphertextRejected):
+    """A sealed payload that does not open: altered, or not this case's (never shown as text)."""
+
+
+@dataclass(frozen=True)
+class StreamCipher:
+    """One case's suite and data key (None once destroyed: the case's personal data is erased)."""
+
+    case_id: str
+    suite: CipherSuite
+    data_key: bytes | None
+
+    def __repr__(self) -> str:  # never the key
+        state = "erased" if self.data_key is None else "held"
+        return f"StreamCipher({self.case_id}, {self.suite.name}, {state})"
+
+    @property
+    def erased(self) -> bool:
+        return self.data_key is None
+
+    def seal(self, event_type: str, version: int, payload: Payload) -> Payload:
+        """`payload` with each personal value sealed at `version` (refused once erased)."""
+        key = self.data_key
+        if key is None:
+            raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
+        return map_personal(
+            event_type,
+            payload,
+            lambda where, value: seal(self.suite, key, self.case_id, version, where, value),
+        )
+
+    def open(
+        self,
+        event_type: str,
+        version: int,
+        payload: Payload,
+        only: Collection[Path] | None = None,
+    ) -> Payload:
+        """`payload` with each personal value opened (None once erased). With `only`, the personal
+        values of other paths read as None without being opened: a reader that needs a few
+        fields (a projection's masked complainant) pays for those alone."""
+        key = self.data_key
+
+        def open_one(where: str, sealed: Any) -> Any:
+            if key is None or (only is not None and path_pattern(where) not in only):
+                return None
+            try:
+                return unseal(self.suite, key, self.case_id, version, where, sealed)
+            except CiphertextRejected as error:
+                raise SealedEventUnreadable(str(error)) from None
+
+        return map_personal(event_type, payload, open_one)
