@@ -317,6 +317,7 @@ def _require_transaction(connection: asyncpg.Connection, operation: str) -> None
 
 
 async def recorded_key_ids(connection: asyncpg.Connection) -> set[str]:
-    """The ids of the master keys the stored data keys are wrapped under: start-up checks the
-    master key file against them (it needs no key to read them)."""
-    return {row["key_id"] for row in await connection.fetch(_KEY_IDS)}
+    """The ids of the master keys the stored data keys (and the service's keys) are wrapped
+    under: start-up checks the master key file against them (it needs no key to read them)."""
+    rows = await connection.fetch(f"{_KEY_IDS} UNION SELECT key_id FROM service_keys")
+    return {row["key_id"] for row in rows}
