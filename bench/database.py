@@ -14,7 +14,9 @@ from urllib.parse import parse_qs, urlparse
 
 import asyncpg
 
-from complaintcore.crypto.keys import create_master_key_file
+from complaintcore.application.master_key import case_keys_of
+from complaintcore.crypto.keys import FileKeyProvider, create_master_key_file
+from complaintcore.events.case_keys import CaseKeys
 from complaintcore.infra.database import plain_url
 from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
 from complaintcore.infra.migrations import upgrade_to_head
@@ -45,6 +47,12 @@ def bench_master_key_file() -> Path:
     path = folder / "master.key"
     create_master_key_file(path, os.environ.get("COMPLAINTCORE_CIPHER_SUITE", "aes-256-gcm"))
     return path
+
+
+def bench_case_keys() -> CaseKeys:
+    """Case keys under the run's master key, as `serve` makes them (for the bulk import)."""
+    suite = os.environ.get("COMPLAINTCORE_CIPHER_SUITE", "aes-256-gcm")
+    return case_keys_of(FileKeyProvider(bench_master_key_file()), suite)
 
 
 def fresh_database(server_url: str, name: str = BENCH_DATABASE) -> str:

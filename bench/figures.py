@@ -12,6 +12,7 @@ import orjson
 
 from bench import histories
 from bench.baselines import METADATA, PAYLOAD, WORKERS
+from bench.database import bench_case_keys
 from bench.measure import Throughput, run_workers
 from bench.service import load
 from complaintcore.application.bulk_import import (
@@ -72,7 +73,9 @@ async def bulk_import(url: str, lines: list[bytes]) -> tuple[Throughput, ImportR
             reference = await load_reference_data(
                 connection, shanghai_today(), ActorBody(id="bench", role="staff")
             )
-            importer = BulkImporter(connection, PostgresEventStore(pool), reference)
+            importer = BulkImporter(
+                connection, PostgresEventStore(pool), reference, bench_case_keys()
+            )
             started = time.perf_counter()
             report = await importer.run(numbered_lines(lines))
             elapsed = time.perf_counter() - started
