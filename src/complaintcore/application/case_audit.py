@@ -8,7 +8,7 @@ from complaintcore.application.case_document import case_document, jsonable
 from complaintcore.application.policies import policy_in_force
 from complaintcore.domain.deadlines import deadline_timeline
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import domain_events
+from complaintcore.events.codec import domain_events, stream_suite
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.stream_cipher import StreamCipher
@@ -49,6 +49,7 @@ def audit_case(
         state, timeline = None, []
     return {
         "case_id": case_id,
+        "cipher_suite": stream_suite(events),
         "chain": asdict(verdict),
         "state": _document(state, today) if state is not None else None,
         "timeline": timeline,

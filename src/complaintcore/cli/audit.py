@@ -111,10 +111,17 @@ def _header_lines(document: dict[str, Any]) -> list[str]:
         ("registration no", registration_no),
         ("institution", institution),
         ("status", status),
+        ("cipher suite", _suite_text(document["cipher_suite"])),
         ("hash chain", chain_verdict_text(document["chain"])),
     ]
     width = max(len(label) for label, _ in fields)
     return [f"{label.ljust(width)}  {value}" for label, value in fields]
+
+
+def _suite_text(suite: str | None) -> str:
+    if suite is None:
+        return "none (stored before encryption; SHA-256 chain)"
+    return f"{suite} ({'SM3' if suite == 'sm4-gcm' else 'SHA-256'} chain)"
 
 
 def chain_verdict_text(chain: dict[str, Any]) -> str:

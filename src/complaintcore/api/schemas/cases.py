@@ -215,6 +215,10 @@ class DeadlineChangeOut(BaseModel):
 
 class AuditOut(BaseModel):
     case_id: str
+    cipher_suite: str | None = Field(
+        description="The suite the stream's personal fields are sealed under, whose hash chains "
+        "it (`aes-256-gcm`: SHA-256; `sm4-gcm`: SM3); null for a stream stored before encryption."
+    )
     chain: ChainVerdictOut
     state: CaseOut | None
     timeline: list[DeadlineChangeOut]
