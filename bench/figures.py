@@ -157,6 +157,17 @@ def replay(base_url: str, token: str, seconds: float) -> dict[str, Throughput]:
     }
 
 
+def reveal(base_url: str, token: str, open_ids: list[str], seconds: float) -> Throughput:
+    """`GET /personal-data` of one case at a time, over the open cases in turn: each call
+    opens every sealed field of the case (its key cached after the first) and commits its
+    access-log row before answering."""
+    requests = [
+        ("GET", f"/v1/complaints/{case_id}/personal-data?purpose=bench", None)
+        for case_id in open_ids
+    ]
+    return load(base_url, requests, 1, seconds, token)[0]
+
+
 # One million case rows straight into case_view with SQL (the bulk import would take too long for
 # the 10-minute budget): most decided, some open with due dates around today, some stopped.
 # As the projection writes them, a decided case's clock is stopped at its decision notice.

@@ -128,6 +128,8 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
         log(f"statistics runner caught up in {measured['statistics_catch_up_s']:.1f} s")
         log("replay of a 30-event case")
         measured["replay"] = figures.replay(base_url, token, sizes.latency_seconds)
+        log("reveal of one case's personal data")
+        measured["reveal"] = figures.reveal(base_url, token, open_ids, sizes.latency_seconds)
         log(f"{sizes.query_cases} cases into case_view, then the deadline queries")
         asyncio.run(figures.fill_case_view(url, sizes.query_cases))
         measured["query_cases"] = figures.case_count(url)
@@ -274,6 +276,16 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
                 for name, t in replay.items()
             )
             + f"; measured once the runner caught up ({measured['statistics_catch_up_s']:.1f} s)",
+        )
+    )
+    reveal: Throughput = measured["reveal"]
+    rows.append(
+        ceiling_row(
+            "reveal of one case's personal data p99",
+            reveal.percentile(99),
+            "ms",
+            10,
+            f"p50 {reveal.percentile(50):.1f} ms; each call logged before it answers",
         )
     )
     for name, throughput in measured["queries"].items():
