@@ -5,6 +5,7 @@ options' defaults and the environment variables it reads; the defaults written o
 
 import argparse
 import importlib.metadata
+import inspect
 import json
 import subprocess
 import sys
@@ -56,6 +57,10 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
         ["file", "mode 0600", "--suite {aes-256-gcm,sm4-gcm}", "(default: aes-256-gcm)"],
         ["COMPLAINTCORE_LOG_FORMAT", "COMPLAINTCORE_LOG_LEVEL"],
     ),
+    ("keys", "rotate"): (
+        ["--new-key-file FILE", "--batch N", "(default: 500)", "not one event is touched"],
+        [*EVERY_COMMAND, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE"],
+    ),
     ("institutions", "load"): (["file"], READS_FILES),
     ("calendar", "load"): (["file"], READS_FILES),
     ("audit",): (["case_id", "--json", "exit status 0"], list(EVERY_COMMAND)),
@@ -74,6 +79,7 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
 REQUIRED_ARGUMENTS = {
     ("tokens", "create"): ["--id", "staff-1", "--role", "staff"],
     ("keys", "create"): ["master.key"],
+    ("keys", "rotate"): ["--new-key-file", "new.key"],
     ("institutions", "load"): ["tree.json"],
     ("calendar", "load"): ["calendar.json"],
     ("audit",): ["6f1c2d9e-0000-4000-8000-000000000000"],
@@ -237,6 +243,7 @@ def test_the_defaults_written_in_the_parsers_are_the_code_s() -> None:
     from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED
     from complaintcore.crypto.suites import DEFAULT_SUITE, SUITE_NAMES
     from complaintcore.domain.roles import ROLES
+    from complaintcore.events.case_keys import CaseKeys
     from complaintcore.projections.rebuild import TARGETS, RebuildSettings
 
     assert bulk_import.DEFAULT_BATCH_CASES == DEFAULT_BATCH_CASES
@@ -245,6 +252,8 @@ def test_the_defaults_written_in_the_parsers_are_the_code_s() -> None:
     assert RebuildSettings.page_events == projections.DEFAULT_PAGE_EVENTS
     assert tuple(sorted(ROLES)) == tokens.ROLE_CHOICES
     assert (keys.SUITE_CHOICES, keys.DEFAULT_SUITE) == (SUITE_NAMES, DEFAULT_SUITE)
+    rewrap_batch = inspect.signature(CaseKeys.rewrap_all).parameters["batch"].default
+    assert rewrap_batch == keys.DEFAULT_ROTATION_BATCH
 
 
 def test_rebuild_takes_the_workers_default_when_it_runs() -> None:

@@ -9,7 +9,9 @@ database (API.md "Personal data", README "Configuration").
   start, not at the first receipt), then the file, checked against its own check value.
 - `check_against_database`: every data key the database records must be wrapped under this
   key, so a service started with another key file refuses, naming both key ids, before it
-  tries to read a case.
+  tries to read a case. Midway through `keys rotate` the keys are under two ids, and neither
+  file would do: the refusal then names the unfinished rotation (`unfinished_rotation_target`)
+  and says to run it again, rather than send the operator after "the file that holds" a key.
 - `case_keys_of`: the process's `CaseKeys` (new keys for the deployment's suite, unwrapped keys
   cached), from the provider.
 
@@ -43,11 +45,25 @@ __all__ = [
     "check_against_database",
     "load_key_provider",
     "resolve_master_key_file",
+    "unfinished_rotation_target",
 ]
 
 EMBEDDED_KEY_FILE_NAME = "master.key"
 
 log = structlog.get_logger("complaintcore.master_key")
+
+# The key id most recently re-wrapped to: `rewrap_all` and `rewrap_service_keys` stamp each row
+# they move with `rewrapped_at`, so the newest stamp names the key of the latest rotation. A scan
+# of both tables (no index on the stamp), read only on the way to a refusal.
+_LAST_REWRAPPED_KEY_ID = """
+SELECT key_id FROM (
+    SELECT key_id, rewrapped_at FROM case_keys WHERE rewrapped_at IS NOT NULL
+    UNION ALL
+    SELECT key_id, rewrapped_at FROM service_keys WHERE rewrapped_at IS NOT NULL
+) AS rewrapped
+ORDER BY rewrapped_at DESC
+LIMIT 1
+"""
 
 
 class MasterKeyNotConfigured(MasterKeyError):
@@ -107,16 +123,54 @@ def load_key_provider(path: Path, suite_name: str) -> FileKeyProvider:
 
 async def check_against_database(connection: asyncpg.Connection, provider: KeyProvider) -> None:
     """`MasterKeyRejected`, naming both key ids, unless every data key the database records is
-    wrapped under `provider`'s key (a database with no data keys accepts any key)."""
-    others = await recorded_key_ids(connection) - {provider.key_id}
+    wrapped under `provider`'s key (a database with no data keys accepts any key). Midway
+    through a rotation it names the rotation instead: no single file will do until it ends."""
+    recorded = await recorded_key_ids(connection)
+    others = recorded - {provider.key_id}
     if not others:
         return
-    source = getattr(provider, "path", None)
-    holder = f"master key file {source}" if source is not None else "the master key provider"
+    holder = f"{_holder(provider)} holds key {provider.key_id}"
+    target = await unfinished_rotation_target(connection, recorded)
+    if target is not None:
+        raise MasterKeyRejected(_unfinished_rotation(target, recorded - {target}, holder))
     raise MasterKeyRejected(
-        f"{holder} holds key {provider.key_id}, but the database's data keys are wrapped under "
+        f"{holder}, but the database's data keys are wrapped under "
         f"{', '.join(sorted(others))}: start with the file that holds that key"
     )
+
+
+async def unfinished_rotation_target(
+    connection: asyncpg.Connection, recorded: set[str] | None = None
+) -> str | None:
+    """The key id an interrupted `keys rotate` was moving the data keys to, or None.
+
+    A rotation is unfinished while the keys are under more than one id and one of them is the
+    latest a row was re-wrapped to; keys a process still holding the old key made after a
+    rotation ended read the same way, and running it again moves them too. `recorded`: the
+    ids `recorded_key_ids` read already, if the caller has them.
+    """
+    if recorded is None:
+        recorded = await recorded_key_ids(connection)
+    if len(recorded) < 2:
+        return None
+    target: str | None = await connection.fetchval(_LAST_REWRAPPED_KEY_ID)
+    return target if target in recorded else None
+
+
+def _unfinished_rotation(target: str, old_key_ids: set[str], holder: str) -> str:
+    """One line: what is half done, and the command that finishes it."""
+    old = ", ".join(sorted(old_key_ids))
+    return (
+        f"a rotation to key {target} is unfinished: run `complaintcore keys rotate` again "
+        f"(COMPLAINTCORE_MASTER_KEY_FILE: the file of key {old}; --new-key-file: the file of key "
+        f"{target}), then start with the file of key {target}; the database's data keys are "
+        f"wrapped under {old} and {target}, and {holder}"
+    )
+
+
+def _holder(provider: KeyProvider) -> str:
+    source = getattr(provider, "path", None)
+    return f"master key file {source}" if source is not None else "the master key provider"
 
 
 def case_keys_of(provider: KeyProvider, suite_name: str) -> CaseKeys:

@@ -1,9 +1,10 @@
-"""`complaintcore keys create` (handler: `cli/keys.py`)."""
+"""`complaintcore keys create` and `keys rotate` (handlers: `cli/keys.py`)."""
 
+import argparse
 from pathlib import Path
 from typing import Any
 
-from complaintcore.cli.parsers.shared import add_command, add_group
+from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group
 
 # The suites of `complaintcore.crypto.suites` (`SUITE_NAMES`, `DEFAULT_SUITE`), written out here
 # so that printing help imports no crypto code; a unit test holds them together.
@@ -13,9 +14,24 @@ DEFAULT_SUITE = "aes-256-gcm"
 # Writing a key file touches no database: the command reads only how to log.
 LOGGING_ONLY = ("COMPLAINTCORE_LOG_FORMAT", "COMPLAINTCORE_LOG_LEVEL")
 
+# A rotation finds the current master key as `serve` does, and re-wraps in the database.
+ROTATION_ENVIRONMENT = (
+    *EVERY_COMMAND,
+    "COMPLAINTCORE_MASTER_KEY_FILE",
+    "COMPLAINTCORE_CIPHER_SUITE",
+)
+
+# `CaseKeys.rewrap_all`'s batch (a unit test holds them together).
+DEFAULT_ROTATION_BATCH = 500
+
 
 def register(commands: Any) -> None:
     key_commands = add_group(commands, "keys", help="master key files")
+    _register_create(key_commands)
+    _register_rotate(key_commands)
+
+
+def _register_create(key_commands: Any) -> None:
     create_parser = add_command(
         key_commands,
         "create",
@@ -38,3 +54,47 @@ def register(commands: Any) -> None:
         default=DEFAULT_SUITE,
         help="the cipher suite the key is for",
     )
+
+
+def _register_rotate(key_commands: Any) -> None:
+    rotate_parser = add_command(
+        key_commands,
+        "rotate",
+        help="re-wrap every data key under a new master key; Ctrl-C stops, running it again"
+        " finishes",
+        handler="complaintcore.cli.keys:rotate_keys_command",
+        environment=ROTATION_ENVIRONMENT,
+        description=(
+            "Re-wrap every data key (each case's, and the service's own) under the master key of "
+            "the new file, made beforehand with `complaintcore keys create FILE`, unwrapping them "
+            "with the current one: COMPLAINTCORE_MASTER_KEY_FILE, or the embedded database's "
+            "master.key, as serve finds it. Only the wrapping changes: not one event is touched. "
+            "Each batch is a transaction of its own; Ctrl-C or a crash leaves whole batches done, "
+            "and the same command again finishes (until then serve refuses to start, naming the "
+            "unfinished rotation). A process still holding the old key cannot open a re-wrapped "
+            "key: stop the services first, or restart them right after. Then set "
+            "COMPLAINTCORE_MASTER_KEY_FILE to the new file, and keep the old one until no backup "
+            "needs it."
+        ),
+    )
+    rotate_parser.add_argument(
+        "--new-key-file",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the new master key file (made by `complaintcore keys create FILE`)",
+    )
+    rotate_parser.add_argument(
+        "--batch",
+        type=_positive,
+        default=DEFAULT_ROTATION_BATCH,
+        metavar="N",
+        help="data keys re-wrapped per transaction",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
