@@ -24,6 +24,7 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.auth.tokens import create_token
 from complaintcore.events.model import EventMetadata, NewEvent
 from complaintcore.events.store import _TAKE_POSITION_FLOOR as TAKE_POSITION_FLOOR
@@ -155,6 +156,32 @@ def replay(base_url: str, token: str, seconds: float) -> dict[str, Throughput]:
         name: load(base_url, [("GET", path, None)], 1, seconds, token)[0]
         for name, path in routes.items()
     }
+
+
+# Cases received in 2018, all closed within the year: past 5 years' retention today.
+LONG_CLOSED_FIRST_DAY = date(2018, 1, 2)
+
+
+async def retention_sweep(url: str, cases: int) -> Throughput:
+    """Import `cases` cases closed years ago (not timed), then sweep them all: cases erased per
+    second by `RetentionSweep`, as `complaintcore personal-data sweep` runs it."""
+    lines = list(
+        histories.case_lines(cases, seed=11, prefix="CLOSED", first_day=LONG_CLOSED_FIRST_DAY)
+    )
+    await bulk_import(url, lines)
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            order = SweepOrder(on=shanghai_today(), correlation_id=f"bench-{uuid.uuid4()}")
+            sweep = RetentionSweep(connection, PostgresEventStore(pool), bench_case_keys(), order)
+            started = time.perf_counter()
+            report = await sweep.run()
+            elapsed = time.perf_counter() - started
+    finally:
+        await pool.close()
+    if report.erased < cases:
+        raise RuntimeError(f"the sweep erased {report.erased} of {cases}: {dict(report.skipped)}")
+    return Throughput(report.erased, elapsed)
 
 
 def reveal(base_url: str, token: str, open_ids: list[str], seconds: float) -> Throughput:

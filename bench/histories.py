@@ -151,12 +151,14 @@ def actions_of(rng: random.Random, received_on: date, handler: str) -> list[dict
     return actions
 
 
-def case_lines(count: int, seed: int = 20250101, prefix: str = "LEGACY") -> Iterator[bytes]:
-    """`count` import lines; about 4.5 events a case."""
+def case_lines(
+    count: int, seed: int = 20250101, prefix: str = "LEGACY", first_day: date = FIRST_DAY
+) -> Iterator[bytes]:
+    """`count` import lines, received from `first_day` on; about 4.5 events a case."""
     rng = random.Random(seed)
     for n in range(count):
         institution = rng.choice(RESPONDENTS)
-        received_on = FIRST_DAY + timedelta(days=rng.randrange(DAYS_SPREAD))
+        received_on = first_day + timedelta(days=rng.randrange(DAYS_SPREAD))
         case = {
             "external_id": f"{prefix}-{n:08d}",
             **receipt_body(rng, institution, received_on),

@@ -50,10 +50,11 @@ class Sizes:
     query_cases: int
     rebuild_small_events: int
     rebuild_large_events: int
+    sweep_cases: int
 
 
-FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000)
-QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000)
+FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000)
+QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000)
 
 
 def log(message: str) -> None:
@@ -110,6 +111,8 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
     ]
     asyncio.run(figures.bulk_import(url, extra))
     open_ids = [figures.case_id_for(f"BENCH-OPEN-{n:08d}") for n in range(sizes.open_cases)]
+    log(f"retention sweep of {sizes.sweep_cases} cases closed years ago")
+    measured["sweep"] = asyncio.run(figures.retention_sweep(url, sizes.sweep_cases))
     if rebuild_available():
         measured["rebuild_small"] = rebuild_to(
             url, sizes.rebuild_small_events, sizes, "small", measured
@@ -262,6 +265,17 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
         ),
     ]
     rows += rebuild_rows(measured, raw_read)
+    sweep: Throughput = measured["sweep"]
+    rows.append(
+        Row(
+            "retention sweep (cases erased)",
+            sweep.per_second,
+            "cases/s",
+            target=">= 1,000 cases/s",
+            met=sweep.per_second >= 1_000,
+            note=f"{sweep.operations:,} cases in {sweep.seconds:.1f} s",
+        )
+    )
     replay: dict[str, Throughput] = measured["replay"]
     worst = max(replay, key=lambda name: replay[name].percentile(99))
     rows.append(

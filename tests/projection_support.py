@@ -45,6 +45,7 @@ from complaintcore.domain.commands import (
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.projections.case_view import load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import database_cloned_from_template, session_case_keys
@@ -77,14 +78,31 @@ class CaseDesk:
         self.store = PostgresEventStore(pool)
         self.institutions = InstitutionDirectory(pool)
         self.today = date(2026, 1, 1)
-        self.service = ComplaintService(
-            pool,
-            self.store,
-            self.institutions,
-            CalendarRepository(pool),
-            session_case_keys(),
-            today=lambda: self.today,
-        )
+        self._service: ComplaintService | None = None
+
+    @property
+    def service(self) -> ComplaintService:
+        assert self._service is not None, "the desk's service is made by its first command"
+        return self._service
+
+    async def _ready_service(self) -> ComplaintService:
+        """The service, made on first use: its blind index key is read from the database."""
+        if self._service is None:
+            case_keys = session_case_keys()
+            async with self.pool.acquire() as connection:
+                index_key = await load_index_key(
+                    connection, case_keys.provider, case_keys.suite.name
+                )
+            self._service = ComplaintService(
+                self.pool,
+                self.store,
+                self.institutions,
+                CalendarRepository(self.pool),
+                case_keys,
+                index_key,
+                today=lambda: self.today,
+            )
+        return self._service
 
     async def plant_tree(self) -> None:
         for code, name, kind, parent in TREE:
@@ -92,7 +110,8 @@ class CaseDesk:
 
     async def _handle(self, case_id: str, command: Any, on: date) -> None:
         self.today = on
-        await self.service.handle(STAFF, case_id, command, None, RequestInfo(), _rendered)
+        service = await self._ready_service()
+        await service.handle(STAFF, case_id, command, None, RequestInfo(), _rendered)
 
     async def receive(
         self,
@@ -124,9 +143,8 @@ class CaseDesk:
                 category=Category(business, reason),
             )
 
-        rendered = await self.service.receive(
-            STAFF, institution, on, build, RequestInfo(), _rendered
-        )
+        service = await self._ready_service()
+        rendered = await service.receive(STAFF, institution, on, build, RequestInfo(), _rendered)
         return rendered.body["id"]
 
     async def assign(self, case_id: str, on: date, handler: str = HANDLER) -> None:

@@ -73,6 +73,17 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
         ["case_view, statistics", "(default: 10000)", "(default: the number of CPUs"],
         list(EVERY_COMMAND),
     ),
+    ("personal-data", "sweep"): (
+        [
+            "--dry-run",
+            "--on DATE",
+            "(default: 300)",
+            "(default: retention-sweep)",
+            "(default: retention period ended)",
+            "(default: today in Asia/Shanghai)",
+        ],
+        [*EVERY_COMMAND, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE"],
+    ),
 }
 
 # The smallest arguments each command parses with.

@@ -16,6 +16,7 @@ from complaintcore.api.middleware import CorrelationIdMiddleware
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
 from complaintcore.api.request_gate import RequestGate
 from complaintcore.api.routes import calendars as calendar_routes
+from complaintcore.api.routes import complainants as complainant_routes
 from complaintcore.api.routes import complaint_commands, complaint_queries, feed
 from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import personal_data as personal_data_routes
@@ -27,10 +28,13 @@ from complaintcore.application.master_key import (
     load_key_provider,
 )
 from complaintcore.auth.tokens import SeenTokens
+from complaintcore.crypto.blind_index import IndexKey
+from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.infra.database import create_pool
+from complaintcore.infra.database import connect, create_pool
 from complaintcore.infra.log_config import configure_logging
 from complaintcore.infra.settings import Settings, get_settings
+from complaintcore.projections.case_view import load_index_key
 from complaintcore.projections.runner import background_runners
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -50,6 +54,9 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             )
         app.state.key_provider = load_key_provider(settings.master_key_file, settings.cipher_suite)
         app.state.case_keys = case_keys_of(app.state.key_provider, settings.cipher_suite)
+        app.state.index_key = await _index_key_of(
+            database_url, app.state.key_provider, settings.cipher_suite
+        )
         pool = await create_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
@@ -59,7 +66,12 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         app.state.institutions = InstitutionDirectory(pool)
         app.state.calendars = CalendarRepository(pool)
         app.state.complaints = ComplaintService(
-            pool, app.state.store, app.state.institutions, app.state.calendars, app.state.case_keys
+            pool,
+            app.state.store,
+            app.state.institutions,
+            app.state.calendars,
+            app.state.case_keys,
+            app.state.index_key,
         )
         app.state.seen_tokens = SeenTokens()
         try:
@@ -99,7 +111,18 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(feed.router)
     app.include_router(statistics_routes.router)
     app.include_router(personal_data_routes.router)
+    app.include_router(complainant_routes.router)
     return app
+
+
+async def _index_key_of(database_url: str, provider: KeyProvider, suite_name: str) -> IndexKey:
+    """The blind index's key, read (made on a new database) once at start, on a connection of
+    its own, before the pool: what the commands write and the search looks up with."""
+    connection = await connect(database_url)
+    try:
+        return await load_index_key(connection, provider, suite_name)
+    finally:
+        await connection.close()
 
 
 def _exempt_startup_objects_from_gc() -> None:

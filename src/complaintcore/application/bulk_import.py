@@ -58,6 +58,7 @@ from complaintcore.application.policies import policy_in_force
 from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
+from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import MergeComplaint
 from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
@@ -72,7 +73,7 @@ from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidE
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
-from complaintcore.projections.case_view import case_view_row
+from complaintcore.projections.case_view import case_view_row, load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 
 IMPORT_NAMESPACE = uuid.UUID("6f1c9e4a-2b7d-5c3e-9a8f-1d2e3f4a5b6c")
@@ -365,6 +366,7 @@ class BulkImporter:
         self._case_keys = case_keys
         self._reference = reference
         self._batch_cases = batch_cases
+        self._index_key: IndexKey | None = None  # the blind index's, loaded as `run` starts
 
     async def run(
         self,
@@ -373,6 +375,9 @@ class BulkImporter:
     ) -> ImportReport:
         """Import every (line number, text) pair; `on_batch` is told after each batch."""
         await use_binary_json(self._connection)
+        self._index_key = await load_index_key(
+            self._connection, self._case_keys.provider, self._case_keys.suite.name
+        )
         report = ImportReport()
         for batch in _batches(lines, self._batch_cases):
             await self._import_batch(batch, report)
@@ -451,7 +456,7 @@ class BulkImporter:
             numbers = await allocate_registration_numbers(self._connection, accepted)
             view_records: list[tuple[Any, ...]] = []
             for case, number in zip(accepted, numbers, strict=True):
-                view = case_view_row(case.state) | {"registration_no": number}
+                view = case_view_row(case.state, self._index_key) | {"registration_no": number}
                 view_records.append(tuple(view[column] for column in CASE_VIEW_COLUMNS))
             # a generator: the store hashes each case's events as soon as they are made
             streams = (

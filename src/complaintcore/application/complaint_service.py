@@ -39,6 +39,7 @@ from complaintcore.application.idempotency import (
 from complaintcore.application.policies import policy_in_force
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
+from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import (
     ErasePersonalData,
@@ -63,7 +64,10 @@ from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEv
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra import advisory_locks
-from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN, upsert_case_view
+from complaintcore.projections.case_view import (
+    PERSONAL_FIELDS_SHOWN,
+    upsert_case_view,
+)
 from complaintcore.reference.institutions import lineage_sql
 
 MAX_ATTEMPTS = 10
@@ -205,11 +209,14 @@ class ComplaintService:
         institutions: InstitutionLookup,
         calendars: CalendarSource | StampedCalendarSource,
         case_keys: CaseKeys,
+        index_key: IndexKey,
         today: Callable[[], date] = shanghai_today,
     ) -> None:
+        """`index_key`: the blind index's key, loaded at start (`case_view.load_index_key`)."""
         self._pool = pool
         self._store = store
         self._case_keys = case_keys
+        self._index_key = index_key
         self._institutions = institutions
         self._calendars = calendars
         # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
@@ -474,7 +481,7 @@ class ComplaintService:
         for event in events:
             new_state = evolve(new_state, event)
         assert new_state is not None
-        await upsert_case_view(connection, new_state)
+        await upsert_case_view(connection, new_state, self._index_key)
         return render(new_state, today, policy)
 
     async def _visible_state(

@@ -34,6 +34,7 @@ from complaintcore.cli.demo_data import (
     demo_stories,
     institution_nodes,
 )
+from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import MergeComplaint
 from complaintcore.domain.policy import InstitutionPolicy
@@ -43,6 +44,7 @@ from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
+from complaintcore.projections.case_view import load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
 
@@ -90,7 +92,9 @@ async def seed_demo(
     tokens = [(principal, await _token_for(pool, principal)) for principal in DEMO_PRINCIPALS]
     calendar = await CalendarRepository(pool).working_day_calendar()
     stories = demo_stories(seed, case_count, today, calendar.years)
-    player = _StoryPlayer(pool, directory, calendar, case_keys)
+    async with pool.acquire() as connection:
+        index_key = await load_index_key(connection, case_keys.provider, case_keys.suite.name)
+    player = _StoryPlayer(pool, directory, calendar, case_keys, index_key)
     cases = [await player.play(story) for story in stories]
     return DemoResult(tokens, cases)
 
@@ -123,6 +127,7 @@ class _StoryPlayer:
         directory: InstitutionDirectory,
         calendar: WorkingDayCalendar,
         case_keys: CaseKeys,
+        index_key: IndexKey,
     ) -> None:
         self._business_date = date.min
         self._service = ComplaintService(
@@ -131,6 +136,7 @@ class _StoryPlayer:
             directory,
             _LoadedCalendar(calendar),
             case_keys,
+            index_key,
             today=lambda: self._business_date,
         )
         self._case_ids: list[str] = []

@@ -18,6 +18,7 @@ from complaintcore.cli.parsers import (
     bulk_import,
     demo,
     keys,
+    personal_data,
     projections,
     reference,
     server,
@@ -34,7 +35,17 @@ EPILOG = (
     "Each command's --help gives its options' defaults and the environment variables it reads\n"
     "(also from a .env file in the working directory): complaintcore COMMAND --help."
 )
-COMMAND_GROUPS = (server, tokens, keys, reference, audit, bulk_import, demo, projections)
+COMMAND_GROUPS = (
+    server,
+    tokens,
+    keys,
+    reference,
+    audit,
+    bulk_import,
+    demo,
+    projections,
+    personal_data,
+)
 
 
 class CommandLineParser(argparse.ArgumentParser):

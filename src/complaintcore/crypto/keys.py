@@ -11,7 +11,7 @@ is UTF-8 text, `#` comment lines and blank lines aside, of exactly one line:
 
     complaintcore-master-key v1 <suite> <key id> <key>
 
-`<suite>` is `aes-256-gcm` or `sm4-gcm` (the AEAD that wraps data keys, and the hash of HKDF);
+`<suite>` is `aes-256-gcm` or `sm4-gcm` (the AEAD that wraps data keys);
 `<key>` is the suite's key (32 or 16 bytes) in unpadded base64url; `<key id>` is the key's check
 value: the first 8 bytes, in hex, of HMAC(key, "complaintcore master key check value v1") under
 the suite's hash. It names the key without revealing it, and detects two failures at start-up:
@@ -44,9 +44,8 @@ The master key then never leaves the HSM; a data key exists unwrapped only in th
 for a remote KMS the store calls them through `asyncio.to_thread`, and the cache keeps them off the
 path of most reads. A KMS that generates data keys itself (GenerateDataKey) fits the same seam:
 generate locally with the suite and wrap, or add a `new_wrapped_data_key` later. The blind index
-key (`blind_index.IndexKey`) is derived from the master key by `derive_key` (`KeyDeriver`); a KMS
-provider derives it with the KMS's HMAC operation over the same label, or keeps an index key of its
-own stored wrapped.
+key is not derived from the master key: it is a random key kept wrapped like a data key
+(`events/service_keys.py`), so any provider that wraps serves it too, and a rotation keeps it.
 
 Unwrapped data keys are cached per process by `key_cache.DataKeyCache`, with care (see there).
 """
@@ -65,7 +64,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from complaintcore.crypto.suites import (
     DEFAULT_SUITE,
@@ -78,7 +76,6 @@ from complaintcore.crypto.suites import (
 __all__ = [
     "FILE_MAGIC",
     "FileKeyProvider",
-    "KeyDeriver",
     "KeyProvider",
     "MasterKeyError",
     "MasterKeyMissing",
@@ -95,7 +92,6 @@ _CHECK_VALUE_LABEL = b"complaintcore master key check value v1"
 _CHECK_VALUE_BYTES = 8
 _WRAP_FORMAT = 1
 _WRAP_LABEL = b"complaintcore data key v1\x00"
-_DERIVE_LABEL = b"complaintcore derived key v1\x00"
 
 
 class MasterKeyError(Exception):
@@ -127,12 +123,6 @@ class KeyProvider(Protocol):
         """The data key of `wrap`'s output: `MasterKeyRejected` if another master key wrapped
         it, `CiphertextRejected` if it was altered."""
         ...
-
-
-class KeyDeriver(Protocol):
-    """A provider that can derive a secret for a named purpose from its master key."""
-
-    def derive_key(self, purpose: str, length: int = 32) -> bytes: ...
 
 
 class FileKeyProvider:
@@ -182,19 +172,6 @@ class FileKeyProvider:
                 f"{self.path} holds key {self._key_id}"
             )
         return self.suite.decrypt(self._key, sealed, _WRAP_LABEL + key_id.encode())
-
-    def derive_key(self, purpose: str, length: int = 32) -> bytes:
-        """A secret for `purpose` (e.g. the blind index), derived from the master key by HKDF
-        under the suite's hash. It changes when the master key does (see `blind_index`)."""
-        if not purpose:
-            raise ValueError("a derived key needs a purpose")
-        kdf = HKDF(
-            algorithm=self.suite.hash_algorithm(),
-            length=length,
-            salt=None,
-            info=_DERIVE_LABEL + purpose.encode(),
-        )
-        return kdf.derive(self._key)
 
 
 def create_master_key_file(path: Path | str, suite_name: str = DEFAULT_SUITE) -> str:

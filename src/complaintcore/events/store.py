@@ -32,13 +32,13 @@ needs no head at all: its predecessor is the genesis hash and the key refuses a 
 A guard that holds nothing (the remembered head was never committed, or another process wrote the
 stream) costs one round trip more: the head is read, as without a remembered one.
 
-Why one file of 560 lines: append, group commit, the position floors and the feed that relies
+Why one file of 620 lines: append, group commit, the position floors and the feed that relies
 on them are one concurrency argument, made once here; hashing, chaining and the bulk COPY are
 modules of their own.
 """
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Protocol
 
@@ -431,6 +431,43 @@ class PostgresEventStore:
         self._heads.remember(stream_id, last_version, rows.hashes[-1])
         return AppendResult(stream_id, current_version + 1, last_version, positions)
 
+    async def append_one_each(
+        self,
+        connection: asyncpg.Connection,
+        events: Mapping[str, NewEvent],
+        heads: Mapping[str, tuple[int, str]],
+    ) -> dict[str, int]:
+        """Append one event to each of many existing streams (`events` by stream id), each after
+        the head the caller read (`heads`: version, hash), with one statement in the caller's
+        transaction; the position of each event written, by stream id.
+
+        For a batch job that has read the streams it writes (the retention sweep): one round trip
+        for the batch instead of one a stream. Each row is guarded as the group commit guards its
+        rows (`_INSERT_BATCH`, which also takes the position floor before the first position is
+        drawn): a stream whose given head is not in it (no event at that version with that hash)
+        is left out of the answer, and nothing is written to it; a stream that has moved past
+        its head (another writer's event at the next version, committed or in flight) refuses
+        the whole statement through the unique (stream, version) key, with `ConcurrencyError` (on
+        the first of the streams, for the refusal does not say which; `actual_version` None)
+        and, as there is no savepoint, leaves the caller's transaction aborted, to be rolled
+        back.
+        """
+        if not connection.is_in_transaction():
+            raise ValueError("append_one_each writes in the caller's transaction")
+        rows = [
+            _next_row(stream_id, event, heads[stream_id]) for stream_id, event in events.items()
+        ]
+        if not rows:
+            return {}
+        for stream_id in events:
+            self._heads.forget(stream_id)  # the transaction may still roll back
+        try:
+            inserted = await connection.fetch(_INSERT_BATCH, *zip(*rows, strict=True))
+        except asyncpg.UniqueViolationError:
+            first = next(iter(events))
+            raise ConcurrencyError(first, heads[first][0], None) from None
+        return {row["stream_id"]: row["position"] for row in inserted}
+
     async def append_streams(
         self, connection: asyncpg.Connection, streams: Iterable[NewStream]
     ) -> int:
@@ -550,6 +587,25 @@ async def take_position_floor(connection: asyncpg.Connection) -> None:
     calls this in its transaction right before the rows that draw positions from the sequence.
     """
     await connection.execute(_TAKE_POSITION_FLOOR)
+
+
+def _next_row(stream_id: str, event: NewEvent, head: tuple[int, str]) -> Row:
+    """`event` numbered, stamped and chained after `head`, a row of `_INSERT_BATCH`."""
+    version, prev_hash = head
+    if version < 1:
+        raise ValueError(f"stream {stream_id!r}: append_one_each appends to existing streams")
+    rows = chained_rows(stream_id, [event], version, prev_hash, None)
+    return Row(
+        stream_id,
+        version + 1,
+        event.event_type,
+        event.schema_version,
+        rows.data[0],
+        rows.metadata[0],
+        rows.recorded_at,
+        prev_hash,
+        rows.hashes[0],
+    )
 
 
 def _stored_event(row: asyncpg.Record) -> StoredEvent:

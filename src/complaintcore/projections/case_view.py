@@ -1,8 +1,16 @@
 """The case-state projection: one row per case with what the list and deadline queries need.
 
-The row is a pure function of the case's folded state, written in the same transaction as the
-command's events (so a query right after a command sees it) and rebuilt from the events alone.
-Personal data is masked here (Art. 22): the list never needs it in clear.
+The row is a pure function of the case's folded state (and of the deployment's blind-index
+key), written in the same transaction as the command's events (so a query right after a command
+sees it) and rebuilt from the events alone. Personal data is masked here (Art. 22): the list never
+needs it in clear.
+
+`complainant_index` is the blind index of the complainant's identity document
+(`crypto.blind_index`), by which staff find a complainant's other cases (Art. 18): a keyed hash,
+never the number. Every writer of rows (the commands, the bulk import, the rebuild with its
+catch-up) computes it here with the one key of the deployment (`load_index_key`), so the live and
+the rebuilt rows are equal. It is None for a complainant without a typed identity number and once
+the case's personal data is erased: an erased case is found by no one.
 """
 
 from datetime import date
@@ -10,9 +18,13 @@ from typing import Any
 
 import asyncpg
 
+from complaintcore.crypto.blind_index import IndexKey, blind_index, normalised_number
+from complaintcore.crypto.keys import KeyProvider
+from complaintcore.crypto.suites import suite_named
 from complaintcore.domain.identity import mask_id_number, mask_name, mask_phone
 from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, closed_on
+from complaintcore.events.service_keys import BLIND_INDEX, service_key
 
 COLUMNS = (
     "case_id",
@@ -43,6 +55,7 @@ COLUMNS = (
     "complainant",
     "closed_on",
     "personal_data",
+    "complainant_index",
 )
 
 
@@ -75,7 +88,37 @@ def masked_complainant(state: ComplaintState) -> dict[str, Any]:
     return masked
 
 
-def case_view_row(state: ComplaintState) -> dict[str, Any]:
+async def load_index_key(
+    connection: asyncpg.Connection, provider: KeyProvider, suite_name: str
+) -> IndexKey:
+    """The deployment's blind-index key, unwrapped by `provider` (made for `suite_name` by the
+    first process that needs it). Load it once per process or run, on a connection outside any
+    transaction: a key made in a transaction that rolls back would be used but never stored."""
+    recorded_suite, secret = await service_key(connection, provider, BLIND_INDEX, suite_name)
+    return IndexKey(secret, suite_named(recorded_suite))
+
+
+def complainant_index(state: ComplaintState, index_key: IndexKey | None) -> str | None:
+    """The blind index of the complainant's identity document; None when there is none to
+    index (no typed number, or one of spaces and dashes only) or the case's personal data is
+    erased. `ValueError` when there is one and no key: a row without it would silently hide
+    the case from the search."""
+    complainant = state.complainant
+    if state.personal_data_erased or complainant.id_type is None:
+        return None
+    if not complainant.id_number or not normalised_number(complainant.id_number):
+        return None
+    if index_key is None:
+        raise ValueError(
+            f"case {state.id}: the case view of a complainant with an identity number needs "
+            "the blind index's key"
+        )
+    return blind_index(index_key, str(complainant.id_type), complainant.id_number)
+
+
+def case_view_row(state: ComplaintState, index_key: IndexKey | None) -> dict[str, Any]:
+    """The row of the case; `index_key` may be None only for a case without an identity number
+    to index (an erased one, for instance): see `complainant_index`."""
     decision, review = state.decision, state.review
     return {
         "case_id": state.id,
@@ -110,6 +153,7 @@ def case_view_row(state: ComplaintState) -> dict[str, Any]:
         # its review window), from which its retention runs; None while it is open
         "closed_on": closed_on(state, date.max),
         "personal_data": state.personal_data,
+        "complainant_index": complainant_index(state, index_key),
     }
 
 
@@ -121,6 +165,10 @@ ON CONFLICT (case_id) DO UPDATE SET
 """
 
 
-async def upsert_case_view(connection: asyncpg.Connection, state: ComplaintState) -> None:
-    row = case_view_row(state)
+async def upsert_case_view(
+    connection: asyncpg.Connection, state: ComplaintState, index_key: IndexKey | None = None
+) -> None:
+    """Write the case's row. Without `index_key` only for a case without an identity number to
+    index, e.g. the erasure sweep's erased states; else `ValueError` (`complainant_index`)."""
+    row = case_view_row(state, index_key)
     await connection.execute(_UPSERT, *(row[column] for column in COLUMNS))

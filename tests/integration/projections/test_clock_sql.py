@@ -30,6 +30,8 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from complaintcore.crypto.blind_index import IndexKey
+from complaintcore.crypto.suites import AES_256_GCM, suite_named
 from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.domain.commands import (
     Approval,
@@ -77,6 +79,7 @@ from complaintcore.projections.statistics.facts import statistics_row
 from complaintcore.projections.statistics.queries import query_figures
 
 CALENDAR = seeded_calendar()
+INDEX_KEY = IndexKey(b"k" * 32, suite_named(AES_256_GCM))  # the rows' blind index: not judged here
 INSTITUTION = "SB-1"
 HANDLER = "h-1"
 FIRST_JUDGEMENT = date(2025, 9, 1)
@@ -267,7 +270,7 @@ async def _write(pool: asyncpg.Pool, states: list[ComplaintState]) -> None:
             " DELETE FROM statistics_handling_days; DELETE FROM statistics_pause_spans"
         )
         for state in states:
-            await upsert_case_view(connection, state)
+            await upsert_case_view(connection, state, INDEX_KEY)
         await write_statistics(connection, [statistics_row(state) for state in states])
 
 

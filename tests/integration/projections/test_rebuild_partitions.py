@@ -262,8 +262,10 @@ async def test_a_scan_interrupted_before_the_ranges_migration_goes_on_as_one_ran
     (scanned,) = await ranges_of(pool)
     assert scanned.last_stream_id is not None
 
-    # going below 0009 drops the case keys with their table: kept here and put back after
+    # going below 0009 drops the case keys with their table, and below 0011 the blind index's
+    # key with `service_keys`: kept here and put back after, so the indexes come out the same
     case_keys = await pool.fetch("SELECT case_id, suite, key_id, wrapped FROM case_keys")
+    service_keys = await pool.fetch("SELECT purpose, suite, key_id, wrapped FROM service_keys")
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0005")
     before = await pool.fetch(
         "SELECT last_stream_id, events_done FROM projection_rebuilds ORDER BY name"
@@ -273,6 +275,10 @@ async def test_a_scan_interrupted_before_the_ranges_migration_goes_on_as_one_ran
     await pool.executemany(
         "INSERT INTO case_keys (case_id, suite, key_id, wrapped) VALUES ($1, $2, $3, $4)",
         [tuple(row) for row in case_keys],
+    )
+    await pool.executemany(
+        "INSERT INTO service_keys (purpose, suite, key_id, wrapped) VALUES ($1, $2, $3, $4)",
+        [tuple(row) for row in service_keys],
     )
 
     assert await ranges_of(pool) == [scanned]

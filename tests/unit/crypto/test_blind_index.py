@@ -3,20 +3,17 @@ another for another key, suite or document type, and never the number itself."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
 from complaintcore.crypto.blind_index import (
-    INDEX_KEY_PURPOSE,
     IndexKey,
     blind_index,
     normalised_identity,
+    normalised_number,
 )
-from complaintcore.crypto.keys import FileKeyProvider, create_master_key_file
 from complaintcore.crypto.suites import AES_256_GCM, SM4_GCM, suite_named
 
 NUMBER = "11010519491231002X"
@@ -80,18 +77,13 @@ def test_the_index_never_contains_the_number(number: str) -> None:
         assert number[:8] not in index and number[-8:].upper() not in index.upper()
 
 
-def test_the_index_key_is_derived_from_the_master_key(tmp_path: Path) -> None:
-    create_master_key_file(tmp_path / "a.key", SM4_GCM)
-    create_master_key_file(tmp_path / "b.key", SM4_GCM)
-    suite = suite_named(SM4_GCM)
-    a = IndexKey.derive(FileKeyProvider(tmp_path / "a.key"), suite)
-    a_again = IndexKey.derive(FileKeyProvider(tmp_path / "a.key"), suite)
-    b = IndexKey.derive(FileKeyProvider(tmp_path / "b.key"), suite)
-    assert a == a_again and a != b
-    assert a.secret == FileKeyProvider(tmp_path / "a.key").derive_key(INDEX_KEY_PURPOSE, 32)
-    assert blind_index(a, "resident_id", NUMBER) == blind_index(a_again, "resident_id", NUMBER)
-    assert blind_index(a, "resident_id", NUMBER) != blind_index(b, "resident_id", NUMBER)
-    assert a.secret.hex() not in repr(a)
+def test_the_key_is_never_shown() -> None:
+    assert "k" * 32 not in repr(AES_KEY) and (b"k" * 32).hex() not in repr(AES_KEY)
+
+
+@pytest.mark.parametrize("spelling", ["", " ", " - －　", "\u200b", "‐—"])
+def test_a_number_of_spaces_and_dashes_only_normalises_to_nothing(spelling: str) -> None:
+    assert normalised_number(spelling) == ""
 
 
 @pytest.mark.parametrize(

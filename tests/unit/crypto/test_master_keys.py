@@ -199,17 +199,6 @@ def test_rewrap_moves_a_data_key_to_the_new_master_key(tmp_path: Path) -> None:
         old.unwrap(rewrapped)
 
 
-def test_derived_keys_follow_the_master_key_and_the_purpose(tmp_path: Path) -> None:
-    create_master_key_file(tmp_path / "a.key")
-    create_master_key_file(tmp_path / "b.key")
-    a, a_again = FileKeyProvider(tmp_path / "a.key"), FileKeyProvider(tmp_path / "a.key")
-    b = FileKeyProvider(tmp_path / "b.key")
-    assert a.derive_key("blind-index") == a_again.derive_key("blind-index")
-    assert a.derive_key("blind-index") != a.derive_key("something-else")
-    assert a.derive_key("blind-index") != b.derive_key("blind-index")
-    assert len(a.derive_key("blind-index")) == 32
-
-
 def test_the_provider_never_shows_its_key(tmp_path: Path) -> None:
     create_master_key_file(tmp_path / "master.key")
     provider = FileKeyProvider(tmp_path / "master.key")

@@ -59,6 +59,12 @@ size grows with months and keys, not cases); the parent adds them up and writes 
 with the phase change. A resumed scan first sums the rows written before. Catch-up writes rows
 the way the runner does, moving the buckets.
 
+Rows are made by each projection's `make_record`, called once per range scan (in the worker
+that scans it) and once before the catch-up, never per case: the case view's reads the blind
+index's key (`service_keys`, unwrapped with `RebuildSettings.key_provider`) on the scan's own
+connection, so every worker hashes identity documents under the key the commands use and a
+rebuilt `complainant_index` equals the live one; the key itself never crosses a process boundary.
+
 Resuming: running the command again finds the progress row and carries on at its phase (a scan:
 each range after its last case written). `--restart` throws it away and starts over; so does a
 change of the live table's columns since the rebuild began.

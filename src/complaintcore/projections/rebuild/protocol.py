@@ -1,8 +1,10 @@
 """What a rebuildable projection is (its table, its row as a function of a case's state, the
 tables derived from it), what a rebuild reports as it goes, and the settings it runs with."""
 
+from __future__ import annotations
+
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,16 +64,25 @@ class _StatisticsBuckets:
         await statistics_buckets.write_statistics(connection, records, suffix)
 
 
+Record = Callable[[ComplaintState], tuple[Any, ...]]
+"""A projection's row (its columns' values, in order) as a function of a case's state."""
+
+RecordMaker = Callable[[asyncpg.Connection, "RebuildSettings"], Awaitable[Record]]
+"""Makes a projection's `Record` for one scan or catch-up, with what it needs that is not in the
+events (the blind index's key), read on the connection given, outside any transaction."""
+
+
 @dataclass(frozen=True)
 class RebuildTarget:
-    """A rebuildable projection: its table, its row as a function of a case's state, and
+    """A rebuildable projection: its table, how its row is made from a case's state, and
     whether it follows the feed with a checkpoint (else the commands write it live); `derived`:
     tables summing its rows, rebuilt and swapped with it."""
 
     name: str
     table: str
     columns: tuple[str, ...]
-    record: Callable[[ComplaintState], tuple[Any, ...]]
+    make_record: RecordMaker
+    """Called once per range scan (in its worker process) and per catch-up, never per case."""
     follows_feed: bool
     derived: DerivedTables | None = None
     shows: frozenset[Path] = frozenset()
@@ -88,9 +99,28 @@ class RebuildTarget:
         return [(table, f"{table}{BUILDING}") for table in tables]
 
 
-def _case_view_record(state: ComplaintState) -> tuple[Any, ...]:
-    row = case_view.case_view_row(state)
-    return tuple(row[column] for column in case_view.COLUMNS)
+async def _case_view_record(connection: asyncpg.Connection, settings: RebuildSettings) -> Record:
+    """The case view's row under the deployment's blind-index key, the one the commands use, so
+    a rebuilt `complainant_index` equals the live one."""
+    if settings.key_provider is None:
+        raise ValueError(
+            "rebuilding case_view computes the blind index: it needs the master key "
+            "(COMPLAINTCORE_MASTER_KEY_FILE)"
+        )
+    index_key = await case_view.load_index_key(
+        connection, settings.key_provider, settings.cipher_suite
+    )
+
+    def record(state: ComplaintState) -> tuple[Any, ...]:
+        row = case_view.case_view_row(state, index_key)
+        return tuple(row[column] for column in case_view.COLUMNS)
+
+    return record
+
+
+async def _statistics_record(connection: asyncpg.Connection, settings: RebuildSettings) -> Record:
+    """The statistics' row needs nothing besides the state."""
+    return statistics.statistics_row
 
 
 TARGETS: dict[str, RebuildTarget] = {
@@ -106,7 +136,7 @@ TARGETS: dict[str, RebuildTarget] = {
         statistics.NAME,
         statistics.TABLE,
         statistics.COLUMNS,
-        statistics.statistics_row,
+        _statistics_record,
         follows_feed=True,
         derived=_StatisticsBuckets(),
     ),
@@ -143,6 +173,12 @@ def default_scan_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
+def configured_cipher_suite() -> str:
+    """`COMPLAINTCORE_CIPHER_SUITE`: the suite a blind-index key is made for, should the rebuild
+    be the first to need one (the key's own recorded suite is used after)."""
+    return get_settings().cipher_suite
+
+
 def configured_key_provider() -> KeyProvider | None:
     """The master key of `COMPLAINTCORE_MASTER_KEY_FILE`, if set (the command line passes the
     one `serve` would use, the embedded default's included)."""
@@ -173,8 +209,10 @@ class RebuildSettings:
     scan_workers: int = field(default_factory=default_scan_workers)
     scan_partitions: int | None = None  # ranges a new scan is split into; None: scan_workers
     progress_poll: float = 0.5  # seconds between reads of the workers' progress
-    # unwraps each case's key for the fields a projection shows (pickled as its file's path)
+    # unwraps each case's key for the fields a projection shows, and the blind index's key
+    # (pickled as its file's path)
     key_provider: KeyProvider | None = field(default_factory=configured_key_provider, repr=False)
+    cipher_suite: str = field(default_factory=configured_cipher_suite)
 
     @property
     def partitions(self) -> int:

@@ -12,7 +12,12 @@ from typing import Any
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
-from complaintcore.projections.rebuild.protocol import TARGETS, RebuildSettings, personal_fields_of
+from complaintcore.projections.rebuild.protocol import (
+    TARGETS,
+    RebuildSettings,
+    Record,
+    personal_fields_of,
+)
 from complaintcore.projections.rebuild.ranges import ScanRange, move_range
 from complaintcore.projections.rebuild.tables import bulk_connection, copy_rows
 from complaintcore.projections.runner import close_quietly
@@ -70,11 +75,14 @@ class RangeScan:
             target.name: target.derived.summary() for target in self._targets if target.derived
         }
         self._last_written = task.scan_range.last_stream_id
+        self._records: dict[str, Record] = {}  # each target's row maker, made as the scan starts
 
     async def run(self) -> RangeScanOutcome:
         writer = await bulk_connection(self._task.database_url)
         reader = await bulk_connection(self._task.database_url)
         try:
+            for target in self._targets:
+                self._records[target.name] = await target.make_record(writer, self._task.settings)
             finished = await self._scan(writer, reader)
         finally:
             await close_quietly(reader)
@@ -140,7 +148,8 @@ class RangeScan:
         number = self._task.scan_range.number
         async with connection.transaction():
             for target in self._targets:
-                records = [target.record(state) for state in states]
+                record = self._records[target.name]
+                records = [record(state) for state in states]
                 await copy_rows(connection, target, records)
                 if target.derived:
                     summary = self._summaries[target.name]

@@ -14,6 +14,7 @@ from complaintcore.projections.rebuild.protocol import (
     Progress,
     RebuildSettings,
     RebuildTarget,
+    Record,
     personal_fields_of,
 )
 from complaintcore.projections.rebuild.tables import build_indexes, swap_tables, upsert_rows
@@ -37,9 +38,11 @@ class TargetRebuild:
         self.job = job
         self._progress = progress
         self._settings = settings
+        self._record: Record | None = None  # the target's row maker, made as `finish` starts
 
     async def finish(self, connection: asyncpg.Connection) -> int:
         """Build the indexes if not built yet, catch up and swap; the position swapped in at."""
+        self._record = await self.target.make_record(connection, self._settings)
         if self.job.phase == "index":
             await self._build_indexes(connection)
         return await self._catch_up_and_swap(connection)
@@ -100,7 +103,9 @@ class TargetRebuild:
             fold_up_to,
             personal_fields_of([target], self._settings.key_provider),
         )
-        await upsert_rows(connection, target, [target.record(state) for state in states])
+        record = self._record
+        assert record is not None, "made as `finish` starts"
+        await upsert_rows(connection, target, [record(state) for state in states])
         reached = window_end
         if reached is None:
             reached = await connection.fetchval(

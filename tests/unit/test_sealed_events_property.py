@@ -1,0 +1,312 @@
+"""Sealed events under both cipher suites, over random valid histories (DOMAIN.md "Personal data":
+encrypted at rest, bound to the case, the version and the field; the chain covers the stored bytes
+and is hashed by the suite the stream records).
+
+A history of the domain (`test_erasure_rebuild.closed_histories`: a receipt with or without
+agent, heir, named staff, joint complainants or a regulator transfer, handling steps, a closing
+and the erasure) is sealed (`codec.new_events`), stored in appends of random sizes in the
+in-memory store (which numbers and chains its rows with `events.chaining`, as the PostgreSQL
+store does), read back and opened: the domain's events come back, and the chain verifies under the
+suite's hash (SHA-256, or SM3 computed here independently). One flipped byte of one sealed
+field's ciphertext fails the AEAD and breaks the chain at that event's version; a sealed value
+moved to another field, version or case does not open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from complaintcore.crypto.field_cipher import SEALED_PREFIX, is_sealed
+from complaintcore.crypto.suites import (
+    AES_256_GCM,
+    SM4_GCM,
+    SUITE_NAMES,
+    CiphertextRejected,
+    suite_named,
+)
+from complaintcore.domain.events import Event, event_to_payload
+from complaintcore.domain.personal_data import merge_personal, split_personal
+from complaintcore.events.codec import domain_event, domain_events, new_events
+from complaintcore.events.hashing import canonical_bytes, verify_chain
+from complaintcore.events.memory import InMemoryEventStore
+from complaintcore.events.model import EventMetadata, StoredEvent
+from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
+
+# The domain's history generators live beside the domain tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "domain"))
+from test_erasure_rebuild import closed_histories
+
+CASE = "case-1"  # the case id of the builders' receipts
+OTHER_CASE = "case-2"
+METADATA = EventMetadata(
+    actor_id="h-wang", actor_role="staff", institution="SB-SH-PD", correlation_id="corr-1"
+)
+PROPERTY = settings(max_examples=75, deadline=None)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Event]:
+    """The events of a random valid history, cut anywhere after its receipt."""
+    case, _ = draw(closed_histories())
+    events = list(case.events)
+    return events[: draw(st.integers(1, len(events)))]
+
+
+@st.composite
+def appends(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
+    """A history and how many of its events each append stores (as commands append them)."""
+    events = draw(histories())
+    sizes: list[int] = []
+    left = len(events)
+    while left:
+        size = draw(st.integers(1, min(left, 4)))
+        sizes.append(size)
+        left -= size
+    return events, sizes
+
+
+def store_sealed(
+    events: Sequence[Event], sizes: Sequence[int], cipher: StreamCipher
+) -> list[StoredEvent]:
+    """Each append sealed at the versions it will have, stored, and the stream read back."""
+
+    async def run() -> list[StoredEvent]:
+        store = InMemoryEventStore()
+        version = 0
+        for size in sizes:
+            chunk = events[version : version + size]
+            sealed = new_events(chunk, METADATA, cipher, first_version=version + 1)
+            await store.append(cipher.case_id, sealed, expected_version=version)
+            version += size
+        return await store.read_stream(cipher.case_id)
+
+    return asyncio.run(run())
+
+
+def a_cipher(suite_name: str, case_id: str = CASE) -> StreamCipher:
+    suite = suite_named(suite_name)
+    return StreamCipher(case_id, suite, suite.new_data_key())
+
+
+def sealed_places(stored: Sequence[StoredEvent]) -> list[tuple[int, str]]:
+    """(index in the stream, pointer) of every sealed value stored."""
+    places = []
+    for index, event in enumerate(stored):
+        _, personal = split_personal(event.event_type, event.data)
+        places += [(index, where) for where, value in personal.items() if value is not None]
+    return places
+
+
+def sealed_value(event: StoredEvent, where: str) -> str:
+    return split_personal(event.event_type, event.data)[1][where]
+
+
+def with_value(event: StoredEvent, where: str, value: str) -> StoredEvent:
+    """The stored event with one personal field's stored text replaced (its hash kept: what an
+    edit of the stored bytes leaves)."""
+    data = merge_personal(event.event_type, event.data, {where: value})
+    return dataclasses.replace(event, data=data)
+
+
+def flipped(sealed: str, index: int, mask: int) -> str:
+    """`sealed` with byte `index` of its ciphertext XOR `mask`, in canonical unpadded base64url."""
+    text = sealed[len(SEALED_PREFIX) :]
+    ciphertext = bytearray(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    ciphertext[index % len(ciphertext)] ^= mask
+    return SEALED_PREFIX + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode()
+
+
+def independent_canonical(event: StoredEvent) -> bytes:
+    """The README's canonical JSON of a stored event, with the standard library alone."""
+    document = {
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "event_type": event.event_type,
+        "schema_version": event.schema_version,
+        "data": event.data,
+        "metadata": event.metadata.to_dict(),
+        "recorded_at": event.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "prev_hash": event.prev_hash,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def sm3_hex(data: bytes) -> str:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize().hex()
+
+
+INDEPENDENT_CHAIN_HASH = {
+    AES_256_GCM: lambda data: hashlib.sha256(data).hexdigest(),
+    SM4_GCM: sm3_hex,
+}
+
+
+# --- the properties --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends())
+def test_sealed_stored_read_and_opened_gives_the_domains_events_back(
+    suite_name: str, history: tuple[list[Event], list[int]]
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+
+    stored = store_sealed(events, sizes, cipher)
+
+    assert [event.version for event in stored] == list(range(1, len(events) + 1))
+    assert domain_events(stored, cipher) == events
+    assert verify_chain(stored).intact
+    for event, original in zip(stored, events, strict=True):
+        assert event.metadata.cipher_suite == suite_name
+        public, personal = split_personal(event.event_type, event.data)
+        original_public, original_personal = split_personal(
+            original.event_type, event_to_payload(original)
+        )
+        assert public == original_public  # codes, dates, amounts stay readable
+        assert personal.keys() == original_personal.keys()
+        assert all(is_sealed(value) for value in personal.values())
+        for where, value in original_personal.items():
+            if isinstance(value, str) and len(value) >= 2:
+                assert value not in json.dumps(event.data, ensure_ascii=False), where
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends())
+def test_the_chain_is_hashed_by_the_suite_the_stream_records(
+    suite_name: str, history: tuple[list[Event], list[int]]
+) -> None:
+    events, sizes = history
+    stored = store_sealed(events, sizes, a_cipher(suite_name))
+
+    chain_hash = INDEPENDENT_CHAIN_HASH[suite_name]
+    previous = "0" * 64
+    for event in stored:
+        canonical = independent_canonical(event)
+        assert canonical == canonical_bytes(
+            stream_id=event.stream_id,
+            version=event.version,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=event.metadata.to_dict(),
+            recorded_at=event.recorded_at,
+            prev_hash=event.prev_hash,
+        )
+        assert event.prev_hash == previous
+        assert event.hash == chain_hash(canonical)
+        if suite_name == SM4_GCM:
+            assert event.hash != hashlib.sha256(canonical).hexdigest()
+        previous = event.hash
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_a_flipped_ciphertext_byte_fails_the_aead_and_the_chain_at_its_version(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    index, where = data.draw(st.sampled_from(sealed_places(stored)), label="field")
+    byte = data.draw(st.integers(0, 10_000), label="byte")
+    mask = data.draw(st.integers(1, 255), label="mask")
+    target = stored[index]
+    altered = flipped(sealed_value(target, where), byte, mask)
+    tampered = [*stored[:index], with_value(target, where, altered), *stored[index + 1 :]]
+
+    with pytest.raises(SealedEventUnreadable, match=where):
+        domain_events(tampered, cipher)
+    assert domain_events(tampered[:index], cipher) == events[:index]
+    verdict = verify_chain(tampered)
+    assert not verdict.intact
+    assert verdict.first_bad_version == target.version
+    assert verdict.events_checked == index
+    assert verdict.reason == "stored fields do not match the event's hash"
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_a_sealed_value_moved_to_another_field_or_version_does_not_open(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    places = sealed_places(stored)
+    source = data.draw(st.sampled_from(places), label="from")
+    others = [place for place in places if place != source]
+    if not others:  # a receipt always holds several personal fields
+        pytest.fail("a history with a single sealed value")
+    index, where = data.draw(st.sampled_from(others), label="to")
+    moved = with_value(stored[index], where, sealed_value(stored[source[0]], source[1]))
+
+    with pytest.raises(CiphertextRejected, match="fails authentication"):
+        domain_event(moved, cipher)
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends())
+def test_a_stream_opened_as_another_cases_or_with_another_key_does_not_open(
+    suite_name: str, history: tuple[list[Event], list[int]]
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    first_sealed = stored[0]  # the receipt holds personal fields
+
+    # the same key, another case: the associated data names the case
+    as_another_case = StreamCipher(OTHER_CASE, cipher.suite, cipher.data_key)
+    with pytest.raises(SealedEventUnreadable, match="fails authentication"):
+        domain_event(first_sealed, as_another_case)
+    # the case's events copied into another case's stream, under that case's own key
+    with pytest.raises(SealedEventUnreadable):
+        domain_event(
+            dataclasses.replace(first_sealed, stream_id=OTHER_CASE),
+            a_cipher(suite_name, OTHER_CASE),
+        )
+    # another key for this case
+    with pytest.raises(SealedEventUnreadable, match="fails authentication"):
+        domain_events(stored, a_cipher(suite_name))
+    # the other suite's cipher is refused before anything is opened
+    other_suite = SM4_GCM if suite_name == AES_256_GCM else AES_256_GCM
+    with pytest.raises(SealedEventUnreadable, match=f"sealed under {suite_name}"):
+        domain_events(stored, a_cipher(other_suite))
+
+
+def test_the_histories_hold_personal_data_of_every_event_type_sealed_often() -> None:
+    """The generator is not vacuous: over a sample, most event types with personal fields show."""
+    seen: set[str] = set()
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(history=appends())
+    def collect(history: tuple[list[Event], list[int]]) -> None:
+        events, _ = history
+        for event in events:
+            if split_personal(event.event_type, event_to_payload(event))[1]:
+                seen.add(event.event_type)
+
+    collect()
+    assert {"ComplaintReceived", "ComplaintDecided"} <= seen
+    assert len(seen) >= 6, seen
