@@ -26,9 +26,11 @@ from complaintcore.application.bulk_import import (
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.auth.tokens import create_token
+from complaintcore.events.bulk import COPY_COLUMNS, use_binary_json
+from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.model import EventMetadata, NewEvent
-from complaintcore.events.store import _TAKE_POSITION_FLOOR as TAKE_POSITION_FLOOR
-from complaintcore.events.store import PostgresEventStore
+from complaintcore.events.store import PostgresEventStore, take_position_floor
+from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.database import create_pool
 from complaintcore.projections.runner import read_checkpoint
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -303,33 +305,72 @@ def event_count(url: str, streams: list[str] | None = None) -> int:
 
 
 # Copies of the imported bench histories under new stream ids, for the rebuild figures: a million
-# events through the domain would take the bulk import far past the bench's 10 minutes. The
-# receipt's case id and registration number are renamed with the stream; the copies keep their
-# originals' hashes (their chains do not verify, and the rebuild never reads hashes).
-_COPY_HISTORIES = f"""
-WITH floor AS MATERIALIZED ({TAKE_POSITION_FLOOR})
-INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,
-                    idempotency_key, recorded_at, prev_hash, hash)
-SELECT e.stream_id || '-copy-' || k, e.version, e.event_type, e.schema_version,
-       CASE WHEN e.event_type = 'ComplaintReceived'
-            THEN e.data || jsonb_build_object(
-                'case_id', e.stream_id || '-copy-' || k,
-                'registration_no', (e.data ->> 'registration_no') || '-C' || k)
-            ELSE e.data END,
-       e.metadata, NULL, e.recorded_at, e.prev_hash, e.hash
-FROM floor, generate_series($1::int, $2::int) AS k,
-     events AS e JOIN unnest($3::text[]) AS source(stream_id) USING (stream_id)
-ORDER BY k, e.stream_id, e.version
+# events through the domain would take the bulk import far past the bench's 10 minutes. Each copy
+# is a case of its own, sealed as the service seals one: its fields opened with the original's key
+# and sealed again under a new key of its own at the copy's id (a ciphertext is bound to its case),
+# its key stored wrapped, so the rebuild opens copies as it opens any case. The receipt's case id
+# and registration number are renamed with the stream; the copies keep their originals' hashes
+# (their chains do not verify, and the rebuild never reads hashes).
+_SOURCE_EVENTS = """
+SELECT stream_id, version, event_type, schema_version, data, metadata, recorded_at, prev_hash, hash
+FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
 """
 
 
 async def copy_histories(url: str, source_ids: list[str], first_copy: int, last_copy: int) -> None:
-    """Copies number `first_copy` to `last_copy` of the streams `source_ids`, in one statement."""
+    """Copies number `first_copy` to `last_copy` of the streams `source_ids`, a copy number a
+    transaction."""
+    case_keys = bench_case_keys()
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute(_COPY_HISTORIES, first_copy, last_copy, source_ids)
+        await use_binary_json(connection)
+        rows = await connection.fetch(_SOURCE_EVENTS, source_ids)
+        sources = {row["stream_id"]: row["metadata"]["cipher_suite"] for row in rows}
+        ciphers = await case_keys.ciphers_for(connection, sources)
+        opened = [
+            (row, ciphers[row["stream_id"]].open(row["event_type"], row["version"], row["data"]))
+            for row in rows
+        ]
+        for copy in range(first_copy, last_copy + 1):
+            await _copy_once(connection, case_keys, opened, copy)
     finally:
         await connection.close()
+
+
+async def _copy_once(
+    connection: asyncpg.Connection,
+    case_keys: CaseKeys,
+    opened: list[tuple[asyncpg.Record, dict]],
+    copy: int,
+) -> None:
+    stream_ids = list(dict.fromkeys(f"{row['stream_id']}-copy-{copy}" for row, _ in opened))
+    data_keys = case_keys.new_data_keys(stream_ids)
+    records = []
+    for row, payload in opened:
+        stream_id = f"{row['stream_id']}-copy-{copy}"
+        if row["event_type"] == "ComplaintReceived":
+            registration_no = f"{payload['registration_no']}-C{copy}"
+            payload = payload | {"case_id": stream_id, "registration_no": registration_no}
+        cipher = StreamCipher(stream_id, case_keys.suite, data_keys[stream_id])
+        sealed = cipher.seal(row["event_type"], row["version"], payload)
+        records.append(
+            (
+                stream_id,
+                row["version"],
+                row["event_type"],
+                row["schema_version"],
+                sealed,
+                row["metadata"],
+                None,
+                row["recorded_at"],
+                row["prev_hash"],
+                row["hash"],
+            )
+        )
+    async with connection.transaction():
+        await take_position_floor(connection)
+        await connection.copy_records_to_table("events", records=records, columns=COPY_COLUMNS)
+        await case_keys.store_new(connection, data_keys)
 
 
 # Statistics facts rows straight into case_statistics with SQL, up to TARGETS.md's 1,000,000 cases

@@ -687,7 +687,8 @@ async def test_every_personal_field_of_every_stored_event_is_sealed(
         assert metadata.get("cipher_suite") == "aes-256-gcm", metadata
         _, personal = split_personal(row["event_type"], data)
         for where, value in personal.items():
-            assert is_sealed(value), (row["event_type"], where, path_pattern(where))
+            # an empty text is kept as it is: an AEAD would not hide it (a ciphertext's length)
+            assert is_sealed(value) or value == "", (row["event_type"], where, path_pattern(where))
 
 
 async def test_no_table_holds_a_personal_value_in_clear(

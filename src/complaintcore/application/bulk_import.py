@@ -309,7 +309,7 @@ def _apply(
     assert state is not None
     metadata = EventMetadata(
         actor_id=actor.id,
-        actor_role=actor.role,
+        actor_role=actor.role.value,
         institution=actor.institution,
         correlation_id=reference.correlation_id,
         client=CLIENT,

@@ -29,9 +29,22 @@ from typing import Any
 
 import orjson
 
-from complaintcore.crypto.suites import CipherSuite, CiphertextRejected, associated_data
+from complaintcore.crypto.suites import (
+    BoundCipher,
+    CipherSuite,
+    CiphertextRejected,
+    associated_data,
+)
 
-__all__ = ["SEALED_PREFIX", "is_sealed", "seal", "sealed_suite_byte", "unseal"]
+__all__ = [
+    "SEALED_PREFIX",
+    "is_sealed",
+    "seal",
+    "seal_with",
+    "sealed_suite_byte",
+    "unseal",
+    "unseal_with",
+]
 
 SEALED_PREFIX = "enc:v1:"
 _ANY_SEALED_FORMAT = re.compile(r"enc:v[0-9]+:")
@@ -43,11 +56,16 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 def seal(suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, value: Any) -> str:
     """`value` (JSON-able) sealed under the case's `key`, bound to `case_id`, `version`, `path`."""
+    return seal_with(suite.bound(key), case_id, version, path, value)
+
+
+def seal_with(cipher: BoundCipher, case_id: str, version: int, path: str, value: Any) -> str:
+    """`seal` with the suite's AEAD already made for the key (one case's many fields)."""
     try:
         plaintext = orjson.dumps(value, option=_ORJSON_OPTIONS, default=_refuse)
     except orjson.JSONEncodeError as error:
         raise TypeError(f"{path}: only JSON values are sealed ({error})") from None
-    ciphertext = suite.encrypt(key, plaintext, associated_data(case_id, version, path))
+    ciphertext = cipher.encrypt(plaintext, associated_data(case_id, version, path))
     return SEALED_PREFIX + base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
 
 
@@ -55,10 +73,15 @@ def unseal(
     suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, sealed: str
 ) -> Any:
     """The value `seal` sealed, or `CiphertextRejected` naming the place if it does not open."""
+    return unseal_with(suite.bound(key), case_id, version, path, sealed)
+
+
+def unseal_with(cipher: BoundCipher, case_id: str, version: int, path: str, sealed: str) -> Any:
+    """`unseal` with the suite's AEAD already made for the key."""
     place = f"{path} of case {case_id} at version {version}"
     ciphertext = _ciphertext(sealed, place)
     try:
-        plaintext = suite.decrypt(key, ciphertext, associated_data(case_id, version, path))
+        plaintext = cipher.decrypt(ciphertext, associated_data(case_id, version, path))
     except CiphertextRejected as error:
         raise CiphertextRejected(f"{place}: {error}") from None
     try:

@@ -35,6 +35,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -110,6 +111,7 @@ class CipherSuite:
     chain_hash_name: str
     _seal: _Seal = field(repr=False)
     _open: _Open = field(repr=False)
+    _bind: Callable[[bytes], _Aead] = field(repr=False)
     _digest: Callable[[bytes], bytes] = field(repr=False)
     _hash_algorithm: Callable[[], hashes.HashAlgorithm] = field(repr=False)
     _known_answer: _KnownAnswer = field(repr=False)
@@ -120,14 +122,18 @@ class CipherSuite:
 
     def encrypt(self, key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
         """`plaintext` sealed under `key`, bound to `associated_data` (see the module's layout)."""
-        self._check_key(key)
-        header = bytes((self.suite_byte,))
-        nonce = os.urandom(NONCE_BYTES)
-        return header + nonce + self._seal(key, nonce, plaintext, header + associated_data)
+        return self.bound(key).encrypt(plaintext, associated_data)
 
     def decrypt(self, key: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
         """The plaintext of `encrypt`'s output, or `CiphertextRejected` if anything differs."""
+        return self.bound(key).decrypt(ciphertext, associated_data)
+
+    def bound(self, key: bytes) -> BoundCipher:
+        """This suite's AEAD under `key`, made once for many fields (one case's, for instance)."""
         self._check_key(key)
+        return BoundCipher(self, self._bind(key))
+
+    def _decrypt_bound(self, aead: _Aead, ciphertext: bytes, associated_data: bytes) -> bytes:
         if len(ciphertext) < _SHORTEST:
             raise CiphertextRejected(
                 f"ciphertext of {len(ciphertext)} bytes is too short ({_SHORTEST} at least)"
@@ -140,7 +146,7 @@ class CipherSuite:
         nonce = ciphertext[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES]
         sealed = ciphertext[_HEADER_BYTES + NONCE_BYTES :]
         try:
-            return self._open(key, nonce, sealed, header + associated_data)
+            return aead.decrypt(nonce, sealed, header + associated_data)
         except InvalidTag:
             raise CiphertextRejected(
                 f"{self.name} ciphertext fails authentication: altered, or another key, case, "
@@ -180,6 +186,43 @@ class CipherSuite:
     def _check_key(self, key: bytes) -> None:
         if len(key) != self.key_bytes:
             raise ValueError(f"{self.name} takes {self.key_bytes}-byte keys, not {len(key)} bytes")
+
+
+class _Aead(Protocol):
+    """An AEAD under one key: `cryptography`'s `AESGCM`, or `_Sm4Gcm` below."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes: ...
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class BoundCipher:
+    """A suite's AEAD under one key: `encrypt` and `decrypt` as the suite's, without building
+    the AEAD for each field."""
+
+    suite: CipherSuite
+    _aead: _Aead = field(repr=False)
+
+    def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
+        header = bytes((self.suite.suite_byte,))
+        nonce = os.urandom(NONCE_BYTES)
+        return header + nonce + self._aead.encrypt(nonce, plaintext, header + associated_data)
+
+    def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
+        return self.suite._decrypt_bound(self._aead, ciphertext, associated_data)
+
+
+class _Sm4Gcm:
+    """SM4-GCM under one key, shaped like `AESGCM` (`cryptography` has no such class for SM4)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return _sm4_gcm_seal(self._key, nonce, data, associated_data)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return _sm4_gcm_open(self._key, nonce, data, associated_data)
 
 
 def associated_data(case_id: str, version: int, field_path: str) -> bytes:
@@ -301,6 +344,7 @@ _SUITES = {
         chain_hash_name="sha-256",
         _seal=_aes_gcm_seal,
         _open=_aes_gcm_open,
+        _bind=AESGCM,
         _digest=_sha256,
         _hash_algorithm=hashes.SHA256,
         # The Galois/Counter Mode of Operation (McGrew and Viega), test case 16
@@ -322,6 +366,7 @@ _SUITES = {
         chain_hash_name="sm3",
         _seal=_sm4_gcm_seal,
         _open=_sm4_gcm_open,
+        _bind=_Sm4Gcm,
         _digest=_sm3,
         _hash_algorithm=hashes.SM3,
         # RFC 8998 appendix A.1 (SM4-GCM)

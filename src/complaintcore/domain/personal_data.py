@@ -86,6 +86,7 @@ __all__ = [
     "erased",
     "event_from_erased_payload",
     "map_personal",
+    "map_personal_in_place",
     "merge_personal",
     "path_pattern",
     "personal_paths",
@@ -342,11 +343,17 @@ def map_personal(
     event_type: str, payload: Mapping[str, Any], fn: PersonalFunction
 ) -> dict[str, Any]:
     """A new payload with `fn(pointer, value)` in place of each personal value present."""
-    tree = _tree_of(event_type)
-    result: dict[str, Any] = _copy(dict(payload))
-    for container, key, where in _slots(result, tree, ""):
+    return map_personal_in_place(event_type, _copy(dict(payload)), fn)
+
+
+def map_personal_in_place(
+    event_type: str, payload: dict[str, Any], fn: PersonalFunction
+) -> dict[str, Any]:
+    """`map_personal` on a payload the caller owns (one just made by `event_to_payload`),
+    changed in place and returned: the copy of every event written is spared."""
+    for container, key, where in _slots(payload, _tree_of(event_type), ""):
         container[key] = fn(where, container[key])
-    return result
+    return payload
 
 
 def split_personal(

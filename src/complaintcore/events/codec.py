@@ -39,7 +39,11 @@ def new_events(
         return [_new_event(event, event_to_payload(event), metadata) for event in events]
     metadata = dataclasses.replace(metadata, cipher_suite=cipher.suite.name)
     return [
-        _new_event(event, cipher.seal(event.event_type, version, event_to_payload(event)), metadata)
+        _new_event(
+            event,
+            cipher.seal(event.event_type, version, event_to_payload(event), owned=True),
+            metadata,
+        )
         for version, event in enumerate(events, start=first_version)
     ]
 

@@ -7,19 +7,31 @@ JSON Pointer (`crypto.field_cipher`), so a ciphertext moved to another case, ver
 not open. Every other field stays as it is, readable for statistics and audit.
 
 Once the case's key is destroyed the cipher has no key: every personal value reads as None, the
-rest of the payload as stored (`domain.personal_data.erased`). A stream written before encryption
-records no suite on its events and is read as stored, without a cipher.
+rest of the payload as stored (`domain.personal_data.erased`).
+
+An empty text is stored as it is: an AEAD hides content, not length, so the ciphertext of `""`
+would tell exactly as much, and most notices' agreed terms and many reasons are empty. It reads
+back as `""` while the key exists, and as None once erased, like every personal value.
+
+A stream written before encryption records no suite on its events and is read as stored, without
+a cipher.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from complaintcore.crypto.field_cipher import seal, unseal
-from complaintcore.crypto.suites import CipherSuite, CiphertextRejected
-from complaintcore.domain.personal_data import Path, map_personal, path_pattern
+from complaintcore.crypto.field_cipher import seal_with, unseal_with
+from complaintcore.crypto.suites import BoundCipher, CipherSuite, CiphertextRejected
+from complaintcore.domain.personal_data import (
+    Path,
+    map_personal,
+    map_personal_in_place,
+    path_pattern,
+)
 
 __all__ = ["SealedEventUnreadable", "StreamCipher"]
 
@@ -46,16 +58,26 @@ class StreamCipher:
     def erased(self) -> bool:
         return self.data_key is None
 
-    def seal(self, event_type: str, version: int, payload: Payload) -> Payload:
-        """`payload` with each personal value sealed at `version` (refused once erased)."""
+    @functools.cached_property
+    def _aead(self) -> BoundCipher:
+        assert self.data_key is not None
+        return self.suite.bound(self.data_key)
+
+    def seal(self, event_type: str, version: int, payload: Payload, owned: bool = False) -> Payload:
+        """`payload` with each personal value sealed at `version` (refused once erased);
+        `owned`: the caller's own fresh payload, sealed in place rather than copied."""
         key = self.data_key
         if key is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
-        return map_personal(
-            event_type,
-            payload,
-            lambda where, value: seal(self.suite, key, self.case_id, version, where, value),
-        )
+
+        def seal_one(where: str, value: Any) -> Any:
+            if value == "":
+                return value
+            return seal_with(self._aead, self.case_id, version, where, value)
+
+        if owned:
+            return map_personal_in_place(event_type, payload, seal_one)
+        return map_personal(event_type, payload, seal_one)
 
     def open(
         self,
@@ -72,8 +94,10 @@ class StreamCipher:
         def open_one(where: str, sealed: Any) -> Any:
             if key is None or (only is not None and path_pattern(where) not in only):
                 return None
+            if sealed == "":
+                return sealed
             try:
-                return unseal(self.suite, key, self.case_id, version, where, sealed)
+                return unseal_with(self._aead, self.case_id, version, where, sealed)
             except CiphertextRejected as error:
                 raise SealedEventUnreadable(str(error)) from None
 

@@ -23,7 +23,7 @@ from complaintcore.crypto.suites import suite_named
 from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.codec import opened_event
-from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
 _COLUMNS = (
     "position, stream_id, version, event_type, schema_version, data,"
@@ -79,7 +79,7 @@ def fold_stream(
     """The state of one case from its rows, in version order from version 1."""
     cipher = personal.cipher(rows) if rows else None
     only: Collection[Path] = personal.shown
-    return fold(
+    state = fold(
         opened_event(
             row["event_type"],
             row["schema_version"],
@@ -91,6 +91,10 @@ def fold_stream(
         )
         for row in rows
     )
+    if only and cipher is not None and cipher.erased and state and not state.personal_data_erased:
+        # the key is gone but the case was never erased: never show its fields as if erased
+        raise SealedEventUnreadable(f"case {cipher.case_id}: its data key is missing")
+    return state
 
 
 def _streams_up_to(with_keys: bool) -> str:
