@@ -58,7 +58,7 @@ from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.roles import handles_complaints, may_run_command
 from complaintcore.domain.state import INITIAL, ComplaintState
-from complaintcore.events.case_keys import CaseKeys
+from complaintcore.events.case_keys import UNREAD, CaseKeys
 from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
@@ -76,6 +76,9 @@ MAX_ATTEMPTS = 10
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_STATES_KEPT = 10_000
 _LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
+# The case's wrapped data key, read with the lock: a process meeting the case for the first time
+# unwraps it without a round trip of its own.
+_WRAPPED_KEY = "(SELECT wrapped FROM case_keys WHERE case_id = $2) AS wrapped_key"
 # Whether every event of the stream records a suite (its personal fields sealed).
 _ALL_SEALED = "SELECT bool_and(metadata ? 'cipher_suite') FROM events WHERE stream_id = $1"
 # The respondent's lineage, for the institution the case's projection row names: a hint, checked
@@ -224,7 +227,7 @@ class ComplaintService:
         self._calendar_is_stamped = stamp_sql is not None
         calendar_stamp = [f"({stamp_sql}) AS calendar_stamp"] if stamp_sql else []
         self._lock_case_sql = "SELECT " + ", ".join(
-            [_LOCK_CASE, _RESPONDENT_LINEAGE, *calendar_stamp]
+            [_LOCK_CASE, _RESPONDENT_LINEAGE, _WRAPPED_KEY, *calendar_stamp]
         )
         self._today = today
         self._states = KeptStates(CASE_STATES_KEPT)
@@ -282,7 +285,11 @@ class ComplaintService:
             locked = await self._lock_case(connection, case_id, confirmation)
             calendar = await self._calendar(connection, locked.get("calendar_stamp"))
             state, cipher, lineage = await self._visible_state(
-                connection, actor, case_id, tuple(locked["respondent_lineage"])
+                connection,
+                actor,
+                case_id,
+                tuple(locked["respondent_lineage"]),
+                locked["wrapped_key"],
             )
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
@@ -490,11 +497,12 @@ class ComplaintService:
         actor: Actor,
         case_id: str,
         lineage_read: tuple[str, ...] = (),
+        wrapped_key: Any = UNREAD,
     ) -> tuple[ComplaintState, StreamCipher | None, tuple[str, ...]]:
         """The case's state, its cipher and its respondent's lineage (read once for visibility
         and the superior; `lineage_read` already, when it is the respondent's), when the caller
         may see the case."""
-        state, cipher = await self._current_state(connection, case_id)
+        state, cipher = await self._current_state(connection, case_id, wrapped_key)
         if state is None:
             raise CaseNotFound(case_id)
         respondent = state.respondent_institution
@@ -508,7 +516,7 @@ class ComplaintService:
         return state, cipher, lineage
 
     async def _current_state(
-        self, connection: asyncpg.Connection, case_id: str
+        self, connection: asyncpg.Connection, case_id: str, wrapped_key: Any = UNREAD
     ) -> tuple[ComplaintState | None, StreamCipher | None]:
         """The case folded from its stream, and the cipher that opened it: from the state kept
         of it when that is still the stream's beginning (only the events after it are read and
@@ -520,9 +528,9 @@ class ComplaintService:
                 case_id, version, hash_, connection=connection
             )
             if newer is not None:
-                return await self._keep(connection, case_id, state, newer, suite)
+                return await self._keep(connection, case_id, state, newer, suite, wrapped_key)
         stored = await self._store.read_stream(case_id, connection=connection)
-        return await self._keep(connection, case_id, INITIAL, stored, None)
+        return await self._keep(connection, case_id, INITIAL, stored, None, wrapped_key)
 
     async def _keep(
         self,
@@ -531,9 +539,12 @@ class ComplaintService:
         state: ComplaintState | None,
         stored: Sequence[StoredEvent],
         suite: str | None,
+        wrapped_key: Any = UNREAD,
     ) -> tuple[ComplaintState | None, StreamCipher | None]:
         suite = stream_suite(stored) or suite
-        cipher = await self._case_keys.cipher_for(connection, case_id, suite) if suite else None
+        cipher = None
+        if suite:
+            cipher = await self._case_keys.cipher_for(connection, case_id, suite, wrapped_key)
         for event in domain_events(stored, cipher):
             state = evolve(state, event)
         if stored and state is not None:

@@ -394,26 +394,55 @@ def _compile_dataclass_encoder(cls: type) -> Encoder:
     return encode
 
 
-def _compile_decoder(hint: Any) -> Decoder:
+IgnoredFields = Mapping[str, Any]
+"""Fields a decoder reads as None without looking at them: per field name, True, or the fields
+below it to ignore (`"*"` for every item of a list)."""
+
+
+def compile_event_decoder(
+    event_type: str, ignored: IgnoredFields, fallback: typing.Callable[[Any], Event]
+) -> typing.Callable[[Any], Event]:
+    """A decoder of `event_type`'s payloads that reads each `ignored` field as None, whatever
+    the payload holds there (a sealed text not opened, or None once erased), and every other
+    field as strictly as `event_from_payload`, at the same speed; a payload its fast path does
+    not take goes to `fallback`. The event then holds None where its class says `str`: a record
+    of what was, for folding, never a command's input."""
+    fast = _compile_dataclass_decoder(EVENT_TYPES[event_type], ignored)
+
+    def decode(payload: Any) -> Event:
+        try:
+            return typing.cast(Event, fast(payload))
+        except _NotTheFastPath:
+            return fallback(payload)
+
+    return decode
+
+
+def _compile_decoder(hint: Any, ignored: Any = None) -> Decoder:
     match _kind_of(hint):
         case "optional":
-            inner = _compile_decoder(_optional_inner(hint))
+            inner = _compile_decoder(_optional_inner(hint), ignored)
             return lambda value: None if value is None else inner(value)
         case "tuple":
-            return _tuple_decoder(_compile_decoder(typing.get_args(hint)[0]))
+            each = (ignored or {}).get("*")
+            if each is True:
+                return _tuple_decoder(lambda element: None)
+            return _tuple_decoder(_compile_decoder(typing.get_args(hint)[0], each))
         case "enum":
             return _enum_decoder(hint)
         case "date":
             return _date_decoder
         case "dataclass":
-            return _compile_dataclass_decoder(hint)
+            return _compile_dataclass_decoder(hint, ignored)
     return _plain_decoder(hint)
 
 
-def _compile_dataclass_decoder(cls: type) -> Decoder:
+def _compile_dataclass_decoder(cls: type, ignored: IgnoredFields | None = None) -> Decoder:
     """A decoder for `cls` written out as Python source, field by field, and compiled, as
     `dataclasses` writes `__init__`: no loop, and the type check of a str, int or bool field
-    inline, so a payload costs little more than reading its values."""
+    inline, so a payload costs little more than reading its values. `ignored` fields read None
+    (see `compile_event_decoder`)."""
+    ignored = ignored or {}
     hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     namespace: dict[str, Any] = {
@@ -429,7 +458,12 @@ def _compile_dataclass_decoder(cls: type) -> Decoder:
     ]
     for index, name in enumerate(names):
         hint = hints[name]
-        if hint in (str, int, bool):
+        if ignored.get(name) is True:
+            body.append(f"    value{index} = None")
+        elif name in ignored:
+            namespace[f"_decode{index}"] = _compile_decoder(hint, ignored[name])
+            body.append(f"    value{index} = _decode{index}(data[{name!r}])")
+        elif hint in (str, int, bool):
             namespace[f"_type{index}"] = hint
             body += [
                 f"    value{index} = data[{name!r}]",

@@ -60,6 +60,7 @@ last 4, mobile numbers the first 3 and the last 4) is in `domain/identity.py` (`
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -73,6 +74,7 @@ from complaintcore.domain.events import (
     Event,
     EventPayloadError,
     UnknownEventType,
+    compile_event_decoder,
     event_from_payload,
 )
 from complaintcore.domain.frozen import changed
@@ -85,6 +87,7 @@ __all__ = [
     "Path",
     "erased",
     "event_from_erased_payload",
+    "event_keeping_personal",
     "map_personal",
     "map_personal_in_place",
     "merge_personal",
@@ -413,6 +416,39 @@ def erased(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
 # refuse is given a placeholder of the field's type, the payload decoded, and the placeholder's
 # place set back to None on the decoded records. One walk of the payload per event finds the
 # places and fills them, copying only the objects and lists on the way to one.
+
+
+def event_keeping_personal(
+    event_type: str, payload: Mapping[str, Any], kept: frozenset[Path] = frozenset()
+) -> Event:
+    """The event of a stored payload with every personal field but `kept` read as None, without
+    looking at what the payload holds there (ciphertext not opened, or None once erased): what
+    a reader that shows none of those fields folds (a projection, an erased case). `kept`
+    fields must hold their plaintext. As fast as the strict decoder; an unusual payload goes the
+    way of `event_from_erased_payload`."""
+    return _decoder_keeping(event_type, kept)(payload)
+
+
+@functools.cache
+def _decoder_keeping(event_type: str, kept: frozenset[Path]) -> Callable[[Any], Event]:
+    ignored: dict[str, Any] = {}
+    for path in personal_paths(event_type):
+        if path in kept:
+            continue
+        node = ignored
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = True
+
+    def fallback(payload: Any) -> Event:
+        def keep_or_drop(where: str, value: Any) -> Any:
+            return value if path_pattern(where) in kept else None
+
+        return event_from_erased_payload(
+            event_type, map_personal(event_type, payload, keep_or_drop)
+        )
+
+    return compile_event_decoder(event_type, ignored, fallback)
 
 
 def event_from_erased_payload(event_type: str, payload: Mapping[str, Any]) -> Event:

@@ -23,7 +23,9 @@ transaction that may still roll back, and an erased one must go at once from the
 on erasure, see `crypto.key_cache`).
 
 **Provider calls** are synchronous (`crypto.keys.KeyProvider`) and run through
-`asyncio.to_thread`, one call per batch of keys, so a remote KMS never blocks the event loop.
+`asyncio.to_thread`, one call per batch of keys, so a remote KMS never blocks the event loop; a
+provider that holds its key in process (`unwraps_in_process`, the key file) is called directly,
+a thread hop costing more than the few microseconds of its work.
 
 **Rotation** (`rewrap_all`): the data keys stay as they are, only their wrapping changes, so not
 one event is touched. Rows are re-wrapped in batches, each batch its own transaction, walking each
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -43,7 +46,13 @@ from complaintcore.crypto.keys import KeyProvider, rewrap
 from complaintcore.crypto.suites import CipherSuite, suite_named
 from complaintcore.events.stream_cipher import StreamCipher
 
-__all__ = ["CaseKeyExists", "CaseKeys", "RewrapProgress"]
+__all__ = ["UNREAD", "CaseKeyExists", "CaseKeys", "RewrapProgress"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+UNREAD: Any = object()
+"""A case's wrapped key not read yet (None is a row that is not there)."""
 
 # Called after each re-wrapped batch commits: (rows re-wrapped so far by this run, rows to
 # re-wrap as counted when the run began, or the former when cases were added meanwhile).
@@ -132,7 +141,7 @@ class CaseKeys:
         if not case_id:
             raise ValueError("a case key needs a case id")
         data_key = self.suite.new_data_key()
-        wrapped = await asyncio.to_thread(self.provider.wrap, data_key)
+        wrapped = await self._off_the_loop(self.provider.wrap, data_key)
         inserted = await connection.fetchval(
             _INSERT, case_id, self.suite.name, self.provider.key_id, wrapped
         )
@@ -141,17 +150,32 @@ class CaseKeys:
         self._forget(case_id)  # a key cached from a rolled-back create must not outlive it
         return data_key
 
-    async def key_for(self, connection: asyncpg.Connection, case_id: str) -> bytes | None:
-        """The case's data key, or None when it has no row (erased, or never encrypted)."""
+    async def key_for(
+        self, connection: asyncpg.Connection, case_id: str, wrapped: Any = UNREAD
+    ) -> bytes | None:
+        """The case's data key, or None when it has no row (erased, or never encrypted).
+        `wrapped`: its row's wrapped key (None: no row) when the caller read it already."""
         cached = self._cached(case_id)
         if cached is not None:
             return cached
-        wrapped = await connection.fetchval(_SELECT_ONE, case_id)
+        if wrapped is UNREAD:
+            wrapped = await connection.fetchval(_SELECT_ONE, case_id)
         if wrapped is None:
             return None
-        data_key = await asyncio.to_thread(self.provider.unwrap, wrapped)
+        data_key = await self._unwrap(wrapped)
         self._remember(case_id, data_key)
         return data_key
+
+    async def _unwrap(self, wrapped: bytes) -> bytes:
+        """In this thread for a provider holding its key in process (microseconds), else in a
+        worker thread (a KMS round trip must not block the event loop)."""
+        return await self._off_the_loop(self.provider.unwrap, wrapped)
+
+    async def _off_the_loop(self, call: Callable[[T], R], argument: T) -> R:
+        """`call(argument)`: a provider call, off the event loop unless it runs in process."""
+        if getattr(self.provider, "unwraps_in_process", False):
+            return call(argument)
+        return await asyncio.to_thread(call, argument)
 
     async def keys_for(
         self, connection: asyncpg.Connection, case_ids: Iterable[str]
@@ -164,7 +188,7 @@ class CaseKeys:
         if not missing:
             return found
         rows = await connection.fetch(_SELECT_MANY, missing)
-        data_keys = await asyncio.to_thread(self._unwrap_all, [row["wrapped"] for row in rows])
+        data_keys = await self._off_the_loop(self._unwrap_all, [row["wrapped"] for row in rows])
         for row, data_key in zip(rows, data_keys, strict=True):
             found[row["case_id"]] = data_key
             self._remember(row["case_id"], data_key)
@@ -193,7 +217,7 @@ class CaseKeys:
         caller's transaction; `CaseKeyExists` if any of the cases has a key already."""
         _require_transaction(connection, "create")
         case_ids = list(data_keys)
-        wrapped = await asyncio.to_thread(self._wrap_all, list(data_keys.values()))
+        wrapped = await self._off_the_loop(self._wrap_all, list(data_keys.values()))
         status = await connection.execute(
             _INSERT_MANY, case_ids, self.suite.name, self.provider.key_id, wrapped
         )
@@ -208,12 +232,16 @@ class CaseKeys:
         return StreamCipher(case_id, self.suite, await self.create(connection, case_id))
 
     async def cipher_for(
-        self, connection: asyncpg.Connection, case_id: str, suite_name: str
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        suite_name: str,
+        wrapped: Any = UNREAD,
     ) -> StreamCipher:
         """The cipher of a case whose events are sealed under `suite_name` (without a key once
-        the case's personal data is erased)."""
+        the case's personal data is erased); `wrapped` as for `key_for`."""
         return StreamCipher(
-            case_id, suite_named(suite_name), await self.key_for(connection, case_id)
+            case_id, suite_named(suite_name), await self.key_for(connection, case_id, wrapped)
         )
 
     async def ciphers_for(

@@ -12,11 +12,12 @@ command path, replay, projections) goes through `domain_events` or `opened_event
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from complaintcore.domain.events import EVENT_TYPES, Event, event_from_payload, event_to_payload
-from complaintcore.domain.personal_data import Path, event_from_erased_payload
+from complaintcore.domain.personal_data import Path, event_keeping_personal, personal_paths
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
 from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
@@ -103,10 +104,19 @@ def opened_event(
             f"{event_type} at version {version} is sealed under {suite_name}, "
             f"and was read with {cipher!r}"
         )
-    opened = upcast(event_type, schema_version, cipher.open(event_type, version, payload, only))
-    if cipher.erased or only is not None:
-        return event_from_erased_payload(event_type, opened)
-    return event_from_payload(event_type, opened)
+    if not cipher.erased and only is None:
+        opened = cipher.open(event_type, version, payload)
+        return event_from_payload(event_type, upcast(event_type, schema_version, opened))
+    # erased, or only some fields wanted: the others are neither opened nor looked at
+    kept = frozenset() if cipher.erased else frozenset(only or ()) & _personal(event_type)
+    if kept:
+        payload = cipher.open(event_type, version, payload, kept)
+    return event_keeping_personal(event_type, upcast(event_type, schema_version, payload), kept)
+
+
+@functools.cache
+def _personal(event_type: str) -> frozenset[Path]:
+    return frozenset(personal_paths(event_type))
 
 
 def domain_event(

@@ -30,6 +30,9 @@ from complaintcore.domain.personal_data import (
     Path,
     erased,
     event_from_erased_payload,
+    event_keeping_personal,
+    map_personal,
+    path_pattern,
 )
 
 EVENT_CLASSES = pytest.mark.parametrize("event_class", EVENT_TYPES.values(), ids=EVENT_TYPES.keys())
@@ -140,3 +143,32 @@ def test_a_payload_of_the_wrong_shape_is_refused_as_the_strict_decoder_refuses_i
         event_from_erased_payload("ComplaintReceived", payload | {"respondent_staff": None})
     with pytest.raises(UnknownEventType):
         event_from_erased_payload("ComplaintTeleported", payload)
+
+
+@EVENT_CLASSES
+@HYPOTHESIS
+@given(data=st.data())
+def test_a_decoder_keeping_some_personal_fields_reads_the_others_as_none_unlooked_at(
+    event_class: type[DomainEvent], data: st.DataObject
+) -> None:
+    event = data.draw(st.from_type(event_class))
+    paths = PERSONAL[event.event_type]
+    kept = frozenset(data.draw(st.sets(st.sampled_from(paths))) if paths else ())
+    # what a projection reads: the fields it does not keep still hold their ciphertext
+    payload = map_personal(
+        event.event_type,
+        event_to_payload(event),
+        lambda where, value: value if path_pattern(where) in kept else "enc:v1:AAAA",
+    )
+
+    decoded = event_keeping_personal(event.event_type, payload, kept)
+
+    expected = event
+    for path in paths:
+        if path not in kept:
+            expected = with_none_at(expected, path)
+    assert decoded == expected
+    assert type(decoded) is event_class
+    assert event_keeping_personal(event.event_type, erased(event.event_type, payload)) == (
+        everything_personal_gone(event)
+    )
