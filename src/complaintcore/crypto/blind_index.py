@@ -65,6 +65,8 @@ def normalised_identity(id_type: str, id_number: str) -> str:
 def normalised_number(id_number: str) -> str:
     """The number as every equivalent spelling of it reads once normalised (see the module);
     "" when nothing but spaces, dashes and invisible characters was typed."""
+    if id_number.isascii() and id_number.isalnum():  # as most are typed: NFKC leaves it be
+        return id_number.upper()
     return "".join(
         character
         for character in unicodedata.normalize("NFKC", id_number)

@@ -266,6 +266,7 @@ def pointer(keys: tuple[str | int, ...]) -> str:
     return "".join("/" + str(key).replace("~", "~0").replace("/", "~1") for key in keys)
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred pointers occur; readers ask for each often
 def path_pattern(pointer_string: str) -> Path:
     """The `Path` a pointer is an instance of: `"/respondent_staff/0/name"` ->
     `("respondent_staff", "*", "name")`."""
