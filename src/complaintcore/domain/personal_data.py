@@ -90,6 +90,7 @@ __all__ = [
     "event_keeping_personal",
     "map_personal",
     "map_personal_in_place",
+    "map_some_personal",
     "merge_personal",
     "path_pattern",
     "personal_paths",
@@ -358,6 +359,44 @@ def map_personal_in_place(
     for container, key, where in _slots(payload, _tree_of(event_type), ""):
         container[key] = fn(where, container[key])
     return payload
+
+
+def map_some_personal(
+    event_type: str, payload: Mapping[str, Any], paths: frozenset[Path], fn: PersonalFunction
+) -> dict[str, Any]:
+    """`fn(pointer, value)` at the personal values of `paths` only (some of the event type's
+    personal paths), the other personal values left as they are: for a reader whose decoder
+    ignores those (`event_keeping_personal`). Only the objects and lists on the way to `paths`
+    are copied; the rest of the new payload is shared with `payload`."""
+    unknown = paths - set(personal_paths(event_type))
+    if unknown:
+        raise EventPayloadError(f"{event_type}: {sorted(unknown)} are not personal fields")
+    tree = _tree_of_paths(paths)
+    result: dict[str, Any] = _copy_along(dict(payload), tree)
+    for container, key, where in _slots(result, tree, ""):
+        container[key] = fn(where, container[key])
+    return result
+
+
+@functools.cache
+def _tree_of_paths(paths: frozenset[Path]) -> _Tree:
+    return _tree(tuple(sorted(paths)))
+
+
+def _copy_along(node: Any, tree: _Tree) -> Any:
+    """`node` with a copy of each object and list on the way to a leaf of `tree`."""
+    if isinstance(node, list):
+        below = tree.get(EACH)
+        if below is None or below[1] is _LEAF:
+            return list(node)
+        return [_copy_along(item, below[1]) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copied = dict(node)
+    for name, (_, subtree) in tree.items():
+        if name != EACH and subtree is not _LEAF and copied.get(name) is not None:
+            copied[name] = _copy_along(copied[name], subtree)
+    return copied
 
 
 def split_personal(

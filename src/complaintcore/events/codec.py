@@ -110,7 +110,7 @@ def opened_event(
     # erased, or only some fields wanted: the others are neither opened nor looked at
     kept = frozenset() if cipher.erased else frozenset(only or ()) & _personal(event_type)
     if kept:
-        payload = cipher.open(event_type, version, payload, kept)
+        payload = cipher.open_for_decoder(event_type, version, payload, kept)
     return event_keeping_personal(event_type, upcast(event_type, schema_version, payload), kept)
 
 
