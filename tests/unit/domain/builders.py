@@ -19,6 +19,7 @@ from complaintcore.domain import (
     Command,
     Complainant,
     ComplainantKind,
+    ComplaintReceived,
     ComplaintState,
     DecideComplaint,
     DecideReview,
@@ -30,6 +31,7 @@ from complaintcore.domain import (
     IdType,
     InstitutionPolicy,
     InvalidCommand,
+    JointComplaint,
     Notice,
     NoticeMethod,
     Outcome,
@@ -38,6 +40,7 @@ from complaintcore.domain import (
     ReceiveComplaint,
     Remedy,
     RequestReview,
+    RespondentStaff,
     ResumeClock,
     ReviewOutcome,
     RuleViolation,
@@ -303,3 +306,21 @@ def decided_case(received_on: date, decided_on: date, **overrides: Any) -> Case:
 
 def roll_policy(**overrides: Any) -> InstitutionPolicy:
     return replace(DEFAULT_POLICY, roll_past_holidays=True, **overrides)
+
+
+def received_with_everything() -> ComplaintReceived:
+    """A receipt with every personal field given: address, agent, respondent staff, joint."""
+    case = Case()
+    case.do(
+        receive(
+            d("2026-03-02"),
+            channel="in_person",
+            complainant=person(address="上海市浦东新区某路2号"),
+            agent=agent(),
+            respondent_staff=(RespondentStaff(RESPONDENT_STAFF_ID, "赵六"),),
+            joint=JointComplaint(complainants=8, representatives=("代表甲", "代表乙")),
+        )
+    )
+    received = case.events[0]
+    assert isinstance(received, ComplaintReceived)
+    return received

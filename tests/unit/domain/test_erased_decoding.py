@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from builders import RESPONDENT_STAFF_ID, Case, agent, d, decided_case, person, receive
+from builders import RESPONDENT_STAFF_ID, d, decided_case, received_with_everything
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,23 +85,6 @@ def test_a_payload_with_nothing_erased_decodes_as_the_strict_decoder_decodes_it(
     decoded = event_from_erased_payload(event_class.event_type, payload)
 
     assert decoded == event_from_payload(event_class.event_type, payload)
-
-
-def received_with_everything() -> ComplaintReceived:
-    case = Case()
-    case.do(
-        receive(
-            d("2026-03-02"),
-            channel="in_person",
-            complainant=person(address="上海市浦东新区某路2号"),
-            agent=agent(),
-            respondent_staff=(RespondentStaff(RESPONDENT_STAFF_ID, "赵六"),),
-            joint=JointComplaint(complainants=8, representatives=("代表甲", "代表乙")),
-        )
-    )
-    received = case.events[0]
-    assert isinstance(received, ComplaintReceived)
-    return received
 
 
 def test_values_opened_stay_and_only_the_values_not_opened_read_as_none() -> None:

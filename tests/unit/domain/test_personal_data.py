@@ -15,17 +15,15 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import pytest
-from builders import HANDLER, RESPONDENT_STAFF_ID, Case, agent, d, decided_case, person, receive
+from builders import HANDLER, RESPONDENT_STAFF_ID, d, decided_case, received_with_everything
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from complaintcore.domain import (
     EVENT_TYPES,
     ComplaintDecided,
-    ComplaintReceived,
     DomainEvent,
     EventPayloadError,
-    JointComplaint,
     RespondentStaff,
     UnknownEventType,
     event_from_payload,
@@ -360,23 +358,6 @@ def test_merging_refuses_a_value_outside_the_personal_fields() -> None:
 
 
 # --- spot checks -------------------------------------------------------------------------------
-
-
-def received_with_everything() -> ComplaintReceived:
-    case = Case()
-    case.do(
-        receive(
-            d("2026-03-02"),
-            channel="in_person",
-            complainant=person(address="上海市浦东新区某路2号"),
-            agent=agent(),
-            respondent_staff=(RespondentStaff(RESPONDENT_STAFF_ID, "赵六"),),
-            joint=JointComplaint(complainants=8, representatives=("代表甲", "代表乙")),
-        )
-    )
-    received = case.events[0]
-    assert isinstance(received, ComplaintReceived)
-    return received
 
 
 def test_a_receipt_keeps_people_personal_and_codes_and_dates_readable() -> None:
