@@ -86,12 +86,6 @@ class SuiteUnavailable(RuntimeError):
     """A known suite that the installed `cryptography` and OpenSSL cannot run correctly."""
 
 
-# (key, nonce, plaintext, associated data) -> ciphertext with the tag appended
-_Seal = Callable[[bytes, bytes, bytes, bytes], bytes]
-# (key, nonce, ciphertext with tag, associated data) -> plaintext; raises InvalidTag
-_Open = Callable[[bytes, bytes, bytes, bytes], bytes]
-
-
 @dataclass(frozen=True)
 class _KnownAnswer:
     key: str
@@ -109,8 +103,6 @@ class CipherSuite:
     suite_byte: int
     key_bytes: int
     chain_hash_name: str
-    _seal: _Seal = field(repr=False)
-    _open: _Open = field(repr=False)
     _bind: Callable[[bytes], _Aead] = field(repr=False)
     _digest: Callable[[bytes], bytes] = field(repr=False)
     _hash_algorithm: Callable[[], hashes.HashAlgorithm] = field(repr=False)
@@ -172,8 +164,9 @@ class CipherSuite:
         associated = bytes.fromhex(vector.associated_data)
         plaintext, sealed = bytes.fromhex(vector.plaintext), bytes.fromhex(vector.sealed)
         try:
-            right = self._seal(key, nonce, plaintext, associated) == sealed
-            right = right and self._open(key, nonce, sealed, associated) == plaintext
+            aead = self._bind(key)
+            right = aead.encrypt(nonce, plaintext, associated) == sealed
+            right = right and aead.decrypt(nonce, sealed, associated) == plaintext
         except (UnsupportedAlgorithm, InvalidTag, ValueError) as error:
             raise SuiteUnavailable(
                 f"cipher suite {self.name} is not available here: {error} ({_library_versions()})"
@@ -219,10 +212,21 @@ class _Sm4Gcm:
         self._key = key
 
     def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
-        return _sm4_gcm_seal(self._key, nonce, data, associated_data)
+        # no one-shot AEAD class for SM4 in `cryptography`: the GCM mode object does the job
+        encryptor = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(associated_data)
+        body = encryptor.update(data) + encryptor.finalize()
+        return body + encryptor.tag
 
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
-        return _sm4_gcm_open(self._key, nonce, data, associated_data)
+        if len(data) < TAG_BYTES:
+            raise InvalidTag
+        body, tag = data[:-TAG_BYTES], data[-TAG_BYTES:]
+        decryptor = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, tag)).decryptor()
+        decryptor.authenticate_additional_data(associated_data)
+        # the plaintext is returned only once `finalize` has checked the tag
+        plaintext = decryptor.update(body)
+        return plaintext + decryptor.finalize()
 
 
 def associated_data(case_id: str, version: int, field_path: str) -> bytes:
@@ -299,33 +303,6 @@ def _library_versions() -> str:
     return f"cryptography {cryptography.__version__}, {openssl}"
 
 
-def _aes_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, associated: bytes) -> bytes:
-    return AESGCM(key).encrypt(nonce, plaintext, associated)
-
-
-def _aes_gcm_open(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> bytes:
-    return AESGCM(key).decrypt(nonce, sealed, associated)
-
-
-def _sm4_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, associated: bytes) -> bytes:
-    # `cryptography` has no one-shot AEAD class for SM4: the GCM mode object does the same job
-    encryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
-    encryptor.authenticate_additional_data(associated)
-    body = encryptor.update(plaintext) + encryptor.finalize()
-    return body + encryptor.tag
-
-
-def _sm4_gcm_open(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> bytes:
-    if len(sealed) < TAG_BYTES:
-        raise InvalidTag
-    body, tag = sealed[:-TAG_BYTES], sealed[-TAG_BYTES:]
-    decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
-    decryptor.authenticate_additional_data(associated)
-    # the plaintext is returned only once `finalize` has checked the tag
-    plaintext = decryptor.update(body)
-    return plaintext + decryptor.finalize()
-
-
 def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
@@ -342,8 +319,6 @@ _SUITES = {
         suite_byte=1,
         key_bytes=32,
         chain_hash_name="sha-256",
-        _seal=_aes_gcm_seal,
-        _open=_aes_gcm_open,
         _bind=AESGCM,
         _digest=_sha256,
         _hash_algorithm=hashes.SHA256,
@@ -364,8 +339,6 @@ _SUITES = {
         suite_byte=2,
         key_bytes=16,
         chain_hash_name="sm3",
-        _seal=_sm4_gcm_seal,
-        _open=_sm4_gcm_open,
         _bind=_Sm4Gcm,
         _digest=_sm3,
         _hash_algorithm=hashes.SM3,
