@@ -360,20 +360,18 @@ class ComplaintService:
         return state, self._today(), self.policy_for(state.respondent_institution)
 
     async def stream_cipher(
-        self,
-        case_id: str,
-        stored: Sequence[StoredEvent],
-        connection: asyncpg.Connection | None = None,
+        self, case_id: str, stored: Sequence[StoredEvent]
     ) -> StreamCipher | None:
         """The cipher that opens `stored` (the case's events), None for a stream written
-        before encryption."""
+        before encryption. A connection is taken only when the key is not cached."""
         suite = stream_suite(stored)
         if suite is None:
             return None
-        if connection is None:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as acquired:
-                return await self._case_keys.cipher_for(acquired, case_id, suite)
-        return await self._case_keys.cipher_for(connection, case_id, suite)
+        cached = self._case_keys.cached_cipher(case_id, suite)
+        if cached is not None:
+            return cached
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as acquired:
+            return await self._case_keys.cipher_for(acquired, case_id, suite)
 
     async def case_events(self, actor: Actor, case_id: str) -> list[StoredEvent]:
         """The whole stream, after checking the caller may see the case."""

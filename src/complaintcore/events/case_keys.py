@@ -244,6 +244,11 @@ class CaseKeys:
             case_id, suite_named(suite_name), await self.key_for(connection, case_id, wrapped)
         )
 
+    def cached_cipher(self, case_id: str, suite_name: str) -> StreamCipher | None:
+        """The case's cipher if its key is cached here (None: ask `cipher_for`)."""
+        data_key = self._cached(case_id)
+        return StreamCipher(case_id, suite_named(suite_name), data_key) if data_key else None
+
     async def ciphers_for(
         self, connection: asyncpg.Connection, suites: dict[str, str]
     ) -> dict[str, StreamCipher]:
