@@ -2,10 +2,11 @@
 every table's rows written in COPY batches that commit with the range's progress."""
 
 import asyncio
+import gc
 import os
 import resource
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,8 @@ class RangeScan:
         try:
             for target in self._targets:
                 self._records[target.name] = await target.make_record(writer, self._task.settings)
-            finished = await self._scan(writer, reader)
+            with _few_collections():
+                finished = await self._scan(writer, reader)
         finally:
             await close_quietly(reader)
             await close_quietly(writer)
@@ -162,6 +164,19 @@ class RangeScan:
                     f"range {number} of the rebuild of {', '.join(names)} was moved by another scan"
                 )
         self._last_written = states[-1].id
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """The cyclic garbage collector run rarely while a scan allocates: a scan makes millions of
+    short-lived objects, nearly none of them in cycles, and at the default thresholds the
+    collector took a fifth of a scan worker's time (1,600 collections per 136,000 events)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 async def _pages_ahead(
