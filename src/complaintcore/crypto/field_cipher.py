@@ -48,7 +48,6 @@ __all__ = [
 
 SEALED_PREFIX = "enc:v1:"
 _ANY_SEALED_FORMAT = re.compile(r"enc:v[0-9]+:")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # orjson writes these natively; passed through, they reach `default` and are refused, since they
 # would come back as strings rather than as the value sealed
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -78,16 +77,21 @@ def unseal(
 
 def unseal_with(cipher: BoundCipher, case_id: str, version: int, path: str, sealed: str) -> Any:
     """`unseal` with the suite's AEAD already made for the key."""
-    place = f"{path} of case {case_id} at version {version}"
-    ciphertext = _ciphertext(sealed, place)
     try:
+        ciphertext = _ciphertext(sealed)
         plaintext = cipher.decrypt(ciphertext, associated_data(case_id, version, path))
     except CiphertextRejected as error:
-        raise CiphertextRejected(f"{place}: {error}") from None
+        raise CiphertextRejected(f"{_place(case_id, version, path)}: {error}") from None
     try:
         return orjson.loads(plaintext)
     except orjson.JSONDecodeError:  # authentic yet not JSON: only if the key wrote something else
-        raise CiphertextRejected(f"{place}: authentic, but not a sealed JSON value") from None
+        raise CiphertextRejected(
+            f"{_place(case_id, version, path)}: authentic, but not a sealed JSON value"
+        ) from None
+
+
+def _place(case_id: str, version: int, path: str) -> str:
+    return f"{path} of case {case_id} at version {version}"
 
 
 def is_sealed(value: object) -> bool:
@@ -97,27 +101,33 @@ def is_sealed(value: object) -> bool:
 
 def sealed_suite_byte(sealed: str) -> int:
     """The suite byte a sealed text's ciphertext starts with (`CiphertextRejected` if unread)."""
-    return _ciphertext(sealed, "sealed text")[0]
+    try:
+        return _ciphertext(sealed)[0]
+    except CiphertextRejected as error:
+        raise CiphertextRejected(f"sealed text: {error}") from None
 
 
-def _ciphertext(sealed: object, place: str) -> bytes:
+def _ciphertext(sealed: object) -> bytes:
     if not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
         found = _ANY_SEALED_FORMAT.match(sealed) if isinstance(sealed, str) else None
         if found:
-            raise CiphertextRejected(f"{place}: sealed format {found.group()!r} is not known here")
-        raise CiphertextRejected(f"{place}: not sealed text (no {SEALED_PREFIX!r} prefix)")
+            raise CiphertextRejected(f"sealed format {found.group()!r} is not known here")
+        raise CiphertextRejected(f"not sealed text (no {SEALED_PREFIX!r} prefix)")
     text = sealed[len(SEALED_PREFIX) :]
-    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise CiphertextRejected(f"{place}: sealed text is not unpadded base64url")
+    # strict: any character outside the alphabet is refused (the standard alphabet's `+` and
+    # `/` are checked apart, as base64url has `-` and `_` in their place)
+    if len(text) % 4 == 1 or "+" in text or "/" in text:
+        raise CiphertextRejected("sealed text is not unpadded base64url")
     try:
-        ciphertext = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        standard = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+        ciphertext = binascii.a2b_base64(standard, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise CiphertextRejected(f"{place}: sealed text is not unpadded base64url") from None
+        raise CiphertextRejected("sealed text is not unpadded base64url") from None
     # one text per ciphertext: unused low bits of the last character must be zero
-    if base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii") != text:
-        raise CiphertextRejected(f"{place}: sealed text is not canonical base64url")
+    if binascii.b2a_base64(ciphertext, newline=False).decode("ascii") != standard:
+        raise CiphertextRejected("sealed text is not canonical base64url")
     if not ciphertext:
-        raise CiphertextRejected(f"{place}: sealed text is empty")
+        raise CiphertextRejected("sealed text is empty")
     return ciphertext
 
 

@@ -125,26 +125,6 @@ class CipherSuite:
         self._check_key(key)
         return BoundCipher(self, self._bind(key))
 
-    def _decrypt_bound(self, aead: _Aead, ciphertext: bytes, associated_data: bytes) -> bytes:
-        if len(ciphertext) < _SHORTEST:
-            raise CiphertextRejected(
-                f"ciphertext of {len(ciphertext)} bytes is too short ({_SHORTEST} at least)"
-            )
-        if ciphertext[0] != self.suite_byte:
-            raise CiphertextRejected(
-                f"ciphertext names suite {_suite_label(ciphertext[0])}, not {self.name}"
-            )
-        header = ciphertext[:_HEADER_BYTES]
-        nonce = ciphertext[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES]
-        sealed = ciphertext[_HEADER_BYTES + NONCE_BYTES :]
-        try:
-            return aead.decrypt(nonce, sealed, header + associated_data)
-        except InvalidTag:
-            raise CiphertextRejected(
-                f"{self.name} ciphertext fails authentication: altered, or another key, case, "
-                "version or field"
-            ) from None
-
     def chain_hash(self, data: bytes) -> str:
         """This suite's chain hash of `data`, in lower-case hex (SHA-256 or SM3, 64 digits)."""
         return self._digest(data).hex()
@@ -202,7 +182,24 @@ class BoundCipher:
         return header + nonce + self._aead.encrypt(nonce, plaintext, header + associated_data)
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
-        return self.suite._decrypt_bound(self._aead, ciphertext, associated_data)
+        if len(ciphertext) < _SHORTEST:
+            raise CiphertextRejected(
+                f"ciphertext of {len(ciphertext)} bytes is too short ({_SHORTEST} at least)"
+            )
+        if ciphertext[0] != self.suite.suite_byte:
+            raise CiphertextRejected(
+                f"ciphertext names suite {_suite_label(ciphertext[0])}, not {self.suite.name}"
+            )
+        header = ciphertext[:_HEADER_BYTES]
+        nonce = ciphertext[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES]
+        sealed = ciphertext[_HEADER_BYTES + NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, sealed, header + associated_data)
+        except InvalidTag:
+            raise CiphertextRejected(
+                f"{self.suite.name} ciphertext fails authentication: altered, or another key, "
+                "case, version or field"
+            ) from None
 
 
 class _Sm4Gcm:
@@ -242,17 +239,25 @@ def associated_data(case_id: str, version: int, field_path: str) -> bytes:
         raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
     if not isinstance(field_path, str):
         raise ValueError("field_path must be a string (a JSON Pointer)")
-    case_bytes, path_bytes = case_id.encode(), field_path.encode()
-    return b"".join(
-        (
-            _ASSOCIATED_DATA_LABEL,
-            struct.pack(">I", len(case_bytes)),
-            case_bytes,
-            struct.pack(">Q", version),
-            struct.pack(">I", len(path_bytes)),
-            path_bytes,
-        )
-    )
+    return b"".join((_case_part(case_id), _VERSION.pack(version), _path_part(field_path)))
+
+
+_VERSION = struct.Struct(">Q")
+_LENGTH = struct.Struct(">I")
+
+
+# A case's fields are sealed and opened together, a few hundred paths occur: small caches of
+# the parts spare a rebuild re-encoding them for every field.
+@functools.lru_cache(maxsize=64)
+def _case_part(case_id: str) -> bytes:
+    case_bytes = case_id.encode()
+    return _ASSOCIATED_DATA_LABEL + _LENGTH.pack(len(case_bytes)) + case_bytes
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_part(field_path: str) -> bytes:
+    path_bytes = field_path.encode()
+    return _LENGTH.pack(len(path_bytes)) + path_bytes
 
 
 def suite_named(name: str) -> CipherSuite:

@@ -368,34 +368,44 @@ def map_some_personal(
     personal paths), the other personal values left as they are: for a reader whose decoder
     ignores those (`event_keeping_personal`). Only the objects and lists on the way to `paths`
     are copied; the rest of the new payload is shared with `payload`."""
-    unknown = paths - set(personal_paths(event_type))
-    if unknown:
-        raise EventPayloadError(f"{event_type}: {sorted(unknown)} are not personal fields")
-    tree = _tree_of_paths(paths)
-    result: dict[str, Any] = _copy_along(dict(payload), tree)
-    for container, key, where in _slots(result, tree, ""):
-        container[key] = fn(where, container[key])
-    return result
+    return _mapped_along(payload, _tree_of_some(event_type, paths), "", fn)
 
 
 @functools.cache
-def _tree_of_paths(paths: frozenset[Path]) -> _Tree:
+def _tree_of_some(event_type: str, paths: frozenset[Path]) -> _Tree:
+    unknown = paths - set(personal_paths(event_type))
+    if unknown:
+        raise EventPayloadError(f"{event_type}: {sorted(unknown)} are not personal fields")
     return _tree(tuple(sorted(paths)))
 
 
-def _copy_along(node: Any, tree: _Tree) -> Any:
-    """`node` with a copy of each object and list on the way to a leaf of `tree`."""
-    if isinstance(node, list):
-        below = tree.get(EACH)
-        if below is None or below[1] is _LEAF:
-            return list(node)
-        return [_copy_along(item, below[1]) for item in node]
-    if not isinstance(node, dict):
-        return node
+def _mapped_along(node: Any, tree: _Tree, at: str, fn: PersonalFunction) -> Any:
+    """A copy of `node` (whose pointer is `at`) with `fn(pointer, value)` at each value of
+    `tree` present: one walk, as `_slots` goes, copying only the objects and lists on the way."""
+    if EACH in tree:
+        if not isinstance(node, list):
+            raise EventPayloadError(f"{at or '/'}: expected a list")
+        subtree = tree[EACH][1]
+        items = list(node)
+        for index, child in enumerate(items):
+            if child is not None:
+                where = f"{at}/{index}"
+                items[index] = (
+                    fn(where, child)
+                    if subtree is _LEAF
+                    else _mapped_along(child, subtree, where, fn)
+                )
+        return items
+    if not isinstance(node, Mapping):
+        raise EventPayloadError(f"{at or '/'}: expected an object")
     copied = dict(node)
-    for name, (_, subtree) in tree.items():
-        if name != EACH and subtree is not _LEAF and copied.get(name) is not None:
-            copied[name] = _copy_along(copied[name], subtree)
+    for name, (segment, subtree) in tree.items():
+        child = copied.get(name)
+        if child is not None:
+            where = at + segment
+            copied[name] = (
+                fn(where, child) if subtree is _LEAF else _mapped_along(child, subtree, where, fn)
+            )
     return copied
 
 

@@ -108,15 +108,15 @@ def opened_event(
         opened = cipher.open(event_type, version, payload)
         return event_from_payload(event_type, upcast(event_type, schema_version, opened))
     # erased, or only some fields wanted: the others are neither opened nor looked at
-    kept = frozenset() if cipher.erased else frozenset(only or ()) & _personal(event_type)
+    kept = frozenset() if cipher.erased else _kept(event_type, frozenset(only or ()))
     if kept:
         payload = cipher.open_for_decoder(event_type, version, payload, kept)
     return event_keeping_personal(event_type, upcast(event_type, schema_version, payload), kept)
 
 
-@functools.cache
-def _personal(event_type: str) -> frozenset[Path]:
-    return frozenset(personal_paths(event_type))
+@functools.lru_cache(maxsize=1024)
+def _kept(event_type: str, only: frozenset[Path]) -> frozenset[Path]:
+    return only & frozenset(personal_paths(event_type))
 
 
 def domain_event(
