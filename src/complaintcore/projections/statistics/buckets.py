@@ -24,6 +24,7 @@ function, both paths: the buckets always equal the sums of the facts rows they s
 No personal data here either: keys are institutions, categories, channels and outcomes.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import date
 from itertools import pairwise
@@ -66,6 +67,7 @@ _HANDLING_DAYS_ON = _AT[dating.HANDLING_DAYS_ON]
 _PAUSED_ON = _AT[dating.PAUSED_ON]
 
 
+@functools.lru_cache(maxsize=8192)  # a few thousand days occur, each in many rows of a rebuild
 def month_of(day: date) -> date:
     return day.replace(day=1)
 
