@@ -96,6 +96,26 @@ class MajorCause(StrEnum):
     GROUP_COMPLAINT = "group_complaint"  # 20名以上面谈共同投诉: set at receipt, never flagged
 
 
+class RootCause(StrEnum):
+    """Why the complaint arose, as the desk attributes it (責任歸屬; Art. 26 溯源整改)."""
+
+    PRODUCT_DESIGN = "product_design"
+    RULES_AND_PROCESS = "rules_and_process"
+    SYSTEMS = "systems"
+    STAFF_CONDUCT = "staff_conduct"
+    THIRD_PARTY = "third_party"  # with the third party's name (Art. 10)
+    EXTERNAL = "external"
+    NOT_SUBSTANTIATED = "not_substantiated"
+
+
+class Satisfaction(StrEnum):
+    """The complainant's answer when followed up (回访)."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
 # --- value objects ---------------------------------------------------------------------------
 
 
@@ -177,6 +197,16 @@ class Approval:
 
     approver_id: str
     approver_role: ApproverRole
+
+
+@dataclass(frozen=True)
+class RectificationAction:
+    """One rectification action (整改措施) of an attribution: who does what by when."""
+
+    action_id: str
+    description: str
+    owner_id: str  # a staff id
+    due_on: date
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -323,6 +353,49 @@ class ErasePersonalData:
     legal_basis: str
 
 
+@dataclass(frozen=True)
+class ApproveRedress:
+    """A supervisor's approval of redress up to `up_to_fen` for the next decision or review
+    decision of the case (核决权限; Art. 24). The approver is the calling principal."""
+
+    up_to_fen: int
+    note: str
+    approved_on: date
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """Responsibility, root cause and rectification (責任歸屬; Art. 26 溯源整改、责任追究).
+    `third_party` is given exactly when `root_cause` is `third_party`."""
+
+    attributed_on: date
+    responsible_institution: str
+    root_cause: RootCause
+    department: str | None = None
+    responsible_staff: tuple[str, ...] = ()
+    third_party: str | None = None
+    actions: tuple[RectificationAction, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rectify:
+    """Close one rectification action of the current attribution."""
+
+    action_id: str
+    done_on: date
+    evidence_ref: str
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """回访 after the decision notice. `satisfaction` is given exactly when `reached`."""
+
+    reached: bool
+    followed_up_on: date
+    satisfaction: Satisfaction | None = None
+    note: str = ""
+
+
 Command = (
     ReceiveComplaint
     | AssignHandler
@@ -340,4 +413,8 @@ Command = (
     | DeclineComplaint
     | FlagMajor
     | ErasePersonalData
+    | ApproveRedress
+    | Attribute
+    | Rectify
+    | FollowUp
 )

@@ -48,11 +48,34 @@ Choices made where DOMAIN.md is silent (a compliance officer's reading, document
   that day (`case_open`), and its retention (`retention.retention_ends_on` of `state.closed_on`
   and policy `retention_years`) must have ended by then (`retention_not_expired`). The event
   records the closing day and the years it applied, so an audit can check them from the stream.
+- Redress authority (Art. 24, desk rule 客訴金額核決權限). The caller's limit, where it comes from,
+  whether the caller stands at the case's institution or above, and the codes of the case's
+  institution tree come in the `DecisionContext` (the service reads them from the policy and the
+  tree). `approve-redress`: supervisors only, at or above the case's institution, for a positive
+  amount within their own limit (`approver_lacks_authority` otherwise), on an open case
+  (`case_closed`): before the decision, and also after it while the case is open (review window
+  running or review pending), since a review decision that changes the outcome may need it. The
+  latest approval replaces an earlier unused one. A decision, or a review decision that changes
+  the outcome with a new redress, above the caller's limit needs an unused approval covering it
+  (`redress_exceeds_authority`); every decision and review decision voids the approval, used or
+  not. The approval records the approver's limit and its source, so an audit needs no policy.
+- Attribution, rectification, follow-up (desk rule 責任歸屬, Art. 26; 回访). They need a decision
+  (`case_not_decided`): a case withdrawn within its review window was decided and may be
+  attributed; one withdrawn, declined or merged before a decision never can. They apply after the
+  case closed too (the desk's work follows closure), and not once personal data is erased. The
+  responsible unit must be a code of the case's tree (`unknown_institution`; matched regardless of
+  letter case and stored as the tree spells it). A new attribution replaces the earlier one with
+  its list of actions; an action id already closed stays closed (see `state._attributed`).
+  Follow-ups may be repeated; the latest is the case's. The dates of these commands (and of
+  `approve-redress`) are business dates like any other: not after today, not before the case's
+  previous business date, and each becomes the previous business date, so the register reads in
+  order (a rectification is never dated before its attribution, a decision never before its
+  approval).
 - A due date that needs a calendar year not loaded (policy `roll_past_holidays`) refuses the
   command with `calendar_year_missing`; at receipt the regulator-transfer check reports the same
   code as a field error of `regulator_transfer`.
 
-Why one file of 850 lines: every command's rules read the same shared checks (dates, closed
+Why one file of 1,050 lines: every command's rules read the same shared checks (dates, closed
 cases, field errors) in one order, stated once at the top; a file per command would scatter that
 order, which a compliance officer reads here end to end.
 """
@@ -68,8 +91,10 @@ from typing import Any
 from complaintcore.domain.calendar import CalendarYearMissing, WorkingDayCalendar
 from complaintcore.domain.commands import (
     Agent,
+    ApproveRedress,
     ApproverRole,
     AssignHandler,
+    Attribute,
     Command,
     Complainant,
     ComplainantKind,
@@ -79,6 +104,7 @@ from complaintcore.domain.commands import (
     ErasePersonalData,
     ExtendDeadline,
     FlagMajor,
+    FollowUp,
     IdType,
     JointComplaint,
     MajorCause,
@@ -88,11 +114,14 @@ from complaintcore.domain.commands import (
     NotifyComplainant,
     PauseClock,
     ReceiveComplaint,
+    RectificationAction,
+    Rectify,
     RecuseHandler,
     Remedy,
     RequestReview,
     ResumeClock,
     ReviewOutcome,
+    RootCause,
     SupplementComplaint,
     WithdrawComplaint,
 )
@@ -106,6 +135,7 @@ from complaintcore.domain.deadlines import (
     review_window_ends_on,
 )
 from complaintcore.domain.events import (
+    CaseAttributed,
     ClockPaused,
     ClockResumed,
     ComplainantNotified,
@@ -117,10 +147,13 @@ from complaintcore.domain.events import (
     ComplaintWithdrawn,
     DeadlineExtended,
     Event,
+    FollowedUp,
     HandlerAssigned,
     HandlerRecused,
     MarkedMajor,
     PersonalDataErased,
+    RectificationActionClosed,
+    RedressApproved,
     RegulatorTransferCheck,
     ReviewDecided,
     ReviewRequested,
@@ -131,10 +164,12 @@ from complaintcore.domain.identity import (
 )
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.retention import retention_ends_on
-from complaintcore.domain.roles import Role, may_designate_major
+from complaintcore.domain.roles import Role, may_approve_redress, may_designate_major
 from complaintcore.domain.rules import (
+    ACTION_ALREADY_CLOSED,
     ALREADY_MAJOR,
     APPEAL_WINDOW_CLOSED,
+    APPROVER_LACKS_AUTHORITY,
     BUSINESS_DATE_BEFORE_PREVIOUS,
     BUSINESS_DATE_IN_FUTURE,
     CALENDAR_YEAR_MISSING,
@@ -158,12 +193,15 @@ from complaintcore.domain.rules import (
     NOT_AUTHORIZED_TO_DESIGNATE,
     PAUSE_ALREADY_OPEN,
     PERSONAL_DATA_ERASED,
+    REDRESS_EXCEEDS_AUTHORITY,
     RETENTION_NOT_EXPIRED,
     REVIEW_ALREADY_REQUESTED,
     REVIEW_NOT_AVAILABLE,
     REVIEW_NOT_REQUESTED,
     REVIEW_REMEDY_REQUIRED,
     REVIEWER_HAS_CONFLICT,
+    UNKNOWN_ACTION,
+    UNKNOWN_INSTITUTION,
     FieldError,
     InvalidCommand,
     InvalidComplaint,
@@ -207,6 +245,15 @@ class DecisionContext:
     `today` is the Asia/Shanghai date when the command is handled. `superior_of_respondent` is
     the code of the respondent node's superior, None for a head office: review goes to it and is
     only open when it exists (Art. 20).
+
+    Internal control (Art. 24, 26), each defaulted so that callers without it keep working:
+    `redress_limit_fen` is the caller's redress limit at the case's institution on the business
+    date (None: no limit, a head-office supervisor's); `redress_limit_source` names where it
+    comes from, for refusals and the audit ("policy of BR-SH, version 3", or "default").
+    `actor_at_or_above_respondent` says the caller's institution is the case's respondent
+    institution or one of its ancestors (only such a caller approves redress; False by default,
+    so no approval passes unless the caller says so). `institutions_of_case_tree` holds the codes
+    of the case's institution tree, the responsible units an attribution may name.
     """
 
     today: date
@@ -215,6 +262,10 @@ class DecisionContext:
     actor_id: str
     actor_role: ActorRole
     superior_of_respondent: str | None
+    redress_limit_fen: int | None = None
+    redress_limit_source: str = "default"
+    actor_at_or_above_respondent: bool = False
+    institutions_of_case_tree: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actor_role", ActorRole(self.actor_role))
@@ -573,6 +624,7 @@ def _decide(
         raise REVIEW_NOT_AVAILABLE.violation("the decision may not offer review")
     if review_open and Remedy.REVIEW not in command.remedies:
         raise REVIEW_REMEDY_REQUIRED.violation(f"review by {context.superior_of_respondent}")
+    _require_redress_authority(state, command.redress_fen, context)
     window_ends_on = None
     if review_open:
         with _calendar_needed():
@@ -649,6 +701,8 @@ def _decide_review(
     reviewer = command.reviewer_id
     if reviewer in state.barred_handlers or reviewer == state.decision.handler_id:
         raise REVIEWER_HAS_CONFLICT.violation(reviewer)
+    if command.outcome is ReviewOutcome.CHANGED and command.new_redress_fen is not None:
+        _require_redress_authority(state, command.new_redress_fen, context)
     return [
         ReviewDecided(
             reviewer_id=reviewer,
@@ -740,6 +794,153 @@ def _erase_personal_data(
     return [PersonalDataErased(on, command.reason, command.legal_basis, closed, years)]
 
 
+# --- internal control (Art. 24, 26; desk rules 客訴金額核決權限, 責任歸屬; 回访) ---------------
+
+
+def _approve_redress(
+    state: ComplaintState, command: ApproveRedress, context: DecisionContext
+) -> list[Event]:
+    errors = _FieldErrors()
+    _check_fen("up_to_fen", command.up_to_fen, errors, minimum=1)
+    errors.require("note", command.note)
+    errors.raise_if_any()
+    _require_open(state, context, command.approved_on)
+    _require_approver(command.up_to_fen, context)
+    return [
+        RedressApproved(
+            up_to_fen=command.up_to_fen,
+            note=command.note,
+            approved_on=command.approved_on,
+            approver_id=context.actor_id,
+            approver_limit_fen=context.redress_limit_fen,
+            limit_source=context.redress_limit_source,
+        )
+    ]
+
+
+def _require_approver(amount: int, context: DecisionContext) -> None:
+    if not may_approve_redress(context.actor_role):
+        raise APPROVER_LACKS_AUTHORITY.violation(f"a {context.actor_role} does not approve")
+    if not context.actor_at_or_above_respondent:
+        raise APPROVER_LACKS_AUTHORITY.violation("not at the case's institution or above it")
+    if not _within_limit(amount, context):
+        raise APPROVER_LACKS_AUTHORITY.violation(_beyond_limit(amount, context))
+
+
+def _require_redress_authority(
+    state: ComplaintState, amount: int, context: DecisionContext
+) -> None:
+    """Redress within the caller's limit, or covered by the unused approval on the case."""
+    if _within_limit(amount, context):
+        return
+    approval = state.redress_approval
+    if approval is not None and approval.up_to_fen >= amount:
+        return
+    detail = _beyond_limit(amount, context)
+    if approval is not None:
+        detail += f"; the approval on the case covers only {approval.up_to_fen} fen"
+    raise REDRESS_EXCEEDS_AUTHORITY.violation(detail)
+
+
+def _within_limit(amount: int, context: DecisionContext) -> bool:
+    return context.redress_limit_fen is None or amount <= context.redress_limit_fen
+
+
+def _beyond_limit(amount: int, context: DecisionContext) -> str:
+    return (
+        f"{amount} fen is above the limit of {context.redress_limit_fen} fen "
+        f"({context.redress_limit_source})"
+    )
+
+
+def _attribute(state: ComplaintState, command: Attribute, context: DecisionContext) -> list[Event]:
+    errors = _FieldErrors()
+    _check_attribution_fields(command, errors)
+    errors.raise_if_any()
+    _check_business_date(state, command.attributed_on, context)
+    _require_decided(state)
+    institution = _institution_of_tree(command.responsible_institution, context)
+    return [
+        CaseAttributed(
+            attributed_on=command.attributed_on,
+            responsible_institution=institution,
+            department=command.department,
+            responsible_staff=tuple(command.responsible_staff),
+            root_cause=command.root_cause,
+            third_party=command.third_party,
+            actions=tuple(command.actions),
+        )
+    ]
+
+
+def _check_attribution_fields(command: Attribute, errors: _FieldErrors) -> None:
+    errors.require("responsible_institution", command.responsible_institution)
+    if command.department is not None:
+        errors.require("department", command.department)
+    for index, staff_id in enumerate(command.responsible_staff):
+        errors.require(f"responsible_staff[{index}]", staff_id)
+    if command.root_cause is RootCause.THIRD_PARTY:
+        errors.require("third_party", command.third_party or "")  # its name (Art. 10)
+    elif command.third_party is not None:
+        errors.add("third_party", "not_allowed", "only when the root cause is third_party")
+    _check_actions(command.actions, command.attributed_on, errors)
+
+
+def _check_actions(
+    actions: tuple[RectificationAction, ...], attributed_on: date, errors: _FieldErrors
+) -> None:
+    seen: set[str] = set()
+    for index, action in enumerate(actions):
+        field = f"actions[{index}]"
+        if errors.require(f"{field}.action_id", action.action_id) and action.action_id in seen:
+            errors.add(f"{field}.action_id", "duplicate", "action ids are unique in an attribution")
+        seen.add(action.action_id)
+        errors.require(f"{field}.description", action.description)
+        errors.require(f"{field}.owner_id", action.owner_id)
+        if action.due_on < attributed_on:
+            errors.add(f"{field}.due_on", "before_attributed_on", "due before the attribution")
+
+
+def _institution_of_tree(code: str, context: DecisionContext) -> str:
+    """The code as the case's tree spells it (codes are unique regardless of letter case)."""
+    wanted = code.casefold()
+    for institution in context.institutions_of_case_tree:
+        if institution.casefold() == wanted:
+            return institution
+    raise UNKNOWN_INSTITUTION.violation(code)
+
+
+def _rectify(state: ComplaintState, command: Rectify, context: DecisionContext) -> list[Event]:
+    errors = _FieldErrors()
+    errors.require("action_id", command.action_id)
+    errors.require("evidence_ref", command.evidence_ref)
+    errors.raise_if_any()
+    _check_business_date(state, command.done_on, context)
+    action = state.attribution.action(command.action_id) if state.attribution else None
+    if action is None:
+        raise UNKNOWN_ACTION.violation(command.action_id)
+    if action.closed_on is not None:
+        raise ACTION_ALREADY_CLOSED.violation(f"closed on {action.closed_on.isoformat()}")
+    return [RectificationActionClosed(command.action_id, command.done_on, command.evidence_ref)]
+
+
+def _follow_up(state: ComplaintState, command: FollowUp, context: DecisionContext) -> list[Event]:
+    errors = _FieldErrors()
+    if command.reached and command.satisfaction is None:
+        errors.add("satisfaction", "required", "a complainant reached states their satisfaction")
+    if not command.reached and command.satisfaction is not None:
+        errors.add("satisfaction", "not_allowed", "only when the complainant was reached")
+    errors.raise_if_any()
+    _check_business_date(state, command.followed_up_on, context)
+    _require_decided(state)
+    return [FollowedUp(command.reached, command.satisfaction, command.followed_up_on, command.note)]
+
+
+def _require_decided(state: ComplaintState) -> None:
+    if state.decision is None:
+        raise CASE_NOT_DECIDED.violation(f"it is {state.status.value}")
+
+
 # --- shared checks -------------------------------------------------------------------------
 
 
@@ -811,11 +1012,13 @@ def _check_remedies(remedies: tuple[Remedy, ...], errors: _FieldErrors) -> None:
         errors.add("remedies", "duplicate", "each remedy once")
 
 
-def _check_fen(field: str, amount: int, errors: _FieldErrors) -> None:
+def _check_fen(field: str, amount: int, errors: _FieldErrors, minimum: int = 0) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int):
         errors.add(field, "not_integer", "an amount in integer fen")
     elif amount < 0:
         errors.add(field, "negative", "an amount cannot be negative")
+    elif amount < minimum:
+        errors.add(field, "not_positive", "an amount of at least 1 fen")
 
 
 @contextmanager
@@ -861,4 +1064,8 @@ _HANDLERS: dict[type, Callable[[ComplaintState, Any, DecisionContext], list[Even
     DeclineComplaint: _decline,
     FlagMajor: _flag_major,
     ErasePersonalData: _erase_personal_data,
+    ApproveRedress: _approve_redress,
+    Attribute: _attribute,
+    Rectify: _rectify,
+    FollowUp: _follow_up,
 }

@@ -9,7 +9,7 @@ policy then in force, so a replay never depends on reference data loaded later.
 Which fields are personal data (names, identity documents, contacts, every free text) is declared
 in `personal_data`, one table per event type (Art. 22; DOMAIN.md "Personal data").
 
-Why one file of 550 lines: one small frozen dataclass per event type, with the payload codec they
+Why one file of 650 lines: one small frozen dataclass per event type, with the payload codec they
 share; the event catalogue reads best whole, and every event type's schema version sits beside it.
 """
 
@@ -35,13 +35,17 @@ from complaintcore.domain.commands import (
     NoticeSubject,
     Outcome,
     PauseKind,
+    RectificationAction,
     Remedy,
     RespondentStaff,
     ReviewOutcome,
+    RootCause,
+    Satisfaction,
 )
 
 __all__ = [
     "EVENT_TYPES",
+    "CaseAttributed",
     "ClockPaused",
     "ClockResumed",
     "ComplainantNotified",
@@ -55,10 +59,13 @@ __all__ = [
     "DomainEvent",
     "Event",
     "EventPayloadError",
+    "FollowedUp",
     "HandlerAssigned",
     "HandlerRecused",
     "MarkedMajor",
     "PersonalDataErased",
+    "RectificationActionClosed",
+    "RedressApproved",
     "RegulatorTransferCheck",
     "ReviewDecided",
     "ReviewRequested",
@@ -276,6 +283,60 @@ class PersonalDataErased(DomainEvent):
     retention_years: int
 
 
+@dataclass(frozen=True)
+class RedressApproved(DomainEvent):
+    """A supervisor approved redress up to `up_to_fen` for the next decision or review decision
+    (核决权限; Art. 24). `approver_limit_fen` (None: no limit) and `limit_source` record the
+    authority the approval was judged under, so an audit reads it from the stream alone."""
+
+    event_type: ClassVar[str] = "RedressApproved"
+
+    up_to_fen: int
+    note: str
+    approved_on: date
+    approver_id: str
+    approver_limit_fen: int | None
+    limit_source: str
+
+
+@dataclass(frozen=True)
+class CaseAttributed(DomainEvent):
+    """Responsibility, root cause and rectification actions (責任歸屬; Art. 26). A later one
+    supersedes the earlier; both stay in the stream."""
+
+    event_type: ClassVar[str] = "CaseAttributed"
+
+    attributed_on: date
+    responsible_institution: str
+    department: str | None
+    responsible_staff: tuple[str, ...]
+    root_cause: RootCause
+    third_party: str | None
+    actions: tuple[RectificationAction, ...]
+
+
+@dataclass(frozen=True)
+class RectificationActionClosed(DomainEvent):
+    event_type: ClassVar[str] = "RectificationActionClosed"
+
+    action_id: str
+    done_on: date
+    evidence_ref: str
+
+
+@dataclass(frozen=True)
+class FollowedUp(DomainEvent):
+    """回访 after the decision notice; `satisfaction` is None when the complainant was not
+    reached."""
+
+    event_type: ClassVar[str] = "FollowedUp"
+
+    reached: bool
+    satisfaction: Satisfaction | None
+    followed_up_on: date
+    note: str
+
+
 Event = (
     ComplaintReceived
     | HandlerAssigned
@@ -293,6 +354,10 @@ Event = (
     | ComplaintDeclined
     | MarkedMajor
     | PersonalDataErased
+    | RedressApproved
+    | CaseAttributed
+    | RectificationActionClosed
+    | FollowedUp
 )
 
 EVENT_TYPES: Mapping[str, type[DomainEvent]] = types.MappingProxyType(

@@ -19,7 +19,10 @@ Judgement calls, where DOMAIN.md's list is silent (each is one line in a table b
 attorney, the proof of delivery) and not personal; `complainant.unified_social_credit_code` is an
 organisation's registration code and not personal (the case list shows it in clear);
 `filed_by_heir` is a flag and `joint.complainants` a count; `PersonalDataErased`'s reason and
-legal basis are the administrator's words about the legal ground, not the complainant's.
+legal basis are the administrator's words about the legal ground, not the complainant's; a
+rectification's `evidence_ref` is a reference like `proof_ref`; an attribution's `department` names
+an organisational unit; its `third_party` is sealed (see the table: it may name a person, and the
+statistics need only the root cause code).
 
 **Paths.** A field is named by a `Path`, a tuple of the keys leading to it in the payload of
 `events.event_to_payload`: `("claims",)`, `("complainant", "name")`. The segment `"*"` (`EACH`)
@@ -161,6 +164,13 @@ PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
         "ComplaintDeclined": (("reason",), *_under("notice", _NOTICE_PERSONAL)),
         "MarkedMajor": (("detail",),),
         "PersonalDataErased": (),
+        "RedressApproved": (("note",),),
+        # The third party is usually an organisation (a collection agency, a merchant), but the
+        # name is typed by staff and may name a person; the statistics only count cases whose
+        # root cause is `third_party`, a code that stays readable, so the name is sealed.
+        "CaseAttributed": (("third_party",), ("actions", EACH, "description")),
+        "RectificationActionClosed": (),
+        "FollowedUp": (("note",),),
     }
 )
 """Each event type's personal fields, in the order of its payload's fields."""
@@ -239,6 +249,29 @@ NOT_PERSONAL: Mapping[str, tuple[Path, ...]] = types.MappingProxyType(
             ("closed_on",),
             ("retention_years",),
         ),
+        "RedressApproved": (
+            ("up_to_fen",),
+            ("approved_on",),
+            ("approver_id",),
+            ("approver_limit_fen",),
+            ("limit_source",),  # written by the service ("policy of BR-SH, version 3")
+        ),
+        "CaseAttributed": (
+            ("attributed_on",),
+            ("responsible_institution",),
+            ("department",),  # an organisational unit of the institution, not a person
+            ("responsible_staff", EACH),  # staff ids
+            ("root_cause",),
+            ("actions", EACH, "action_id"),
+            ("actions", EACH, "owner_id"),
+            ("actions", EACH, "due_on"),
+        ),
+        "RectificationActionClosed": (
+            ("action_id",),
+            ("done_on",),
+            ("evidence_ref",),  # a reference to the evidence, as a notice's proof_ref
+        ),
+        "FollowedUp": (("reached",), ("satisfaction",), ("followed_up_on",)),
     }
 )
 """Every other field of each event type: codes, dates, amounts, outcomes, ids, flags, counts."""

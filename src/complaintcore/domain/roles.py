@@ -24,6 +24,8 @@ ROLES_WITHOUT_INSTITUTION = frozenset({Role.REGULATOR, Role.ADMIN})
 ROLES_SEEING_EVERYTHING = frozenset({Role.REGULATOR, Role.ADMIN})
 # Who handles complaints: receives them and runs the commands on them.
 CASE_HANDLERS = frozenset({Role.STAFF, Role.SUPERVISOR})
+# Who may approve redress beyond a handler's limit (核决权限; Art. 24; desk rule 客訴金額核決權限).
+REDRESS_APPROVERS = frozenset({Role.SUPERVISOR})
 # Who reads across institutions what no single one may see: the global feed, the projections' lag.
 FEED_READERS = frozenset({Role.REGULATOR, Role.ADMIN})
 # Who writes reference data: the institution tree, the calendars.
@@ -53,6 +55,13 @@ def may_run_command(role: str, designates_major: bool, erases: bool = False) -> 
     if erases:
         return role == Role.ADMIN
     return handles_complaints(role) or (designates_major and role == Role.REGULATOR)
+
+
+def may_approve_redress(role: str) -> bool:
+    """Whether the role may record a redress approval at all; the decider also asks that the
+    approver stands at or above the case's institution and that their own limit covers it.
+    Attribution, rectification and follow-up are run by every case handler."""
+    return role in REDRESS_APPROVERS
 
 
 def may_designate_major(role: str, cause: MajorCause) -> bool:

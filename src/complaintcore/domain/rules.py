@@ -7,8 +7,11 @@ contract: never rename one; add a new rule instead.
 
 Articles cite CBIRC Order 2020 No. 3 ("Art. N"). Rules from the HTTP contract's conventions on
 business dates cite Art. 28, the duty to keep a truthful register (登记制度) of every complaint.
-Rules on erasing personal data cite Art. 28 (records kept as long as the law requires) and the
-Personal Information Protection Law ("PIPL Art. N": Art. 19 retention, Art. 47 erasure).
+Rules of the complaint desk's internal control cite the article and the desk rule DOMAIN.md
+names ("desk rule 客訴金額核決權限", redress authority; "desk rule 責任歸屬", responsibility and
+rectification). Rules on erasing personal data cite Art. 28 (records kept as long as the law
+requires) and the Personal Information Protection Law ("PIPL Art. N": Art. 19 retention,
+Art. 47 erasure).
 """
 
 from __future__ import annotations
@@ -144,7 +147,12 @@ PAUSE_ALREADY_OPEN = Rule(
 CASE_ALREADY_DECIDED = Rule(
     "case_already_decided", "Art. 18", "The case has already been decided (处理决定)."
 )
-CASE_NOT_DECIDED = Rule("case_not_decided", "Art. 20", "The case has not been decided yet.")
+CASE_NOT_DECIDED = Rule(
+    "case_not_decided",
+    "Art. 20, 26",
+    "The case has not been decided yet (处理决定); review, attribution and follow-up come after "
+    "the decision.",
+)
 REVIEW_NOT_AVAILABLE = Rule(
     "review_not_available",
     "Art. 20",
@@ -185,6 +193,36 @@ NOT_AUTHORIZED_TO_DESIGNATE = Rule(
     "flag disaster, accident or public-health causes.",
 )
 ALREADY_MAJOR = Rule("already_major", "Art. 29", "The case is already a major complaint.")
+
+# --- internal control (Art. 24, 26; desk rules 客訴金額核決權限, 責任歸屬) -----------------------
+
+REDRESS_EXCEEDS_AUTHORITY = Rule(
+    "redress_exceeds_authority",
+    "Art. 24; desk rule 客訴金額核決權限",
+    "The redress exceeds the caller's redress limit (核决权限) and no unused approval recorded on "
+    "the case covers it; a supervisor whose limit covers it must approve it first.",
+)
+APPROVER_LACKS_AUTHORITY = Rule(
+    "approver_lacks_authority",
+    "Art. 24; desk rule 客訴金額核決權限",
+    "Only a supervisor at the case's institution or above, whose own redress limit covers the "
+    "amount, may approve redress.",
+)
+UNKNOWN_INSTITUTION = Rule(
+    "unknown_institution",
+    "Art. 26; desk rule 責任歸屬",
+    "The responsible unit must be an institution of the case's institution tree.",
+)
+UNKNOWN_ACTION = Rule(
+    "unknown_action",
+    "Art. 26; desk rule 責任歸屬",
+    "No rectification action with this id in the case's current attribution.",
+)
+ACTION_ALREADY_CLOSED = Rule(
+    "action_already_closed",
+    "Art. 26; desk rule 責任歸屬",
+    "This rectification action is already closed.",
+)
 
 # --- personal data (PIPL Art. 19, 47; Art. 28) -----------------------------------------------
 

@@ -13,7 +13,13 @@ any replay agree. The records shared with commands and events (`Complainant`, `A
 personal fields after erasure, as the erased events themselves do; the state's own records say
 `str | None` where erasure leaves None.
 
-Why one file of 650 lines: the state's dataclasses, the `evolve` branch of every event that
+Internal control (Art. 24, 26; DOMAIN.md "Redress authority", "Responsibility…", "Follow-up"):
+`redress_approval` is the latest approval no decision or review decision has voided yet;
+`attribution` the current attribution, a later one replacing it (`_attributed` says what becomes
+of the earlier actions); `follow_up` the latest follow-up. `action_status` is the one statement of
+whether a rectification action is open, closed or overdue on a given day.
+
+Why one file of 800 lines: the state's dataclasses, the `evolve` branch of every event that
 changes them and what erasure clears in them belong together; split, a new event or a new
 personal field would be half-applied in one file.
 """
@@ -37,11 +43,15 @@ from complaintcore.domain.commands import (
     NoticeSubject,
     Outcome,
     PauseKind,
+    RectificationAction,
     Remedy,
     RespondentStaff,
     ReviewOutcome,
+    RootCause,
+    Satisfaction,
 )
 from complaintcore.domain.events import (
+    CaseAttributed,
     ClockPaused,
     ClockResumed,
     ComplainantNotified,
@@ -53,10 +63,13 @@ from complaintcore.domain.events import (
     ComplaintWithdrawn,
     DeadlineExtended,
     Event,
+    FollowedUp,
     HandlerAssigned,
     HandlerRecused,
     MarkedMajor,
     PersonalDataErased,
+    RectificationActionClosed,
+    RedressApproved,
     RegulatorTransferCheck,
     ReviewDecided,
     ReviewRequested,
@@ -202,6 +215,72 @@ class Decline:
     notice: Notice
 
 
+@dataclass(frozen=True)
+class RedressApproval:
+    """The latest redress approval not yet used by a decision or review decision (Art. 24)."""
+
+    up_to_fen: int
+    approver_id: str
+    approved_on: date
+    note: str | None
+
+
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    OVERDUE = "overdue"
+
+
+def action_status(due_on: date, closed_on: date | None, on: date) -> ActionStatus:
+    """A rectification action's status as of `on` (DOMAIN.md "Responsibility"): closed once its
+    done date has come, overdue when past its due date and not closed by then, else open. The
+    one statement of the rule, for the case document, the alerts and the statistics to share."""
+    if closed_on is not None and closed_on <= on:
+        return ActionStatus.CLOSED
+    return ActionStatus.OVERDUE if on > due_on else ActionStatus.OPEN
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """A rectification action of the current attribution, with its closure once rectified."""
+
+    action_id: str
+    description: str | None
+    owner_id: str
+    due_on: date
+    closed_on: date | None = None
+    evidence_ref: str | None = None
+
+    def status(self, on: date) -> ActionStatus:
+        return action_status(self.due_on, self.closed_on, on)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The current responsibility, root cause and rectification actions (責任歸屬; Art. 26)."""
+
+    attributed_on: date
+    responsible_institution: str
+    department: str | None
+    responsible_staff: tuple[str, ...]
+    root_cause: RootCause
+    third_party: str | None
+    actions: tuple[ActionRecord, ...]
+
+    def action(self, action_id: str) -> ActionRecord | None:
+        return next((action for action in self.actions if action.action_id == action_id), None)
+
+
+@dataclass(frozen=True)
+class FollowUpRecord:
+    """The latest follow-up (回访) after the decision notice."""
+
+    reached: bool
+    satisfaction: Satisfaction | None
+    followed_up_on: date
+    note: str | None
+
+
 PersonalDataStatus = Literal["held", "erased"]
 
 
@@ -243,6 +322,9 @@ class ComplaintState:
     decline: Decline | None = None
     merged_into: str | None = None
     ended_on: date | None = None
+    redress_approval: RedressApproval | None = None
+    attribution: Attribution | None = None
+    follow_up: FollowUpRecord | None = None
     personal_data_erased: bool = False
 
     @property
@@ -430,6 +512,22 @@ def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
             return dict(major_flag=MajorFlag(event.cause, event.detail, event.marked_on))
         case PersonalDataErased():
             return _personal_data_erased(state)
+        case RedressApproved():
+            approval = RedressApproval(
+                event.up_to_fen, event.approver_id, event.approved_on, event.note
+            )
+            return dict(redress_approval=approval, last_business_date=event.approved_on)
+        case CaseAttributed():
+            return dict(
+                attribution=_attributed(state, event), last_business_date=event.attributed_on
+            )
+        case RectificationActionClosed():
+            return dict(attribution=_rectified(state, event), last_business_date=event.done_on)
+        case FollowedUp():
+            follow_up = FollowUpRecord(
+                event.reached, event.satisfaction, event.followed_up_on, event.note
+            )
+            return dict(follow_up=follow_up, last_business_date=event.followed_up_on)
     raise TypeError(f"not an event: {event!r}")
 
 
@@ -507,6 +605,7 @@ def _decided(state: ComplaintState, event: ComplaintDecided) -> dict[str, Any]:
     return dict(
         status=CaseStatus.DECIDED,
         decision=decision,
+        redress_approval=None,  # an approval is used by one decision (Art. 24)
         clock=_stopped(state.clock, event.notice.notified_on),
         last_business_date=event.notice.notified_on,
         notices=_noticed(state, NoticeSubject.DECISION, event.notice),
@@ -542,10 +641,51 @@ def _review_decided(state: ComplaintState, event: ReviewDecided) -> dict[str, An
     return dict(
         status=CaseStatus.REVIEW_DECIDED,
         review=changed(state.review, decision=review_decision),
+        redress_approval=None,
         last_business_date=event.notice.notified_on,
         notices=_noticed(state, NoticeSubject.REVIEW_DECISION, event.notice),
         ended_on=event.notice.notified_on,
     )
+
+
+def _attributed(state: ComplaintState, event: CaseAttributed) -> Attribution:
+    """The new attribution replaces the earlier one, its actions included; an action the new
+    list names again under an id already closed stays closed: the work was done, and a
+    re-attribution (a corrected root cause, say) must not reopen it."""
+    earlier = state.attribution.actions if state.attribution else ()
+    closed = {action.action_id: action for action in earlier if action.closed_on is not None}
+    actions = tuple(
+        _action_record(action, closed.get(action.action_id)) for action in event.actions
+    )
+    return Attribution(
+        attributed_on=event.attributed_on,
+        responsible_institution=event.responsible_institution,
+        department=event.department,
+        responsible_staff=event.responsible_staff,
+        root_cause=event.root_cause,
+        third_party=event.third_party,
+        actions=actions,
+    )
+
+
+def _action_record(action: RectificationAction, closed: ActionRecord | None) -> ActionRecord:
+    record = ActionRecord(action.action_id, action.description, action.owner_id, action.due_on)
+    if closed is None:
+        return record
+    return changed(record, closed_on=closed.closed_on, evidence_ref=closed.evidence_ref)
+
+
+def _rectified(state: ComplaintState, event: RectificationActionClosed) -> Attribution:
+    attribution = state.attribution
+    if attribution is None or attribution.action(event.action_id) is None:
+        raise ValueError(f"RectificationActionClosed of unknown action {event.action_id!r}")
+    actions = tuple(
+        changed(action, closed_on=event.done_on, evidence_ref=event.evidence_ref)
+        if action.action_id == event.action_id
+        else action
+        for action in attribution.actions
+    )
+    return changed(attribution, actions=actions)
 
 
 def _stopped(clock: Clock, on: date) -> Clock:
@@ -592,6 +732,9 @@ def _personal_data_erased(state: ComplaintState) -> dict[str, Any]:
         major_flag=None if state.major_flag is None else changed(state.major_flag, detail=None),
         withdrawal=None if state.withdrawal is None else changed(state.withdrawal, reason=None),
         decline=None if state.decline is None else _without_reason(state.decline),
+        redress_approval=_erased_note(state.redress_approval),
+        attribution=_erased_attribution(state.attribution),
+        follow_up=_erased_note(state.follow_up),
     )
 
 
@@ -625,6 +768,21 @@ def _erased_joint(joint: JointComplaint | None) -> JointComplaint | None:
 
 def _erased_notice(notice: Notice) -> Notice:
     return changed(notice, agreed_terms=None)
+
+
+_Noted = TypeVar("_Noted", RedressApproval, FollowUpRecord)
+
+
+def _erased_note(record: _Noted | None) -> _Noted | None:
+    return None if record is None else changed(record, note=None)
+
+
+def _erased_attribution(attribution: Attribution | None) -> Attribution | None:
+    """The third party's name and the actions' descriptions go; codes, ids and dates stay."""
+    if attribution is None:
+        return None
+    actions = tuple(changed(action, description=None) for action in attribution.actions)
+    return changed(attribution, third_party=None, actions=actions)
 
 
 _Reasoned = TypeVar("_Reasoned", Pause, Extension, Decline)

@@ -51,6 +51,15 @@ from complaintcore.domain import (
     fold,
     seeded_calendar,
 )
+from complaintcore.domain.commands import (
+    ApproveRedress,
+    Attribute,
+    FollowUp,
+    RectificationAction,
+    Rectify,
+    RootCause,
+    Satisfaction,
+)
 
 CALENDAR = seeded_calendar()
 SUPERIOR = "BR-SH"  # the respondent sub-branch's superior, a branch
@@ -63,6 +72,23 @@ VALID_RESIDENT_ID = "11010519491231002X"
 VALID_CREDIT_CODE = "91350100M000100Y43"
 REMEDIES_WITH_REVIEW = (Remedy.REVIEW, Remedy.MEDIATION, Remedy.ARBITRATION, Remedy.LITIGATION)
 REMEDIES_WITHOUT_REVIEW = (Remedy.MEDIATION, Remedy.ARBITRATION, Remedy.LITIGATION)
+HEAD_OFFICE = "HO"
+CASE_TREE = frozenset({HEAD_OFFICE, SUPERIOR, RESPONDENT, "BR-BJ", "SB-SH-XH"})
+STAFF_LIMIT_FEN = 100_000  # DOMAIN.md "Redress authority" defaults
+SUPERVISOR_LIMIT_FEN = 5_000_000
+# A branch supervisor above the respondent sub-branch, with the default supervisor limit.
+BRANCH_SUPERVISOR: dict[str, Any] = {
+    "actor_role": "supervisor",
+    "actor_id": "sup-zhou",
+    "actor_at_or_above_respondent": True,
+    "redress_limit_fen": SUPERVISOR_LIMIT_FEN,
+    "redress_limit_source": "default",
+}
+# The assigned handler deciding under the default staff limit.
+STAFF_WITH_LIMIT: dict[str, Any] = {
+    "redress_limit_fen": STAFF_LIMIT_FEN,
+    "redress_limit_source": "policy of BR-SH, version 3",
+}
 
 
 def d(iso: str) -> date:
@@ -80,7 +106,10 @@ def context(
     actor_role: str = "staff",
     superior: str | None = SUPERIOR,
     actor_id: str = "actor-1",
+    **internal_control: Any,
 ) -> DecisionContext:
+    """`internal_control`: the redress limit, its source, the caller's place in the tree and the
+    case's tree (`DecisionContext`'s defaulted fields)."""
     return DecisionContext(
         today=today,
         calendar=CALENDAR,
@@ -88,6 +117,7 @@ def context(
         actor_id=actor_id,
         actor_role=ActorRole(actor_role),
         superior_of_respondent=superior,
+        **internal_control,
     )
 
 
@@ -224,9 +254,60 @@ def erase(on: date) -> ErasePersonalData:
     )
 
 
+def approve_redress(on: date, up_to_fen: int = 200_000) -> ApproveRedress:
+    return ApproveRedress(up_to_fen=up_to_fen, note="客户损失核实无误, 同意赔付", approved_on=on)
+
+
+def action(action_id: str, due_on: date, owner_id: str = "o-qian") -> RectificationAction:
+    return RectificationAction(action_id, f"修订年费减免流程 {action_id}", owner_id, due_on)
+
+
+def attribute(
+    on: date,
+    *actions: RectificationAction,
+    root_cause: RootCause = RootCause.RULES_AND_PROCESS,
+    **overrides: Any,
+) -> Attribute:
+    values: dict[str, Any] = {
+        "attributed_on": on,
+        "responsible_institution": RESPONDENT,
+        "department": "信用卡中心",
+        "responsible_staff": (RESPONDENT_STAFF_ID,),
+        "root_cause": root_cause,
+        "third_party": "某催收公司" if root_cause is RootCause.THIRD_PARTY else None,
+        "actions": actions,
+    }
+    return Attribute(**(values | overrides))
+
+
+def rectify(action_id: str, on: date) -> Rectify:
+    return Rectify(action_id=action_id, done_on=on, evidence_ref=f"ev-{action_id}")
+
+
+def follow_up(on: date, satisfaction: Satisfaction | None = Satisfaction.SATISFIED) -> FollowUp:
+    return FollowUp(
+        reached=satisfaction is not None,
+        followed_up_on=on,
+        satisfaction=satisfaction,
+        note="客户表示认可" if satisfaction else "电话无人接听",
+    )
+
+
+BUSINESS_DATE_FIELDS = (
+    "received_on",
+    "paused_on",
+    "resumed_on",
+    "erased_on",
+    "approved_on",
+    "attributed_on",
+    "done_on",
+    "followed_up_on",
+)
+
+
 def business_date(command: Command) -> date | None:
     """The date a command is about (tests enter each command on that day unless told)."""
-    for name in ("received_on", "paused_on", "resumed_on", "erased_on"):
+    for name in BUSINESS_DATE_FIELDS:
         day = getattr(command, name, None)
         if isinstance(day, date):
             return day
@@ -241,6 +322,7 @@ class Case:
     policy: InstitutionPolicy = DEFAULT_POLICY
     superior: str | None = SUPERIOR
     actor_role: str = "staff"
+    tree: frozenset[str] = CASE_TREE
     events: list[Event] = field(default_factory=list)
     today: date = date(2026, 1, 1)
 
@@ -255,6 +337,7 @@ class Case:
             "policy": self.policy,
             "superior": self.superior,
             "actor_role": self.actor_role,
+            "institutions_of_case_tree": self.tree,
         }
         return context(today or self.today, **(values | overrides))
 
@@ -277,11 +360,13 @@ class Case:
         assert fold(self.events) == before
         return refused.value.code
 
-    def invalid(self, command: Command, today: date | None = None) -> list[tuple[str, str]]:
+    def invalid(
+        self, command: Command, today: date | None = None, **overrides: Any
+    ) -> list[tuple[str, str]]:
         """The (field, code) pairs of an `InvalidCommand`."""
         entered_on = today or business_date(command) or self.today
         with pytest.raises(InvalidCommand) as invalid:
-            decide(fold(self.events), command, self.context(entered_on))
+            decide(fold(self.events), command, self.context(entered_on, **overrides))
         return [(error.field, error.code) for error in invalid.value.errors]
 
 

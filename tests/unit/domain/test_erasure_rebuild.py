@@ -17,19 +17,25 @@ from datetime import date, timedelta
 from typing import Any
 
 from builders import (
+    BRANCH_SUPERVISOR,
     REMEDIES_WITH_REVIEW,
     REMEDIES_WITHOUT_REVIEW,
     SUPERIOR,
     Case,
+    action,
     agent,
     appeal,
+    approve_redress,
+    attribute,
     company,
     decision,
     decline,
     erase,
+    follow_up,
     notice,
     person,
     receive,
+    rectify,
     review_decision,
     withdraw,
 )
@@ -70,6 +76,7 @@ from complaintcore.domain import (
     fold,
     retention_ends_on,
 )
+from complaintcore.domain.commands import RootCause, Satisfaction
 from complaintcore.domain.personal_data import (
     EACH,
     Path,
@@ -119,6 +126,10 @@ PERSONAL_IN_STATE: set[Path] = {
     ("withdrawal", "reason"),
     ("decline", "reason"),
     ("decline", "notice", "agreed_terms"),
+    ("redress_approval", "note"),
+    ("attribution", "third_party"),
+    ("attribution", "actions", EACH, "description"),
+    ("follow_up", "note"),
 }
 CHANGED_BY_ERASURE = {("version",), ("personal_data_erased",)}
 
@@ -215,6 +226,27 @@ def close(draw: st.DrawFn, case: Case, on: date) -> None:
                 case.do(review_decision(later + timedelta(draw(st.integers(0, 30)))))
             else:
                 case.do(withdraw(later))  # within the review window
+        internal_control(draw, case, case.state.last_business_date)
+
+
+def internal_control(draw: st.DrawFn, case: Case, on: date) -> None:
+    """Attribution, rectification and follow-up after the decision, also after closure
+    (desk rule 責任歸屬; 回访)."""
+    for _ in range(draw(st.integers(0, 4))):
+        on += timedelta(draw(st.integers(0, 5)))
+        kind = draw(st.sampled_from(["attribute", "rectify", "follow_up"]))
+        if kind == "attribute":
+            cause = draw(st.sampled_from(RootCause))
+            actions = tuple(
+                action(f"A{number}", on + timedelta(days=10))
+                for number in range(draw(st.integers(0, 2)))
+            )
+            attempt(case, attribute(on, *actions, root_cause=cause), on)
+        elif kind == "rectify":
+            attempt(case, rectify(draw(st.sampled_from(["A0", "A1"])), on), on)
+        else:
+            satisfaction = draw(st.sampled_from([None, *Satisfaction]))
+            attempt(case, follow_up(on, satisfaction), on)
 
 
 def decide(case: Case, on: date) -> None:
@@ -225,6 +257,7 @@ def decide(case: Case, on: date) -> None:
     remedies = REMEDIES_WITH_REVIEW if case.superior is not None else REMEDIES_WITHOUT_REVIEW
     handler = case.state.handler_id
     assert handler is not None
+    case.do(approve_redress(on, 12_345), **BRANCH_SUPERVISOR)  # Art. 24, voided by the decision
     case.do(decision(on, handler=handler, remedies=remedies, redress_fen=12_345))
 
 

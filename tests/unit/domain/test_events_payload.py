@@ -7,12 +7,20 @@ from typing import Any
 
 import pytest
 from builders import (
+    BRANCH_SUPERVISOR,
+    STAFF_WITH_LIMIT,
+    action,
     appeal,
+    approve_redress,
     assigned_case,
+    attribute,
     d,
     decided_case,
+    decision,
+    follow_up,
     notice,
     pause,
+    rectify,
     resume,
     review_decision,
 )
@@ -30,7 +38,7 @@ from complaintcore.domain import (
     event_to_payload,
     fold,
 )
-from complaintcore.domain.commands import PauseKind
+from complaintcore.domain.commands import PauseKind, RootCause
 
 
 def through_json(event: DomainEvent) -> DomainEvent:
@@ -67,6 +75,10 @@ def test_every_event_type_has_a_stable_name_and_a_schema_version() -> None:
         "ComplaintDeclined",
         "MarkedMajor",
         "PersonalDataErased",
+        "RedressApproved",
+        "CaseAttributed",
+        "RectificationActionClosed",
+        "FollowedUp",
     }
     assert all(event_class.schema_version == 1 for event_class in EVENT_TYPES.values())
 
@@ -100,6 +112,47 @@ def test_a_whole_stream_read_back_from_payloads_folds_to_the_same_state() -> Non
     read_back = [event_from_payload(kind, json.loads(payload)) for kind, payload in stored]
 
     assert fold(read_back) == case.state
+
+
+def test_the_internal_control_events_read_back_and_fold_to_the_same_state() -> None:
+    """Art. 24, 26 and 回访: approvals, attributions, rectifications and follow-ups are stored
+    like every other fact."""
+    case = assigned_case(d("2026-03-02"))
+    case.do(approve_redress(d("2026-03-09")), **BRANCH_SUPERVISOR)
+    case.do(decision(d("2026-03-10"), redress_fen=150_000), **STAFF_WITH_LIMIT)
+    case.do(
+        attribute(d("2026-03-12"), action("A1", d("2026-04-01")), root_cause=RootCause.THIRD_PARTY)
+    )
+    case.do(rectify("A1", d("2026-03-20")))
+    case.do(follow_up(d("2026-03-21"), satisfaction=None))
+    stored = [(event.event_type, json.dumps(event_to_payload(event))) for event in case.events]
+
+    read_back = [event_from_payload(kind, json.loads(payload)) for kind, payload in stored]
+
+    assert read_back == case.events
+    assert fold(read_back) == case.state
+    assert json.loads(stored[-3][1]) == {
+        "attributed_on": "2026-03-12",
+        "responsible_institution": "SB-SH-PD",
+        "department": "信用卡中心",
+        "responsible_staff": ["s-zhao"],
+        "root_cause": "third_party",
+        "third_party": "某催收公司",
+        "actions": [
+            {
+                "action_id": "A1",
+                "description": "修订年费减免流程 A1",
+                "owner_id": "o-qian",
+                "due_on": "2026-04-01",
+            }
+        ],
+    }
+    assert json.loads(stored[-1][1]) == {
+        "reached": False,
+        "satisfaction": None,
+        "followed_up_on": "2026-03-21",
+        "note": "电话无人接听",
+    }
 
 
 def test_an_unknown_event_type_is_a_clear_error() -> None:

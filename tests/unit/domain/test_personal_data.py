@@ -170,6 +170,8 @@ FREE_TEXTS = {
     ("reason",),
     ("detail",),
     ("notice", "agreed_terms"),
+    ("note",),
+    ("actions", EACH, "description"),
 }
 # The erasure's reason is the administrator's statement of the legal ground, not the complainant's.
 ADMINISTRATORS_WORDS = {("PersonalDataErased", ("reason",))}
@@ -188,6 +190,17 @@ def test_free_texts_are_personal_and_dates_numbers_flags_and_codes_are_not(
             assert path in personal if path[-1] == "id_type" else path not in personal, path
         if path[-1].endswith("_id") or path[-1] in ("case_id", "into", "registration_no"):
             assert path not in personal, path
+
+
+def test_an_attribution_seals_the_third_partys_name_and_keeps_its_codes_readable() -> None:
+    """The third party may be named after a person; the statistics count cases involving one
+    by the root cause code, which stays readable (DOMAIN.md "Responsibility", "Statistics")."""
+    personal = PERSONAL["CaseAttributed"]
+
+    assert ("third_party",) in personal
+    assert ("root_cause",) in NOT_PERSONAL["CaseAttributed"]
+    assert ("responsible_staff", EACH) in NOT_PERSONAL["CaseAttributed"]  # staff ids
+    assert ("evidence_ref",) in NOT_PERSONAL["RectificationActionClosed"]  # like proof_ref
 
 
 def test_the_erasure_event_holds_no_personal_data() -> None:

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from builders import (
+    CASE_TREE,
     REMEDIES_WITH_REVIEW,
     REMEDIES_WITHOUT_REVIEW,
+    action,
     appeal,
+    approve_redress,
+    attribute,
     context,
     decision,
     decline,
     extend,
+    follow_up,
     pause,
     receive,
+    rectify,
     resume,
     review_decision,
     supplement,
@@ -39,6 +46,7 @@ from complaintcore.domain import (
     ComplaintState,
     ComplaintSupplemented,
     DeadlineExtended,
+    DecideReview,
     Event,
     FlagMajor,
     MajorCause,
@@ -52,6 +60,7 @@ from complaintcore.domain import (
     evolve,
     fold,
 )
+from complaintcore.domain.commands import Satisfaction
 
 PERIOD = {0: 15, 1: 30, 2: 60}  # Art. 18
 NAMED_STAFF = "s-named"
@@ -63,6 +72,11 @@ TERMINAL = {"withdrawn", "declined", "merged", "review_decided"}
 DAYS_BACK = st.sampled_from([0, 0, 0, 0, 1, 2, 3, -1])
 # None stands for "the current handler", so that recusals and decisions often find them.
 SOME_HANDLER = st.one_of(st.none(), st.sampled_from(STAFF))
+# Redress authority (Art. 24; desk rule 客訴金額核決權限): the DOMAIN.md defaults, None unlimited.
+STAFF_LIMIT, SUPERVISOR_LIMIT = 100_000, 5_000_000
+LIMITS = st.sampled_from([None, STAFF_LIMIT, STAFF_LIMIT])
+REDRESS = st.sampled_from([0, 30_000, STAFF_LIMIT, 200_000, 6_000_000])
+ACTION_IDS = ("A1", "A2", "A3")
 
 
 def days(count: int) -> timedelta:
@@ -86,6 +100,11 @@ class Model:
     decided_by: str | None = None
     window_ends_on: date | None = None
     reviewed: bool = False
+    approved_up_to: int | None = None  # the unused redress approval (Art. 24)
+    actions: dict[str, date | None] = field(default_factory=dict)  # id -> closed on (責任歸屬)
+    attributed: bool = False
+    satisfaction: Satisfaction | None = None
+    followed_up: bool = False
 
     @property
     def due_on(self) -> date:
@@ -114,6 +133,21 @@ class Model:
             return dates
         return "case_closed" if self.closed_at(on) else None
 
+    def authority_refusal(self, redress_fen: int, limit: int | None) -> str | None:
+        """Art. 24: within the caller's limit, or covered by the unused approval."""
+        if limit is None or redress_fen <= limit:
+            return None
+        if self.approved_up_to is not None and self.approved_up_to >= redress_fen:
+            return None
+        return "redress_exceeds_authority"
+
+    def after_decision_refusal(self, today: date, on: date) -> str | None:
+        """Attribution and follow-up: any business date in order, once decided, closed or not."""
+        refusal = self.dates_refusal(today, on)
+        if refusal is None and self.decided_by is None:
+            return "case_not_decided"
+        return refusal
+
     def undecided_refusal(self, today: date, on: date) -> str | None:
         refusal = self.open_refusal(today, on)
         if refusal is None and self.status not in BEFORE_DECISION:
@@ -133,7 +167,7 @@ class ComplaintLifecycle(RuleBasedStateMachine):
     # --- driving -------------------------------------------------------------------------
 
     def attempt(
-        self, command: Command, refusal: str | None, **context_overrides: str
+        self, command: Command, refusal: str | None, **context_overrides: Any
     ) -> list[Event]:
         before = self.state
         ctx = context(self.today, superior=self.model.superior, **context_overrides)
@@ -259,22 +293,27 @@ class ComplaintLifecycle(RuleBasedStateMachine):
 
     # --- decision and review (Art. 18-21) ------------------------------------------------
 
-    @rule(handler=SOME_HANDLER, back=DAYS_BACK)
-    def decide_complaint(self, handler: str | None, back: int) -> None:
+    @rule(handler=SOME_HANDLER, back=DAYS_BACK, redress=REDRESS, limit=LIMITS)
+    def decide_complaint(
+        self, handler: str | None, back: int, redress: int = 30_000, limit: int | None = None
+    ) -> None:
         model, on = self.model, self.today - days(back)
         handler = handler or model.handler or STAFF[0]
         refusal = model.undecided_refusal(self.today, on) or self.handler_refusal(handler)
         if refusal is None and model.paused_since is not None:
             refusal = "case_paused"
+        refusal = refusal or model.authority_refusal(redress, limit)
         remedies = REMEDIES_WITH_REVIEW if model.superior else REMEDIES_WITHOUT_REVIEW
         due_on = model.due_on
-        if self.attempt(decision(on, handler=handler, remedies=remedies), refusal):
+        command = decision(on, handler=handler, remedies=remedies, redress_fen=redress)
+        if self.attempt(command, refusal, redress_limit_fen=limit):
             event = self.events[-1]
             assert isinstance(event, ComplaintDecided)
             assert event.due_on == due_on
             assert event.on_time is (on <= due_on)  # met iff notified by the due date
             model.status, model.decided_by, model.last_business_date = "decided", handler, on
             model.window_ends_on = on + days(30) if model.superior else None
+            model.approved_up_to = None  # used or not, a decision voids the approval
 
     @rule(back=DAYS_BACK)
     def request_review(self, back: int) -> None:
@@ -295,9 +334,23 @@ class ComplaintLifecycle(RuleBasedStateMachine):
             assert self.state.review is not None
             assert self.state.review.due_on == on + days(30)
 
-    @rule(reviewer=st.sampled_from(REVIEWERS), changed=st.booleans(), back=DAYS_BACK)
-    def decide_review(self, reviewer: str, changed: bool, back: int) -> None:
+    @rule(
+        reviewer=st.sampled_from(REVIEWERS),
+        changed=st.booleans(),
+        back=DAYS_BACK,
+        new_redress=st.none() | REDRESS,
+        limit=LIMITS,
+    )
+    def decide_review(
+        self,
+        reviewer: str,
+        changed: bool,
+        back: int,
+        new_redress: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         model, on = self.model, self.today - days(back)
+        new_redress = new_redress if changed else None
         refusal = model.open_refusal(self.today, on)
         if refusal is None:
             if model.status in BEFORE_DECISION:
@@ -306,14 +359,83 @@ class ComplaintLifecycle(RuleBasedStateMachine):
                 refusal = "review_not_requested"
             elif reviewer in model.barred or reviewer == model.decided_by:
                 refusal = "reviewer_has_conflict"
-        command = review_decision(
-            on,
-            reviewer=reviewer,
+            elif new_redress is not None:
+                refusal = model.authority_refusal(new_redress, limit)
+        command = DecideReview(
+            reviewer_id=reviewer,
             outcome=ReviewOutcome.CHANGED if changed else ReviewOutcome.KEPT,
+            findings="处理过程、时限和结果经核查",
+            notice=review_decision(on).notice,
             new_outcome=Outcome.UPHELD if changed else None,
+            new_redress_fen=new_redress,
         )
-        if self.attempt(command, refusal):
+        if self.attempt(command, refusal, redress_limit_fen=limit):
             model.status, model.last_business_date = "review_decided", on
+            model.approved_up_to = None
+
+    # --- internal control (Art. 24, 26; desk rules 客訴金額核決權限, 責任歸屬; 回访) -----------
+
+    @rule(
+        role=st.sampled_from(["supervisor", "supervisor", "staff", "regulator"]),
+        above=st.sampled_from([True, True, True, False]),
+        up_to=st.sampled_from([50_000, 200_000, SUPERVISOR_LIMIT, SUPERVISOR_LIMIT + 1]),
+        back=DAYS_BACK,
+    )
+    def approve_redress(self, role: str, above: bool, up_to: int, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.open_refusal(self.today, on)
+        if refusal is None and (role != "supervisor" or not above or up_to > SUPERVISOR_LIMIT):
+            refusal = "approver_lacks_authority"
+        authority = {
+            "actor_role": role,
+            "actor_at_or_above_respondent": above,
+            "redress_limit_fen": SUPERVISOR_LIMIT,
+        }
+        if self.attempt(approve_redress(on, up_to), refusal, **authority):
+            model.approved_up_to, model.last_business_date = up_to, on
+
+    @rule(
+        back=DAYS_BACK,
+        count=st.integers(0, len(ACTION_IDS)),
+        institution=st.sampled_from([*sorted(CASE_TREE), "OTHER-BANK"]),
+    )
+    def attribute(self, back: int, count: int, institution: str) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.after_decision_refusal(self.today, on)
+        if refusal is None and institution not in CASE_TREE:
+            refusal = "unknown_institution"
+        ids = ACTION_IDS[:count]
+        command = attribute(
+            on,
+            *(action(action_id, on + days(10)) for action_id in ids),
+            responsible_institution=institution,
+        )
+        if self.attempt(command, refusal, institutions_of_case_tree=CASE_TREE):
+            # the new list replaces the old; an id already closed stays closed
+            model.actions = {action_id: model.actions.get(action_id) for action_id in ids}
+            model.attributed, model.last_business_date = True, on
+
+    @rule(action_id=st.sampled_from(ACTION_IDS), back=DAYS_BACK)
+    def rectify(self, action_id: str, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.dates_refusal(self.today, on)
+        if refusal is None and action_id not in model.actions:
+            refusal = "unknown_action"
+        if refusal is None and model.actions[action_id] is not None:
+            refusal = "action_already_closed"
+        if self.attempt(rectify(action_id, on), refusal):
+            model.actions[action_id], model.last_business_date = on, on
+
+    @rule(satisfaction=st.none() | st.sampled_from(Satisfaction), back=DAYS_BACK)
+    def follow_up(self, satisfaction: Satisfaction | None, back: int) -> None:
+        model, on = self.model, self.today - days(back)
+        refusal = model.after_decision_refusal(self.today, on)
+        if self.attempt(follow_up(on, satisfaction), refusal):
+            model.satisfaction, model.followed_up, model.last_business_date = (
+                satisfaction,
+                True,
+                on,
+            )
 
     # --- exits (Art. 15, 18) and major (Art. 29) -----------------------------------------
 
@@ -373,6 +495,10 @@ class ComplaintLifecycle(RuleBasedStateMachine):
             self.request_review(0)
         elif model.status == "under_review":
             self.decide_review("r1", changed=False, back=0)
+        elif model.decided_by is not None and not model.attributed:
+            self.attribute(0, 2, "BR-SH")
+        elif model.decided_by is not None and None in model.actions.values():
+            self.rectify(next(i for i, closed in model.actions.items() if closed is None), 0)
         else:
             self.withdraw(0)
 
@@ -391,6 +517,20 @@ class ComplaintLifecycle(RuleBasedStateMachine):
         assert state.last_business_date == model.last_business_date
         if state.decision is None:
             assert state.due_on == model.due_on
+
+    @invariant()
+    def internal_control_agrees_with_the_model(self) -> None:
+        state, model = self.state, self.model
+        approval = state.redress_approval
+        assert (approval.up_to_fen if approval else None) == model.approved_up_to
+        attribution = state.attribution
+        assert (attribution is not None) is model.attributed
+        closed = {a.action_id: a.closed_on for a in attribution.actions} if attribution else {}
+        assert closed == model.actions
+        assert (state.follow_up is not None) is model.followed_up
+        if state.follow_up is not None:
+            assert state.follow_up.satisfaction == model.satisfaction
+            assert state.follow_up.reached is (model.satisfaction is not None)
 
     @invariant()
     def folding_the_stream_rebuilds_the_same_state(self) -> None:
