@@ -29,7 +29,9 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.policy_store import PolicyStore
 from complaintcore.auth.tokens import create_token
+from complaintcore.domain.policy import PolicySettings
 from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
@@ -387,3 +389,34 @@ async def test_two_imports_of_one_file_at_once_store_each_case_once(
         assert verify_chain(await store.read_stream(case_id_for(f"TWICE-{n}"))).intact
     numbers = await pool.fetch("SELECT registration_no FROM case_view ORDER BY registration_no")
     assert [n["registration_no"][-6:] for n in numbers] == [f"{n:06d}" for n in range(1, 7)]
+
+
+async def test_imported_actions_are_judged_under_the_policy_in_force_on_their_dates(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Issue 14: a stored policy judges an imported action as it would the same command over
+    HTTP on that date (here BR-A's staff limit, 20,000 fen from today), and each event names
+    the version it was judged under."""
+    await PolicyStore(pool).append(
+        "BR-A", TODAY, PolicySettings(staff_redress_limit_fen=20_000), "admin-1", TODAY
+    )
+    decision = {**DECISION, "notice": notice(TODAY.isoformat())}
+    decided = [("assign", {"handler_id": "staff-a1"}), ("decide", decision)]
+    supervisor = {"id": "sup-a", "role": "supervisor", "institution": "BR-A"}
+    approval = {"up_to_fen": 30_000, "note": "超出经办权限", "actor": supervisor}
+    approved = [decided[0], ("approve-redress", approval), decided[1]]
+
+    report = await import_lines(pool, [line("OVER-LIMIT", decided), line("APPROVED", approved)])
+
+    assert [(r.external_id, r.code) for r in report.refusals] == [
+        ("OVER-LIMIT", "redress_exceeds_authority")
+    ]
+    assert "20000" in report.refusals[0].detail.replace(",", "")
+    events = await PostgresEventStore(pool).read_stream(case_id_for("APPROVED"))
+    judged = [(event.event_type, event.metadata.policy_version) for event in events]
+    assert judged[0] == ("ComplaintReceived", "default")  # received 12 days ago
+    assert judged[1:] == [
+        ("HandlerAssigned", "BR-A/v1"),
+        ("RedressApproved", "BR-A/v1"),
+        ("ComplaintDecided", "BR-A/v1"),
+    ]

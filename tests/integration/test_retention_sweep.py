@@ -10,7 +10,6 @@ not.
 """
 
 import asyncio
-import dataclasses
 from collections import Counter
 from datetime import date, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from complaintcore.application import retention_sweep
+from complaintcore.application.policy_store import PolicyStore
 from complaintcore.application.retention_sweep import (
     BatchSwept,
     RetentionSweep,
@@ -28,7 +28,7 @@ from complaintcore.application.retention_sweep import (
     SweepReport,
     last_closing_day_past_retention,
 )
-from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.policy import PolicySettings
 from complaintcore.domain.retention import retention_ends_on
 from complaintcore.domain.state import fold
 from complaintcore.events.codec import domain_events
@@ -86,7 +86,9 @@ async def case_record(pool: asyncpg.Pool, case_id: str) -> dict[str, Any]:
     }
 
 
-async def assert_erased(pool: asyncpg.Pool, case_id: str) -> None:
+async def assert_erased(
+    pool: asyncpg.Pool, case_id: str, retention_years: int = 5, policy_version: str = "default"
+) -> None:
     record = await case_record(pool, case_id)
     events = record["events"]
     assert record["key"] == 0
@@ -96,13 +98,14 @@ async def assert_erased(pool: asyncpg.Pool, case_id: str) -> None:
     assert erasure.data["erased_on"] == ON.isoformat()
     assert erasure.data["reason"] == retention_sweep.DEFAULT_REASON
     assert erasure.data["legal_basis"] == retention_sweep.DEFAULT_LEGAL_BASIS
-    assert erasure.data["retention_years"] == 5
+    assert erasure.data["retention_years"] == retention_years
     assert erasure.metadata == EventMetadata(
         actor_id="retention-sweep",
         actor_role="admin",
         correlation_id="sweep-test",
         client="complaintcore personal-data sweep",
         cipher_suite=events[0].metadata.cipher_suite,
+        policy_version=policy_version,
     )
     assert verify_chain(events).intact
     view = record["view"]
@@ -189,19 +192,14 @@ async def test_only_cases_past_retention_are_erased_each_as_one_erasure_would_be
 
 
 async def test_a_refused_busy_or_unencrypted_case_is_counted_and_left_as_it_was(
-    pool: asyncpg.Pool, desk: CaseDesk, monkeypatch: pytest.MonkeyPatch
+    pool: asyncpg.Pool, desk: CaseDesk
 ) -> None:
     erasable = await withdrawn_case(desk, "SUB-A1", d(2019, 3, 4))
     kept_longer_by_policy = await withdrawn_case(desk, "BR-B", d(2019, 3, 5))
     busy = await withdrawn_case(desk, "BR-A", d(2019, 3, 6))
     stored_before_encryption = await plaintext_case(pool, "c-plaintext", d(2019, 3, 7))
 
-    def policy_in_force(institution: str | None, on: date | None = None) -> InstitutionPolicy:
-        if institution == "BR-B":
-            return dataclasses.replace(DEFAULT_POLICY, retention_years=10)
-        return DEFAULT_POLICY
-
-    monkeypatch.setattr(retention_sweep, "policy_in_force", policy_in_force)
+    await PolicyStore(pool).append("BR-B", ON, PolicySettings(retention_years=10), "admin-1", ON)
     async with pool.acquire() as command, command.transaction():  # a command at work on `busy`
         await command.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, busy
@@ -224,6 +222,23 @@ async def test_a_refused_busy_or_unencrypted_case_is_counted_and_left_as_it_was(
         "ComplaintWithdrawn",
     ]
     assert plaintext["view"]["personal_data"] == "held"
+
+
+async def test_a_retention_shorter_than_the_default_is_honoured(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    """An institution's policy may keep personal data fewer years than the default's five:
+    its cases are candidates as soon as their own retention ends."""
+    closed_two_years_ago = await withdrawn_case(desk, "BR-A", d(2024, 3, 4))
+    elsewhere = await withdrawn_case(desk, "BR-B", d(2024, 3, 5))
+    await PolicyStore(pool).append("BR-A", ON, PolicySettings(retention_years=1), "admin-1", ON)
+
+    report = await sweep(pool)
+
+    # the other is a candidate too (the shortest retention cuts), but its own policy keeps it
+    assert (report.erased, dict(report.skipped)) == (1, {"retention_not_expired": 1})
+    await assert_erased(pool, closed_two_years_ago, retention_years=1, policy_version="BR-A/v1")
+    await assert_held(pool, elsewhere)
 
 
 async def test_two_sweeps_at_once_erase_each_case_once(pool: asyncpg.Pool, desk: CaseDesk) -> None:

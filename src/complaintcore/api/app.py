@@ -18,6 +18,7 @@ from complaintcore.api.request_gate import RequestGate
 from complaintcore.api.routes import calendars as calendar_routes
 from complaintcore.api.routes import complainants as complainant_routes
 from complaintcore.api.routes import complaint_commands, complaint_queries, feed
+from complaintcore.api.routes import institution_policy as institution_policy_routes
 from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import personal_data as personal_data_routes
 from complaintcore.api.routes import statistics as statistics_routes
@@ -27,6 +28,7 @@ from complaintcore.application.master_key import (
     case_keys_of,
     load_key_provider,
 )
+from complaintcore.application.policy_store import PolicyStore
 from complaintcore.auth.tokens import SeenTokens
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.crypto.keys import KeyProvider
@@ -65,6 +67,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         # reference data: the institution tree and the holiday calendars
         app.state.institutions = InstitutionDirectory(pool)
         app.state.calendars = CalendarRepository(pool)
+        app.state.policies = PolicyStore(pool)
         app.state.complaints = ComplaintService(
             pool,
             app.state.store,
@@ -72,6 +75,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             app.state.calendars,
             app.state.case_keys,
             app.state.index_key,
+            policies=app.state.policies,
         )
         app.state.seen_tokens = SeenTokens()
         try:
@@ -105,6 +109,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # /v1 routers
     app.include_router(institution_routes.router)
+    app.include_router(institution_policy_routes.router)
     app.include_router(calendar_routes.router)
     app.include_router(complaint_commands.router)
     app.include_router(complaint_queries.router)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from complaintcore.application.complaint_service import ComplaintService
+from complaintcore.application.policy_store import PolicyStore
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
 
@@ -21,6 +22,10 @@ async def calendar_repository(request: Request) -> CalendarRepository:
     return request.app.state.calendars
 
 
+async def policy_store(request: Request) -> PolicyStore:
+    return request.app.state.policies
+
+
 async def complaint_service(request: Request) -> ComplaintService:
     return request.app.state.complaints
 
@@ -28,3 +33,4 @@ async def complaint_service(request: Request) -> ComplaintService:
 Institutions = Annotated[InstitutionDirectory, Depends(institution_directory)]
 Calendars = Annotated[CalendarRepository, Depends(calendar_repository)]
 Complaints = Annotated[ComplaintService, Depends(complaint_service)]
+Policies = Annotated[PolicyStore, Depends(policy_store)]

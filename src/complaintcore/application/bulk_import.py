@@ -54,15 +54,21 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
-from complaintcore.application.policies import policy_in_force
+from complaintcore.application.policies import (
+    command_business_date,
+    decision_authority,
+    policy_in_force,
+)
+from complaintcore.application.policy_store import all_policy_versions
 from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
-from complaintcore.domain.commands import MergeComplaint
+from complaintcore.domain.commands import Attribute, MergeComplaint
 from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
 from complaintcore.domain.events import ComplaintReceived, Event
+from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
 from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
@@ -122,6 +128,29 @@ class ReferenceData:
     superiors: Mapping[str, str | None]  # every institution code -> its parent's code
     default_actor: ActorBody
     correlation_id: str
+    policy_versions: tuple[PolicyVersion, ...] = ()  # every node's, read once for the import
+    _resolved: dict[tuple[str, date], ResolvedPolicy] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def policy_on(self, institution: str, on: date) -> ResolvedPolicy:
+        """The policy in force at `institution` on `on`, as the service would judge under it."""
+        key = (institution, on)
+        if key not in self._resolved:
+            lineage = tuple(reversed(self.lineage(institution)))  # head office first
+            self._resolved[key] = resolve_policy(lineage, self.policy_versions, on)
+        return self._resolved[key]
+
+    def lineage(self, institution: str) -> tuple[str, ...]:
+        """`institution`, its parent, … up to its head office (as the directory's `lineage`)."""
+        lineage = [institution]
+        while (parent := self.superiors.get(lineage[-1])) is not None and len(lineage) < 64:
+            lineage.append(parent)
+        return tuple(lineage)
+
+    def tree_of(self, head_office: str) -> frozenset[str]:
+        """Every institution whose head office is `head_office`."""
+        return frozenset(code for code in self.superiors if self.lineage(code)[-1] == head_office)
 
 
 @dataclass(frozen=True)
@@ -221,7 +250,7 @@ def _judge(
     if institution not in reference.superiors:
         raise _Refused("unknown_institution", f"respondent_institution {institution} is unknown")
     case_id = case_id_for(header.external_id)
-    provisional = policy_in_force(institution, receipt.received_on).registration_number(
+    provisional = reference.policy_on(institution, receipt.received_on).policy.registration_number(
         institution, receipt.received_on, PROVISIONAL_SERIAL
     )
     at = header.at or receipt.received_on
@@ -292,13 +321,17 @@ def _apply(
 ) -> tuple[ComplaintState, Step]:
     if at > reference.today:
         raise _Refused(BUSINESS_DATE_IN_FUTURE.code, f"{where}: at {at} is after today")
+    judged = reference.policy_on(institution, command_business_date(command, at))
+    lineage = reference.lineage(institution)
+    case_tree = reference.tree_of(lineage[-1]) if isinstance(command, Attribute) else frozenset()
     context = DecisionContext(
         today=at,
         calendar=reference.calendar,
-        policy=policy_in_force(institution, at),
+        policy=judged.policy,
         actor_id=actor.id,
         actor_role=actor.role,
         superior_of_respondent=reference.superiors.get(institution),
+        **decision_authority(judged, actor.role, actor.institution, lineage, case_tree),
     )
     try:
         events = decide(state, command, context)
@@ -313,6 +346,7 @@ def _apply(
         institution=actor.institution,
         correlation_id=reference.correlation_id,
         client=CLIENT,
+        policy_version=judged.version,
     )
     return state, Step(events, metadata)
 
@@ -580,4 +614,5 @@ async def load_reference_data(
         superiors={row["code"]: row["parent"] for row in rows},
         default_actor=default_actor,
         correlation_id=correlation_id or f"import-{uuid.uuid4()}",
+        policy_versions=await all_policy_versions(connection),
     )

@@ -1,4 +1,5 @@
-"""The regulator's replay of one case: chain verdict, rebuilt state, deadline timeline."""
+"""The regulator's replay of one case: chain verdict, rebuilt state, deadline timeline, and the
+institution policy version each event was judged under."""
 
 from dataclasses import asdict
 from datetime import date
@@ -7,6 +8,7 @@ from typing import Any
 from complaintcore.application.case_document import case_document, jsonable
 from complaintcore.application.policies import policy_in_force
 from complaintcore.domain.deadlines import deadline_timeline
+from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.codec import domain_events, stream_suite
 from complaintcore.events.hashing import verify_chain
@@ -31,11 +33,16 @@ def stored_event_document(event: StoredEvent) -> dict[str, Any]:
 
 
 def audit_case(
-    case_id: str, events: list[StoredEvent], today: date, cipher: StreamCipher | None
+    case_id: str,
+    events: list[StoredEvent],
+    today: date,
+    cipher: StreamCipher | None,
+    policy: InstitutionPolicy | None = None,
 ) -> dict[str, Any]:
-    """The chain's verdict (over the events as stored, ciphertext included), and the state
-    rebuilt from the events (opened by the case's `cipher`) as the policy in force for its
-    respondent reads it."""
+    """The chain's verdict (over the events as stored, ciphertext included), the state rebuilt
+    from the events (opened by the case's `cipher`) as `policy` (the one in force today at its
+    respondent; None: the default) reads it, and per event the policy version it was judged
+    under (None for events stored before policies had versions)."""
     verdict = verify_chain(events)
     try:
         # only what the document shows is opened: an altered free text spoils no more than
@@ -51,10 +58,23 @@ def audit_case(
         "case_id": case_id,
         "cipher_suite": stream_suite(events),
         "chain": asdict(verdict),
-        "state": _document(state, today) if state is not None else None,
+        "state": _document(state, today, policy) if state is not None else None,
         "timeline": timeline,
+        "policy_versions": [_judged_under(event) for event in events],
     }
 
 
-def _document(state: ComplaintState, today: date) -> dict[str, Any]:
-    return case_document(state, today, policy_in_force(state.respondent_institution, today))
+def _document(
+    state: ComplaintState, today: date, policy: InstitutionPolicy | None
+) -> dict[str, Any]:
+    if policy is None:
+        policy = policy_in_force(state.respondent_institution, today)
+    return case_document(state, today, policy)
+
+
+def _judged_under(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "version": event.version,
+        "type": event.event_type,
+        "policy_version": event.metadata.policy_version,
+    }

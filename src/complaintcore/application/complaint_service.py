@@ -36,12 +36,15 @@ from complaintcore.application.idempotency import (
     find_response,
     save_response,
 )
-from complaintcore.application.policies import policy_in_force
+from complaintcore.application.policies import command_business_date, decision_authority
+from complaintcore.application.policy_store import POLICY_STAMP_SQL, PolicyStore
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import (
+    ApproveRedress,
+    Attribute,
     ErasePersonalData,
     FlagMajor,
     MergeComplaint,
@@ -55,8 +58,8 @@ from complaintcore.domain.decider import (
     fold,
 )
 from complaintcore.domain.events import PersonalDataErased
-from complaintcore.domain.policy import InstitutionPolicy
-from complaintcore.domain.roles import handles_complaints, may_run_command
+from complaintcore.domain.policy import InstitutionPolicy, ResolvedPolicy
+from complaintcore.domain.roles import handles_complaints, may_approve_redress, may_run_command
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.case_keys import UNREAD, CaseKeys
 from complaintcore.events.codec import domain_events, new_events, stream_suite
@@ -89,6 +92,8 @@ _RESPONDENT_LINEAGE = (
     + lineage_sql("(SELECT respondent_institution FROM case_view WHERE case_id = $2)")
     + ") AS respondent_lineage"
 )
+# The greatest policy version id: whether the versions a process keeps are still all of them.
+_POLICY_STAMP = f"({POLICY_STAMP_SQL}) AS policy_stamp"
 
 
 class Actor(Protocol):
@@ -109,6 +114,9 @@ class InstitutionLookup(Protocol):
     async def lineage(
         self, code: str, *, connection: asyncpg.Connection | None = None
     ) -> tuple[str, ...]: ...
+    async def subtree(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> list[str]: ...
 
 
 class ActorConfirmation(Protocol):
@@ -148,6 +156,8 @@ class Respondent:
     institution: str
     superior: str | None
     """The institution's parent: None for a head office or an unknown code."""
+    lineage: tuple[str, ...] = ()
+    """The institution, its parent, … up to its head office: whose policies judge the case."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,7 @@ class ComplaintService:
         case_keys: CaseKeys,
         index_key: IndexKey,
         today: Callable[[], date] = shanghai_today,
+        policies: PolicyStore | None = None,
     ) -> None:
         """`index_key`: the blind index's key, loaded at start (`case_view.load_index_key`)."""
         self._pool = pool
@@ -222,18 +233,20 @@ class ComplaintService:
         self._index_key = index_key
         self._institutions = institutions
         self._calendars = calendars
+        self._policies = policies or PolicyStore(pool)
         # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
         stamp_sql: str | None = getattr(calendars, "stamp_sql", None)
         self._calendar_is_stamped = stamp_sql is not None
         calendar_stamp = [f"({stamp_sql}) AS calendar_stamp"] if stamp_sql else []
         self._lock_case_sql = "SELECT " + ", ".join(
-            [_LOCK_CASE, _RESPONDENT_LINEAGE, _WRAPPED_KEY, *calendar_stamp]
+            [_LOCK_CASE, _RESPONDENT_LINEAGE, _WRAPPED_KEY, _POLICY_STAMP, *calendar_stamp]
         )
         self._today = today
         self._states = KeptStates(CASE_STATES_KEPT)
 
-    def policy_for(self, institution: str, on: date | None = None) -> InstitutionPolicy:
-        return policy_in_force(institution, on)
+    async def policy_in_force(self, institution: str, on: date | None = None) -> ResolvedPolicy:
+        """The policy in force at `institution` on `on` (None: today)."""
+        return await self._policies.in_force(institution, on or self._today())
 
     async def receive(
         self,
@@ -250,17 +263,29 @@ class ComplaintService:
         lineage = await self._institutions.lineage(institution)
         if not lineage or not await may_see(actor, institution, _KnownLineage(lineage)):
             raise UnknownInstitution(institution)
-        respondent = Respondent(institution, _superior_in(lineage))
+        respondent = Respondent(institution, _superior_in(lineage), lineage)
         case_id = str(uuid.uuid4())
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             calendar = await self._calendar(connection, None)
             serial = await next_serial(connection, institution, received_on)
-            policy = self.policy_for(institution)
-            registration_no = policy.registration_number(institution, received_on, serial)
+            policy_stamp = await connection.fetchval(POLICY_STAMP_SQL)
+            policy = await self._policies.in_force_along(
+                lineage, received_on, policy_stamp, connection=connection
+            )
+            registration_no = policy.policy.registration_number(institution, received_on, serial)
             command = build(case_id, registration_no)
             return await self._decide_and_store(
-                connection, actor, None, None, command, respondent, calendar, request, render
+                connection,
+                actor,
+                None,
+                None,
+                command,
+                respondent,
+                calendar,
+                request,
+                render,
+                policy_stamp,
             )
 
         return await self._run(actor, request, attempt, UnknownInstitution(institution))
@@ -291,13 +316,25 @@ class ComplaintService:
                 tuple(locked["respondent_lineage"]),
                 locked["wrapped_key"],
             )
+            if isinstance(command, ApproveRedress) and not may_approve_redress(actor.role):
+                # after the visibility check: 404 outside one's subtree, 403 where one sees it
+                raise NotPermitted("forbidden", "only a supervisor approves a redress")
             if if_match is not None and if_match != state.version:
                 raise PreconditionFailed(state.version)
             if isinstance(command, MergeComplaint) and command.into != state.id:
                 check_merge_target(await self._merge_target(connection, actor, command.into))
-            respondent = Respondent(state.respondent_institution, _superior_in(lineage))
+            respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
             return await self._decide_and_store(
-                connection, actor, state, cipher, command, respondent, calendar, request, render
+                connection,
+                actor,
+                state,
+                cipher,
+                command,
+                respondent,
+                calendar,
+                request,
+                render,
+                locked["policy_stamp"],
             )
 
         for _ in range(MAX_ATTEMPTS):
@@ -316,7 +353,7 @@ class ComplaintService:
     ) -> asyncpg.Record:
         """Wait for commands already running on the case (the lock is released when the
         transaction ends). The same round trip confirms the actor and reads the calendar's
-        `calendar_stamp` and the `respondent_lineage`."""
+        `calendar_stamp`, the `respondent_lineage` and the `policy_stamp`."""
         if confirmation is None:
             return await connection.fetchrow(
                 self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id
@@ -357,7 +394,9 @@ class ComplaintService:
         # the document shows the masked complainant and no free text: nothing else is opened
         state = fold(domain_events(events, cipher, PERSONAL_FIELDS_SHOWN))
         assert state is not None
-        return state, self._today(), self.policy_for(state.respondent_institution)
+        today = self._today()
+        policy = await self._policies.in_force(state.respondent_institution, today)
+        return state, today, policy.policy
 
     async def stream_cipher(
         self, case_id: str, stored: Sequence[StoredEvent]
@@ -450,16 +489,22 @@ class ComplaintService:
         calendar: WorkingDayCalendar,
         request: RequestInfo,
         render: Render,
+        policy_stamp: int | None,
     ) -> Rendered:
+        """Decide `command` under the policy in force at the respondent on its business date,
+        store what it produces, and render the case as read today."""
         today = self._today()
-        policy = self.policy_for(respondent.institution)
+        judged, read_today = await self._policies_judging(
+            connection, respondent, command_business_date(command, today), today, policy_stamp
+        )
         context = DecisionContext(
             today=today,
             calendar=calendar,
-            policy=policy,
+            policy=judged.policy,
             actor_id=actor.id,
             actor_role=actor.role,
             superior_of_respondent=respondent.superior,
+            **await self._authority(connection, actor, command, respondent, judged),
         )
         events = decide(state, command, context)
         metadata = EventMetadata(
@@ -469,6 +514,7 @@ class ComplaintService:
             correlation_id=request.correlation_id,
             idempotency_key=request.idempotency.key if request.idempotency else None,
             client=request.client,
+            policy_version=judged.version,
         )
         stream_id = state.id if state is not None else command.case_id
         expected_version = state.version if state is not None else 0
@@ -487,7 +533,43 @@ class ComplaintService:
             new_state = evolve(new_state, event)
         assert new_state is not None
         await upsert_case_view(connection, new_state, self._index_key)
-        return render(new_state, today, policy)
+        return render(new_state, today, read_today.policy)
+
+    async def _authority(
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        command: Any,
+        respondent: Respondent,
+        judged: ResolvedPolicy,
+    ) -> dict[str, Any]:
+        """`policies.decision_authority` for this caller and case; an attribution reads the
+        case's whole tree (one read more, for that command only)."""
+        lineage = respondent.lineage
+        tree: frozenset[str] = frozenset()
+        if isinstance(command, Attribute) and lineage:
+            tree = frozenset(await self._institutions.subtree(lineage[-1], connection=connection))
+        return decision_authority(judged, actor.role, actor.institution, lineage, tree)
+
+    async def _policies_judging(
+        self,
+        connection: asyncpg.Connection,
+        respondent: Respondent,
+        business_date: date,
+        today: date,
+        policy_stamp: int | None,
+    ) -> tuple[ResolvedPolicy, ResolvedPolicy]:
+        """The policies in force at the respondent on the command's business date and today
+        (the second from the versions the first read: no round trip)."""
+        judged = await self._policies.in_force_along(
+            respondent.lineage, business_date, policy_stamp, connection=connection
+        )
+        if business_date == today:
+            return judged, judged
+        read_today = await self._policies.in_force_along(
+            respondent.lineage, today, policy_stamp, connection=connection
+        )
+        return judged, read_today
 
     async def _visible_state(
         self,

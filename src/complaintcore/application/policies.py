@@ -1,16 +1,86 @@
 """The policy in force: which `InstitutionPolicy` judges a command on a case or reads it.
 
-Every reader and writer asks here (the service, the queries, the audit, bulk import), so that
-per-institution policies with a history (DOMAIN.md "Institution policy") change this one place.
-Today every institution runs on DOMAIN.md's defaults.
+A command is judged under the policy in force at the case's respondent institution on the
+command's business date (`command_business_date`), a case read under the one in force today;
+both come from the stored versions (`policy_store.PolicyStore`, resolved by
+`domain.policy.resolve_policy`). `policy_in_force` (synchronous, DOMAIN.md's defaults) remains
+for the callers that do not read the store yet: bulk import, the case list's due-soon filter and
+the retention sweep's first cut of candidates.
 """
 
 from datetime import date
+from typing import Any
 
-from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy, ResolvedPolicy
+from complaintcore.domain.roles import Role
+
+# A command's own business date, by the field that holds it (DOMAIN.md "Deadlines"; API.md
+# "Conventions": a command whose date lives in its notice takes the notice's date).
+_OWN_DATE_FIELDS = (
+    "received_on",
+    "paused_on",
+    "resumed_on",
+    "erased_on",
+    "approved_on",
+    "attributed_on",
+    "followed_up_on",
+    "done_on",
+)
+DEFAULT_POLICY_TEXT = "the default policy"
 
 
 def policy_in_force(institution: str | None, on: date | None = None) -> InstitutionPolicy:
-    """The policy of `institution` (None: the service-wide default) on business date `on`
-    (None: today)."""
+    """DOMAIN.md's default policy, for callers that do not read the stored versions yet."""
     return DEFAULT_POLICY
+
+
+def command_business_date(command: Any, today: date) -> date:
+    """The day `command` is judged at: its own date, else its notice's, else `today` (assign,
+    recuse, merge, flag-major happen the day they are handled)."""
+    for name in _OWN_DATE_FIELDS:
+        day = getattr(command, name, None)
+        if isinstance(day, date):
+            return day
+    notice = getattr(command, "notice", None)
+    notified_on = getattr(notice, "notified_on", None)
+    return notified_on if isinstance(notified_on, date) else today
+
+
+def redress_authority(
+    policy: InstitutionPolicy | ResolvedPolicy, actor_role: str, actor_is_head_office: bool
+) -> tuple[int | None, str]:
+    """The most redress (fen) a principal of `actor_role` may decide without an approval under
+    `policy` (DOMAIN.md "Redress authority"), None for no limit, and where the limit comes from
+    in words. A head-office supervisor has no limit; a role that decides no complaint has 0."""
+    if actor_role == Role.SUPERVISOR and actor_is_head_office:
+        return None, "a head-office supervisor has no redress limit"
+    if actor_role not in (Role.STAFF, Role.SUPERVISOR):
+        return 0, f"a {actor_role} decides no redress"
+    name = f"redress_limits_fen.{actor_role}"
+    if isinstance(policy, ResolvedPolicy):
+        value = next(value for value in policy.values if value.name == name)
+        origin = DEFAULT_POLICY_TEXT if value.version is None else f"policy {value.version}"
+        return int(value.value), f"{name} of {origin}"
+    return getattr(policy.redress_limits_fen, str(actor_role)), f"{name} of the policy"
+
+
+def decision_authority(
+    policy: InstitutionPolicy | ResolvedPolicy,
+    actor_role: str,
+    actor_institution: str | None,
+    lineage: tuple[str, ...],
+    case_tree: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The fields of `DecisionContext` the internal-control rules judge the caller by, for a
+    case whose respondent's `lineage` runs from it up to its head office: the caller's redress
+    limit under `policy` and where it comes from, whether the caller sits at or above the
+    respondent, and the institutions an attribution may name (`case_tree`; read only for one)."""
+    head_office = lineage[-1] if lineage else None
+    at_head_office = actor_institution is not None and actor_institution == head_office
+    limit, source = redress_authority(policy, actor_role, at_head_office)
+    return {
+        "redress_limit_fen": limit,
+        "redress_limit_source": source,
+        "actor_at_or_above_respondent": actor_institution in lineage,
+        "institutions_of_case_tree": case_tree,
+    }

@@ -36,7 +36,7 @@ A dry run judges the same cases the same way and writes nothing (and locks nothi
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import groupby
@@ -46,12 +46,14 @@ from pydantic import ValidationError
 
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.policies import policy_in_force
+from complaintcore.application.policy_store import all_policy_versions, read_policy_in_force
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import ErasePersonalData
 from complaintcore.domain.decider import DecisionContext, decide, evolve
 from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.personal_data import personal_paths
+from complaintcore.domain.policy import DEFAULT_POLICY, PolicyVersion, ResolvedPolicy
 from complaintcore.domain.retention import retention_ends_on
 from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import RuleViolation
@@ -242,15 +244,21 @@ class RetentionSweep:
         self._case_keys = case_keys
         self._order = order
         self._today = today
-        # The shortest retention in force: no case closed after this day can be past its own.
-        self._cutoff = last_closing_day_past_retention(
-            order.on, _shortest_retention_years(order.on)
-        )
+        self._cutoff_day: date | None = None
+
+    async def _cutoff(self) -> date:
+        """The last closing day a case may have to be past its retention: under the shortest
+        retention any policy sets (no case closed after it can be past its own)."""
+        if self._cutoff_day is None:
+            versions = await all_policy_versions(self._connection)
+            shortest = shortest_retention_years(versions, self._order.on)
+            self._cutoff_day = last_closing_day_past_retention(self._order.on, shortest)
+        return self._cutoff_day
 
     async def cases_due(self) -> int:
         """The held cases closed early enough to be past retention (an estimate of the work: the
         domain may still refuse some, and another sweeper may take some)."""
-        return await self._connection.fetchval(_COUNT_DUE, self._cutoff)
+        return await self._connection.fetchval(_COUNT_DUE, await self._cutoff())
 
     async def run(self, on_batch: BatchCallback | None = None) -> SweepReport:
         """Sweep every candidate once; `on_batch` is told after each batch commits."""
@@ -299,10 +307,14 @@ class RetentionSweep:
     async def _pick(self, after: tuple[date, str]) -> list[asyncpg.Record]:
         if self._order.dry_run:
             return await self._connection.fetch(
-                _PEEK, self._cutoff, *after, self._order.batch_cases
+                _PEEK, await self._cutoff(), *after, self._order.batch_cases
             )
         return await self._connection.fetch(
-            _PICK, self._cutoff, *after, self._order.batch_cases, advisory_locks.CASE_COMMANDS
+            _PICK,
+            await self._cutoff(),
+            *after,
+            self._order.batch_cases,
+            advisory_locks.CASE_COMMANDS,
         )
 
     async def _judged(self, case_ids: Sequence[str]) -> tuple[list[_Erasure], Counter[str]]:
@@ -314,8 +326,9 @@ class RetentionSweep:
         context = self._context()
         erasures: list[_Erasure] = []
         refusals: Counter[str] = Counter()
+        policies: dict[str, ResolvedPolicy] = {}  # by respondent, read once a batch
         for _, case_rows in groupby(rows, key=lambda row: row["stream_id"]):
-            verdict = self._judge(list(case_rows), context)
+            verdict = await self._judge(list(case_rows), context, policies)
             if isinstance(verdict, _Erasure):
                 erasures.append(verdict)
             else:
@@ -335,25 +348,42 @@ class RetentionSweep:
             superior_of_respondent=None,
         )
 
-    def _judge(self, rows: list[asyncpg.Record], context: DecisionContext) -> "_Erasure | str":
-        """The case's erasure, or the code of why it is not erased."""
+    async def _judge(
+        self,
+        rows: list[asyncpg.Record],
+        context: DecisionContext,
+        policies: dict[str, ResolvedPolicy],
+    ) -> "_Erasure | str":
+        """The case's erasure, or the code of why it is not erased, under the policy in force
+        at its respondent on the sweep's day (`policies`: those read in this batch)."""
         suites = [row["cipher_suite"] for row in rows]
         if not all(suites):
             return NOT_ENCRYPTED
         state = fold_stream(rows)
         assert state is not None, "a stream begins with its receipt"
-        policy = policy_in_force(state.respondent_institution, self._order.on)
+        policy = await self._policy_of(state.respondent_institution, policies)
         command = ErasePersonalData(self._order.on, self._order.reason, self._order.legal_basis)
         try:
-            events = decide(state, command, dataclasses.replace(context, policy=policy))
+            events = decide(state, command, dataclasses.replace(context, policy=policy.policy))
         except RuleViolation as refused:
             return refused.code
-        (event,) = new_events(events, self._order.metadata(suites[-1]))
+        metadata = self._order.metadata(suites[-1])
+        judged = dataclasses.replace(metadata, policy_version=policy.version)
+        (event,) = new_events(events, judged)
         head = (rows[-1]["version"], rows[-1]["hash"])
         erased = state
         for domain_event in events:
             erased = evolve(erased, domain_event)
         return _Erasure(state.id, event, head, erased)
+
+    async def _policy_of(
+        self, institution: str, policies: dict[str, ResolvedPolicy]
+    ) -> ResolvedPolicy:
+        if institution not in policies:
+            policies[institution] = await read_policy_in_force(
+                self._connection, institution, self._order.on
+            )
+        return policies[institution]
 
     async def _erase(self, erasures: Sequence[_Erasure]) -> list[_Erasure]:
         """Append each case's erasure, destroy its key, mark its view row erased: in the
@@ -381,11 +411,16 @@ def _view_values(state: ComplaintState) -> tuple:
     return tuple(row[column] for column in VIEW_COLUMNS)
 
 
-def _shortest_retention_years(on: date) -> int:
-    """The retention the candidates are first filtered by: the service-wide policy's (every
-    institution runs on it today, `application.policies`). Each case is then judged under its own
-    institution's policy, which may keep it longer."""
-    return policy_in_force(None, on).retention_years
+def shortest_retention_years(versions: Iterable[PolicyVersion], on: date) -> int:
+    """The retention the candidates are first filtered by: the shortest of the default's and of
+    every stored version in effect by `on` (superseded or not: a bound, not a judgement). Each
+    case is then judged under its own institution's policy in force (`_judge`)."""
+    set_by_versions = (
+        version.settings.retention_years
+        for version in versions
+        if version.effective_from <= on and version.settings.retention_years is not None
+    )
+    return min([DEFAULT_POLICY.retention_years, *set_by_versions])
 
 
 def last_closing_day_past_retention(on: date, retention_years: int) -> date:

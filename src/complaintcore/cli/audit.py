@@ -19,6 +19,7 @@ import asyncpg
 from complaintcore.api.schemas.cases import AuditOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case
+from complaintcore.application.policy_store import read_policy_in_force
 from complaintcore.cli.common import (
     KEY_REFUSALS,
     checked_case_keys,
@@ -27,6 +28,7 @@ from complaintcore.cli.common import (
     run_with_pool,
 )
 from complaintcore.crypto.suites import UnknownSuite
+from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.events.codec import stream_suite
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
@@ -56,13 +58,15 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
-            events, cipher = run_with_pool(url, lambda pool: _read_case(pool, settings, case_id))
+            events, cipher, policy = run_with_pool(
+                url, lambda pool: _read_case(pool, settings, case_id)
+            )
         except KEY_REFUSALS as error:
             return fail(str(error))
     if not events:
         fail(f"no complaint {case_id}")
         return EXIT_UNKNOWN_CASE
-    document = audit_document(case_id, events, cipher)
+    document = audit_document(case_id, events, cipher, policy)
     if args.json:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
@@ -72,25 +76,33 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _read_case(
     pool: asyncpg.Pool, settings: Settings, case_id: str
-) -> tuple[list[StoredEvent], StreamCipher | None]:
-    """The case's events and the cipher that opens them (the master key `serve` would use)."""
+) -> tuple[list[StoredEvent], StreamCipher | None, InstitutionPolicy | None]:
+    """The case's events, the cipher that opens them (the master key `serve` would use) and the
+    policy in force today at its respondent."""
     events = await PostgresEventStore(pool).read_stream(case_id)
+    if not events:
+        return events, None, None
+    respondent = events[0].data.get("respondent_institution", "")
+    policy = (await read_policy_in_force(pool, respondent, shanghai_today())).policy
     suite = stream_suite(events)
     if suite is None:
-        return events, None
+        return events, None, policy
     async with pool.acquire() as connection:
         case_keys = await checked_case_keys(settings, connection)
         try:
-            return events, await case_keys.cipher_for(connection, case_id, suite)
+            return events, await case_keys.cipher_for(connection, case_id, suite), policy
         except UnknownSuite:  # an altered suite name: the chain verdict names its version
-            return events, None
+            return events, None, policy
 
 
 def audit_document(
-    case_id: str, events: list[StoredEvent], cipher: StreamCipher | None = None
+    case_id: str,
+    events: list[StoredEvent],
+    cipher: StreamCipher | None = None,
+    policy: InstitutionPolicy | None = None,
 ) -> dict[str, Any]:
     """The audit route's response body, shaped by its response model exactly as the route is."""
-    document = audit_case(case_id, events, shanghai_today(), cipher)
+    document = audit_case(case_id, events, shanghai_today(), cipher, policy)
     return AuditOut.model_validate(document).model_dump(mode="json")
 
 

@@ -21,6 +21,10 @@ class EventMetadata:
     cipher_suite: str | None = None
     """The suite the event's personal fields are sealed under, which also hashes its chain link
     (None: written before encryption, plaintext and SHA-256)."""
+    policy_version: str | None = None
+    """The institution policy the command was judged under (`ResolvedPolicy.version`: the ids of
+    the versions in force along the respondent's lineage, or `default`); None: stored before
+    policies had versions, or not by a command."""
 
     def to_dict(self) -> dict[str, str]:
         return {

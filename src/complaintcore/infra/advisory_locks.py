@@ -11,3 +11,4 @@ CASE_COMMANDS = 74_021_182  # second key: hashtext(case id); commands on one cas
 INSTITUTION_TREE_WRITES = 74_021_183  # second key 0: writes to the tree, one at a time
 MIGRATIONS = 74_021_184  # second key 0: one migrator at a time (session lock)
 PRINCIPAL_IDS = 74_021_185  # second key: hashtext(principal id); token creations for one id
+POLICY_WRITES = 74_021_186  # second key 0: institution policy versions, recorded one at a time

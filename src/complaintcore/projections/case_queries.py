@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from complaintcore.domain.deadlines import handling_clock_reading
+from complaintcore.domain.policy import DueSoonDays
 from complaintcore.projections import clock_sql
 from complaintcore.projections.clock_sql import CLOCK_STATUSES as CLOCK_STATUSES
 
@@ -64,14 +65,26 @@ def clock_reading(
     return ClockFromRow(reading.status.value, reading.days_left)
 
 
-def _clock_conditions(clock: str, query: "_Query", today: date, due_soon_days: int) -> list[str]:
+def _clock_conditions(
+    clock: str, query: "_Query", today: date, due_soon_days: DueSoonDays
+) -> list[str]:
     """SQL for one clock status (projections/clock_sql.py), adding only the parameters that
-    status needs."""
+    status needs; `soon` is each row's institution's (one parameter while all share it)."""
+
+    def soon() -> str:
+        default = query.param(today + timedelta(days=due_soon_days.default))
+        others = due_soon_days.others()
+        if not others:
+            return default
+        cases = " ".join(
+            f"WHEN respondent_institution = ANY({query.param(codes)}::text[])"
+            f" THEN {query.param(today + timedelta(days=days))}::date"
+            for days, codes in others.items()
+        )
+        return f"(CASE {cases} ELSE {default}::date END)"
+
     return clock_sql.handling_clock_is(
-        clock,
-        clock_sql.CASE_VIEW,
-        today=lambda: query.param(today),
-        soon=lambda: query.param(today + timedelta(days=due_soon_days)),
+        clock, clock_sql.CASE_VIEW, today=lambda: query.param(today), soon=soon
     )
 
 
@@ -104,7 +117,7 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-def _filtered(case_filter: CaseFilter, today: date, due_soon_days: int) -> _Query:
+def _filtered(case_filter: CaseFilter, today: date, due_soon_days: DueSoonDays) -> _Query:
     query = _Query()
     if case_filter.institutions is not None:
         query.where(f"respondent_institution = ANY({query.param(case_filter.institutions)})")
@@ -129,7 +142,7 @@ async def list_cases(
     pool: asyncpg.Pool,
     case_filter: CaseFilter,
     today: date,
-    due_soon_days: int,
+    due_soon_days: DueSoonDays,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[asyncpg.Record], str | None]:
@@ -142,7 +155,7 @@ async def cases_by_due_date(
     pool: asyncpg.Pool,
     case_filter: CaseFilter,
     today: date,
-    due_soon_days: int,
+    due_soon_days: DueSoonDays,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[asyncpg.Record], str | None]:

@@ -140,9 +140,12 @@ class InstitutionDirectory:
                 created += await _put(connection, node)
         return created, len(ordered) - created
 
-    async def subtree(self, code: str) -> list[str]:
-        """`code` first, then every descendant's code in code order; [] for an unknown code."""
-        rows = await self._pool.fetch(_SELECT_SUBTREE, code)
+    async def subtree(
+        self, code: str, *, connection: asyncpg.Connection | None = None
+    ) -> list[str]:
+        """`code` first, then every descendant's code in code order; [] for an unknown code
+        (`connection`: as for `is_within`)."""
+        rows = await (connection or self._pool).fetch(_SELECT_SUBTREE, code)
         return [row["code"] for row in rows]
 
     async def is_within(

@@ -62,9 +62,15 @@ from complaintcore.domain.commands import (
 )
 from complaintcore.domain.deadlines import ClockStatus, clock_status, review_clock_status
 from complaintcore.domain.decider import DecisionContext, decide
-from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
+from complaintcore.domain.policy import DEFAULT_POLICY, DueSoonDays, InstitutionPolicy
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
-from complaintcore.domain.state import CaseStatus, ComplaintState, evolve, is_closed
+from complaintcore.domain.state import (
+    CaseStatus,
+    ComplaintState,
+    action_status,
+    evolve,
+    is_closed,
+)
 from complaintcore.projections import clock_sql
 from complaintcore.projections.case_queries import (
     CaseFilter,
@@ -318,7 +324,9 @@ async def test_each_clock_sql_selects_exactly_the_cases_the_domain_rule_picks(
         expected = {
             state.id for state in states if clock_status(state, today, policy).status is status
         }
-        listed, _ = await list_cases(pool, CaseFilter(clock=status), today, soon_days, 1000, None)
+        listed, _ = await list_cases(
+            pool, CaseFilter(clock=status), today, DueSoonDays(soon_days), 1000, None
+        )
         assert {row["case_id"] for row in listed} == expected, status
 
         def facts_condition(param: Any, status: ClockStatus = status) -> str:
@@ -420,3 +428,33 @@ async def test_on_every_day_a_reading_turns_the_sql_and_the_domain_judge_each_ca
             for case_id, state in states.items()
         }
         assert in_sql == by_domain, table
+
+
+# --- a rectification action's status: clock_sql.action_status mirrors domain action_status ---
+
+_DAYS = st.dates(date(2025, 12, 1), date(2026, 3, 31))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    actions=st.lists(st.tuples(_DAYS, st.none() | _DAYS), min_size=1, max_size=20),
+    on=_DAYS,
+)
+async def test_the_action_status_sql_judges_each_action_as_the_domain_does(
+    pool: asyncpg.Pool, actions: list[tuple[date, date | None]], on: date
+) -> None:
+    status = clock_sql.action_status("a.due_on", "a.closed_on", "$3::date")
+    rows = await pool.fetch(
+        f"SELECT {status} AS status FROM unnest($1::date[], $2::date[])"
+        " WITH ORDINALITY AS a (due_on, closed_on, n) ORDER BY n",
+        [due for due, _ in actions],
+        [closed for _, closed in actions],
+        on,
+    )
+    assert [row["status"] for row in rows] == [
+        str(action_status(due, closed, on)) for due, closed in actions
+    ]

@@ -7,6 +7,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from complaintcore.domain.policy import DueSoonDays
 from complaintcore.projections.case_queries import CaseFilter, cases_by_due_date, clock_reading
 
 TODAY = date(2026, 3, 16)
@@ -55,13 +56,13 @@ async def insert_cases(connection: asyncpg.Connection, drawn: list[tuple[str, in
         )
 
 
-def expected(rows: list[dict], case_filter: CaseFilter) -> list[str]:
+def expected(rows: list[dict], case_filter: CaseFilter, due_soon: DueSoonDays) -> list[str]:
     """The open clocks the filter asks for, by the definitions, soonest due first."""
-    chosen = [row for row in rows if _asked_for(row, case_filter)]
+    chosen = [row for row in rows if _asked_for(row, case_filter, due_soon)]
     return [row["case_id"] for row in sorted(chosen, key=lambda r: (r["due_on"], r["case_id"]))]
 
 
-def _asked_for(row: dict, case_filter: CaseFilter) -> bool:
+def _asked_for(row: dict, case_filter: CaseFilter, due_soon: DueSoonDays) -> bool:
     institutions, clock, within = (
         case_filter.institutions,
         case_filter.clock,
@@ -71,17 +72,22 @@ def _asked_for(row: dict, case_filter: CaseFilter) -> bool:
         row["decided_on"] is None
         and row["clock_stopped_on"] is None
         and (institutions is None or row["respondent_institution"] in institutions)
-        and (clock is None or clock_reading(row, TODAY, DUE_SOON_DAYS).status == clock)
+        and (clock is None or _clock(row, due_soon) == clock)
         and (within is None or row["due_on"] <= TODAY + timedelta(days=within))
     )
 
 
-async def every_page(pool: asyncpg.Pool, case_filter: CaseFilter, limit: int) -> list[str]:
+def _clock(row: dict, due_soon: DueSoonDays) -> str:
+    """The row's clock status by the domain's rule, under its own institution's days."""
+    return clock_reading(row, TODAY, due_soon.of(row["respondent_institution"])).status
+
+
+async def every_page(
+    pool: asyncpg.Pool, case_filter: CaseFilter, limit: int, due_soon: DueSoonDays
+) -> list[str]:
     found, cursor = [], None
     while True:
-        rows, cursor = await cases_by_due_date(
-            pool, case_filter, TODAY, DUE_SOON_DAYS, limit, cursor
-        )
+        rows, cursor = await cases_by_due_date(pool, case_filter, TODAY, due_soon, limit, cursor)
         assert len(rows) <= limit
         found.extend(row["case_id"] for row in rows)
         if cursor is None:
@@ -93,17 +99,30 @@ async def every_page(pool: asyncpg.Pool, case_filter: CaseFilter, limit: int) ->
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(drawn=cases, filter_fields=filters, limit=st.integers(1, 7))
+@given(
+    drawn=cases,
+    filter_fields=filters,
+    limit=st.integers(1, 7),
+    own_days=st.dictionaries(st.sampled_from(INSTITUTIONS), st.integers(0, 10)),
+)
 async def test_pages_of_open_clocks_hold_each_asked_for_case_once_soonest_first(
-    pool: asyncpg.Pool, drawn: list[tuple[str, int, str]], filter_fields: dict, limit: int
+    pool: asyncpg.Pool,
+    drawn: list[tuple[str, int, str]],
+    filter_fields: dict,
+    limit: int,
+    own_days: dict[str, int],
 ) -> None:
+    """Each institution's `due_soon_days` its own (`own_days`; the others the default's)."""
     case_filter = CaseFilter(**filter_fields)
+    due_soon = DueSoonDays(DUE_SOON_DAYS, own_days)
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("DELETE FROM case_view")
         await insert_cases(connection, drawn)
     rows = [dict(row) for row in await pool.fetch("SELECT * FROM case_view")]
 
-    assert await every_page(pool, case_filter, limit) == expected(rows, case_filter)
+    assert await every_page(pool, case_filter, limit, due_soon) == expected(
+        rows, case_filter, due_soon
+    )
 
 
 async def test_a_head_office_overdue_page_reads_only_each_branch_first_clocks(
@@ -131,7 +150,7 @@ async def _plan_of_first_page(connection: asyncpg.Connection, case_filter: CaseF
             statements.append((statement, arguments))
             return []
 
-    await cases_by_due_date(Recorder(), case_filter, TODAY, DUE_SOON_DAYS, 5, None)  # type: ignore[arg-type]
+    await cases_by_due_date(Recorder(), case_filter, TODAY, DueSoonDays(DUE_SOON_DAYS), 5, None)  # type: ignore[arg-type]
     statement, arguments = statements[0]
     rows = await connection.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}", *arguments)
     return [row[0] for row in rows]

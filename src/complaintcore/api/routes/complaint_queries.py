@@ -16,10 +16,10 @@ from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
-from complaintcore.application.policies import policy_in_force
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.suites import UnknownSuite
 from complaintcore.domain.deadlines import ClockStatus
+from complaintcore.domain.policy import DueSoonDays
 from complaintcore.domain.roles import sees_everything
 from complaintcore.domain.state import CaseStatus, clock_is_paused
 from complaintcore.projections.case_queries import (
@@ -108,7 +108,10 @@ async def get_complaint_audit(
         cipher = await complaints.stream_cipher(case_id.lower(), events)
     except UnknownSuite:  # an altered suite name: the chain verdict names its version
         cipher = None
-    return audit_case(case_id.lower(), events, shanghai_today(), cipher)
+    today = shanghai_today()
+    respondent = events[0].data.get("respondent_institution", "")
+    policy = await complaints.policy_in_force(respondent, today)
+    return audit_case(case_id.lower(), events, today, cipher, policy.policy)
 
 
 @router.get(
@@ -170,7 +173,7 @@ async def _page(
     request: Request, case_filter: CaseFilter, limit: int, cursor: str | None, query: Any
 ) -> dict[str, Any]:
     today = shanghai_today()
-    due_soon_days = policy_in_force(None, today).due_soon_days
+    due_soon_days = await request.app.state.policies.due_soon_days(today)
     try:
         rows, next_cursor = await query(
             request.app.state.pool, case_filter, today, due_soon_days, limit, cursor
@@ -198,8 +201,8 @@ async def _visible_institutions(
     return await directory.subtree(institution)
 
 
-def _summary(row: asyncpg.Record, today: date, due_soon_days: int) -> dict[str, Any]:
-    reading = clock_reading(row, today, due_soon_days)
+def _summary(row: asyncpg.Record, today: date, due_soon_days: DueSoonDays) -> dict[str, Any]:
+    reading = clock_reading(row, today, due_soon_days.of(row["respondent_institution"]))
     return {
         "id": row["case_id"],
         "registration_no": row["registration_no"],

@@ -1,0 +1,124 @@
+"""Institution policy with history on a real PostgreSQL (DOMAIN.md "Institution policy"): the
+append-only store, resolution along the tree, and commands judged under the policy in force on
+their business date, the version named in each event's metadata."""
+
+from datetime import date, timedelta
+
+import asyncpg
+import pytest
+
+from complaintcore.application.policy_store import PolicyStore, UnknownPolicyInstitution
+from complaintcore.domain.policy import PolicyRefused, PolicySettings
+from projection_support import STAFF, CaseDesk
+
+# 2026-09-16 + 15 days is 2026-10-01, National Day; the next working day is 2026-10-08.
+BEFORE_HOLIDAY = date(2026, 9, 16)
+ROLLED_TO = date(2026, 10, 8)
+
+
+@pytest.fixture
+async def desk(pool: asyncpg.Pool) -> CaseDesk:
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    return desk
+
+
+async def test_a_version_is_stored_with_who_recorded_it_and_numbered_per_node(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    store = PolicyStore(pool)
+
+    await store.append(
+        "BR-A", BEFORE_HOLIDAY, PolicySettings(due_soon_days=5), "admin-1", BEFORE_HOLIDAY
+    )
+    history = await store.append(
+        "BR-A", BEFORE_HOLIDAY, PolicySettings(retention_years=7), "admin-2", BEFORE_HOLIDAY
+    )
+
+    assert [(r.version.id, r.recorded_by) for r in history] == [
+        ("BR-A/v1", "admin-1"),
+        ("BR-A/v2", "admin-2"),
+    ]
+    assert history[1].version.settings == PolicySettings(retention_years=7)
+    assert history[1].recorded_at >= history[0].recorded_at
+
+
+async def test_a_past_effective_date_and_an_unknown_node_store_nothing(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    store = PolicyStore(pool)
+    with pytest.raises(PolicyRefused):
+        await store.append(
+            "BR-A", BEFORE_HOLIDAY - timedelta(days=1), PolicySettings(), "admin-1", BEFORE_HOLIDAY
+        )
+    with pytest.raises(UnknownPolicyInstitution):
+        await store.append("NOWHERE", BEFORE_HOLIDAY, PolicySettings(), "admin-1", BEFORE_HOLIDAY)
+    assert await pool.fetchval("SELECT count(*) FROM institution_policy_versions") == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE institution_policy_versions SET due_soon_days = 9",
+        "DELETE FROM institution_policy_versions",
+        "TRUNCATE institution_policy_versions",
+    ],
+)
+async def test_the_history_cannot_be_changed_in_the_database(
+    pool: asyncpg.Pool, desk: CaseDesk, statement: str
+) -> None:
+    await PolicyStore(pool).append(
+        "HO", BEFORE_HOLIDAY, PolicySettings(due_soon_days=5), "admin-1", BEFORE_HOLIDAY
+    )
+
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await pool.execute(statement)
+
+
+async def test_a_sub_branch_inherits_from_its_ancestors_and_sees_another_process_s_change(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    reader, writer = PolicyStore(pool), PolicyStore(pool)
+    await writer.append(
+        "HO",
+        BEFORE_HOLIDAY,
+        PolicySettings(due_soon_days=5, retention_years=8),
+        "a",
+        BEFORE_HOLIDAY,
+    )
+    before = await reader.in_force("SUB-A1", BEFORE_HOLIDAY)
+    await writer.append(
+        "BR-A", BEFORE_HOLIDAY, PolicySettings(due_soon_days=2), "a", BEFORE_HOLIDAY
+    )
+
+    after = await reader.in_force("SUB-A1", BEFORE_HOLIDAY)
+
+    assert before.policy.due_soon_days == 5
+    assert (after.policy.due_soon_days, after.policy.retention_years) == (2, 8)
+    assert after.version == "HO/v1,BR-A/v1"
+    assert (await reader.in_force("BR-B", BEFORE_HOLIDAY)).policy.due_soon_days == 5
+    assert (await reader.in_force("NOWHERE", BEFORE_HOLIDAY)).version == "default"
+
+
+async def test_a_receipt_is_judged_under_the_policy_of_its_own_date_not_a_later_one(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    """Rolling past holidays from tomorrow leaves today's receipt unrolled (its due date is in
+    its event); tomorrow's receipt is rolled, and each event names the policy that judged it."""
+    tomorrow = BEFORE_HOLIDAY + timedelta(days=1)
+    await PolicyStore(pool).append(
+        "BR-A", tomorrow, PolicySettings(roll_past_holidays=True), "admin-1", BEFORE_HOLIDAY
+    )
+
+    today_case = await desk.receive("SUB-A1", BEFORE_HOLIDAY)
+    tomorrow_case = await desk.receive("SUB-A1", tomorrow)
+    await desk.assign(today_case, tomorrow)
+
+    today_state, _, _ = await desk.service.case(STAFF, today_case)
+    tomorrow_state, _, _ = await desk.service.case(STAFF, tomorrow_case)
+    assert today_state.clock.due_on == BEFORE_HOLIDAY + timedelta(days=15)
+    assert tomorrow_state.clock.due_on == ROLLED_TO
+    today_events = await desk.store.read_stream(today_case)
+    tomorrow_events = await desk.store.read_stream(tomorrow_case)
+    assert [e.metadata.policy_version for e in today_events] == ["default", "BR-A/v1"]
+    assert tomorrow_events[0].metadata.policy_version == "BR-A/v1"
