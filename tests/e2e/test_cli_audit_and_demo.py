@@ -18,7 +18,9 @@ import pytest
 from complaintcore.api.app import create_app
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token, principal_for_token
-from complaintcore.cli.demo_data import demo_stories
+from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED, demo_stories
+from complaintcore.domain.commands import ApproveRedress, Attribute, DecideComplaint, Rectify
+from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -202,6 +204,39 @@ def test_demo_stories_are_the_same_for_a_seed_and_dated_in_order_up_to_today() -
         assert dates == sorted(dates)
         assert dates[-1] <= TODAY
     assert [story.received_on for story in stories] == sorted(s.received_on for s in stories)
+
+
+def test_demo_stories_exercise_internal_control() -> None:
+    """Issue 14: approvals before decisions beyond the handler's limit, attributions with
+    rectification actions (some closed, some left open past their due date), follow-ups."""
+    stories = demo_stories(DEFAULT_SEED, DEFAULT_CASES, TODAY, {TODAY.year - 1, TODAY.year})
+    commands = [step.command for story in stories for step in story.steps]
+    kinds = Counter(type(command).__name__ for command in commands)
+    assert kinds["ApproveRedress"] and kinds["FollowUp"] and kinds["Rectify"]
+    attributions = [command for command in commands if isinstance(command, Attribute)]
+    closed = {
+        (number, step.command.action_id)
+        for number, story in enumerate(stories)
+        for step in story.steps
+        if isinstance(step.command, Rectify)
+    }
+    assert attributions
+    past_due_and_open = [
+        action
+        for number, story in enumerate(stories)
+        for step in story.steps
+        if isinstance(step.command, Attribute)
+        for action in step.command.actions
+        if action.due_on < TODAY and (number, action.action_id) not in closed
+    ]
+    assert past_due_and_open
+    for story in stories:
+        decisions = [step for step in story.steps if isinstance(step.command, DecideComplaint)]
+        for decision in decisions:
+            if decision.command.redress_fen > DEFAULT_POLICY.redress_limits_fen.staff:
+                before = story.steps[: story.steps.index(decision)]
+                assert isinstance(before[-1].command, ApproveRedress)
+                assert before[-1].command.up_to_fen >= decision.command.redress_fen
 
 
 async def test_demo_seeds_working_tokens_and_cases_whose_chains_verify_and_runs_again(

@@ -134,6 +134,7 @@ IMPORT_TEXTS = {
     "agreed_terms": "约定退还手续费叁仟元并赔偿资金占用利息",
     "grounds": "认为利息计算期间过短要求重新核算",
     "review_findings": "复核维持原处理意见利息期间计算无误",
+    "approval_note": "总行同意赔付公孙胜利叁仟元手续费及利息",
     "company": "青岛长孙海洋渔业有限公司",
     "company_address": "青岛市崂山区海尔路一百八十号",
     "legal_rep": "长孙无忌",
@@ -351,6 +352,14 @@ def import_lines() -> list[dict[str, Any]]:
                 "received_on": at(28),
                 "new_facts_and_reasons": False,
                 "summary": t["supplement_summary"],
+            },
+            {
+                "command": "approve-redress",  # beyond the staff limit (Art. 24)
+                "at": at(21),
+                "actor": SUPERVISOR_ACTOR,
+                "approved_on": at(21),
+                "up_to_fen": 300000,
+                "note": t["approval_note"],
             },
             {
                 "command": "decide",

@@ -1,10 +1,11 @@
 """A case as the queries of API.md show it, built from its folded state as of a given day.
 
 Personal data (DOMAIN.md "Personal data", Masking): the complainant is masked, and every free
-text (findings, basis, grounds, agreed terms) reads as None: complainants write account numbers,
-names and addresses into them, and their plaintext is given only by the logged reveal
-(`GET /v1/complaints/{id}/personal-data`). Once erased, the masked fields are None too and
-`personal_data` says `erased`.
+text (findings, basis, grounds, agreed terms, the notes of a redress approval and of a
+follow-up, a rectification action's description, an attribution's third party) reads as None:
+complainants write account numbers, names and addresses into them, and their plaintext is given
+only by the logged reveal (`GET /v1/complaints/{id}/personal-data`). Once erased, the masked
+fields are None too and `personal_data` says `erased`.
 """
 
 from dataclasses import asdict, is_dataclass
@@ -63,6 +64,9 @@ def case_document(state: ComplaintState, today: date, policy: InstitutionPolicy)
         "review": _review(state, today, policy),
         "regulator_transfer": jsonable(state.regulator_transfer),
         "merged_into": state.merged_into,
+        "redress_approval": _redress_approval(state),
+        "attribution": _attribution(state, today),
+        "follow_up": _follow_up(state),
     }
     return document
 
@@ -110,3 +114,56 @@ def _review_decision(decision: Any) -> dict[str, Any] | None:
     if decision is None:
         return None
     return jsonable(decision) | {"findings": None, "notice": _notice(decision.notice)}
+
+
+def _redress_approval(state: ComplaintState) -> dict[str, Any] | None:
+    """The unused approval on the case (Art. 24); its note is personal data, not shown."""
+    approval = state.redress_approval
+    if approval is None:
+        return None
+    return {
+        "up_to_fen": approval.up_to_fen,
+        "approver_id": approval.approver_id,
+        "approved_on": approval.approved_on.isoformat(),
+        "note": None,
+    }
+
+
+def _attribution(state: ComplaintState, today: date) -> dict[str, Any] | None:
+    """The current attribution (Art. 26), each action's status as of `today`. The third party's
+    name and the actions' descriptions are personal data, not shown."""
+    attribution = state.attribution
+    if attribution is None:
+        return None
+    return {
+        "attributed_on": attribution.attributed_on.isoformat(),
+        "responsible_institution": attribution.responsible_institution,
+        "department": attribution.department,
+        "responsible_staff": list(attribution.responsible_staff),
+        "root_cause": attribution.root_cause.value,
+        "third_party": None,
+        "actions": [
+            {
+                "action_id": action.action_id,
+                "description": None,
+                "owner_id": action.owner_id,
+                "due_on": action.due_on.isoformat(),
+                "status": action.status(today).value,
+                "closed_on": jsonable(action.closed_on),
+                "evidence_ref": action.evidence_ref,
+            }
+            for action in attribution.actions
+        ],
+    }
+
+
+def _follow_up(state: ComplaintState) -> dict[str, Any] | None:
+    follow_up = state.follow_up
+    if follow_up is None:
+        return None
+    return {
+        "reached": follow_up.reached,
+        "satisfaction": jsonable(follow_up.satisfaction),
+        "followed_up_on": follow_up.followed_up_on.isoformat(),
+        "note": None,
+    }

@@ -26,8 +26,10 @@ from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import (
     Agent,
     Approval,
+    ApproveRedress,
     ApproverRole,
     AssignHandler,
+    Attribute,
     Category,
     Complainant,
     ComplainantKind,
@@ -36,6 +38,7 @@ from complaintcore.domain.commands import (
     DeclineComplaint,
     ExtendDeadline,
     FlagMajor,
+    FollowUp,
     IdType,
     JointComplaint,
     MajorCause,
@@ -48,6 +51,8 @@ from complaintcore.domain.commands import (
     PauseClock,
     PauseKind,
     ReceiveComplaint,
+    RectificationAction,
+    Rectify,
     RecuseHandler,
     RegulatorTransfer,
     Remedy,
@@ -55,6 +60,8 @@ from complaintcore.domain.commands import (
     RespondentStaff,
     ResumeClock,
     ReviewOutcome,
+    RootCause,
+    Satisfaction,
     SupplementComplaint,
     WithdrawComplaint,
 )
@@ -63,8 +70,15 @@ from complaintcore.domain.identity import (
     is_valid_resident_id,
     is_valid_unified_social_credit_code,
 )
+from complaintcore.domain.policy import DEFAULT_POLICY
 from complaintcore.reference.institutions import InstitutionNode
 
+_RECTIFICATIONS = (
+    "修订业务操作规程并组织培训",
+    "优化系统提示与风险揭示",
+    "对相关人员进行合规教育",
+    "完善产品说明书条款",
+)
 DEFAULT_SEED = 20200301  # Order 2020 No. 3 took effect on 1 March 2020
 DEFAULT_CASES = 300
 OLDEST_RECEIPT_DAYS = 120  # cases are received over the last four months
@@ -441,6 +455,10 @@ class _Plot:
             notice=self.notice(offset),
             redress_fen=redress,
         )
+        if redress > DEFAULT_POLICY.redress_limits_fen.staff:  # beyond the handler's (Art. 24)
+            supervisor = Principal(self.site.supervisor_id, "supervisor", self.site.code)
+            approval = ApproveRedress(redress, "金额超出经办权限，经主管审批", self.day(offset))
+            self.add(offset, approval, supervisor)
         self.add(offset, command, self._principal(handler_id))
 
     def appeal(self, offset: int) -> None:
@@ -471,6 +489,47 @@ class _Plot:
     def _principal(self, staff_id: str) -> Principal:
         return Principal(staff_id, "staff", self.site.code)
 
+    def control(self) -> None:
+        """After a decision, most cases are followed up and many traced to a cause with
+        rectification actions, some of them closed and some past due (Art. 26; desk rules).
+        Drawn from a generator of the story's own, so the other stories stay as they were."""
+        if not any(isinstance(step.command, DecideComplaint) for step in self.steps):
+            return
+        rng = random.Random(f"{self.site.code}/{self.received_on}/{len(self.steps)}")
+        start = self.last_offset
+        if self.age > start and rng.random() < 0.8:
+            reached = rng.random() < 0.85
+            satisfaction = rng.choice(list(Satisfaction)) if reached else None
+            offset = rng.randint(start, self.age)
+            self.add(offset, FollowUp(reached, self.day(offset), satisfaction, "电话回访"))
+        if self.age > self.last_offset + 1 and rng.random() < 0.5:
+            self._attribute(rng)
+
+    def _attribute(self, rng: random.Random) -> None:
+        offset = rng.randint(self.last_offset, self.age - 1)
+        attributed_on = self.day(offset)
+        actions = tuple(
+            RectificationAction(
+                f"A{number}",
+                rng.choice(_RECTIFICATIONS),
+                self.site.staff_id(rng.randint(1, 3)),
+                attributed_on + timedelta(days=rng.randint(3, 30)),
+            )
+            for number in range(1, rng.randint(1, 2) + 1)
+        )
+        cause = rng.choice([cause for cause in RootCause if cause is not RootCause.THIRD_PARTY])
+        supervisor = Principal(self.site.supervisor_id, "supervisor", self.site.code)
+        command = Attribute(attributed_on, self.site.code, cause, actions=actions)
+        self.add(offset, command, supervisor)
+        closings = []  # some closed in time; the others stay open, overdue once due
+        for action in actions:
+            done = offset + (action.due_on - attributed_on).days - rng.randint(0, 2)
+            if done <= self.age and rng.random() < 0.6:
+                evidence = f"ZG-{action.due_on:%Y%m%d}-{action.action_id}"
+                closings.append((done, Rectify(action.action_id, self.day(done), evidence)))
+        for done, rectify in sorted(closings, key=lambda closing: closing[0]):
+            self.add(done, rectify)
+
 
 def _story(rng: random.Random, today: date, calendar_years: Collection[int]) -> CaseStory:
     site = rng.choices(SITES, weights=[site.weight for site in SITES])[0]
@@ -482,6 +541,7 @@ def _story(rng: random.Random, today: date, calendar_years: Collection[int]) -> 
     scenario = rng.choice(SCENARIOS)
     receipt = _receipt(rng, plot, scenario, fate, calendar_years)
     FATES[fate](plot, scenario)
+    plot.control()
     return CaseStory(site.code, plot.received_on, plot.staff(1), receipt, tuple(plot.steps), fate)
 
 

@@ -299,6 +299,34 @@ _COMMANDS = [
         "Mark the complaint major: disaster, accident or public-health cause (staff), or"
         " designated by the regulator (Art. 29).",
     ),
+    (
+        "approve-redress",
+        "approve_redress",
+        "A supervisor at the case's institution or above, whose own limit covers it, approves "
+        "redress up to `up_to_fen` for the next decision or review decision (核决权限; Art. 24, "
+        "desk rule 客訴金額核決權限). Other roles: 403. The approval is used by one decision; a "
+        "decision above the decider's limit that no unused approval covers is refused "
+        "`redress_exceeds_authority`.",
+    ),
+    (
+        "attribute",
+        "attribute_case",
+        "After the decision, record the responsible unit of the case's tree, the root cause and "
+        "the rectification actions (責任歸屬; Art. 26 溯源整改、责任追究); a later attribution "
+        "supersedes the earlier.",
+    ),
+    (
+        "rectify",
+        "rectify_action",
+        "Close one rectification action of the current attribution with its evidence (Art. 26); "
+        "an action past its due date and not closed reads `overdue`.",
+    ),
+    (
+        "follow-up",
+        "follow_up",
+        "Record the follow-up (回访) after the decision notice: whether the complainant was "
+        "reached and their satisfaction.",
+    ),
 ]
 
 for _path, _operation_id, _doc in _COMMANDS:

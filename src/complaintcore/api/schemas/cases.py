@@ -14,9 +14,11 @@ from complaintcore.domain.commands import (
     Outcome,
     Remedy,
     ReviewOutcome,
+    RootCause,
+    Satisfaction,
 )
 from complaintcore.domain.deadlines import ClockStatus
-from complaintcore.domain.state import CaseStatus
+from complaintcore.domain.state import ActionStatus, CaseStatus
 
 
 class CategoryOut(BaseModel):
@@ -94,6 +96,50 @@ class RegulatorTransferOut(BaseModel):
     within_limit: bool
 
 
+class RedressApprovalOut(BaseModel):
+    """The approval on the case no decision has used yet (核决权限; Art. 24): the next decision or
+    review decision may give redress up to `up_to_fen` beyond the decider's own limit."""
+
+    up_to_fen: int
+    approver_id: str
+    approved_on: date
+    note: str | None = Field(description=_NOT_SHOWN)
+
+
+class RectificationActionOut(BaseModel):
+    action_id: str
+    description: str | None = Field(description=_NOT_SHOWN)
+    owner_id: str = Field(description="The staff id of the action's owner.")
+    due_on: date
+    status: ActionStatus = Field(
+        description="As of today: `closed` once rectified, `overdue` when past its due date and "
+        "not closed, else `open`."
+    )
+    closed_on: date | None
+    evidence_ref: str | None
+
+
+class AttributionOut(BaseModel):
+    """The current responsibility, root cause and rectification actions (責任歸屬; Art. 26)."""
+
+    attributed_on: date
+    responsible_institution: str
+    department: str | None
+    responsible_staff: list[str]
+    root_cause: RootCause
+    third_party: str | None = Field(description=_NOT_SHOWN)
+    actions: list[RectificationActionOut]
+
+
+class FollowUpOut(BaseModel):
+    """The latest follow-up (回访) after the decision notice."""
+
+    reached: bool
+    satisfaction: Satisfaction | None
+    followed_up_on: date
+    note: str | None = Field(description=_NOT_SHOWN)
+
+
 class MaskedComplainantOut(BaseModel):
     """The complainant with name, identity number and contact masked; absent keys were not
     given. Once the case's personal data is erased, each of them is null."""
@@ -134,6 +180,9 @@ class CaseOut(BaseModel):
     review: ReviewOut | None
     regulator_transfer: RegulatorTransferOut | None
     merged_into: str | None
+    redress_approval: RedressApprovalOut | None = None
+    attribution: AttributionOut | None = None
+    follow_up: FollowUpOut | None = None
 
 
 class CaseSummaryOut(BaseModel):
@@ -175,6 +224,13 @@ class EventMetadataOut(BaseModel):
         "`sm4-gcm`), which also gives its chain hash (SHA-256, SM3); null for an event stored "
         "before encryption (plaintext, SHA-256).",
     )
+    policy_version: str | None = Field(
+        default=None,
+        description="The institution policy the command was judged under: the ids "
+        "(`<institution>/v<number>`) of the policy versions in force along the respondent's "
+        "lineage, head office first, or `default`; absent on events stored before policies had "
+        "versions.",
+    )
 
 
 class StoredEventOut(BaseModel):
@@ -213,6 +269,15 @@ class DeadlineChangeOut(BaseModel):
     on_time: bool | None
 
 
+class EventPolicyOut(BaseModel):
+    version: int = Field(description="The event's version in the stream.")
+    type: str
+    policy_version: str | None = Field(
+        description="The institution policy the command was judged under (the event's "
+        "`metadata.policy_version`); null for an event stored before policies had versions."
+    )
+
+
 class AuditOut(BaseModel):
     case_id: str
     cipher_suite: str | None = Field(
@@ -222,3 +287,6 @@ class AuditOut(BaseModel):
     chain: ChainVerdictOut
     state: CaseOut | None
     timeline: list[DeadlineChangeOut]
+    policy_versions: list[EventPolicyOut] = Field(
+        description="Per event, in version order, the policy version it was judged under."
+    )

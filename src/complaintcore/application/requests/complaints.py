@@ -386,6 +386,112 @@ class ErasePersonalDataBody(Body):
         return c.ErasePersonalData(today, self.reason, self.legal_basis)
 
 
+class ApproveRedressBody(Body):
+    """The approver is the calling principal: a supervisor at the case's institution or above
+    whose own limit covers `up_to_fen` (Art. 24; desk rule 客訴金額核決權限)."""
+
+    up_to_fen: Fen
+    note: Text
+    approved_on: BusinessDate | None = None
+    model_config = _examples(
+        {
+            "up_to_fen": 500000,
+            "note": "经分行复核同意赔付，金额在核决权限内",
+            "approved_on": "2026-11-23",
+        }
+    )
+
+    def to_command(self, today: date) -> c.ApproveRedress:
+        return c.ApproveRedress(self.up_to_fen, self.note, self.approved_on or today)
+
+
+class RectificationActionBody(Body):
+    action_id: Code
+    description: Text
+    owner_id: Code = Field(description="The staff id of the action's owner.")
+    due_on: BusinessDate
+
+
+class AttributeBody(Body):
+    attributed_on: BusinessDate | None = None
+    responsible_institution: Code = Field(
+        description="The responsible unit: an institution code of the case's tree."
+    )
+    department: ShortText | None = None
+    responsible_staff: Annotated[list[Code], Field(max_length=100)] = []
+    root_cause: c.RootCause
+    third_party: ShortText | None = Field(
+        default=None,
+        description="The third party's name (Art. 10), exactly when `root_cause` is `third_party`.",
+    )
+    actions: Annotated[list[RectificationActionBody], Field(max_length=100)] = []
+    model_config = _examples(
+        {
+            "attributed_on": "2026-11-24",
+            "responsible_institution": "BR-SH-01",
+            "department": "信用卡中心",
+            "responsible_staff": ["staff-0031"],
+            "root_cause": "rules_and_process",
+            "actions": [
+                {
+                    "action_id": "RA-1",
+                    "description": "修订年费扣收前短信提示流程",
+                    "owner_id": "staff-0007",
+                    "due_on": "2026-12-31",
+                }
+            ],
+        }
+    )
+
+    def to_command(self, today: date) -> c.Attribute:
+        return c.Attribute(
+            attributed_on=self.attributed_on or today,
+            responsible_institution=self.responsible_institution,
+            root_cause=self.root_cause,
+            department=self.department,
+            responsible_staff=tuple(self.responsible_staff),
+            third_party=self.third_party,
+            actions=tuple(
+                c.RectificationAction(
+                    action.action_id, action.description, action.owner_id, action.due_on
+                )
+                for action in self.actions
+            ),
+        )
+
+
+class RectifyBody(Body):
+    action_id: Code
+    done_on: BusinessDate | None = None
+    evidence_ref: Text = Field(description="A reference to the evidence of the work done.")
+    model_config = _examples(
+        {"action_id": "RA-1", "done_on": "2026-12-15", "evidence_ref": "OA-整改-2026-0158"}
+    )
+
+    def to_command(self, today: date) -> c.Rectify:
+        return c.Rectify(self.action_id, self.done_on or today, self.evidence_ref)
+
+
+class FollowUpBody(Body):
+    reached: Flag
+    satisfaction: c.Satisfaction | None = Field(
+        default=None, description="Exactly when the complainant was reached."
+    )
+    followed_up_on: BusinessDate | None = None
+    note: OptionalText = ""
+    model_config = _examples(
+        {
+            "reached": True,
+            "satisfaction": "basically_satisfied",
+            "followed_up_on": "2026-11-28",
+            "note": "客户表示已收到退款，希望加强短信提示",
+        }
+    )
+
+    def to_command(self, today: date) -> c.FollowUp:
+        return c.FollowUp(self.reached, self.followed_up_on or today, self.satisfaction, self.note)
+
+
 # `POST /v1/complaints/{case_id}/{command}` and an imported case's actions: the body of each command
 COMMAND_BODIES: dict[str, type[Body]] = {
     "assign": AssignBody,
@@ -402,4 +508,8 @@ COMMAND_BODIES: dict[str, type[Body]] = {
     "withdraw": WithdrawBody,
     "decline": DeclineBody,
     "flag-major": FlagMajorBody,
+    "approve-redress": ApproveRedressBody,
+    "attribute": AttributeBody,
+    "rectify": RectifyBody,
+    "follow-up": FollowUpBody,
 }
