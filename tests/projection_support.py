@@ -17,6 +17,7 @@ from complaintcore.domain.commands import (
     Approval,
     ApproverRole,
     AssignHandler,
+    Attribute,
     Category,
     Complainant,
     ComplainantKind,
@@ -25,6 +26,7 @@ from complaintcore.domain.commands import (
     DeclineComplaint,
     ExtendDeadline,
     FlagMajor,
+    FollowUp,
     IdType,
     MajorCause,
     MergeComplaint,
@@ -34,11 +36,16 @@ from complaintcore.domain.commands import (
     PauseClock,
     PauseKind,
     ReceiveComplaint,
+    RectificationAction,
+    Rectify,
     RecuseHandler,
     Remedy,
     RequestReview,
+    RespondentStaff,
     ResumeClock,
     ReviewOutcome,
+    RootCause,
+    Satisfaction,
     SupplementComplaint,
     WithdrawComplaint,
 )
@@ -121,8 +128,11 @@ class CaseDesk:
         channel: str = "phone",
         business: str = "credit_card",
         reason: str = "pricing_and_fees",
+        staff: tuple[str, ...] = (),
     ) -> str:
+        """Receive a complaint, naming the staff ids `staff` (被投诉从业人员)."""
         self.today = on
+        named = tuple(RespondentStaff(staff_id, "李四") for staff_id in staff)
 
         def build(case_id: str, registration_no: str) -> ReceiveComplaint:
             return ReceiveComplaint(
@@ -141,6 +151,7 @@ class CaseDesk:
                 claims="退还年费",
                 facts="未经同意扣收年费",
                 category=Category(business, reason),
+                respondent_staff=named,
             )
 
         service = await self._ready_service()
@@ -208,6 +219,35 @@ class CaseDesk:
 
     async def flag_major(self, case_id: str, on: date) -> None:
         await self._handle(case_id, FlagMajor(MajorCause.ACCIDENT, "安全事故"), on)
+
+    async def attribute(
+        self,
+        case_id: str,
+        on: date,
+        *,
+        root_cause: RootCause = RootCause.RULES_AND_PROCESS,
+        responsible: str = "HO",
+        due_on: tuple[date, ...] = (),
+        staff: tuple[str, ...] = (),
+    ) -> None:
+        """Attribute the case, with one action a due date (ids a-1, a-2, …)."""
+        actions = tuple(
+            RectificationAction(f"a-{n}", "修订流程", "owner-1", due)
+            for n, due in enumerate(due_on, start=1)
+        )
+        third_party = "某合作机构" if root_cause is RootCause.THIRD_PARTY else None
+        command = Attribute(on, responsible, root_cause, None, staff, third_party, actions)
+        await self._handle(case_id, command, on)
+
+    async def rectify(self, case_id: str, on: date, action_id: str = "a-1") -> None:
+        await self._handle(case_id, Rectify(action_id, on, f"evidence-{action_id}"), on)
+
+    async def follow_up(
+        self, case_id: str, on: date, satisfaction: Satisfaction | None = None
+    ) -> None:
+        """Follow up: reached with `satisfaction`, or not reached (None)."""
+        reached = satisfaction is not None
+        await self._handle(case_id, FollowUp(reached, on, satisfaction, "回访"), on)
 
 
 async def table_rows(executor: asyncpg.Pool | asyncpg.Connection, table: str) -> list[dict]:

@@ -45,6 +45,8 @@ async def api(server_url: str, template_url: str) -> AsyncIterator[dict[str, Any
             await a_few_cases(CaseDesk(pool))
             tokens = {
                 "supervisor_ho": await create_token(pool, "sup-ho", "supervisor", "HO"),
+                "supervisor_b": await create_token(pool, "sup-b", "supervisor", "BR-B"),
+                "admin": await create_token(pool, "adm-1", "admin", None),
                 "staff_a": await create_token(pool, "staff-a", "staff", "BR-A"),
                 "staff_b": await create_token(pool, "staff-b", "staff", "BR-B"),
                 "regulator": await create_token(pool, "reg-1", "regulator", None),
@@ -207,3 +209,35 @@ async def _caught_up(client: httpx.AsyncClient, token: str) -> None:
             return
         await asyncio.sleep(0.05)
     pytest.fail("the app's runner did not catch up")
+
+
+@pytest.mark.parametrize(
+    ("who", "code", "status"),
+    [
+        ("supervisor_ho", "HO", 200),
+        ("supervisor_ho", "BR-B", 200),
+        ("supervisor_b", "BR-B", 200),
+        ("admin", "HO", 200),
+        ("supervisor_b", "HO", 404),  # outside the supervisor's subtree
+        ("supervisor_b", "BR-A", 404),
+        ("staff_a", "BR-A", 403),  # staff, even of the subtree
+        ("regulator", "HO", 403),
+    ],
+)
+async def test_staff_figures_are_for_supervisors_of_the_subtree_and_admins(
+    api: dict[str, Any], who: str, code: str, status: int
+) -> None:
+    response = await get(api, who, f"/v1/institutions/{code}/staff-statistics", **H1)
+    assert response.status_code == status, response.text
+    if status == 200:
+        body = response.json()
+        assert body["institution"] == code
+        assert set(body) >= {"handlers", "respondent_staff", "checkpoint", "from", "to"}
+        for handler in body["handlers"]:
+            assert set(handler) == {
+                "staff_id",
+                "decided",
+                "on_time",
+                "review_changed",
+                "satisfaction",
+            }

@@ -6,7 +6,8 @@ The domain states the rules (DOMAIN.md "Deadlines" and "Lifecycle"), as pure fun
   the handling clock's status as of today: met, missed, stopped, paused, overdue, due soon or
   on track;
 - `domain.deadlines.review_clock_status`: the review's own clock (Art. 20);
-- `domain.state.is_closed`: whether a case is closed as of today.
+- `domain.state.is_closed`: whether a case is closed as of today;
+- `domain.state.action_status`: a rectification action open, closed or overdue as of today.
 
 Queries that select or count cases by these cannot fold every case, so they ask the same of the
 projections' rows in SQL, and this module is the only place that SQL is written: the case list
@@ -164,4 +165,19 @@ def is_open_indexed(columns: ClockColumns, today: str) -> str:
     return (
         f"({c.status} IN {_OPEN_UNTIL_DECIDED}"
         f" OR ({c.status} = '{CaseStatus.DECIDED}' AND {c.review_window_ends_on} >= {today}))"
+    )
+
+
+# --- a rectification action's status: mirrors domain.state.action_status --------------------
+
+
+def action_status(due_on: str, closed_on: str, today: str) -> str:
+    """A rectification action's status as of `today` (SQL of its due and done dates and of the
+    day: 'open', 'closed' or 'overdue'); mirrors `domain.state.action_status`: closed once its
+    done date has come, overdue when past its due date and not closed by then, else open. The
+    statistics' `rectification` counts actions by it (tests/integration/projections/
+    test_clock_sql.py holds the two equal)."""
+    return (
+        f"CASE WHEN {closed_on} IS NOT NULL AND {closed_on} <= {today} THEN 'closed'"
+        f" WHEN {today} > {due_on} THEN 'overdue' ELSE 'open' END"
     )

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from rebuild_support import every_row
 
 from complaintcore.application.complaint_service import CaseNotFound, NotPermitted
-from complaintcore.domain.commands import Outcome
+from complaintcore.domain.commands import Outcome, RootCause, Satisfaction
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.projections.rebuild import RebuildSettings, rebuild
 from complaintcore.projections.runner import ProjectionRunner
@@ -102,6 +102,7 @@ def case_life(draw: st.DrawFn) -> list[Step]:
                     "new_redress_fen": draw(st.none() | st.integers(0, 500_000)),
                 }
                 life.append(Step(later(35), "review", changed if review == "changed" else {}))
+        life.extend(internal_control(draw, later))
         if draw(st.integers(0, 5)) == 0:
             life.append(Step(later(20), "withdraw", {}))
     elif ending == "merge":
@@ -109,6 +110,31 @@ def case_life(draw: st.DrawFn) -> list[Step]:
     elif ending != "open":
         life.append(Step(later(20), ending, {}))
     return life
+
+
+def internal_control(draw: st.DrawFn, later: Any) -> list[Step]:
+    """After a decision: perhaps attributions (a later one superseding), actions closed, and
+    follow-ups, on random days (issue 14)."""
+    steps = []
+    for _ in range(draw(st.integers(0, 2))):
+        dues = draw(st.lists(st.integers(0, 60), max_size=3))
+        steps.append(
+            Step(
+                later(20),
+                "attribute",
+                {
+                    "root_cause": draw(st.sampled_from(list(RootCause))),
+                    "responsible": draw(st.sampled_from(("HO", "BR-A", "BR-B", "SUB-A1"))),
+                    "due_after": dues,
+                },
+            )
+        )
+        for action in draw(st.lists(st.integers(1, 3), max_size=2, unique=True)):
+            steps.append(Step(later(40), "rectify", {"action_id": f"a-{action}"}))
+    for _ in range(draw(st.integers(0, 2))):
+        satisfaction = draw(st.none() | st.sampled_from(list(Satisfaction)))
+        steps.append(Step(later(20), "follow_up", {"satisfaction": satisfaction}))
+    return steps
 
 
 histories = st.lists(st.tuples(st.integers(0, 120), case_life()), min_size=1, max_size=8)
@@ -158,6 +184,19 @@ async def act(desk: CaseDesk, case_id: str, on: date, step: Step, ids: dict[int,
             await desk.withdraw(case_id, on)
         case "decline":
             await desk.decline(case_id, on)
+        case "attribute":
+            dues = tuple(on + timedelta(days=days) for days in params["due_after"])
+            await desk.attribute(
+                case_id,
+                on,
+                root_cause=params["root_cause"],
+                responsible=params["responsible"],
+                due_on=dues,
+            )
+        case "rectify":
+            await desk.rectify(case_id, on, params["action_id"])
+        case "follow_up":
+            await desk.follow_up(case_id, on, params["satisfaction"])
         case "merge":
             into = ids.get(params["into"] % len(ids), case_id)
             await desk.merge(case_id, into, on)

@@ -24,6 +24,7 @@ from test_rebuild_equals_live import FIRST_DAY, Step, histories, play
 from test_rebuild_resume import DAY, SMALL_BATCHES, InterruptAt, Interrupted, some_cases
 
 from complaintcore.domain.commands import Outcome
+from complaintcore.domain.state import action_status
 from complaintcore.projections import statistics
 from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
 from complaintcore.projections.runner import ProjectionRunner
@@ -34,7 +35,12 @@ from complaintcore.projections.statistics.periods import (
     periods_between,
     range_parts,
 )
-from complaintcore.projections.statistics.queries import DIMENSIONS, institution_statistics
+from complaintcore.projections.statistics.queries import (
+    DIMENSIONS,
+    GROUPED_FIGURES,
+    institution_statistics,
+    zero_figures,
+)
 from projection_support import CaseDesk, table_rows
 
 EXAMPLES = settings(
@@ -179,7 +185,26 @@ def _occurrences(row: dict, today: date) -> list[tuple[str, date]]:
             found.append((figure, row[column]))
     if row["review_decided_on"] is not None and row["review_changed"]:
         found.append(("reviews_changed", row["review_decided_on"]))
+    attributed_on = row["attributed_on"]
+    if attributed_on is not None:
+        found.append(("attributed", attributed_on))
+        if row["root_cause"] == "third_party":
+            found.append(("third_party", attributed_on))
+        # each action by the domain's own rule, as of today
+        for due_on, closed_on in zip(row["action_due_on"], row["action_closed_on"], strict=True):
+            status = action_status(due_on, closed_on, today)
+            found.append((f"rectification_{status}", attributed_on))
+    followed_up_on = row["followed_up_on"]
+    if followed_up_on is not None:
+        for figure in ("satisfied", "basically_satisfied", "dissatisfied"):
+            if row[figure]:
+                found.append((f"follow_up_{figure}", followed_up_on))
+        if row["follow_up_reached"]:
+            found.append(("follow_up_reached", followed_up_on))
     return found
+
+
+ATTRIBUTION_DIMENSIONS = ("root_cause", "responsible_institution")  # attributed cases only
 
 
 def _round_half_up(total: int, count: int) -> float:
@@ -198,7 +223,11 @@ def _expected(
     for row in rows:
         if row["respondent_institution"] not in institutions:
             continue
-        keys = [("", None)] + [(name, row[column]) for name, column in DIMENSIONS.items()]
+        keys = [("", None)] + [
+            (name, row[column])
+            for name, column in DIMENSIONS.items()
+            if row[column] is not None or name not in ATTRIBUTION_DIMENSIONS
+        ]
 
         def groups(on: date, keys: list[tuple] = keys) -> list[tuple]:
             periods = (period_start(on, kind, from_on), None)
@@ -239,6 +268,10 @@ def _expected(
             )
         }
         figures["paused"] = len(paused[group])
+        figures["attributed"] = counts[group]["attributed"]
+        figures["third_party"] = counts[group]["third_party"]
+        for name, names in GROUPED_FIGURES.items():
+            figures[name] = {each: counts[group][f"{name}_{each}"] for each in names}
         figures["redress_total_fen"] = redress[group]
         values = sorted(days[group])
         figures["handling_days_mean"] = _round_half_up(sum(values), len(values)) if values else None
@@ -255,7 +288,7 @@ def _answered(answer: dict[str, Any], kind: Any, from_on: date) -> dict[tuple, d
         (period_start(p["from"], kind, from_on), p) for p in answer["periods"]
     ]
     for period, block in blocks:
-        if any(block["figures"].values()):
+        if block["figures"] != zero_figures():
             found[(period, "", None)] = block["figures"]
         for name in DIMENSIONS:
             for entry in block[f"by_{name}"]:

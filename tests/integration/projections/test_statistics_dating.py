@@ -38,6 +38,17 @@ _GIVEN: dict[str, Any] = {
     "redress_fen": st.none() | st.integers(0, 3),
     "pause_dates": st.lists(days, max_size=2),
     "review_changed": maybe_flags,
+    "handler_id": st.none() | st.just("staff-1"),
+    "respondent_staff": st.lists(st.sampled_from(("staff-1", "staff-2")), unique=True),
+    "root_cause": st.none() | st.just("systems"),
+    "responsible_institution": st.none() | st.just("SB-1"),
+    "third_party": maybe_flags,
+    "action_due_on": st.lists(days, max_size=2),
+    "action_closed_on": st.lists(maybe_days, max_size=2),
+    "follow_up_reached": maybe_flags,
+    "satisfied": maybe_flags,
+    "basically_satisfied": maybe_flags,
+    "dissatisfied": maybe_flags,
 }
 
 

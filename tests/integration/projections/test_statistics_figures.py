@@ -157,6 +157,11 @@ def figures(**given: Any) -> dict[str, Any]:
         "redress_total_fen": 0,
         "handling_days_mean": None,
         "handling_days_p90": None,
+        # internal control: none in this scenario (test_statistics_internal_control.py)
+        "attributed": 0,
+        "third_party": 0,
+        "rectification": {"open": 0, "closed": 0, "overdue": 0},
+        "follow_up": {"reached": 0, "satisfied": 0, "basically_satisfied": 0, "dissatisfied": 0},
     }
     assert set(given) <= set(block), set(given) - set(block)
     return block | given

@@ -8,14 +8,21 @@ the commands; `checkpoint` in each answer is the feed position they are as of, a
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from complaintcore.api.auth import CurrentPrincipal, FeedReader, Principal, can_see
+from complaintcore.api.auth import (
+    CurrentPrincipal,
+    FeedReader,
+    Principal,
+    can_see,
+    require_role,
+)
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.domain.roles import Role
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import projection_lag
 from complaintcore.projections.statistics.csv_return import statistics_csv
@@ -24,6 +31,7 @@ from complaintcore.projections.statistics.queries import (
     institution_statistics,
     projection_checkpoint,
 )
+from complaintcore.projections.statistics.staff import staff_statistics
 from complaintcore.reference.institutions import (
     INSTITUTION_CODE_PATTERN,
     MAX_INSTITUTION_CODE_LENGTH,
@@ -96,6 +104,37 @@ class Figures(BaseModel):
         description="Exact 90th percentile of the same handling days; null when none was decided."
     )
 
+    attributed: int = Field(
+        description="Cases attributed (responsibility and root cause), by the date of their "
+        "current attribution: the cases of `by_root_cause` and `by_responsible_institution`."
+    )
+    third_party: int = Field(
+        description="Cases attributed to a third party (root cause `third_party`), by the date "
+        "of their current attribution."
+    )
+    rectification: "RectificationFigures"
+    follow_up: "FollowUpFigures"
+
+
+class RectificationFigures(BaseModel):
+    """The rectification actions of the cases attributed in the period, by status as of `as_of`."""
+
+    open: int = Field(description="Not closed, due date not passed.")
+    closed: int = Field(description="Closed (done date on or before `as_of`).")
+    overdue: int = Field(description="Not closed and past the due date.")
+
+
+class FollowUpFigures(BaseModel):
+    """The follow-ups (回访) of the period, by the date of each case's latest follow-up."""
+
+    reached: int = Field(description="Complainants reached.")
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+
+
+Figures.model_rebuild()
+
 
 class BreakdownEntry(BaseModel):
     key: str | None = Field(description="The code broken down by (null: no outcome yet).")
@@ -115,6 +154,12 @@ class PeriodFigures(BaseModel):
     by_reason: list[BreakdownEntry] = Field(description="By cause (category).")
     by_channel: list[BreakdownEntry] = Field(description="By channel of receipt.")
     by_outcome: list[BreakdownEntry] = Field(description="By final outcome (after review).")
+    by_root_cause: list[BreakdownEntry] = Field(
+        description="Attributed cases by the root cause of their current attribution."
+    )
+    by_responsible_institution: list[BreakdownEntry] = Field(
+        description="Attributed cases by the responsible unit of their current attribution."
+    )
 
 
 class StatisticsOut(BaseModel):
@@ -130,6 +175,44 @@ class StatisticsOut(BaseModel):
     checkpoint: int = Field(description="The event feed position the figures are as of.")
     periods: list[PeriodFigures]
     total: PeriodFigures = Field(description="The whole range as one period.")
+
+
+class HandlerSatisfaction(BaseModel):
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+
+
+class HandlerFigures(BaseModel):
+    staff_id: str
+    decided: int = Field(description="Cases they decided (by decision notice date).")
+    on_time: int = Field(description="Of those, decided on time.")
+    review_changed: int = Field(
+        description="Reviews that changed their decision (by review decision notice date)."
+    )
+    satisfaction: HandlerSatisfaction = Field(
+        description="Follow-ups of the cases they decided (by follow-up date)."
+    )
+
+
+class RespondentStaffFigures(BaseModel):
+    staff_id: str
+    named: int = Field(description="Complaints naming them (by receipt date).")
+    upheld: int = Field(
+        description="Complaints naming them whose final outcome is upheld or partially upheld "
+        "(by decision notice date)."
+    )
+
+
+class StaffStatisticsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    institution: str
+    institutions: list[str] = Field(description="The institutions counted (the subtree).")
+    from_on: date = Field(alias="from")
+    to: date
+    checkpoint: int = Field(description="The event feed position the figures are as of.")
+    handlers: list[HandlerFigures]
+    respondent_staff: list[RespondentStaffFigures]
 
 
 class ProjectionStatus(BaseModel):
@@ -157,7 +240,12 @@ on the day the withdrawal was received; declined on the decline notice date; mer
 day; extensions on their notice dates; paused on a pause's first day; reviews requested on the
 request's date and reviews changed on the review decision's notice date; major on the receipt
 date; `open_now` and `overdue_now` are the cases received in the period that are open, or
-overdue, as of today. Staff and supervisors see only their own subtree (404 otherwise)."""
+overdue, as of today. Internal control: `attributed` and `third_party` on the date of the case's
+current attribution (a later attribution moves the case to its own date, root cause and unit),
+broken down `by_root_cause` and `by_responsible_institution` (attributed cases only);
+`rectification` counts the actions of the cases attributed in the period by their status as of
+today (open, closed, overdue); `follow_up` counts on the date of the latest follow-up. Staff and
+supervisors see only their own subtree (404 otherwise)."""
 
 
 @router.get(
@@ -204,7 +292,11 @@ async def get_institution_statistics(
         200: {
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "CSV (UTF-8, header row): institution, institution_name, rollup, "
-            "period, from, to, then every figure.",
+            "period, from, to, then every figure in the order of the JSON answer's `figures`, "
+            "the groups flattened: ..., handling_days_p90, attributed, third_party, "
+            "rectification_open, rectification_closed, rectification_overdue, "
+            "follow_up_reached, follow_up_satisfied, follow_up_basically_satisfied, "
+            "follow_up_dissatisfied.",
         },
         **problem_responses(401, 404, 422, 503),
     },
@@ -232,6 +324,45 @@ async def get_institution_statistics_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+StaffStatisticsReader = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, Role.ADMIN))]
+
+
+@router.get(
+    "/institutions/{code}/staff-statistics",
+    operation_id="get_institution_staff_statistics",
+    response_model=StaffStatisticsOut,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_institution_staff_statistics(
+    code: CodePath,
+    request: Request,
+    principal: StaffStatisticsReader,
+    institutions: Institutions,
+    from_on: FromParam = None,
+    to: ToParam = None,
+) -> dict[str, Any]:
+    """Staff figures for appraisal (DOMAIN.md "Staff figures", Art. 27) over the institution's
+    subtree: per handler, cases decided and on time (by decision notice date), reviews that
+    changed their decision (by review decision date) and the follow-ups' satisfaction (by
+    follow-up date); per staff member named in complaints, the complaints naming them (by receipt
+    date) and those upheld in whole or in part (by decision date). Supervisors of the subtree
+    and admins only (403 for other roles, 404 outside the supervisor's subtree)."""
+    today = shanghai_today()
+    await _visible(principal, code, institutions)
+    first, last = _range(from_on, to, None, today)
+    counted = await institutions.subtree(code)
+    pool = request.app.state.pool
+    figures = await staff_statistics(pool, counted, first, last)
+    return {
+        "institution": code,
+        "institutions": counted,
+        "from": first,
+        "to": last,
+        "checkpoint": await projection_checkpoint(pool),
+        **figures,
+    }
 
 
 @router.get(

@@ -7,7 +7,8 @@ to any period's figures:
 
 - `statistics_monthly`: per (institution, month, dimension, key) the counts of `COUNTS` and the
   redress of the cases decided that month. Dimension '' (key '') is every case; the others are
-  `business`, `reason`, `channel` and `outcome` (the final outcome; '' while undecided).
+  `business`, `reason`, `channel` and `outcome` (the final outcome; '' while undecided), and for
+  attributed cases only `root_cause` and `responsible_institution` (the current attribution).
 - `statistics_handling_days`: the decided cases per handling-days value, so the mean and the exact
   90th percentile of any union of months come from the summed histogram.
 - `statistics_pause_spans`: `paused` counts a case once in a period however many times it was
@@ -54,12 +55,18 @@ COUNTS = (
     "reviews_requested",
     "reviews_changed",
     "major",
+    "attributed",
+    "third_party",
+    "follow_up_reached",
+    "satisfied",
+    "basically_satisfied",
+    "dissatisfied",
 )
 MONTHLY_VALUES = (*COUNTS, "redress_fen")
 MONTHLY_COLUMNS = ("institution", "month", "dimension", "key", *MONTHLY_VALUES)
 HANDLING_DAYS_COLUMNS = ("institution", "month", "dimension", "key", "handling_days", "cases")
 PAUSE_SPANS_COLUMNS = ("institution", "from_month", "to_month", "dimension", "key", "cases")
-DIMENSIONS = ("business", "reason", "channel", "outcome")
+DIMENSIONS = ("business", "reason", "channel", "outcome", "root_cause", "responsible_institution")
 
 _AT = {column: index for index, column in enumerate(facts.COLUMNS)}
 _SLOT = {name: index for index, name in enumerate(MONTHLY_VALUES)}
@@ -73,13 +80,22 @@ def month_of(day: date) -> date:
 
 
 def breakdown_keys(row: Sequence[Any]) -> tuple[tuple[str, str], ...]:
-    """The (dimension, key) pairs a facts row counts under: all cases, then each breakdown."""
-    return (
+    """The (dimension, key) pairs a facts row counts under: all cases, then each breakdown; the
+    attribution's two only for an attributed case (the others would only repeat all cases)."""
+    keys: tuple[tuple[str, str], ...] = (
         ("", ""),
         ("business", row[_AT["category_business"]]),
         ("reason", row[_AT["category_reason"]]),
         ("channel", row[_AT["channel"]]),
         ("outcome", row[_AT["final_outcome"]] or ""),
+    )
+    root_cause = row[_AT["root_cause"]]
+    if root_cause is None:
+        return keys
+    return (
+        *keys,
+        ("root_cause", root_cause),
+        ("responsible_institution", row[_AT["responsible_institution"]]),
     )
 
 

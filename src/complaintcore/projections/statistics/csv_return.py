@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from complaintcore.projections.statistics.periods import PeriodKind, periods_between
-from complaintcore.projections.statistics.queries import FIGURES, query_figures
+from complaintcore.projections.statistics.queries import CSV_FIGURES, flat_figures, query_figures
 
 _SUBTREE_PAIRS = """
 WITH RECURSIVE nodes (code) AS (
@@ -29,7 +29,7 @@ closure (node, institution) AS (
 SELECT node, institution FROM closure WHERE $2 OR node = institution ORDER BY node, institution
 """
 
-CSV_HEADER = ("institution", "institution_name", "rollup", "period", "from", "to", *FIGURES)
+CSV_HEADER = ("institution", "institution_name", "rollup", "period", "from", "to", *CSV_FIGURES)
 
 # OWASP "CSV Injection": a spreadsheet reads a cell starting with one of these as a formula.
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -77,7 +77,7 @@ async def statistics_csv(
     nodes = sorted(names, key=lambda node: (node != code, node))
     for node in nodes:
         for period in periods_between(from_on, to_on, kind):
-            figures = by_node.block(node, period.key).figures
+            figures = flat_figures(by_node.block(node, period.key).figures)
             cells = (
                 node,
                 names[node],
@@ -85,7 +85,7 @@ async def statistics_csv(
                 period.label,
                 period.starts_on.isoformat(),
                 period.ends_on.isoformat(),
-                *(_csv_value(figure, figures[figure]) for figure in FIGURES),
+                *(_csv_value(figure, figures[figure]) for figure in CSV_FIGURES),
             )
             writer.writerow(map(neutralise_csv_cell, cells))
     return output.getvalue()

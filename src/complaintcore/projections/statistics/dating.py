@@ -25,6 +25,20 @@ whatever happened to them before or after:
 - `open_now`, `overdue_now`: the receipt date, merged duplicates excepted (`AS_OF_TODAY_ON`),
   judged as of today by the domain's rules (their SQL: projections/clock_sql.py). No bucket can
   hold a figure that changes with the day, so only the queries count them.
+- `attributed` (the cases of `by_root_cause` and `by_responsible_institution`), `third_party`
+  (root cause `third_party`): the date of the current attribution. A case counts on the day its
+  responsibility was settled, as a review's change counts on the review decision's notice and not
+  on the first decision's: the figure is known only then, and a period already reported keeps its
+  figures when later cases are attributed. A later `attribute` supersedes the earlier one, so a
+  re-attributed case moves to the new date (and root cause), as the final outcome moves a case
+  between outcomes. `by_root_cause` and `by_responsible_institution` break every figure down by
+  the current attribution, like `by_outcome` by the final outcome; unattributed cases are left
+  out of them.
+- `follow_up_reached`, `satisfied`, `basically_satisfied`, `dissatisfied` (the answers'
+  `follow_up{reached, …}`): the date of the latest follow-up.
+- `rectification{open, closed, overdue}`: the actions of the cases attributed in the range
+  (`RECTIFICATION_ON`), each judged as of today by `domain.state.action_status` (its SQL:
+  projections/clock_sql.py `action_status`), like open_now: only the queries count them.
 
 `DATED` declares the counted figures; `dated_amounts` reads it for one facts row, `dated_sql`
 writes it as SQL. tests/integration/projections/test_statistics_dating.py holds the two readings
@@ -68,10 +82,17 @@ DATED = (
     Dated("extended_twice", "second_extended_on"),
     Dated("reviews_requested", "review_requested_on"),
     Dated("reviews_changed", "review_decided_on", when="review_changed"),
+    Dated("attributed", "attributed_on"),
+    Dated("third_party", "attributed_on", when="third_party"),
+    Dated("follow_up_reached", "followed_up_on", when="follow_up_reached"),
+    Dated("satisfied", "followed_up_on", when="satisfied"),
+    Dated("basically_satisfied", "followed_up_on", when="basically_satisfied"),
+    Dated("dissatisfied", "followed_up_on", when="dissatisfied"),
 )
 HANDLING_DAYS_ON = "decided_on"  # the handling days of the cases decided in a period
 PAUSED_ON = "pause_dates"  # each pause's first day
 AS_OF_TODAY_ON, AS_OF_TODAY_UNLESS = "received_on", "merged_on"  # open_now, overdue_now
+RECTIFICATION_ON = "attributed_on"  # the actions of the cases attributed in a period
 
 
 def _by_date() -> dict[str, list[Dated]]:

@@ -3,7 +3,9 @@
 
 A facts row holds the dates on which the case was received, decided, extended, paused, reviewed,
 withdrawn, declined or merged, with its institution, category, channel, outcome, handling days
-and redress. Every figure of the statistics is an aggregate of these rows, each figure counted
+and redress; since issue 14 also its deciding handler, the staff it names, its current
+attribution (date, root cause, responsible unit, actions' due and done dates) and its latest
+follow-up. Every figure of the statistics is an aggregate of these rows, each figure counted
 on its own date (`dating`). Because a row depends on the state alone, the row the runner writes
 while following the feed and the row a rebuild writes from the whole history are equal by
 construction, and writing the same case twice (a batch replayed after a crash) overwrites rather
@@ -14,7 +16,7 @@ No personal data is kept here (Art. 22): statistics never need it.
 
 from typing import Any
 
-from complaintcore.domain.commands import ReviewOutcome
+from complaintcore.domain.commands import ReviewOutcome, RootCause, Satisfaction
 from complaintcore.domain.state import CaseStatus, ComplaintState
 
 NAME = "statistics"
@@ -50,6 +52,20 @@ COLUMNS = (
     "withdrawn_on",
     "declined_on",
     "merged_on",
+    # internal control (DOMAIN.md "Responsibility…", "Follow-up", "Staff figures")
+    "handler_id",
+    "respondent_staff",
+    "attributed_on",
+    "root_cause",
+    "responsible_institution",
+    "third_party",
+    "action_due_on",
+    "action_closed_on",
+    "followed_up_on",
+    "follow_up_reached",
+    "satisfied",
+    "basically_satisfied",
+    "dissatisfied",
 )
 
 
@@ -89,6 +105,34 @@ def statistics_row(state: ComplaintState) -> tuple[Any, ...]:
         state.withdrawal.received_on if state.withdrawal else None,
         state.decline.notice.notified_on if state.decline else None,
         state.clock.stopped_on if state.status is CaseStatus.MERGED else None,
+        *internal_control_facts(state),
+    )
+
+
+def internal_control_facts(state: ComplaintState) -> tuple[Any, ...]:
+    """The facts of attribution, rectification and follow-up, and the staff a case names:
+    `handler_id` is the deciding handler (None before a decision); `third_party` is whether the
+    root cause is a third party (the name is personal data and goes with erasure, the root cause
+    stays); the actions' due and done dates are kept in two parallel arrays, their status being
+    judged as of today at query time (`domain.state.action_status`, in SQL
+    `clock_sql.action_status`)."""
+    attribution, follow_up = state.attribution, state.follow_up
+    actions = attribution.actions if attribution else ()
+    satisfaction = follow_up.satisfaction if follow_up else None
+    return (
+        state.decision.handler_id if state.decision else None,
+        sorted({staff.staff_id for staff in state.respondent_staff}),
+        attribution.attributed_on if attribution else None,
+        str(attribution.root_cause) if attribution else None,
+        attribution.responsible_institution if attribution else None,
+        attribution.root_cause is RootCause.THIRD_PARTY if attribution else None,
+        [action.due_on for action in actions],
+        [action.closed_on for action in actions],
+        follow_up.followed_up_on if follow_up else None,
+        follow_up.reached if follow_up else None,
+        satisfaction is Satisfaction.SATISFIED if follow_up else None,
+        satisfaction is Satisfaction.BASICALLY_SATISFIED if follow_up else None,
+        satisfaction is Satisfaction.DISSATISFIED if follow_up else None,
     )
 
 

@@ -3,6 +3,9 @@ by period, per institution (alone or rolled up its subtree), broken down by busi
 channel and outcome.
 
 Each figure counts the cases whose own date for it falls in the range or period (`dating`);
+since issue 14 also the attribution's and follow-up's (`attributed`, `third_party`,
+`follow_up{…}`, broken down `by_root_cause` and `by_responsible_institution`) and the
+rectification actions open, closed and overdue as of `today`;
 `open_now` and `overdue_now` are judged as of `today` (of the cases received in the period, those
 still open, DOMAIN.md "Lifecycle", and those whose handling clock or review is overdue; the
 domain's rules, in SQL in projections/clock_sql.py). The `outcome` breakdown is the case's final
@@ -31,17 +34,42 @@ from complaintcore.projections.statistics.query_sql import FiguresQuery
 # the decisions: the order of the answer's figures and of the data return's columns.
 AS_OF_TODAY = ("open_now", "overdue_now")
 _AFTER_DECISIONS = buckets.COUNTS.index("decided_late") + 1
+_INTERNAL_CONTROL = buckets.COUNTS.index("attributed")
 COUNT_FIGURES = (
     *buckets.COUNTS[:_AFTER_DECISIONS],
     *AS_OF_TODAY,
-    *buckets.COUNTS[_AFTER_DECISIONS:],
+    *buckets.COUNTS[_AFTER_DECISIONS:_INTERNAL_CONTROL],
 )
 FIGURES = (*COUNT_FIGURES, "redress_total_fen", "handling_days_mean", "handling_days_p90")
+# Internal control (issue 14): `attributed`, `third_party`, and two groups of figures, each
+# group a nested object in the answer ("rectification": {"open": …}) and flat columns in the
+# data return ("rectification_open"); `rectification` is judged as of today (`dating`).
+GROUPED_FIGURES = {
+    "rectification": ("open", "closed", "overdue"),
+    "follow_up": ("reached", "satisfied", "basically_satisfied", "dissatisfied"),
+}
+_GROUPED_SOURCES = {
+    ("rectification", "open"): "rectification_open",
+    ("rectification", "closed"): "rectification_closed",
+    ("rectification", "overdue"): "rectification_overdue",
+    ("follow_up", "reached"): "follow_up_reached",
+    ("follow_up", "satisfied"): "satisfied",
+    ("follow_up", "basically_satisfied"): "basically_satisfied",
+    ("follow_up", "dissatisfied"): "dissatisfied",
+}
+INTERNAL_CONTROL_FIGURES = ("attributed", "third_party")
+CSV_FIGURES = (
+    *FIGURES,
+    *INTERNAL_CONTROL_FIGURES,
+    *(f"{group}_{name}" for group, names in GROUPED_FIGURES.items() for name in names),
+)
 DIMENSIONS = {
     "business": "category_business",
     "reason": "category_reason",
     "channel": "channel",
     "outcome": "final_outcome",
+    "root_cause": "root_cause",
+    "responsible_institution": "responsible_institution",
 }
 
 
@@ -51,7 +79,19 @@ DIMENSIONS = {
 def zero_figures() -> dict[str, Any]:
     figures: dict[str, Any] = dict.fromkeys(COUNT_FIGURES, 0)
     figures.update(redress_total_fen=0, handling_days_mean=None, handling_days_p90=None)
+    figures.update(dict.fromkeys(INTERNAL_CONTROL_FIGURES, 0))
+    for group, names in GROUPED_FIGURES.items():
+        figures[group] = dict.fromkeys(names, 0)
     return figures
+
+
+def flat_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures with each group's flattened (`rectification_open`…): the data return's."""
+    flat = {name: value for name, value in figures.items() if name not in GROUPED_FIGURES}
+    for group, names in GROUPED_FIGURES.items():
+        for name in names:
+            flat[f"{group}_{name}"] = figures[group][name]
+    return flat
 
 
 @dataclass
@@ -80,13 +120,17 @@ def _group_key(row: asyncpg.Record) -> _GroupKey:
 
 def _counted_figures(row: asyncpg.Record) -> dict[str, Any]:
     figures = zero_figures()
-    for name in buckets.COUNTS:
-        if name != "paused":
+    for name in COUNT_FIGURES:
+        if name not in ("paused", *AS_OF_TODAY):
             figures[name] = row[name]
     span = row["span_all"] if row["all_periods"] else row["span_same"]
     figures["paused"] = row["paused"] - span
     figures["open_now"], figures["overdue_now"] = row["open_now"], row["overdue_now"]
     figures["redress_total_fen"] = row["redress_fen"]
+    for name in INTERNAL_CONTROL_FIGURES:
+        figures[name] = row[name]
+    for (group, name), source in _GROUPED_SOURCES.items():
+        figures[group][name] = row[source]
     return figures
 
 

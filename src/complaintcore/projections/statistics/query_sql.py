@@ -8,7 +8,9 @@ The figures of a range are summed from three sources, each row shaped like `_VAL
   days (`periods.RangeParts`);
 - `open_now` and `overdue_now`, judged as of today: the facts rows of the cases received in
   the range that can still be open (two partial indexes find them), by the SQL mirrors of the
-  domain's rules (projections/clock_sql.py).
+  domain's rules (projections/clock_sql.py); likewise `rectification_*`, the actions of the
+  cases attributed in the range by their status as of today (a partial index finds the cases
+  with actions).
 `paused` counts each case once a period: +1 for each distinct month (bucket) or day (facts)
 with a pause, -1 for each consecutive pair of those lying in one period (`span_same`) or, for
 the whole range, in it (`span_all`). With a range of whole months, the buckets hold it all;
@@ -27,6 +29,9 @@ _VALUES = (
     *buckets.MONTHLY_VALUES,
     "open_now",
     "overdue_now",
+    "rectification_open",
+    "rectification_closed",
+    "rectification_overdue",
     "span_all",
     "span_same",
 )
@@ -43,12 +48,25 @@ _AS_OF_TODAY_ON = f"f.{dating.AS_OF_TODAY_ON}"
 _AS_OF_TODAY_UNLESS = f"f.{dating.AS_OF_TODAY_UNLESS} IS NULL"
 _HANDLING_DAYS_ON = f"f.{dating.HANDLING_DAYS_ON}"
 _PAUSED_ON = f"f.{dating.PAUSED_ON}"
+_RECTIFICATION_ON = f"f.{dating.RECTIFICATION_ON}"
+_ACTION_STATUS = clock_sql.action_status("a.due_on", "a.closed_on", _TODAY)
 
-_FACTS_KEYS = "f.category_business, f.category_reason, f.channel, f.final_outcome"
+_KEYS = (
+    "category_business",
+    "category_reason",
+    "channel",
+    "final_outcome",
+    "root_cause",
+    "responsible_institution",
+)
+_FACTS_KEYS = ", ".join(f"f.{key}" for key in _KEYS)
+# the attribution's dimensions only for attributed cases (as `buckets.breakdown_keys`)
 _UNPIVOT = (
-    "CROSS JOIN LATERAL (VALUES ('', ''), ('business', o.category_business),"
+    "CROSS JOIN LATERAL (SELECT * FROM (VALUES ('', ''), ('business', o.category_business),"
     " ('reason', o.category_reason), ('channel', o.channel),"
-    " ('outcome', coalesce(o.final_outcome, ''))) AS d (dimension, key)"
+    " ('outcome', coalesce(o.final_outcome, '')), ('root_cause', o.root_cause),"
+    " ('responsible_institution', o.responsible_institution)) AS v (dimension, key)"
+    " WHERE v.key IS NOT NULL) AS d"
 )
 
 
@@ -152,8 +170,9 @@ grouped AS (
             "SELECT o.node, o.on_date, d.dimension, d.key, "
             + ", ".join(f"o.{name}" for name in _VALUES)
             + f"\n    FROM (SELECT node, {period_start_sql(self.kind)} AS on_date,"
-            f" category_business, category_reason, channel, final_outcome, {sums}"
-            f"\n      FROM (\n        {occurrences}\n      ) AS x GROUP BY 1, 2, 3, 4, 5, 6"
+            f" {', '.join(_KEYS)}, {sums}"
+            f"\n      FROM (\n        {occurrences}\n      ) AS x"
+            f" GROUP BY {', '.join(str(n) for n in range(1, len(_KEYS) + 3))}"
             f"\n    ) AS o {_UNPIVOT}" + ("" if self.breakdowns else " WHERE d.dimension = ''")
         )
 
@@ -174,7 +193,7 @@ grouped AS (
             )
             join, in_scope = self._scoped("m.institution")
             sources.append(
-                f"SELECT s.node, m.month, m.dimension, m.key, {names}, 0, 0, 0, 0"
+                f"SELECT s.node, m.month, m.dimension, m.key, {names}, 0, 0, 0, 0, 0, 0, 0"
                 f" FROM {buckets.MONTHLY} m{join}"
                 f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}{in_scope}"
             )
@@ -192,6 +211,7 @@ grouped AS (
                 f" AND {_MAY_BE_OPEN}",
             )
         )
+        facts.append(self._rectification_facts_row())
         if self.parts.whole_months_only:
             if self.parts.months:
                 sources.append(self._pause_spans())
@@ -214,6 +234,26 @@ SELECT node, bucket, all_periods, dimension, key,
 FROM grouped
 """
 
+    def _rectification_facts_row(self) -> str:
+        """The actions of the cases attributed in the range, each counted by its status as of
+        today (`clock_sql.action_status`); a partial index finds the cases with actions."""
+        join, in_scope = self._scoped("f.respondent_institution")
+        values = {
+            f"rectification_{status}": f"r.{status}" for status in ("open", "closed", "overdue")
+        }
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE {_ACTION_STATUS} = '{status}') AS {status}"
+            for status in ("open", "closed", "overdue")
+        )
+        return (
+            f"SELECT s.node, {_RECTIFICATION_ON} AS on_date, {_FACTS_KEYS}, {_values(values)}"
+            f" FROM {facts.TABLE} f{join}"
+            f" CROSS JOIN LATERAL (SELECT {counts}"
+            " FROM unnest(f.action_due_on, f.action_closed_on) AS a (due_on, closed_on)) AS r"
+            f" WHERE cardinality(f.action_due_on) > 0"
+            f" AND {_RECTIFICATION_ON} BETWEEN $3::date AND $4::date{in_scope}"
+        )
+
     def _pause_spans(self) -> str:
         from_period = period_start_sql(self.kind, "p.from_month")
         same = f"{from_period} = {period_start_sql(self.kind, 'p.to_month')}"
@@ -223,7 +263,7 @@ FROM grouped
         return (
             "SELECT s.node, p.from_month, p.dimension, p.key, "
             + ", ".join("0" for _ in buckets.MONTHLY_VALUES)
-            + f", 0, 0, p.cases, CASE WHEN {same} THEN p.cases ELSE 0 END"
+            + f", 0, 0, 0, 0, 0, p.cases, CASE WHEN {same} THEN p.cases ELSE 0 END"
             f" FROM {buckets.PAUSE_SPANS} p{join}"
             f" WHERE p.from_month >= {self._parameter(first)}"
             f" AND p.to_month <= {self._parameter(last)}{self._totals_only('p')}{in_scope}"
