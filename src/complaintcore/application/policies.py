@@ -11,21 +11,10 @@ the retention sweep's first cut of candidates.
 from datetime import date
 from typing import Any
 
+from complaintcore.domain.commands import own_business_date
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy, ResolvedPolicy
 from complaintcore.domain.roles import Role
 
-# A command's own business date, by the field that holds it (DOMAIN.md "Deadlines"; API.md
-# "Conventions": a command whose date lives in its notice takes the notice's date).
-_OWN_DATE_FIELDS = (
-    "received_on",
-    "paused_on",
-    "resumed_on",
-    "erased_on",
-    "approved_on",
-    "attributed_on",
-    "followed_up_on",
-    "done_on",
-)
 DEFAULT_POLICY_TEXT = "the default policy"
 
 
@@ -35,15 +24,9 @@ def policy_in_force(institution: str | None, on: date | None = None) -> Institut
 
 
 def command_business_date(command: Any, today: date) -> date:
-    """The day `command` is judged at: its own date, else its notice's, else `today` (assign,
-    recuse, merge, flag-major happen the day they are handled)."""
-    for name in _OWN_DATE_FIELDS:
-        day = getattr(command, name, None)
-        if isinstance(day, date):
-            return day
-    notice = getattr(command, "notice", None)
-    notified_on = getattr(notice, "notified_on", None)
-    return notified_on if isinstance(notified_on, date) else today
+    """The day `command` is judged at: its own (`domain.commands.own_business_date`), else
+    `today` (assign, recuse, merge, flag-major happen the day they are handled)."""
+    return own_business_date(command) or today
 
 
 def redress_authority(

@@ -418,3 +418,27 @@ Command = (
     | Rectify
     | FollowUp
 )
+
+# A command's own business date, by the field that holds it (DOMAIN.md "Deadlines"; API.md
+# "Conventions": a command whose date lives in its notice takes the notice's date).
+_OWN_DATE_FIELDS = (
+    "received_on",
+    "paused_on",
+    "resumed_on",
+    "erased_on",
+    "approved_on",
+    "attributed_on",
+    "followed_up_on",
+    "done_on",
+)
+
+
+def own_business_date(command: object) -> date | None:
+    """The day `command` says it happened: its own date, else its notice's; None for a command
+    that happens the day it is handled (assign, recuse, merge, flag-major)."""
+    for name in _OWN_DATE_FIELDS:
+        day = getattr(command, name, None)
+        if isinstance(day, date):
+            return day
+    notified_on = getattr(getattr(command, "notice", None), "notified_on", None)
+    return notified_on if isinstance(notified_on, date) else None

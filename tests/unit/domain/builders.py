@@ -59,6 +59,7 @@ from complaintcore.domain.commands import (
     Rectify,
     RootCause,
     Satisfaction,
+    own_business_date,
 )
 
 CALENDAR = seeded_calendar()
@@ -293,26 +294,9 @@ def follow_up(on: date, satisfaction: Satisfaction | None = Satisfaction.SATISFI
     )
 
 
-BUSINESS_DATE_FIELDS = (
-    "received_on",
-    "paused_on",
-    "resumed_on",
-    "erased_on",
-    "approved_on",
-    "attributed_on",
-    "done_on",
-    "followed_up_on",
-)
-
-
 def business_date(command: Command) -> date | None:
     """The date a command is about (tests enter each command on that day unless told)."""
-    for name in BUSINESS_DATE_FIELDS:
-        day = getattr(command, name, None)
-        if isinstance(day, date):
-            return day
-    command_notice = getattr(command, "notice", None)
-    return command_notice.notified_on if isinstance(command_notice, Notice) else None
+    return own_business_date(command)
 
 
 @dataclass
