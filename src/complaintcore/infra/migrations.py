@@ -13,15 +13,16 @@ MIGRATIONS_DIR = files("complaintcore") / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration for `database_url`, handed to `migrations/env.py` as it is: the
+    driver connects with it (SQLAlchemy's URL parser would refuse a multi-host URL such as
+    `postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write`, which asyncpg takes)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
+    config.attributes[DATABASE_URL_ATTRIBUTE] = database_url
     return config
 
 
-def sqlalchemy_url(database_url: str) -> str:
-    scheme, _, rest = database_url.partition("://")
-    return f"postgresql+asyncpg://{rest}" if scheme in {"postgres", "postgresql"} else database_url
+DATABASE_URL_ATTRIBUTE = "complaintcore.database_url"
 
 
 def upgrade_to_head(database_url: str) -> None:

@@ -2,12 +2,15 @@
 
 import asyncio
 
+import asyncpg
 from alembic import context
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from complaintcore.infra import advisory_locks
+from complaintcore.infra.database import plain_url
+from complaintcore.infra.migrations import DATABASE_URL_ATTRIBUTE
 
 # Several processes starting at once (API workers, CI jobs) migrate in turn.
 LOCK = {"namespace": advisory_locks.MIGRATIONS, "key": 0}
@@ -25,8 +28,14 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    url = context.config.get_main_option("sqlalchemy.url")
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    url = plain_url(context.config.attributes[DATABASE_URL_ATTRIBUTE])
+    # asyncpg connects from the URL as given (several hosts, target_session_attrs): SQLAlchemy
+    # only wraps the connection, its dialect named by an empty URL
+    engine = create_async_engine(
+        "postgresql+asyncpg://",
+        poolclass=pool.NullPool,
+        async_creator=lambda: asyncpg.connect(url),
+    )
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()
