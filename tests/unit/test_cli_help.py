@@ -53,6 +53,8 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
     ),
     ("migrate",): ([], list(EVERY_COMMAND)),
     ("tokens", "create"): (["--id ID", "--role", "--institution"], list(EVERY_COMMAND)),
+    ("tokens", "list"): (["--all", "fingerprint"], list(EVERY_COMMAND)),
+    ("tokens", "revoke"): (["--fingerprint FINGERPRINT", "--id ID"], list(EVERY_COMMAND)),
     ("keys", "create"): (
         ["file", "mode 0600", "--suite {aes-256-gcm,sm4-gcm}", "(default: aes-256-gcm)"],
         ["COMPLAINTCORE_LOG_FORMAT", "COMPLAINTCORE_LOG_LEVEL"],
@@ -89,6 +91,7 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
 # The smallest arguments each command parses with.
 REQUIRED_ARGUMENTS = {
     ("tokens", "create"): ["--id", "staff-1", "--role", "staff"],
+    ("tokens", "revoke"): ["--id", "staff-1"],
     ("keys", "create"): ["master.key"],
     ("keys", "rotate"): ["--new-key-file", "new.key"],
     ("institutions", "load"): ["tree.json"],

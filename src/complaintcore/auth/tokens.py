@@ -9,6 +9,7 @@ import hashlib
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -180,6 +181,68 @@ async def revoke_token(pool: asyncpg.Pool, token: str) -> bool:
         hash_token(token),
     )
     return status == "UPDATE 1"
+
+
+FINGERPRINT_LENGTH = 12  # hex digits of the token's hash: names it, tells nothing of the token
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored token as an operator sees it: never the token, only its hash's first digits."""
+
+    fingerprint: str
+    principal_id: str
+    role: str
+    institution: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def list_tokens(pool: asyncpg.Pool, include_revoked: bool = False) -> list[TokenRecord]:
+    """The tokens, oldest first (the revoked ones too when asked)."""
+    rows = await pool.fetch(
+        f"SELECT left(token_hash, {FINGERPRINT_LENGTH}) AS fingerprint, principal_id, role,"
+        " institution, created_at, revoked_at FROM api_tokens"
+        " WHERE $1 OR revoked_at IS NULL ORDER BY created_at, token_hash",
+        include_revoked,
+    )
+    return [TokenRecord(**dict(row)) for row in rows]
+
+
+async def revoke_by_fingerprint(pool: asyncpg.Pool, fingerprint: str) -> TokenRecord:
+    """Revoke the one token whose hash starts with `fingerprint` (as `list_tokens` shows it);
+    `InvalidTokenRequest` when none or several match, or it is revoked already."""
+    if not (6 <= len(fingerprint) <= 64) or any(c not in "0123456789abcdef" for c in fingerprint):
+        raise InvalidTokenRequest(
+            "invalid_fingerprint", "a fingerprint is 6 to 64 lower-case hex digits"
+        )
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            "SELECT token_hash FROM api_tokens WHERE starts_with(token_hash, $1) FOR UPDATE",
+            fingerprint,
+        )
+        if len(rows) != 1:
+            found = "no token" if not rows else f"{len(rows)} tokens"
+            raise InvalidTokenRequest("unknown_fingerprint", f"{found} match {fingerprint}")
+        row = await connection.fetchrow(
+            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = $1"
+            " AND revoked_at IS NULL RETURNING"
+            f" left(token_hash, {FINGERPRINT_LENGTH}) AS fingerprint, principal_id, role,"
+            " institution, created_at, revoked_at",
+            rows[0]["token_hash"],
+        )
+    if row is None:
+        raise InvalidTokenRequest("already_revoked", f"the token {fingerprint} is revoked already")
+    return TokenRecord(**dict(row))
+
+
+async def revoke_principal(pool: asyncpg.Pool, principal_id: str) -> int:
+    """Revoke every active token of `principal_id`; how many were."""
+    status = await pool.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE principal_id = $1 AND revoked_at IS NULL",
+        principal_id,
+    )
+    return int(status.split()[-1])
 
 
 def _check_principal_id(principal_id: str) -> None:

@@ -1,4 +1,4 @@
-"""`complaintcore tokens create` (handler: `cli/tokens.py`)."""
+"""`complaintcore tokens create | list | revoke` (handlers: `cli/tokens.py`)."""
 
 from typing import Any
 
@@ -24,3 +24,21 @@ def register(commands: Any) -> None:
         "--institution",
         help="institution code: required for staff and supervisors, none for the others",
     )
+    list_parser = add_command(
+        token_commands,
+        "list",
+        help="list the active tokens: fingerprint, principal, role, institution, created",
+        handler="complaintcore.cli.tokens:list_tokens_command",
+    )
+    list_parser.add_argument(
+        "--all", action="store_true", help="the revoked tokens too, with when they were revoked"
+    )
+    revoke_parser = add_command(
+        token_commands,
+        "revoke",
+        help="revoke one token by its fingerprint, or every token of a principal",
+        handler="complaintcore.cli.tokens:revoke_tokens_command",
+    )
+    which = revoke_parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fingerprint", help="the token's fingerprint, as `tokens list` shows it")
+    which.add_argument("--id", help="a principal id: all of its active tokens")
