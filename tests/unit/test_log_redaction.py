@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 import structlog
@@ -22,3 +24,37 @@ def test_personal_data_is_redacted_whoever_logs_it(capsys: pytest.CaptureFixture
     for key in ("name", "id_number", "phone"):
         assert line[key] == "[redacted]"
     assert "张三" not in json.dumps(line, ensure_ascii=False)
+
+
+def test_in_json_every_line_is_one_object_whoever_logs_and_tracebacks_stay_inside() -> None:
+    """Issue 16: the standard library's loggers (uvicorn, asyncio, the driver) and an uncaught
+    exception are JSON lines too, a traceback one field of its line (a child process, so the
+    handlers and the exception hook it installs end with it)."""
+    script = """
+import logging, structlog
+from complaintcore.infra.log_config import configure_logging
+configure_logging("json", "info")
+structlog.get_logger("complaintcore").info("from structlog", phone="13800138000")
+try:
+    raise ConnectionRefusedError("the database went away")
+except ConnectionRefusedError:
+    logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+logging.getLogger("asyncio").error("Task exception was never retrieved")
+raise RuntimeError("nobody caught this")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [line["event"] for line in lines] == [
+        "from structlog",
+        "Exception in ASGI application",
+        "Task exception was never retrieved",
+        "uncaught exception",
+    ]
+    assert lines[0]["phone"] == "[redacted]"
+    assert "ConnectionRefusedError: the database went away" in lines[1]["exception"]
+    assert lines[1]["logger"] == "uvicorn.error" and lines[1]["level"] == "error"
+    assert "RuntimeError: nobody caught this" in lines[3]["exception"]
+    assert result.returncode == 1

@@ -2,6 +2,11 @@
 
 Personal data never reaches a log (Art. 22): values under keys that carry it are replaced before
 rendering, whoever logged them. Request bodies are never logged.
+
+In JSON, every line is one JSON object, whoever logs: structlog's loggers and the standard
+library's (uvicorn, asyncio, the driver) go through the same processors, and a traceback is one
+field of its line (`exception`), never lines of its own; an exception nobody caught is logged
+the same way before the process ends.
 """
 
 import logging
@@ -48,11 +53,49 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_personal_data,
     ]
+    level_number = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
+    )
+    _route_standard_logging(shared, renderer, level_number)
+    if use_json:
+        sys.excepthook = _log_uncaught
+
+
+def _route_standard_logging(
+    shared: list[structlog.typing.Processor], renderer: structlog.typing.Processor, level: int
+) -> None:
+    """The standard library's records rendered by structlog's processors (structlog's
+    `ProcessorFormatter`), on one handler of the root logger that every logger reaches."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    root.handlers[:] = [kept for kept in root.handlers if kept.get_name() != _HANDLER_NAME]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
+
+
+_HANDLER_NAME = "complaintcore"  # configured again (tests, CLI then app): replaced, not doubled
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    logging.getLogger("complaintcore").critical(
+        "uncaught exception", exc_info=(kind, error, traceback)
     )
