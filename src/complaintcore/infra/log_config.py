@@ -86,7 +86,8 @@ def _route_standard_logging(
     root.handlers[:] = [kept for kept in root.handlers if kept.get_name() != _HANDLER_NAME]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+    # uvicorn.access is left as uvicorn sets it: `serve` turns access logs off (no propagation)
+    for name in ("uvicorn", "uvicorn.error", "asyncio"):
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
