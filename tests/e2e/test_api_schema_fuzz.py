@@ -92,7 +92,11 @@ ADMIN_OPERATIONS = {
 }
 ACCESS_LOG_PATH = "/v1/personal-data-access"
 # The list routes only some roles may read (any other role is a 403); the rest any role reads.
-LIST_READERS = {ACCESS_LOG_PATH: {"regulator", "admin"}}
+WEBHOOKS_PATH = "/v1/webhooks"
+LIST_READERS = {
+    ACCESS_LOG_PATH: {"regulator", "admin"},
+    WEBHOOKS_PATH: {"supervisor_ho", "admin"},  # admins; supervisors for their subtree
+}
 BRANCH = "BR-A"  # the institution of the `staff_a` token
 
 
@@ -466,7 +470,8 @@ CURSOR_PARAMETERS = {
     for path, item in sorted(schema.raw_schema["paths"].items())
     if (parameter := _cursor_parameter(item)) is not None
 }
-LIST_PATHS = list(CURSOR_PARAMETERS)
+# (a list under a path parameter, a webhook's deliveries, is its own route's test's concern)
+LIST_PATHS = [path for path in CURSOR_PARAMETERS if "{" not in path]
 # Each example goes to every list route with every role's token.
 CURSOR_EXAMPLES = 10 * MAX_EXAMPLES
 _STANDARD_ALPHABET = str.maketrans("-_", "+/")
@@ -653,6 +658,14 @@ def test_a_cursor_the_service_gave_out_leads_to_the_next_page(
     for n in range(3):  # three reveals of its handler's case: three rows of the access log
         reveal = f"/v1/complaints/{reviewed_case_id}/personal-data"
         assert staff.get(reveal, params={"purpose": f"page {n}"}).status_code == 200
+    with live.client("admin") as admin:  # three webhooks (never sent to: no BR-B erasure)
+        for n in range(3):
+            body = {
+                "url": f"https://93.184.216.34/fuzz/{n}",
+                "institution": "BR-B",
+                "events": ["personal_data.erased"],
+            }
+            assert admin.post(WEBHOOKS_PATH, json=body).status_code == 201
     for path in LIST_PATHS:
         for role in sorted(live.tokens):
             headers = _as(live, role)

@@ -293,7 +293,8 @@ def caught_up(live: LiveService) -> None:
     deadline = time.monotonic() + 30
     with live.client("regulator") as regulator:
         while time.monotonic() < deadline:
-            (status,) = ok(regulator.get("/v1/projections"))["projections"]
+            statuses = ok(regulator.get("/v1/projections"))["projections"]
+            status = next(s for s in statuses if s["name"] == "statistics")
             if status["lag_events"] == 0:
                 return
             time.sleep(0.05)

@@ -142,8 +142,8 @@ async def _settled(
         seen = {}
         for base_url in base_urls:
             response = await client.get(f"{base_url}/v1/projections", headers=headers)
-            (status,) = response.json()["projections"]
-            seen[base_url] = status
+            statuses = response.json()["projections"]
+            seen[base_url] = next(s for s in statuses if s["name"] == "statistics")
         if all(s["lag_events"] == 0 and s["runner"] != "none" for s in seen.values()):
             return {url: status["runner"] for url, status in seen.items()}
         await asyncio.sleep(0.1)

@@ -22,6 +22,8 @@ from complaintcore.api.routes import institution_policy as institution_policy_ro
 from complaintcore.api.routes import institutions as institution_routes
 from complaintcore.api.routes import personal_data as personal_data_routes
 from complaintcore.api.routes import statistics as statistics_routes
+from complaintcore.api.routes import webhooks as webhook_routes
+from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.complaint_service import ComplaintService
 from complaintcore.application.master_key import (
     MasterKeyNotConfigured,
@@ -36,10 +38,12 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import connect, create_pool
 from complaintcore.infra.log_config import configure_logging
 from complaintcore.infra.settings import Settings, get_settings
+from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.projections.runner import background_runners
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.webhooks.runtime import webhook_runtime
 
 
 def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
@@ -79,14 +83,21 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         )
         app.state.seen_tokens = SeenTokens()
         try:
-            async with background_runners(
-                database_url,
-                app.state.store,
-                enabled=settings.projection_runner,
-                poll_interval=settings.projection_poll_s,
-                standby_retry=settings.projection_standby_s,
-            ) as runners:
+            async with (
+                background_runners(
+                    database_url,
+                    app.state.store,
+                    enabled=settings.projection_runner,
+                    poll_interval=settings.projection_poll_s,
+                    standby_retry=settings.projection_standby_s,
+                    also=[alerts_projection(shanghai_today, app.state.policies.due_soon_days)],
+                ) as runners,
+                webhook_runtime(
+                    pool, app.state.institutions, app.state.key_provider, settings
+                ) as webhooks,
+            ):
                 app.state.projection_runners = runners
+                app.state.webhooks = webhooks
                 _exempt_startup_objects_from_gc()
                 yield
         finally:
@@ -117,6 +128,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(statistics_routes.router)
     app.include_router(personal_data_routes.router)
     app.include_router(complainant_routes.router)
+    app.include_router(webhook_routes.router)
     return app
 
 

@@ -109,6 +109,57 @@ class Settings(BaseSettings):
         description="Largest file the command line reads (reference data, imports).",
     )
 
+    # --- webhooks (API.md "Webhooks"; README "Webhooks") ---
+    webhook_allow_hosts: str = Field(
+        default="",
+        validation_alias="COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS",
+        description="Comma-separated host names, IP addresses and networks (CIDR) webhooks may "
+        "use beyond public https: a name allows `http` to it, an address or network allows "
+        "those (otherwise private, loopback, link-local) addresses. Example: `127.0.0.1`.",
+    )
+    webhook_workers: bool = Field(
+        default=True,
+        validation_alias="COMPLAINTCORE_WEBHOOK_WORKERS",
+        description="Run the webhook fan-out and dispatcher in this process (every process may: "
+        "they share the work through the database).",
+    )
+    webhook_poll_s: float = Field(default=0.25, gt=0, validation_alias="COMPLAINTCORE_WEBHOOK_POLL")
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_WEBHOOK_TIMEOUT",
+        description="Seconds a receiver has to answer a delivery, all in.",
+    )
+    webhook_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_WEBHOOK_LEASE",
+        description="Seconds a claimed delivery stays with its dispatcher; after a crash it "
+        "is sent again once this has passed. Keep well above the timeout.",
+    )
+    webhook_retry_base_s: float = Field(
+        default=10.0, gt=0, validation_alias="COMPLAINTCORE_WEBHOOK_RETRY_BASE"
+    )
+    webhook_retry_cap_s: float = Field(
+        default=3600.0, gt=0, validation_alias="COMPLAINTCORE_WEBHOOK_RETRY_CAP"
+    )
+    webhook_retry_window_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_WEBHOOK_RETRY_WINDOW",
+        description="Seconds from a delivery's first attempt after which a failed attempt "
+        "marks it `failed`.",
+    )
+    webhook_concurrency: int = Field(
+        default=64, ge=1, validation_alias="COMPLAINTCORE_WEBHOOK_CONCURRENCY"
+    )
+    webhook_per_subscription: int = Field(
+        default=4,
+        ge=1,
+        validation_alias="COMPLAINTCORE_WEBHOOK_PER_SUBSCRIPTION",
+        description="Deliveries of one subscription in flight at once per process.",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

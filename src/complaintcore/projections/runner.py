@@ -21,14 +21,23 @@ with it and the next standby to try takes over. The batch transactions run on th
 connection, so a runner that lost its session (and so its lock) cannot commit anything more: two
 runners never write at once, and the checkpoint check above catches anything else that moved it
 (a rebuild swapping its table in, see projections/rebuild/).
+
+Beyond the folded cases
+-----------------------
+A projection may also be handed the batch's stored events (`observe`, after `project`, in the
+same transaction) and may have work that comes due with time rather than with the feed
+(`sweep`: the alerts' day turn). Whenever it has caught up with the feed (a batch short of
+full, or none), the runner sweeps if the sweep's key (the day) differs from the one it last
+swept under in this activation, so at start too, in a transaction that holds the checkpoint row
+like a batch's: only the active runner sweeps, and it judges what the feed has folded so far.
 """
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import asyncpg
 import structlog
@@ -46,15 +55,29 @@ log = structlog.get_logger("complaintcore.projections.runner")
 
 
 Project = Callable[[asyncpg.Connection, Sequence[ComplaintState]], Awaitable[None]]
+Observe = Callable[
+    [asyncpg.Connection, Sequence[ComplaintState], Sequence[StoredEvent]], Awaitable[None]
+]
 RunnerRole = Literal["starting", "standby", "active", "stopped"]
+
+
+class Sweep(Protocol):
+    """Work that comes due with time: done once for each new `key()` (the day), and at start."""
+
+    def key(self) -> Hashable: ...
+
+    async def sweep(self, connection: asyncpg.Connection, key: Hashable) -> None: ...
 
 
 @dataclass(frozen=True)
 class FeedProjection:
-    """A projection the runner keeps: its checkpoint name and how it writes the folded cases."""
+    """A projection the runner keeps: its checkpoint name and how it writes the folded cases;
+    optionally what it makes of the batch's events (`observe`) and its `sweep`."""
 
     name: str
     project: Project
+    observe: Observe | None = None
+    sweep: Sweep | None = None
 
 
 STATISTICS = FeedProjection(statistics.NAME, statistics_buckets.upsert_statistics)
@@ -100,12 +123,34 @@ async def apply_batch(
             raise CheckpointMoved(current)
         states = await fold_streams(connection, stream_ids, last_position)
         await projection.project(connection, states)
+        if projection.observe is not None:
+            await projection.observe(connection, states, events)
         await connection.execute(
             "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
             projection.name,
             last_position,
         )
     return last_position
+
+
+async def apply_sweep(
+    connection: asyncpg.Connection, projection: FeedProjection, checkpoint: int, key: Hashable
+) -> None:
+    """Run the projection's sweep under `key` in one transaction holding its checkpoint row
+    (still at `checkpoint`), which it touches: a sweep writes as a batch does."""
+    assert projection.sweep is not None
+    async with connection.transaction():
+        current = await connection.fetchval(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+            projection.name,
+        )
+        if current != checkpoint:
+            raise CheckpointMoved(current)
+        await projection.sweep.sweep(connection, key)
+        await connection.execute(
+            "UPDATE projection_checkpoints SET updated_at = now() WHERE name = $1",
+            projection.name,
+        )
 
 
 class ProjectionRunner:
@@ -134,6 +179,7 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._standby_retry = standby_retry
+        self._swept: Hashable | None = None  # the sweep key last swept under, this activation
 
     @property
     def name(self) -> str:
@@ -168,11 +214,12 @@ class ProjectionRunner:
         connection = await connect(self._database_url)
         try:
             await self._wait_for_lock(connection)
+            self._swept = None
             checkpoint = await read_checkpoint(connection, self.name)
             while True:
                 events = await self._store.read_feed(after=checkpoint, limit=self._batch_size)
                 if not events:
-                    return checkpoint
+                    return await self._sweep_if_due(connection, checkpoint)
                 checkpoint = await self._apply(connection, checkpoint, events)
         finally:
             await close_quietly(connection)
@@ -195,13 +242,16 @@ class ProjectionRunner:
             await asyncio.sleep(self._standby_retry)
 
     async def _follow(self, connection: asyncpg.Connection) -> None:
+        self._swept = None
         checkpoint = await read_checkpoint(connection, self.name)
         while True:
             events = await self._store.read_feed(after=checkpoint, limit=self._batch_size)
+            if events:
+                checkpoint = await self._apply(connection, checkpoint, events)
+            if len(events) < self._batch_size:  # caught up: the clocks are as fresh as can be
+                checkpoint = await self._sweep_if_due(connection, checkpoint)
             if not events:
                 await asyncio.sleep(self._poll_interval)
-                continue
-            checkpoint = await self._apply(connection, checkpoint, events)
 
     async def _apply(
         self, connection: asyncpg.Connection, checkpoint: int, events: Sequence[StoredEvent]
@@ -211,6 +261,22 @@ class ProjectionRunner:
         except CheckpointMoved as moved:
             log.info("projection checkpoint moved", projection=self.name, position=moved.position)
             return moved.position
+
+    async def _sweep_if_due(self, connection: asyncpg.Connection, checkpoint: int) -> int:
+        sweep = self.projection.sweep
+        if sweep is None:
+            return checkpoint
+        key = sweep.key()
+        if key == self._swept:
+            return checkpoint
+        try:
+            await apply_sweep(connection, self.projection, checkpoint, key)
+        except CheckpointMoved as moved:
+            log.info("projection checkpoint moved", projection=self.name, position=moved.position)
+            return moved.position
+        self._swept = key
+        log.info("projection swept", projection=self.name, key=str(key))
+        return checkpoint
 
 
 # The runner in an API process shares its event loop with the requests: it folds and writes a
@@ -228,28 +294,39 @@ async def background_runners(
     enabled: bool = True,
     poll_interval: float = 0.5,
     standby_retry: float = 2.0,
+    also: Sequence[FeedProjection] = (),
 ) -> AsyncIterator[dict[str, ProjectionRunner]]:
     """The feed projections' runners as background tasks for the life of the block (an API
     process's lifespan): started on entry, cancelled and awaited on the way out, which closes
-    their sessions and so hands their locks to a standby at once."""
+    their sessions and so hands their locks to a standby at once. The statistics always; `also`
+    the projections built with the process's own services (the alerts: its today, its
+    policies)."""
     if not enabled:
         yield {}
         return
-    runner = ProjectionRunner(
-        database_url,
-        store,
-        STATISTICS,
-        batch_size=IN_PROCESS_BATCH_SIZE,
-        poll_interval=poll_interval,
-        standby_retry=standby_retry,
-    )
-    task = asyncio.create_task(runner.run(), name=f"projection runner {runner.name}")
+    runners = [
+        ProjectionRunner(
+            database_url,
+            store,
+            projection,
+            batch_size=IN_PROCESS_BATCH_SIZE,
+            poll_interval=poll_interval,
+            standby_retry=standby_retry,
+        )
+        for projection in (STATISTICS, *also)
+    ]
+    tasks = [
+        asyncio.create_task(runner.run(), name=f"projection runner {runner.name}")
+        for runner in runners
+    ]
     try:
-        yield {runner.name: runner}
+        yield {runner.name: runner for runner in runners}
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 async def close_quietly(connection: asyncpg.Connection) -> None:

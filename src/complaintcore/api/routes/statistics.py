@@ -23,7 +23,7 @@ from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.domain.roles import Role
-from complaintcore.projections import statistics
+from complaintcore.projections import alerts, statistics
 from complaintcore.projections.runner import projection_lag
 from complaintcore.projections.statistics.csv_return import statistics_csv
 from complaintcore.projections.statistics.periods import PeriodKind, count_periods
@@ -40,6 +40,7 @@ from complaintcore.reference.institutions import (
 
 router = APIRouter(prefix="/v1", tags=["statistics"])
 
+FEED_PROJECTIONS = (statistics.NAME, alerts.NAME)  # the runners `GET /v1/projections` shows
 MAX_PERIODS = 240  # 20 years of months in one answer
 FIRST_DAY = date(1990, 1, 1)
 LAST_DAY = date(2100, 12, 31)
@@ -375,14 +376,18 @@ async def list_projections(
     request: Request,
     principal: FeedReader,
 ) -> dict[str, Any]:
-    """How far each projection that follows the event feed is behind it, and where its one
-    active runner is (only one runs across every API process and host). Regulators and admins
-    only: the feed's head tells how busy every institution is together."""
+    """How far each projection that follows the event feed (the statistics, the alerts) is
+    behind it, and where its one active runner is (only one runs across every API process and
+    host). Regulators and admins only: the feed's head tells how busy every institution is
+    together."""
     runners = getattr(request.app.state, "projection_runners", {})
-    lag = await projection_lag(
-        request.app.state.pool, statistics.NAME, runners.get(statistics.NAME)
-    )
-    return {"projections": [{"name": statistics.NAME, **lag}]}
+    pool = request.app.state.pool
+    return {
+        "projections": [
+            {"name": name, **await projection_lag(pool, name, runners.get(name))}
+            for name in FEED_PROJECTIONS
+        ]
+    }
 
 
 async def _visible(principal: Principal, code: str, institutions: InstitutionDirectory) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 HELP_WIDTH = 100
-_NAME_COLUMN = 36  # two spaces, the longest name, two spaces
+_NAME_COLUMN = 42  # two spaces, the longest name (..._WEBHOOK_PER_SUBSCRIPTION), two spaces
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,43 @@ ENVIRONMENT = {
             "COMPLAINTCORE_MAX_FILE_BYTES",
             "268435456",
             "largest file the command reads, in bytes",
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS",
+            "",
+            "comma-separated host names, addresses and networks webhooks may use beyond public "
+            "https (a name allows http to it; an address or network allows those addresses)",
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_WORKERS",
+            "true",
+            "run the webhook fan-out and dispatcher in this process",
+        ),
+        Variable("COMPLAINTCORE_WEBHOOK_POLL", "0.25", "seconds the idle webhook workers wait"),
+        Variable("COMPLAINTCORE_WEBHOOK_TIMEOUT", "10", "seconds a receiver has to answer, all in"),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_LEASE",
+            "60",
+            "seconds a claimed delivery stays with its dispatcher (sent again after a crash)",
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_RETRY_BASE", "10", "seconds before a delivery's first retry"
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_RETRY_CAP", "3600", "longest wait between a delivery's retries"
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_RETRY_WINDOW",
+            "86400",
+            "seconds from the first attempt after which a failing delivery is marked failed",
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_CONCURRENCY", "64", "deliveries in flight at once per process"
+        ),
+        Variable(
+            "COMPLAINTCORE_WEBHOOK_PER_SUBSCRIPTION",
+            "4",
+            "deliveries of one subscription in flight at once per process",
         ),
     )
 }

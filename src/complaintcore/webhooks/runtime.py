@@ -1,0 +1,162 @@
+"""The webhook workers of an API process, and what the routes use.
+
+`webhook_runtime` opens the subscription store (the `webhook-secrets` service key loaded once,
+outside any transaction) and, unless disabled (`COMPLAINTCORE_WEBHOOK_WORKERS=false`, for tests),
+starts two background tasks for the life of the block: the fan-out loop and the dispatcher, with
+one shared `httpx.AsyncClient`. Every API process runs both; the fan-out's checkpoint lock lets
+one work at a time, and dispatchers share the deliveries through their claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from complaintcore.crypto.keys import KeyProvider
+from complaintcore.infra.settings import Settings
+from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
+from complaintcore.webhooks.fanout import fan_out_once, fanout_lag
+from complaintcore.webhooks.signing import SecretKeyring, SecretSource
+from complaintcore.webhooks.subscriptions import SubscriptionStore
+from complaintcore.webhooks.urls import AllowList, Resolver, resolve_with_loop
+
+__all__ = [
+    "WebhookRuntime",
+    "run_fanout",
+    "webhook_lag",
+    "webhook_runtime",
+]
+
+log = structlog.get_logger("complaintcore.webhooks")
+
+FANOUT_BATCH = 500
+
+
+@dataclass
+class WebhookRuntime:
+    store: SubscriptionStore
+    allow: AllowList
+    resolver: Resolver
+    dispatcher: Dispatcher | None = None
+
+
+def dispatcher_from_settings(
+    pool: asyncpg.Pool,
+    box: SecretSource,
+    allow: AllowList,
+    client: Any,
+    settings: Settings,
+    resolver: Resolver = resolve_with_loop,
+) -> Dispatcher:
+    return Dispatcher(
+        pool,
+        box,
+        allow,
+        client,
+        resolver=resolver,
+        retry=RetryPolicy(
+            base_s=settings.webhook_retry_base_s,
+            cap_s=settings.webhook_retry_cap_s,
+            window_s=settings.webhook_retry_window_s,
+        ),
+        concurrency=settings.webhook_concurrency,
+        per_subscription=settings.webhook_per_subscription,
+        lease_s=settings.webhook_lease_s,
+        timeout_s=settings.webhook_timeout_s,
+        poll_s=settings.webhook_poll_s,
+    )
+
+
+async def run_fanout(
+    pool: asyncpg.Pool, poll_s: float, on_made: Any = None, batch_size: int = FANOUT_BATCH
+) -> None:
+    """Fan new alerts out until cancelled (a database outage is waited out)."""
+    while True:
+        try:
+            async with pool.acquire() as connection:
+                read, made = await fan_out_once(connection, batch_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("webhook fan-out failed", error=type(error).__name__)
+            read, made = 0, 0
+        if made and on_made is not None:
+            on_made()
+        if read < batch_size:
+            await asyncio.sleep(poll_s)
+
+
+@asynccontextmanager
+async def webhook_runtime(
+    pool: asyncpg.Pool,
+    directory: InstitutionDirectory,
+    provider: KeyProvider,
+    settings: Settings,
+    resolver: Resolver = resolve_with_loop,
+) -> AsyncIterator[WebhookRuntime]:
+    box = SecretKeyring(pool, provider, settings.cipher_suite)
+    allow = AllowList.parse(settings.webhook_allow_hosts)
+    runtime = WebhookRuntime(SubscriptionStore(pool, directory, box), allow, resolver)
+    if not settings.webhook_workers:
+        yield runtime
+        return
+    async with make_http_client(settings.webhook_timeout_s, settings.webhook_concurrency) as client:
+        dispatcher = dispatcher_from_settings(pool, box, allow, client, settings, resolver)
+        runtime.dispatcher = dispatcher
+        tasks = [
+            asyncio.create_task(
+                run_fanout(pool, settings.webhook_poll_s, dispatcher.wake), name="webhook fan-out"
+            ),
+            asyncio.create_task(dispatcher.run(), name="webhook dispatcher"),
+        ]
+        try:
+            yield runtime
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
+
+
+_DISPATCH_LAG = """
+SELECT count(*) FILTER (WHERE status IN ('pending', 'retrying')) AS open,
+       count(*) FILTER (WHERE status = 'retrying') AS retrying,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (
+           WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+             AND (leased_until IS NULL OR leased_until <= now())
+       ) AS due,
+       count(*) FILTER (WHERE leased_until > now()) AS in_flight,
+       min(d.created_at) FILTER (WHERE status = 'pending' AND attempts = 0) AS oldest_unsent_at
+FROM webhook_deliveries AS d
+JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.deleted_at IS NULL
+WHERE status IN ('pending', 'retrying', 'failed')
+"""
+
+
+async def webhook_lag(pool: asyncpg.Pool, runtime: WebhookRuntime | None) -> dict[str, Any]:
+    """How far the fan-out is behind `alerts`, and how many deliveries wait (and for how long
+    the oldest never-tried one has)."""
+    async with pool.acquire() as connection:
+        fanout = await fanout_lag(connection)
+        dispatch = dict(await connection.fetchrow(_DISPATCH_LAG))
+        now = await connection.fetchval("SELECT now()")
+    oldest = dispatch.pop("oldest_unsent_at")
+    return {
+        "fanout": {
+            "checkpoint": fanout.get("position", 0),
+            "head": fanout.get("head", 0),
+            "lag_alerts": fanout.get("lag_alerts", 0),
+        },
+        "dispatch": {
+            **dispatch,
+            "oldest_unsent_age_s": (now - oldest).total_seconds() if oldest else 0.0,
+        },
+        "workers": "here" if runtime is not None and runtime.dispatcher is not None else "none",
+    }

@@ -1,0 +1,381 @@
+"""Webhook fan-out and dispatch on a real PostgreSQL, to a real HTTP receiver on loopback
+(API.md "Webhooks"): signed, in order per case, at least once, retried with back-off, the URL
+checked again at each delivery, the secret never in clear in the database."""
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from complaintcore.auth.principals import Principal
+from complaintcore.crypto.keys import FileKeyProvider
+from complaintcore.crypto.suites import CiphertextRejected
+from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
+from complaintcore.webhooks.fanout import fan_out_once
+from complaintcore.webhooks.runtime import run_fanout
+from complaintcore.webhooks.signing import SecretBox, SecretKeyring, load_secret_box, new_secret
+from complaintcore.webhooks.subscriptions import SubscriptionStore
+from complaintcore.webhooks.urls import AllowList, check_url
+from testsupport import free_port, session_master_key_file
+from webhook_support import Receiver, insert_alert, verify_signature, wait_for
+
+ADMIN = Principal("admin-1", "admin", None)
+TREE = [
+    ("HO", "总行", "head_office", None),
+    ("BR-A", "上海分行", "branch", "HO"),
+    ("BR-B", "北京分行", "branch", "HO"),
+    ("SUB-A1", "浦东支行", "sub_branch", "BR-A"),
+]
+LOOPBACK = AllowList.parse("127.0.0.1")
+FAST = RetryPolicy(base_s=0.05, cap_s=0.2, window_s=60)
+
+
+@dataclass
+class Desk:
+    pool: asyncpg.Pool
+    store: SubscriptionStore
+    box: SecretBox
+
+    async def subscribe(
+        self, url: str, institution: str = "HO", events: tuple[str, ...] = ("*",)
+    ) -> tuple[str, str]:
+        subscription, secret = await self.store.create(ADMIN, url, institution, events, None)
+        return subscription.id, secret.value
+
+    async def fan_out(self) -> int:
+        async with self.pool.acquire() as connection:
+            _, made = await fan_out_once(connection)
+        return made
+
+    async def statuses(self) -> dict[str, str]:
+        rows = await self.pool.fetch("SELECT delivery_id::text, status FROM webhook_deliveries")
+        return {row["delivery_id"]: row["status"] for row in rows}
+
+    async def all_delivered(self, count: int) -> bool:
+        statuses = await self.statuses()
+        return len(statuses) == count and set(statuses.values()) == {"delivered"}
+
+    @asynccontextmanager
+    async def dispatching(
+        self, allow: AllowList = LOOPBACK, **options
+    ) -> AsyncIterator[Dispatcher]:
+        options.setdefault("retry", FAST)
+        options.setdefault("poll_s", 0.02)
+        async with make_http_client(options.pop("timeout_s", 5.0), 16) as client:
+            dispatcher = Dispatcher(self.pool, self.box, allow, client, **options)
+            task = asyncio.create_task(dispatcher.run())
+            try:
+                yield dispatcher
+            finally:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+
+@pytest.fixture
+async def desk(pool: asyncpg.Pool) -> Desk:
+    directory = InstitutionDirectory(pool)
+    for code, name, kind, parent in TREE:
+        await directory.put(code, name, kind, parent)
+    box = await load_secret_box(pool, FileKeyProvider(session_master_key_file()), "aes-256-gcm")
+    return Desk(pool, SubscriptionStore(pool, directory, box), box)
+
+
+async def test_a_delivery_is_signed_with_the_secret_and_carries_the_alert(desk: Desk) -> None:
+    with Receiver() as receiver:
+        _, secret = await desk.subscribe(receiver.url)
+        await insert_alert(desk.pool, "case.received", "c-1", "SUB-A1", "SUB-A1-2026-000001")
+        assert await desk.fan_out() == 1
+        async with desk.dispatching():
+            await wait_for(lambda: desk.all_delivered(1))
+
+    [received] = receiver.received
+    assert verify_signature(secret, received)
+    assert not verify_signature("whsec_other", received)
+    body = received.json
+    assert set(body) == {
+        "delivery_id",
+        "event",
+        "occurred_at",
+        "institution",
+        "case_id",
+        "registration_no",
+        "data",
+    }
+    assert (body["event"], body["case_id"], body["institution"]) == (
+        "case.received",
+        "c-1",
+        "SUB-A1",
+    )
+    assert body["registration_no"] == "SUB-A1-2026-000001"
+    assert body["occurred_at"].endswith("Z")
+    assert body["delivery_id"] in await desk.statuses()
+    assert received.headers["content-type"] == "application/json"
+
+
+async def test_alerts_fan_out_to_subscriptions_of_their_institution_or_an_ancestor_and_event(
+    desk: Desk,
+) -> None:
+    url = "http://127.0.0.1:9/hooks"
+    everything_at_ho, _ = await desk.subscribe(url, "HO")
+    decided_at_br_a, _ = await desk.subscribe(url, "BR-A", ("case.decided",))
+    at_br_b, _ = await desk.subscribe(url, "BR-B")
+    deleted, _ = await desk.subscribe(url, "HO")
+    assert await desk.store.delete(deleted)
+
+    await insert_alert(desk.pool, "case.received", "c-1", "SUB-A1")
+    await insert_alert(desk.pool, "case.decided", "c-1", "SUB-A1")
+    assert await desk.fan_out() == 3
+    assert await desk.fan_out() == 0  # the checkpoint moved with the rows
+
+    rows = await desk.pool.fetch(
+        "SELECT subscription_id::text, event FROM webhook_deliveries ORDER BY alert_id"
+    )
+    got = {(row["subscription_id"], row["event"]) for row in rows}
+    assert got == {
+        (everything_at_ho, "case.received"),
+        (everything_at_ho, "case.decided"),
+        (decided_at_br_a, "case.decided"),
+    }
+    assert at_br_b not in {row["subscription_id"] for row in rows}
+
+
+async def test_a_receiver_answering_500_then_200_gets_every_delivery_in_order_per_case(
+    desk: Desk,
+) -> None:
+    answers = iter([500, 500, 503, 500, 404, 500])
+    with Receiver(answer=lambda _: next(answers, 200)) as receiver:
+        await desk.subscribe(receiver.url)
+        order: dict[str, list[int]] = {}
+        for _ in range(4):
+            for case in ("c-1", "c-2", "c-3"):
+                alert = await insert_alert(desk.pool, "case.overdue", case, "BR-A")
+                order.setdefault(case, []).append(alert)
+        await desk.fan_out()
+        async with desk.dispatching():
+            await wait_for(lambda: desk.all_delivered(12))
+
+    alert_of = {
+        row["delivery_id"]: row["alert_id"]
+        for row in await desk.pool.fetch(
+            "SELECT delivery_id::text, alert_id FROM webhook_deliveries"
+        )
+    }
+    for case, alerts in order.items():
+        seen = [
+            alert_of[r.json["delivery_id"]] for r in receiver.received if r.json["case_id"] == case
+        ]
+        assert seen == sorted(seen), f"{case} out of order: {seen}"
+        assert list(dict.fromkeys(seen)) == alerts
+    attempts = await desk.pool.fetchval("SELECT sum(attempts) FROM webhook_deliveries")
+    assert attempts == len(receiver.received) == 12 + 6
+
+
+async def test_a_receiver_down_then_up_gets_everything(desk: Desk) -> None:
+    port = free_port()
+    receiver = Receiver()
+    await desk.subscribe(f"http://127.0.0.1:{port}/hooks")
+    for case in ("c-1", "c-2"):
+        for _ in range(3):
+            await insert_alert(desk.pool, "case.due_soon", case, "BR-A")
+    await desk.fan_out()
+    async with desk.dispatching():
+
+        async def retried() -> bool:
+            row = await desk.pool.fetchrow(
+                "SELECT count(*) FILTER (WHERE status = 'retrying') AS retrying,"
+                " min(attempts) FILTER (WHERE status = 'retrying') AS attempts"
+                " FROM webhook_deliveries"
+            )
+            return row["retrying"] == 2 and row["attempts"] >= 2
+
+        await wait_for(retried)
+        codes = await desk.pool.fetch("SELECT DISTINCT last_status_code FROM webhook_deliveries")
+        assert [row["last_status_code"] for row in codes] == [None]
+        receiver.start(port)
+        try:
+            await wait_for(lambda: desk.all_delivered(6))
+        finally:
+            receiver.stop()
+    assert sorted(r.json["delivery_id"] for r in receiver.received) == sorted(await desk.statuses())
+
+
+async def test_a_dispatcher_cancelled_between_send_and_commit_loses_nothing_and_resends_once(
+    desk: Desk,
+) -> None:
+    hold = threading.Event()
+    with Receiver(hold=hold) as receiver:
+        await desk.subscribe(receiver.url)
+        for case in ("c-1", "c-2", "c-3"):
+            await insert_alert(desk.pool, "case.major", case, "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching(lease_s=1.0):
+            await wait_for(lambda: len(receiver.received) == 3)
+        # the first dispatcher is gone with three requests sent and nothing recorded
+        assert set((await desk.statuses()).values()) == {"pending"}
+        hold.set()
+        async with desk.dispatching(lease_s=1.0):
+            await wait_for(lambda: desk.all_delivered(3))
+
+    ids = [r.json["delivery_id"] for r in receiver.received]
+    assert sorted(ids) == sorted(list(await desk.statuses()) * 2)  # each exactly twice
+    first, second = {}, {}
+    for r in receiver.received:
+        (second if r.json["delivery_id"] in first else first)[r.json["delivery_id"]] = r.body
+    assert first == second  # the same body, the same delivery_id
+
+
+async def test_the_url_is_checked_again_at_each_delivery(desk: Desk) -> None:
+    allow = AllowList.parse("127.0.0.1,hooks.test")
+    addresses = {"hooks.test": ["127.0.0.1"]}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return addresses[host]
+
+    with Receiver() as receiver:
+        url = f"http://hooks.test:{receiver.port}/hooks"
+        await check_url(url, allow, resolve)  # as at subscription
+        await desk.subscribe(url)
+        addresses["hooks.test"] = ["10.0.0.5"]  # re-pointed at a private address
+        await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching(allow, resolver=resolve):
+
+            async def refused() -> bool:
+                return await desk.pool.fetchval(
+                    "SELECT last_error = 'url_not_allowed' AND attempts >= 2"
+                    " FROM webhook_deliveries"
+                )
+
+            await wait_for(refused)
+            assert receiver.received == []
+            addresses["hooks.test"] = ["127.0.0.1"]
+            await wait_for(lambda: desk.all_delivered(1))
+    [received] = receiver.received
+    assert received.headers["host"] == f"hooks.test:{receiver.port}"
+
+
+async def test_a_delivery_fails_after_its_window_stops_blocking_its_case_and_can_be_retried(
+    desk: Desk,
+) -> None:
+    refuse_first = {"on": True}
+
+    def answer(received) -> int:
+        return 500 if refuse_first["on"] and received.json["event"] == "case.received" else 200
+
+    with Receiver(answer=answer) as receiver:
+        subscription, _ = await desk.subscribe(receiver.url)
+        await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
+        await insert_alert(desk.pool, "case.decided", "c-1", "BR-A")
+        await desk.fan_out()
+        window = RetryPolicy(base_s=0.05, cap_s=0.1, window_s=0.5)
+        async with desk.dispatching(retry=window):
+
+            async def settled() -> dict[str, str]:
+                rows = await desk.pool.fetch(
+                    "SELECT event, status, delivery_id::text FROM webhook_deliveries"
+                )
+                got = {row["event"]: row["status"] for row in rows}
+                ok = got == {"case.received": "failed", "case.decided": "delivered"}
+                return ok and {row["event"]: row["delivery_id"] for row in rows}
+
+            ids = await wait_for(settled)
+            events = [r.json["event"] for r in receiver.received]
+            # the later alert waited while the first was retrying, then went once it failed
+            assert events[-1] == "case.decided" and events.count("case.decided") == 1
+            assert set(events[:-1]) == {"case.received"} and len(events) >= 3
+
+            refuse_first["on"] = False
+            assert await desk.store.retry(subscription, ids["case.received"])
+            await wait_for(lambda: desk.all_delivered(2))
+
+
+async def test_a_slow_receiver_does_not_hold_up_other_subscriptions(desk: Desk) -> None:
+    hold = threading.Event()
+    with Receiver(hold=hold) as slow, Receiver() as fast:
+        await desk.subscribe(slow.url)
+        await desk.subscribe(fast.url)
+        for n in range(10):
+            await insert_alert(desk.pool, "case.received", f"c-{n}", "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching(per_subscription=2, concurrency=8):
+            await wait_for(lambda: len(fast.received) == 10)
+            assert len(slow.received) == 2  # its per-subscription bound
+            hold.set()
+            await wait_for(lambda: desk.all_delivered(20))
+
+
+async def test_the_secret_is_not_in_clear_anywhere_in_the_database(desk: Desk) -> None:
+    subscription, secret = await desk.subscribe("https://hooks.example.com/x")
+    tables = await desk.pool.fetch(
+        "SELECT quote_ident(table_name) AS name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    )
+    for table in tables:
+        text = await desk.pool.fetchval(
+            f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {table['name']} AS t"
+        )
+        assert secret not in text, table["name"]
+        assert secret.encode().hex() not in text, table["name"]
+    sealed = await desk.pool.fetchval(
+        "SELECT secret_sealed FROM webhook_subscriptions WHERE id = $1", subscription
+    )
+    assert desk.box.open(subscription, sealed).value == secret
+    other, _ = await desk.subscribe("https://hooks.example.com/y")
+    with pytest.raises(CiphertextRejected):
+        desk.box.open(other, sealed)  # bound to its subscription
+
+
+async def test_no_secret_url_or_payload_in_the_logs(desk: Desk) -> None:
+    with Receiver() as receiver:
+        _, secret = await desk.subscribe(receiver.url)
+        await insert_alert(
+            desk.pool, "case.received", "c-1", "BR-A", data={"complainant": {"name": "张*"}}
+        )
+        await desk.fan_out()
+        with capture_logs() as logs:
+            async with desk.dispatching():
+                await wait_for(lambda: desk.all_delivered(1))
+    text = repr(logs)
+    assert logs and secret not in text and "张" not in text and receiver.url not in text
+    assert "secret" not in repr(desk.box) and secret not in repr(desk.store)
+
+
+async def test_the_fan_out_loop_wakes_the_dispatcher(desk: Desk) -> None:
+    with Receiver() as receiver:
+        await desk.subscribe(receiver.url)
+        async with desk.dispatching(poll_s=5.0) as dispatcher:
+            fanout = asyncio.create_task(run_fanout(desk.pool, 0.02, dispatcher.wake))
+            try:
+                await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
+                await wait_for(lambda: desk.all_delivered(1), timeout_s=3)
+            finally:
+                fanout.cancel()
+                with suppress(asyncio.CancelledError):
+                    await fanout
+
+
+def test_free_port_helper_gives_a_closed_port() -> None:
+    port = free_port()
+    with socket.socket() as probe, pytest.raises(OSError):
+        probe.connect(("127.0.0.1", port))
+
+
+async def test_the_secret_key_is_made_when_first_needed_and_fits_the_sm4_suite(
+    pool: asyncpg.Pool,
+) -> None:
+    count = "SELECT count(*) FROM service_keys WHERE purpose = 'webhook-secrets'"
+    keyring = SecretKeyring(pool, FileKeyProvider(session_master_key_file()), "sm4-gcm")
+    assert await pool.fetchval(count) == 0
+    box = await keyring.box()
+    assert await pool.fetchval(count) == 1
+    secret = new_secret()
+    assert box.open("s-1", box.seal("s-1", secret)) == secret
+    assert await keyring.box() is box
