@@ -107,10 +107,15 @@ SERVE_READY_TIMEOUT_S = 60
 
 @contextmanager
 def live_service(
-    database_url: str, tokens: dict[str, str], log_dir: Path, **extra_env: str
+    database_url: str,
+    tokens: dict[str, str],
+    log_dir: Path,
+    serve_args: tuple[str, ...] = (),
+    **extra_env: str,
 ) -> Iterator[LiveService]:
-    """`complaintcore serve` on a free loopback port over `database_url` (with a master key and
-    `extra_env`), its output in `log_dir/serve.log`; stopped with SIGINT on the way out."""
+    """`complaintcore serve` on a free loopback port over `database_url` (with a master key,
+    `serve_args` and `extra_env`), its output in `log_dir/serve.log`; stopped with SIGINT on
+    the way out."""
     port = free_port()
     log_path = log_dir / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -118,7 +123,7 @@ def live_service(
     env.update(master_key_env(log_dir))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port), *serve_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
