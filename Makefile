@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e test-wheel lint format migrate openapi lock bench profile clean
+.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi format migrate openapi lock bench profile clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
+
+# The OpenAPI linters, pinned, installed from the npm registry into .lint-tools/ (git-ignored)
+LINT_TOOLS := .lint-tools
+OPENAPI_LINTERS := @redocly/cli@2.77.0 @stoplight/spectral-cli@6.16.3
+
+lint-openapi: ## openapi.yaml through `redocly lint` and `spectral lint` (spectral:oas): no error
+	npm install --silent --no-audit --no-fund --prefix $(LINT_TOOLS) $(OPENAPI_LINTERS)
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		$(LINT_TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+	$(LINT_TOOLS)/node_modules/.bin/spectral lint openapi.yaml --ruleset .spectral.yaml \
+		--fail-severity error
 
 format: install
 	$(BIN)/ruff format src tests bench

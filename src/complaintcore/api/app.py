@@ -8,11 +8,13 @@ from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from complaintcore.api import health
 from complaintcore.api.command_lane import CommandLane
 from complaintcore.api.error_mapping import install_domain_problem_handlers
 from complaintcore.api.middleware import CorrelationIdMiddleware
+from complaintcore.api.openapi_standard import install_standard_openapi
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
 from complaintcore.api.request_gate import RequestGate
 from complaintcore.api.routes import calendars as calendar_routes
@@ -103,7 +105,9 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(
+    # FastAPI with /docs and /redoc loading their scripts and styles from the package
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_PATH,
         title="complaintcore",
         version="1",
         summary="Event-sourced consumer-complaint handling under CBIRC Order 2020 No. 3",
@@ -117,6 +121,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_domain_problem_handlers(app)
     install_problem_openapi(app)
+    install_standard_openapi(app)
     app.include_router(health.router)
     # /v1 routers
     app.include_router(institution_routes.router)
@@ -151,6 +156,9 @@ def _exempt_startup_objects_from_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(5_000, 20, 100)
+
+
+DOCS_ASSETS_PATH = "/docs-assets"
 
 
 def create_app_from_environment() -> FastAPI:
