@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi format migrate openapi lock bench profile clean
+.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench profile clean
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,17 @@ lint-openapi: ## openapi.yaml through `redocly lint` and `spectral lint` (spectr
 		$(LINT_TOOLS)/node_modules/.bin/redocly lint openapi.yaml
 	$(LINT_TOOLS)/node_modules/.bin/spectral lint openapi.yaml --ruleset .spectral.yaml \
 		--fail-severity error
+
+# A client generated from openapi.yaml by openapi-python-client (pinned, in .client-tools/)
+CLIENT_TOOLS := .client-tools
+
+test-client: install ## a client generated from openapi.yaml walks a case against `serve`
+	python3 -m venv $(CLIENT_TOOLS)
+	$(CLIENT_TOOLS)/bin/pip install --quiet --disable-pip-version-check openapi-python-client==0.29.1
+	rm -rf $(CLIENT_TOOLS)/generated && mkdir -p $(CLIENT_TOOLS)/generated
+	$(CLIENT_TOOLS)/bin/openapi-python-client generate --path openapi.yaml --meta none \
+		--output-path $(CLIENT_TOOLS)/generated/complaintcore_client > /dev/null
+	COMPLAINTCORE_CLIENT_TOOLS=$(CURDIR)/$(CLIENT_TOOLS) $(BIN)/pytest tests/client -q
 
 format: install
 	$(BIN)/ruff format src tests bench
