@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import baselines, figures, histories
+from bench import baselines, figures, histories, webhook_rows
 from bench.database import BENCH_DATABASE, bench_server, fresh_database, server_settings
 from bench.measure import Throughput
 from bench.rebuild_rows import RebuildRun, rebuild_available, rebuild_in_child
@@ -51,10 +51,11 @@ class Sizes:
     rebuild_small_events: int
     rebuild_large_events: int
     sweep_cases: int
+    webhook_alerts: int  # alerts written at once for the deliveries/s figure (x 4 subscriptions)
 
 
-FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000)
-QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000)
+FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000, 100)
+QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000, 50)
 
 
 def log(message: str) -> None:
@@ -74,8 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         url = fresh_database(server)
         # The store append figure writes bench events that are no complaint's: a database apart.
         store_url = fresh_database(server, f"{BENCH_DATABASE}_store")
+        # The webhook figures want an alert runner with nothing else to fold: a database apart.
+        hooks_url = fresh_database(server, f"{BENCH_DATABASE}_webhooks")
         machine_info["postgresql"] = server_settings(url)
         measured = measure(url, store_url, sizes, args.workers, args.results)
+        log("alerts to webhooks: latency, then deliveries/s to a loopback receiver")
+        asyncio.run(figures.seed_reference_data(hooks_url))
+        args.results.mkdir(parents=True, exist_ok=True)
+        measured["webhooks"] = webhook_rows.measure(
+            hooks_url, args.results / "serve.log.tmp", sizes.latency_seconds, sizes.webhook_alerts
+        )
     machine_info["bench_seconds"] = round(time.monotonic() - started)
     machine_info["sizes"] = sizes.name
     rows = build_rows(measured)
@@ -312,6 +321,7 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
                 f"p50 {throughput.percentile(50):.1f} ms",
             )
         )
+    rows += webhook_figure_rows(measured["webhooks"])
     statistics = measured.get("statistics")
     figure = f"statistics, head office, a year, {measured.get('statistics_cases', 0):,} cases, p99"
     if statistics is None:
@@ -320,6 +330,35 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
     else:
         rows.append(ceiling_row(figure, statistics.percentile(99), "ms", 100))
     return rows
+
+
+def webhook_figure_rows(hooks: webhook_rows.WebhookFigures) -> list[Row]:
+    """TARGETS.md: alert from commit to webhook delivery, local receiver: p99 <= 2 s; >= 500
+    deliveries/s sustained."""
+    latency, deliveries = hooks.latency, hooks.deliveries
+    waited = webhook_rows.ARRIVAL_TIMEOUT_S
+    lost = f"; {hooks.lost} not arrived within {waited} s" * bool(hooks.lost)
+    expected = hooks.expected
+    return [
+        ceiling_row(
+            "alert latency, command commit to webhook arrival (loopback receiver), p99",
+            latency.percentile(99) / 1000,
+            "s",
+            2,
+            f"p50 {latency.percentile(50) / 1000:.2f} s over {latency.operations} complaints"
+            f" one at a time (~{webhook_rows.LATENCY_RATE}/s); default polls{lost}",
+        ),
+        Row(
+            "webhook deliveries to a loopback receiver",
+            deliveries.per_second,
+            "deliveries/s",
+            target=">= 500 deliveries/s",
+            met=deliveries.per_second >= 500 and not hooks.short,
+            note=f"{deliveries.operations:,} of {expected:,} deliveries in"
+            f" {deliveries.seconds:.1f} s ({hooks.subscriptions} subscriptions, alerts"
+            " written at once; commit to last arrival)",
+        ),
+    ]
 
 
 def rebuild_rows(measured: dict[str, Any], raw_read: float) -> list[Row]:
@@ -388,6 +427,7 @@ def throughput_bars(measured: dict[str, Any]) -> dict[str, float]:
         "baseline: raw COPY": base["raw_copy"].per_second,
         "bulk import": measured["import"].per_second,
         "baseline: raw read": base["raw_read"].per_second,
+        "webhook deliveries": measured["webhooks"].deliveries.per_second,
     }
     if isinstance(measured.get("rebuild_large"), RebuildRun):
         bars["full rebuild"] = measured["rebuild_large"].events_per_second
@@ -406,6 +446,7 @@ def latency_series(measured: dict[str, Any]) -> dict[str, list[float]]:
         series[f"replay {name}"] = throughput.latencies_ms
     for name, throughput in measured["queries"].items():
         series[f"query {name}"] = throughput.latencies_ms
+    series["alert to webhook arrival"] = measured["webhooks"].latency.latencies_ms
     if measured.get("statistics") is not None:
         series["statistics, head office, a year"] = measured["statistics"].latencies_ms
     return series

@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, log_path: Path, workers: int = 1) -> Iterator[str]:
+def serving(
+    database_url: str, log_path: Path, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
@@ -33,6 +35,7 @@ def serving(database_url: str, log_path: Path, workers: int = 1) -> Iterator[str
         COMPLAINTCORE_LOG_FORMAT="json",
         COMPLAINTCORE_MASTER_KEY_FILE=str(bench_master_key_file()),
     )
+    env.update(extra_env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

@@ -7,13 +7,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from testsupport import _wait_until_ready, free_port, master_key_env
 
 
 @dataclass
@@ -29,7 +37,8 @@ class Received:
 @dataclass
 class Receiver:
     """Answers each POST with `answer(received) -> status` (200 by default); `hold` (an Event)
-    makes it wait before answering, for a test that cancels the sender mid-request."""
+    makes it wait before answering, for a test that cancels the sender mid-request: every
+    request from the `hold_from`-th on (counting from 0) waits until `hold` is set."""
 
     answer: Callable[[Received], int] = lambda received: 200
     received: list[Received] = field(default_factory=list)
@@ -38,6 +47,7 @@ class Receiver:
     _server: asyncio.Server | None = None
     _thread: threading.Thread | None = None
     hold: threading.Event | None = None
+    hold_from: int = 0
 
     @property
     def url(self) -> str:
@@ -93,8 +103,9 @@ class Receiver:
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 received = Received(headers, body)
+                index = len(self.received)
                 self.received.append(received)
-                if self.hold is not None:
+                if self.hold is not None and index >= self.hold_from:
                     while not self.hold.is_set():
                         await asyncio.sleep(0.02)
                 status = self.answer(received)
@@ -159,3 +170,35 @@ async def wait_for(condition: Callable[[], Any], timeout_s: float = 15.0) -> Any
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+@contextmanager
+def serve_process(
+    database_url: str, key_dir: Path, log_path: Path, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`complaintcore serve` as `testsupport.live_service` starts it (the master key of
+    `key_dir`), but handing out the process, for a test that kills it (SIGKILL) itself; one
+    still running on the way out is stopped with SIGINT."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **extra_env)
+    env.update(master_key_env(key_dir))
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_ready(process, base_url)
+            yield process, base_url
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
