@@ -133,7 +133,7 @@ ranked AS (
            ) AS rank
     FROM due
 ),
-chosen AS (
+chosen AS MATERIALIZED (  -- computed once: never the inner side of a loop over the due rows
     SELECT ranked.delivery_id FROM ranked
     LEFT JOIN unnest($1::uuid[], $2::int[]) AS busy (subscription_id, in_flight)
       ON busy.subscription_id = ranked.subscription_id
