@@ -1,5 +1,6 @@
 """The composition root: builds the FastAPI app and the services it runs on."""
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from complaintcore.api import health
+from complaintcore.api import metrics as metrics_route
 from complaintcore.api.command_lane import CommandLane
 from complaintcore.api.error_mapping import install_domain_problem_handlers
 from complaintcore.api.middleware import CorrelationIdMiddleware
@@ -39,6 +41,7 @@ from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import connect, create_pool
 from complaintcore.infra.log_config import configure_logging
+from complaintcore.infra.metrics import mark_this_process_dead, refresh_pool_gauge
 from complaintcore.infra.settings import Settings, get_settings
 from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.case_view import load_index_key
@@ -100,10 +103,17 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             ):
                 app.state.projection_runners = runners
                 app.state.webhooks = webhooks
+                pool_gauge = asyncio.get_running_loop().create_task(
+                    refresh_pool_gauge(pool.get_size, pool.get_idle_size)
+                )
                 _exempt_startup_objects_from_gc()
-                yield
+                try:
+                    yield
+                finally:
+                    pool_gauge.cancel()
         finally:
             await pool.close()
+            mark_this_process_dead()
 
     # FastAPI with /docs and /redoc loading their scripts and styles from the package
     app = FastAPIOffline(
@@ -123,6 +133,8 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     install_problem_openapi(app)
     install_standard_openapi(app)
     app.include_router(health.router)
+    app.state.metrics_token = settings.metrics_token
+    app.include_router(metrics_route.router)  # GET /metrics, outside the OpenAPI document
     # /v1 routers
     app.include_router(institution_routes.router)
     app.include_router(institution_policy_routes.router)

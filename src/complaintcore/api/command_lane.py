@@ -357,6 +357,7 @@ class CommandLane:
         response = None
         if body is not None:
             command, path_params = found
+            scope["route"] = command.route  # as the router would: its template for the metrics
             response = await self._answer(Request(scope, receive), command, path_params, body)
         if response is None:
             await self.app(scope, receive, send)

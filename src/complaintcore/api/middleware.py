@@ -1,5 +1,6 @@
-"""Per-request correlation id, one access log line (method, path, status, time; no bodies), and
-the 500 answer to an error nothing else handled."""
+"""Per-request correlation id, one access log line (method, path, status, time; no bodies), the
+request's count and latency (api/metrics.py), and the 500 answer to an error nothing else
+handled."""
 
 import re
 import time
@@ -8,6 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from complaintcore.api.metrics import observe_request
 from complaintcore.api.problems import internal_error, problem_response
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -54,12 +56,14 @@ class CorrelationIdMiddleware:
                 log.exception("unexpected error", error=type(error).__name__)
                 await problem_response(internal_error())(scope, receive, send_with_header)
             finally:
+                elapsed = time.perf_counter() - began
+                observe_request(scope, status, elapsed)
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    ms=round((time.perf_counter() - began) * 1000, 1),
+                    ms=round(elapsed * 1000, 1),
                 )
 
 

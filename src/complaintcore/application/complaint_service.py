@@ -21,9 +21,11 @@ Why one file of 540 lines: the command transaction (lock, fold, decide, append, 
 is one sequence; its steps are small methods of the one class that keeps it in order.
 """
 
+import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -60,6 +62,7 @@ from complaintcore.domain.decider import (
 from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.policy import InstitutionPolicy, ResolvedPolicy
 from complaintcore.domain.roles import handles_complaints, may_approve_redress, may_run_command
+from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.case_keys import UNREAD, CaseKeys
 from complaintcore.events.codec import domain_events, new_events, stream_suite
@@ -67,6 +70,7 @@ from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEv
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra import advisory_locks
+from complaintcore.infra.metrics import COMMANDS
 from complaintcore.projections.case_view import (
     PERSONAL_FIELDS_SHOWN,
     upsert_case_view,
@@ -258,6 +262,18 @@ class ComplaintService:
         render: Render,
     ) -> Rendered:
         """Register a complaint: allocate its id and registration number, then decide."""
+        with _counted(ReceiveComplaint):
+            return await self._receive(actor, institution, received_on, build, request, render)
+
+    async def _receive(
+        self,
+        actor: Actor,
+        institution: str,
+        received_on: date,
+        build: Callable[[str, str], ReceiveComplaint],
+        request: RequestInfo,
+        render: Render,
+    ) -> Rendered:
         _require_case_role(actor)
         # One read for existence, visibility and the superior, as for a command on a case.
         lineage = await self._institutions.lineage(institution)
@@ -304,6 +320,21 @@ class ComplaintService:
 
         With a `confirmation`, `actor` is acted for only if the database confirms it in the
         command's transaction; else `ActorNotConfirmed`, and nothing is stored."""
+        with _counted(type(command)):
+            return await self._handle(
+                actor, case_id, command, if_match, request, render, confirmation
+            )
+
+    async def _handle(
+        self,
+        actor: Actor,
+        case_id: str,
+        command: Any,
+        if_match: int | None,
+        request: RequestInfo,
+        render: Render,
+        confirmation: ActorConfirmation | None,
+    ) -> Rendered:
         _require_command_role(actor, command)
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
@@ -705,3 +736,43 @@ def _require_command_role(actor: Actor, command: Any) -> None:
             if erases
             else f"a {actor.role} cannot act on complaints",
         )
+
+
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+@contextmanager
+def _counted(command_type: type) -> Iterator[None]:
+    """Count the command's outcome (`complaintcore_commands_total`): accepted, refused by a rule
+    (with its code), invalid, in conflict (a lost race or a stale If-Match), or an error. A
+    token not confirmed is not counted: the routes run the command again (api/command_lane.py)."""
+    name = _SNAKE.sub("_", command_type.__name__).lower()
+    outcome: str | None = "error"
+    code = ""
+    try:
+        yield
+        outcome = "accepted"
+    except ActorNotConfirmed:
+        outcome = None
+        raise
+    except RuleViolation as refused:
+        outcome, code = "refused", refused.code
+        raise
+    except NotPermitted as refused:
+        outcome, code = "refused", refused.code
+        raise
+    except CaseNotFound:
+        outcome, code = "refused", "case_not_found"
+        raise
+    except UnknownInstitution:
+        outcome, code = "refused", "unknown_institution"
+        raise
+    except InvalidCommand:
+        outcome = "invalid"
+        raise
+    except (PreconditionFailed, ConcurrencyError, IdempotencyKeyReused):
+        outcome = "conflict"
+        raise
+    finally:
+        if outcome is not None:
+            COMMANDS.labels(name, outcome, code).inc()

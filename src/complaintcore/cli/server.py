@@ -3,6 +3,10 @@
 import argparse
 import asyncio
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import structlog
@@ -19,6 +23,10 @@ from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
 log = structlog.get_logger("complaintcore.cli")
+
+# infra/metrics.py's folder variable, named here: importing that module would import
+# prometheus_client in this process before the variable is set
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,25 +56,44 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["DATABASE_URL"] = url
         # the workers load the same file (api/app.py), checked here already
         os.environ["COMPLAINTCORE_MASTER_KEY_FILE"] = str(key_file)
-        uvicorn.run(
-            "complaintcore.api.app:create_app_from_environment",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=args.workers,
-            access_log=False,
-            log_config=None,
-            # httptools with header and body timeouts, header size and count limits, and
-            # problem+json refusals (api/http_protocol.py); an import string, as each worker
-            # imports it
-            http="complaintcore.api.http_protocol:LimitedHttpToolsProtocol",
-            # defence in depth: an idle keep-alive connection closes after 5 s (uvicorn's
-            # default, made explicit: a proxy's upstream keep-alive must be shorter), and the h11
-            # protocol, if ever chosen instead, buffers no more headers than the limit
-            timeout_keep_alive=5,
-            h11_max_incomplete_event_size=settings.max_header_bytes,
-        )
+        with _metrics_folder():
+            _run_uvicorn(uvicorn, args, settings)
     return 0
+
+
+@contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """A fresh folder where every worker writes its metrics' samples (infra/metrics.py), set
+    before uvicorn starts them (prometheus_client reads it when first imported: not yet, in this
+    process), removed when they have stopped. A folder left from an earlier run would count its
+    samples again."""
+    with tempfile.TemporaryDirectory(prefix="complaintcore-metrics-") as folder:
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+
+
+def _run_uvicorn(uvicorn: Any, args: argparse.Namespace, settings: Settings) -> None:
+    uvicorn.run(
+        "complaintcore.api.app:create_app_from_environment",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        # httptools with header and body timeouts, header size and count limits, and
+        # problem+json refusals (api/http_protocol.py); an import string, as each worker
+        # imports it
+        http="complaintcore.api.http_protocol:LimitedHttpToolsProtocol",
+        # defence in depth: an idle keep-alive connection closes after 5 s (uvicorn's
+        # default, made explicit: a proxy's upstream keep-alive must be shorter), and the h11
+        # protocol, if ever chosen instead, buffers no more headers than the limit
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+    )
 
 
 async def _check_key(url: str, provider: KeyProvider) -> None:

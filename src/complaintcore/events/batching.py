@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from complaintcore.infra.metrics import GROUP_COMMIT_BATCH_SIZE, STORE_APPENDS
+
 MAX_BATCH = 256
 MAX_BATCHES_IN_FLIGHT = 4
 
@@ -110,6 +112,8 @@ class AppendBatcher:
             if not isinstance(error, Exception):
                 raise
         else:
+            GROUP_COMMIT_BATCH_SIZE.observe(len(batch))
+            STORE_APPENDS.labels("grouped").inc(len(inserted))
             positions = {row["stream_id"]: row["position"] for row in inserted}
             _settle(batch, lambda waiting: positions.get(waiting.row.stream_id))
 

@@ -55,6 +55,7 @@ from complaintcore.events.model import (
     NewEvent,
     StoredEvent,
 )
+from complaintcore.infra.metrics import STORE_APPENDS
 
 
 class EventStore(Protocol):
@@ -426,6 +427,7 @@ class PostgresEventStore:
             inserted = await connection.fetch(statement, *arguments)  # its own transaction
         if not inserted:
             return None
+        STORE_APPENDS.labels("alone").inc(len(inserted))
         positions = tuple(row["position"] for row in sorted(inserted, key=lambda r: r["version"]))
         last_version = current_version + len(events)
         self._heads.remember(stream_id, last_version, rows.hashes[-1])
@@ -466,6 +468,7 @@ class PostgresEventStore:
         except asyncpg.UniqueViolationError:
             first = next(iter(events))
             raise ConcurrencyError(first, heads[first][0], None) from None
+        STORE_APPENDS.labels("batch").inc(len(inserted))
         return {row["stream_id"]: row["position"] for row in inserted}
 
     async def append_streams(
@@ -491,6 +494,7 @@ class PostgresEventStore:
         async with own:
             await take_position_floor(connection)
             await copy_into_events(connection, records, stream_ids)
+        STORE_APPENDS.labels("bulk").inc(len(records))
         return len(records)
 
     async def existing_streams(

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         ge=1024,
         validation_alias="COMPLAINTCORE_MAX_FILE_BYTES",
         description="Largest file the command line reads (reference data, imports).",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="COMPLAINTCORE_METRICS_TOKEN",
+        description="Bearer token a scraper of `GET /metrics` must send. Unset: `/metrics` "
+        "answers loopback clients only.",
     )
 
     # --- webhooks (API.md "Webhooks"; README "Webhooks") ---

@@ -105,6 +105,12 @@ ENVIRONMENT = {
             "largest file the command reads, in bytes",
         ),
         Variable(
+            "COMPLAINTCORE_METRICS_TOKEN",
+            "unset",
+            "the bearer token a scraper of GET /metrics must send; unset: /metrics answers "
+            "loopback clients only",
+        ),
+        Variable(
             "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS",
             "",
             "comma-separated host names, addresses and networks webhooks may use beyond public "
