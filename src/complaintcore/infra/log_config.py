@@ -70,7 +70,7 @@ def _route_standard_logging(
 ) -> None:
     """The standard library's records rendered by structlog's processors (structlog's
     `ProcessorFormatter`), on one handler of the root logger that every logger reaches."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -91,6 +91,19 @@ def _route_standard_logging(
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is when a record comes, not as it was when configured: a
+    test runner swaps it, and a library logging at exit must not meet a closed stream."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 _HANDLER_NAME = "complaintcore"  # configured again (tests, CLI then app): replaced, not doubled
