@@ -39,6 +39,10 @@ try:
     raise ConnectionRefusedError("the database went away")
 except ConnectionRefusedError:
     logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+try:
+    raise ValueError("duplicate key (id_number)=(110101199003071234) for 张三")
+except ValueError:
+    structlog.get_logger("complaintcore").exception("command failed")
 logging.getLogger("asyncio").error("Task exception was never retrieved")
 raise RuntimeError("nobody caught this")
 """
@@ -50,11 +54,16 @@ raise RuntimeError("nobody caught this")
     assert [line["event"] for line in lines] == [
         "from structlog",
         "Exception in ASGI application",
+        "command failed",
         "Task exception was never retrieved",
         "uncaught exception",
     ]
     assert lines[0]["phone"] == "[redacted]"
-    assert "ConnectionRefusedError: the database went away" in lines[1]["exception"]
+    assert "builtins.ConnectionRefusedError" in lines[1]["exception"]
     assert lines[1]["logger"] == "uvicorn.error" and lines[1]["level"] == "error"
-    assert "RuntimeError: nobody caught this" in lines[3]["exception"]
+    assert "builtins.ValueError" in lines[2]["exception"] and "<string>" in lines[2]["exception"]
+    assert "builtins.RuntimeError" in lines[4]["exception"]
+    # an exception's message may quote personal data: only its type and frames are logged
+    for message in ("the database went away", "110101199003071234", "张三", "nobody caught"):
+        assert message not in result.stderr
     assert result.returncode == 1

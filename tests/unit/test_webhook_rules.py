@@ -2,12 +2,13 @@
 
 import hashlib
 import hmac
+import ipaddress
 
 import pytest
 
 from complaintcore.webhooks.dispatcher import RetryPolicy
 from complaintcore.webhooks.signing import Secret, new_secret, signature_header
-from complaintcore.webhooks.urls import AllowList, UrlNotAllowed, check_url
+from complaintcore.webhooks.urls import AllowList, UrlNotAllowed, _is_global, check_url, parse_url
 
 
 def resolver(table: dict[str, list[str]]):
@@ -72,3 +73,17 @@ def test_back_off_doubles_is_capped_and_jittered() -> None:
     assert [policy.delay_after(n, lambda: 1.0) for n in (1, 2, 3)] == [10, 20, 40]
     assert policy.delay_after(1, lambda: 0.0) == 5
     assert policy.delay_after(30, lambda: 1.0) == 3600
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["fec0::1", "2002:a00:1::1", "::ffff:10.0.0.1", "10.0.0.1", "169.254.0.1", "::1"],
+)
+def test_a_non_global_address_however_written_is_refused(address: str) -> None:
+    """Site-local IPv6 and a 6to4 address carrying a private IPv4 one are not global."""
+    assert not _is_global(ipaddress.ip_address(address))
+
+
+def test_a_url_the_http_client_would_refuse_is_refused_up_front() -> None:
+    with pytest.raises(UrlNotAllowed):
+        parse_url("https://\u2603.net/hooks")

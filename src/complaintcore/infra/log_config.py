@@ -11,6 +11,7 @@ the same way before the process ends.
 
 import logging
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -42,6 +43,44 @@ def redact_personal_data(
     return event_dict
 
 
+def exception_without_message(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """`exc_info` rendered as its traceback's frames and each exception's type, never its
+    message: a driver's or a validator's message may quote a value (an identity number in a
+    constraint violation), and no key names it for `redact_personal_data`."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    error = exc_info[1]
+    if error is None:
+        return event_dict
+    event_dict["exception"] = "".join(_chain_without_messages(error))
+    return event_dict
+
+
+def _chain_without_messages(error: BaseException) -> list[str]:
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        lines.insert(
+            0,
+            f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}\n",
+        )
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return lines
+
+
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
@@ -55,7 +94,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     ]
     level_number = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, exception_without_message, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -76,7 +115,7 @@ def _route_standard_logging(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
+                exception_without_message,
                 renderer,
             ],
         )
@@ -91,6 +130,9 @@ def _route_standard_logging(
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+    # httpx logs each request's full URL at INFO: a webhook URL may carry a secret token
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -123,11 +123,9 @@ WITH due AS (
           WHERE e.subscription_id = d.subscription_id AND e.case_id = d.case_id
             AND e.status IN ('pending', 'retrying') AND e.alert_id < d.alert_id
       )
-    ORDER BY d.next_attempt_at, d.alert_id
-    LIMIT $5
 ),
 ranked AS (
-    SELECT delivery_id, subscription_id,
+    SELECT delivery_id, subscription_id, next_attempt_at, alert_id,
            row_number() OVER (
                PARTITION BY subscription_id ORDER BY next_attempt_at, alert_id
            ) AS rank
@@ -138,6 +136,10 @@ chosen AS MATERIALIZED (  -- computed once: never the inner side of a loop over 
     LEFT JOIN unnest($1::uuid[], $2::int[]) AS busy (subscription_id, in_flight)
       ON busy.subscription_id = ranked.subscription_id
     WHERE ranked.rank + coalesce(busy.in_flight, 0) <= $3
+    -- ranked per subscription over every due row first: one subscription's backlog never
+    -- fills the batch and starves the others
+    ORDER BY ranked.next_attempt_at, ranked.alert_id
+    LIMIT $5
 ),
 locked AS (
     SELECT d.delivery_id FROM webhook_deliveries AS d
@@ -351,7 +353,7 @@ class Dispatcher:
                 status = response.status_code
         except TimeoutError:
             return _Outcome(False, None, "timeout")
-        except httpx.HTTPError as error:
+        except Exception as error:  # any failure is an attempt: recorded, retried, then failed
             return _Outcome(False, None, type(error).__name__)
         return _Outcome(200 <= status < 300, status, None if status < 300 else "http_status")
 

@@ -163,9 +163,8 @@ class SubscriptionStore:
 
     async def visible(self, principal: Principal, subscription_id: str) -> Subscription | None:
         """The subscription, if it exists, is not deleted and the principal may see it."""
-        try:
-            uuid.UUID(subscription_id)
-        except ValueError:
+        subscription_id = canonical_uuid(subscription_id) or ""
+        if not subscription_id:
             return None
         row = await self._pool.fetchrow(_SELECT_ONE, subscription_id)
         if row is None or not await may_see(principal, row["institution"], self._directory):
@@ -197,6 +196,9 @@ class SubscriptionStore:
         return {"items": [item.as_dict() for item in page], "next_cursor": next_cursor}
 
     async def delete(self, subscription_id: str) -> bool:
+        subscription_id = canonical_uuid(subscription_id) or ""
+        if not subscription_id:
+            return False
         result = await self._pool.execute(_DELETE, subscription_id)
         return result != "UPDATE 0"
 
@@ -212,7 +214,7 @@ class SubscriptionStore:
             except ValueError:
                 raise InvalidCursor("the cursor is not one this service gave out") from None
         rows = await self._pool.fetch(
-            _SELECT_DELIVERIES, subscription_id, status, before, limit + 1
+            _SELECT_DELIVERIES, canonical_uuid(subscription_id), status, before, limit + 1
         )
         page = [dict(row) for row in rows[:limit]]
         next_cursor = (
@@ -225,9 +227,9 @@ class SubscriptionStore:
     async def retry(self, subscription_id: str, delivery_id: str) -> bool:
         """Make the delivery due now (a failed one back to `pending`, with a new 24-hour
         window); False when there is no such delivery; `DeliveryNotRetryable` when delivered."""
-        try:
-            uuid.UUID(delivery_id)
-        except ValueError:
+        subscription_id = canonical_uuid(subscription_id) or ""
+        delivery_id = canonical_uuid(delivery_id) or ""
+        if not subscription_id or not delivery_id:
             return False
         async with self._pool.acquire() as connection:
             updated = await connection.fetchval(_RETRY, subscription_id, delivery_id)
@@ -249,3 +251,12 @@ def _subscription(row: asyncpg.Record) -> Subscription:
         created_by=row["created_by"],
         created_at=row["created_at"],
     )
+
+
+def canonical_uuid(text: str) -> str | None:
+    """`text` as PostgreSQL's uuid input takes it (Python's `uuid.UUID` also reads `{…}` and
+    `urn:uuid:…`, which the driver refuses), or None when it is no UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None

@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import httpx
+
 __all__ = [
     "AllowList",
     "ResolvedTarget",
@@ -46,6 +48,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_LENGTH = 2000
+RESOLVE_TIMEOUT_S = 5.0  # a name server that does not answer holds no slot and no request longer
 
 
 class UrlNotAllowed(ValueError):
@@ -115,6 +118,10 @@ def parse_url(url: str) -> tuple[SplitResult, str, int]:
         raise UrlNotAllowed("the URL must not carry credentials")
     if any(ch.isspace() or ord(ch) < 0x21 for ch in url):
         raise UrlNotAllowed("the URL holds spaces or control characters")
+    try:
+        httpx.URL(url)  # what the client will send to: a name it refuses is refused here
+    except (httpx.InvalidURL, ValueError):
+        raise UrlNotAllowed("the URL cannot be sent to") from None
     return parts, host, port or (443 if parts.scheme == "https" else 80)
 
 
@@ -129,7 +136,10 @@ async def check_url(url: str, allow: AllowList, resolve: Resolver) -> ResolvedTa
         addresses: list[IPAddress] = [literal]
     else:
         try:
-            found = await resolve(host, port)
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                found = await resolve(host, port)
+        except TimeoutError:
+            raise UrlNotAllowed("the URL's host did not resolve in time") from None
         except (OSError, UnicodeError):
             raise UrlNotAllowed("the URL's host does not resolve") from None
         addresses = [ipaddress.ip_address(item.split("%", 1)[0]) for item in found]
@@ -165,7 +175,12 @@ def _literal_address(host: str) -> IPAddress | None:
 
 
 def _is_global(address: IPAddress) -> bool:
-    # An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it maps.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    # An IPv6 address that carries an IPv4 one (mapped ::ffff:10.0.0.1, or 6to4 2002:0a00:1::)
+    # is judged as that IPv4 address; site-local fec0::/10 is not global, whatever Python says.
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            address = embedded
     return address.is_global and not address.is_multicast and not address.is_reserved

@@ -17,7 +17,7 @@ from complaintcore.auth.principals import Principal
 from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.reference.institutions import InstitutionDirectory
-from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
+from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy, make_http_client
 from complaintcore.webhooks.fanout import fan_out_once
 from complaintcore.webhooks.runtime import run_fanout
 from complaintcore.webhooks.signing import SecretBox, SecretKeyring, load_secret_box, new_secret
@@ -379,3 +379,34 @@ async def test_the_secret_key_is_made_when_first_needed_and_fits_the_sm4_suite(
     secret = new_secret()
     assert box.open("s-1", box.seal("s-1", secret)) == secret
     assert await keyring.box() is box
+
+
+async def test_an_id_in_any_spelling_python_reads_finds_its_subscription(desk: Desk) -> None:
+    """`{…}` and `urn:uuid:…` name a subscription as its plain form does (the driver refuses
+    them as they are: they were a 422 where an unknown id is a 404)."""
+    subscription_id, _ = await desk.subscribe("http://127.0.0.1:9/hooks")
+
+    for spelling in (f"{{{subscription_id}}}", f"urn:uuid:{subscription_id}"):
+        found = await desk.store.visible(ADMIN, spelling)
+        assert found is not None and found.id == subscription_id
+        page = await desk.store.deliveries(spelling, None, 10, None)
+        assert page["items"] == []
+        assert not await desk.store.retry(spelling, f"urn:uuid:{subscription_id}")
+    assert await desk.store.visible(ADMIN, "not-a-uuid") is None
+    assert await desk.store.delete(f"{{{subscription_id}}}")
+
+
+async def test_one_subscription_s_backlog_does_not_starve_another(desk: Desk) -> None:
+    """A subscription at its in-flight cap with 150 due deliveries (more than a claim reads)
+    leaves room for another subscription's one: ranked per subscription before the limit."""
+    busy_id, _ = await desk.subscribe("http://127.0.0.1:9/a", "BR-A")
+    other_id, _ = await desk.subscribe("http://127.0.0.1:9/b", "BR-B")
+    for n in range(150):
+        await insert_alert(desk.pool, "case.received", f"a-{n}", "SUB-A1")
+    await insert_alert(desk.pool, "case.received", "b-1", "BR-B")
+    while await desk.fan_out():
+        pass
+        # the claim as the dispatcher makes it while `busy_id` has four sends under way
+        rows = await desk.pool.fetch(_CLAIM, [busy_id], [4], 4, 64, 100, 60.0)
+
+    assert [row["subscription_id"] for row in rows] == [other_id]
