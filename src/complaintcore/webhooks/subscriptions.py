@@ -19,6 +19,7 @@ import asyncpg
 
 from complaintcore.auth.principals import Principal, may_see
 from complaintcore.domain.roles import Role
+from complaintcore.projections.alerts import AlertName
 from complaintcore.projections.case_queries import InvalidCursor, decode_cursor, encode_cursor
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.signing import Secret, SecretSource, new_secret
@@ -35,19 +36,8 @@ __all__ = [
     "may_manage",
 ]
 
-# DOMAIN.md "Alerts and escalation": the clock alerts, then the case alerts.
-ALERT_EVENTS = (
-    "case.due_soon",
-    "case.overdue",
-    "review.due_soon",
-    "review.overdue",
-    "rectification.overdue",
-    "case.received",
-    "case.decided",
-    "case.major",
-    "review.requested",
-    "personal_data.erased",
-)
+# DOMAIN.md "Alerts and escalation": the names the alert runner writes
+ALERT_EVENTS = tuple(name.value for name in AlertName)
 ALL_EVENTS = "*"
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed")
 WEBHOOK_MANAGERS = frozenset({Role.ADMIN, Role.SUPERVISOR})
