@@ -115,12 +115,7 @@ async def apply_batch(
     last_position = events[-1].position
     stream_ids = sorted({event.stream_id for event in events})
     async with connection.transaction():
-        current = await connection.fetchval(
-            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-            projection.name,
-        )
-        if current != checkpoint:
-            raise CheckpointMoved(current)
+        await _hold_checkpoint(connection, projection.name, checkpoint)
         states = await fold_streams(connection, stream_ids, last_position)
         await projection.project(connection, states)
         if projection.observe is not None:
@@ -140,17 +135,22 @@ async def apply_sweep(
     (still at `checkpoint`), which it touches: a sweep writes as a batch does."""
     assert projection.sweep is not None
     async with connection.transaction():
-        current = await connection.fetchval(
-            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-            projection.name,
-        )
-        if current != checkpoint:
-            raise CheckpointMoved(current)
+        await _hold_checkpoint(connection, projection.name, checkpoint)
         await projection.sweep.sweep(connection, key)
         await connection.execute(
             "UPDATE projection_checkpoints SET updated_at = now() WHERE name = $1",
             projection.name,
         )
+
+
+async def _hold_checkpoint(connection: asyncpg.Connection, name: str, checkpoint: int) -> None:
+    """Lock the projection's checkpoint row for the transaction; `CheckpointMoved` unless it is
+    still at `checkpoint` (a rebuild swapped its table in)."""
+    current = await connection.fetchval(
+        "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
+    )
+    if current != checkpoint:
+        raise CheckpointMoved(current)
 
 
 class ProjectionRunner:
