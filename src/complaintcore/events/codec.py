@@ -148,6 +148,12 @@ def domain_events(
 def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
     """The suite a stream's events are sealed under (its latest sealed event's), or None for a
     stream written before encryption."""
-    return next(
-        (suite for event in reversed(stored) if (suite := event.metadata.cipher_suite)), None
-    )
+    return latest_suite(event.metadata.cipher_suite for event in stored)
+
+
+def latest_suite(suites: Iterable[str | None]) -> str | None:
+    """The last suite named of a stream's events' suites, in version order (None: none is)."""
+    latest = None
+    for suite in suites:
+        latest = suite or latest
+    return latest

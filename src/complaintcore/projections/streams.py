@@ -22,7 +22,7 @@ from complaintcore.crypto.keys import KeyProvider
 from complaintcore.crypto.suites import suite_named
 from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import opened_event
+from complaintcore.events.codec import latest_suite, opened_event
 from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
 _COLUMNS = (
@@ -60,7 +60,7 @@ class PersonalFields:
 
     def cipher(self, rows: Sequence[asyncpg.Record]) -> StreamCipher | None:
         """The cipher of one case's rows (from version 1), None when none is sealed."""
-        suite = next((row["cipher_suite"] for row in reversed(rows) if row["cipher_suite"]), None)
+        suite = latest_suite(row["cipher_suite"] for row in rows)
         if suite is None:
             return None
         wrapped = rows[0]["wrapped_key"]
