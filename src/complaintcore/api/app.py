@@ -42,7 +42,7 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import connect, create_pool
 from complaintcore.infra.log_config import configure_logging
 from complaintcore.infra.metrics import mark_this_process_dead, refresh_pool_gauge
-from complaintcore.infra.settings import Settings, get_settings
+from complaintcore.infra.settings import Settings, get_settings, otel_traces_url
 from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.projections.runner import background_runners
@@ -146,6 +146,10 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     app.include_router(personal_data_routes.router)
     app.include_router(complainant_routes.router)
     app.include_router(webhook_routes.router)
+    if traces_url := otel_traces_url():  # OpenTelemetry traces, off by default
+        from complaintcore.infra.tracing import install_tracing
+
+        install_tracing(app, traces_url)
     return app
 
 

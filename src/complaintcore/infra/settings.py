@@ -3,6 +3,8 @@
 Every variable is documented in README.md ("Configuration").
 """
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -171,3 +173,20 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def otel_traces_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Where this process sends its traces (OTLP over HTTP/protobuf, infra/tracing.py), or None:
+    tracing is off, the default. OpenTelemetry's own variables, read from the process environment
+    as its SDK reads all the others (`OTEL_SERVICE_NAME`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER`, ...),
+    not from `.env`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL), else
+    `OTEL_EXPORTER_OTLP_ENDPOINT` (a base, its signal path appended as OpenTelemetry's exporters
+    do); `OTEL_SDK_DISABLED=true` turns tracing off whatever is set."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if traces := environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip():
+        return traces
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if not base:
+        return None
+    return f"{base}v1/traces" if base.endswith("/") else f"{base}/v1/traces"
