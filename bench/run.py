@@ -54,8 +54,8 @@ class Sizes:
     webhook_alerts: int  # alerts written at once for the deliveries/s figure (x 4 subscriptions)
 
 
-FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000, 100)
-QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000, 50)
+FULL = Sizes("full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000, 1_000)
+QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000, 250)
 
 
 def log(message: str) -> None:

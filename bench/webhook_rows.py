@@ -8,7 +8,9 @@ alert runner and webhook workers, on a database of its own, to a receiver on loo
   claim and the POST, all in.
 - **Deliveries per second**: `n` alerts written at once (one transaction, as the alert runner
   writes a batch; each its own case, so order per case holds nothing back) for `subscriptions`
-  subscriptions; from the commit to the last arrival, fan-out included.
+  subscriptions; from the commit to the last arrival, fan-out included. Thousands of them (4,000
+  in the full run), so that the rate is the sustained one: a backlog of that size once made the
+  claim's cached plan slow, which a hundred never showed.
 
 The receiver is a small HTTP/1.1 server (keep-alive, answers 200) in a thread of this process
 with its own event loop, so arrival and commit times come from the same monotonic clock.
@@ -37,7 +39,7 @@ from complaintcore.infra.database import create_pool
 WEBHOOK_ENV = {"COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
 LATENCY_RATE = 40  # complaints a second, one at a time
 THROUGHPUT_SUBSCRIPTIONS = 4
-ARRIVAL_TIMEOUT_S = 20  # bounds the bench's time whatever the pace
+ARRIVAL_TIMEOUT_S = 60  # bounds the bench's time whatever the pace
 
 
 @dataclass

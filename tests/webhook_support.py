@@ -48,6 +48,8 @@ class Receiver:
     _thread: threading.Thread | None = None
     hold: threading.Event | None = None
     hold_from: int = 0
+    connections: int = 0  # TCP connections accepted
+    _connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -80,8 +82,10 @@ class Receiver:
             async def close_all() -> None:
                 assert self._server is not None
                 self._server.close()
-                if hasattr(self._server, "close_clients"):
-                    self._server.close_clients()
+                # kept-alive connections end with the receiver (Python 3.11 has no close_clients)
+                for task in list(self._connections):
+                    task.cancel()
+                await asyncio.gather(*self._connections, return_exceptions=True)
 
             asyncio.run_coroutine_threadsafe(close_all(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
@@ -89,6 +93,10 @@ class Receiver:
             self._loop = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self.connections += 1
         try:
             while True:
                 line = await reader.readline()
@@ -114,6 +122,7 @@ class Receiver:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._connections.discard(task)
             writer.close()
 
     def __enter__(self) -> Receiver:

@@ -178,6 +178,41 @@ async def test_a_receiver_answering_500_then_200_gets_every_delivery_in_order_pe
     assert attempts == len(receiver.received) == 12 + 6
 
 
+async def test_outcomes_written_together_are_each_right_and_connections_are_kept(
+    desk: Desk,
+) -> None:
+    """Forty cases at once, every other one answered 500 the first time: each outcome (written
+    in batches with others) lands on its own delivery, and the sends reuse kept-alive
+    connections instead of opening one each."""
+    first_seen: set[str] = set()
+
+    def answer(received) -> int:
+        case = received.json["case_id"]
+        if int(case.split("-")[1]) % 2 and case not in first_seen:
+            first_seen.add(case)
+            return 500
+        return 200
+
+    with Receiver(answer=answer) as receiver:
+        await desk.subscribe(receiver.url)
+        for n in range(40):
+            await insert_alert(desk.pool, "case.overdue", f"c-{n}", "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching():
+            await wait_for(lambda: desk.all_delivered(40))
+
+    rows = await desk.pool.fetch(
+        "SELECT case_id, attempts, last_status_code, last_error, delivered_at IS NOT NULL AS at"
+        " FROM webhook_deliveries"
+    )
+    for row in rows:
+        retried = int(row["case_id"].split("-")[1]) % 2 == 1
+        assert row["attempts"] == (2 if retried else 1), dict(row)
+        assert (row["last_status_code"], row["last_error"], row["at"]) == (200, None, True)
+    assert len(receiver.received) == 60
+    assert receiver.connections < 20, f"{receiver.connections} connections for 60 requests"
+
+
 async def test_a_receiver_down_then_up_gets_everything(desk: Desk) -> None:
     port = free_port()
     receiver = Receiver()
