@@ -41,17 +41,37 @@ from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import connect, create_pool
 from complaintcore.infra.log_config import configure_logging
-from complaintcore.infra.metrics import mark_this_process_dead, refresh_pool_gauge
+from complaintcore.infra.metrics import (
+    mark_this_process_dead,
+    record_replicas,
+    refresh_pool_gauge,
+)
+from complaintcore.infra.read_replicas import ReplicaSet
 from complaintcore.infra.settings import Settings, get_settings, otel_traces_url
+from complaintcore.projections import alerts, statistics
 from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.case_view import load_index_key
-from complaintcore.projections.runner import background_runners
+from complaintcore.projections.runner import (
+    SERVE_ID_VARIABLE,
+    RunnerProcess,
+    background_runners,
+    runner_process_name,
+)
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.runtime import webhook_runtime
 
 
-def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    database_url: str,
+    settings: Settings | None = None,
+    *,
+    runners_in_process: bool = True,
+    runner_process: str | None = None,
+) -> FastAPI:
+    """`runners_in_process`: this process runs the projection runners and the webhook workers
+    (a single process, tests); else they run in a process of their own (`complaintcore
+    runners`), `runner_process` naming this deployment's one (`serve`'s child) if it has one."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -72,6 +92,12 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
         app.state.pool = pool
+        app.state.reads = ReplicaSet(
+            pool,
+            settings.read_replicas,
+            max_lag_s=settings.read_replica_max_lag_s,
+            check_s=settings.read_replica_check_s,
+        )
         app.state.store = PostgresEventStore(pool)
         # reference data: the institution tree and the holiday calendars
         app.state.institutions = InstitutionDirectory(pool)
@@ -92,26 +118,40 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
                 background_runners(
                     database_url,
                     app.state.store,
-                    enabled=settings.projection_runner,
+                    enabled=settings.projection_runner and runners_in_process,
                     poll_interval=settings.projection_poll_s,
                     standby_retry=settings.projection_standby_s,
                     also=[alerts_projection(shanghai_today, app.state.policies.due_soon_days)],
                 ) as runners,
                 webhook_runtime(
-                    pool, app.state.institutions, app.state.key_provider, settings
+                    pool,
+                    app.state.institutions,
+                    app.state.key_provider,
+                    settings,
+                    workers=runners_in_process,
+                    runner_process=runner_process,
                 ) as webhooks,
             ):
                 app.state.projection_runners = runners
+                if runner_process is not None and settings.projection_runner:
+                    # `GET /v1/projections` tells "here" for the runner of this `serve`'s child
+                    process = RunnerProcess(runner_process)
+                    app.state.projection_runners = dict.fromkeys(FEED_PROJECTION_NAMES, process)
                 app.state.webhooks = webhooks
                 pool_gauge = asyncio.get_running_loop().create_task(
                     refresh_pool_gauge(pool.get_size, pool.get_idle_size)
+                )
+                replica_checks = asyncio.get_running_loop().create_task(
+                    app.state.reads.run_checks(record_replicas)
                 )
                 _exempt_startup_objects_from_gc()
                 try:
                     yield
                 finally:
                     pool_gauge.cancel()
+                    replica_checks.cancel()
         finally:
+            await app.state.reads.close()
             await pool.close()
             mark_this_process_dead()
 
@@ -175,6 +215,7 @@ def _exempt_startup_objects_from_gc() -> None:
 
 
 DOCS_ASSETS_PATH = "/docs-assets"
+FEED_PROJECTION_NAMES = (statistics.NAME, alerts.NAME)  # the runners of `background_runners`
 
 
 def create_app_from_environment() -> FastAPI:
@@ -187,7 +228,21 @@ def create_app_from_environment() -> FastAPI:
         # one worker runs in `serve`'s own process, whose settings were read before `serve`
         # resolved the embedded default's key file
         settings = settings.model_copy(update={"master_key_file": Path(key_file)})
-    return create_app(os.environ["DATABASE_URL"], settings)
+    # `serve --runners` (or COMPLAINTCORE_RUNNERS): in this process, in `serve`'s child process
+    # (named after the `serve`, cli/runners.py), or elsewhere; `serve` sets the variable to its
+    # choice, which its own process read before (when it is the one worker)
+    runners = os.environ.get("COMPLAINTCORE_RUNNERS")
+    if runners in ("separate", "in-process", "none") and runners != settings.runners:
+        settings = settings.model_copy(update={"runners": runners})
+    serve_id = os.environ.get(SERVE_ID_VARIABLE)
+    return create_app(
+        os.environ["DATABASE_URL"],
+        settings,
+        runners_in_process=settings.runners == "in-process",
+        runner_process=(
+            runner_process_name(serve_id) if settings.runners == "separate" and serve_id else None
+        ),
+    )
 
 
 def pool_of(app: FastAPI) -> asyncpg.Pool:

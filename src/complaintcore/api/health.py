@@ -17,10 +17,25 @@ class AliveOut(BaseModel):
     status: Literal["ok"]
 
 
+class ReplicaOut(BaseModel):
+    name: str = Field(description="host:port/database of the read replica.")
+    state: Literal["ok", "lagging", "down", "not_a_standby"] = Field(
+        description="`ok`: serving reads; otherwise skipped (reads go to the primary)."
+    )
+    lag_s: float | None = Field(description="Seconds behind the primary at the last check.")
+    lag_bytes: int | None = Field(description="Bytes of WAL behind the primary.")
+    error: str | None = Field(description="Why the last check failed (an error type).")
+
+
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     schema_revision: str = Field(
         alias="schema", description="The database's migration revision, the latest one."
+    )
+    replicas: list[ReplicaOut] | None = Field(
+        default=None,
+        description="The read replicas (COMPLAINTCORE_READ_REPLICA_URLS), when any: a replica "
+        "that lags or fails is skipped, and the service stays ready on the primary.",
     )
 
 
@@ -55,7 +70,8 @@ async def healthz() -> dict[str, str]:
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and its schema is at the latest migration."""
+    """The database answers and its schema is at the latest migration; with read replicas,
+    how far each is behind (a replica down or lagging does not make the service unready)."""
     try:
         async with request.app.state.pool.acquire(timeout=2) as connection:
             revision = await current_revision(connection)
@@ -64,7 +80,11 @@ async def readyz(request: Request) -> JSONResponse:
     expected = head_revision()
     if revision != expected:
         return _not_ready(f"schema at {revision}, expected {expected}")
-    return JSONResponse({"status": "ready", "schema": revision})
+    ready: dict[str, object] = {"status": "ready", "schema": revision}
+    reads = request.app.state.reads
+    if reads.configured:
+        ready["replicas"] = reads.report()
+    return JSONResponse(ready)
 
 
 def _not_ready(reason: str) -> JSONResponse:

@@ -172,6 +172,9 @@ class Rendered:
 
 
 Render = Callable[[ComplaintState, date, InstitutionPolicy], Rendered]
+# The response header naming a command's commit position: the global position of the last event
+# it wrote (API: a later read carrying it is served only where that write is visible).
+CONSISTENCY_POSITION = "Consistency-Position"
 
 
 class ActorNotConfirmed(Exception):
@@ -443,9 +446,15 @@ class ComplaintService:
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as acquired:
             return await self._case_keys.cipher_for(acquired, case_id, suite)
 
-    async def case_events(self, actor: Actor, case_id: str) -> list[StoredEvent]:
-        """The whole stream, after checking the caller may see the case."""
-        events = await self._store.read_stream(case_id)
+    async def case_events(
+        self, actor: Actor, case_id: str, replica: asyncpg.Pool | None = None
+    ) -> list[StoredEvent]:
+        """The whole stream, after checking the caller may see the case; read on `replica`
+        (a read replica's pool) when given."""
+        if replica is None:
+            events = await self._store.read_stream(case_id)
+        else:
+            events = await self._store.read_stream_on_replica(replica, case_id)
         if not events:
             raise CaseNotFound(case_id)
         institution = events[0].data.get("respondent_institution", "")
@@ -558,13 +567,18 @@ class ComplaintService:
         if erasing:  # the key goes in the transaction that appends the erasure, or not at all
             await self._case_keys.destroy(connection, stream_id)
         # The whole transaction is retried (or answered 412) on a refusal: no savepoint needed.
-        await self._store.append_without_savepoint(connection, stream_id, stored, expected_version)
+        appended = await self._store.append_without_savepoint(
+            connection, stream_id, stored, expected_version
+        )
         new_state = state
         for event in events:
             new_state = evolve(new_state, event)
         assert new_state is not None
         await upsert_case_view(connection, new_state, self._index_key)
-        return render(new_state, today, read_today.policy)
+        rendered = render(new_state, today, read_today.policy)
+        # where a read replica must have come to show this write (infra/read_replicas.py)
+        rendered.headers[CONSISTENCY_POSITION] = str(max(appended.positions))
+        return rendered
 
     async def _authority(
         self,

@@ -28,6 +28,7 @@ from complaintcore.projections.rebuild import (
     RebuildAlreadyRunning,
     RebuildScanFailed,
     RebuildSettings,
+    StandbyBehind,
     default_scan_workers,
     rebuild,
 )
@@ -87,6 +88,7 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
                 flush_rows=max(1, args.batch // 2),
                 scan_workers=args.workers or default_scan_workers(),
                 key_provider=case_keys.provider,
+                read_url=args.read_from,
             )
             results = asyncio.run(
                 rebuild(
@@ -104,7 +106,7 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return INTERRUPTED
-        except (RebuildAlreadyRunning, RebuildScanFailed) as refused:
+        except (RebuildAlreadyRunning, RebuildScanFailed, StandbyBehind) as refused:
             progress.close()
             return fail(str(refused))
     for result in results:

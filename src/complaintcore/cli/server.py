@@ -3,6 +3,8 @@
 import argparse
 import asyncio
 import os
+import signal
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +19,13 @@ from complaintcore.application.master_key import (
     resolve_master_key_file,
 )
 from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
+from complaintcore.cli.runner_supervisor import RunnerSupervisor
 from complaintcore.crypto.keys import KeyProvider, MasterKeyError
-from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS, wait_until_reachable
+from complaintcore.infra.database import (
+    DATABASE_UNAVAILABLE_ERRORS,
+    plain_url,
+    wait_until_reachable,
+)
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
@@ -27,6 +34,10 @@ log = structlog.get_logger("complaintcore.cli")
 # infra/metrics.py's folder variable, named here: importing that module would import
 # prometheus_client in this process before the variable is set
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# projections/runner.py's, named here for the same reason: which `serve` its workers and its
+# runner child belong to (the child's sessions are named after it, for "here" in the lags)
+SERVE_ID_VARIABLE = "COMPLAINTCORE_SERVE_ID"
+RUNNERS_VARIABLE = "COMPLAINTCORE_RUNNERS"
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,25 +51,65 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             provider = load_key_provider(key_file, settings.cipher_suite)
         except KEY_REFUSALS as error:
             return fail(str(error))
-        try:
-            asyncio.run(wait_until_reachable(url, settings.database_wait_s))
-        except DATABASE_UNAVAILABLE_ERRORS as error:
-            return fail(
-                f"the database is unreachable after {settings.database_wait_s:g} s: "
-                f"{type(error).__name__}: {error}"
-            )
+        if (refusal := database_unreachable(url, settings)) is not None:
+            return fail(refusal)
         upgrade_to_head(url)
         try:
-            asyncio.run(_check_key(url, provider))
+            asyncio.run(check_key(url, provider))
         except MasterKeyError as error:
             return fail(str(error))
         log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
         os.environ["DATABASE_URL"] = url
         # the workers load the same file (api/app.py), checked here already
         os.environ["COMPLAINTCORE_MASTER_KEY_FILE"] = str(key_file)
-        with _metrics_folder():
-            _run_uvicorn(uvicorn, args, settings)
+        # the workers read where the runners run (api/app.py): the option wins over the setting
+        runners = args.runners or settings.runners
+        os.environ[RUNNERS_VARIABLE] = runners
+        os.environ[SERVE_ID_VARIABLE] = f"{socket.gethostname()}:{os.getpid()}"
+        with _metrics_folder():  # the runner child writes its samples there too
+            if runners != "separate":
+                _run_uvicorn(uvicorn, args, settings)
+                return 0
+            supervisor = RunnerSupervisor()
+            with _sigterm_as_exit():
+                supervisor.start()
+                try:
+                    _run_uvicorn(uvicorn, args, settings)
+                finally:
+                    supervisor.stop()
     return 0
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM as SystemExit (unless something set a handler already: the embedded database
+    does the same), so that once uvicorn has shut down on it and raised it again, `serve` stops
+    its runner process on the way out rather than ending at once."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def raise_system_exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, raise_system_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def database_unreachable(url: str, settings: Settings) -> str | None:
+    """Wait up to `COMPLAINTCORE_DATABASE_WAIT` for the database; the one-line refusal if it
+    never answered, else None."""
+    try:
+        asyncio.run(wait_until_reachable(url, settings.database_wait_s))
+    except DATABASE_UNAVAILABLE_ERRORS as error:
+        return (
+            f"the database is unreachable after {settings.database_wait_s:g} s: "
+            f"{type(error).__name__}: {error}"
+        )
+    return None
 
 
 @contextmanager
@@ -96,8 +147,8 @@ def _run_uvicorn(uvicorn: Any, args: argparse.Namespace, settings: Settings) -> 
     )
 
 
-async def _check_key(url: str, provider: KeyProvider) -> None:
-    connection = await asyncpg.connect(url)
+async def check_key(url: str, provider: KeyProvider) -> None:
+    connection = await asyncpg.connect(plain_url(url))
     try:
         await check_against_database(connection, provider)
     finally:
@@ -106,6 +157,8 @@ async def _check_key(url: str, provider: KeyProvider) -> None:
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
+        if (refusal := database_unreachable(url, settings)) is not None:
+            return fail(refusal)
         upgrade_to_head(url)
     log.info("migrations applied")
     return 0

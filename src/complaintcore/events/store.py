@@ -524,6 +524,16 @@ class PostgresEventStore:
             return await connection.fetchval(sql, stream_id)
         return await self._pool.fetchval(sql, stream_id)
 
+    async def read_stream_on_replica(
+        self, replica: asyncpg.Pool, stream_id: str
+    ) -> list[StoredEvent]:
+        """The whole stream as a read replica has it; its head is not remembered (a replica may
+        be behind, and the remembered heads speed up the primary's appends)."""
+        rows = await replica.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+        )
+        return [_stored_event(row) for row in rows]
+
     async def read_stream(
         self,
         stream_id: str,

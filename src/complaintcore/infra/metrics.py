@@ -14,10 +14,15 @@ outcomes; never an id.
 """
 
 import asyncio
+import math
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from complaintcore.infra.read_replicas import ReplicaSet
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -57,6 +62,26 @@ DB_POOL_CONNECTIONS = Gauge(
     multiprocess_mode="liveall",  # one series per live worker (label `pid`)
 )
 
+READ_REPLICA_LAG = Gauge(
+    "complaintcore_read_replica_lag_seconds",
+    "How far each read replica is behind the primary, as this process last read it (absent "
+    "while it does not answer).",
+    ("replica",),
+    multiprocess_mode="liveall",
+)
+READ_REPLICA_LAG_BYTES = Gauge(
+    "complaintcore_read_replica_lag_bytes",
+    "The primary's WAL position minus the replica's replayed position.",
+    ("replica",),
+    multiprocess_mode="liveall",
+)
+READ_REPLICA_SERVING = Gauge(
+    "complaintcore_read_replica_serving",
+    "1 while this process sends reads to the replica (up, a standby, within the lag allowed).",
+    ("replica",),
+    multiprocess_mode="liveall",
+)
+
 
 def multiprocess_dir() -> str | None:
     """The folder of the workers' sample files, when several processes share them."""
@@ -85,3 +110,14 @@ async def refresh_pool_gauge(
     while True:
         record_pool(size(), idle())
         await asyncio.sleep(every_s)
+
+
+def record_replicas(reads: "ReplicaSet") -> None:
+    """The read replicas' lag and use as just checked (`ReplicaSet.run_checks`); a lag not
+    known (the replica down) is NaN."""
+    for replica in reads.replicas:
+        known = replica.up and replica.lag_s is not None
+        READ_REPLICA_SERVING.labels(replica.name).set(1 if replica.usable(reads.max_lag_s) else 0)
+        READ_REPLICA_LAG.labels(replica.name).set(replica.lag_s if known else math.nan)
+        lag_bytes = replica.lag_bytes if replica.up and replica.lag_bytes is not None else math.nan
+        READ_REPLICA_LAG_BYTES.labels(replica.name).set(lag_bytes)

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # As many connections as concurrent commands: a command queued for a connection waits out a
     # whole transaction of another (32 clients on a pool of 20: p99 1.4 times as long).
     pool_max_size: int = Field(default=32, validation_alias="COMPLAINTCORE_POOL_MAX")
+    runners: Literal["separate", "in-process", "none"] = Field(
+        default="separate",
+        validation_alias="COMPLAINTCORE_RUNNERS",
+        description="Where `serve` runs the projection runners and the webhook workers: "
+        "`separate`, a `complaintcore runners` child process it supervises; `in-process`, in "
+        "every request worker; `none`, not at all (`complaintcore runners` runs elsewhere).",
+    )
     projection_runner: bool = Field(
         default=True,
         validation_alias="COMPLAINTCORE_PROJECTION_RUNNER",
@@ -73,6 +80,24 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias="COMPLAINTCORE_DATABASE_WAIT",
         description="Seconds `serve` waits for an unreachable database at start-up before failing.",
+    )
+    read_replica_urls: str = Field(
+        default="",
+        validation_alias="COMPLAINTCORE_READ_REPLICA_URLS",
+        description="Comma-separated URLs of hot standbys of the primary: lists, deadlines, "
+        "statistics, replay and audit are read there while they keep up (infra/read_replicas.py).",
+    )
+    read_replica_max_lag_s: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias="COMPLAINTCORE_READ_REPLICA_MAX_LAG",
+        description="Seconds a standby may be behind the primary and still serve reads.",
+    )
+    read_replica_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_READ_REPLICA_CHECK",
+        description="Seconds between two readings of each standby's lag.",
     )
     max_body_bytes: int = Field(
         default=1024 * 1024,
@@ -168,6 +193,10 @@ class Settings(BaseSettings):
         validation_alias="COMPLAINTCORE_WEBHOOK_PER_SUBSCRIPTION",
         description="Deliveries of one subscription in flight at once per process.",
     )
+
+    @property
+    def read_replicas(self) -> list[str]:
+        return [url.strip() for url in self.read_replica_urls.split(",") if url.strip()]
 
 
 @lru_cache

@@ -295,12 +295,14 @@ async def background_runners(
     poll_interval: float = 0.5,
     standby_retry: float = 2.0,
     also: Sequence[FeedProjection] = (),
+    batch_size: int = IN_PROCESS_BATCH_SIZE,
 ) -> AsyncIterator[dict[str, ProjectionRunner]]:
     """The feed projections' runners as background tasks for the life of the block (an API
     process's lifespan): started on entry, cancelled and awaited on the way out, which closes
     their sessions and so hands their locks to a standby at once. The statistics always; `also`
     the projections built with the process's own services (the alerts: its today, its
-    policies)."""
+    policies). `batch_size`: fewer events a transaction in an API process (see above), more in
+    the runner process (`complaintcore runners`), where no request waits on the loop."""
     if not enabled:
         yield {}
         return
@@ -309,7 +311,7 @@ async def background_runners(
             database_url,
             store,
             projection,
-            batch_size=IN_PROCESS_BATCH_SIZE,
+            batch_size=batch_size,
             poll_interval=poll_interval,
             standby_retry=standby_retry,
         )
@@ -345,6 +347,29 @@ WHERE locktype = 'advisory' AND objsubid = 2 AND granted
   AND classid = $1::bigint::oid AND objid = $2::bigint::oid
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
+_HOLDER = f"""
+SELECT l.pid, a.application_name FROM ({_HOLDER_PID}) AS l
+LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+"""
+
+# `complaintcore serve` runs the runners in a child process by default (cli/runners.py): it sets
+# this variable (host and process id) for its request workers and the child, and the child's
+# sessions carry `RUNNER_PROCESS_PREFIX <serve id>` as their `application_name`, so a request
+# worker can tell its own deployment's runner ("here") from one elsewhere.
+SERVE_ID_VARIABLE = "COMPLAINTCORE_SERVE_ID"
+RUNNER_PROCESS_PREFIX = "complaintcore runners"
+
+
+def runner_process_name(serve_id: str) -> str:
+    """The `application_name` of the runner process's sessions (at most 63 bytes, as stored)."""
+    return f"{RUNNER_PROCESS_PREFIX} {serve_id}"[:63]
+
+
+@dataclass(frozen=True)
+class RunnerProcess:
+    """This deployment's runner process (`serve`'s child), known by its sessions' name."""
+
+    application_name: str
 
 
 async def runner_backend_pid(executor: asyncpg.Connection | asyncpg.Pool, name: str) -> int | None:
@@ -353,20 +378,25 @@ async def runner_backend_pid(executor: asyncpg.Connection | asyncpg.Pool, name: 
 
 
 async def projection_lag(
-    pool: asyncpg.Pool, name: str, runner: ProjectionRunner | None = None
+    pool: asyncpg.Pool, name: str, runner: ProjectionRunner | RunnerProcess | None = None
 ) -> dict[str, Any]:
     """Checkpoint, feed head, events not applied yet, and where the active runner is:
-    `here` (this process), `elsewhere` (another process or host) or `none` (being taken over)."""
+    `here` (this process, or its `serve`'s runner process), `elsewhere` (another process or
+    host) or `none` (being taken over)."""
     async with pool.acquire() as connection:
         checkpoint = await read_checkpoint(connection, name)
         head = await connection.fetchval("SELECT coalesce(max(position), 0) FROM events")
         lag = await connection.fetchval(
             "SELECT count(*) FROM events WHERE position > $1", checkpoint
         )
-        holder = await runner_backend_pid(connection, name)
+        found = await connection.fetchrow(_HOLDER, *lock_key(name))
+    holder, holder_name = (found["pid"], found["application_name"]) if found else (None, None)
+    mine = (isinstance(runner, ProjectionRunner) and runner.backend_pid == holder) or (
+        isinstance(runner, RunnerProcess) and runner.application_name == holder_name
+    )
     if holder is None:
         where = "none"
-    elif runner is not None and runner.backend_pid == holder:
+    elif mine:
         where = "here"
     else:
         where = "elsewhere"

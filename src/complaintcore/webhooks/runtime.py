@@ -1,10 +1,12 @@
-"""The webhook workers of an API process, and what the routes use.
+"""The webhook workers, and what the routes use.
 
 `webhook_runtime` opens the subscription store (the `webhook-secrets` service key loaded once,
-outside any transaction) and, unless disabled (`COMPLAINTCORE_WEBHOOK_WORKERS=false`, for tests),
-starts two background tasks for the life of the block: the fan-out loop and the dispatcher, with
-one shared `httpx.AsyncClient`. Every API process runs both; the fan-out's checkpoint lock lets
-one work at a time, and dispatchers share the deliveries through their claims.
+outside any transaction) and, unless disabled (`workers=False`: an API process whose runners run
+in a process of their own, `complaintcore runners`; `COMPLAINTCORE_WEBHOOK_WORKERS=false`, for
+tests), starts two background tasks for the life of the block: the fan-out loop and the
+dispatcher, with one shared `httpx.AsyncClient`. Any number of processes may run both; the
+fan-out's checkpoint lock lets one work at a time, and dispatchers share the deliveries through
+their claims. The fan-out wakes the dispatcher of its own process when it made deliveries.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class WebhookRuntime:
     allow: AllowList
     resolver: Resolver
     dispatcher: Dispatcher | None = None
+    # the `application_name` of this deployment's runner process when the workers run there
+    # (`serve`'s child), for `webhook_lag` to tell whether they run
+    runner_process: str | None = None
 
 
 def dispatcher_from_settings(
@@ -98,11 +103,16 @@ async def webhook_runtime(
     provider: KeyProvider,
     settings: Settings,
     resolver: Resolver = resolve_with_loop,
+    *,
+    workers: bool = True,
+    runner_process: str | None = None,
 ) -> AsyncIterator[WebhookRuntime]:
     box = SecretKeyring(pool, provider, settings.cipher_suite)
     allow = AllowList.parse(settings.webhook_allow_hosts)
     runtime = WebhookRuntime(SubscriptionStore(pool, directory, box), allow, resolver)
-    if not settings.webhook_workers:
+    if not (workers and settings.webhook_workers):
+        if settings.webhook_workers:
+            runtime.runner_process = runner_process
         yield runtime
         return
     async with make_http_client(settings.webhook_timeout_s, settings.webhook_concurrency) as client:
@@ -140,13 +150,29 @@ WHERE status IN ('pending', 'retrying', 'failed')
 """
 
 
+_RUNNER_PROCESS_ALIVE = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_stat_activity
+    WHERE application_name = $1 AND datname = current_database()
+)
+"""
+
+
 async def webhook_lag(pool: asyncpg.Pool, runtime: WebhookRuntime | None) -> dict[str, Any]:
     """How far the fan-out is behind `alerts`, and how many deliveries wait (and for how long
-    the oldest never-tried one has)."""
+    the oldest never-tried one has); `workers`: `here` when this process runs the workers, or
+    its `serve`'s runner process does and is connected."""
     async with pool.acquire() as connection:
         fanout = await fanout_lag(connection)
         dispatch = dict(await connection.fetchrow(_DISPATCH_LAG))
         now = await connection.fetchval("SELECT now()")
+        workers = runtime is not None and (
+            runtime.dispatcher is not None
+            or (
+                runtime.runner_process is not None
+                and await connection.fetchval(_RUNNER_PROCESS_ALIVE, runtime.runner_process)
+            )
+        )
     oldest = dispatch.pop("oldest_unsent_at")
     return {
         "fanout": {
@@ -158,5 +184,5 @@ async def webhook_lag(pool: asyncpg.Pool, runtime: WebhookRuntime | None) -> dic
             **dispatch,
             "oldest_unsent_age_s": (now - oldest).total_seconds() if oldest else 0.0,
         },
-        "workers": "here" if runtime is not None and runtime.dispatcher is not None else "none",
+        "workers": "here" if workers else "none",
     }

@@ -224,7 +224,9 @@ def test_ctrl_c_stops_the_command_and_running_it_again_resumes(
 ) -> None:
     asyncio.run(_cases_in(database_url, 5))
     settings = Settings(database_url=database_url)
-    args = argparse.Namespace(names=["statistics"], restart=False, batch=2, workers=1)
+    args = argparse.Namespace(
+        names=["statistics"], restart=False, batch=2, workers=1, read_from=None
+    )
     pages = iter(range(3))
 
     def ctrl_c_on_the_second_page(self: BarProgress, events: int) -> None:
@@ -240,7 +242,7 @@ def test_ctrl_c_stops_the_command_and_running_it_again_resumes(
     printed = capsys.readouterr().out
     assert "statistics: rebuilt (resumed), at feed position " in printed
     assert " events replayed in " in printed
-    unknown = argparse.Namespace(names=["nope"], restart=False, batch=2, workers=1)
+    unknown = argparse.Namespace(names=["nope"], restart=False, batch=2, workers=1, read_from=None)
     assert rebuild_command(unknown, settings) == 1
     assert "unknown projection" in capsys.readouterr().err
 

@@ -58,6 +58,16 @@ ETAG_HEADER = {
         "schema": {"type": "string", "pattern": r'^"[0-9]+"$'},
     }
 }
+COMMITTED_HEADER = {
+    "Consistency-Position": {
+        "description": "The command's commit position. Send it back as `Consistency-Position` "
+        "on a list, deadline, statistics, events or audit read to be served only where this "
+        "write is visible (a read replica that has replayed it, else the primary). Absent from "
+        "a replay of an answer stored before the header existed.",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
 LOCATION_HEADER = {
     "Location": {
         "description": "The new case: `/v1/complaints/{id}`.",
@@ -131,7 +141,7 @@ def _response(rendered: Rendered) -> JSONResponse:
     response_model=CaseOut,
     response_description="The case as registered.",
     responses={
-        201: {"headers": {**ETAG_HEADER, **LOCATION_HEADER}},
+        201: {"headers": {**ETAG_HEADER, **COMMITTED_HEADER, **LOCATION_HEADER}},
         **problem_responses(401, 403, 409, 422, 503),
     },
 )
@@ -215,7 +225,7 @@ def _command_route(path: str, operation_id: str, body_type: type, doc: str) -> N
         operation_id=operation_id,
         response_model=CaseOut,
         response_description="The case after the command.",
-        responses={200: {"headers": ETAG_HEADER}, **_PROBLEMS},
+        responses={200: {"headers": {**ETAG_HEADER, **COMMITTED_HEADER}}, **_PROBLEMS},
         summary=operation_id.replace("_", " ").capitalize(),
     )
 

@@ -8,20 +8,26 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import CurrentPrincipal, Principal
-from complaintcore.api.deps import Complaints
+from complaintcore.api.deps import Complaints, ConsistencyPosition, Reads
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId, CaseJSONResponse
 from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import audit_case, stored_event_document
 from complaintcore.application.case_document import case_document
-from complaintcore.application.complaint_service import CaseNotFound, VersionNotFound
+from complaintcore.application.complaint_service import (
+    CaseNotFound,
+    ComplaintService,
+    VersionNotFound,
+)
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.suites import UnknownSuite
 from complaintcore.domain.deadlines import ClockStatus
 from complaintcore.domain.policy import DueSoonDays
 from complaintcore.domain.roles import sees_everything
 from complaintcore.domain.state import CaseStatus, clock_is_paused
+from complaintcore.events.model import StoredEvent
+from complaintcore.infra.read_replicas import ReplicaSet
 from complaintcore.projections.case_queries import (
     CaseFilter,
     InvalidCursor,
@@ -78,12 +84,17 @@ async def get_complaint(
     responses=_PROBLEMS,
 )
 async def get_complaint_events(
-    case_id: CaseId, principal: CurrentPrincipal, complaints: Complaints
+    case_id: CaseId,
+    principal: CurrentPrincipal,
+    complaints: Complaints,
+    reads: Reads,
+    position: ConsistencyPosition = None,
 ) -> list[dict[str, Any]]:
     """The case's whole stream in order, with each event's position, hash and previous hash, so
-    the chain can be verified independently. Payloads are as stored (hashes cover them)."""
+    the chain can be verified independently. Payloads are as stored (hashes cover them). Read on
+    a read replica when one keeps up."""
     try:
-        events = await complaints.case_events(principal, case_id.lower())
+        events = await _replayed(reads, complaints, principal, case_id.lower(), position)
     except CaseNotFound:
         raise not_found("complaint") from None
     return [stored_event_document(event) for event in events]
@@ -96,12 +107,17 @@ async def get_complaint_events(
     responses=_PROBLEMS,
 )
 async def get_complaint_audit(
-    case_id: CaseId, principal: CurrentPrincipal, complaints: Complaints
+    case_id: CaseId,
+    principal: CurrentPrincipal,
+    complaints: Complaints,
+    reads: Reads,
+    position: ConsistencyPosition = None,
 ) -> dict[str, Any]:
     """Replay verdict: whether the hash chain is intact (or the first bad version), the state
-    rebuilt from the events, and the timeline of deadline changes."""
+    rebuilt from the events, and the timeline of deadline changes. Read on a read replica when
+    one keeps up."""
     try:
-        events = await complaints.case_events(principal, case_id.lower())
+        events = await _replayed(reads, complaints, principal, case_id.lower(), position)
     except CaseNotFound:
         raise not_found("complaint") from None
     try:
@@ -112,6 +128,21 @@ async def get_complaint_audit(
     respondent = events[0].data.get("respondent_institution", "")
     policy = await complaints.policy_in_force(respondent, today)
     return audit_case(case_id.lower(), events, today, cipher, policy.policy)
+
+
+async def _replayed(
+    reads: ReplicaSet,
+    complaints: ComplaintService,
+    principal: Principal,
+    case_id: str,
+    position: int | None,
+) -> list[StoredEvent]:
+    """The case's events, from a read replica when one keeps up (and shows `position`)."""
+    return await reads.read(
+        lambda replica: complaints.case_events(principal, case_id, replica),
+        position,
+        not_final=(CaseNotFound,),
+    )
 
 
 @router.get(
@@ -132,8 +163,10 @@ async def list_complaints(
     category: InstitutionCode = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    position: ConsistencyPosition = None,
 ) -> dict[str, Any]:
-    """Cases of the caller's subtree (or of `institution`'s subtree within it), newest first."""
+    """Cases of the caller's subtree (or of `institution`'s subtree within it), newest first.
+    Read on a read replica when one keeps up."""
     scope = await _visible_institutions(request, principal, institution)
     case_filter = CaseFilter(
         institutions=scope,
@@ -144,7 +177,7 @@ async def list_complaints(
         received_to=received_to,
         category=category,
     )
-    return await _page(request, case_filter, limit, cursor, list_cases)
+    return await _page(request, case_filter, limit, cursor, list_cases, position)
 
 
 @router.get(
@@ -161,22 +194,29 @@ async def list_deadlines(
     clock: Literal["on_track", "due_soon", "overdue", "paused"] | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    position: ConsistencyPosition = None,
 ) -> dict[str, Any]:
     """Open cases by handling due date, soonest first: what falls due within N days, what is
-    overdue. Served from the deadline index, without replaying streams."""
+    overdue. Served from the deadline index, without replaying streams; on a read replica when
+    one keeps up."""
     scope = await _visible_institutions(request, principal, institution)
     case_filter = CaseFilter(institutions=scope, clock=clock, due_within_days=due_within_days)
-    return await _page(request, case_filter, limit, cursor, cases_by_due_date)
+    return await _page(request, case_filter, limit, cursor, cases_by_due_date, position)
 
 
 async def _page(
-    request: Request, case_filter: CaseFilter, limit: int, cursor: str | None, query: Any
+    request: Request,
+    case_filter: CaseFilter,
+    limit: int,
+    cursor: str | None,
+    query: Any,
+    position: int | None,
 ) -> dict[str, Any]:
     today = shanghai_today()
     due_soon_days = await request.app.state.policies.due_soon_days(today)
     try:
-        rows, next_cursor = await query(
-            request.app.state.pool, case_filter, today, due_soon_days, limit, cursor
+        rows, next_cursor = await request.app.state.reads.read(
+            lambda pool: query(pool, case_filter, today, due_soon_days, limit, cursor), position
         )
     except InvalidCursor as error:
         problem = FieldProblem(field="cursor", code="invalid_cursor", message=str(error))

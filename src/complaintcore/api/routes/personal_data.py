@@ -9,6 +9,7 @@ from complaintcore.api.auth import CurrentPrincipal, require_role
 from complaintcore.api.deps import Complaints
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.api.routes.complaint_commands import (
+    COMMITTED_HEADER,
     ETAG_HEADER,
     CaseId,
     IdempotencyKey,
@@ -98,7 +99,7 @@ async def reveal_personal_data(
     response_model=CaseOut,
     response_description="The case, its personal fields shown as erased.",
     responses={
-        200: {"headers": ETAG_HEADER},
+        200: {"headers": {**ETAG_HEADER, **COMMITTED_HEADER}},
         **problem_responses(401, 403, 404, 409, 410, 412, 422, 503),
     },
     dependencies=[Depends(require_role(*ADMINISTRATORS))],

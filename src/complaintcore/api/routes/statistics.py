@@ -8,6 +8,7 @@ the commands; `checkpoint` in each answer is the feed position they are as of, a
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ from complaintcore.api.auth import (
     can_see,
     require_role,
 )
-from complaintcore.api.deps import Institutions
+from complaintcore.api.deps import ConsistencyPosition, Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.domain.roles import Role
@@ -265,13 +266,20 @@ async def get_institution_statistics(
     to: ToParam = None,
     period: PeriodParam = None,
     rollup: RollupParam = True,
+    position: ConsistencyPosition = None,
 ) -> dict[str, Any]:
     today = shanghai_today()
     await _visible(principal, code, institutions)
     first, last = _range(from_on, to, period, today)
     counted = await institutions.subtree(code) if rollup else [code]
-    pool = request.app.state.pool
-    figures = await institution_statistics(pool, code, counted, first, last, period, today)
+
+    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
+        return (
+            await institution_statistics(pool, code, counted, first, last, period, today),
+            await projection_checkpoint(pool),
+        )
+
+    figures, checkpoint = await request.app.state.reads.read(read, position)
     return {
         "institution": code,
         "rollup": rollup,
@@ -280,7 +288,7 @@ async def get_institution_statistics(
         "to": last,
         "period": period,
         "as_of": today,
-        "checkpoint": await projection_checkpoint(pool),
+        "checkpoint": checkpoint,
         **figures,
     }
 
@@ -311,6 +319,7 @@ async def get_institution_statistics_csv(
     to: ToParam = None,
     period: PeriodParam = None,
     rollup: RollupParam = True,
+    position: ConsistencyPosition = None,
 ) -> Response:
     """The regulator's data return as CSV: one row per institution of the subtree and period,
     with every figure of `GET /v1/institutions/{code}/statistics` (no breakdowns). Each row
@@ -318,7 +327,9 @@ async def get_institution_statistics_csv(
     today = shanghai_today()
     await _visible(principal, code, institutions)
     first, last = _range(from_on, to, period, today)
-    text = await statistics_csv(request.app.state.pool, code, first, last, period, today, rollup)
+    text = await request.app.state.reads.read(
+        lambda pool: statistics_csv(pool, code, first, last, period, today, rollup), position
+    )
     filename = f"statistics-{code}-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(
         text,
@@ -343,6 +354,7 @@ async def get_institution_staff_statistics(
     institutions: Institutions,
     from_on: FromParam = None,
     to: ToParam = None,
+    position: ConsistencyPosition = None,
 ) -> dict[str, Any]:
     """Staff figures for appraisal (DOMAIN.md "Staff figures", Art. 27) over the institution's
     subtree: per handler, cases decided and on time (by decision notice date), reviews that
@@ -354,14 +366,20 @@ async def get_institution_staff_statistics(
     await _visible(principal, code, institutions)
     first, last = _range(from_on, to, None, today)
     counted = await institutions.subtree(code)
-    pool = request.app.state.pool
-    figures = await staff_statistics(pool, counted, first, last)
+
+    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
+        return (
+            await staff_statistics(pool, counted, first, last),
+            await projection_checkpoint(pool),
+        )
+
+    figures, checkpoint = await request.app.state.reads.read(read, position)
     return {
         "institution": code,
         "institutions": counted,
         "from": first,
         "to": last,
-        "checkpoint": await projection_checkpoint(pool),
+        "checkpoint": checkpoint,
         **figures,
     }
 

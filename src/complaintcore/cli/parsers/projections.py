@@ -40,6 +40,12 @@ def register(commands: Any) -> None:
         help="events read per page (rows are written in batches of half that)",
     )
     rebuild_parser.add_argument(
+        "--read-from",
+        metavar="URL",
+        help="a hot standby of the database to read the events from (its lag waited out first);"
+        " the tables are written on the primary (DATABASE_URL)",
+    )
+    rebuild_parser.add_argument(
         "--workers",
         type=_positive,
         help="processes replaying the events at once, each a range of the cases (default: the"

@@ -61,12 +61,32 @@ ENVIRONMENT = {
             "30",
             "seconds serve waits for an unreachable database at start-up; 0: no waiting",
         ),
+        Variable(
+            "COMPLAINTCORE_READ_REPLICA_URLS",
+            "",
+            "comma-separated hot standbys that serve lists, deadlines, statistics, replay, audit",
+        ),
+        Variable(
+            "COMPLAINTCORE_READ_REPLICA_MAX_LAG",
+            "5",
+            "seconds a standby may lag and still serve reads; beyond, it is skipped",
+        ),
+        Variable(
+            "COMPLAINTCORE_READ_REPLICA_CHECK", "1", "seconds between readings of standbys' lag"
+        ),
         Variable("COMPLAINTCORE_POOL_MIN", "2", "fewest database connections kept open"),
         Variable("COMPLAINTCORE_POOL_MAX", "32", "most database connections"),
         Variable(
+            "COMPLAINTCORE_RUNNERS",
+            "separate",
+            "where serve runs the projection runners and webhook workers: separate (a "
+            "`complaintcore runners` child process it supervises), in-process (in every worker) "
+            "or none (`complaintcore runners` runs elsewhere)",
+        ),
+        Variable(
             "COMPLAINTCORE_PROJECTION_RUNNER",
             "true",
-            "run the statistics projection runner in this process (one is active at a time)",
+            "run the projection runners where the runners run (one is active at a time)",
         ),
         Variable(
             "COMPLAINTCORE_PROJECTION_POLL",
@@ -119,7 +139,7 @@ ENVIRONMENT = {
         Variable(
             "COMPLAINTCORE_WEBHOOK_WORKERS",
             "true",
-            "run the webhook fan-out and dispatcher in this process",
+            "run the webhook fan-out and dispatcher where the runners run",
         ),
         Variable("COMPLAINTCORE_WEBHOOK_POLL", "0.25", "seconds the idle webhook workers wait"),
         Variable("COMPLAINTCORE_WEBHOOK_TIMEOUT", "10", "seconds a receiver has to answer, all in"),

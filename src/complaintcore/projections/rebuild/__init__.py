@@ -96,6 +96,7 @@ from complaintcore.projections.rebuild.rebuilder import (
     RebuildAlreadyRunning,
     Rebuilder,
     RebuildResult,
+    StandbyBehind,
     rebuild,
 )
 from complaintcore.projections.rebuild.scan import (
@@ -124,6 +125,7 @@ __all__ = [
     "ScanRange",
     "ScanRangeTaken",
     "SilentProgress",
+    "StandbyBehind",
     "default_scan_workers",
     "ranges_split_at",
     "rebuild",

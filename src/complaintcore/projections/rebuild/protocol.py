@@ -213,6 +213,9 @@ class RebuildSettings:
     # (pickled as its file's path)
     key_provider: KeyProvider | None = field(default_factory=configured_key_provider, repr=False)
     cipher_suite: str = field(default_factory=configured_cipher_suite)
+    # a hot standby of the database the scan reads the events from (None: the database itself);
+    # the tables are written on the primary either way
+    read_url: str | None = field(default=None, repr=False)
 
     @property
     def partitions(self) -> int:

@@ -1,6 +1,7 @@
 """The rebuild as a whole: the projections grouped by what scan they can share, each group
 started (or resumed) under the rebuild's lock, scanned once, then each projection finished."""
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import structlog
 from complaintcore.events.store import feed_complete_up_to
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect
+from complaintcore.infra.read_replicas import replica_name
 from complaintcore.projections.rebuild.jobs import (
     RebuildJob,
     job_of,
@@ -129,6 +131,39 @@ def _groups(
     return list(groups.values())
 
 
+class StandbyBehind(Exception):
+    """The standby to read the events from has not replayed the primary's WAL in time."""
+
+
+STANDBY_WAIT_S = 120.0
+
+_REPLAYED = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
+
+
+async def standby_caught_up(primary: asyncpg.Connection, read_url: str) -> None:
+    """Wait until the standby at `read_url` has replayed all the primary has written now (so
+    every event up to the scan's start position is there); `StandbyBehind` after
+    `STANDBY_WAIT_S`, or at once when it is no standby of a primary."""
+    target = await primary.fetchval("SELECT pg_current_wal_lsn()::text")
+    standby = await connect(read_url)
+    try:
+        deadline = time.monotonic() + STANDBY_WAIT_S
+        while True:
+            in_recovery, replayed = await standby.fetchrow(_REPLAYED, target)
+            if not in_recovery:
+                raise StandbyBehind(f"{replica_name(read_url)} is not a standby (not in recovery)")
+            if replayed:
+                return
+            if time.monotonic() > deadline:
+                raise StandbyBehind(
+                    f"{replica_name(read_url)} has not replayed the primary's WAL up to"
+                    f" {target} in {STANDBY_WAIT_S:g} s"
+                )
+            await asyncio.sleep(0.2)
+    finally:
+        await close_quietly(standby)
+
+
 class Rebuilder:
     """Rebuilds a group of projections: one shared scan, then each one's indexes, catch-up and
     swap in turn."""
@@ -235,6 +270,8 @@ class Rebuilder:
 
     async def _scan(self, connection: asyncpg.Connection, jobs: list[RebuildJob]) -> None:
         first = jobs[0]
+        if self._settings.read_url is not None:
+            await standby_caught_up(connection, self._settings.read_url)
         ranges = await stored_ranges(connection, first.name)
         done = sum(scan_range.events_done for scan_range in ranges)
         self._progress.scanning(self._label, first.events_total, done)

@@ -80,7 +80,7 @@ class RangeScan:
 
     async def run(self) -> RangeScanOutcome:
         writer = await bulk_connection(self._task.database_url)
-        reader = await bulk_connection(self._task.database_url)
+        reader = await bulk_connection(self._task.settings.read_url or self._task.database_url)
         try:
             for target in self._targets:
                 self._records[target.name] = await target.make_record(writer, self._task.settings)

@@ -1,0 +1,170 @@
+"""`complaintcore runners` (its arguments: `cli/parsers/server.py`; `serve` supervises one:
+`cli/runner_supervisor.py`).
+
+The runner process keeps the work that follows the database rather than the requests: the feed
+projections' runners (statistics, alerts; single-active across every process and host by their
+advisory locks, a standby takes over when the holder's session ends) and the webhook workers
+(the fan-out, one at a time by its checkpoint row, and the dispatcher, which shares deliveries
+with any other by their claims). Any number may run, here or on other hosts.
+
+`serve` starts one as a child process by default (`COMPLAINTCORE_RUNNERS=separate`): started
+after the migrations and the master key check, restarted with back-off if it dies, stopped when
+`serve` stops. The child runs in a session of its own (a Ctrl-C meant for `serve` reaches
+`serve`, which then stops it) and ends itself when `serve` is gone, even killed
+(`PR_SET_PDEATHSIG`, and a watch on its parent), so it never holds a runner's lock for a dead
+deployment.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from contextlib import AsyncExitStack, suppress
+from urllib.parse import quote
+
+import structlog
+
+from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.master_key import load_key_provider, resolve_master_key_file
+from complaintcore.application.policy_store import PolicyStore
+from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
+from complaintcore.cli.server import check_key, database_unreachable
+from complaintcore.crypto.keys import KeyProvider, MasterKeyError
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra.database import create_pool
+from complaintcore.infra.metrics import mark_this_process_dead
+from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import Settings
+from complaintcore.projections.alerts import alerts_projection
+from complaintcore.projections.runner import (
+    SERVE_ID_VARIABLE,
+    background_runners,
+    runner_process_name,
+)
+from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.webhooks.runtime import webhook_runtime
+
+log = structlog.get_logger("complaintcore.runners")
+
+# Events a runner applies per transaction: the in-process runners take fewer, as they share
+# the event loop with requests; here nothing else waits on the loop.
+BATCH_SIZE = 1000
+PARENT_WATCH_S = 1.0
+
+
+def runners(args: argparse.Namespace, settings: Settings) -> int:
+    supervised = bool(getattr(args, "supervised", False))
+    parent = os.getppid() if supervised else None
+    if supervised:
+        _die_with_parent()
+    with database_url(settings) as url:
+        try:
+            key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+            provider = load_key_provider(key_file, settings.cipher_suite)
+        except KEY_REFUSALS as error:
+            return fail(str(error))
+        if (refusal := database_unreachable(url, settings)) is not None:
+            return fail(refusal)
+        if not supervised:  # under `serve`, which has applied them already
+            upgrade_to_head(url)
+        try:
+            asyncio.run(check_key(url, provider))
+        except MasterKeyError as error:
+            return fail(str(error))
+        log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
+        try:
+            asyncio.run(run_runners(url, provider, settings, parent=parent))
+        finally:
+            mark_this_process_dead()
+    return 0
+
+
+def application_name() -> str:
+    """What the runner process's database sessions are called (`pg_stat_activity`): after the
+    `serve` it belongs to, or its own host and process id when it runs alone."""
+    serve_id = os.environ.get(SERVE_ID_VARIABLE) or f"{socket.gethostname()}:{os.getpid()}"
+    return runner_process_name(serve_id)
+
+
+def with_application_name(url: str, name: str) -> str:
+    """`url` with `application_name` set: asyncpg passes query parameters it does not know to
+    the server as settings, the last of a name winning (so over one the URL names already)."""
+    base, _, query = url.partition("?")
+    parameter = f"application_name={quote(name, safe='')}"
+    return f"{base}?{query}&{parameter}" if query else f"{base}?{parameter}"
+
+
+async def run_runners(
+    url: str, provider: KeyProvider, settings: Settings, *, parent: int | None = None
+) -> None:
+    """The projection runners and the webhook workers until SIGTERM or SIGINT (or, `parent`
+    given, until this process's parent is gone)."""
+    url = with_application_name(url, application_name())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watch = (
+        asyncio.create_task(_watch_parent(parent, stop), name="parent watch")
+        if parent is not None
+        else None
+    )
+    pool = await create_pool(url, min_size=1, max_size=max(2, min(settings.pool_max_size, 8)))
+    try:
+        store = PostgresEventStore(pool)
+        policies = PolicyStore(pool)
+        institutions = InstitutionDirectory(pool)
+        async with AsyncExitStack() as stack:
+            runners = await stack.enter_async_context(
+                background_runners(
+                    url,
+                    store,
+                    enabled=settings.projection_runner,
+                    poll_interval=settings.projection_poll_s,
+                    standby_retry=settings.projection_standby_s,
+                    also=[alerts_projection(shanghai_today, policies.due_soon_days)],
+                    batch_size=BATCH_SIZE,
+                )
+            )
+            webhooks = await stack.enter_async_context(
+                webhook_runtime(pool, institutions, provider, settings)
+            )
+            log.info(
+                "runner process started",
+                pid=os.getpid(),
+                projections=sorted(runners),
+                webhook_workers=webhooks.dispatcher is not None,
+            )
+            await stop.wait()
+            log.info("runner process stopping")
+    finally:
+        if watch is not None:
+            watch.cancel()
+            with suppress(asyncio.CancelledError):
+                await watch
+        await pool.close()
+    log.info("runner process stopped")
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_WATCH_S)
+    log.warning("serve is gone: the runner process stops")
+    stop.set()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent ends (a no-op elsewhere; the
+    parent watch covers it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

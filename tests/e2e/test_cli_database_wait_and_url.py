@@ -1,0 +1,81 @@
+"""Two command-line defects a reviewer found (issue 17, item 2):
+
+- `serve` takes a `postgresql+asyncpg://` DATABASE_URL (the SQLAlchemy spelling, accepted by the
+  pool and the migrations) all the way: the master key check at start-up connected with it as
+  given and failed.
+- `migrate` waits `COMPLAINTCORE_DATABASE_WAIT` for an unreachable database as `serve` does, then
+  refuses in one line (no traceback); `runners` does the same."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from complaintcore.projections import statistics
+from complaintcore.projections.runner import runner_backend_pid
+from testsupport import free_port, live_service, master_key_env
+from webhook_support import wait_for
+
+
+async def test_serve_takes_a_sqlalchemy_spelled_database_url(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    scheme, _, rest = database_url.partition("://")
+    assert scheme == "postgresql"
+    with live_service(f"postgresql+asyncpg://{rest}", {}, tmp_path) as service:
+        assert service.client().get("/readyz").status_code == 200
+        # its runner process too
+        await wait_for(lambda: runner_backend_pid(pool, statistics.NAME), timeout_s=30)
+    assert "Traceback" not in service.log_path.read_text()
+
+
+def refusal_of(
+    command: str, tmp_path: Path, wait_s: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/complaintcore"  # nobody listens
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": closed,
+        "COMPLAINTCORE_DATABASE_WAIT": wait_s,
+        "COMPLAINTCORE_LOG_FORMAT": "json",
+        **master_key_env(tmp_path),
+    }
+    started = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-m", "complaintcore.cli", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return finished, time.monotonic() - started
+
+
+def test_migrate_waits_for_the_database_then_refuses_in_one_line(tmp_path: Path) -> None:
+    finished, took_s = refusal_of("migrate", tmp_path, "1.5")
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database is unreachable after 1.5 s: "), last
+    assert "waiting for the database" in finished.stderr  # it waited, and said so
+    assert took_s >= 1.0
+
+
+def test_migrate_without_waiting_refuses_at_once(tmp_path: Path) -> None:
+    finished, _ = refusal_of("migrate", tmp_path, "0")
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database is unreachable after 0 s: "), last
+
+
+def test_runners_refuse_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    finished, _ = refusal_of("runners", tmp_path, "0.5")
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database is unreachable after 0.5 s: "), last
