@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench profile clean image
+.PHONY: install run test test-replication test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench profile clean image
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ run: install ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL unless DATA
 	$(BIN)/complaintcore serve
 
 test: install ## the whole suite: unit, integration (real PostgreSQL) and end-to-end
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not replication"
+
+test-replication: install ## failover and read replicas on a loopback primary and streaming standby
+	$(BIN)/pytest -m replication tests/replication
 
 test-unit: install
 	$(BIN)/pytest tests/unit
