@@ -185,13 +185,6 @@ async def test_a_killed_primary_loses_no_acknowledged_command_and_the_service_ca
     await _fail_over(cluster, tmp_path, fail_primary)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="a hung primary holds the service: no command timeout on the pool's connections,"
-    " and asyncpg spends its whole connect timeout (60 s) on the first host of a multi-host URL"
-    " (see the report on issue 16, item 3)",
-)
 async def test_a_hung_primary_is_left_for_the_promoted_standby(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -223,6 +216,9 @@ async def _fail_over(
         serve_dir,
         COMPLAINTCORE_PROJECTION_POLL="0.1",
         COMPLAINTCORE_PROJECTION_STANDBY="0.5",
+        # a hung primary is given up after these (each host its own connect timeout)
+        COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT="2",
+        COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT="3",
     ) as service:
         load = Load()
         explain = _explained(service, load)

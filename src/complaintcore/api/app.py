@@ -39,7 +39,7 @@ from complaintcore.auth.tokens import SeenTokens
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.infra.database import connect, create_pool
+from complaintcore.infra.database import connect, create_pool, service_command_timeout
 from complaintcore.infra.log_config import configure_logging
 from complaintcore.infra.metrics import (
     mark_this_process_dead,
@@ -89,7 +89,10 @@ def create_app(
             database_url, app.state.key_provider, settings.cipher_suite
         )
         pool = await create_pool(
-            database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            command_timeout=service_command_timeout(),
         )
         app.state.pool = pool
         app.state.reads = ReplicaSet(

@@ -33,7 +33,7 @@ from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
 from complaintcore.cli.server import check_key, database_unreachable
 from complaintcore.crypto.keys import KeyProvider, MasterKeyError
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.infra.database import create_pool
+from complaintcore.infra.database import create_pool, service_command_timeout
 from complaintcore.infra.metrics import mark_this_process_dead
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
@@ -111,7 +111,12 @@ async def run_runners(
         if parent is not None
         else None
     )
-    pool = await create_pool(url, min_size=1, max_size=max(2, min(settings.pool_max_size, 8)))
+    pool = await create_pool(
+        url,
+        min_size=1,
+        max_size=max(2, min(settings.pool_max_size, 8)),
+        command_timeout=service_command_timeout(),
+    )
     try:
         store = PostgresEventStore(pool)
         policies = PolicyStore(pool)

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import asyncpg
 import structlog
 
 from complaintcore.application.master_key import (
@@ -23,6 +22,7 @@ from complaintcore.cli.runner_supervisor import RunnerSupervisor
 from complaintcore.crypto.keys import KeyProvider, MasterKeyError
 from complaintcore.infra.database import (
     DATABASE_UNAVAILABLE_ERRORS,
+    connect_each_host,
     plain_url,
     wait_until_reachable,
 )
@@ -148,7 +148,7 @@ def _run_uvicorn(uvicorn: Any, args: argparse.Namespace, settings: Settings) -> 
 
 
 async def check_key(url: str, provider: KeyProvider) -> None:
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await connect_each_host(plain_url(url))
     try:
         await check_against_database(connection, provider)
     finally:

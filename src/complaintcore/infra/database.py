@@ -6,12 +6,15 @@ Alembic migrations.
 """
 
 import asyncio
+import functools
 import time
 from typing import Any
 
 import asyncpg
 import orjson
 import structlog
+
+from complaintcore.infra.settings import get_settings
 
 log = structlog.get_logger("complaintcore.infra.database")
 
@@ -29,6 +32,20 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+@functools.cache
+def connect_timeout() -> float:
+    """Seconds to connect to one host (COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT)."""
+    return get_settings().database_connect_timeout_s
+
+
+@functools.cache
+def service_command_timeout() -> float | None:
+    """Seconds a statement of the running service (its pools, its runners) may take
+    (COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT; None: no limit). Batch work (rebuilds, imports,
+    migrations) sets none: its long statements are expected."""
+    return get_settings().database_command_timeout_s or None
 
 
 _JSONB_VERSION = b"\x01"  # jsonb's binary wire format is a version byte and the JSON text
@@ -62,10 +79,39 @@ def plain_url(database_url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
-async def connect(database_url: str) -> asyncpg.Connection:
+def single_host_urls(database_url: str) -> list[str]:
+    """`postgresql://u@h1:p1,h2:p2/db?q` as one URL per host, in order (a URL with one host, or
+    hosts given as `host=` parameters, as it is)."""
+    url = plain_url(database_url)
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    user, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    return [f"{scheme}://{user}{at}{host}{slash}{tail}" for host in hosts.split(",") if host]
+
+
+async def connect_each_host(dsn: str, **options: Any) -> asyncpg.Connection:
+    """`asyncpg.connect`, each host of a multi-host URL in turn with a timeout of its own (the
+    pools' `connect`). asyncpg gives all the hosts one timeout, so a host that takes the TCP
+    connection and never answers (a hung or partitioned primary) used it all up and the next
+    host was never tried; libpq's `connect_timeout` is per host, as this is. Each host is
+    judged by the URL's `target_session_attrs` as asyncpg judges it."""
+    options.setdefault("timeout", connect_timeout())
+    last_error: BaseException | None = None
+    for url in single_host_urls(dsn):
+        try:
+            return await asyncpg.connect(url, **options)
+        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.TargetServerAttributeNotMatched) as error:
+            last_error = error
+    assert last_error is not None
+    raise last_error
+
+
+async def connect(database_url: str, *, command_timeout: float | None = None) -> asyncpg.Connection:
     """One connection outside the pool, with the pool's JSON codecs (for a session that must
     outlive any pooled use, such as a held advisory lock)."""
-    connection = await asyncpg.connect(plain_url(database_url))
+    connection = await connect_each_host(plain_url(database_url), command_timeout=command_timeout)
     await _init_connection(connection)
     return connection
 
@@ -77,11 +123,19 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     would cost one round trip per release); asyncpg still rolls back a transaction left open."""
 
 
-async def create_pool(database_url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    command_timeout: float | None = None,
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         plain_url(database_url),
         min_size=min_size,
         max_size=max_size,
+        connect=connect_each_host,
+        command_timeout=command_timeout,
         init=_init_connection,
         reset=_keep_session,
         # No inactivity timer: it costs a timer armed on every release and cancelled on every
@@ -103,7 +157,7 @@ async def wait_until_reachable(database_url: str, timeout_s: float) -> None:
     delay = 0.2
     while True:
         try:
-            connection = await asyncpg.connect(plain_url(database_url), timeout=5)
+            connection = await connect_each_host(plain_url(database_url), timeout=5)
         except DATABASE_UNAVAILABLE_ERRORS as error:
             if time.monotonic() + delay > deadline:
                 raise

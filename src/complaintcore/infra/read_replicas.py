@@ -34,7 +34,12 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 
-from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS, create_pool, plain_url
+from complaintcore.infra.database import (
+    DATABASE_UNAVAILABLE_ERRORS,
+    create_pool,
+    plain_url,
+    service_command_timeout,
+)
 
 __all__ = ["Replica", "ReplicaSet", "replica_name"]
 
@@ -143,7 +148,10 @@ class ReplicaSet:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 if replica.pool is None:
                     replica.pool = await create_pool(
-                        replica.url, min_size=1, max_size=self._pool_size
+                        replica.url,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        command_timeout=service_command_timeout(),
                     )
                 row = await replica.pool.fetchrow(_STANDBY_STATE)
         except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as error:

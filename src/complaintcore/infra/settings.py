@@ -81,6 +81,19 @@ class Settings(BaseSettings):
         validation_alias="COMPLAINTCORE_DATABASE_WAIT",
         description="Seconds `serve` waits for an unreachable database at start-up before failing.",
     )
+    database_connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
+        description="Seconds to connect to one host of DATABASE_URL before the next is tried.",
+    )
+    database_command_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT",
+        description="Seconds a statement of the service's pools may take before it is given up "
+        "(and its connection dropped): a primary that hangs is left. 0: no limit.",
+    )
     read_replica_urls: str = Field(
         default="",
         validation_alias="COMPLAINTCORE_READ_REPLICA_URLS",

@@ -2,14 +2,13 @@
 
 import asyncio
 
-import asyncpg
 from alembic import context
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from complaintcore.infra import advisory_locks
-from complaintcore.infra.database import plain_url
+from complaintcore.infra.database import connect_each_host, plain_url
 from complaintcore.infra.migrations import DATABASE_URL_ATTRIBUTE
 
 # Several processes starting at once (API workers, CI jobs) migrate in turn.
@@ -29,12 +28,12 @@ def run_migrations(connection: Connection) -> None:
 
 async def run_online() -> None:
     url = plain_url(context.config.attributes[DATABASE_URL_ATTRIBUTE])
-    # asyncpg connects from the URL as given (several hosts, target_session_attrs): SQLAlchemy
-    # only wraps the connection, its dialect named by an empty URL
+    # asyncpg connects from the URL as given (several hosts, each in turn, target_session_attrs):
+    # SQLAlchemy only wraps the connection, its dialect named by an empty URL
     engine = create_async_engine(
         "postgresql+asyncpg://",
         poolclass=pool.NullPool,
-        async_creator=lambda: asyncpg.connect(url),
+        async_creator=lambda: connect_each_host(url),
     )
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)

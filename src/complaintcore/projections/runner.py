@@ -46,7 +46,7 @@ from complaintcore.domain.state import ComplaintState
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
-from complaintcore.infra.database import connect
+from complaintcore.infra.database import connect, service_command_timeout
 from complaintcore.projections import statistics
 from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.streams import fold_streams
@@ -211,7 +211,7 @@ class ProjectionRunner:
 
     async def catch_up(self) -> int:
         """Wait for the lock, apply every event the feed has now, release; the checkpoint."""
-        connection = await connect(self._database_url)
+        connection = await connect(self._database_url, command_timeout=service_command_timeout())
         try:
             await self._wait_for_lock(connection)
             self._swept = None
@@ -225,7 +225,7 @@ class ProjectionRunner:
             await close_quietly(connection)
 
     async def _hold_lock_and_follow(self) -> None:
-        connection = await connect(self._database_url)
+        connection = await connect(self._database_url, command_timeout=service_command_timeout())
         try:
             await self._wait_for_lock(connection)
             self.role, self.backend_pid = "active", connection.get_server_pid()

@@ -62,6 +62,16 @@ ENVIRONMENT = {
             "seconds serve waits for an unreachable database at start-up; 0: no waiting",
         ),
         Variable(
+            "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
+            "10",
+            "seconds to connect to one host of DATABASE_URL before trying the next",
+        ),
+        Variable(
+            "COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT",
+            "60",
+            "seconds a statement may take before it is given up (a hung primary is left); 0: none",
+        ),
+        Variable(
             "COMPLAINTCORE_READ_REPLICA_URLS",
             "",
             "comma-separated hot standbys that serve lists, deadlines, statistics, replay, audit",
