@@ -27,6 +27,9 @@ IN_FLIGHT = 8  # deliveries of the subscription a process sends at once
 ANSWERED = 5  # the receiver acknowledges these, then holds every further request
 LEASE_S = 4.0  # longer than the kill takes to come; the new process waits it out
 CRASH_ENV = {
+    # the dispatcher in the process the test kills with SIGKILL (by default it runs in serve's
+    # runner child, which would get a SIGTERM when serve dies and stop in order)
+    "COMPLAINTCORE_RUNNERS": "in-process",
     "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
     "COMPLAINTCORE_WEBHOOK_POLL": "0.05",
     "COMPLAINTCORE_WEBHOOK_TIMEOUT": "3",
