@@ -65,7 +65,7 @@ from complaintcore.domain.roles import handles_complaints, may_approve_redress, 
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.case_keys import UNREAD, CaseKeys
-from complaintcore.events.codec import domain_events, new_events, stream_suite
+from complaintcore.events.codec import domain_events, every_event_sealed, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
@@ -87,7 +87,7 @@ _LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
 # unwraps it without a round trip of its own.
 _WRAPPED_KEY = "(SELECT wrapped FROM case_keys WHERE case_id = $2) AS wrapped_key"
 # Whether every event of the stream records a suite (its personal fields sealed).
-_ALL_SEALED = "SELECT bool_and(metadata ? 'cipher_suite') FROM events WHERE stream_id = $1"
+_STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
 # The respondent's lineage, for the institution the case's projection row names: a hint, checked
 # against the case's folded state, that saves a round trip. Reference data: the statement's
 # snapshot, taken before the lock is granted, is recent enough.
@@ -559,7 +559,9 @@ class ComplaintService:
         stream_id = state.id if state is not None else command.case_id
         expected_version = state.version if state is not None else 0
         erasing = any(isinstance(event, PersonalDataErased) for event in events)
-        if erasing and not await connection.fetchval(_ALL_SEALED, stream_id):
+        if erasing and not every_event_sealed(
+            row[0] for row in await connection.fetch(_STREAM_SUITES, stream_id)
+        ):
             raise PersonalDataNotEncrypted(stream_id)
         if cipher is None:  # a receipt, or a stream written before encryption
             cipher = await self._case_keys.new_cipher(connection, stream_id)

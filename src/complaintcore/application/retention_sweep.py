@@ -59,7 +59,7 @@ from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.case_keys import CaseKeys
-from complaintcore.events.codec import new_events
+from complaintcore.events.codec import every_event_sealed, new_events
 from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
@@ -356,8 +356,7 @@ class RetentionSweep:
     ) -> "_Erasure | str":
         """The case's erasure, or the code of why it is not erased, under the policy in force
         at its respondent on the sweep's day (`policies`: those read in this batch)."""
-        suites = [row["cipher_suite"] for row in rows]
-        if not all(suites):
+        if not every_event_sealed(row["cipher_suite"] for row in rows):
             return NOT_ENCRYPTED
         state = fold_stream(rows)
         assert state is not None, "a stream begins with its receipt"
@@ -367,7 +366,7 @@ class RetentionSweep:
             events = decide(state, command, dataclasses.replace(context, policy=policy.policy))
         except RuleViolation as refused:
             return refused.code
-        metadata = self._order.metadata(suites[-1])
+        metadata = self._order.metadata(rows[-1]["cipher_suite"])
         judged = dataclasses.replace(metadata, policy_version=policy.version)
         (event,) = new_events(events, judged)
         head = (rows[-1]["version"], rows[-1]["hash"])

@@ -151,6 +151,13 @@ def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
     return latest_suite(event.metadata.cipher_suite for event in stored)
 
 
+def every_event_sealed(suites: Iterable[str | None]) -> bool:
+    """Whether every event of a stream names the suite its personal fields were sealed under
+    (its events' `cipher_suite`s, in any order): only then does destroying the case's key erase
+    them all; an event written before encryption keeps its fields in clear."""
+    return all(suites)
+
+
 def latest_suite(suites: Iterable[str | None]) -> str | None:
     """The last suite named of a stream's events' suites, in version order (None: none is)."""
     latest = None
