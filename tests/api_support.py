@@ -1,5 +1,7 @@
 """Request bodies and response checks shared by the HTTP tests (importable as `api_support`)."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -76,3 +78,18 @@ def decision(on: str, handler: str = "staff-a1") -> dict:
         "remedies": ["review", "litigation"],
         "notice": notice(on),
     }
+
+
+@asynccontextmanager
+async def app_client(database_url: str, **client_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app made for `database_url`, started (its lifespan), with a client that calls it in
+    process (no socket)."""
+    from complaintcore.api.app import create_app
+
+    app = create_app(database_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://cc.test", **client_options
+        ) as client:
+            yield client

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from complaintcore.api.app import create_app
+from api_support import app_client
 from complaintcore.auth.tokens import create_token, revoke_token
 from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -35,11 +35,8 @@ class Tokens:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(database_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-            yield client
+    async with app_client(database_url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from complaintcore.api.app import create_app
+from api_support import app_client
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token, principal_for_token
 from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED, demo_stories
@@ -55,11 +55,8 @@ async def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(database_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-            yield client
+    async with app_client(database_url) as client:
+        yield client
 
 
 @pytest.fixture

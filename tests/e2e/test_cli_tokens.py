@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import asyncpg
-import httpx
 
-from complaintcore.api.app import create_app
+from api_support import app_client
 from complaintcore.auth.tokens import FINGERPRINT_LENGTH, hash_token
 from complaintcore.reference.institutions import InstitutionDirectory
 
@@ -45,12 +44,9 @@ def listed(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
 
 
 async def status_with(database_url: str, token: str) -> int:
-    app = create_app(database_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-            headers = {"Authorization": f"Bearer {token}"}
-            return (await client.get("/v1/institutions/BR-A", headers=headers)).status_code
+    async with app_client(database_url) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        return (await client.get("/v1/institutions/BR-A", headers=headers)).status_code
 
 
 async def test_tokens_are_listed_by_fingerprint_and_revoked_one_or_all(

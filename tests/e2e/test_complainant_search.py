@@ -16,8 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import TODAY, complaint, days_ago
-from complaintcore.api.app import create_app
+from api_support import TODAY, app_client, complaint, days_ago
 from complaintcore.auth.tokens import create_token
 from complaintcore.crypto.blind_index import blind_index
 from complaintcore.crypto.keys import FileKeyProvider
@@ -125,13 +124,10 @@ async def api(server_url: str, template_url: str) -> AsyncIterator[Api]:
             }
         finally:
             await pool.close()
-        app = create_app(database_url)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-                made = Api(client, tokens, database_url)
-                await _the_cases(made)
-                yield made
+        async with app_client(database_url) as client:
+            made = Api(client, tokens, database_url)
+            await _the_cases(made)
+            yield made
 
 
 async def _the_cases(api: Api) -> None:

@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from complaintcore.api.app import create_app
+from api_support import app_client
 
 
 class _Assets(HTMLParser):
@@ -28,11 +27,8 @@ class _Assets(HTMLParser):
 
 @pytest.fixture
 async def client(database_url: str) -> httpx.AsyncClient:
-    app: FastAPI = create_app(database_url)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-            yield client
+    async with app_client(database_url) as client:
+        yield client
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from complaintcore.api.app import create_app
+from api_support import app_client
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token
 from complaintcore.domain.commands import Outcome
@@ -53,12 +53,9 @@ async def api(server_url: str, template_url: str) -> AsyncIterator[dict[str, Any
             }
         finally:
             await pool.close()
-        app = create_app(database_url)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
-                await _caught_up(client, tokens["regulator"])
-                yield {"client": client, "tokens": tokens}
+        async with app_client(database_url) as client:
+            await _caught_up(client, tokens["regulator"])
+            yield {"client": client, "tokens": tokens}
 
 
 def get(api: dict[str, Any], who: str, path: str, **params: Any) -> Any:
