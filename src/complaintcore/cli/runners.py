@@ -27,15 +27,13 @@ from urllib.parse import quote
 import structlog
 
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.master_key import load_key_provider, resolve_master_key_file
 from complaintcore.application.policy_store import PolicyStore
-from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
-from complaintcore.cli.server import check_key, database_unreachable
-from complaintcore.crypto.keys import KeyProvider, MasterKeyError
+from complaintcore.cli.common import database_url, fail
+from complaintcore.cli.server import StartRefused, key_and_database
+from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool, service_command_timeout
 from complaintcore.infra.metrics import mark_this_process_dead
-from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.runner import (
@@ -61,19 +59,10 @@ def runners(args: argparse.Namespace, settings: Settings) -> int:
         _die_with_parent()
     with database_url(settings) as url:
         try:
-            key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
-            provider = load_key_provider(key_file, settings.cipher_suite)
-        except KEY_REFUSALS as error:
-            return fail(str(error))
-        if (refusal := database_unreachable(url, settings)) is not None:
-            return fail(refusal)
-        if not supervised:  # under `serve`, which has applied them already
-            upgrade_to_head(url)
-        try:
-            asyncio.run(check_key(url, provider))
-        except MasterKeyError as error:
-            return fail(str(error))
-        log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
+            # under `serve`, which has applied the migrations already
+            _, provider = key_and_database(url, settings, migrate=not supervised)
+        except StartRefused as refused:
+            return fail(str(refused))
         try:
             asyncio.run(run_runners(url, provider, settings, parent=parent))
         finally:

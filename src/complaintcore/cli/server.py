@@ -8,6 +8,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -44,21 +45,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     with database_url(settings) as url:
-        # the key before the database: a service that could not read a case refuses at once
-        # (for the embedded default, once its data folder exists: the key file lives in it)
         try:
-            key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
-            provider = load_key_provider(key_file, settings.cipher_suite)
-        except KEY_REFUSALS as error:
-            return fail(str(error))
-        if (refusal := database_unreachable(url, settings)) is not None:
-            return fail(refusal)
-        upgrade_to_head(url)
-        try:
-            asyncio.run(check_key(url, provider))
-        except MasterKeyError as error:
-            return fail(str(error))
-        log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
+            key_file, _ = key_and_database(url, settings, migrate=True)
+        except StartRefused as refused:
+            return fail(str(refused))
         os.environ["DATABASE_URL"] = url
         # the workers load the same file (api/app.py), checked here already
         os.environ["COMPLAINTCORE_MASTER_KEY_FILE"] = str(key_file)
@@ -97,6 +87,32 @@ def _sigterm_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class StartRefused(Exception):
+    """Why a long-running command (serve, runners) does not start: one line."""
+
+
+def key_and_database(url: str, settings: Settings, *, migrate: bool) -> tuple[Path, KeyProvider]:
+    """The master key loaded, the database reached (waited for), migrated (`migrate`) and the key
+    checked against it: the key file and its provider; `StartRefused` otherwise. The key before
+    the database: a service that could not read a case refuses at once (for the embedded default,
+    once its data folder exists: the key file lives in it)."""
+    try:
+        key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+        provider = load_key_provider(key_file, settings.cipher_suite)
+    except KEY_REFUSALS as error:
+        raise StartRefused(str(error)) from None
+    if (refusal := database_unreachable(url, settings)) is not None:
+        raise StartRefused(refusal)
+    if migrate:
+        upgrade_to_head(url)
+    try:
+        asyncio.run(check_key(url, provider))
+    except MasterKeyError as error:
+        raise StartRefused(str(error)) from None
+    log.info("master key accepted", path=str(key_file), key_id=provider.key_id)
+    return key_file, provider
 
 
 def database_unreachable(url: str, settings: Settings) -> str | None:
