@@ -5,9 +5,13 @@
 - raw COPY: `copy_records_to_table` of event-shaped rows into such a table;
 - raw read: keyset read of those rows in position order, 10,000 a batch;
 - peer: the `eventsourcing` library (bench/peer.py, in its own process), 16 threads.
+
+Each is one round's window: bench/run.py measures them in rounds interleaved with the figures
+they are the baselines of (bench/rounds.py). Raw COPY loads its rows a round's share at a time
+into the same table, so that the rounds' raw reads have every row to read.
 """
 
-import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -23,6 +27,7 @@ from complaintcore.events.bulk import use_binary_json
 from complaintcore.infra.database import create_pool
 
 WORKERS = 16
+WARMUP_S = 0.25  # each append window's first appends, not counted (connections, statements)
 READ_BATCH = 10_000
 COPY_CHUNK = 50_000
 
@@ -75,6 +80,8 @@ VALUES ($1, $2, 'ComplaintDecided', 1, $3, $4, now(), $5, $5)
 
 
 async def raw_append(url: str, seconds: float) -> Throughput:
+    """One round: a fresh table, 16 tasks each inserting single events for `seconds` (after
+    `WARMUP_S` not counted)."""
     pool = await create_pool(url, min_size=WORKERS, max_size=WORKERS)
     try:
         await pool.execute(event_table_sql("bench_raw_append"))
@@ -86,7 +93,7 @@ async def raw_append(url: str, seconds: float) -> Throughput:
                 _RAW_INSERT, stream, n % 5 + 1, PAYLOAD, METADATA, FAKE_HASH
             )
 
-        result = await run_workers(WORKERS, seconds, insert)
+        result = await run_workers(WORKERS, seconds, insert, WARMUP_S)
         for connection in connections:
             await pool.release(connection)
         return result
@@ -94,7 +101,8 @@ async def raw_append(url: str, seconds: float) -> Throughput:
         await pool.close()
 
 
-def event_rows(count: int) -> list[tuple[Any, ...]]:
+def event_rows(count: int, first: int = 0) -> list[tuple[Any, ...]]:
+    """Rows `first` to `first + count - 1` of the raw COPY table (5 events a stream)."""
     recorded_at = datetime.now(UTC)
     return [
         (
@@ -109,7 +117,7 @@ def event_rows(count: int) -> list[tuple[Any, ...]]:
             FAKE_HASH,
             FAKE_HASH,
         )
-        for n in range(count)
+        for n in range(first, first + count)
     ]
 
 
@@ -127,13 +135,15 @@ COPY_COLUMNS = (
 )
 
 
-async def raw_copy(url: str, rows: int) -> Throughput:
-    """COPY `rows` event-shaped rows (built beforehand) in chunks, each chunk committed."""
-    records = event_rows(rows)
+async def raw_copy(url: str, rows: int, first: int = 0) -> Throughput:
+    """COPY `rows` event-shaped rows (built beforehand) in chunks, each chunk committed: rows
+    `first` on, into a fresh table when `first` is 0, else after the rows already there."""
+    records = event_rows(rows, first)
     connection = await asyncpg.connect(url)
     try:
         await use_binary_json(connection)
-        await connection.execute(event_table_sql("bench_raw_copy"))
+        if first == 0:
+            await connection.execute(event_table_sql("bench_raw_copy"))
         started = time.perf_counter()
         for start in range(0, rows, COPY_CHUNK):
             await connection.copy_records_to_table(
@@ -144,19 +154,38 @@ async def raw_copy(url: str, rows: int) -> Throughput:
         await connection.close()
 
 
-async def raw_read(url: str) -> Throughput:
-    """Read every row of `bench_raw_copy` in position order into asyncpg records."""
+async def raw_read(url: str, after: int = 0, rows: int | None = None) -> Throughput:
+    """Read the rows of `bench_raw_copy` after position `after` in position order into asyncpg
+    records: `rows` of them, or all."""
     connection = await asyncpg.connect(url)  # asyncpg's own codecs: jsonb arrives as text
     try:
         statement = await connection.prepare(
             "SELECT * FROM bench_raw_copy WHERE position > $1 ORDER BY position LIMIT $2"
         )
+        wanted = rows if rows is not None else 2**62
         started = time.perf_counter()
-        after, read = 0, 0
-        while batch := await statement.fetch(after, READ_BATCH):
+        read = 0
+        while read < wanted and (
+            batch := await statement.fetch(after, min(READ_BATCH, wanted - read))
+        ):
             read += len(batch)
             after = batch[-1]["position"]
         return Throughput(read, time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+async def settle(url: str, vacuum: tuple[str, ...] = ()) -> None:
+    """Before a round's window, not timed: `VACUUM` the given tables (hint bits and visibility
+    map set once, as autovacuum would have on a store in service, rather than by whichever round
+    reads them first), then a `CHECKPOINT` (the previous round's dirty pages written now, not
+    during this round) where the role may."""
+    connection = await asyncpg.connect(url)
+    try:
+        for table in vacuum:
+            await connection.execute(f"VACUUM (ANALYZE) {table}")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("CHECKPOINT")
     finally:
         await connection.close()
 
@@ -165,7 +194,15 @@ def peer(url: str, seconds: float) -> Throughput:
     """The `eventsourcing` library in its own process (bench/peer.py)."""
     parts = libpq_parts(url)
     result = subprocess.run(
-        [sys.executable, "-m", "bench.peer", json.dumps(parts), str(seconds), str(WORKERS)],
+        [
+            sys.executable,
+            "-m",
+            "bench.peer",
+            json.dumps(parts),
+            str(seconds),
+            str(WORKERS),
+            str(WARMUP_S),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -173,12 +210,3 @@ def peer(url: str, seconds: float) -> Throughput:
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return Throughput(measured["events"], measured["seconds"], measured["latencies_ms"])
-
-
-def measure_all(url: str, seconds: float, copy_rows: int) -> dict[str, Throughput]:
-    return {
-        "raw_append": asyncio.run(raw_append(url, seconds)),
-        "raw_copy": asyncio.run(raw_copy(url, copy_rows)),
-        "raw_read": asyncio.run(raw_read(url)),
-        "peer": peer(url, seconds),
-    }

@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from bench import histories
-from bench.baselines import METADATA, PAYLOAD, WORKERS
+from bench.baselines import METADATA, PAYLOAD, WARMUP_S, WORKERS
 from bench.database import bench_case_keys
 from bench.measure import Throughput, run_workers
 from bench.service import load
@@ -40,7 +40,8 @@ LONG_CASE = "BENCH-LONG-30"
 
 
 async def store_append(url: str, seconds: float) -> Throughput:
-    """16 tasks, each appending single events with an expected version through the store."""
+    """16 tasks, each appending single events with an expected version through the store (after
+    `WARMUP_S` not counted)."""
     pool = await create_pool(url, min_size=WORKERS, max_size=WORKERS)
     store = PostgresEventStore(pool)
     metadata = EventMetadata(**METADATA)
@@ -51,7 +52,7 @@ async def store_append(url: str, seconds: float) -> Throughput:
             event = NewEvent("ComplaintDecided", PAYLOAD, metadata=metadata)
             await store.append(f"store-{run}-{worker}-{n // 5}", [event], expected_version=n % 5)
 
-        return await run_workers(WORKERS, seconds, append)
+        return await run_workers(WORKERS, seconds, append, WARMUP_S)
     finally:
         await pool.close()
 

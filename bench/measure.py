@@ -22,6 +22,16 @@ class Throughput:
         return percentile(self.latencies_ms, p)
 
 
+def merged(runs: list["Throughput"]) -> "Throughput":
+    """Several windows of one figure as one: their operations, seconds and latencies together
+    (a p99 over every round's requests)."""
+    return Throughput(
+        sum(run.operations for run in runs),
+        sum(run.seconds for run in runs),
+        [latency for run in runs for latency in run.latencies_ms],
+    )
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100); NaN for no values."""
     if not values:
@@ -32,20 +42,25 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def run_workers(
-    workers: int, seconds: float, operation: Callable[[int, int], Awaitable[None]]
+    workers: int,
+    seconds: float,
+    operation: Callable[[int, int], Awaitable[None]],
+    warmup_seconds: float = 0.0,
 ) -> Throughput:
-    """`workers` tasks each calling `operation(worker, n)` in a loop for `seconds`."""
-    deadline = time.perf_counter() + seconds
+    """`workers` tasks each calling `operation(worker, n)` in a loop for `warmup_seconds`, not
+    counted (connections and statements warmed up), then for `seconds`: operations started in
+    the counted window, from its start to the last one's end."""
+    counted_from = time.perf_counter() + warmup_seconds
+    deadline = counted_from + seconds
     latencies: list[float] = []
 
     async def worker(index: int) -> None:
         n = 0
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
+        while (started := time.perf_counter()) < deadline:
             await operation(index, n)
-            latencies.append((time.perf_counter() - started) * 1000)
+            if started >= counted_from:
+                latencies.append((time.perf_counter() - started) * 1000)
             n += 1
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker(index) for index in range(workers)))
-    return Throughput(len(latencies), time.perf_counter() - started, latencies)
+    return Throughput(len(latencies), time.perf_counter() - counted_from, latencies)

@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.probes import header_lines
+from bench.rounds import RoundRatio, describe_spread
+
 
 @dataclass(frozen=True)
 class Row:
@@ -21,22 +24,44 @@ class Row:
     target: str = ""
     met: bool | None = None  # None: a figure for information, or not measured
     note: str = ""
+    # A ratio from interleaved rounds (bench/rounds.py): `value` and `baseline` are the medians
+    # of the rounds' figures and baselines, `ratio` the median of the per-round ratios.
+    ratio_rounds: list[float] | None = None
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    ratio_spread_pct: float | None = None  # half the range, in percent of the median
+    figure_rounds: list[float] | None = None  # each round's figure, and its baseline below
+    baseline_rounds: list[float] | None = None
 
 
 def ratio_row(
-    figure: str, value: float, unit: str, baseline: float, baseline_name: str, at_least: float
+    figure: str,
+    measured: RoundRatio,
+    unit: str,
+    baseline_name: str,
+    at_least: float,
+    note: str = "",
 ) -> Row:
-    """A throughput that must be at least `at_least` times its baseline."""
-    ratio = value / baseline if baseline else float("nan")
+    """A throughput that must be at least `at_least` times its baseline, both measured in
+    interleaved rounds: met when the median of the per-round ratios is."""
+    ratio = measured.ratio
+    spread = describe_spread(measured)
     return Row(
         figure,
-        value,
+        measured.figure,
         unit,
-        baseline,
+        measured.baseline,
         baseline_name,
         ratio,
         f">= {at_least:g} x {baseline_name}",
-        ratio >= at_least,
+        None if math.isnan(ratio) else ratio >= at_least,
+        f"{spread}; {note}" if note else spread,
+        ratio_rounds=measured.ratios,
+        ratio_low=measured.low,
+        ratio_high=measured.high,
+        ratio_spread_pct=measured.spread_pct,
+        figure_rounds=list(measured.figures),
+        baseline_rounds=list(measured.baselines),
     )
 
 
@@ -86,14 +111,23 @@ def _format(value: float | None) -> str:
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def table(rows: list[Row]) -> str:
+def _ratio_cell(row: Row) -> str:
+    if row.ratio is None or math.isnan(row.ratio):
+        return ""
+    if row.ratio_spread_pct is None or math.isnan(row.ratio_spread_pct):
+        return f"{row.ratio:.2f}x"
+    return f"{row.ratio:.2f}x ±{row.ratio_spread_pct:.0f}%"
+
+
+def table(rows: list[Row], machine_info: dict[str, Any] | None = None) -> str:
+    """The table, under the machine's header lines when given."""
     headers = ["figure", "complaintcore", "baseline", "ratio", "target", "met"]
     cells = [
         [
             row.figure,
             f"{_format(row.value)} {row.unit}".strip(),
             f"{_format(row.baseline)} ({row.baseline_name})" if row.baseline_name else "",
-            f"{row.ratio:.2f}x" if row.ratio is not None and not math.isnan(row.ratio) else "",
+            _ratio_cell(row),
             row.target,
             {True: "yes", False: "NO", None: ""}[row.met],
         ]
@@ -105,13 +139,25 @@ def table(rows: list[Row]) -> str:
         return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(c) for c in cells)])
+    header = [*header_lines(machine_info), ""] if machine_info else []
+    rounds = [
+        f"- {row.figure}: "
+        + ", ".join(f"{ratio:.2f}" for ratio in row.ratio_rounds)
+        + f" (median {_ratio_cell(row)})"
+        for row in rows
+        if row.ratio_rounds
+    ]
+    if rounds:
+        rounds.insert(0, "\nper-round ratios, each round a baseline then its figure:")
+    return "\n".join([*header, line(headers), rule, *(line(c) for c in cells), *rounds])
 
 
 def write_json(
     path: Path, machine_info: dict[str, Any], rows: list[Row], extra: dict[str, Any]
 ) -> None:
     def clean(value: Any) -> Any:
+        if isinstance(value, list):
+            return [clean(item) for item in value]
         return None if isinstance(value, float) and math.isnan(value) else value
 
     document = {
