@@ -276,7 +276,7 @@ async def test_runners_alone_beside_serve_with_runners_none_do_the_work(
                 webhook = subscribe(service, receiver.url)
                 case = receive_joint(service)
                 await delivered(receiver, case["id"], webhook["secret"])
-            await settled(service, runner="elsewhere", workers="none")
+            await settled(service, runner="elsewhere", workers="elsewhere")
             runners.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(runners.wait, 30) == 0
         assert await runner_locks(database_url) == []  # handed back at once

@@ -22,6 +22,7 @@ import structlog
 
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.infra.settings import Settings
+from complaintcore.projections.runner import RUNNER_PROCESS_PREFIX
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
 from complaintcore.webhooks.fanout import fan_out_once, fanout_lag
@@ -150,29 +151,30 @@ WHERE status IN ('pending', 'retrying', 'failed')
 """
 
 
-_RUNNER_PROCESS_ALIVE = """
-SELECT EXISTS (
-    SELECT 1 FROM pg_stat_activity
-    WHERE application_name = $1 AND datname = current_database()
-)
+# the runner processes connected to this database (`complaintcore runners`, by their sessions'
+# `application_name`)
+_RUNNER_PROCESSES = """
+SELECT coalesce(array_agg(DISTINCT application_name), '{}') FROM pg_stat_activity
+WHERE starts_with(application_name, $1) AND datname = current_database()
 """
 
 
 async def webhook_lag(pool: asyncpg.Pool, runtime: WebhookRuntime | None) -> dict[str, Any]:
     """How far the fan-out is behind `alerts`, and how many deliveries wait (and for how long
     the oldest never-tried one has); `workers`: `here` when this process runs the workers, or
-    its `serve`'s runner process does and is connected."""
+    its `serve`'s runner process does and is connected; `elsewhere` when another runner process
+    is connected (on this host or another); else `none`."""
     async with pool.acquire() as connection:
         fanout = await fanout_lag(connection)
         dispatch = dict(await connection.fetchrow(_DISPATCH_LAG))
         now = await connection.fetchval("SELECT now()")
-        workers = runtime is not None and (
-            runtime.dispatcher is not None
-            or (
-                runtime.runner_process is not None
-                and await connection.fetchval(_RUNNER_PROCESS_ALIVE, runtime.runner_process)
-            )
-        )
+        runner_processes = set(await connection.fetchval(_RUNNER_PROCESSES, RUNNER_PROCESS_PREFIX))
+    if runtime is not None and (
+        runtime.dispatcher is not None or runtime.runner_process in runner_processes
+    ):
+        workers = "here"
+    else:
+        workers = "elsewhere" if runner_processes else "none"
     oldest = dispatch.pop("oldest_unsent_at")
     return {
         "fanout": {
@@ -184,5 +186,5 @@ async def webhook_lag(pool: asyncpg.Pool, runtime: WebhookRuntime | None) -> dic
             **dispatch,
             "oldest_unsent_age_s": (now - oldest).total_seconds() if oldest else 0.0,
         },
-        "workers": "here" if workers else "none",
+        "workers": workers,
     }

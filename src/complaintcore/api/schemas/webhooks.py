@@ -108,6 +108,8 @@ class DispatchLagOut(BaseModel):
 class WebhookLagOut(BaseModel):
     fanout: FanoutLagOut
     dispatch: DispatchLagOut
-    workers: Literal["here", "none"] = Field(
-        description="Whether this process runs the webhook workers."
+    workers: Literal["here", "elsewhere", "none"] = Field(
+        description="Where the webhook workers run: `here` (this process, or this `serve`'s "
+        "runner process), `elsewhere` (another runner process is connected to the database), "
+        "`none`."
     )
