@@ -137,9 +137,12 @@ async def _replayed(
     case_id: str,
     position: int | None,
 ) -> list[StoredEvent]:
-    """The case's events, from a read replica when one keeps up (and shows `position`)."""
+    """The case's events, from a read replica when one keeps up (and shows `position`); on the
+    primary, read as the commands read them (the stream's head remembered)."""
     return await reads.read(
-        lambda replica: complaints.case_events(principal, case_id, replica),
+        lambda pool: complaints.case_events(
+            principal, case_id, None if pool is reads.primary else pool
+        ),
         position,
         not_final=(CaseNotFound,),
     )
