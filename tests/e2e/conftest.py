@@ -3,8 +3,10 @@ PostgreSQL database of its own, with an institution tree and a token per role.""
 
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
+from api_support import app_client
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.database import create_pool
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -50,3 +52,10 @@ def live(
 ) -> Iterator[LiveService]:
     with live_service(module_database_url, tokens, tmp_path_factory.mktemp("live")) as service:
         yield service
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over the test's own database, called in process (no socket)."""
+    async with app_client(database_url) as client:
+        yield client

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import app_client
 from complaintcore.auth.tokens import create_token, revoke_token
 from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -31,12 +29,6 @@ class Tokens:
     head_office_supervisor: str
     branch_a_staff: str
     branch_b_staff: str
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(database_url) as client:
-        yield client
 
 
 @pytest.fixture

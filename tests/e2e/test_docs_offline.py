@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api_support import app_client
-
 
 class _Assets(HTMLParser):
     """The URLs a page makes the browser load: scripts, styles, icons, images."""
@@ -23,12 +21,6 @@ class _Assets(HTMLParser):
         for name, value in attrs:
             if name == wanted and value:
                 self.urls.append(value)
-
-
-@pytest.fixture
-async def client(database_url: str) -> httpx.AsyncClient:
-    async with app_client(database_url) as client:
-        yield client
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -1,7 +1,6 @@
 """`PUT` and `GET /v1/institutions/{code}/policy` over HTTP (API.md "Institution policy"), and a
 command judged under the policy in force on its day, on a real database."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import TODAY, app_client, complaint
+from api_support import TODAY, complaint
 from complaintcore.auth.tokens import create_token
 from complaintcore.reference.institutions import InstitutionDirectory
 
@@ -22,12 +21,6 @@ class Tokens:
     regulator: str
     branch_a_staff: str
     branch_b_staff: str
-
-
-@pytest.fixture
-async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(database_url) as client:
-        yield client
 
 
 @pytest.fixture
