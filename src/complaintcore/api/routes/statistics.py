@@ -5,6 +5,7 @@ the commands; `checkpoint` in each answer is the feed position they are as of, a
 `GET /v1/projections` shows how far behind the feed each projection is.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -250,6 +251,20 @@ today (open, closed, overdue); `follow_up` counts on the date of the latest foll
 supervisors see only their own subtree (404 otherwise)."""
 
 
+async def _with_checkpoint(
+    request: Request,
+    figures_of: Callable[[asyncpg.Pool], Awaitable[dict[str, Any]]],
+    position: int | None,
+) -> tuple[dict[str, Any], int]:
+    """Figures and the projection checkpoint they are as of, read from the same database (a read
+    replica when one keeps up and shows `position`)."""
+
+    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
+        return await figures_of(pool), await projection_checkpoint(pool)
+
+    return await request.app.state.reads.read(read, position)
+
+
 @router.get(
     "/institutions/{code}/statistics",
     operation_id="get_institution_statistics",
@@ -273,13 +288,11 @@ async def get_institution_statistics(
     first, last = _range(from_on, to, period, today)
     counted = await institutions.subtree(code) if rollup else [code]
 
-    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
-        return (
-            await institution_statistics(pool, code, counted, first, last, period, today),
-            await projection_checkpoint(pool),
-        )
-
-    figures, checkpoint = await request.app.state.reads.read(read, position)
+    figures, checkpoint = await _with_checkpoint(
+        request,
+        lambda pool: institution_statistics(pool, code, counted, first, last, period, today),
+        position,
+    )
     return {
         "institution": code,
         "rollup": rollup,
@@ -367,13 +380,9 @@ async def get_institution_staff_statistics(
     first, last = _range(from_on, to, None, today)
     counted = await institutions.subtree(code)
 
-    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
-        return (
-            await staff_statistics(pool, counted, first, last),
-            await projection_checkpoint(pool),
-        )
-
-    figures, checkpoint = await request.app.state.reads.read(read, position)
+    figures, checkpoint = await _with_checkpoint(
+        request, lambda pool: staff_statistics(pool, counted, first, last), position
+    )
     return {
         "institution": code,
         "institutions": counted,
