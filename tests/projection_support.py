@@ -13,6 +13,7 @@ from complaintcore.application.complaint_service import (
     RequestInfo,
 )
 from complaintcore.auth.principals import Principal
+from complaintcore.auth.tokens import create_token
 from complaintcore.domain.commands import (
     Approval,
     ApproverRole,
@@ -52,6 +53,7 @@ from complaintcore.domain.commands import (
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra.database import create_pool
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -64,6 +66,25 @@ TREE = [
     ("BR-B", "北京分行", "branch", "HO"),
     ("SUB-A1", "浦东支行", "sub_branch", "BR-A"),
 ]
+Principals = dict[str, tuple[str, str, str | None]]  # name → (id, role, institution)
+
+
+async def tree_and_tokens(database_url: str, principals: Principals) -> dict[str, str]:
+    """`TREE` written to the database at `database_url`, and a token for each principal, by
+    name."""
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        directory = InstitutionDirectory(pool)
+        for code, name, kind, parent in TREE:
+            await directory.put(code, name, kind, parent)
+        return {
+            name: await create_token(pool, principal_id, role, institution)
+            for name, (principal_id, role, institution) in principals.items()
+        }
+    finally:
+        await pool.close()
+
+
 HANDLER = "h-1"
 REVIEWER = "r-1"
 STAFF = Principal("staff-ho", "staff", "HO")

@@ -17,14 +17,11 @@ import httpx
 import pytest
 
 from api_support import TODAY, app_client, complaint, days_ago
-from complaintcore.auth.tokens import create_token
 from complaintcore.crypto.blind_index import blind_index
 from complaintcore.crypto.keys import FileKeyProvider
-from complaintcore.infra.database import create_pool
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.projections.rebuild import RebuildSettings, rebuild
-from complaintcore.reference.institutions import InstitutionDirectory
-from projection_support import TREE, scratch_database
+from projection_support import scratch_database, tree_and_tokens
 from testsupport import session_master_key_file
 
 SEARCH = "/v1/complainants/search"
@@ -109,21 +106,17 @@ class Api:
 @pytest.fixture(scope="module")
 async def api(server_url: str, template_url: str) -> AsyncIterator[Api]:
     async with scratch_database(server_url) as database_url:
-        pool = await create_pool(database_url, min_size=1, max_size=2)
-        try:
-            directory = InstitutionDirectory(pool)
-            for code, name, kind, parent in TREE:
-                await directory.put(code, name, kind, parent)
-            tokens = {
-                "staff_a": await create_token(pool, "staff-a1", "staff", "BR-A"),
-                "staff_sub": await create_token(pool, "staff-sub1", "staff", "SUB-A1"),
-                "staff_b": await create_token(pool, "staff-b1", "staff", "BR-B"),
-                "supervisor_ho": await create_token(pool, "sup-ho1", "supervisor", "HO"),
-                "regulator": await create_token(pool, "reg-1", "regulator", None),
-                "admin": await create_token(pool, "admin-1", "admin", None),
-            }
-        finally:
-            await pool.close()
+        tokens = await tree_and_tokens(
+            database_url,
+            {
+                "staff_a": ("staff-a1", "staff", "BR-A"),
+                "staff_sub": ("staff-sub1", "staff", "SUB-A1"),
+                "staff_b": ("staff-b1", "staff", "BR-B"),
+                "supervisor_ho": ("sup-ho1", "supervisor", "HO"),
+                "regulator": ("reg-1", "regulator", None),
+                "admin": ("admin-1", "admin", None),
+            },
+        )
         async with app_client(database_url) as client:
             made = Api(client, tokens, database_url)
             await _the_cases(made)

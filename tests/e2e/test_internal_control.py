@@ -27,40 +27,28 @@ import httpx
 import pytest
 
 from api_support import TODAY, days_ago, decision, notice, ok, post, receive, refused
-from complaintcore.auth.tokens import create_token
-from complaintcore.infra.database import create_pool
-from complaintcore.reference.institutions import InstitutionDirectory
+from projection_support import tree_and_tokens
 from testsupport import LiveService
 
 STAFF_LIMIT_FEN = 100_000
 SUPERVISOR_LIMIT_FEN = 5_000_000
 ABOVE_STAFF_LIMIT_FEN = 300_000
-TREE = [
-    ("HO", "总行", "head_office", None),
-    ("BR-A", "上海分行", "branch", "HO"),
-    ("BR-B", "北京分行", "branch", "HO"),
-    ("SUB-A1", "浦东支行", "sub_branch", "BR-A"),
-]
 
 
 @pytest.fixture(scope="module")
 async def tokens(module_database_url: str) -> dict[str, str]:
     """The shared tree, with a supervisor at each branch and at the head office."""
-    pool = await create_pool(module_database_url, min_size=1, max_size=2)
-    try:
-        directory = InstitutionDirectory(pool)
-        for code, name, kind, parent in TREE:
-            await directory.put(code, name, kind, parent)
-        return {
-            "staff_a": await create_token(pool, "staff-a1", "staff", "BR-A"),
-            "staff_b": await create_token(pool, "staff-b1", "staff", "BR-B"),
-            "supervisor_a": await create_token(pool, "sup-a1", "supervisor", "BR-A"),
-            "supervisor_b": await create_token(pool, "sup-b1", "supervisor", "BR-B"),
-            "supervisor_ho": await create_token(pool, "sup-ho1", "supervisor", "HO"),
-            "regulator": await create_token(pool, "reg-1", "regulator", None),
-        }
-    finally:
-        await pool.close()
+    return await tree_and_tokens(
+        module_database_url,
+        {
+            "staff_a": ("staff-a1", "staff", "BR-A"),
+            "staff_b": ("staff-b1", "staff", "BR-B"),
+            "supervisor_a": ("sup-a1", "supervisor", "BR-A"),
+            "supervisor_b": ("sup-b1", "supervisor", "BR-B"),
+            "supervisor_ho": ("sup-ho1", "supervisor", "HO"),
+            "regulator": ("reg-1", "regulator", None),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
