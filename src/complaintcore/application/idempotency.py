@@ -48,22 +48,68 @@ class StoredResponse:
     headers: dict[str, str]
 
 
+def stored_response_sql(first_parameter: int = 1) -> str:
+    """A scalar subquery: the stored response (a jsonb object, `stored_response_of`) of the
+    request whose principal, scope and key are parameters `$first_parameter` to the third."""
+    p = [f"${first_parameter + i}" for i in range(3)]
+    return (
+        "(SELECT jsonb_build_object('request_hash', request_hash, 'status_code', status_code,"
+        " 'body', response_body, 'headers', response_headers) FROM idempotent_requests"
+        f" WHERE principal_id = {p[0]} AND institution = {p[1]} AND idempotency_key = {p[2]})"
+    )
+
+
+def lookup_values(request: IdempotentRequest) -> tuple[str, str, str]:
+    """`stored_response_sql`'s parameters."""
+    return request.principal_id, request.scope, request.key
+
+
+def stored_response_of(found: dict[str, Any] | None) -> StoredResponse | None:
+    if found is None:
+        return None
+    return StoredResponse(
+        found["request_hash"], found["status_code"], found["body"], found["headers"]
+    )
+
+
+_FIND = f"SELECT {stored_response_sql()}"
+
+
 async def find_response(
     connection: asyncpg.Connection | asyncpg.Pool, request: IdempotentRequest
 ) -> StoredResponse | None:
-    row = await connection.fetchrow(
-        "SELECT request_hash, status_code, response_body, response_headers"
-        " FROM idempotent_requests"
-        " WHERE principal_id = $1 AND institution = $2 AND idempotency_key = $3",
+    return stored_response_of(await connection.fetchval(_FIND, *lookup_values(request)))
+
+
+def save_sql(first_parameter: int = 1, condition: str = "", headers_added: str = "") -> str:
+    """Store a response whose values (`saved_values`) are the parameters from `$first_parameter`
+    on, when `condition` (a WHERE clause, or nothing) holds, its headers joined with the jsonb
+    object `headers_added` if given: `save_response`'s statement, or a part of a command's
+    write statement (`case_command_store`)."""
+    p = [f"${first_parameter + i}" for i in range(7)]
+    headers = f"{p[6]}::jsonb || {headers_added}" if headers_added else p[6]
+    return (
+        "INSERT INTO idempotent_requests (principal_id, institution, idempotency_key,"
+        " request_hash, status_code, response_body, response_headers)"
+        f" SELECT {', '.join(p[:6])}, {headers} {condition}"
+    )
+
+
+def saved_values(
+    request: IdempotentRequest, status_code: int, body: Any, headers: dict[str, str]
+) -> tuple[Any, ...]:
+    return (
         request.principal_id,
         request.scope,
         request.key,
+        request.request_hash,
+        status_code,
+        body,
+        headers,
     )
-    if row is None:
-        return None
-    return StoredResponse(
-        row["request_hash"], row["status_code"], row["response_body"], row["response_headers"]
-    )
+
+
+_SAVE = save_sql()
 
 
 async def save_response(
@@ -73,15 +119,4 @@ async def save_response(
     body: Any,
     headers: dict[str, str],
 ) -> None:
-    await connection.execute(
-        "INSERT INTO idempotent_requests (principal_id, institution, idempotency_key,"
-        " request_hash, status_code, response_body, response_headers)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        request.principal_id,
-        request.scope,
-        request.key,
-        request.request_hash,
-        status_code,
-        body,
-        headers,
-    )
+    await connection.execute(_SAVE, *saved_values(request, status_code, body, headers))

@@ -157,12 +157,19 @@ def case_view_row(state: ComplaintState, index_key: IndexKey | None) -> dict[str
     }
 
 
-_UPSERT = f"""
-INSERT INTO case_view ({", ".join(COLUMNS)})
-VALUES ({", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))})
-ON CONFLICT (case_id) DO UPDATE SET
-{", ".join(f"{column} = EXCLUDED.{column}" for column in COLUMNS[1:])}
-"""
+def upsert_sql(first_parameter: int = 1, condition: str = "") -> str:
+    """Write one row whose columns are the parameters from `$first_parameter` on, in `COLUMNS`'
+    order, when `condition` (a WHERE clause, or nothing) holds: the statement of
+    `upsert_case_view`, or a part of a command's write statement (`case_command_store`)."""
+    parameters = ", ".join(f"${first_parameter + i}" for i in range(len(COLUMNS)))
+    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in COLUMNS[1:])
+    return (
+        f"INSERT INTO case_view ({', '.join(COLUMNS)}) SELECT {parameters} {condition}"
+        f" ON CONFLICT (case_id) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT = upsert_sql()
 
 
 async def upsert_case_view(
@@ -170,5 +177,10 @@ async def upsert_case_view(
 ) -> None:
     """Write the case's row. Without `index_key` only for a case without an identity number to
     index, e.g. the erasure sweep's erased states; else `ValueError` (`complainant_index`)."""
+    await connection.execute(_UPSERT, *case_view_values(state, index_key))
+
+
+def case_view_values(state: ComplaintState, index_key: IndexKey | None) -> tuple[Any, ...]:
+    """The row's values in `COLUMNS`' order: `upsert_sql`'s parameters."""
     row = case_view_row(state, index_key)
-    await connection.execute(_UPSERT, *(row[column] for column in COLUMNS))
+    return tuple(row[column] for column in COLUMNS)
