@@ -81,15 +81,35 @@ def decision(on: str, handler: str = "staff-a1") -> dict:
 
 
 @asynccontextmanager
-async def app_client(database_url: str, **client_options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The app made for `database_url`, started (its lifespan), with a client that calls it in
-    process (no socket)."""
+async def app_client(
+    database_url: str, settings: Any = None, **client_options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app made for `database_url` (with `settings`, else the environment's), started (its
+    lifespan), with a client that calls it in process (no socket)."""
+    async with (
+        started_app(database_url, settings) as app,
+        asgi_client(app, **client_options) as client,
+    ):
+        yield client
+
+
+@asynccontextmanager
+async def started_app(
+    database_url: str, settings: Any = None, **options: Any
+) -> AsyncIterator[Any]:
+    """The app made for `database_url` (`create_app`'s `settings` and `options`), started."""
     from complaintcore.api.app import create_app
 
-    app = create_app(database_url)
+    app = create_app(database_url, settings, **options)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://cc.test", **client_options
-        ) as client:
-            yield client
+        yield app
+
+
+@asynccontextmanager
+async def asgi_client(app: Any, **client_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that calls the (started) `app` in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://cc.test", **client_options
+    ) as client:
+        yield client

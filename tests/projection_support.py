@@ -14,6 +14,7 @@ from complaintcore.application.complaint_service import (
 )
 from complaintcore.auth.principals import Principal
 from complaintcore.auth.tokens import create_token
+from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.domain.commands import (
     Approval,
     ApproverRole,
@@ -50,7 +51,9 @@ from complaintcore.domain.commands import (
     SupplementComplaint,
     WithdrawComplaint,
 )
-from complaintcore.domain.policy import InstitutionPolicy
+from complaintcore.domain.decider import DecisionContext, decide
+from complaintcore.domain.events import Event
+from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
@@ -98,6 +101,51 @@ def notice(on: date) -> Notice:
     return Notice(notified_on=on, method=NoticeMethod.SMS, proof_ref=f"sms-{on.isoformat()}")
 
 
+def receipt_command(
+    case_id: str,
+    registration_no: str,
+    institution: str,
+    on: date,
+    *,
+    channel: str = "phone",
+    business: str = "credit_card",
+    reason: str = "pricing_and_fees",
+    staff: tuple[str, ...] = (),
+) -> ReceiveComplaint:
+    """A complaint received on `on`, naming the staff ids `staff` (被投诉从业人员)."""
+    return ReceiveComplaint(
+        case_id=case_id,
+        registration_no=registration_no,
+        respondent_institution=institution,
+        channel=channel,
+        received_on=on,
+        complainant=Complainant(
+            kind=ComplainantKind.NATURAL_PERSON,
+            name="张三",
+            id_type=IdType.RESIDENT_ID,
+            id_number="11010519491231002X",
+            contact="13800138000",
+        ),
+        claims="退还年费",
+        facts="未经同意扣收年费",
+        category=Category(business, reason),
+        respondent_staff=tuple(RespondentStaff(staff_id, "李四") for staff_id in staff),
+    )
+
+
+def received(case_id: str, institution: str, superior: str, on: date) -> list[Event]:
+    """The events of `receipt_command`, decided by a staff member on `on` (no database)."""
+    context = DecisionContext(
+        today=on,
+        calendar=seeded_calendar(),
+        policy=DEFAULT_POLICY,
+        actor_id=STAFF.id,
+        actor_role=STAFF.role,
+        superior_of_respondent=superior,
+    )
+    return decide(None, receipt_command(case_id, f"{institution}-1", institution, on), context)
+
+
 class CaseDesk:
     """A complaint desk whose clock is set by each command's business date."""
 
@@ -141,39 +189,12 @@ class CaseDesk:
         service = await self._ready_service()
         await service.handle(STAFF, case_id, command, None, RequestInfo(), _rendered)
 
-    async def receive(
-        self,
-        institution: str,
-        on: date,
-        *,
-        channel: str = "phone",
-        business: str = "credit_card",
-        reason: str = "pricing_and_fees",
-        staff: tuple[str, ...] = (),
-    ) -> str:
-        """Receive a complaint, naming the staff ids `staff` (被投诉从业人员)."""
+    async def receive(self, institution: str, on: date, **details: Any) -> str:
+        """Receive a complaint (`details`: `receipt_command`'s keywords)."""
         self.today = on
-        named = tuple(RespondentStaff(staff_id, "李四") for staff_id in staff)
 
         def build(case_id: str, registration_no: str) -> ReceiveComplaint:
-            return ReceiveComplaint(
-                case_id=case_id,
-                registration_no=registration_no,
-                respondent_institution=institution,
-                channel=channel,
-                received_on=on,
-                complainant=Complainant(
-                    kind=ComplainantKind.NATURAL_PERSON,
-                    name="张三",
-                    id_type=IdType.RESIDENT_ID,
-                    id_number="11010519491231002X",
-                    contact="13800138000",
-                ),
-                claims="退还年费",
-                facts="未经同意扣收年费",
-                category=Category(business, reason),
-                respondent_staff=named,
-            )
+            return receipt_command(case_id, registration_no, institution, on, **details)
 
         service = await self._ready_service()
         rendered = await service.receive(STAFF, institution, on, build, RequestInfo(), _rendered)

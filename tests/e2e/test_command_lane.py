@@ -10,8 +10,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api_support import complaint, days_ago, notice
-from complaintcore.api.app import create_app
+from api_support import asgi_client, complaint, days_ago, notice, started_app
 from complaintcore.api.auth import authenticate
 from complaintcore.api.command_lane import CommandLane
 from complaintcore.auth.tokens import create_token, revoke_token
@@ -26,15 +25,13 @@ async def app(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[FastAPI]:
     await directory.put("HO", "总行", "head_office")
     await directory.put("BR-A", "上海分行", "branch", "HO")
     await directory.put("BR-B", "北京分行", "branch", "HO")
-    app = create_app(database_url)
-    async with app.router.lifespan_context(app):
+    async with started_app(database_url) as app:
         yield app
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
+    async with asgi_client(app) as client:
         yield client
 
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from pydantic import SecretStr
 
-from api_support import complaint, days_ago
+from api_support import asgi_client, complaint, days_ago, started_app
 from complaintcore.api.app import create_app
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.settings import get_settings
@@ -31,15 +31,13 @@ async def app(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[FastAPI]:
     await directory.put("HO", "总行", "head_office")
     await directory.put("BR-A", "上海分行", "branch", "HO")
     settings = get_settings().model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)})
-    app = create_app(database_url, settings)
-    async with app.router.lifespan_context(app):
+    async with started_app(database_url, settings) as app:
         yield app
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cc.test") as client:
+    async with asgi_client(app) as client:
         yield client
 
 

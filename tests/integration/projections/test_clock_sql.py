@@ -37,15 +37,11 @@ from complaintcore.domain.commands import (
     Approval,
     ApproverRole,
     AssignHandler,
-    Category,
     Command,
-    Complainant,
-    ComplainantKind,
     DecideComplaint,
     DecideReview,
     DeclineComplaint,
     ExtendDeadline,
-    IdType,
     MergeComplaint,
     Notice,
     NoticeMethod,
@@ -83,6 +79,7 @@ from complaintcore.projections.statistics import TABLE
 from complaintcore.projections.statistics.buckets import write_statistics
 from complaintcore.projections.statistics.facts import statistics_row
 from complaintcore.projections.statistics.queries import query_figures
+from projection_support import receipt_command
 
 CALENDAR = seeded_calendar()
 INDEX_KEY = IndexKey(b"k" * 32, suite_named(AES_256_GCM))  # the rows' blind index: not judged here
@@ -141,22 +138,11 @@ def _command(action: str, on: date, flag: bool, superior: str | None) -> Command
 
 
 def _receipt(number: int, on: date) -> ReceiveComplaint:
-    return ReceiveComplaint(
-        case_id=f"00000000-0000-4000-8000-{number:012d}",
-        registration_no=f"{INSTITUTION}-{on:%Y%m}-{number:06d}",
-        respondent_institution=INSTITUTION,
-        channel="phone",
-        received_on=on,
-        complainant=Complainant(
-            kind=ComplainantKind.NATURAL_PERSON,
-            name="张三",
-            id_type=IdType.RESIDENT_ID,
-            id_number="11010519491231002X",
-            contact="13812345678",
-        ),
-        claims="退还多收的年费",
-        facts="信用卡年费在免年费期内被扣收",
-        category=Category("credit_card", "pricing_and_fees"),
+    return receipt_command(
+        f"00000000-0000-4000-8000-{number:012d}",
+        f"{INSTITUTION}-{on:%Y%m}-{number:06d}",
+        INSTITUTION,
+        on,
     )
 
 
