@@ -48,8 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from complaintcore.api.auth import authenticate, bearer_token, bearer_token_of
 from complaintcore.api.routes.complaint_commands import is_command_endpoint, run_command
 from complaintcore.application.complaint_service import ActorNotConfirmed
-from complaintcore.auth.principals import Principal
-from complaintcore.auth.tokens import SeenTokens, TokenCheck, principal_for_token
+from complaintcore.auth.tokens import SeenTokens
 
 # The command endpoint's parameters, each filled by the lane as `solve_dependencies` would.
 CASE_ID, REQUEST, PRINCIPAL, BODY, IF_MATCH, IDEMPOTENCY_KEY = (
@@ -72,7 +71,7 @@ HANDLED: Shape = frozenset(
         ("path", CASE_ID),  # validated by the route's field, passed as is
         ("request", REQUEST),
         # `authenticate`, its bearer token read with `bearer_token_of`: a token seen valid,
-        # confirmed in the command's transaction (or looked up, with an Idempotency-Key)
+        # confirmed in the first round trip of the command (before any stored answer is replayed)
         (
             "depends",
             PRINCIPAL,
@@ -401,19 +400,17 @@ class CommandLane:
         check = seen.check_for(bearer_token_of(headers.get("authorization")))
         if check is None:
             return None
-        idempotency_key = values[IDEMPOTENCY_KEY]
         try:
-            principal, confirmation = await self._principal(request, check, idempotency_key)
-            if principal is None:
-                return None
+            # the command's first round trip confirms the token before it replays a stored
+            # answer or decides anything
             return await run_command(
                 request,
-                principal,
+                check.principal,
                 values[CASE_ID],
                 body,
                 values[IF_MATCH],
-                idempotency_key,
-                confirmation,
+                values[IDEMPOTENCY_KEY],
+                check,
             )
         except ActorNotConfirmed:
             # Revoked (or changed) since it was seen: the routes authenticate it afresh.
@@ -421,23 +418,6 @@ class CommandLane:
             return None
         except Exception as error:
             return await _handled(request, error)
-
-    @staticmethod
-    async def _principal(
-        request: Request, check: TokenCheck, idempotency_key: str | None
-    ) -> tuple[Principal | None, TokenCheck | None]:
-        """The principal to act for, and what its command's transaction must confirm.
-
-        A command with an `Idempotency-Key` may be answered from its stored response before
-        any transaction: its token is looked up first, as the routes do."""
-        if idempotency_key is None:
-            return check.principal, check
-        token = bearer_token_of(request.headers.get("authorization"))
-        principal = await principal_for_token(request.app.state.pool, token)
-        if principal != check.principal:
-            request.app.state.seen_tokens.forget(check.token_hash)
-            return None, None
-        return principal, None
 
 
 async def _receive_whole(receive: Receive) -> tuple[list[Message], bytes | None]:

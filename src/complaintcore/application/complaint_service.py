@@ -1,31 +1,33 @@
 """Handling complaint commands and case queries over the event store and the domain.
 
-A command runs in one transaction: load the case's stream, fold it, run the domain's `decide`,
-append the new events at the version that was read, write the case projection row and (when the
-caller sent an `Idempotency-Key`) the response to replay. Either all of it is stored or none.
+A command on a case is two statements (`case_command_store`): one takes the case's lock and
+reads what the decision needs (the stream after the state kept of it, and the rest below), one
+appends the new events at the version that was read, writes the case projection row and (when the
+caller sent an `Idempotency-Key`) the response to replay, and releases the lock. Either all of it
+is stored or none. A receipt, which draws a registration number, runs in one transaction.
 
 Personal data: the stream is opened with the case's key (`CaseKeys`), and the new events' personal
 fields are sealed under it. A receipt creates the case's key in its own transaction; the erasure
 destroys it in the one that appends `PersonalDataErased`: never one without the other.
 
-Commands on one case queue on a transaction-level lock on the case id, taken before the stream is
-read: racing commands then apply one after the other, each to the version its predecessor left,
-instead of failing their appends and retrying (which, with many racers, could exhaust the
-retries). The append's expected-version check stays as the guard against any other writer.
+Commands on one case queue on a lock on the case id, taken before the stream is read: racing
+commands then apply one after the other, each to the version its predecessor left, instead of
+failing their appends and retrying (which, with many racers, could exhaust the retries). The
+append's expected-version check stays as the guard against any other writer.
 
 What a process keeps between commands (the calendar, folded case states, a caller's principal) is
-confirmed in the command's own transaction: the round trip that takes the case lock also reads the
+confirmed in the command's first statement: the one that takes the case lock also reads the
 calendar's stamp and, for a caller known from before, what its credential stands for now.
 
-Why one file of 540 lines: the command transaction (lock, fold, decide, append, project, replay)
-is one sequence; its steps are small methods of the one class that keeps it in order.
+Why one file of 800 lines: a command (lock, fold, decide, append, project, replay) is one
+sequence; its steps are small methods of the one class that keeps it in order.
 """
 
 import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -33,10 +35,17 @@ from typing import Any, Protocol
 import asyncpg
 
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.case_command_store import (
+    CaseCommandStore,
+    CaseWrite,
+    LockedCase,
+    PostgresCaseCommands,
+)
 from complaintcore.application.idempotency import (
     IdempotentRequest,
+    StoredResponse,
     find_response,
-    save_response,
+    saved_values,
 )
 from complaintcore.application.policies import command_business_date, decision_authority
 from complaintcore.application.policy_store import POLICY_STAMP_SQL, PolicyStore
@@ -66,38 +75,17 @@ from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import INITIAL, ComplaintState
 from complaintcore.events.case_keys import UNREAD, CaseKeys
 from complaintcore.events.codec import domain_events, every_event_sealed, new_events, stream_suite
-from complaintcore.events.model import ConcurrencyError, EventMetadata, StoredEvent
+from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
-from complaintcore.infra import advisory_locks
 from complaintcore.infra.metrics import COMMANDS
-from complaintcore.projections.case_view import (
-    PERSONAL_FIELDS_SHOWN,
-    upsert_case_view,
-)
-from complaintcore.reference.institutions import lineage_sql
+from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN, case_view_values
 
 MAX_ATTEMPTS = 10
 # A command waiting longer than this for a pool connection is answered 503 (database_unavailable)
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_STATES_KEPT = 10_000
-_LOCK_CASE = "pg_advisory_xact_lock($1, hashtext($2)) AS locked"
-# The case's wrapped data key, read with the lock: a process meeting the case for the first time
-# unwraps it without a round trip of its own.
-_WRAPPED_KEY = "(SELECT wrapped FROM case_keys WHERE case_id = $2) AS wrapped_key"
-# Whether every event of the stream records a suite (its personal fields sealed).
-_STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
-# The respondent's lineage, for the institution the case's projection row names: a hint, checked
-# against the case's folded state, that saves a round trip. Reference data: the statement's
-# snapshot, taken before the lock is granted, is recent enough.
-_RESPONDENT_LINEAGE = (
-    "ARRAY("
-    + lineage_sql("(SELECT respondent_institution FROM case_view WHERE case_id = $2)")
-    + ") AS respondent_lineage"
-)
-# The greatest policy version id: whether the versions a process keeps are still all of them.
-_POLICY_STAMP = f"({POLICY_STAMP_SQL}) AS policy_stamp"
 
 
 class Actor(Protocol):
@@ -232,6 +220,7 @@ class ComplaintService:
         index_key: IndexKey,
         today: Callable[[], date] = shanghai_today,
         policies: PolicyStore | None = None,
+        commands: CaseCommandStore | None = None,
     ) -> None:
         """`index_key`: the blind index's key, loaded at start (`case_view.load_index_key`)."""
         self._pool = pool
@@ -244,10 +233,7 @@ class ComplaintService:
         # A source without a stamp (a calendar loaded once for a run) is simply asked each time.
         stamp_sql: str | None = getattr(calendars, "stamp_sql", None)
         self._calendar_is_stamped = stamp_sql is not None
-        calendar_stamp = [f"({stamp_sql}) AS calendar_stamp"] if stamp_sql else []
-        self._lock_case_sql = "SELECT " + ", ".join(
-            [_LOCK_CASE, _RESPONDENT_LINEAGE, _WRAPPED_KEY, _POLICY_STAMP, *calendar_stamp]
-        )
+        self._commands = commands or PostgresCaseCommands(stamp_sql)
         self._today = today
         self._states = KeptStates(CASE_STATES_KEPT)
 
@@ -298,7 +284,6 @@ class ComplaintService:
                 connection,
                 actor,
                 None,
-                None,
                 command,
                 respondent,
                 calendar,
@@ -307,7 +292,9 @@ class ComplaintService:
                 policy_stamp,
             )
 
-        return await self._run(actor, request, attempt, UnknownInstitution(institution))
+        return await self._run(
+            actor, request, attempt, UnknownInstitution(institution), in_transaction=True
+        )
 
     async def handle(
         self,
@@ -341,35 +328,20 @@ class ComplaintService:
         _require_command_role(actor, command)
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
-            locked = await self._lock_case(connection, case_id, confirmation)
-            calendar = await self._calendar(connection, locked.get("calendar_stamp"))
-            state, cipher, lineage = await self._visible_state(
-                connection,
-                actor,
-                case_id,
-                tuple(locked["respondent_lineage"]),
-                locked["wrapped_key"],
+            kept = self._states.get(case_id)
+            locked = await self._commands.read_locked(
+                connection, case_id, kept[:2] if kept else None, confirmation, request.idempotency
             )
-            if isinstance(command, ApproveRedress) and not may_approve_redress(actor.role):
-                # after the visibility check: 404 outside one's subtree, 403 where one sees it
-                raise NotPermitted("forbidden", "only a supervisor approves a redress")
-            if if_match is not None and if_match != state.version:
-                raise PreconditionFailed(state.version)
-            if isinstance(command, MergeComplaint) and command.into != state.id:
-                check_merge_target(await self._merge_target(connection, actor, command.into))
-            respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
-            return await self._decide_and_store(
-                connection,
-                actor,
-                state,
-                cipher,
-                command,
-                respondent,
-                calendar,
-                request,
-                render,
-                locked["policy_stamp"],
-            )
+            try:
+                if confirmation is not None and not confirmation.confirms(locked.actor):
+                    raise ActorNotConfirmed()
+                return await self._decide_locked(
+                    connection, actor, case_id, command, if_match, request, render, locked, kept
+                )
+            except BaseException:
+                # a refusal, a lost race, a replay: nothing was written, the lock is still held
+                await self._commands.release(connection)
+                raise
 
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -379,28 +351,48 @@ class ComplaintService:
                     raise PreconditionFailed(await self._version_after(error)) from None
         raise ConcurrencyError(case_id, 0, None)
 
-    async def _lock_case(
+    async def _decide_locked(
         self,
         connection: asyncpg.Connection,
+        actor: Actor,
         case_id: str,
-        confirmation: ActorConfirmation | None,
-    ) -> asyncpg.Record:
-        """Wait for commands already running on the case (the lock is released when the
-        transaction ends). The same round trip confirms the actor and reads the calendar's
-        `calendar_stamp`, the `respondent_lineage` and the `policy_stamp`."""
-        if confirmation is None:
-            return await connection.fetchrow(
-                self._lock_case_sql, advisory_locks.CASE_COMMANDS, case_id
+        command: Any,
+        if_match: int | None,
+        request: RequestInfo,
+        render: Render,
+        locked: LockedCase,
+        kept: "KeptState | None",
+    ) -> Rendered:
+        """The command on the case read under its lock (`locked`, after the state `kept` of it);
+        the caller releases the lock if this raises."""
+        if locked.stored_response is not None:
+            replay = await self._replayed(
+                connection, actor, request, locked.stored_response, CaseNotFound(case_id)
             )
-        row = await connection.fetchrow(
-            f"{self._lock_case_sql}, ({confirmation.sql('$3')}) AS actor",
-            advisory_locks.CASE_COMMANDS,
-            case_id,
-            confirmation.argument,
+            await self._commands.release(connection)
+            return replay
+        calendar = await self._calendar(connection, locked.calendar_stamp)
+        current, lineage = await self._visible_current(connection, actor, case_id, locked, kept)
+        state = current.state
+        if isinstance(command, ApproveRedress) and not may_approve_redress(actor.role):
+            # after the visibility check: 404 outside one's subtree, 403 where one sees it
+            raise NotPermitted("forbidden", "only a supervisor approves a redress")
+        if if_match is not None and if_match != state.version:
+            raise PreconditionFailed(state.version)
+        if isinstance(command, MergeComplaint) and command.into != state.id:
+            check_merge_target(await self._merge_target(connection, actor, command.into))
+        respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
+        return await self._decide_and_store(
+            connection,
+            actor,
+            current,
+            command,
+            respondent,
+            calendar,
+            request,
+            render,
+            locked.policy_stamp,
         )
-        if not confirmation.confirms(row["actor"]):
-            raise ActorNotConfirmed()
-        return row
 
     async def _calendar(
         self, connection: asyncpg.Connection, stamp: str | None
@@ -468,27 +460,23 @@ class ComplaintService:
         request: RequestInfo,
         attempt: Callable[[asyncpg.Connection], Any],
         not_visible: Exception,
+        *,
+        in_transaction: bool = False,
     ) -> Rendered:
-        """`attempt` in a transaction, or the stored response of its idempotency key (raising
+        """`attempt` (in a transaction if asked: it finds the stored response of the request's
+        key itself otherwise), or the stored response of its idempotency key (raising
         `not_visible` when the actor may no longer see the case it shows)."""
         # Everything the holder of this connection reads goes through it: a second acquire while
         # holding it could wait forever once every connection is held by a command doing the same.
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
-            replay = await self._replay(connection, actor, request, not_visible)
-            if replay is not None:
-                return replay
             try:
+                if not in_transaction:
+                    return await attempt(connection)
+                replay = await self._replay(connection, actor, request, not_visible)
+                if replay is not None:
+                    return replay
                 async with connection.transaction():
-                    rendered: Rendered = await attempt(connection)
-                    if request.idempotency is not None:
-                        await save_response(
-                            connection,
-                            request.idempotency,
-                            rendered.status_code,
-                            rendered.body,
-                            rendered.headers,
-                        )
-                    return rendered
+                    return await attempt(connection)
             except asyncpg.UniqueViolationError as error:
                 if error.table_name != "idempotent_requests":
                     raise
@@ -504,13 +492,25 @@ class ComplaintService:
         request: RequestInfo,
         not_visible: Exception,
     ) -> Rendered | None:
-        """The stored response of the request's key, if any, shown only to an actor who may
-        still see its case (the institution tree can change between the two requests)."""
+        """The stored response of the request's key, if any (see `_replayed`)."""
         if request.idempotency is None:
             return None
         stored = await find_response(connection, request.idempotency)
         if stored is None:
             return None
+        return await self._replayed(connection, actor, request, stored, not_visible)
+
+    async def _replayed(
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        request: RequestInfo,
+        stored: StoredResponse,
+        not_visible: Exception,
+    ) -> Rendered:
+        """The stored response, shown only to an actor who may still see its case (the
+        institution tree can change between the two requests)."""
+        assert request.idempotency is not None
         if stored.request_hash != request.idempotency.request_hash:
             raise IdempotencyKeyReused(request.idempotency.key)
         respondent = stored.body.get("respondent_institution", "")
@@ -522,8 +522,7 @@ class ComplaintService:
         self,
         connection: asyncpg.Connection,
         actor: Actor,
-        state: ComplaintState | None,
-        cipher: StreamCipher | None,
+        current: "_Current | None",
         command: Any,
         respondent: Respondent,
         calendar: WorkingDayCalendar,
@@ -532,11 +531,13 @@ class ComplaintService:
         policy_stamp: int | None,
     ) -> Rendered:
         """Decide `command` under the policy in force at the respondent on its business date,
-        store what it produces, and render the case as read today."""
+        store what it produces, and render the case as read today. `current`: the case as read
+        under its lock (None for a receipt, in its transaction)."""
         today = self._today()
         judged, read_today = await self._policies_judging(
             connection, respondent, command_business_date(command, today), today, policy_stamp
         )
+        state = current.state if current is not None else None
         context = DecisionContext(
             today=today,
             calendar=calendar,
@@ -556,30 +557,53 @@ class ComplaintService:
             client=request.client,
             policy_version=judged.version,
         )
-        stream_id = state.id if state is not None else command.case_id
-        expected_version = state.version if state is not None else 0
-        erasing = any(isinstance(event, PersonalDataErased) for event in events)
-        if erasing and not every_event_sealed(
-            row[0] for row in await connection.fetch(_STREAM_SUITES, stream_id)
-        ):
-            raise PersonalDataNotEncrypted(stream_id)
-        if cipher is None:  # a receipt, or a stream written before encryption
-            cipher = await self._case_keys.new_cipher(connection, stream_id)
-        stored = new_events(events, metadata, cipher, expected_version + 1)
-        if erasing:  # the key goes in the transaction that appends the erasure, or not at all
-            await self._case_keys.destroy(connection, stream_id)
-        # The whole transaction is retried (or answered 412) on a refusal: no savepoint needed.
-        appended = await self._store.append_without_savepoint(
-            connection, stream_id, stored, expected_version
-        )
         new_state = state
         for event in events:
             new_state = evolve(new_state, event)
         assert new_state is not None
-        await upsert_case_view(connection, new_state, self._index_key)
         rendered = render(new_state, today, read_today.policy)
+        stream_id = new_state.id
+        head = current.head if current is not None else (0, GENESIS_HASH)
+        cipher = current.cipher if current is not None else None
+        erasing = any(isinstance(event, PersonalDataErased) for event in events)
+        if erasing and not every_event_sealed(
+            await self._commands.stream_suites(connection, stream_id)
+        ):
+            raise PersonalDataNotEncrypted(stream_id)
+        # A key created or destroyed goes in the transaction that writes the events, or not at
+        # all (a receipt is in one already).
+        keys_change = cipher is None or erasing
+        in_one = keys_change and not connection.is_in_transaction()
+        async with connection.transaction() if in_one else nullcontext():
+            if cipher is None:  # a receipt, or a stream written before encryption
+                cipher = await self._case_keys.new_cipher(connection, stream_id)
+            if erasing:
+                await self._case_keys.destroy(connection, stream_id)
+            written = await self._commands.write(
+                connection,
+                CaseWrite(
+                    stream_id=stream_id,
+                    events=new_events(events, metadata, cipher, head[0] + 1),
+                    head=head,
+                    case_view=case_view_values(new_state, self._index_key),
+                    response=(
+                        saved_values(
+                            request.idempotency,
+                            rendered.status_code,
+                            rendered.body,
+                            rendered.headers,
+                        )
+                        if request.idempotency is not None
+                        else None
+                    ),
+                    releases_lock=current is not None,
+                ),
+            )
+        if not connection.is_in_transaction():  # committed: the next command starts from here
+            suite = cipher.suite.name if cipher is not None else None
+            self._states.keep(stream_id, new_state.version, written.last_hash, new_state, suite)
         # where a read replica must have come to show this write (infra/read_replicas.py)
-        rendered.headers[CONSISTENCY_POSITION] = str(max(appended.positions))
+        rendered.headers[CONSISTENCY_POSITION] = str(max(written.positions))
         return rendered
 
     async def _authority(
@@ -618,20 +642,42 @@ class ComplaintService:
         )
         return judged, read_today
 
-    async def _visible_state(
+    async def _visible_current(
         self,
         connection: asyncpg.Connection,
         actor: Actor,
         case_id: str,
-        lineage_read: tuple[str, ...] = (),
-        wrapped_key: Any = UNREAD,
-    ) -> tuple[ComplaintState, StreamCipher | None, tuple[str, ...]]:
-        """The case's state, its cipher and its respondent's lineage (read once for visibility
-        and the superior; `lineage_read` already, when it is the respondent's), when the caller
-        may see the case."""
-        state, cipher = await self._current_state(connection, case_id, wrapped_key)
-        if state is None:
+        locked: LockedCase,
+        kept: "KeptState | None",
+    ) -> tuple["_Current", tuple[str, ...]]:
+        """The case as read under its lock, from the state `kept` of it when the stream still
+        begins with it, and its respondent's lineage, when the caller may see the case."""
+        if kept is not None and locked.after_head:
+            version, hash_, state, suite = kept
+            start: tuple[ComplaintState | None, str | None, tuple[int, str]] = (
+                state,
+                suite,
+                (version, hash_),
+            )
+        else:
+            start = INITIAL, None, (0, GENESIS_HASH)
+        current = await self._folded(connection, case_id, *start, locked.events, locked.wrapped_key)
+        if current is None:
             raise CaseNotFound(case_id)
+        lineage = await self._visible_lineage(
+            connection, actor, current.state, locked.respondent_lineage
+        )
+        return current, lineage
+
+    async def _visible_lineage(
+        self,
+        connection: asyncpg.Connection,
+        actor: Actor,
+        state: ComplaintState,
+        lineage_read: tuple[str, ...] = (),
+    ) -> tuple[str, ...]:
+        """The respondent's lineage (`lineage_read` already, when it is the respondent's), read
+        once for visibility and the superior; `CaseNotFound` when the caller may not see it."""
         respondent = state.respondent_institution
         lineage = (
             lineage_read
@@ -639,58 +685,67 @@ class ComplaintService:
             else await self._institutions.lineage(respondent, connection=connection)
         )
         if not await may_see(actor, respondent, _KnownLineage(lineage)):
-            raise CaseNotFound(case_id)
-        return state, cipher, lineage
+            raise CaseNotFound(state.id)
+        return lineage
 
-    async def _current_state(
-        self, connection: asyncpg.Connection, case_id: str, wrapped_key: Any = UNREAD
-    ) -> tuple[ComplaintState | None, StreamCipher | None]:
-        """The case folded from its stream, and the cipher that opened it: from the state kept
-        of it when that is still the stream's beginning (only the events after it are read and
-        folded), else from scratch."""
-        kept = self._states.get(case_id)
-        if kept is not None:
-            version, hash_, state, suite = kept
-            newer = await self._store.read_stream_after(
-                case_id, version, hash_, connection=connection
-            )
-            if newer is not None:
-                return await self._keep(connection, case_id, state, newer, suite, wrapped_key)
-        stored = await self._store.read_stream(case_id, connection=connection)
-        return await self._keep(connection, case_id, INITIAL, stored, None, wrapped_key)
-
-    async def _keep(
+    async def _folded(
         self,
         connection: asyncpg.Connection,
         case_id: str,
         state: ComplaintState | None,
-        stored: Sequence[StoredEvent],
         suite: str | None,
+        head: tuple[int, str],
+        stored: Sequence[StoredEvent],
         wrapped_key: Any = UNREAD,
-    ) -> tuple[ComplaintState | None, StreamCipher | None]:
+    ) -> "_Current | None":
+        """`state` (at `head`) with the `stored` events after it folded in, kept for the next
+        command; None for a case without events."""
         suite = stream_suite(stored) or suite
         cipher = None
         if suite:
             cipher = await self._case_keys.cipher_for(connection, case_id, suite, wrapped_key)
         for event in domain_events(stored, cipher):
             state = evolve(state, event)
-        if stored and state is not None:
-            self._states.keep(case_id, stored[-1].version, stored[-1].hash, state, suite)
-        return state, cipher
+        if stored:
+            head = stored[-1].version, stored[-1].hash
+        if state is None:
+            return None
+        self._states.keep(case_id, *head, state, suite)
+        return _Current(state, cipher, head)
 
     async def _merge_target(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
     ) -> ComplaintState | None:
+        """The state of the case a merge names (read without its lock: the merge changes only
+        the case merged), if the caller may see it."""
+        stored = await self._store.read_stream(case_id, connection=connection)
+        current = await self._folded(connection, case_id, INITIAL, None, (0, GENESIS_HASH), stored)
+        if current is None:
+            return None
         try:
-            state, _, _ = await self._visible_state(connection, actor, case_id)
+            await self._visible_lineage(connection, actor, current.state)
         except CaseNotFound:
             return None
-        return state
+        return current.state
 
     async def _may_see(
         self, actor: Actor, institution: str, connection: asyncpg.Connection | None = None
     ) -> bool:
         return await may_see(actor, institution, self._institutions, connection=connection)
+
+
+KeptState = tuple[int, str, ComplaintState, str | None]
+"""(version, hash, state, the stream's suite): a case's state as kept, with its stream's head."""
+
+
+@dataclass(frozen=True)
+class _Current:
+    """A case as read under its lock: its state, the cipher that opened its stream (None for a
+    stream written before encryption) and the head (version, hash) the stream ends with."""
+
+    state: ComplaintState
+    cipher: StreamCipher | None
+    head: tuple[int, str]
 
 
 class KeptStates:
@@ -699,9 +754,9 @@ class KeptStates:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._states: OrderedDict[str, tuple[int, str, ComplaintState, str | None]] = OrderedDict()
+        self._states: OrderedDict[str, KeptState] = OrderedDict()
 
-    def get(self, case_id: str) -> tuple[int, str, ComplaintState, str | None] | None:
+    def get(self, case_id: str) -> KeptState | None:
         """(version, hash, state, the stream's suite) as kept, if it is."""
         kept = self._states.get(case_id)
         if kept is not None:

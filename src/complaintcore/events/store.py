@@ -84,16 +84,6 @@ _COLUMNS = (
     " recorded_at, prev_hash, hash"
 )
 
-# The event at version $2 (its payload left out) and every event after it: the caller knows the
-# stream up to $2, and the first row tells whether what it knows is still the stream's.
-_READ_AFTER = """
-SELECT position, stream_id, version, event_type, schema_version,
-       CASE WHEN version > $2 THEN data END AS data,
-       CASE WHEN version > $2 THEN metadata END AS metadata,
-       recorded_at, prev_hash, hash
-FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version
-"""
-
 _STREAM_HEAD = """
 SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1
 """
@@ -147,8 +137,10 @@ _INSERT_STATEMENTS = {
 }
 
 
-def _insert_statement(rows: ChainedRows, guarded: bool) -> tuple[str, tuple]:
-    """The statement and its arguments after `$1` (stream) and `$2` (recorded at)."""
+def insert_statement(rows: ChainedRows, guarded: bool) -> tuple[str, tuple]:
+    """The statement and its arguments after `$1` (stream) and `$2` (recorded at); guarded, `$11`
+    and `$12` are the head's version and hash. A command on a case writes its events with it, as
+    the first part of its one write statement (application/case_command_store.py)."""
     columns = rows.columns()
     many = len(rows.versions) > 1
     return _INSERT_STATEMENTS[many, guarded], columns if many else tuple(c[0] for c in columns)
@@ -300,28 +292,6 @@ class PostgresEventStore:
         self._heads.remember(stream_id, version, rows.hashes[0])
         return AppendResult(stream_id, version, version, (position,))
 
-    async def append_without_savepoint(
-        self,
-        connection: asyncpg.Connection,
-        stream_id: str,
-        events: Sequence[NewEvent],
-        expected_version: int,
-    ) -> AppendResult:
-        """Append inside the caller's transaction, two round trips cheaper than `append`.
-
-        No savepoint: a refused append raises `ConcurrencyError` (its `actual_version` None, for
-        the stream cannot be read any more) and leaves the caller's transaction aborted, to be
-        rolled back. For callers that end their transaction on a conflict anyway.
-        """
-        if not events:
-            raise ValueError("an append needs at least one event")
-        try:
-            return await self._insert(
-                connection, stream_id, events, expected_version, None, savepoint=False
-            )
-        except asyncpg.UniqueViolationError:
-            raise ConcurrencyError(stream_id, expected_version, None) from None
-
     async def _append(
         self,
         connection: asyncpg.Connection,
@@ -415,7 +385,7 @@ class PostgresEventStore:
         current_version, prev_hash = head
         rows = chained_rows(stream_id, events, current_version, prev_hash, idempotency_key)
         guarded = guarded and current_version > 0
-        statement, columns = _insert_statement(rows, guarded)
+        statement, columns = insert_statement(rows, guarded)
         arguments = (stream_id, rows.recorded_at, *columns)
         if guarded:
             arguments = (*arguments, current_version, prev_hash)
@@ -532,7 +502,7 @@ class PostgresEventStore:
         rows = await replica.fetch(
             f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version", stream_id
         )
-        return [_stored_event(row) for row in rows]
+        return [stored_event(row) for row in rows]
 
     async def read_stream(
         self,
@@ -547,30 +517,9 @@ class PostgresEventStore:
         limit = up_to_version if up_to_version is not None else 2**31 - 1
         executor = connection if connection is not None else self._pool
         rows = await executor.fetch(sql, stream_id, limit)
-        events = [_stored_event(row) for row in rows]
+        events = [stored_event(row) for row in rows]
         if events and len(events) < limit:
             self._heads.remember(stream_id, events[-1].version, events[-1].hash)
-        return events
-
-    async def read_stream_after(
-        self,
-        stream_id: str,
-        version: int,
-        hash_: str,
-        *,
-        connection: asyncpg.Connection | None = None,
-    ) -> list[StoredEvent] | None:
-        """The events after `version`, for a caller that already holds the stream up to it; None
-        when the event at `version` is not (or no longer: a rollback) the one with `hash_`."""
-        executor = connection if connection is not None else self._pool
-        rows = await executor.fetch(_READ_AFTER, stream_id, version)
-        if not rows or rows[0]["version"] != version or rows[0]["hash"] != hash_:
-            return None
-        events = [_stored_event(row) for row in rows[1:]]
-        head_version, head_hash = (
-            (events[-1].version, events[-1].hash) if events else (version, hash_)
-        )
-        self._heads.remember(stream_id, head_version, head_hash)
         return events
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
@@ -591,7 +540,7 @@ class PostgresEventStore:
                 safe_upto,
                 limit,
             )
-        return [_stored_event(row) for row in rows]
+        return [stored_event(row) for row in rows]
 
 
 async def take_position_floor(connection: asyncpg.Connection) -> None:
@@ -622,7 +571,7 @@ def _next_row(stream_id: str, event: NewEvent, head: tuple[int, str]) -> Row:
     )
 
 
-def _stored_event(row: asyncpg.Record) -> StoredEvent:
+def stored_event(row: asyncpg.Record) -> StoredEvent:
     return StoredEvent(
         position=row["position"],
         stream_id=row["stream_id"],

@@ -1,0 +1,231 @@
+"""The SQL of a command on a case, in two round trips (`CaseCommandStore`, for PostgreSQL).
+
+`read_locked`, one statement: take the case's lock, for the session (a command spans two
+statements, each its own transaction), and bring everything the decision needs: the stream after
+the state the process kept of it (all of it when that is no longer its beginning), the
+respondent's lineage, the case's wrapped data key, the policy and calendar stamps, what the
+caller's credential stands for now, and the response stored under the request's idempotency key.
+The lock and the stream read happen in `case_command_tail` (migration 0017), so the stream is read
+after the lock is granted, as it stands then.
+
+`write`, one statement: append the events (taking the feed's floor lock first and guarded by the
+head they chain to, as every append), write the case's row and the response to replay, and release
+the lock. One statement, so all of it is committed or none. Releasing before the commit is safe:
+the next command on the case, once granted the lock, waits for the `case_view` row this statement
+has locked, that is for its commit, before it reads the stream.
+
+`release`: a command that stores nothing (refused, invalid, a stale If-Match, a replay) gives the
+lock back. If that fails, the connection is closed: its session, and the lock, end with it.
+
+Rare needs (another case's state for a merge, a changed calendar or policy, a key to create or
+destroy) cost round trips of their own between the two; the common command pays two.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+
+from complaintcore.application.idempotency import (
+    IdempotentRequest,
+    StoredResponse,
+    lookup_values,
+    save_sql,
+    stored_response_of,
+    stored_response_sql,
+)
+from complaintcore.application.policy_store import POLICY_STAMP_SQL
+from complaintcore.events.chaining import chained_rows
+from complaintcore.events.model import ConcurrencyError, NewEvent, StoredEvent
+from complaintcore.events.store import insert_statement, stored_event
+from complaintcore.infra import advisory_locks
+from complaintcore.infra.metrics import STORE_APPENDS
+from complaintcore.projections.case_view import upsert_sql
+from complaintcore.reference.institutions import lineage_sql
+
+# The respondent's lineage, for the institution the case's row names: a hint, checked against the
+# case's folded state. Reference data: the statement's snapshot, taken before the lock is
+# granted, is recent enough. So are the stamps, which only say whether what a process keeps is
+# still current, and the wrapped key (a case's key changes only by its erasure, which is an event
+# of the stream read after the lock).
+_CONTEXT = {
+    "respondent_lineage": "ARRAY("
+    + lineage_sql("(SELECT respondent_institution FROM case_view WHERE case_id = $2)")
+    + ")",
+    "wrapped_key": "(SELECT wrapped FROM case_keys WHERE case_id = $2)",
+    "policy_stamp": f"({POLICY_STAMP_SQL})",
+}
+_TAIL = "case_command_tail($1, $2, $3, $4)"
+_RELEASE = "SELECT pg_advisory_unlock_all()"
+_STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
+
+
+class Confirmation(Protocol):
+    """A principal known from before, confirmed by a scalar subquery reading `argument`."""
+
+    @property
+    def argument(self) -> Any: ...
+    def sql(self, parameter: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class LockedCase:
+    """What `read_locked` brings; `events` follow the head asked about when `after_head`,
+    else they are the whole stream."""
+
+    events: list[StoredEvent]
+    after_head: bool
+    respondent_lineage: tuple[str, ...]
+    wrapped_key: Any
+    policy_stamp: int
+    calendar_stamp: str | None
+    actor: Any
+    stored_response: StoredResponse | None
+
+
+@dataclass(frozen=True)
+class CaseWrite:
+    stream_id: str
+    events: Sequence[NewEvent]
+    head: tuple[int, str]
+    """The version and hash the events chain to: (0, genesis) for a new case."""
+    case_view: tuple[Any, ...]
+    """`case_view.case_view_values` of the state the events lead to."""
+    response: tuple[Any, ...] | None
+    """`idempotency.saved_values` of the answer, when the request has a key."""
+    releases_lock: bool
+
+
+@dataclass(frozen=True)
+class Written:
+    positions: tuple[int, ...]
+    last_hash: str
+
+
+class CaseCommandStore(Protocol):
+    async def read_locked(
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        head: tuple[int, str] | None,
+        confirmation: Confirmation | None,
+        idempotency: IdempotentRequest | None,
+    ) -> LockedCase: ...
+
+    async def write(self, connection: asyncpg.Connection, write: CaseWrite) -> Written:
+        """`ConcurrencyError` when the head is no longer the stream's."""
+        ...
+
+    async def release(self, connection: asyncpg.Connection) -> None: ...
+
+    async def stream_suites(
+        self, connection: asyncpg.Connection, stream_id: str
+    ) -> list[str | None]:
+        """The suite each event of the stream was sealed under (None: written in clear)."""
+        ...
+
+
+class PostgresCaseCommands:
+    def __init__(self, calendar_stamp_sql: str | None = None) -> None:
+        """`calendar_stamp_sql`: a query of the calendar's stamp, read with the lock if given."""
+        self._context = dict(_CONTEXT)
+        if calendar_stamp_sql is not None:
+            self._context["calendar_stamp"] = f"({calendar_stamp_sql})"
+
+    async def read_locked(
+        self,
+        connection: asyncpg.Connection,
+        case_id: str,
+        head: tuple[int, str] | None,
+        confirmation: Confirmation | None,
+        idempotency: IdempotentRequest | None,
+    ) -> LockedCase:
+        known_version, known_hash = head or (0, "")
+        arguments: list[Any] = [advisory_locks.CASE_COMMANDS, case_id, known_version, known_hash]
+        context = dict(self._context)
+        if confirmation is not None:
+            arguments.append(confirmation.argument)
+            context["actor"] = f"({confirmation.sql(f'${len(arguments)}')})"
+        if idempotency is not None:
+            context["stored_response"] = stored_response_sql(len(arguments) + 1)
+            arguments.extend(lookup_values(idempotency))
+        columns = ", ".join(f"{sql} AS {name}" for name, sql in context.items())
+        rows = await connection.fetch(
+            f"SELECT c.*, t.* FROM (SELECT {columns}) AS c"
+            f" LEFT JOIN LATERAL {_TAIL} AS t ON true ORDER BY t.version",
+            *arguments,
+        )
+        first = rows[0]
+        events = [stored_event(row) for row in rows if row["position"] is not None]
+        return LockedCase(
+            events=events,
+            after_head=head is not None and (not events or events[0].version == known_version + 1),
+            respondent_lineage=tuple(first["respondent_lineage"]),
+            wrapped_key=first["wrapped_key"],
+            policy_stamp=first["policy_stamp"],
+            calendar_stamp=first.get("calendar_stamp"),
+            actor=first.get("actor"),
+            stored_response=stored_response_of(first.get("stored_response")),
+        )
+
+    async def write(self, connection: asyncpg.Connection, write: CaseWrite) -> Written:
+        version, prev_hash = write.head
+        rows = chained_rows(write.stream_id, write.events, version, prev_hash, None)
+        guarded = version > 0
+        events_sql, columns = insert_statement(rows, guarded)
+        arguments: list[Any] = [write.stream_id, rows.recorded_at, *columns]
+        if guarded:
+            arguments += [version, prev_hash]
+        statement = _write_statement(events_sql, len(arguments) + 1)
+        arguments += [*write.case_view, *(write.response or (None,) * 7)]
+        arguments.append(advisory_locks.CASE_COMMANDS if write.releases_lock else None)
+        try:
+            positions = (await connection.fetchrow(statement, *arguments))["positions"]
+        except asyncpg.UniqueViolationError as error:
+            if error.table_name != "events":
+                raise
+            positions = None
+        if not positions:  # the guard held nothing, or the unique key refused: a race lost
+            raise ConcurrencyError(write.stream_id, version, None)
+        STORE_APPENDS.labels("alone").inc(len(positions))
+        return Written(tuple(positions), rows.hashes[-1])
+
+    async def stream_suites(
+        self, connection: asyncpg.Connection, stream_id: str
+    ) -> list[str | None]:
+        return [row[0] for row in await connection.fetch(_STREAM_SUITES, stream_id)]
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        if connection.is_closed():
+            return
+        try:
+            await connection.execute(_RELEASE)
+        except BaseException:
+            connection.terminate()
+            raise
+
+
+def _write_statement(events_sql: str, first_parameter: int) -> str:
+    """The events' insert (`events_sql`, parameters before `first_parameter`), then the case's
+    row, the response to replay and the lock to release (see the module docstring)."""
+    after_append = "WHERE EXISTS (SELECT FROM appended)"
+    response = first_parameter + 29
+    lock = response + 7
+    position_header = (
+        "jsonb_build_object('Consistency-Position', (SELECT max(position) FROM appended)::text)"
+    )
+    return f"""
+WITH appended AS ({events_sql}),
+viewed AS ({upsert_sql(first_parameter, after_append)} RETURNING 1),
+saved AS ({save_sql(response, f"{after_append} AND ${response}::text IS NOT NULL", position_header)}
+          RETURNING 1),
+written AS MATERIALIZED (
+    SELECT ARRAY(SELECT position FROM appended ORDER BY version) AS positions,
+           (SELECT count(*) FROM viewed) AS viewed,
+           (SELECT count(*) FROM saved) AS saved
+)
+SELECT positions,
+       CASE WHEN ${lock}::int IS NOT NULL THEN pg_advisory_unlock(${lock}, hashtext($1)) END
+FROM written
+"""
