@@ -3,8 +3,10 @@
 from enum import StrEnum
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from complaintcore.events.hashing import check_storable
+from complaintcore.events.hashing import _refuse_unstorable, _storable, check_storable
 from complaintcore.events.model import EventMetadata, InvalidEventData
 
 
@@ -44,3 +46,31 @@ def test_metadata_keeps_only_the_fields_given() -> None:
     metadata = EventMetadata(actor_id="staff-1", actor_role="staff", client="cli")
     assert metadata.to_dict() == {"actor_id": "staff-1", "actor_role": "staff", "client": "cli"}
     assert EventMetadata.from_dict(metadata.to_dict()) == metadata
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False)
+    | st.text(alphabet=st.sampled_from("ab\x00中"), max_size=3)
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=2) | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(payload=_VALUES)
+def test_the_fast_check_refuses_exactly_what_the_slow_one_names(payload: object) -> None:
+    """`check_storable` judges by a fast walk and names the culprit by a slow one: they agree."""
+    try:
+        _refuse_unstorable(payload, "data")
+    except InvalidEventData:
+        assert not _storable(payload)
+    else:
+        assert _storable(payload)

@@ -75,7 +75,7 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-_INT64 = range(-(2**63), 2**63)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_storable(value: Any, path: str = "data") -> None:
@@ -85,17 +85,33 @@ def check_storable(value: Any, path: str = "data") -> None:
 
 
 def _storable(value: Any) -> bool:
-    """The fast check, on every append: no path is built unless something is refused."""
+    """The fast check, on every append: no path is built unless something is refused. Leaves
+    (most values) are judged in their container's loop, without a call of their own."""
     kind = type(value)
-    if kind is str:
-        return "\x00" not in value
     if kind is dict:
-        return all(type(key) is str and _storable(item) for key, item in value.items())
+        for key, item in value.items():
+            if type(key) is not str or not _storable_item(item):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_storable(item) for item in value)
+        for item in value:
+            if not _storable_item(item):
+                return False
+        return True
+    return _storable_item(value)
+
+
+def _storable_item(item: Any) -> bool:
+    kind = type(item)
+    if kind is str:
+        return "\x00" not in item
     if kind is int:
-        return value in _INT64
-    return value is None or kind is bool
+        return _INT64_MIN <= item <= _INT64_MAX
+    if kind is bool or item is None:
+        return True
+    if kind is dict or kind is list or kind is tuple:
+        return _storable(item)
+    return False
 
 
 def _refuse_unstorable(value: Any, path: str) -> None:
