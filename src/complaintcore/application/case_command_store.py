@@ -21,6 +21,7 @@ Rare needs (another case's state for a merge, a changed calendar or policy, a ke
 destroy) cost round trips of their own between the two; the common command pays two.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -132,6 +133,7 @@ class PostgresCaseCommands:
         self._context = dict(_CONTEXT)
         if calendar_stamp_sql is not None:
             self._context["calendar_stamp"] = f"({calendar_stamp_sql})"
+        self._statements: dict[tuple[str | None, bool], str] = {}
 
     async def read_locked(
         self,
@@ -143,19 +145,14 @@ class PostgresCaseCommands:
     ) -> LockedCase:
         known_version, known_hash = head or (0, "")
         arguments: list[Any] = [advisory_locks.CASE_COMMANDS, case_id, known_version, known_hash]
-        context = dict(self._context)
+        actor_sql = None
         if confirmation is not None:
             arguments.append(confirmation.argument)
-            context["actor"] = f"({confirmation.sql(f'${len(arguments)}')})"
+            actor_sql = confirmation.sql(f"${len(arguments)}")
         if idempotency is not None:
-            context["stored_response"] = stored_response_sql(len(arguments) + 1)
             arguments.extend(lookup_values(idempotency))
-        columns = ", ".join(f"{sql} AS {name}" for name, sql in context.items())
-        rows = await connection.fetch(
-            f"SELECT c.*, t.* FROM (SELECT {columns}) AS c"
-            f" LEFT JOIN LATERAL {_TAIL} AS t ON true ORDER BY t.version",
-            *arguments,
-        )
+        statement = self._read_statement(actor_sql, idempotency is not None)
+        rows = await connection.fetch(statement, *arguments)
         first = rows[0]
         events = [stored_event(row) for row in rows if row["position"] is not None]
         return LockedCase(
@@ -168,6 +165,24 @@ class PostgresCaseCommands:
             actor=first.get("actor"),
             stored_response=stored_response_of(first.get("stored_response")),
         )
+
+    def _read_statement(self, actor_sql: str | None, with_idempotency: bool) -> str:
+        """The read's statement, made once for each shape: the actor's confirmation at `$5`
+        when there is one, the idempotency key's three parameters after it."""
+        statement = self._statements.get((actor_sql, with_idempotency))
+        if statement is None:
+            context = dict(self._context)
+            if actor_sql is not None:
+                context["actor"] = f"({actor_sql})"
+            if with_idempotency:
+                context["stored_response"] = stored_response_sql(5 + (actor_sql is not None))
+            columns = ", ".join(f"{sql} AS {name}" for name, sql in context.items())
+            statement = (
+                f"SELECT c.*, t.* FROM (SELECT {columns}) AS c"
+                f" LEFT JOIN LATERAL {_TAIL} AS t ON true ORDER BY t.version"
+            )
+            self._statements[actor_sql, with_idempotency] = statement
+        return statement
 
     async def write(self, connection: asyncpg.Connection, write: CaseWrite) -> Written:
         version, prev_hash = write.head
@@ -206,6 +221,7 @@ class PostgresCaseCommands:
             raise
 
 
+@functools.cache  # four shapes of events' insert
 def _write_statement(events_sql: str, first_parameter: int) -> str:
     """The events' insert (`events_sql`, parameters before `first_parameter`), then the case's
     row, the response to replay and the lock to release (see the module docstring)."""
