@@ -48,18 +48,13 @@ from complaintcore.events.codec import new_events
 from complaintcore.events.model import EventMetadata
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
+from complaintcore.projections.statistics import buckets as statistics_buckets
 from testsupport import LiveService, live_service, session_master_key_file
 
 ERASURE = {"reason": "保存期限届满", "legal_basis": "《个人信息保护法》第四十七条"}
 PURPOSE = "删除后核查"
 STATISTICS_RANGE = {"from": "2019-01-01", "to": TODAY.isoformat(), "period": "month"}
-PROJECTION_TABLES = (
-    "case_view",
-    "case_statistics",
-    "statistics_monthly",
-    "statistics_handling_days",
-    "statistics_pause_spans",
-)
+PROJECTION_TABLES = ("case_view", "case_statistics", *statistics_buckets.TABLES)
 ERASED_COMPLAINANT = {
     "kind": "natural_person",
     "name": None,

@@ -94,10 +94,7 @@ def _storable(value: Any) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        for item in value:
-            if not _storable_item(item):
-                return False
-        return True
+        return all(map(_storable_item, value))
     return _storable_item(value)
 
 

@@ -76,6 +76,7 @@ from complaintcore.projections.case_queries import (
 )
 from complaintcore.projections.case_view import upsert_case_view
 from complaintcore.projections.statistics import TABLE
+from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.statistics.buckets import write_statistics
 from complaintcore.projections.statistics.facts import statistics_row
 from complaintcore.projections.statistics.queries import query_figures
@@ -257,10 +258,8 @@ def judged_cases(draw: st.DrawFn) -> tuple[list[ComplaintState], date, Instituti
 
 async def _write(pool: asyncpg.Pool, states: list[ComplaintState]) -> None:
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute(
-            "DELETE FROM case_view; DELETE FROM case_statistics; DELETE FROM statistics_monthly;"
-            " DELETE FROM statistics_handling_days; DELETE FROM statistics_pause_spans"
-        )
+        for table in ("case_view", TABLE, *statistics_buckets.TABLES):
+            await connection.execute(f"DELETE FROM {table}")
         for state in states:
             await upsert_case_view(connection, state, INDEX_KEY)
         await write_statistics(connection, [statistics_row(state) for state in states])

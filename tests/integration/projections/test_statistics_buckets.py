@@ -34,6 +34,7 @@ from complaintcore.projections.statistics.periods import (
     period_start,
     periods_between,
     range_parts,
+    whole_years,
 )
 from complaintcore.projections.statistics.queries import (
     DIMENSIONS,
@@ -70,26 +71,12 @@ async def table_rows_sorted(pool: asyncpg.Pool, table: str) -> list[dict]:
 
 
 def _as_rows(buckets: statistics_buckets.Buckets) -> dict[str, list[dict]]:
-    tables = {
-        statistics_buckets.MONTHLY: (
-            statistics_buckets.MONTHLY_COLUMNS,
-            buckets.monthly_records(),
-        ),
-        statistics_buckets.HANDLING_DAYS: (
-            statistics_buckets.HANDLING_DAYS_COLUMNS,
-            buckets.handling_days_records(),
-        ),
-        statistics_buckets.PAUSE_SPANS: (
-            statistics_buckets.PAUSE_SPANS_COLUMNS,
-            buckets.pause_spans_records(),
-        ),
-    }
     return {
         table: sorted(
             (dict(zip(columns, record, strict=True)) for record in records),
             key=lambda row: tuple(map(str, row.values())),
         )
-        for table, (columns, records) in tables.items()
+        for table, columns, records in statistics_buckets.tables_records(buckets)
     }
 
 
@@ -108,6 +95,21 @@ async def test_buckets_kept_live_equal_the_sums_of_the_facts_and_the_rebuilt_one
     await rebuild(database_url, ["statistics"])
     assert await table_rows(pool, statistics.TABLE) == facts
     assert await _bucket_tables(pool) == live
+
+
+def test_whole_years_are_cut_from_a_run_of_months_with_the_months_around_them() -> None:
+    d = date
+    assert whole_years(d(2025, 1, 1), d(2025, 12, 1)) == ((d(2025, 1, 1), d(2025, 1, 1)), ())
+    assert whole_years(d(2024, 11, 1), d(2026, 2, 1)) == (
+        (d(2025, 1, 1), d(2025, 1, 1)),
+        ((d(2024, 11, 1), d(2024, 12, 1)), (d(2026, 1, 1), d(2026, 2, 1))),
+    )
+    assert whole_years(d(2024, 1, 1), d(2026, 12, 1)) == ((d(2024, 1, 1), d(2026, 1, 1)), ())
+    assert whole_years(d(2025, 2, 1), d(2025, 12, 1)) == (None, ((d(2025, 2, 1), d(2025, 12, 1)),))
+    assert whole_years(d(2024, 12, 1), d(2025, 11, 1)) == (
+        None,
+        ((d(2024, 12, 1), d(2025, 11, 1)),),
+    )
 
 
 def test_a_range_reads_whole_months_from_buckets_and_the_fewer_days_from_facts() -> None:
@@ -315,6 +317,14 @@ ranges = st.tuples(
 )
 
 
+# one period over whole years (read from the yearly histogram) and the months around them
+WHOLE_YEARS = [
+    (date(2025, 11, 1), (date(2026, 12, 31) - date(2025, 11, 1)).days, None, 200, True),
+    (date(2025, 1, 1), (date(2026, 12, 31) - date(2025, 1, 1)).days, None, 90, True),
+    (date(2024, 12, 1), (date(2027, 1, 31) - date(2024, 12, 1)).days, None, 120, True),
+]
+
+
 @EXAMPLES
 @given(history=histories, asked=st.lists(ranges, min_size=3, max_size=3))
 async def test_figures_from_buckets_equal_the_figures_counted_by_hand_from_the_facts(
@@ -325,7 +335,7 @@ async def test_figures_from_buckets_equal_the_figures_counted_by_hand_from_the_f
 ) -> None:
     await _catch_up(pool, database_url, history)
     rows = await table_rows(pool, statistics.TABLE)
-    for start, length, kind, judged_after, whole_months in asked:
+    for start, length, kind, judged_after, whole_months in [*asked, *WHOLE_YEARS]:
         from_on, to_on = start, start + timedelta(days=length)
         if whole_months:
             from_on = from_on.replace(day=1)

@@ -11,6 +11,9 @@ to any period's figures:
   attributed cases only `root_cause` and `responsible_institution` (the current attribution).
 - `statistics_handling_days`: the decided cases per handling-days value, so the mean and the exact
   90th percentile of any union of months come from the summed histogram.
+- `statistics_handling_days_yearly`: the same histogram per calendar year (`year`, its first day),
+  the sum of its months': a question over whole years reads a twelfth of the rows or fewer (a
+  head office's year at 1M cases: 6,173 rows instead of 70,428).
 - `statistics_pause_spans`: `paused` counts a case once in a period however many times it was
   paused there. A case counts +1 in each distinct month with a pause of its (`paused` in
   `statistics_monthly`) and -1 for each pair of consecutive such months (a span); the months of a
@@ -39,7 +42,8 @@ from complaintcore.projections.statistics import dating, facts
 MONTHLY = "statistics_monthly"
 HANDLING_DAYS = "statistics_handling_days"
 PAUSE_SPANS = "statistics_pause_spans"
-TABLES = (MONTHLY, HANDLING_DAYS, PAUSE_SPANS)
+HANDLING_DAYS_YEARLY = "statistics_handling_days_yearly"
+TABLES = (MONTHLY, HANDLING_DAYS, PAUSE_SPANS, HANDLING_DAYS_YEARLY)
 
 COUNTS = (
     "received",
@@ -66,6 +70,7 @@ MONTHLY_VALUES = (*COUNTS, "redress_fen")
 MONTHLY_COLUMNS = ("institution", "month", "dimension", "key", *MONTHLY_VALUES)
 HANDLING_DAYS_COLUMNS = ("institution", "month", "dimension", "key", "handling_days", "cases")
 PAUSE_SPANS_COLUMNS = ("institution", "from_month", "to_month", "dimension", "key", "cases")
+HANDLING_DAYS_YEARLY_COLUMNS = ("institution", "year", "dimension", "key", "handling_days", "cases")
 DIMENSIONS = ("business", "reason", "channel", "outcome", "root_cause", "responsible_institution")
 
 _AT = {column: index for index, column in enumerate(facts.COLUMNS)}
@@ -77,6 +82,10 @@ _PAUSED_ON = _AT[dating.PAUSED_ON]
 @functools.lru_cache(maxsize=8192)  # a few thousand days occur, each in many rows of a rebuild
 def month_of(day: date) -> date:
     return day.replace(day=1)
+
+
+def year_of(day: date) -> date:
+    return date(day.year, 1, 1)
 
 
 def breakdown_keys(row: Sequence[Any]) -> tuple[tuple[str, str], ...]:
@@ -174,6 +183,14 @@ class Buckets:
     def pause_spans_records(self) -> list[tuple[Any, ...]]:
         return [(*key, cases) for key, cases in self.pause_spans.items() if cases]
 
+    def handling_days_yearly_records(self) -> list[tuple[Any, ...]]:
+        """The handling-days histogram summed by calendar year (`year_of` each month)."""
+        yearly: dict[tuple[str, date, str, str, int], int] = {}
+        for (institution, month, dimension, key, days), cases in self.handling_days.items():
+            bucket = (institution, year_of(month), dimension, key, days)
+            yearly[bucket] = yearly.get(bucket, 0) + cases
+        return [(*key, cases) for key, cases in yearly.items() if cases]
+
 
 def contributions(row: Sequence[Any]) -> Buckets:
     """What one facts row (in `facts.COLUMNS` order) adds to the bucket tables."""
@@ -187,7 +204,7 @@ def contributions(row: Sequence[Any]) -> Buckets:
 
 async def copy_buckets(connection: asyncpg.Connection, buckets: Buckets, suffix: str) -> None:
     """Write `buckets` as they are into empty tables (a rebuild's, named with `suffix`)."""
-    for table, columns, records in _tables_records(buckets):
+    for table, columns, records in tables_records(buckets):
         if records:
             await connection.copy_records_to_table(
                 f"{table}{suffix}", records=records, columns=columns
@@ -196,18 +213,24 @@ async def copy_buckets(connection: asyncpg.Connection, buckets: Buckets, suffix:
 
 async def add_buckets(connection: asyncpg.Connection, buckets: Buckets, suffix: str = "") -> None:
     """Add `buckets` (increments, maybe negative) to the tables; rows that reach zero go."""
-    for table, columns, records in _tables_records(buckets):
+    for table, columns, records in tables_records(buckets):
         if records:
             await _add_records(connection, f"{table}{suffix}", columns, records)
 
 
-def _tables_records(
+def tables_records(
     buckets: Buckets,
 ) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """Each bucket table (`TABLES`), its columns and `buckets`' rows for it."""
     return [
         (MONTHLY, MONTHLY_COLUMNS, buckets.monthly_records()),
         (HANDLING_DAYS, HANDLING_DAYS_COLUMNS, buckets.handling_days_records()),
         (PAUSE_SPANS, PAUSE_SPANS_COLUMNS, buckets.pause_spans_records()),
+        (
+            HANDLING_DAYS_YEARLY,
+            HANDLING_DAYS_YEARLY_COLUMNS,
+            buckets.handling_days_yearly_records(),
+        ),
     ]
 
 
@@ -216,11 +239,12 @@ _KEY_COLUMNS = {
     MONTHLY_COLUMNS: ("month", "institution", "dimension", "key"),
     HANDLING_DAYS_COLUMNS: ("month", "institution", "dimension", "key", "handling_days"),
     PAUSE_SPANS_COLUMNS: ("from_month", "to_month", "institution", "dimension", "key"),
+    HANDLING_DAYS_YEARLY_COLUMNS: ("year", "institution", "dimension", "key", "handling_days"),
 }
 
 
 def _type(column: str) -> str:
-    if column.endswith("month"):
+    if column.endswith("month") or column == "year":
         return "date"
     return _TYPES.get(column, "bigint")
 

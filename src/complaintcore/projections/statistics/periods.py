@@ -138,6 +138,23 @@ def range_parts(from_on: date, to_on: date, today: date | None = None) -> RangeP
     return RangeParts(months, tuple(added), tuple(excluded))
 
 
+def whole_years(
+    first_month: date, last_month: date
+) -> tuple[tuple[date, date] | None, tuple[tuple[date, date], ...]]:
+    """The calendar years lying wholly in the months `first_month` to `last_month` (as the
+    first days of the first and last of them; None: none), and the runs of months around them."""
+    first_year = first_month.year + (first_month.month != 1)
+    last_year = last_month.year - (last_month.month != 12)
+    if first_year > last_year:
+        return None, ((first_month, last_month),)
+    around = []
+    if first_month.year < first_year:
+        around.append((first_month, date(first_year - 1, 12, 1)))
+    if last_month.year > last_year:
+        around.append((date(last_year + 1, 1, 1), last_month))
+    return (date(first_year, 1, 1), date(last_year, 1, 1)), tuple(around)
+
+
 def _days_to_read(ranges: list[tuple[date, date]], today: date | None) -> int:
     days = 0
     for start, end in ranges:

@@ -23,7 +23,12 @@ from typing import Any
 
 from complaintcore.projections import clock_sql
 from complaintcore.projections.statistics import buckets, dating, facts
-from complaintcore.projections.statistics.periods import PeriodKind, RangeParts, period_start_sql
+from complaintcore.projections.statistics.periods import (
+    PeriodKind,
+    RangeParts,
+    period_start_sql,
+    whole_years,
+)
 
 _VALUES = (
     *buckets.MONTHLY_VALUES,
@@ -290,14 +295,27 @@ FROM grouped
             f" WHERE cardinality({_PAUSED_ON}) > 0{in_scope}"
         )
 
+    def _histograms(self) -> list[tuple[str, str, tuple[date, date]]]:
+        """The bucket tables the range's whole months are read from, with their date column and
+        its bounds: with no period kind (the range is one period), whole calendar years from the
+        yearly histogram and the months around them from the monthly one."""
+        if self.parts.months is None:
+            return []
+        if self.kind is not None:
+            return [(buckets.HANDLING_DAYS, "month", self.parts.months)]
+        years, months = whole_years(*self.parts.months)
+        return [(buckets.HANDLING_DAYS_YEARLY, "year", years)] * (years is not None) + [
+            (buckets.HANDLING_DAYS, "month", run) for run in months
+        ]
+
     def handling_days_sql(self) -> str:
         sources = []
-        if self.parts.months:
+        for table, column, (first, last) in self._histograms():
             join, in_scope = self._scoped("h.institution")
             sources.append(
-                "SELECT s.node, h.month, h.dimension, h.key, h.handling_days, h.cases"
-                f" FROM {buckets.HANDLING_DAYS} h{join}"
-                f" WHERE {self._whole_months('h.month')}{self._totals_only('h')}{in_scope}"
+                f"SELECT s.node, h.{column}, h.dimension, h.key, h.handling_days, h.cases"
+                f" FROM {table} h{join} WHERE h.{column} BETWEEN {self._parameter(first)}"
+                f" AND {self._parameter(last)}{self._totals_only('h')}{in_scope}"
             )
         for ranges, sign in self._signed_days():
             join, in_scope = self._scoped("f.respondent_institution")
