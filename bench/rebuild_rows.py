@@ -44,16 +44,16 @@ class RebuildRun:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def rebuild_in_child(url: str) -> RebuildRun:
+def rebuild_in_child(url: str, timeout_s: float = 900) -> RebuildRun:
     """Rebuild every projection from all the events, in a child process (under the run's master
-    key: the case view opens the masked complainant's fields)."""
+    key: the case view opens the masked complainant's fields), given up after `timeout_s`."""
     key_file = {"COMPLAINTCORE_MASTER_KEY_FILE": str(bench_master_key_file())}
     result = subprocess.run(
         [sys.executable, "-c", _REBUILD_SCRIPT, url],
         capture_output=True,
         text=True,
         check=True,
-        timeout=900,
+        timeout=timeout_s,
         env=os.environ | key_file,
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])

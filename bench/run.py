@@ -333,11 +333,11 @@ def grow_to(url: str, events: int, sizes: Sizes, measured: dict[str, Any]) -> No
         measured["copy_events_per_second"] = copied / max(time.monotonic() - copying, 1e-3)
 
 
-def rebuild_once(url: str, label: str) -> RebuildRun | RebuildFailed:
+def rebuild_once(url: str, label: str, timeout_s: float = 900) -> RebuildRun | RebuildFailed:
     """Rebuild every projection from all the events in a child process."""
     log(f"rebuild from {figures.event_count(url):,} events")
     try:
-        return rebuild_in_child(url)
+        return rebuild_in_child(url, timeout_s)
     except subprocess.CalledProcessError as failure:
         last_line = (failure.stderr or "").strip().splitlines()[-1:] or ["no message"]
         log(f"the {label} rebuild failed: {last_line[0]}")
