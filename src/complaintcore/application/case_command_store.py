@@ -11,8 +11,10 @@ after the lock is granted, as it stands then.
 `write`, one statement: append the events (taking the feed's floor lock first and guarded by the
 head they chain to, as every append), write the case's row and the response to replay, and release
 the lock. One statement, so all of it is committed or none. Releasing before the commit is safe:
-the next command on the case, once granted the lock, waits for the `case_view` row this statement
-has locked, that is for its commit, before it reads the stream.
+a command that had to wait for the lock then waits for the `case_view` row this statement has
+locked, that is for its commit, before it reads the stream (migration 0019); one granted the lock
+at once in the instant before that commit may read the stream without it, and its write is then
+refused by the head it chains to and decided again.
 
 `release`: a command that stores nothing (refused, invalid, a stale If-Match, a replay) gives the
 lock back. If that fails, the connection is closed: its session, and the lock, end with it.
