@@ -81,13 +81,13 @@ async def find_response(
     return stored_response_of(await connection.fetchval(_FIND, *lookup_values(request)))
 
 
-def save_sql(first_parameter: int = 1, condition: str = "", headers_added: str = "") -> str:
+def save_sql(first_parameter: int, condition: str, headers_added: str) -> str:
     """Store a response whose values (`saved_values`) are the parameters from `$first_parameter`
-    on, when `condition` (a WHERE clause, or nothing) holds, its headers joined with the jsonb
-    object `headers_added` if given: `save_response`'s statement, or a part of a command's
-    write statement (`case_command_store`)."""
+    on, when `condition` (a WHERE clause) holds, its headers joined with the jsonb object
+    `headers_added`: a part of a command's write statement (`case_command_store`), the one
+    place a response is stored."""
     p = [f"${first_parameter + i}" for i in range(7)]
-    headers = f"{p[6]}::jsonb || {headers_added}" if headers_added else p[6]
+    headers = f"{p[6]}::jsonb || {headers_added}"
     return (
         "INSERT INTO idempotent_requests (principal_id, institution, idempotency_key,"
         " request_hash, status_code, response_body, response_headers)"
@@ -107,16 +107,3 @@ def saved_values(
         body,
         headers,
     )
-
-
-_SAVE = save_sql()
-
-
-async def save_response(
-    connection: asyncpg.Connection,
-    request: IdempotentRequest,
-    status_code: int,
-    body: Any,
-    headers: dict[str, str],
-) -> None:
-    await connection.execute(_SAVE, *saved_values(request, status_code, body, headers))

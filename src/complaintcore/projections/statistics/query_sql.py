@@ -105,20 +105,15 @@ class FiguresQuery:
         self.parameters.append(value)
         return f"${5 + len(self.parameters)}::date"
 
-    def _whole_months(self, column: str) -> str:
-        assert self.parts.months is not None
-        first, last = self.parts.months
+    def _between(self, column: str, first: date, last: date) -> str:
         return f"{column} BETWEEN {self._parameter(first)} AND {self._parameter(last)}"
 
+    def _whole_months(self, column: str) -> str:
+        assert self.parts.months is not None
+        return self._between(column, *self.parts.months)
+
     def _days(self, column: str, ranges: tuple[tuple[date, date], ...]) -> str:
-        return (
-            "("
-            + " OR ".join(
-                f"{column} BETWEEN {self._parameter(start)} AND {self._parameter(end)}"
-                for start, end in ranges
-            )
-            + ")"
-        )
+        return "(" + " OR ".join(self._between(column, *days) for days in ranges) + ")"
 
     def _signed_days(self) -> list[tuple[tuple[tuple[date, date], ...], int]]:
         """The facts rows' days to count (+1) and to take back (-1)."""
@@ -304,18 +299,19 @@ FROM grouped
         if self.kind is not None:
             return [(buckets.HANDLING_DAYS, "month", self.parts.months)]
         years, months = whole_years(*self.parts.months)
-        return [(buckets.HANDLING_DAYS_YEARLY, "year", years)] * (years is not None) + [
-            (buckets.HANDLING_DAYS, "month", run) for run in months
-        ]
+        read = [(buckets.HANDLING_DAYS, "month", run) for run in months]
+        if years is not None:
+            read.insert(0, (buckets.HANDLING_DAYS_YEARLY, "year", years))
+        return read
 
     def handling_days_sql(self) -> str:
         sources = []
-        for table, column, (first, last) in self._histograms():
+        for table, column, months in self._histograms():
             join, in_scope = self._scoped("h.institution")
             sources.append(
                 f"SELECT s.node, h.{column}, h.dimension, h.key, h.handling_days, h.cases"
-                f" FROM {table} h{join} WHERE h.{column} BETWEEN {self._parameter(first)}"
-                f" AND {self._parameter(last)}{self._totals_only('h')}{in_scope}"
+                f" FROM {table} h{join} WHERE {self._between(f'h.{column}', *months)}"
+                f"{self._totals_only('h')}{in_scope}"
             )
         for ranges, sign in self._signed_days():
             join, in_scope = self._scoped("f.respondent_institution")
