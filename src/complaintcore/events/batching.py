@@ -12,7 +12,7 @@ statement takes the feed's floor lock before drawing positions, as every append 
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -28,7 +28,8 @@ RETRY_ALONE = "retry alone"
 
 
 class Row(NamedTuple):
-    """One event, numbered, stamped and hashed: in the order of the statement's parameters."""
+    """One event, numbered, stamped and hashed: the keys of each object of the statement's one
+    parameter (`rows_parameter`)."""
 
     stream_id: str
     version: int
@@ -41,6 +42,11 @@ class Row(NamedTuple):
     hash: str
 
 
+def rows_parameter(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """The rows as the statement's jsonb parameter: an array of objects, one a row."""
+    return [row._asdict() for row in rows]
+
+
 class _Waiting:
     __slots__ = ("outcome", "row")
 
@@ -50,14 +56,15 @@ class _Waiting:
 
 
 class AppendBatcher:
-    """Writes waiting rows with `statement`: parameters are the `Row` fields as arrays, in order;
-    it returns (stream_id, position) for each row it inserted."""
+    """Writes waiting rows with `statement`, whose one parameter is `rows_parameter` of them; it
+    returns (stream_id, position) for each row it inserted."""
 
     def __init__(self, pool: asyncpg.Pool, statement: str) -> None:
         self._pool = pool
         self._statement = statement
         self._waiting: deque[_Waiting] = deque()
         self._writers: set[asyncio.Task] = set()
+        self._in_database = 0
 
     async def insert(self, row: Row) -> int | str | None:
         """The row's position once committed; None when its guard failed (its predecessor is not
@@ -80,11 +87,20 @@ class AppendBatcher:
             self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     def _take_batch(self) -> list[_Waiting]:
-        """The oldest waiting appends, at most one per stream (the next waits its turn)."""
+        """The oldest waiting appends, at most one per stream (the next waits its turn).
+
+        With no batch in the database and room for two, only half of them: the other half goes
+        as a second batch at once, and from then on one half's callers build their next appends
+        while the other half is being written. Taken whole, every caller would wait for one batch
+        and then all of them for Python, in lockstep, the database and the process each idle
+        half the time.
+        """
+        halve = MAX_BATCHES_IN_FLIGHT > 1 and not self._in_database
+        size = -(-len(self._waiting) // 2) if halve else MAX_BATCH
         batch: list[_Waiting] = []
         later: list[_Waiting] = []
         streams: set[str] = set()
-        while self._waiting and len(batch) < MAX_BATCH:
+        while self._waiting and len(batch) < min(size, MAX_BATCH):
             waiting = self._waiting.popleft()
             if waiting.outcome.done():
                 continue  # its caller was cancelled
@@ -99,10 +115,8 @@ class AppendBatcher:
     async def _write(self, batch: list[_Waiting]) -> None:
         if not batch:
             return
-        columns = list(zip(*(waiting.row for waiting in batch), strict=True))
         try:
-            async with self._pool.acquire() as connection:
-                inserted = await connection.fetch(self._statement, *columns)
+            inserted = await self._insert_rows(rows_parameter(waiting.row for waiting in batch))
         except asyncpg.UniqueViolationError:
             _settle(batch, lambda _: RETRY_ALONE)
         except BaseException as error:
@@ -116,6 +130,14 @@ class AppendBatcher:
             STORE_APPENDS.labels("grouped").inc(len(inserted))
             positions = {row["stream_id"]: row["position"] for row in inserted}
             _settle(batch, lambda waiting: positions.get(waiting.row.stream_id))
+
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[asyncpg.Record]:
+        self._in_database += 1
+        try:
+            async with self._pool.acquire() as connection:
+                return await connection.fetch(self._statement, rows)
+        finally:
+            self._in_database -= 1
 
 
 def _settle(batch: list[_Waiting], outcome_of: Callable[[_Waiting], int | str | None]) -> None:

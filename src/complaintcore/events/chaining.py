@@ -42,20 +42,11 @@ def chained_rows(
     idempotency_key: str | None,
 ) -> ChainedRows:
     """Number, stamp and hash the new events, each chained to the one before it."""
-    rows = ChainedRows(recorded_at=_now())
+    rows = ChainedRows(recorded_at=now())
     for offset, event in enumerate(events):
-        metadata = stored_metadata(event.metadata, idempotency_key)
-        check_storable(event.data)
         version = current_version + 1 + offset
-        own_hash = event_hash(
-            stream_id=stream_id,
-            version=version,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=metadata,
-            recorded_at=rows.recorded_at,
-            prev_hash=prev_hash,
+        metadata, own_hash = chained_event(
+            stream_id, version, event, rows.recorded_at, prev_hash, idempotency_key
         )
         rows.versions.append(version)
         rows.event_types.append(event.event_type)
@@ -69,6 +60,31 @@ def chained_rows(
     return rows
 
 
+def chained_event(
+    stream_id: str,
+    version: int,
+    event: NewEvent,
+    recorded_at: datetime,
+    prev_hash: str,
+    idempotency_key: str | None,
+) -> tuple[dict[str, str], str]:
+    """One event's metadata as stored and its hash, chained to `prev_hash`; the group commit's
+    single-event appends use it alone, without the columns of `ChainedRows`."""
+    metadata = stored_metadata(event.metadata, idempotency_key)
+    check_storable(event.data)
+    own_hash = event_hash(
+        stream_id=stream_id,
+        version=version,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        data=event.data,
+        metadata=metadata,
+        recorded_at=recorded_at,
+        prev_hash=prev_hash,
+    )
+    return metadata, own_hash
+
+
 def stored_metadata(metadata: EventMetadata, idempotency_key: str | None) -> dict[str, str]:
     as_dict = metadata.to_dict()
     if idempotency_key is not None:
@@ -77,5 +93,6 @@ def stored_metadata(metadata: EventMetadata, idempotency_key: str | None) -> dic
     return as_dict
 
 
-def _now() -> datetime:
+def now() -> datetime:
+    """The time an append records (`recorded_at`)."""
     return datetime.now(UTC)

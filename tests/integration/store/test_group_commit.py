@@ -3,6 +3,7 @@
 import asyncio
 
 import asyncpg
+import prometheus_client
 import pytest
 
 import store_support
@@ -131,3 +132,33 @@ async def test_an_append_arriving_as_the_last_writer_finishes_is_still_written(
             assert result.last_version == version + 1
 
     await asyncio.wait_for(append_one_after_another(), timeout=10)
+
+
+def batches_written() -> tuple[float, float]:
+    """How many group-commit batches this process has written, and how many appends they held."""
+    registry = prometheus_client.REGISTRY
+    name = "complaintcore_store_group_commit_batch_size"
+    return (
+        registry.get_sample_value(f"{name}_count") or 0.0,
+        registry.get_sample_value(f"{name}_sum") or 0.0,
+    )
+
+
+@pytest.mark.parametrize(("in_flight", "batches"), [(4, 2), (2, 2), (1, 1)])
+async def test_a_burst_is_written_in_two_halves_so_callers_prepare_while_the_other_half_is_written(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, in_flight: int, batches: int
+) -> None:
+    # Taken whole, a burst's callers all wake together and then all wait together: the process
+    # and the database would each idle while the other works (lockstep). With one batch at a
+    # time nothing could overlap, and the burst is one batch.
+    monkeypatch.setattr(batching, "MAX_BATCHES_IN_FLIGHT", in_flight)
+    store = PostgresEventStore(pool)
+    streams = [new_stream() for _ in range(16)]
+    count_before, appends_before = batches_written()
+
+    await asyncio.gather(*(store.append(s, [event(1)], expected_version=0) for s in streams))
+
+    count_after, appends_after = batches_written()
+    assert (count_after - count_before, appends_after - appends_before) == (batches, 16)
+    for stream in streams:
+        assert await store.stream_version(stream) == 1
