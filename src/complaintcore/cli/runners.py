@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack, suppress
 from urllib.parse import quote
 
 import structlog
+import uvloop
 
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.policy_store import PolicyStore
@@ -64,7 +65,9 @@ def runners(args: argparse.Namespace, settings: Settings) -> int:
         except StartRefused as refused:
             return fail(str(refused))
         try:
-            asyncio.run(run_runners(url, provider, settings, parent=parent))
+            # uvloop, as uvicorn runs the requests: the runners fold every command's events
+            # beside the server, on the same cores, and its loop costs less per round trip
+            uvloop.run(run_runners(url, provider, settings, parent=parent))
         finally:
             mark_this_process_dead()
     return 0
