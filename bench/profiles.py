@@ -8,8 +8,8 @@ from outside, so the code profiled runs exactly as in `make bench`:
 
 - `import`: `complaintcore import` of those cases (a process of its own);
 - `rebuild`: `complaintcore projections rebuild` of the events they made;
-- `commands`: the server (`complaintcore serve`) under the bench's 32-client command load, its
-  statistics runner included;
+- `commands`: the server (`complaintcore serve`) under the bench's 32-client command load, and
+  the runner process it supervises (folding the commands' events on the same cores);
 - `replay`: the server answering the regulator's `/audit` of a 30-event case, one at a time.
 
 For each it writes `bench/results/profiles/<name>.txt`: how busy the process was, the share of
@@ -37,7 +37,7 @@ from pathlib import Path
 import orjson
 
 from bench import figures, histories
-from bench.database import BENCH_DATABASE, bench_server, fresh_database
+from bench.database import BENCH_DATABASE, bench_master_key_file, bench_server, fresh_database
 from bench.service import load, serving
 from complaintcore.application.bulk_import import (
     AcceptedCase,
@@ -75,7 +75,7 @@ LAYERS = (
 )
 # (label, a frame that marks the stacks counted): inclusive shares.
 MARKERS = (
-    ("statistics runner (in the server process)", "projections/runner.py"),
+    ("projection runners (the runner process beside the server)", "projections/runner.py"),
     ("event decoding (event_from_payload)", "event_from_payload"),
     ("event encoding (event_to_payload)", "event_to_payload"),
     ("the domain's decide", "decide (complaintcore/domain/decider.py"),
@@ -197,23 +197,36 @@ def profile_command(
 ) -> Profile:
     """Run `complaintcore ARGUMENTS` on `database_url` under py-spy, to its end (with its worker
     processes when `subprocesses`: their samples add up, so the busy share can pass 100 %)."""
-    environment = {**os.environ, "DATABASE_URL": database_url}
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        # the bench's master key, as `serve` gets it (bench/service.py): with DATABASE_URL set,
+        # a command that seals or opens personal data refuses to start without one
+        "COMPLAINTCORE_MASTER_KEY_FILE": str(bench_master_key_file()),
+    }
     target = ["--", sys.executable, "-m", "complaintcore.cli", *arguments]
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "stacks.txt"
         started = time.monotonic()
         command = sampling(target, output, subprocesses=subprocesses)
-        subprocess.run(command, env=environment, check=True, capture_output=True)
+        ran = subprocess.run(command, env=environment, check=True, capture_output=True)
+        if b"complaintcore: " in ran.stderr:  # a refusal; py-spy exits 0 whatever its target does
+            raise RuntimeError(
+                f"complaintcore {arguments[0]} failed: {ran.stderr.decode()[-2000:]}"
+            )
         elapsed = time.monotonic() - started
         return _profile(output, elapsed)
 
 
-def profile_server(pid: int, seconds: float, make_load: Callable[[], object]) -> Profile:
-    """Sample the server for `seconds` while `make_load` loads it from another process."""
+def profile_server(
+    pid: int, seconds: float, make_load: Callable[[], object], *, subprocesses: bool = False
+) -> Profile:
+    """Sample the server for `seconds` while `make_load` loads it from another process (with
+    the runner process it supervises when `subprocesses`)."""
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "stacks.txt"
         sampler = subprocess.Popen(
-            sampling(["--pid", str(pid)], output, seconds),
+            sampling(["--pid", str(pid)], output, seconds, subprocesses=subprocesses),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -292,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
                 pid,
                 args.seconds,
                 lambda: figures.http_commands(base_url, token, open_ids, args.seconds),
+                subprocesses=True,
             )
-            _write("commands", "the server under 32 clients posting commands", commands)
+            _write(
+                "commands",
+                "the server under 32 clients posting commands, and its runner process",
+                commands,
+            )
             replays = profile_server(
                 pid,
                 args.seconds,

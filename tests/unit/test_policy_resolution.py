@@ -206,6 +206,9 @@ def test_each_value_comes_from_the_nearest_node_whose_version_in_force_sets_it(
     assert actual == _expected(versions, on)
     assert resolved.policy.due_soon_days == actual["due_soon_days"][0]
     assert resolved.policy.redress_limits_fen.staff == actual["redress_limits_fen.staff"][0]
+    for name, (value, source) in actual.items():
+        named = resolved.value_named(name)
+        assert (named.name, named.value, named.source) == (name, value, source)
 
 
 @given(histories(), _DAYS)

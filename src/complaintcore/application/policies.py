@@ -41,7 +41,7 @@ def redress_authority(
         return 0, f"a {actor_role} decides no redress"
     name = f"redress_limits_fen.{actor_role}"
     if isinstance(policy, ResolvedPolicy):
-        value = next(value for value in policy.values if value.name == name)
+        value = policy.value_named(name)
         origin = DEFAULT_POLICY_TEXT if value.version is None else f"policy {value.version}"
         return int(value.value), f"{name} of {origin}"
     return getattr(policy.redress_limits_fen, str(actor_role)), f"{name} of the policy"

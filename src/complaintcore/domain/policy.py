@@ -17,6 +17,7 @@ Resolution, a compliance officer's reading where DOMAIN.md is silent:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -226,6 +227,16 @@ class ResolvedPolicy:
     policy: InstitutionPolicy
     values: tuple[PolicyValue, ...]
     version: str
+
+    def value_named(self, name: str) -> PolicyValue:
+        """The value of setting `name` (one of `POLICY_VALUE_NAMES`) and where it comes from."""
+        return self._by_name[name]
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, PolicyValue]:
+        # asked for on every decision (a bulk import's are many), and a policy is resolved once
+        # for many cases
+        return {value.name: value for value in self.values}
 
 
 def resolve_policy(
