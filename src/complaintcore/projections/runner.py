@@ -49,7 +49,7 @@ from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect, service_command_timeout
 from complaintcore.projections import statistics
 from complaintcore.projections.statistics import buckets as statistics_buckets
-from complaintcore.projections.streams import fold_streams
+from complaintcore.projections.streams import KeptFolds, fold_streams
 
 log = structlog.get_logger("complaintcore.projections.runner")
 
@@ -110,13 +110,18 @@ async def apply_batch(
     projection: FeedProjection,
     checkpoint: int,
     events: Sequence[StoredEvent],
+    kept: KeptFolds | None = None,
 ) -> int:
-    """Apply feed `events` (all after `checkpoint`) in one transaction; the new checkpoint."""
+    """Apply feed `events` (all after `checkpoint`) in one transaction; the new checkpoint.
+    With `kept`, the cases folded in earlier batches are evolved from there."""
     last_position = events[-1].position
-    stream_ids = sorted({event.stream_id for event in events})
     async with connection.transaction():
         await _hold_checkpoint(connection, projection.name, checkpoint)
-        states = await fold_streams(connection, stream_ids, last_position)
+        if kept is not None:
+            states = await kept.states_after(connection, events)
+        else:
+            stream_ids = sorted({event.stream_id for event in events})
+            states = await fold_streams(connection, stream_ids, last_position)
         await projection.project(connection, states)
         if projection.observe is not None:
             await projection.observe(connection, states, events)
@@ -180,6 +185,7 @@ class ProjectionRunner:
         self._poll_interval = poll_interval
         self._standby_retry = standby_retry
         self._swept: Hashable | None = None  # the sweep key last swept under, this activation
+        self._kept = KeptFolds()
 
     @property
     def name(self) -> str:
@@ -257,7 +263,7 @@ class ProjectionRunner:
         self, connection: asyncpg.Connection, checkpoint: int, events: Sequence[StoredEvent]
     ) -> int:
         try:
-            return await apply_batch(connection, self.projection, checkpoint, events)
+            return await apply_batch(connection, self.projection, checkpoint, events, self._kept)
         except CheckpointMoved as moved:
             log.info("projection checkpoint moved", projection=self.name, position=moved.position)
             return moved.position

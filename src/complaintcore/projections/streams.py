@@ -13,6 +13,7 @@ key of each case comes with its first row (`decode_columns(with_keys=True)`), un
 once per case.
 """
 
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,8 +22,9 @@ import asyncpg
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.crypto.suites import suite_named
 from complaintcore.domain.personal_data import Path
-from complaintcore.domain.state import ComplaintState, fold
-from complaintcore.events.codec import latest_suite, opened_event
+from complaintcore.domain.state import ComplaintState, evolve, fold
+from complaintcore.events.codec import domain_event, latest_suite, opened_event
+from complaintcore.events.model import StoredEvent
 from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
 _COLUMNS = (
@@ -112,15 +114,91 @@ async def fold_streams(
     personal: PersonalFields = NOTHING_PERSONAL,
 ) -> list[ComplaintState]:
     """Each named case as of feed position `up_to_position`, in stream id order."""
+    folded = await _folded_streams(connection, stream_ids, up_to_position, personal)
+    return list(folded.values())
+
+
+async def _folded_streams(
+    connection: asyncpg.Connection,
+    stream_ids: Sequence[str],
+    up_to_position: int,
+    personal: PersonalFields = NOTHING_PERSONAL,
+) -> dict[str, ComplaintState]:
+    """`fold_streams` by stream id (a stream that is no case's is left out)."""
     rows = await connection.fetch(
         _streams_up_to(personal.reads_keys), list(stream_ids), up_to_position
     )
-    states: list[ComplaintState] = []
+    states: dict[str, ComplaintState] = {}
     for case_rows in _by_stream(rows):
         state = fold_stream(case_rows, personal)
         if state is not None:
-            states.append(state)
+            states[case_rows[0]["stream_id"]] = state
     return states
+
+
+KEPT_FOLDS = 10_000
+
+
+class KeptFolds:
+    """The states a feed runner folded last, by case, each with the version and hash of the event
+    it was folded up to: a case of the next batch whose earlier events were folded here is
+    evolved with the batch's own events, the others are read and folded whole. Under commands
+    most cases of a batch were in one before, and their streams are no longer read and decoded
+    again for each new event. A hint checked against the events (version and chain), never the
+    truth; it holds what `fold_streams` gives with no personal field shown."""
+
+    def __init__(self, capacity: int = KEPT_FOLDS) -> None:
+        self._capacity = capacity
+        self._kept: OrderedDict[str, tuple[StoredEvent, str | None, ComplaintState]] = OrderedDict()
+
+    async def states_after(
+        self, connection: asyncpg.Connection, events: Sequence[StoredEvent]
+    ) -> list[ComplaintState]:
+        """Each case of feed `events` (all of them after a checkpoint, up to the last one's
+        position) as of the last one, in stream id order: `fold_streams` of their streams."""
+        by_stream: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_stream.setdefault(event.stream_id, []).append(event)
+        states: dict[str, ComplaintState] = {}
+        for stream_id, new in by_stream.items():
+            if (state := self._evolved(stream_id, new)) is not None:
+                states[stream_id] = state
+        unknown = sorted(by_stream.keys() - states.keys())
+        if unknown:
+            states.update(await _folded_streams(connection, unknown, events[-1].position))
+        for stream_id, state in states.items():
+            self._keep(stream_id, by_stream[stream_id], state)
+        return [states[stream_id] for stream_id in sorted(states)]
+
+    def _evolved(self, stream_id: str, new: list[StoredEvent]) -> ComplaintState | None:
+        kept = self._kept.get(stream_id)
+        if kept is None or not _chained(kept[0], new):
+            return None
+        _, suite, state = kept
+        suite = latest_suite([suite, *(event.metadata.cipher_suite for event in new)])
+        # as `fold_stream` with nothing shown: personal fields read as None, no key is read
+        cipher = None if suite is None else StreamCipher(stream_id, suite_named(suite), None)
+        for event in new:
+            state = evolve(state, domain_event(event, cipher, frozenset()))
+        return state
+
+    def _keep(self, stream_id: str, new: list[StoredEvent], state: ComplaintState) -> None:
+        kept = self._kept.pop(stream_id, None)
+        earlier_suite = kept[1] if kept is not None else None
+        suite = latest_suite([earlier_suite, *(event.metadata.cipher_suite for event in new)])
+        self._kept[stream_id] = (new[-1], suite, state)
+        if len(self._kept) > self._capacity:
+            self._kept.popitem(last=False)
+
+
+def _chained(last_folded: StoredEvent, new: list[StoredEvent]) -> bool:
+    """Whether `new` are the events right after `last_folded`, each chained to the one before."""
+    before = last_folded
+    for event in new:
+        if event.version != before.version + 1 or event.prev_hash != before.hash:
+            return False
+        before = event
+    return True
 
 
 def _by_stream(rows: Sequence[asyncpg.Record]) -> Iterable[Sequence[asyncpg.Record]]:
