@@ -2,6 +2,7 @@
 and the one-line refusal."""
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -74,3 +75,29 @@ async def checked_case_keys(settings: Settings, connection: asyncpg.Connection) 
     provider = load_key_provider(key_file, settings.cipher_suite)
     await check_against_database(connection, provider)
     return case_keys_of(provider, settings.cipher_suite)
+
+
+class StopAtCommit:
+    """Ctrl-C for a batch job that commits in batches and reports after each (`raise_if_asked`):
+    the first SIGINT is noted and the job stops with `KeyboardInterrupt` at its next report, once
+    the batch in hand has committed; a second one stops it at once. Depends on no task
+    cancellation reaching the code awaited at the moment of the signal."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __enter__(self) -> "StopAtCommit":
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def raise_if_asked(self) -> None:
+        if self.asked:
+            raise KeyboardInterrupt

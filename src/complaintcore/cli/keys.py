@@ -30,7 +30,13 @@ from complaintcore.application.master_key import (
     resolve_master_key_file,
     unfinished_rotation_target,
 )
-from complaintcore.cli.common import KEY_REFUSALS, database_url, fail, run_with_pool
+from complaintcore.cli.common import (
+    KEY_REFUSALS,
+    StopAtCommit,
+    database_url,
+    fail,
+    run_with_pool,
+)
 from complaintcore.crypto.keys import FileKeyProvider, MasterKeyMissing, create_master_key_file
 from complaintcore.crypto.suites import CiphertextRejected, SuiteUnavailable
 from complaintcore.events.case_keys import CaseKeys, recorded_key_ids
@@ -90,11 +96,17 @@ class RewrapBar:
     keys to re-wrap is `rewrap_all`'s, taken as it starts). `done` outlives the bar, for the
     message of an interrupted run."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop: StopAtCommit | None = None) -> None:
         self._bar: tqdm | None = None
+        self._stop = stop
         self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
+        self._show(done, total)
+        if self._stop is not None:
+            self._stop.raise_if_asked()  # the batch just counted is committed
+
+    def _show(self, done: int, total: int) -> None:
         if self._bar is None:
             self._bar = tqdm(
                 total=total, desc="re-wrapping case keys", unit=" keys", file=sys.stderr
@@ -124,7 +136,7 @@ def rotate_keys_command(args: argparse.Namespace, settings: Settings) -> int:
         except KEY_REFUSALS as error:
             return fail(str(error))
         try:
-            with RewrapBar() as progress:
+            with StopAtCommit() as stop, RewrapBar(stop) as progress:
                 rotated = run_with_pool(
                     url, lambda pool: rotate(pool, old, new, args.batch, progress)
                 )
