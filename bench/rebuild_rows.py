@@ -1,10 +1,11 @@
 """The figures that need issue 5's projections: full rebuild speed, rebuild memory and growth.
 
 Each rebuild runs in a fresh process of its own, which reports the rebuild's peak RSS: its own
-(`getrusage(RUSAGE_SELF).ru_maxrss` at its end, not mixed up with the bench's other children,
-such as the server or the load generator) plus each scan worker process's own peak, which the
-worker reads the same way as its scan ends (`RebuildResult.workers_peak_rss_kib`). A sum of
-peaks: at least what the processes held together at any moment, so an honest upper bound.
+(`infra.process_memory.peak_rss_kib`, VmHWM, at its end; not `ru_maxrss`, which in a child of
+fork and exec starts at the bench's own size when it forked) plus each scan worker process's own
+peak, which the worker reads the same way as its scan ends (`RebuildResult.workers_peak_rss_kib`).
+A sum of peaks: at least what the processes held together at any moment, so an honest upper
+bound.
 """
 
 import importlib.util
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 from bench.database import bench_master_key_file
 
 _REBUILD_SCRIPT = """
-import asyncio, json, resource, sys
+import asyncio, json, sys
+from complaintcore.infra.process_memory import peak_rss_kib
 from complaintcore.projections.rebuild import rebuild
 results = asyncio.run(rebuild(sys.argv[1], restart=True))
 print(json.dumps({
     "events": max(result.events for result in results),
     "seconds": sum(result.seconds for result in results),
-    "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    "peak_rss_kib": peak_rss_kib()
     + sum(result.workers_peak_rss_kib for result in results),
 }))
 """

@@ -4,7 +4,6 @@ every table's rows written in COPY batches that commit with the range's progress
 import asyncio
 import gc
 import os
-import resource
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
+from complaintcore.infra.process_memory import peak_rss_kib
 from complaintcore.projections.rebuild.protocol import (
     TARGETS,
     RebuildSettings,
@@ -93,7 +93,7 @@ class RangeScan:
             self._summaries,
             finished,
             os.getpid(),
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            peak_rss_kib(),
         )
 
     async def _scan(self, writer: asyncpg.Connection, reader: asyncpg.Connection) -> bool:
