@@ -159,34 +159,42 @@ class KeptFolds:
         by_stream: dict[str, list[StoredEvent]] = {}
         for event in events:
             by_stream.setdefault(event.stream_id, []).append(event)
+        suites = {
+            stream_id: self._suite_after(stream_id, new) for stream_id, new in by_stream.items()
+        }
         states: dict[str, ComplaintState] = {}
         for stream_id, new in by_stream.items():
-            if (state := self._evolved(stream_id, new)) is not None:
+            if (state := self._evolved(stream_id, new, suites[stream_id])) is not None:
                 states[stream_id] = state
         unknown = sorted(by_stream.keys() - states.keys())
         if unknown:
             states.update(await _folded_streams(connection, unknown, events[-1].position))
         for stream_id, state in states.items():
-            self._keep(stream_id, by_stream[stream_id], state)
+            self._keep(stream_id, (by_stream[stream_id][-1], suites[stream_id], state))
         return [states[stream_id] for stream_id in sorted(states)]
 
-    def _evolved(self, stream_id: str, new: list[StoredEvent]) -> ComplaintState | None:
+    def _suite_after(self, stream_id: str, new: list[StoredEvent]) -> str | None:
+        """The case's latest suite once `new` are in (from the kept one, if any)."""
+        kept = self._kept.get(stream_id)
+        earlier = kept[1] if kept is not None else None
+        return latest_suite([earlier, *(event.metadata.cipher_suite for event in new)])
+
+    def _evolved(
+        self, stream_id: str, new: list[StoredEvent], suite: str | None
+    ) -> ComplaintState | None:
         kept = self._kept.get(stream_id)
         if kept is None or not _chained(kept[0], new):
             return None
-        _, suite, state = kept
-        suite = latest_suite([suite, *(event.metadata.cipher_suite for event in new)])
+        state = kept[2]
         # as `fold_stream` with nothing shown: personal fields read as None, no key is read
         cipher = None if suite is None else StreamCipher(stream_id, suite_named(suite), None)
         for event in new:
             state = evolve(state, domain_event(event, cipher, frozenset()))
         return state
 
-    def _keep(self, stream_id: str, new: list[StoredEvent], state: ComplaintState) -> None:
-        kept = self._kept.pop(stream_id, None)
-        earlier_suite = kept[1] if kept is not None else None
-        suite = latest_suite([earlier_suite, *(event.metadata.cipher_suite for event in new)])
-        self._kept[stream_id] = (new[-1], suite, state)
+    def _keep(self, stream_id: str, kept: tuple[StoredEvent, str | None, ComplaintState]) -> None:
+        self._kept.pop(stream_id, None)
+        self._kept[stream_id] = kept  # the most recent last
         if len(self._kept) > self._capacity:
             self._kept.popitem(last=False)
 
