@@ -96,11 +96,11 @@ class AppendBatcher:
         half the time.
         """
         halve = MAX_BATCHES_IN_FLIGHT > 1 and not self._in_database
-        size = -(-len(self._waiting) // 2) if halve else MAX_BATCH
+        size = min(-(-len(self._waiting) // 2), MAX_BATCH) if halve else MAX_BATCH
         batch: list[_Waiting] = []
         later: list[_Waiting] = []
         streams: set[str] = set()
-        while self._waiting and len(batch) < min(size, MAX_BATCH):
+        while self._waiting and len(batch) < size:
             waiting = self._waiting.popleft()
             if waiting.outcome.done():
                 continue  # its caller was cancelled
