@@ -37,6 +37,7 @@ from complaintcore.reference.institutions import InstitutionDirectory
 
 HTTP_CLIENTS = 32
 LONG_CASE = "BENCH-LONG-30"
+OPEN_PREFIX = "BENCH-OPEN"  # the open cases the HTTP figures act on (`open_case_lines`)
 
 
 async def store_append(url: str, seconds: float) -> Throughput:
@@ -94,7 +95,7 @@ def open_case_lines(count: int) -> list[bytes]:
     """Cases received in the last days, acknowledged and assigned: open for more commands."""
     today = shanghai_today()
     lines = []
-    for n, line in enumerate(histories.case_lines(count, seed=7, prefix="BENCH-OPEN")):
+    for n, line in enumerate(histories.case_lines(count, seed=7, prefix=OPEN_PREFIX)):
         case = orjson.loads(line)
         received_on = today - timedelta(days=2 + n % 5)
         case["received_on"] = received_on.isoformat()

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from complaintcore.application.bulk_import import case_id_for
+
 HEAD_OFFICE = "HO"
 BRANCHES = [f"BR-{n:02d}" for n in range(1, 5)]
 SUB_BRANCHES = [f"{branch}-S{n}" for branch in BRANCHES for n in range(1, 5)]
@@ -151,6 +153,16 @@ def actions_of(rng: random.Random, received_on: date, handler: str) -> list[dict
     return actions
 
 
+def external_id(prefix: str, n: int) -> str:
+    """The external id of the `n`-th line `case_lines` makes with `prefix`."""
+    return f"{prefix}-{n:08d}"
+
+
+def case_ids(count: int, prefix: str = "LEGACY") -> list[str]:
+    """The case ids the import gives the first `count` lines of `case_lines` with `prefix`."""
+    return [case_id_for(external_id(prefix, n)) for n in range(count)]
+
+
 def case_lines(
     count: int, seed: int = 20250101, prefix: str = "LEGACY", first_day: date = FIRST_DAY
 ) -> Iterator[bytes]:
@@ -160,7 +172,7 @@ def case_lines(
         institution = rng.choice(RESPONDENTS)
         received_on = first_day + timedelta(days=rng.randrange(DAYS_SPREAD))
         case = {
-            "external_id": f"{prefix}-{n:08d}",
+            "external_id": external_id(prefix, n),
             **receipt_body(rng, institution, received_on),
             "actor": {"id": "migration", "role": "staff", "institution": institution},
             "actions": actions_of(rng, received_on, f"staff-{rng.randrange(50):03d}"),

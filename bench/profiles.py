@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         _write(
             "rebuild", f"complaintcore projections rebuild of {events:,} events", rebuilt, ceiling
         )
-        open_ids = [figures.case_id_for(f"BENCH-OPEN-{n:08d}") for n in range(640)]
+        open_ids = histories.case_ids(640, figures.OPEN_PREFIX)
         audit = f"/v1/complaints/{figures.case_id_for(figures.LONG_CASE)}/audit"
         with serving(url, Path(scratch) / "serve.log") as base_url:
             pid = _server_pid(base_url)

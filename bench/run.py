@@ -172,7 +172,7 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
         *figures.open_case_lines(sizes.open_cases),
     ]
     asyncio.run(figures.bulk_import(url, extra))
-    open_ids = [figures.case_id_for(f"BENCH-OPEN-{n:08d}") for n in range(sizes.open_cases)]
+    open_ids = histories.case_ids(sizes.open_cases, figures.OPEN_PREFIX)
     log(f"retention sweep of {sizes.sweep_cases} cases closed years ago")
     measured["sweep"] = asyncio.run(figures.retention_sweep(url, sizes.sweep_cases))
     if rebuild_available():
@@ -319,7 +319,7 @@ def rebuild_to(
 def grow_to(url: str, events: int, sizes: Sizes, measured: dict[str, Any]) -> None:
     """Copy the imported histories until the store holds about `events` events."""
     stored = figures.event_count(url)
-    source = [figures.case_id_for(f"LEGACY-{n:08d}") for n in range(sizes.import_cases)]
+    source = histories.case_ids(sizes.import_cases)
     copies_done = measured.get("copies", 0)
     copies_needed = max(0, round((events - stored) / figures.event_count(url, source)))
     if copies_needed:

@@ -255,7 +255,7 @@ def seed(url: str, sizes: ScaleSizes) -> tuple[str, list[str]]:
     lines = list(histories.case_lines(sizes.seed_cases))
     imported, _ = asyncio.run(figures.bulk_import(url, lines))
     log(f"seed: {sizes.seed_cases:,} cases, {imported.operations:,} events imported")
-    source = [figures.case_id_for(f"LEGACY-{n:08d}") for n in range(sizes.seed_cases)]
+    source = histories.case_ids(sizes.seed_cases)
     return token, source
 
 
