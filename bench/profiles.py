@@ -73,8 +73,8 @@ LAYERS = (
     ("structlog (logging)", "structlog/"),
     ("logging", "logging/"),
 )
-# (label, a frame that marks the stacks counted): inclusive shares.
-MARKERS = (
+# (label, what a frame of the stacks counted contains, or a tuple of such): inclusive shares.
+MARKERS: tuple[tuple[str, str | tuple[str, ...]], ...] = (
     ("projection runners (the runner process beside the server)", "projections/runner.py"),
     ("event decoding (event_from_payload)", "event_from_payload"),
     ("event encoding (event_to_payload)", "event_to_payload"),
@@ -84,6 +84,12 @@ MARKERS = (
     ("FastAPI response validation/serialisation", "serialize_response"),
     ("request body validation", "request_body_to_args"),
     ("asyncpg round trips (protocol)", "asyncpg/connection.py"),
+    # issue 13's cost of encryption, read off the CPU: sealing and opening personal fields (and
+    # the walk over them), data keys made, wrapped, unwrapped, read and cached, blind indexes
+    (
+        "personal data: sealing, opening, data keys, blind index",
+        ("complaintcore/crypto/", "stream_cipher.py", "case_keys.py"),
+    ),
 )
 _IMPORTING = "(<frozen importlib._bootstrap>"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
@@ -158,8 +164,9 @@ def report(name: str, what: str, profile: Profile, extra: list[str] | None = Non
     return "\n".join([*lines, *(["", *extra] if extra else []), ""])
 
 
-def _inclusive(stacks: Counter[str], marker: str) -> int:
-    return sum(count for stack, count in stacks.items() if marker in stack)
+def _inclusive(stacks: Counter[str], marker: str | tuple[str, ...]) -> int:
+    markers = (marker,) if isinstance(marker, str) else marker
+    return sum(count for stack, count in stacks.items() if any(m in stack for m in markers))
 
 
 def _short(path: str) -> str:
