@@ -114,21 +114,34 @@ def _ciphertext(sealed: object) -> bytes:
             raise CiphertextRejected(f"sealed format {found.group()!r} is not known here")
         raise CiphertextRejected(f"not sealed text (no {SEALED_PREFIX!r} prefix)")
     text = sealed[len(SEALED_PREFIX) :]
-    # strict: any character outside the alphabet is refused (the standard alphabet's `+` and
-    # `/` are checked apart, as base64url has `-` and `_` in their place)
-    if len(text) % 4 == 1 or "+" in text or "/" in text:
+    unpadded = len(text) % 4
+    if unpadded == 1 or not text.isascii():
         raise CiphertextRejected("sealed text is not unpadded base64url")
+    encoded = text.encode("ascii")
     try:
-        standard = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
-        ciphertext = binascii.a2b_base64(standard, strict_mode=True)
+        # strict: any character outside the alphabet is refused, the standard alphabet's `+`
+        # and `/` (and padding) among them, as base64url has `-` and `_` in their place
+        ciphertext = binascii.a2b_base64(
+            encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded], strict_mode=True
+        )
     except (binascii.Error, ValueError):
         raise CiphertextRejected("sealed text is not unpadded base64url") from None
     # one text per ciphertext: unused low bits of the last character must be zero
-    if binascii.b2a_base64(ciphertext, newline=False).decode("ascii") != standard:
+    if unpadded and _URLSAFE_VALUE[encoded[-1]] & _UNUSED_BITS[unpadded]:
         raise CiphertextRejected("sealed text is not canonical base64url")
     if not ciphertext:
         raise CiphertextRejected("sealed text is empty")
     return ciphertext
+
+
+_URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_URLSAFE_VALUE = {character: value for value, character in enumerate(_URLSAFE)}
+# `*` is in neither alphabet: the standard alphabet's own characters become what strict decoding
+# refuses
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+# the last character of a group of 2 carries 4 unused bits; of a group of 3, 2
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}
 
 
 def _refuse(value: object) -> Any:

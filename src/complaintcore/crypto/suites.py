@@ -66,7 +66,8 @@ SUITE_NAMES = (AES_256_GCM, SM4_GCM)
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _HEADER_BYTES = 1
-_SHORTEST = _HEADER_BYTES + NONCE_BYTES + TAG_BYTES
+_SEALED_FROM = _HEADER_BYTES + NONCE_BYTES
+_SHORTEST = _SEALED_FROM + TAG_BYTES
 
 _ASSOCIATED_DATA_LABEL = b"complaintcore personal field v1\x00"
 _VERSION_RANGE = range(1, 2**63)
@@ -168,16 +169,22 @@ class _Aead(Protocol):
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes: ...
 
 
-@dataclass(frozen=True)
 class BoundCipher:
     """A suite's AEAD under one key: `encrypt` and `decrypt` as the suite's, without building
     the AEAD for each field."""
 
-    suite: CipherSuite
-    _aead: _Aead = field(repr=False)
+    __slots__ = ("_aead", "_header", "suite")
+
+    def __init__(self, suite: CipherSuite, aead: _Aead) -> None:
+        self.suite = suite
+        self._aead = aead
+        self._header = bytes((suite.suite_byte,))
+
+    def __repr__(self) -> str:  # never the key
+        return f"BoundCipher({self.suite.name})"
 
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
-        header = bytes((self.suite.suite_byte,))
+        header = self._header
         nonce = os.urandom(NONCE_BYTES)
         return header + nonce + self._aead.encrypt(nonce, plaintext, header + associated_data)
 
@@ -190,11 +197,12 @@ class BoundCipher:
             raise CiphertextRejected(
                 f"ciphertext names suite {_suite_label(ciphertext[0])}, not {self.suite.name}"
             )
-        header = ciphertext[:_HEADER_BYTES]
-        nonce = ciphertext[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES]
-        sealed = ciphertext[_HEADER_BYTES + NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, sealed, header + associated_data)
+            return self._aead.decrypt(
+                ciphertext[_HEADER_BYTES:_SEALED_FROM],
+                ciphertext[_SEALED_FROM:],
+                self._header + associated_data,
+            )
         except InvalidTag:
             raise CiphertextRejected(
                 f"{self.suite.name} ciphertext fails authentication: altered, or another key, "
@@ -239,7 +247,7 @@ def associated_data(case_id: str, version: int, field_path: str) -> bytes:
         raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
     if not isinstance(field_path, str):
         raise ValueError("field_path must be a string (a JSON Pointer)")
-    return b"".join((_case_part(case_id), _VERSION.pack(version), _path_part(field_path)))
+    return _case_part(case_id) + _VERSION.pack(version) + _path_part(field_path)
 
 
 _VERSION = struct.Struct(">Q")

@@ -19,9 +19,8 @@ a cipher.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from complaintcore.crypto.field_cipher import seal_with, unseal_with
@@ -50,6 +49,13 @@ class StreamCipher:
     case_id: str
     suite: CipherSuite
     data_key: bytes | None
+    # the suite's AEAD under the key, made once (None once erased): a rebuild makes a cipher per
+    # case and opens a few of its fields at once
+    _aead: BoundCipher | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        aead = None if self.data_key is None else self.suite.bound(self.data_key)
+        object.__setattr__(self, "_aead", aead)
 
     def __repr__(self) -> str:  # never the key
         state = "erased" if self.data_key is None else "held"
@@ -59,22 +65,17 @@ class StreamCipher:
     def erased(self) -> bool:
         return self.data_key is None
 
-    @functools.cached_property
-    def _aead(self) -> BoundCipher:
-        assert self.data_key is not None
-        return self.suite.bound(self.data_key)
-
     def seal(self, event_type: str, version: int, payload: Payload, owned: bool = False) -> Payload:
         """`payload` with each personal value sealed at `version` (refused once erased);
         `owned`: the caller's own fresh payload, sealed in place rather than copied."""
-        key = self.data_key
-        if key is None:
+        aead = self._aead
+        if aead is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
 
         def seal_one(where: str, value: Any) -> Any:
             if value == "":
                 return value
-            return seal_with(self._aead, self.case_id, version, where, value)
+            return seal_with(aead, self.case_id, version, where, value)
 
         if owned:
             return map_personal_in_place(event_type, payload, seal_one)
@@ -106,7 +107,7 @@ class StreamCipher:
         stored (ciphertext): only for `domain.personal_data.event_keeping_personal`, which reads
         those as None without looking at them. A case view folds a receipt's four masked fields
         without walking its ten."""
-        if self.data_key is None:
+        if self._aead is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing opens")
         return map_some_personal(
             event_type, payload, kept, lambda where, sealed: self._opened(version, where, sealed)
@@ -116,6 +117,7 @@ class StreamCipher:
         """One stored personal value opened (an empty text is stored as it is)."""
         if sealed == "":
             return sealed
+        assert self._aead is not None  # callers return None for an erased case first
         try:
             return unseal_with(self._aead, self.case_id, version, where, sealed)
         except CiphertextRejected as error:
