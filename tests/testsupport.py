@@ -11,10 +11,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from complaintcore.application.master_key import case_keys_of
@@ -153,3 +155,41 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
             pass
         time.sleep(0.2)
     pytest.fail("serve was not ready in time")
+
+
+WITHDRAWN_FROM = date(2019, 1, 2)
+
+
+def withdrawn_case_line(number: int) -> bytes:
+    """A line of `complaintcore import`: case OLD-<number> of branch BR-A (under HO), received
+    from 2 January 2019 on (a day later each case, over 300 days) and withdrawn 3 days later."""
+    received = WITHDRAWN_FROM + timedelta(days=number % 300)
+    withdrawn = received + timedelta(days=3)
+    return orjson.dumps(
+        {
+            "external_id": f"OLD-{number:05d}",
+            "respondent_institution": "BR-A",
+            "channel": "phone",
+            "received_on": received.isoformat(),
+            "complainant": {
+                "kind": "natural_person",
+                "name": "张三",
+                "id_type": "resident_id",
+                "id_number": "11010519491231002X",
+                "contact": "13800138000",
+            },
+            "claims": "退还信用卡年费",
+            "facts": "未经同意扣收年费",
+            "category": {"business": "credit_card", "reason": "pricing_and_fees"},
+            "actor": {"id": "staff-a1", "role": "staff", "institution": "BR-A"},
+            "at": received.isoformat(),
+            "actions": [
+                {
+                    "command": "withdraw",
+                    "at": withdrawn.isoformat(),
+                    "received_on": withdrawn.isoformat(),
+                    "reason": "已协商",
+                }
+            ],
+        }
+    )

@@ -6,7 +6,8 @@ event, or the reverse").
 A dry run lists them all and writes nothing; a sweep under another master key refuses; a sweep
 killed with SIGKILL once its progress bar shows a first batch leaves every case either erased
 whole (no key, one erasure event, view row erased) or held whole (key, no erasure event, view row
-held); the same command again erases exactly the rest.
+held); the same command again erases exactly the rest. Ctrl-C (SIGINT) ends it after the batch
+in hand has committed: exit 130, the cases erased named, the rest erased by the same command.
 """
 
 import os
@@ -17,11 +18,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
-import orjson
 import pytest
 
 from complaintcore.application import retention_sweep
@@ -29,46 +28,12 @@ from complaintcore.cli.parsers import personal_data as sweep_parser
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import master_key_env
+from testsupport import master_key_env, withdrawn_case_line
 
 CASES = 3_000
-FIRST_RECEIVED = date(2019, 1, 2)
 KILL_BATCH = 20  # small batches, so that the kill lands between many commits
 PROGRESS = re.compile(rb"erasing:[^|\r\n]*\|[^|\r\n]*\|\s*(\d+)/(\d+)")
 SWEEP = [sys.executable, "-m", "complaintcore.cli", "personal-data", "sweep"]
-
-
-def case_line(number: int) -> bytes:
-    received = FIRST_RECEIVED + timedelta(days=number % 300)
-    withdrawn = received + timedelta(days=3)
-    return orjson.dumps(
-        {
-            "external_id": f"OLD-{number:05d}",
-            "respondent_institution": "BR-A",
-            "channel": "phone",
-            "received_on": received.isoformat(),
-            "complainant": {
-                "kind": "natural_person",
-                "name": "张三",
-                "id_type": "resident_id",
-                "id_number": "11010519491231002X",
-                "contact": "13800138000",
-            },
-            "claims": "退还信用卡年费",
-            "facts": "未经同意扣收年费",
-            "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-            "actor": {"id": "staff-a1", "role": "staff", "institution": "BR-A"},
-            "at": received.isoformat(),
-            "actions": [
-                {
-                    "command": "withdraw",
-                    "at": withdrawn.isoformat(),
-                    "received_on": withdrawn.isoformat(),
-                    "reason": "已协商",
-                }
-            ],
-        }
-    )
 
 
 def command_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -87,7 +52,7 @@ async def old_cases(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> li
     await directory.put("HO", "总行", "head_office")
     await directory.put("BR-A", "上海分行", "branch", "HO")
     source = tmp_path / "old.jsonl"
-    source.write_bytes(b"\n".join(case_line(n) for n in range(CASES)) + b"\n")
+    source.write_bytes(b"\n".join(withdrawn_case_line(n) for n in range(CASES)) + b"\n")
     imported = run(
         [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
         command_env(database_url),
@@ -117,8 +82,9 @@ HELD = (True, 0, "held")
 ERASED = (False, 1, "erased")
 
 
-def killed_after_first_batch(process: subprocess.Popen[bytes]) -> bytes:
-    """Read the sweep's stderr until its bar shows cases done, then SIGKILL it: what it wrote."""
+def stopped_after_first_batch(process: subprocess.Popen[bytes], stop: signal.Signals) -> bytes:
+    """Read the sweep's stderr until its bar shows cases done, then send it `stop`: what it
+    wrote, to its end."""
     assert process.stderr is not None
     seen = b""
     deadline = time.monotonic() + 120
@@ -131,9 +97,9 @@ def killed_after_first_batch(process: subprocess.Popen[bytes]) -> bytes:
             seen += chunk
             if any(int(done) > 0 for done, _ in PROGRESS.findall(seen)):
                 break
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    return seen
+    process.send_signal(stop)
+    process.wait(timeout=60)
+    return seen + process.stderr.read()
 
 
 @pytest.fixture
@@ -166,7 +132,7 @@ async def test_a_sweep_killed_midway_leaves_no_case_half_erased_and_resumes(
     old_cases: list[str],
     sweeping: subprocess.Popen[bytes],
 ) -> None:
-    killed_output = killed_after_first_batch(sweeping)
+    killed_output = stopped_after_first_batch(sweeping, signal.SIGKILL)
 
     assert sweeping.returncode == -signal.SIGKILL, killed_output.decode(errors="replace")
     after_kill = await case_states(pool)
@@ -190,6 +156,33 @@ async def test_a_sweep_killed_midway_leaves_no_case_half_erased_and_resumes(
     rate = re.search(r"\(([\d,]+) cases/s\)", resumed.stdout)
     assert rate is not None, resumed.stdout
     print(f"\nresumed sweep: {resumed.stdout.strip()}")
+
+
+async def test_a_sweep_stopped_with_ctrl_c_ends_after_a_whole_batch_and_resumes(
+    database_url: str,
+    pool: asyncpg.Pool,
+    old_cases: list[str],
+    sweeping: subprocess.Popen[bytes],
+) -> None:
+    stderr = stopped_after_first_batch(sweeping, signal.SIGINT).decode(errors="replace")
+
+    assert sweeping.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    after_ctrl_c = await case_states(pool)
+    assert set(after_ctrl_c.values()) <= {HELD, ERASED}
+    erased = sum(state == ERASED for state in after_ctrl_c.values())
+    assert 0 < erased < CASES
+    assert erased % KILL_BATCH == 0  # the batch in hand committed, no further one begun
+    assert (
+        f"sweep interrupted after {erased:,} cases erased; every case is erased whole or still"
+        " held: run the same command again to resume"
+    ) in stderr
+
+    resumed = run(SWEEP, command_env(database_url))
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"erased {CASES - erased:,} cases as of " in resumed.stdout
+    assert set((await case_states(pool)).values()) == {ERASED}
 
 
 async def test_a_dry_run_lists_every_case_due_and_another_master_key_is_refused(

@@ -5,8 +5,12 @@ Refused cases are listed on stderr by line number and rule code (the first 50, a
 `--refusals FILE` as JSON Lines); the import goes on past them. A progress bar on stderr shows
 events per second and the time left.
 
+Ctrl-C stops the import once the batch in hand has committed (a second Ctrl-C at once, the batch
+rolled back): the cases stored are whole, and the same command again skips them and imports the
+rest.
+
 Exit status: 0 when every case was imported or was already stored, 2 when some were refused, 1
-when the file cannot be read. Its arguments: `cli/parsers/bulk_import.py`.
+when the file cannot be read, 130 when interrupted. Its arguments: `cli/parsers/bulk_import.py`.
 """
 
 import argparse
@@ -29,7 +33,14 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.cli.common import KEY_REFUSALS, checked_case_keys, database_url, fail
+from complaintcore.cli.common import (
+    INTERRUPTED,
+    KEY_REFUSALS,
+    StopAtCommit,
+    checked_case_keys,
+    database_url,
+    fail,
+)
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
 from complaintcore.infra.migrations import upgrade_to_head
@@ -51,12 +62,17 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         return fail(f"{args.file}: {error}")
     total_bytes = os.fstat(source.fileno()).st_size
     actor = ActorBody(id=args.actor, role=args.role)
-    progress = Progress(total_bytes, sys.stderr)
+    stop = StopAtCommit()
+    progress = Progress(total_bytes, sys.stderr, stop)
     with source, database_url(settings) as url:
         upgrade_to_head(url)
         counted = _CountingLines(source)
         try:
-            report = asyncio.run(_import(url, settings, counted, actor, args.batch, progress))
+            with stop:
+                report = asyncio.run(_import(url, settings, counted, actor, args.batch, progress))
+        except KeyboardInterrupt:
+            progress.end_line()
+            return _interrupted(progress.last_report)
         except UserFileRefused as error:
             # The file grew past the limit while it was read.
             return fail(f"{args.file}: {error}; the batches before were imported")
@@ -107,20 +123,40 @@ class _CountingLines:
             yield line
 
 
+def _interrupted(report: ImportReport | None) -> int:
+    done = report or ImportReport()
+    print(
+        f"complaintcore: import interrupted after {done.cases_imported} cases imported"
+        f" ({done.events_imported} events) and {len(done.refusals)} refused, each stored whole:"
+        " run the same command again to import the rest (the cases stored are skipped)",
+        file=sys.stderr,
+    )
+    return INTERRUPTED
+
+
 class Progress:
-    """A one-line progress bar: cases, events per second, time left (by bytes read)."""
+    """A one-line progress bar: cases, events per second, time left (by bytes read). Told of
+    each batch once it has committed, it is where a Ctrl-C noted by `stop` ends the import."""
 
     WIDTH = 30
     QUIET_INTERVAL_S = 5.0
 
-    def __init__(self, total_bytes: int, out: IO[str]) -> None:
+    def __init__(self, total_bytes: int, out: IO[str], stop: StopAtCommit | None = None) -> None:
         self._total = max(total_bytes, 1)
         self._out = out
         self._tty = out.isatty()
+        self._stop = stop
         self._started = time.monotonic()
         self._last_shown = 0.0
+        self.last_report: ImportReport | None = None
 
     def show(self, report: ImportReport, bytes_read: int) -> None:
+        self.last_report = report
+        self._draw(report, bytes_read)
+        if self._stop is not None:
+            self._stop.raise_if_asked()
+
+    def _draw(self, report: ImportReport, bytes_read: int) -> None:
         now = time.monotonic()
         if not self._tty and now - self._last_shown < self.QUIET_INTERVAL_S:
             return
@@ -137,10 +173,14 @@ class Progress:
         self._out.write(f"\r{line}" if self._tty else f"{line}\n")
         self._out.flush()
 
-    def finish(self, report: ImportReport) -> None:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
+    def end_line(self) -> None:
+        """Below the bar, on a terminal (where it is redrawn on one line)."""
         if self._tty:
             self._out.write("\n")
+
+    def finish(self, report: ImportReport) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self.end_line()
         self._out.write(
             f"done in {_duration(elapsed)}: {report.events_imported / elapsed:,.0f} events/s\n"
         )

@@ -32,6 +32,8 @@ log = structlog.get_logger("complaintcore.cli")
 
 T = TypeVar("T")
 
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
 
 @contextmanager
 def database_url(settings: Settings) -> Iterator[str]:

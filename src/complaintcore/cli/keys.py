@@ -31,6 +31,7 @@ from complaintcore.application.master_key import (
     unfinished_rotation_target,
 )
 from complaintcore.cli.common import (
+    INTERRUPTED,
     KEY_REFUSALS,
     StopAtCommit,
     database_url,
@@ -45,8 +46,6 @@ from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
 log = structlog.get_logger("complaintcore.cli")
-
-INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 def create_key_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,25 +26,32 @@ from complaintcore.application.retention_sweep import (
     SweepOrder,
     SweepReport,
 )
-from complaintcore.cli.common import KEY_REFUSALS, checked_case_keys, database_url, fail
+from complaintcore.cli.common import (
+    INTERRUPTED,
+    KEY_REFUSALS,
+    StopAtCommit,
+    checked_case_keys,
+    database_url,
+    fail,
+)
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
-
-INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 log = structlog.get_logger("complaintcore.cli")
 
 
 class SweepProgress:
     """A tqdm bar over the cases due (on stderr); in a dry run, the ids of the cases that would
-    be erased, printed above it (on stdout)."""
+    be erased, printed above it (on stdout). Told of each batch once it has committed, it is
+    where a Ctrl-C noted by `stop` ends the sweep."""
 
-    def __init__(self, dry_run: bool) -> None:
+    def __init__(self, dry_run: bool, stop: StopAtCommit | None = None) -> None:
         self._dry_run = dry_run
+        self._stop = stop
         self._bar: tqdm | None = None
-        self._erased = 0
+        self.erased = 0  # in a dry run, the cases that would be
 
     def start(self, cases_due: int) -> None:
         self._bar = tqdm(
@@ -56,15 +63,17 @@ class SweepProgress:
         )
 
     def batch(self, swept: BatchSwept) -> None:
-        self._erased += len(swept.erased)
+        self.erased += len(swept.erased)
         if self._dry_run:
             for case_id in swept.erased:
                 tqdm.write(case_id, file=sys.stdout)
         if self._bar is not None:
             self._bar.set_postfix_str(
-                f"{self._erased} {'erasable' if self._dry_run else 'erased'}", refresh=False
+                f"{self.erased} {'erasable' if self._dry_run else 'erased'}", refresh=False
             )
             self._bar.update(swept.judged)
+        if self._stop is not None:
+            self._stop.raise_if_asked()
 
     def close(self) -> None:
         if self._bar is not None:
@@ -92,19 +101,22 @@ def sweep_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as error:
         return fail(str(error))
-    progress = SweepProgress(args.dry_run)
+    stop = StopAtCommit()
+    progress = SweepProgress(args.dry_run, stop)
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
-            report = asyncio.run(_sweep(url, settings, order, progress))
+            with stop:
+                report = asyncio.run(_sweep(url, settings, order, progress))
         except KEY_REFUSALS as error:
             progress.close()
             return fail(str(error))
         except KeyboardInterrupt:
             progress.close()
             print(
-                "complaintcore: sweep interrupted; every case is erased whole or still held:"
-                " run the same command again to resume",
+                f"complaintcore: sweep interrupted after {progress.erased:,} cases"
+                f" {'found erasable' if order.dry_run else 'erased'}; every case is erased whole"
+                " or still held: run the same command again to resume",
                 file=sys.stderr,
             )
             return INTERRUPTED

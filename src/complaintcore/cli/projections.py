@@ -14,6 +14,7 @@ import asyncpg
 from tqdm import tqdm
 
 from complaintcore.cli.common import (
+    INTERRUPTED,
     KEY_REFUSALS,
     checked_case_keys,
     database_url,
@@ -32,8 +33,6 @@ from complaintcore.projections.rebuild import (
     default_scan_workers,
     rebuild,
 )
-
-INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 class BarProgress:
