@@ -78,6 +78,7 @@ from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
 from complaintcore.projections.case_view import case_view_row, load_index_key
 from complaintcore.reference.calendars import CalendarRepository
@@ -85,6 +86,9 @@ from complaintcore.reference.calendars import CalendarRepository
 IMPORT_NAMESPACE = uuid.UUID("6f1c9e4a-2b7d-5c3e-9a8f-1d2e3f4a5b6c")
 CLIENT = "complaintcore import"
 DEFAULT_BATCH_CASES = 1000
+# the cyclic collector off while importing, a full collection every 100 batches instead
+# (infra.garbage_collection: 17 % of an import's time went to collections that found nothing)
+COLLECT_EVERY_BATCHES = 100
 PROVISIONAL_SERIAL = 1  # judged with this serial; the real one is allocated when the case is stored
 MAX_BATCH_ATTEMPTS = 5
 
@@ -413,12 +417,14 @@ class BulkImporter:
             self._connection, self._case_keys.provider, self._case_keys.suite.name
         )
         report = ImportReport()
-        for batch in _batches(lines, self._batch_cases):
-            await self._import_batch(batch, report)
-            if on_batch is not None:
-                outcome = on_batch(report)
-                if outcome is not None:
-                    await outcome
+        with collections_by_batch(COLLECT_EVERY_BATCHES) as batch_done:
+            for batch in _batches(lines, self._batch_cases):
+                await self._import_batch(batch, report)
+                batch_done()
+                if on_batch is not None:
+                    outcome = on_batch(report)
+                    if outcome is not None:
+                        await outcome
         return report
 
     async def _import_batch(self, batch: list[tuple[int, bytes]], report: ImportReport) -> None:

@@ -2,16 +2,16 @@
 every table's rows written in COPY batches that commit with the range's progress."""
 
 import asyncio
-import gc
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
+from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.infra.process_memory import peak_rss_kib
 from complaintcore.projections.rebuild.protocol import (
     TARGETS,
@@ -25,6 +25,8 @@ from complaintcore.projections.runner import close_quietly
 from complaintcore.projections.streams import PersonalFields, decode_columns, fold_stream
 
 _LAST_VERSION = 2**31 - 1
+# a full collection every 500,000 cases at the default batch of 2,000 (infra.garbage_collection)
+COLLECT_EVERY_BATCHES = 250
 
 
 class RebuildScanFailed(Exception):
@@ -84,7 +86,7 @@ class RangeScan:
         try:
             for target in self._targets:
                 self._records[target.name] = await target.make_record(writer, self._task.settings)
-            with _collections_by_batch() as batch_done:
+            with collections_by_batch(COLLECT_EVERY_BATCHES) as batch_done:
                 finished = await self._scan(writer, reader, batch_done)
         finally:
             await close_quietly(reader)
@@ -171,36 +173,6 @@ class RangeScan:
                     f"range {number} of the rebuild of {', '.join(names)} was moved by another scan"
                 )
         self._last_written = states[-1].id
-
-
-COLLECT_EVERY_BATCHES = 250  # 500,000 cases at the default batch of 2,000
-
-
-@contextmanager
-def _collections_by_batch() -> Iterator[Callable[[], None]]:
-    """The cyclic garbage collector off while a scan allocates, and a full collection every
-    `COLLECT_EVERY_BATCHES` batches instead (call the function yielded after each batch).
-
-    A scan makes millions of short-lived objects and none in cycles (a scan of 80,000 cases
-    left 6 objects for the collector to find). At the default thresholds the collector took a
-    fifth of a scan worker's time; at (50,000, 20, 100) still 9 % of its CPU, its younger
-    collections walking the page and the batch in hand again and again for nothing. The
-    periodic full collection bounds what a cycle made by some future change could hold."""
-    enabled = gc.isenabled()
-    gc.disable()
-    batches = 0
-
-    def batch_done() -> None:
-        nonlocal batches
-        batches += 1
-        if batches % COLLECT_EVERY_BATCHES == 0:
-            gc.collect()
-
-    try:
-        yield batch_done
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _pages_ahead(
