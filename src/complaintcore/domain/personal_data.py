@@ -439,7 +439,8 @@ def _mapped_along(node: Any, tree: _Tree, at: str, fn: PersonalFunction) -> Any:
                     else _mapped_along(child, subtree, where, fn)
                 )
         return items
-    if not isinstance(node, Mapping):
+    # a dict first: payloads are, and an ABC check costs what the rest of a step does
+    if not isinstance(node, dict) and not isinstance(node, Mapping):
         raise EventPayloadError(f"{at or '/'}: expected an object")
     copied = dict(node)
     for name, (segment, subtree) in tree.items():
