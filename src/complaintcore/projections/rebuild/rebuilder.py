@@ -195,6 +195,7 @@ class Rebuilder:
             jobs = await self._start_or_resume(connection, restart)
             if jobs[0].phase == "scan":
                 await self._scan(connection, jobs)
+            await self._build_indexes(jobs)
             results = []
             for target, job in zip(self._targets, jobs, strict=True):
                 position = await TargetRebuild(target, job, self._progress, self._settings).finish(
@@ -324,3 +325,31 @@ class Rebuilder:
             for job in jobs:
                 await set_events_done(connection, job, events_done)
                 await set_phase(connection, job, "index")
+
+    # --- 2. indexes, every projection's at once -------------------------------------------------
+
+    async def _build_indexes(self, jobs: list[RebuildJob]) -> None:
+        """Step 2 of every projection still to index, side by side, each on a connection of its
+        own: PostgreSQL builds an index on one core, and the projections' tables are apart (at
+        80,000 cases the case view's indexes took 0.9 s and the statistics' 1.1 s, ANALYZE
+        included: one after the other, a fifth of the rebuild). A failure stops the others."""
+        pending = [
+            TargetRebuild(target, job, self._progress, self._settings)
+            for target, job in zip(self._targets, jobs, strict=True)
+            if job.phase == "index"
+        ]
+
+        async def build(step: TargetRebuild) -> None:
+            connection = await bulk_connection(self._database_url)
+            try:
+                await step.build_indexes(connection)
+            finally:
+                await close_quietly(connection)
+
+        builds = [asyncio.create_task(build(step)) for step in pending]
+        try:
+            await asyncio.gather(*builds)  # the first error raised as it is, not in a group
+        finally:
+            for task in builds:
+                task.cancel()
+            await asyncio.gather(*builds, return_exceptions=True)

@@ -44,12 +44,13 @@ class TargetRebuild:
         """Build the indexes if not built yet, catch up and swap; the position swapped in at."""
         self._record = await self.target.make_record(connection, self._settings)
         if self.job.phase == "index":
-            await self._build_indexes(connection)
+            await self.build_indexes(connection)
         return await self._catch_up_and_swap(connection)
 
     # --- 2. index ------------------------------------------------------------------------------
 
-    async def _build_indexes(self, connection: asyncpg.Connection) -> None:
+    async def build_indexes(self, connection: asyncpg.Connection) -> None:
+        """Step 2 alone (the rebuild of several projections builds theirs side by side)."""
         self._progress.phase(self.target.name, "building indexes")
         await build_indexes(connection, self.target)
         await set_phase(connection, self.job, "catch_up")
