@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from complaintcore.crypto.field_cipher import (
     SEALED_PREFIX,
+    _ciphertext,
     is_sealed,
     seal,
     sealed_suite_byte,
@@ -148,7 +149,9 @@ def test_is_sealed_tells_sealed_text_from_plain_values() -> None:
         ("enc:v1:AA\nA", "not unpadded base64url"),
         ("enc:v1:AAé", "not unpadded base64url"),
         ("enc:v1:A", "not unpadded base64url"),
+        ("enc:v1:AA=A", "not unpadded base64url"),
         ("enc:v1:AB", "not canonical base64url"),
+        ("enc:v1:AAB", "not canonical base64url"),
         ("enc:v1:", "empty"),
         ("enc:v1:AQ", "too short"),
     ],
@@ -164,3 +167,22 @@ def test_only_json_values_are_sealed(value: object) -> None:
     suite = suite_named(AES_256_GCM)
     with pytest.raises(TypeError, match=PATH):
         seal(suite, suite.new_data_key(), CASE, VERSION, PATH, value)
+
+
+_URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@given(ciphertext=st.binary(min_size=1, max_size=80), data=st.data())
+def test_one_text_per_ciphertext_and_none_other(ciphertext: bytes, data) -> None:
+    """The text `encoded` makes reads back as its bytes (checked against the standard library);
+    any other last character standing for the same bytes (unused low bits set) is refused."""
+    text = encoded(ciphertext)
+    assert _ciphertext(text) == ciphertext == decoded(text)  # the bytes `unseal` opens
+    unused_bits = {1: 4, 2: 2}.get(len(ciphertext) % 3)
+    if unused_bits is None:
+        return  # a whole number of groups: every character carries data
+    value = _URLSAFE.index(text[-1])
+    low = data.draw(st.integers(1, 2**unused_bits - 1), label="unused bits set")
+    other = text[:-1] + _URLSAFE[value | low]
+    with pytest.raises(CiphertextRejected, match="not canonical base64url"):
+        _ciphertext(other)
