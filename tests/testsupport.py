@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from api_support import complaint
 from complaintcore.application.master_key import case_keys_of
 from complaintcore.crypto.keys import FileKeyProvider, create_master_key_file
 from complaintcore.domain.events import Event
@@ -166,24 +167,13 @@ def withdrawn_case_line(number: int) -> bytes:
     received = WITHDRAWN_FROM + timedelta(days=number % 300)
     withdrawn = received + timedelta(days=3)
     return orjson.dumps(
-        {
-            "external_id": f"OLD-{number:05d}",
-            "respondent_institution": "BR-A",
-            "channel": "phone",
-            "received_on": received.isoformat(),
-            "complainant": {
-                "kind": "natural_person",
-                "name": "张三",
-                "id_type": "resident_id",
-                "id_number": "11010519491231002X",
-                "contact": "13800138000",
-            },
-            "claims": "退还信用卡年费",
-            "facts": "未经同意扣收年费",
-            "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-            "actor": {"id": "staff-a1", "role": "staff", "institution": "BR-A"},
-            "at": received.isoformat(),
-            "actions": [
+        complaint(
+            "BR-A",
+            received_on=received.isoformat(),
+            external_id=f"OLD-{number:05d}",
+            actor={"id": "staff-a1", "role": "staff", "institution": "BR-A"},
+            at=received.isoformat(),
+            actions=[
                 {
                     "command": "withdraw",
                     "at": withdrawn.isoformat(),
@@ -191,5 +181,5 @@ def withdrawn_case_line(number: int) -> bytes:
                     "reason": "已协商",
                 }
             ],
-        }
+        )
     )

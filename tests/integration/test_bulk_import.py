@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from api_support import complaint
 from complaintcore.api.app import create_app
 from complaintcore.application.bulk_import import (
     ActorBody,
@@ -53,22 +54,7 @@ def notice(on: str) -> dict[str, Any]:
 
 
 def receipt(institution: str = "BR-A", received_days_ago: int = 12) -> dict[str, Any]:
-    return {
-        "respondent_institution": institution,
-        "channel": "phone",
-        "received_on": days_ago(received_days_ago),
-        "complainant": {
-            "kind": "natural_person",
-            "name": "张三",
-            "id_type": "resident_id",
-            "id_number": "11010519491231002X",
-            "contact": "13800138000",
-        },
-        "claims": "退还信用卡年费",
-        "facts": "未经同意扣收年费",
-        "category": {"business": "credit_card", "reason": "pricing_and_fees"},
-        "respondent_staff": [{"staff_id": "staff-a2", "name": "李四"}],
-    }
+    return complaint(institution, received_days_ago)
 
 
 DECISION = {
