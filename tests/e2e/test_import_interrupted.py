@@ -72,7 +72,7 @@ async def test_an_import_stopped_with_ctrl_c_stores_whole_cases_and_the_same_com
             process.wait(timeout=30)
 
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     stored = await stored_cases(pool)
     assert 0 < stored < CASES
     told = re.search(r"import interrupted after (\d+) cases imported \((\d+) events\)", stderr)

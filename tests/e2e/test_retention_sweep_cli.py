@@ -167,7 +167,7 @@ async def test_a_sweep_stopped_with_ctrl_c_ends_after_a_whole_batch_and_resumes(
     stderr = stopped_after_first_batch(sweeping, signal.SIGINT).decode(errors="replace")
 
     assert sweeping.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     after_ctrl_c = await case_states(pool)
     assert set(after_ctrl_c.values()) <= {HELD, ERASED}
     erased = sum(state == ERASED for state in after_ctrl_c.values())

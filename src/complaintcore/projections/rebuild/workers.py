@@ -7,7 +7,9 @@ import asyncio
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -40,7 +42,8 @@ async def scan_in_workers(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_started, initargs=(stop,)
     ) as pool:
-        scans = [asyncio.wrap_future(pool.submit(scan_range_in_worker, task)) for task in tasks]
+        with _sigint_blocked():  # the workers are spawned as the tasks are submitted
+            scans = [asyncio.wrap_future(pool.submit(scan_range_in_worker, task)) for task in tasks]
         try:
             await _report_progress(connection, tasks[0].names[0], scans, done, settings, progress)
             return [scan.result() for scan in scans]
@@ -92,10 +95,29 @@ _stop_scans: Any = None  # the parent's multiprocessing Event
 _parent_pid = 0
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread meanwhile, and delivered (not lost) once unblocked.
+
+    Why: Ctrl-C at a terminal signals the whole process group, the scan workers with it. A
+    worker spawned meanwhile inherits the blocked mask through fork and exec, so one still
+    importing the modules (half a second, before `_worker_started`) is not killed with a
+    `KeyboardInterrupt` traceback on the terminal; the parent gets the signal once it unblocks
+    and stops the workers as it always does."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def _worker_started(stop: Any) -> None:
-    """Ctrl-C is the parent's to handle (it asks the workers to stop)."""
+    """Ctrl-C is the parent's to handle (it asks the workers to stop): ignored here, and only
+    then unblocked (the worker started with it blocked, `_sigint_blocked`), so one pending
+    since the start is dropped."""
     global _stop_scans, _parent_pid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _stop_scans, _parent_pid = stop, os.getppid()
 
 
