@@ -102,7 +102,7 @@ class RangeScan:
         self,
         writer: asyncpg.Connection,
         reader: asyncpg.Connection,
-        batch_done: Callable[[], None] = lambda: None,
+        batch_done: Callable[[], None],
     ) -> bool:
         """Whether the range was scanned to its end (else asked to stop); `batch_done` is
         called as each batch is handed to the writer."""

@@ -1,5 +1,6 @@
-"""Steps 2 to 4 for one projection whose scan is done: its indexes built, what was written
-meanwhile caught up, and its new tables swapped in, under the lock its kind needs."""
+"""Steps 2 to 4 for one projection whose scan is done: its indexes built (`build_indexes`, which
+the rebuild runs for every projection at once before finishing any), then what was written
+meanwhile caught up and its new tables swapped in, under the lock its kind needs (`finish`)."""
 
 import asyncpg
 
@@ -41,16 +42,14 @@ class TargetRebuild:
         self._record: Record | None = None  # the target's row maker, made as `finish` starts
 
     async def finish(self, connection: asyncpg.Connection) -> int:
-        """Build the indexes if not built yet, catch up and swap; the position swapped in at."""
+        """Catch up and swap, once `build_indexes` is done; the position swapped in at."""
         self._record = await self.target.make_record(connection, self._settings)
-        if self.job.phase == "index":
-            await self.build_indexes(connection)
         return await self._catch_up_and_swap(connection)
 
     # --- 2. index ------------------------------------------------------------------------------
 
     async def build_indexes(self, connection: asyncpg.Connection) -> None:
-        """Step 2 alone (the rebuild of several projections builds theirs side by side)."""
+        """Step 2 (the rebuild of several projections builds theirs side by side)."""
         self._progress.phase(self.target.name, "building indexes")
         await build_indexes(connection, self.target)
         await set_phase(connection, self.job, "catch_up")
