@@ -1,6 +1,7 @@
 """Small helpers shared by the test folders (importable as `testsupport`: pytest puts `tests/`
 on the path, see `pythonpath` in pyproject.toml)."""
 
+import asyncio
 import os
 import signal
 import socket
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -27,6 +28,7 @@ from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.codec import domain_events, stream_suite
 from complaintcore.events.model import StoredEvent
 from complaintcore.infra.embedded_db import with_database
+from complaintcore.reference.institutions import InstitutionDirectory
 
 # One template per test run, so runs sharing a server (a developer's and CI's, or parallel
 # sessions) never drop each other's template mid-run.
@@ -183,3 +185,42 @@ def withdrawn_case_line(number: int) -> bytes:
             ],
         )
     )
+
+
+async def withdrawn_cases_file(pool: asyncpg.Pool, path: Path, count: int) -> Path:
+    """`path` holding `count` lines of `withdrawn_case_line`, their branch BR-A (under HO) put in
+    the institution directory first."""
+    directory = InstitutionDirectory(pool)
+    await directory.put("HO", "总行", "head_office")
+    await directory.put("BR-A", "上海分行", "branch", "HO")
+    path.write_bytes(b"\n".join(withdrawn_case_line(n) for n in range(count)) + b"\n")
+    return path
+
+
+def command_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `complaintcore` command run on `database_url`, logging JSON."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "COMPLAINTCORE_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+async def stopped_once(
+    pool: asyncpg.Pool,
+    process: subprocess.Popen[str],
+    committed: str,
+    stop: Callable[[], None],
+    timeout_s: float,
+) -> str:
+    """Poll `committed` (a query true once the command has committed what is awaited), then
+    `stop` the command; its stderr, to its end."""
+    deadline = time.monotonic() + timeout_s
+    while not await pool.fetchval(committed):
+        assert process.poll() is None, "it ended before it was stopped"
+        assert time.monotonic() < deadline, "nothing committed in time"
+        await asyncio.sleep(0.01)
+    stop()
+    _, stderr = process.communicate(timeout=timeout_s)
+    return stderr

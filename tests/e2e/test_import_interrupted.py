@@ -3,19 +3,15 @@ batch in hand has committed, with exit status 130 and a line saying how many cas
 every case stored is whole (its events and its key), and the same command again imports exactly
 the rest, skipping the cases stored."""
 
-import asyncio
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
 
-from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import withdrawn_case_line
+from testsupport import command_env, stopped_once, withdrawn_cases_file
 
 CASES = 6_000  # about three seconds of import here: the signal lands midway
 BATCH = 50
@@ -27,36 +23,14 @@ def import_command(source: Path) -> list[str]:
     return [sys.executable, "-m", "complaintcore.cli", "import", str(source), "--batch", str(BATCH)]
 
 
-def command_env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "COMPLAINTCORE_LOG_FORMAT": "json"}
-
-
 async def stored_cases(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM case_view")
-
-
-async def interrupted_once_cases_are_stored(
-    pool: asyncpg.Pool, process: subprocess.Popen[str]
-) -> str:
-    """Send SIGINT once the import has committed a batch; its stderr, to its end."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while await stored_cases(pool) == 0:
-        assert process.poll() is None, "it ended before it was stopped"
-        assert time.monotonic() < deadline, "no batch committed in time"
-        await asyncio.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=TIMEOUT_S)
-    return stderr
 
 
 async def test_an_import_stopped_with_ctrl_c_stores_whole_cases_and_the_same_command_finishes(
     database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    directory = InstitutionDirectory(pool)
-    await directory.put("HO", "总行", "head_office")
-    await directory.put("BR-A", "上海分行", "branch", "HO")
-    source = tmp_path / "cases.jsonl"
-    source.write_bytes(b"\n".join(withdrawn_case_line(n) for n in range(CASES)) + b"\n")
+    source = await withdrawn_cases_file(pool, tmp_path / "cases.jsonl", CASES)
     process = subprocess.Popen(
         import_command(source),
         env=command_env(database_url),
@@ -65,7 +39,13 @@ async def test_an_import_stopped_with_ctrl_c_stores_whole_cases_and_the_same_com
         text=True,
     )
     try:
-        stderr = await interrupted_once_cases_are_stored(pool, process)
+        stderr = await stopped_once(
+            pool,
+            process,
+            "SELECT count(*) > 0 FROM case_view",  # a batch committed
+            lambda: process.send_signal(signal.SIGINT),
+            TIMEOUT_S,
+        )
     finally:
         if process.poll() is None:
             process.kill()

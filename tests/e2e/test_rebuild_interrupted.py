@@ -4,45 +4,23 @@ committed, exits 130 with a line saying how to resume, and the same command agai
 scan where it stopped (not from the start) and swaps in tables equal to the ones the import
 wrote."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
 
-from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import withdrawn_case_line
+from testsupport import command_env, stopped_once, withdrawn_cases_file
 
 CASES = 6_000
 BATCH = 20  # cases a COPY batch: many commits, so that the signal lands between them
 TIMEOUT_S = 180
 
 
-def command_env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "COMPLAINTCORE_LOG_FORMAT": "json"}
-
-
 def rebuild(*args: str) -> list[str]:
     return [sys.executable, "-m", "complaintcore.cli", "projections", "rebuild", *args]
-
-
-async def ctrl_c_once_a_batch_is_in(pool: asyncpg.Pool, process: subprocess.Popen[str]) -> str:
-    """Once the scan has committed a batch, send SIGINT to the rebuild's process group as a
-    terminal's Ctrl-C does; its stderr, to its end."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not await pool.fetchval(
-        "SELECT coalesce(sum(events_done), 0) > 0 FROM projection_rebuild_partitions"
-    ):
-        assert process.poll() is None, "it ended before it was stopped"
-        assert time.monotonic() < deadline, "no batch committed in time"
-        await asyncio.sleep(0.01)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=TIMEOUT_S)
-    return stderr
 
 
 async def table(pool: asyncpg.Pool, name: str) -> list[asyncpg.Record]:
@@ -52,11 +30,7 @@ async def table(pool: asyncpg.Pool, name: str) -> list[asyncpg.Record]:
 async def test_a_rebuild_stopped_with_ctrl_c_resumes_where_it_stopped(
     database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    directory = InstitutionDirectory(pool)
-    await directory.put("HO", "总行", "head_office")
-    await directory.put("BR-A", "上海分行", "branch", "HO")
-    source = tmp_path / "cases.jsonl"
-    source.write_bytes(b"\n".join(withdrawn_case_line(n) for n in range(CASES)) + b"\n")
+    source = await withdrawn_cases_file(pool, tmp_path / "cases.jsonl", CASES)
     env = command_env(database_url)
     imported = subprocess.run(
         [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
@@ -77,7 +51,13 @@ async def test_a_rebuild_stopped_with_ctrl_c_resumes_where_it_stopped(
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
-        stderr = await ctrl_c_once_a_batch_is_in(pool, process)
+        stderr = await stopped_once(
+            pool,
+            process,
+            "SELECT coalesce(sum(events_done), 0) > 0 FROM projection_rebuild_partitions",
+            lambda: os.killpg(process.pid, signal.SIGINT),  # as a terminal's Ctrl-C
+            TIMEOUT_S,
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -27,18 +27,12 @@ from complaintcore.application import retention_sweep
 from complaintcore.cli.parsers import personal_data as sweep_parser
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import master_key_env, withdrawn_case_line
+from testsupport import command_env, master_key_env, withdrawn_cases_file
 
 CASES = 3_000
 KILL_BATCH = 20  # small batches, so that the kill lands between many commits
 PROGRESS = re.compile(rb"erasing:[^|\r\n]*\|[^|\r\n]*\|\s*(\d+)/(\d+)")
 SWEEP = [sys.executable, "-m", "complaintcore.cli", "personal-data", "sweep"]
-
-
-def command_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "COMPLAINTCORE_LOG_FORMAT": "json"}
-    return {**env, **extra}
 
 
 def run(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -48,11 +42,7 @@ def run(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 @pytest.fixture
 async def old_cases(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> list[str]:
     """`CASES` cases withdrawn in 2019, imported; their ids."""
-    directory = InstitutionDirectory(pool)
-    await directory.put("HO", "总行", "head_office")
-    await directory.put("BR-A", "上海分行", "branch", "HO")
-    source = tmp_path / "old.jsonl"
-    source.write_bytes(b"\n".join(withdrawn_case_line(n) for n in range(CASES)) + b"\n")
+    source = await withdrawn_cases_file(pool, tmp_path / "old.jsonl", CASES)
     imported = run(
         [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
         command_env(database_url),
