@@ -104,7 +104,8 @@ class Replica:
         return {
             "name": self.name,
             "state": self.state(max_lag_s),
-            "lag_s": None if self.lag_s is None else round(self.lag_s, 3),
+            # unrounded: a rounded figure could show a lagging standby within the setting
+            "lag_s": self.lag_s,
             "lag_bytes": self.lag_bytes,
             "error": self.error,
         }
