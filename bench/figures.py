@@ -319,9 +319,19 @@ FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
 """
 
 
-async def copy_histories(url: str, source_ids: list[str], first_copy: int, last_copy: int) -> None:
-    """Copies number `first_copy` to `last_copy` of the streams `source_ids`, a copy number a
-    transaction."""
+async def copy_histories(
+    url: str,
+    source_ids: list[str],
+    first_copy: int,
+    last_copy: int,
+    *,
+    into: str | None = None,
+    sealed: bool = True,
+) -> None:
+    """Copies number `first_copy` to `last_copy` of the streams `source_ids` of `url`'s store,
+    into `into`'s (by default the same), a copy number a transaction: sealed under a new key per
+    copied case, as the service stores them, or (`sealed=False`) plaintext with no key and no
+    `cipher_suite`, as events were stored before encryption (DOMAIN.md: they still read)."""
     case_keys = bench_case_keys()
     connection = await asyncpg.connect(url)
     try:
@@ -333,36 +343,46 @@ async def copy_histories(url: str, source_ids: list[str], first_copy: int, last_
             (row, ciphers[row["stream_id"]].open(row["event_type"], row["version"], row["data"]))
             for row in rows
         ]
-        for copy in range(first_copy, last_copy + 1):
-            await _copy_once(connection, case_keys, opened, copy)
     finally:
         await connection.close()
+    target = await asyncpg.connect(into or url)
+    try:
+        await use_binary_json(target)
+        for copy in range(first_copy, last_copy + 1):
+            await _copy_once(target, case_keys if sealed else None, opened, copy)
+    finally:
+        await target.close()
 
 
 async def _copy_once(
     connection: asyncpg.Connection,
-    case_keys: CaseKeys,
+    case_keys: CaseKeys | None,
     opened: list[tuple[asyncpg.Record, dict]],
     copy: int,
 ) -> None:
+    """One copy of the opened histories, sealed under `case_keys` or (None) plaintext."""
     stream_ids = list(dict.fromkeys(f"{row['stream_id']}-copy-{copy}" for row, _ in opened))
-    data_keys = case_keys.new_data_keys(stream_ids)
+    data_keys = case_keys.new_data_keys(stream_ids) if case_keys else {}
     records = []
     for row, payload in opened:
         stream_id = f"{row['stream_id']}-copy-{copy}"
         if row["event_type"] == "ComplaintReceived":
             registration_no = f"{payload['registration_no']}-C{copy}"
             payload = payload | {"case_id": stream_id, "registration_no": registration_no}
-        cipher = StreamCipher(stream_id, case_keys.suite, data_keys[stream_id])
-        sealed = cipher.seal(row["event_type"], row["version"], payload)
+        metadata = row["metadata"]
+        if case_keys:
+            cipher = StreamCipher(stream_id, case_keys.suite, data_keys[stream_id])
+            payload = cipher.seal(row["event_type"], row["version"], payload)
+        else:
+            metadata = {key: value for key, value in metadata.items() if key != "cipher_suite"}
         records.append(
             (
                 stream_id,
                 row["version"],
                 row["event_type"],
                 row["schema_version"],
-                sealed,
-                row["metadata"],
+                payload,
+                metadata,
                 None,
                 row["recorded_at"],
                 row["prev_hash"],
@@ -372,7 +392,8 @@ async def _copy_once(
     async with connection.transaction():
         await take_position_floor(connection)
         await connection.copy_records_to_table("events", records=records, columns=COPY_COLUMNS)
-        await case_keys.store_new(connection, data_keys)
+        if case_keys:
+            await case_keys.store_new(connection, data_keys)
 
 
 # Statistics facts rows straight into case_statistics with SQL, up to TARGETS.md's 1,000,000 cases

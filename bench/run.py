@@ -11,6 +11,9 @@ Every ratio against a baseline is taken from interleaved rounds (TARGETS.md, "He
 bench/rounds.py): baseline, figure, baseline, figure, ... `Sizes.rounds` times, each a short
 window, reported as the median of the per-round ratios with their spread. The header gives the
 machine's Python loop and fsync probes (bench/probes.py).
+
+The cost of encryption on the rebuild is a same-run pair (bench/encryption_cost.py): twin
+databases of the same histories, sealed and plaintext, rebuilt in interleaved rounds.
 """
 
 import argparse
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import baselines, figures, histories, probes, webhook_rows
+from bench import baselines, encryption_cost, figures, histories, probes, webhook_rows
 from bench.database import (
     BENCH_DATA_DIR,
     BENCH_DATABASE,
@@ -68,12 +71,29 @@ class Sizes:
     round_seconds: float = 2.0  # each timed window of a round
     rebuild_rounds: int = 3  # rounds of raw read and whole rebuild (the longest figure)
     read_rows_at_least: int = 100_000  # a round's raw read: a share of the COPY rows, or this
+    encryption_pair_copies: int = 4  # copies of the imported cases in each of the twin databases
 
 
 FULL = Sizes(
     "full", 10, 4, 1_000_000, 10_000, 3_200, 1_000_000, 100_000, 1_000_000, 10_000, 1_000, 5, 2.0, 3
 )
-QUICK = Sizes("quick", 3, 1.5, 100_000, 2_000, 640, 100_000, 20_000, 100_000, 2_000, 250, 5, 1.0, 3)
+QUICK = Sizes(
+    "quick",
+    3,
+    1.5,
+    100_000,
+    2_000,
+    640,
+    100_000,
+    20_000,
+    100_000,
+    2_000,
+    250,
+    5,
+    1.0,
+    3,
+    encryption_pair_copies=1,
+)
 
 
 def log(message: str) -> None:
@@ -105,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         hooks_url = fresh_database(server, f"{BENCH_DATABASE}_webhooks")
         machine_info["postgresql"] = server_settings(url)
         measured = measure(url, store_url, sizes, args.workers, args.results)
+        if rebuild_available():
+            measured["encryption_pair"] = encryption_pair(server, url, sizes)
         log("alerts to webhooks: latency, then deliveries/s to a loopback receiver")
         asyncio.run(figures.seed_reference_data(hooks_url))
         args.results.mkdir(parents=True, exist_ok=True)
@@ -264,6 +286,28 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
             "rebuild": [],
         }
     return measured
+
+
+def encryption_pair(server_url: str, source_url: str, sizes: Sizes) -> dict[str, Any]:
+    """Rebuilds of the same histories sealed and plaintext, interleaved (encryption_cost.py)."""
+    source = histories.case_ids(sizes.import_cases)
+    copies = sizes.encryption_pair_copies
+    log(f"the cost of encryption: {copies} copies of the imported cases, sealed and plaintext")
+    twins = encryption_cost.twin_databases(server_url, source_url, source, copies)
+
+    def rebuild(url: str) -> RebuildRun | RebuildFailed:
+        asyncio.run(baselines.settle(url))
+        return rebuild_once(url, "encryption pair")
+
+    pair: dict[str, Any] = run_rounds(
+        sizes.rounds,  # short rebuilds: as many rounds as the other ratios
+        {
+            "plaintext": lambda _: rebuild(twins.plain_url),
+            "sealed": lambda _: rebuild(twins.sealed_url),
+        },
+    )
+    pair["disagree"] = encryption_cost.twins_disagree(twins)
+    return pair
 
 
 def shares(total: int, rounds: int) -> list[tuple[int, int]]:
@@ -444,6 +488,7 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
         ),
     ]
     rows += rebuild_rows(measured, raw_read)
+    rows.append(encryption_cost_row(measured.get("encryption_pair")))
     sweep: Throughput = measured["sweep"]
     rows.append(
         Row(
@@ -586,6 +631,33 @@ def rebuild_rows(measured: dict[str, Any], raw_read: list[float]) -> list[Row]:
             note=f"{seconds:.1f} s (the median of {len(runs)} rebuilds) vs {small.seconds:.1f} s",
         ),
     ]
+
+
+def encryption_cost_row(pair: dict[str, Any] | None) -> Row:
+    """TARGETS.md: encryption costs <= 10 % of any figure; the rebuild's, from a same-run pair
+    whose twins' rebuilds agree."""
+    figure = "rebuild, personal data sealed vs the same histories stored plaintext"
+    runs = [] if pair is None else [*pair["plaintext"], *pair["sealed"]]
+    failed = [run for run in runs if isinstance(run, RebuildFailed)]
+    if not runs or failed or pair is None or pair["disagree"]:
+        if failed:
+            note = f"rebuild failed: {failed[0].reason}"
+        elif pair is not None and pair["disagree"]:
+            note = f"not compared: the twins' rebuilt {pair['disagree']} differ"
+        else:
+            note = "not measured: no rebuild"
+        return Row(figure, None, "events/s", target=">= 0.9 x plaintext", note=note)
+    sealed = [run.events_per_second for run in pair["sealed"]]
+    plaintext = [run.events_per_second for run in pair["plaintext"]]
+    return ratio_row(
+        figure,
+        RoundRatio.of(sealed, plaintext),
+        "events/s",
+        "plaintext",
+        0.9,
+        f"the cost of encryption: twin databases of {runs[0].events:,} events each, each round"
+        " the plaintext rebuild then the sealed one",
+    )
 
 
 def _statuses(statuses: dict[str, int]) -> str:
