@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: install run test test-replication test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench bench-scale profile clean image
+.PHONY: install run test test-replication test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench bench-slow bench-scale profile clean image
 
 $(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ lock: install ## re-pin every dependency after a change to pyproject.toml
 bench: install ## every figure of TARGETS.md against same-run baselines (BENCH_ARGS=--quick for a fast run)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+SLOW_CORES ?= 0.22
+bench-slow: install ## make bench on an emulated slow machine: the CPU cut to SLOW_CORES by a cgroup quota (root)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
+	$(BIN)/python -m bench.throttle $(SLOW_CORES) -- $(BIN)/python -m bench.run --results bench/results/slow-machine $(BENCH_ARGS)
 
 bench-scale: install ## one primary grown to 5 million cases, up to 90 minutes (issue 17 item 5; SCALE_ARGS=--quick)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock

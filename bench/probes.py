@@ -75,6 +75,12 @@ def header_lines(machine: dict) -> list[str]:
         f" (fsync {machine.get('postgresql', {}).get('fsync', '?')}, synchronous_commit"
         f" {machine.get('postgresql', {}).get('synchronous_commit', '?')})",
     ]
+    quota = machine.get("cpu_quota_cores")
+    if quota is not None:
+        lines.append(
+            f"CPU: {quota:g} of a core for the whole run, a cgroup quota (bench/throttle.py:"
+            " an emulated slow machine, lower than a real one where both cores are used)"
+        )
     loop = machine.get("python_loop_s")
     if loop is not None:
         verdict = "a slow machine" if is_slow(loop) else "not a slow machine"

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.probes import header_lines
 from bench.rounds import RoundRatio, describe_spread
+from bench.throttle import cpu_quota_cores
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def machine() -> dict[str, Any]:
         memory_gib = round(pages / 2**30, 1)
     except (ValueError, OSError):
         pass
+    quota = cpu_quota_cores()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -99,6 +101,7 @@ def machine() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpu_quota_cores": None if quota is None else round(quota, 3),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
