@@ -77,10 +77,10 @@ def header_lines(machine: dict) -> list[str]:
     ]
     quota = machine.get("cpu_quota_cores")
     if quota is not None:
-        lines.append(
-            f"CPU: {quota:g} of a core for the whole run, a cgroup quota (bench/throttle.py:"
-            " an emulated slow machine, lower than a real one where both cores are used)"
-        )
+        lines.append(f"CPU limit: {quota:g} of a core for the whole run (a cgroup quota)")
+    emulation = machine.get("emulation")
+    if emulation:
+        lines.append(f"emulated slow machine (bench/slow_machine.py): {emulation}")
     loop = machine.get("python_loop_s")
     if loop is not None:
         verdict = "a slow machine" if is_slow(loop) else "not a slow machine"

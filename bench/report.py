@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.probes import header_lines
 from bench.rounds import RoundRatio, describe_spread
-from bench.throttle import cpu_quota_cores
+from bench.slow_machine import EMULATION_VARIABLE, cpu_quota_cores
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpu_quota_cores": None if quota is None else round(quota, 3),
+        "emulation": os.environ.get(EMULATION_VARIABLE),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
