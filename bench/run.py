@@ -339,11 +339,21 @@ def large_rebuild_size(sizes: Sizes, measured: dict[str, Any], started: float) -
     small = measured.get("rebuild_small")
     if not isinstance(small, RebuildRun) or small.events_per_second <= 0:
         return sizes.rebuild_large_events
-    left = TIME_BUDGET_S - FINISHING_S - (time.monotonic() - started)
     copy_pace = measured.get("copy_events_per_second", small.events_per_second)
+    pair = encryption_pair_seconds(sizes, measured.get("imported_events", 0), copy_pace, small)
+    left = TIME_BUDGET_S - FINISHING_S - pair - (time.monotonic() - started)
     seconds_per_event = 1 / copy_pace + sizes.rebuild_rounds / small.events_per_second
     affordable = int(left / seconds_per_event)
     return max(2 * small.events, min(sizes.rebuild_large_events, affordable))
+
+
+def encryption_pair_seconds(
+    sizes: Sizes, imported_events: int, copy_pace: float, small: RebuildRun
+) -> float:
+    """What the encryption pair, run after the large rebuild, will take at the paces seen so
+    far: the imported histories copied into both twins, then its rounds of two rebuilds each."""
+    events = sizes.encryption_pair_copies * imported_events
+    return 2 * events / copy_pace + 2 * sizes.rounds * events / small.events_per_second
 
 
 @dataclass(frozen=True)
@@ -364,8 +374,9 @@ def grow_to(url: str, events: int, sizes: Sizes, measured: dict[str, Any]) -> No
     """Copy the imported histories until the store holds about `events` events."""
     stored = figures.event_count(url)
     source = histories.case_ids(sizes.import_cases)
+    measured["imported_events"] = figures.event_count(url, source)
     copies_done = measured.get("copies", 0)
-    copies_needed = max(0, round((events - stored) / figures.event_count(url, source)))
+    copies_needed = max(0, round((events - stored) / measured["imported_events"]))
     if copies_needed:
         log(f"copying the imported histories {copies_needed} times ({events:,} events)")
         copying = time.monotonic()

@@ -1,10 +1,11 @@
 """The bench's row for the cost of encryption on the rebuild (bench/run.py), from a same-run
 pair of rebuilds: met at 0.9x the plaintext twin's rate (a cost of 10 % or less), and no ratio
-when a rebuild failed or the twins' rebuilt projections differ."""
+when a rebuild failed or the twins' rebuilt projections differ; and the time the pair takes
+from the large rebuild's budget."""
 
 import pytest
 from bench.rebuild_rows import RebuildRun
-from bench.run import RebuildFailed, encryption_cost_row
+from bench.run import FULL, RebuildFailed, encryption_cost_row, encryption_pair_seconds
 
 
 def _runs(seconds: list[float], events: int = 200_000) -> list[RebuildRun]:
@@ -49,3 +50,11 @@ def test_a_failed_rebuild_is_named_and_nothing_is_compared():
 def test_no_pair_is_not_measured():
     row = encryption_cost_row(None)
     assert row.value is None and row.note == "not measured: no rebuild"
+
+
+def test_the_pairs_time_is_its_copies_then_its_rounds_of_two_rebuilds():
+    small = RebuildRun(100_000, 2.0, 300.0)  # 50,000 events/s
+    # 4 copies of 45,000 events into each twin at 30,000 events/s: 2 x 6 s; then 5 rounds of
+    # two rebuilds of 180,000 events at 50,000 events/s: 10 x 3.6 s
+    seconds = encryption_pair_seconds(FULL, 45_000, 30_000.0, small)
+    assert seconds == pytest.approx(12 + 36)
