@@ -33,11 +33,10 @@ def twin_databases(server_url: str, source_url: str, source_ids: list[str], copi
         fresh_database(server_url, f"{BENCH_DATABASE}_sealed"),
         fresh_database(server_url, f"{BENCH_DATABASE}_plain"),
     )
+    opened = asyncio.run(figures.opened_histories(source_url, source_ids))  # read once, for both
     for url, sealed in ((twins.sealed_url, True), (twins.plain_url, False)):
         asyncio.run(figures.seed_reference_data(url))
-        asyncio.run(
-            figures.copy_histories(source_url, source_ids, 1, copies, into=url, sealed=sealed)
-        )
+        asyncio.run(figures.write_copies(url, opened, 1, copies, sealed=sealed))
         asyncio.run(baselines.settle(url, vacuum=("events",)))
     return twins
 

@@ -319,45 +319,54 @@ FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version
 """
 
 
-async def copy_histories(
-    url: str,
-    source_ids: list[str],
-    first_copy: int,
-    last_copy: int,
-    *,
-    into: str | None = None,
-    sealed: bool = True,
-) -> None:
-    """Copies number `first_copy` to `last_copy` of the streams `source_ids` of `url`'s store,
-    into `into`'s (by default the same), a copy number a transaction: sealed under a new key per
-    copied case, as the service stores them, or (`sealed=False`) plaintext with no key and no
-    `cipher_suite`, as events were stored before encryption (DOMAIN.md: they still read)."""
-    case_keys = bench_case_keys()
+OpenedHistories = list[tuple[asyncpg.Record, dict]]
+"""Stored rows in stream and version order, each with its payload opened."""
+
+
+async def copy_histories(url: str, source_ids: list[str], first_copy: int, last_copy: int) -> None:
+    """Copies number `first_copy` to `last_copy` of the streams `source_ids`, into the same
+    store, sealed as the service stores them, a copy number a transaction."""
+    opened = await opened_histories(url, source_ids)
+    await write_copies(url, opened, first_copy, last_copy)
+
+
+async def opened_histories(url: str, source_ids: list[str]) -> OpenedHistories:
+    """The stored rows of the streams `source_ids`, their payloads opened with the run's keys."""
     connection = await asyncpg.connect(url)
     try:
         await use_binary_json(connection)
         rows = await connection.fetch(_SOURCE_EVENTS, source_ids)
         sources = {row["stream_id"]: row["metadata"]["cipher_suite"] for row in rows}
-        ciphers = await case_keys.ciphers_for(connection, sources)
-        opened = [
+        ciphers = await bench_case_keys().ciphers_for(connection, sources)
+        return [
             (row, ciphers[row["stream_id"]].open(row["event_type"], row["version"], row["data"]))
             for row in rows
         ]
     finally:
         await connection.close()
-    target = await asyncpg.connect(into or url)
+
+
+async def write_copies(
+    url: str, opened: OpenedHistories, first_copy: int, last_copy: int, *, sealed: bool = True
+) -> None:
+    """Copies number `first_copy` to `last_copy` of `opened` into `url`'s store, a copy number a
+    transaction: sealed under a new key per copied case, as the service stores them, or
+    (`sealed=False`) plaintext with no key and no `cipher_suite`, as events were stored before
+    encryption (DOMAIN.md: they still read)."""
+    case_keys = bench_case_keys() if sealed else None
+    connection = await asyncpg.connect(url)
     try:
-        await use_binary_json(target)
+        await use_binary_json(connection)
         for copy in range(first_copy, last_copy + 1):
-            await _copy_once(target, case_keys if sealed else None, opened, copy)
+            await _copy_once(connection, case_keys, opened, copy)
     finally:
-        await target.close()
+        await connection.close()
 
 
 async def _copy_once(
     connection: asyncpg.Connection,
     case_keys: CaseKeys | None,
-    opened: list[tuple[asyncpg.Record, dict]],
+    opened: OpenedHistories,
     copy: int,
 ) -> None:
     """One copy of the opened histories, sealed under `case_keys` or (None) plaintext."""
