@@ -10,6 +10,7 @@ Random histories go through the command path (those of test_rebuild_equals_live.
   buckets, from the facts rows at a range's edges or from both.
 """
 
+import asyncio
 import math
 from collections import defaultdict
 from datetime import date, timedelta
@@ -18,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rebuild_equals_live import FIRST_DAY, Step, histories, play
@@ -25,6 +27,7 @@ from test_rebuild_resume import DAY, SMALL_BATCHES, InterruptAt, Interrupted, so
 
 from complaintcore.domain.commands import Outcome
 from complaintcore.domain.state import action_status
+from complaintcore.infra.migrations import alembic_config, upgrade_to_head
 from complaintcore.projections import statistics
 from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
 from complaintcore.projections.runner import ProjectionRunner
@@ -317,7 +320,7 @@ ranges = st.tuples(
 )
 
 
-# one period over whole years (read from the yearly histogram) and the months around them
+# one period over whole years (read from the yearly buckets) and the months around them
 WHOLE_YEARS = [
     (date(2025, 11, 1), (date(2026, 12, 31) - date(2025, 11, 1)).days, None, 200, True),
     (date(2025, 1, 1), (date(2026, 12, 31) - date(2025, 1, 1)).days, None, 90, True),
@@ -379,3 +382,22 @@ async def test_an_interrupted_rebuild_resumes_with_the_buckets_of_every_row(
         from_scratch = await statistics_buckets.buckets_of_table(connection, statistics.TABLE)
     assert live == _as_rows(from_scratch)
     assert live[statistics_buckets.MONTHLY]  # not trivially empty
+
+
+async def test_the_migrations_fill_the_yearly_buckets_as_the_runner_keeps_them(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Migrations 0018 and 0020 make the yearly tables from the monthly ones already there: going
+    down below both and up again gives the very rows the runner kept."""
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    await some_cases(desk, 12, date(2025, 12, 24))  # two calendar years
+    await ProjectionRunner(database_url, desk.store).catch_up()
+    live = await _bucket_tables(pool)
+    assert {row["year"].year for row in live[statistics_buckets.YEARLY]} == {2025, 2026}
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0017")
+    for table in (statistics_buckets.YEARLY, statistics_buckets.HANDLING_DAYS_YEARLY):
+        assert await pool.fetchval("SELECT to_regclass($1)", table) is None
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    assert await _bucket_tables(pool) == live

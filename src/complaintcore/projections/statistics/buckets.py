@@ -9,11 +9,13 @@ to any period's figures:
   redress of the cases decided that month. Dimension '' (key '') is every case; the others are
   `business`, `reason`, `channel` and `outcome` (the final outcome; '' while undecided), and for
   attributed cases only `root_cause` and `responsible_institution` (the current attribution).
+- `statistics_yearly`: the same per calendar year (`year`, its first day), the sums of its
+  months' rows (`paused` too: the pause spans take a case paused in several months back), so a
+  question over whole years reads about a twelfth of the rows.
 - `statistics_handling_days`: the decided cases per handling-days value, so the mean and the exact
   90th percentile of any union of months come from the summed histogram.
-- `statistics_handling_days_yearly`: the same histogram per calendar year (`year`, its first day),
-  the sum of its months': a question over whole years reads a twelfth of the rows or fewer (a
-  head office's year at 1M cases: 6,173 rows instead of 70,428).
+- `statistics_handling_days_yearly`: the same histogram per calendar year, the sum of its
+  months' (a head office's year at 1M cases: 6,173 rows instead of 70,428).
 - `statistics_pause_spans`: `paused` counts a case once in a period however many times it was
   paused there. A case counts +1 in each distinct month with a pause of its (`paused` in
   `statistics_monthly`) and -1 for each pair of consecutive such months (a span); the months of a
@@ -43,7 +45,8 @@ MONTHLY = "statistics_monthly"
 HANDLING_DAYS = "statistics_handling_days"
 PAUSE_SPANS = "statistics_pause_spans"
 HANDLING_DAYS_YEARLY = "statistics_handling_days_yearly"
-TABLES = (MONTHLY, HANDLING_DAYS, PAUSE_SPANS, HANDLING_DAYS_YEARLY)
+YEARLY = "statistics_yearly"
+TABLES = (MONTHLY, HANDLING_DAYS, PAUSE_SPANS, HANDLING_DAYS_YEARLY, YEARLY)
 
 COUNTS = (
     "received",
@@ -71,6 +74,7 @@ MONTHLY_COLUMNS = ("institution", "month", "dimension", "key", *MONTHLY_VALUES)
 HANDLING_DAYS_COLUMNS = ("institution", "month", "dimension", "key", "handling_days", "cases")
 PAUSE_SPANS_COLUMNS = ("institution", "from_month", "to_month", "dimension", "key", "cases")
 HANDLING_DAYS_YEARLY_COLUMNS = ("institution", "year", "dimension", "key", "handling_days", "cases")
+YEARLY_COLUMNS = ("institution", "year", "dimension", "key", *MONTHLY_VALUES)
 DIMENSIONS = ("business", "reason", "channel", "outcome", "root_cause", "responsible_institution")
 
 _AT = {column: index for index, column in enumerate(facts.COLUMNS)}
@@ -125,7 +129,8 @@ def pause_months(row: Sequence[Any]) -> list[date]:
 
 
 class Buckets:
-    """Increments to the three tables, keyed by their primary keys; `add` a facts row's
+    """Increments to the monthly tables, keyed by their primary keys (the yearly ones are their
+    sums by year, made as they are written); `add` a facts row's
     contributions with sign +1, or take an old row's back with -1."""
 
     def __init__(self) -> None:
@@ -191,6 +196,19 @@ class Buckets:
             yearly[bucket] = yearly.get(bucket, 0) + cases
         return [(*key, cases) for key, cases in yearly.items() if cases]
 
+    def yearly_records(self) -> list[tuple[Any, ...]]:
+        """The monthly counts summed by calendar year (`year_of` each month)."""
+        yearly: dict[tuple[str, date, str, str], list[int]] = {}
+        for (institution, month, dimension, key), values in self.monthly.items():
+            bucket = (institution, year_of(month), dimension, key)
+            sums = yearly.get(bucket)
+            if sums is None:
+                yearly[bucket] = list(values)
+            else:
+                for slot, amount in enumerate(values):
+                    sums[slot] += amount
+        return [(*key, *values) for key, values in yearly.items() if any(values)]
+
 
 def contributions(row: Sequence[Any]) -> Buckets:
     """What one facts row (in `facts.COLUMNS` order) adds to the bucket tables."""
@@ -231,6 +249,7 @@ def tables_records(
             HANDLING_DAYS_YEARLY_COLUMNS,
             buckets.handling_days_yearly_records(),
         ),
+        (YEARLY, YEARLY_COLUMNS, buckets.yearly_records()),
     ]
 
 
@@ -240,6 +259,7 @@ _KEY_COLUMNS = {
     HANDLING_DAYS_COLUMNS: ("month", "institution", "dimension", "key", "handling_days"),
     PAUSE_SPANS_COLUMNS: ("from_month", "to_month", "institution", "dimension", "key"),
     HANDLING_DAYS_YEARLY_COLUMNS: ("year", "institution", "dimension", "key", "handling_days"),
+    YEARLY_COLUMNS: ("year", "institution", "dimension", "key"),
 }
 
 

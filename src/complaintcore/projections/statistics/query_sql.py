@@ -1,7 +1,8 @@
 """The SQL of one statistics question (`FiguresQuery`): the counts, and the handling days.
 
 The figures of a range are summed from three sources, each row shaped like `_VALUES`:
-- whole months inside the range: the monthly buckets (`buckets`);
+- whole months inside the range: the monthly buckets (`buckets`), or when the range is one
+  period, its whole calendar years from the yearly buckets and the months around them;
 - a month the range covers only in part (its first or last): the facts rows dated on its days
   inside the range, as each figure dates them (`dating`); or, when the days outside it are
   fewer (or after today, so hold nothing yet), its bucket minus the facts rows dated on those
@@ -108,10 +109,6 @@ class FiguresQuery:
     def _between(self, column: str, first: date, last: date) -> str:
         return f"{column} BETWEEN {self._parameter(first)} AND {self._parameter(last)}"
 
-    def _whole_months(self, column: str) -> str:
-        assert self.parts.months is not None
-        return self._between(column, *self.parts.months)
-
     def _days(self, column: str, ranges: tuple[tuple[date, date], ...]) -> str:
         return "(" + " OR ".join(self._between(column, *days) for days in ranges) + ")"
 
@@ -191,12 +188,13 @@ grouped AS (
             names = ", ".join(
                 "0" if name in from_facts else f"m.{name}" for name in buckets.MONTHLY_VALUES
             )
-            join, in_scope = self._scoped("m.institution")
-            sources.append(
-                f"SELECT s.node, m.month, m.dimension, m.key, {names}, 0, 0, 0, 0, 0, 0, 0"
-                f" FROM {buckets.MONTHLY} m{join}"
-                f" WHERE {self._whole_months('m.month')}{self._totals_only('m')}{in_scope}"
-            )
+            for table, column, bounds in self._bucket_reads(buckets.MONTHLY, buckets.YEARLY):
+                join, in_scope = self._scoped("m.institution")
+                sources.append(
+                    f"SELECT s.node, m.{column}, m.dimension, m.key, {names}, 0, 0, 0, 0, 0, 0, 0"
+                    f" FROM {table} m{join} WHERE {self._between(f'm.{column}', *bounds)}"
+                    f"{self._totals_only('m')}{in_scope}"
+                )
         facts = []
         for ranges, sign in self._signed_days():
             for on_date, values, condition in _FACTS_DATED:
@@ -290,23 +288,24 @@ FROM grouped
             f" WHERE cardinality({_PAUSED_ON}) > 0{in_scope}"
         )
 
-    def _histograms(self) -> list[tuple[str, str, tuple[date, date]]]:
+    def _bucket_reads(self, monthly: str, yearly: str) -> list[tuple[str, str, tuple[date, date]]]:
         """The bucket tables the range's whole months are read from, with their date column and
         its bounds: with no period kind (the range is one period), whole calendar years from the
-        yearly histogram and the months around them from the monthly one."""
+        `yearly` table and the months around them from the `monthly` one."""
         if self.parts.months is None:
             return []
         if self.kind is not None:
-            return [(buckets.HANDLING_DAYS, "month", self.parts.months)]
+            return [(monthly, "month", self.parts.months)]
         years, months = whole_years(*self.parts.months)
-        read = [(buckets.HANDLING_DAYS, "month", run) for run in months]
+        read = [(monthly, "month", run) for run in months]
         if years is not None:
-            read.insert(0, (buckets.HANDLING_DAYS_YEARLY, "year", years))
+            read.insert(0, (yearly, "year", years))
         return read
 
     def handling_days_sql(self) -> str:
         sources = []
-        for table, column, months in self._histograms():
+        histograms = self._bucket_reads(buckets.HANDLING_DAYS, buckets.HANDLING_DAYS_YEARLY)
+        for table, column, months in histograms:
             join, in_scope = self._scoped("h.institution")
             sources.append(
                 f"SELECT s.node, h.{column}, h.dimension, h.key, h.handling_days, h.cases"
