@@ -48,6 +48,7 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect, service_command_timeout
 from complaintcore.projections import statistics
+from complaintcore.projections.shared_feed import FeedSource, SharedFeed
 from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.streams import KeptFolds, fold_streams
 
@@ -169,7 +170,7 @@ class ProjectionRunner:
     def __init__(
         self,
         database_url: str,
-        store: PostgresEventStore,
+        store: FeedSource,
         projection: FeedProjection = STATISTICS,
         *,
         batch_size: int = 1000,
@@ -308,14 +309,16 @@ async def background_runners(
     their sessions and so hands their locks to a standby at once. The statistics always; `also`
     the projections built with the process's own services (the alerts: its today, its
     policies). `batch_size`: fewer events a transaction in an API process (see above), more in
-    the runner process (`complaintcore runners`), where no request waits on the loop."""
+    the runner process (`complaintcore runners`), where no request waits on the loop. The
+    runners share their reads of the feed (`SharedFeed`)."""
     if not enabled:
         yield {}
         return
+    feed = SharedFeed(store, fresh_for=poll_interval)
     runners = [
         ProjectionRunner(
             database_url,
-            store,
+            feed,
             projection,
             batch_size=batch_size,
             poll_interval=poll_interval,

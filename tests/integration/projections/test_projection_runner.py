@@ -15,8 +15,11 @@ import asyncpg
 import pytest
 
 from complaintcore.domain.state import ComplaintState
+from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections import statistics
+from complaintcore.projections.alerts import alerts_projection
+from complaintcore.projections.rebuild import rebuild
 from complaintcore.projections.runner import (
     STATISTICS,
     FeedProjection,
@@ -26,6 +29,7 @@ from complaintcore.projections.runner import (
     read_checkpoint,
     runner_backend_pid,
 )
+from complaintcore.projections.shared_feed import SharedFeed
 from complaintcore.projections.statistics.queries import institution_statistics
 from projection_support import CaseDesk, table_rows
 
@@ -211,3 +215,42 @@ async def _wait_for_release(pool: asyncpg.Pool) -> None:
             return
         await asyncio.sleep(0.05)
     pytest.fail("the killed runner's session kept its lock")
+
+
+class CountingStore(PostgresEventStore):
+    """The store, noting the position of every event its feed reads fetch."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.fetched: list[int] = []
+
+    async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        events = await super().read_feed(after=after, limit=limit)
+        self.fetched += [event.position for event in events]
+        return events
+
+
+async def test_runners_sharing_the_feed_fetch_each_event_once_and_project_it_all(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    desk = CaseDesk(pool)
+    cases = await three_cases(desk)
+    cases += [await desk.receive("BR-B", DAY) for _ in range(4)]
+    store = CountingStore(pool)
+    feed = SharedFeed(store, fresh_for=60)
+    runners = [
+        ProjectionRunner(database_url, feed, STATISTICS),
+        ProjectionRunner(database_url, feed, alerts_projection(lambda: DAY)),
+    ]
+    await asyncio.gather(*(runner.catch_up() for runner in runners))
+
+    positions = [row["position"] for row in await pool.fetch("SELECT position FROM events")]
+    assert sorted(store.fetched) == sorted(positions)
+    for runner in runners:
+        assert await read_checkpoint(pool, runner.name) == max(positions)
+    assert await received_and_redress(pool) == (3, 700)
+    received = await pool.fetchval("SELECT count(*) FROM alerts WHERE event = 'case.received'")
+    assert received == len(cases)
+    facts = await table_rows(pool, statistics.TABLE)
+    await rebuild(database_url, ["statistics"])
+    assert await table_rows(pool, statistics.TABLE) == facts
