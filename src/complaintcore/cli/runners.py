@@ -34,6 +34,7 @@ from complaintcore.cli.server import StartRefused, key_and_database
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool, service_command_timeout
+from complaintcore.infra.garbage_collection import exempt_startup_objects
 from complaintcore.infra.metrics import mark_this_process_dead
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.alerts import alerts_projection
@@ -128,6 +129,7 @@ async def run_runners(
             webhooks = await stack.enter_async_context(
                 webhook_runtime(pool, institutions, provider, settings)
             )
+            exempt_startup_objects()
             log.info(
                 "runner process started",
                 pid=os.getpid(),

@@ -1,5 +1,7 @@
-"""The cyclic garbage collector during a batch job (a rebuild's scan, a bulk import): off, with one
-full collection every so many batches instead.
+"""The cyclic garbage collector: in a service process, the start-up's objects out of its reach and
+the young generation collected less often (`exempt_startup_objects`); during a batch job (a
+rebuild's scan, a bulk import), off, with one full collection every so many batches instead
+(`collections_by_batch`).
 
 Why: such a job makes millions of short-lived objects and next to none in cycles (a scan of
 80,000 cases left 6 objects for the collector to find, an import of 20,000 cases 631), and
@@ -14,7 +16,19 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["collections_by_batch"]
+__all__ = ["collections_by_batch", "exempt_startup_objects"]
+
+
+def exempt_startup_objects() -> None:
+    """Move everything alive after start-up (modules, the app, its schemas, the pools) out of the
+    collector's reach: they live as long as the process, and a full collection walking them all
+    paused every request for 50-70 ms a few times a second under load. Requests and the runners'
+    batches make short-lived garbage in bursts: collecting the young generation every 5,000
+    allocations rather than 700 cut the collector's time in a request worker under load from 440
+    to 140 ms in 6 s, and two runners' CPU following 60,000 events from 4.5 to 2.6 s."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5_000, 20, 100)
 
 
 @contextmanager

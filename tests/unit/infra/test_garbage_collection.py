@@ -1,12 +1,13 @@
-"""`infra.garbage_collection`: the cyclic collector is off inside `collections_by_batch`, one full
-collection runs every N batches, and the collector is left as it was found."""
+"""`infra.garbage_collection`: a service process freezes what lives after start-up; the cyclic
+collector is off inside `collections_by_batch`, one full collection runs every N batches, and the
+collector is left as it was found."""
 
 import gc
 from collections.abc import Iterator
 
 import pytest
 
-from complaintcore.infra.garbage_collection import collections_by_batch
+from complaintcore.infra.garbage_collection import collections_by_batch, exempt_startup_objects
 
 
 @pytest.fixture
@@ -63,3 +64,18 @@ def test_a_collector_found_off_is_left_off() -> None:
 def test_every_is_one_batch_or_more() -> None:
     with pytest.raises(ValueError), collections_by_batch(0):
         pass
+
+
+def test_after_start_up_what_lives_is_frozen_and_young_garbage_waits_for_5000_allocations(
+    collections_started: list[int],
+) -> None:
+    thresholds = gc.get_threshold()
+    long_lived = [[n] for n in range(1_000)]
+    try:
+        exempt_startup_objects()
+        assert collections_started[-1] == 2  # a full collection first: no garbage gets frozen
+        assert gc.get_freeze_count() >= len(long_lived)
+        assert gc.get_threshold() == (5_000, 20, 100)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
