@@ -1,23 +1,26 @@
 """An emulated slow machine for `make bench-slow` (TARGETS.md "Headroom": a figure holds only
-where a Python loop of 10 million additions takes 3 s or more; the machines here take 0.6 to
-0.8 s), and the CPU limits the bench header reports.
+where a Python loop of 10 million additions takes 3 s or more), and the CPU limits the bench
+header reports.
 
-    python -m bench.slow_machine [--nice N] -- COMMAND [ARGUMENT ...]
+    python -m bench.slow_machine [--loop-s S | --nice N] -- COMMAND [ARGUMENT ...]
 
-Busy neighbours: one process per core, pinned to it, spinning at nice N (default -6), for as long
-as COMMAND runs. The scheduler shares each core between the neighbour and whatever of the command
-runs there by their weights (nice -6 weighs 3,906 against a normal process's 1,024), so every
-process of the command, the database's included, gets about a fifth of any core it runs on: a
-single thread is slowed as on a slow core (the loop probe shows it) and two threads on two cores
-still get twice that, as on a two-core slow machine. Tried first and dropped: a cgroup CPU quota,
-which binds all processes together (half a slow two-core machine's CPU when both cores are busy)
-and stalls every thread for the rest of each period (a 30-event replay's p99 at 150 ms).
+Busy neighbours: one process per core, pinned to it, spinning at nice N, for as long as COMMAND
+runs. The scheduler shares each core between the neighbour and whatever of the command runs there
+by their weights (nice -6 weighs 3,906 against a normal process's 1,024), so every process of the
+command, the database's included, gets a share of any core it runs on: a single thread is slowed
+as on a slow core (the loop probe shows it) and two threads on two cores still get twice that, as
+on a two-core slow machine. By default N is chosen for this machine (`nice_for`): the mildest at
+which the loop, timed here first, would take `--loop-s` (3.6 s, the slow machine of issue 17) by
+the weights; the bench header then gives the loop as it ran (the machines here take 0.45 to
+0.8 s alone: nice -9 to -5). Tried first and dropped: a cgroup CPU quota, which binds all
+processes together (half a slow two-core machine's CPU when both cores are busy) and stalls every
+thread for the rest of each period (a 30-event replay's p99 at 150 ms).
 
 It is not a slow machine, and its first run (README, "On the emulated slow machine") was
 harsher than the real one of issue 17 wherever Python does the work (a 30-event replay's p99 35.7
 ms against 12.6 ms there, for older code): a process that wakes waits for the neighbour's slice
 before it runs, one that sleeps often (a database backend between round trips, a COPY waiting
-on its writes) gets more than its fifth, so the database-bound baselines slow down less than the
+on its writes) gets more than its share, so the database-bound baselines slow down less than the
 Python, and the disk is not slowed. A figure it meets holds on the slow machine; one it misses
 may or may not. The command gets `COMPLAINTCORE_BENCH_EMULATION`, which the bench header prints.
 
@@ -29,6 +32,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.probes import python_loop_seconds
 
 EMULATION_VARIABLE = "COMPLAINTCORE_BENCH_EMULATION"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -87,6 +92,28 @@ def _quota_v2(folder: Path) -> float | None:
         return None
 
 
+# The kernel's weights of nice -20 to -1 (kernel/sched/core.c, `sched_prio_to_weight`); nice 0
+# weighs 1,024.
+NICE_0_WEIGHT = 1024
+NICE_WEIGHTS = {
+    -20: 88761, -19: 71755, -18: 56483, -17: 46273, -16: 36291,
+    -15: 29154, -14: 23254, -13: 18705, -12: 14949, -11: 11916,
+    -10: 9548, -9: 7620, -8: 6100, -7: 4904, -6: 3906,
+    -5: 3121, -4: 2501, -3: 1991, -2: 1586, -1: 1277,
+}  # fmt: skip
+SLOW_LOOP_S = 3.6
+
+
+def nice_for(loop_s: float, target_s: float = SLOW_LOOP_S) -> int:
+    """The mildest nice (-1 to -20) at which a busy neighbour slows a loop taking `loop_s` alone
+    to `target_s` or more on its core, by the weights: the loop gets 1,024 / (1,024 + the
+    neighbour's weight) of the core. -20 when none does."""
+    for nice in range(-1, -21, -1):
+        if loop_s * (NICE_0_WEIGHT + NICE_WEIGHTS[nice]) / NICE_0_WEIGHT >= target_s:
+            return nice
+    return -20
+
+
 def _neighbours(nice: int) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen([sys.executable, "-c", _NEIGHBOUR, str(core), str(nice)])
@@ -96,14 +123,25 @@ def _neighbours(nice: int) -> list[subprocess.Popen[bytes]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.slow_machine", description=__doc__)
-    parser.add_argument("--nice", type=int, default=-6, help="the neighbours' nice (-20 to -1)")
+    parser.add_argument("--nice", type=int, help="the neighbours' nice (-20 to -1)")
+    parser.add_argument(
+        "--loop-s",
+        type=float,
+        default=SLOW_LOOP_S,
+        help=f"without --nice, slow the loop probe to this (default {SLOW_LOOP_S} s)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGUMENT ...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command or not -20 <= args.nice <= -1:
-        parser.error("a nice from -20 to -1, then -- COMMAND")
-    neighbours = _neighbours(args.nice)
-    emulation = f"a busy neighbour at nice {args.nice} on each of {len(neighbours)} cores"
+    if not command or (args.nice is not None and not -20 <= args.nice <= -1):
+        parser.error("a nice from -20 to -1 if any, then -- COMMAND")
+    nice, chosen = args.nice, ""
+    if nice is None:
+        loop_s = python_loop_seconds()
+        nice = nice_for(loop_s, args.loop_s)
+        chosen = f" (chosen for a {args.loop_s:g} s loop; {loop_s:.2f} s alone)"
+    neighbours = _neighbours(nice)
+    emulation = f"a busy neighbour at nice {nice} on each of {len(neighbours)} cores{chosen}"
     try:
         return subprocess.call(command, env=os.environ | {EMULATION_VARIABLE: emulation})
     finally:

@@ -1,9 +1,12 @@
-"""Reading a cgroup's CPU quota for the bench header (bench/slow_machine.py)."""
+"""The emulated slow machine (bench/slow_machine.py): the neighbours' nice it chooses, and a
+cgroup's CPU quota read for the bench header."""
 
 from pathlib import Path
 
 import pytest
 from bench import slow_machine
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_a_version_1_quota_is_its_quota_over_its_period():
@@ -33,3 +36,27 @@ def test_no_quota_where_the_group_is_not_limited(tmp_path: Path, monkeypatch: py
     membership.write_text("0::/\n")
     monkeypatch.setattr(slow_machine, "CGROUP_ROOT", tmp_path)
     assert slow_machine.cpu_quota_cores(membership) is None
+
+
+@pytest.mark.parametrize(
+    ("alone_s", "nice"),
+    [(0.45, -9), (0.69, -7), (0.9, -5), (2.0, -1), (3.6, -1), (0.05, -20)],
+)
+def test_the_neighbours_nice_is_the_mildest_that_slows_the_loop_enough(
+    alone_s: float, nice: int
+) -> None:
+    assert slow_machine.nice_for(alone_s, 3.6) == nice
+
+
+@given(alone_s=st.floats(0.2, 3.0))
+def test_the_chosen_nice_slows_the_loop_to_the_target_and_one_milder_would_not(
+    alone_s: float,
+) -> None:
+    def slowed(nice: int) -> float:
+        weight = slow_machine.NICE_WEIGHTS[nice]
+        return alone_s * (slow_machine.NICE_0_WEIGHT + weight) / slow_machine.NICE_0_WEIGHT
+
+    nice = slow_machine.nice_for(alone_s, 3.6)
+    assert slowed(nice) >= 3.6
+    if nice < -1:
+        assert slowed(nice + 1) < 3.6
