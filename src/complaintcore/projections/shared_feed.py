@@ -10,9 +10,12 @@ batch kept. While one runner's read is in flight, another waits for it rather th
 Why a kept batch answers exactly: `read_feed(after)` returns the events after `after` in position
 order, never skipping one whose transaction commits late, up to the limit. So the events it
 returned are every event there will ever be with a position from `after` (excluded) to the last
-one returned (included); the tail of the batch after any position in that range is what a read
-from there would return first. An answer from the batch may stop short of the feed's head: the
-runner reads on from where it ends, as it does after any batch.
+one returned (included), and when it returned fewer than its limit, the feed held no more then.
+An answer from the batch is what a read at the batch's moment would have returned: the batch's
+tail from the position asked for, cut at the limit asked for; a tail shorter than that limit
+only from a batch that was not full (from a full one, the feed may hold more after it: read
+instead). So a runner given fewer events than it asked for has caught up with the feed as of
+that moment, as after its own read, which is when it may sweep (the alerts' day turn).
 
 A batch is handed out for `fresh_for` seconds after its read only: after a pause, a runner that
 asks again reads the feed as it stands. The events are shared as they are: `StoredEvent` is
@@ -46,7 +49,8 @@ class SharedFeed:
         self._clock = clock
         self._reading = asyncio.Lock()
         self._batch: Sequence[StoredEvent] = ()
-        self._batch_after = 0  # the `after` the kept batch was read with
+        self._batch_after = 0  # the `after` and `limit` the kept batch was read with
+        self._batch_limit = 0
         self._read_at = 0.0
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
@@ -56,7 +60,8 @@ class SharedFeed:
                 return kept
             events = await self._source.read_feed(after=after, limit=limit)
             if events:
-                self._batch, self._batch_after, self._read_at = events, after, self._clock()
+                self._batch, self._read_at = events, self._clock()
+                self._batch_after, self._batch_limit = after, limit
             return events
 
     def _from_batch(self, after: int, limit: int) -> list[StoredEvent] | None:
@@ -67,4 +72,7 @@ class SharedFeed:
         if self._clock() - self._read_at > self._fresh_for:
             return None
         start = bisect.bisect_right(batch, after, key=lambda event: event.position)
-        return list(batch[start : start + limit])
+        tail = batch[start : start + limit]
+        if len(tail) < limit and len(batch) >= self._batch_limit:
+            return None  # the feed may hold more after a full batch
+        return list(tail)
