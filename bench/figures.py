@@ -126,10 +126,11 @@ def healthz_ceiling(base_url: str, seconds: float) -> tuple[Throughput, dict[str
     return load(base_url, [("GET", "/healthz", None)], HTTP_CLIENTS, seconds)
 
 
-def statistics_caught_up(url: str, timeout: float = 120) -> float:
-    """Wait until the server's statistics runner has applied every event in the store (after the
-    command burst, it folds the burst's events in the server's process); the seconds waited."""
-    from complaintcore.projections import statistics
+def runners_caught_up(url: str, timeout: float = 300) -> float:
+    """Wait until the server's feed runners (statistics, alerts) have applied every event in the
+    store (after the command burst they fold the burst's events; at the server's start, whatever
+    the bench wrote before it); the seconds waited."""
+    from complaintcore.api.app import FEED_PROJECTION_NAMES
 
     async def wait() -> float:
         connection = await asyncpg.connect(url)
@@ -137,8 +138,8 @@ def statistics_caught_up(url: str, timeout: float = 120) -> float:
             started = time.perf_counter()
             last = await connection.fetchval("SELECT coalesce(max(position), 0) FROM events")
             while time.perf_counter() - started < timeout:
-                reached = await read_checkpoint(connection, statistics.NAME)
-                if reached >= last:
+                reached = [await read_checkpoint(connection, n) for n in FEED_PROJECTION_NAMES]
+                if min(reached) >= last:
                     break
                 await asyncio.sleep(0.1)
             return time.perf_counter() - started
