@@ -129,9 +129,9 @@ def pause_months(row: Sequence[Any]) -> list[date]:
 
 
 class Buckets:
-    """Increments to the monthly tables, keyed by their primary keys (the yearly ones are their
-    sums by year, made as they are written); `add` a facts row's
-    contributions with sign +1, or take an old row's back with -1."""
+    """Increments to the monthly tables, keyed by their primary keys (the yearly tables' are
+    their sums by year, made as they are written); `add` a facts row's contributions with sign
+    +1, or take an old row's back with -1."""
 
     def __init__(self) -> None:
         self.monthly: dict[tuple[str, date, str, str], list[int]] = {}
