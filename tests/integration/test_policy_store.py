@@ -7,7 +7,11 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
-from complaintcore.application.policy_store import PolicyStore, UnknownPolicyInstitution
+from complaintcore.application.policy_store import (
+    POLICY_STAMP_SQL,
+    PolicyStore,
+    UnknownPolicyInstitution,
+)
 from complaintcore.domain.policy import PolicyRefused, PolicySettings
 from projection_support import STAFF, CaseDesk
 
@@ -122,3 +126,20 @@ async def test_a_receipt_is_judged_under_the_policy_of_its_own_date_not_a_later_
     tomorrow_events = await desk.store.read_stream(tomorrow_case)
     assert [e.metadata.policy_version for e in today_events] == ["default", "BR-A/v1"]
     assert tomorrow_events[0].metadata.policy_version == "BR-A/v1"
+
+
+async def test_a_resolution_is_kept_until_a_new_version_is_recorded(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    store = PolicyStore(pool)
+    lineage = ("SUB-A1", "BR-A", "HO")
+    stamp = await pool.fetchval(POLICY_STAMP_SQL)
+    first = await store.in_force_along(lineage, BEFORE_HOLIDAY, stamp)
+    assert await store.in_force_along(lineage, BEFORE_HOLIDAY, stamp) is first
+    assert await store.in_force_along(lineage, ROLLED_TO, stamp) is not first
+
+    await store.append("BR-A", BEFORE_HOLIDAY, PolicySettings(due_soon_days=2), "a", BEFORE_HOLIDAY)
+    stamp = await pool.fetchval(POLICY_STAMP_SQL)
+    again = await store.in_force_along(lineage, BEFORE_HOLIDAY, stamp)
+    assert (first.policy.due_soon_days, again.policy.due_soon_days) == (3, 2)
+    assert await store.in_force_along(lineage, BEFORE_HOLIDAY, stamp) is again
