@@ -49,8 +49,8 @@ class SharedFeed:
         self._clock = clock
         self._reading = asyncio.Lock()
         self._batch: Sequence[StoredEvent] = ()
-        self._batch_after = 0  # the `after` and `limit` the kept batch was read with
-        self._batch_limit = 0
+        self._batch_after = 0  # the `after` the kept batch was read with
+        self._batch_full = False  # it held as many events as asked for: the feed may hold more
         self._read_at = 0.0
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
@@ -61,7 +61,7 @@ class SharedFeed:
             events = await self._source.read_feed(after=after, limit=limit)
             if events:
                 self._batch, self._read_at = events, self._clock()
-                self._batch_after, self._batch_limit = after, limit
+                self._batch_after, self._batch_full = after, len(events) >= limit
             return events
 
     def _from_batch(self, after: int, limit: int) -> list[StoredEvent] | None:
@@ -73,6 +73,6 @@ class SharedFeed:
             return None
         start = bisect.bisect_right(batch, after, key=lambda event: event.position)
         tail = batch[start : start + limit]
-        if len(tail) < limit and len(batch) >= self._batch_limit:
-            return None  # the feed may hold more after a full batch
+        if len(tail) < limit and self._batch_full:
+            return None
         return list(tail)
