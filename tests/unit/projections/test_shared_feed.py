@@ -1,12 +1,12 @@
 """`SharedFeed` against a feed with gaps in its positions (as PostgreSQL's sequence leaves them):
-every answer is what a read of the feed at the last read's moment would have returned (so fewer
-events than asked for means caught up as of then), a batch is read once for every runner that
-asks for it within its freshness, and a stale one is read again."""
+every answer is what a read of the feed would have returned at the moment of the last read that
+found events (so fewer events than asked for means caught up as of then), a batch is read once
+for every runner that asks for it within its freshness, and a stale one is read again."""
 
 import asyncio
 from datetime import UTC, datetime
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from complaintcore.events.model import EventMetadata, StoredEvent
@@ -34,7 +34,8 @@ class GappedFeed:
     def __init__(self) -> None:
         self.events: list[StoredEvent] = []
         self.reads = 0
-        self.at_last_read: list[StoredEvent] = []  # the feed as the last read found it
+        # the feed as the last read that found events found it (what a kept batch comes from)
+        self.at_last_read: list[StoredEvent] = []
 
     def add(self, gap: int) -> None:
         last = self.events[-1].position if self.events else 0
@@ -48,8 +49,10 @@ class GappedFeed:
 
     async def read_feed(self, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
         self.reads += 1
-        self.at_last_read = list(self.events)
-        return self.now(after, limit)
+        found = self.now(after, limit)
+        if found:
+            self.at_last_read = list(self.events)
+        return found
 
 
 class Clock:
@@ -63,8 +66,9 @@ class Clock:
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.integers(1, 3)),
-        # after the k-th event's position (0: from the start), as runners ask
-        st.tuples(st.just("read"), st.integers(0, 25), st.integers(1, 6)),
+        # after the k-th event's position (0: from the start), as runners ask, or just before
+        # it (inside a gap, or at the event before)
+        st.tuples(st.just("read"), st.integers(0, 25), st.integers(1, 6), st.booleans()),
         st.tuples(st.just("wait"), st.floats(0, 0.4)),
     ),
     max_size=60,
@@ -73,7 +77,9 @@ steps = st.lists(
 
 @settings(max_examples=200)
 @given(steps=steps)
-async def test_every_answer_is_what_a_read_at_the_last_reads_moment_returned(
+# a full batch, then a read from inside it asking for more than is left in it
+@example(steps=[("add", 1)] * 8 + [("read", 0, 3, False), ("read", 1, 5, False)])
+async def test_every_answer_is_what_a_read_returned_when_the_kept_batch_was_read(
     steps: list[tuple],
 ) -> None:
     feed, clock = GappedFeed(), Clock()
@@ -84,8 +90,9 @@ async def test_every_answer_is_what_a_read_at_the_last_reads_moment_returned(
         elif step[0] == "wait":
             clock.seconds += step[1]
         else:
-            _, k, limit = step
-            after = feed.events[k - 1].position if 0 < k <= len(feed.events) else k
+            _, k, limit, just_before = step
+            k %= len(feed.events) + 1
+            after = feed.events[k - 1].position - just_before if k else 0
             direct = feed.now(after, limit)
             answer = await shared.read_feed(after=after, limit=limit)
             assert answer == feed.at_the_last_read(after, limit)
