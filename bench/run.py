@@ -224,10 +224,10 @@ def measure(url: str, store_url: str, sizes: Sizes, workers: int, results: Path)
         measured["command_statuses"] = sum_statuses(
             [statuses for _, statuses in commands["commands"]]
         )
-        # The server's statistics runner folds the burst's events after it: the replays are
-        # measured on the server at rest, as a regulator's would usually find it.
-        measured["statistics_catch_up_s"] = figures.runners_caught_up(url)
-        log(f"runners caught up in {measured['statistics_catch_up_s']:.1f} s")
+        # The server's runners fold the burst's events after it: the replays are measured on
+        # the server at rest, as a regulator's would usually find it.
+        measured["runners_burst_catch_up_s"] = figures.runners_caught_up(url)
+        log(f"runners caught up in {measured['runners_burst_catch_up_s']:.1f} s")
         log("replay of a 30-event case")
         measured["replay"] = figures.replay(base_url, token, sizes.latency_seconds)
         log("reveal of one case's personal data")
@@ -529,7 +529,8 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
                 f"{name} {t.percentile(50):.1f}/{t.percentile(99):.1f}"
                 for name, t in replay.items()
             )
-            + f"; measured once the runners caught up ({measured['statistics_catch_up_s']:.1f} s)",
+            + "; measured once the runners caught up"
+            + f" ({measured['runners_burst_catch_up_s']:.1f} s)",
         )
     )
     reveal: Throughput = measured["reveal"]

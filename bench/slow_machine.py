@@ -104,12 +104,17 @@ NICE_WEIGHTS = {
 SLOW_LOOP_S = 3.6
 
 
+def slowed_loop_s(loop_s: float, nice: int) -> float:
+    """What a loop taking `loop_s` alone takes beside a busy neighbour at `nice` on its core, by
+    the weights: it gets 1,024 / (1,024 + the neighbour's weight) of the core."""
+    return loop_s * (NICE_0_WEIGHT + NICE_WEIGHTS[nice]) / NICE_0_WEIGHT
+
+
 def nice_for(loop_s: float, target_s: float = SLOW_LOOP_S) -> int:
     """The mildest nice (-1 to -20) at which a busy neighbour slows a loop taking `loop_s` alone
-    to `target_s` or more on its core, by the weights: the loop gets 1,024 / (1,024 + the
-    neighbour's weight) of the core. -20 when none does."""
+    to `target_s` or more (`slowed_loop_s`); -20 when none does."""
     for nice in range(-1, -21, -1):
-        if loop_s * (NICE_0_WEIGHT + NICE_WEIGHTS[nice]) / NICE_0_WEIGHT >= target_s:
+        if slowed_loop_s(loop_s, nice) >= target_s:
             return nice
     return -20
 

@@ -52,11 +52,12 @@ def test_the_neighbours_nice_is_the_mildest_that_slows_the_loop_enough(
 def test_the_chosen_nice_slows_the_loop_to_the_target_and_one_milder_would_not(
     alone_s: float,
 ) -> None:
-    def slowed(nice: int) -> float:
-        weight = slow_machine.NICE_WEIGHTS[nice]
-        return alone_s * (slow_machine.NICE_0_WEIGHT + weight) / slow_machine.NICE_0_WEIGHT
-
     nice = slow_machine.nice_for(alone_s, 3.6)
-    assert slowed(nice) >= 3.6
+    assert slow_machine.slowed_loop_s(alone_s, nice) >= 3.6
     if nice < -1:
-        assert slowed(nice + 1) < 3.6
+        assert slow_machine.slowed_loop_s(alone_s, nice + 1) < 3.6
+
+
+def test_a_neighbour_at_nice_minus_6_leaves_a_loop_a_fifth_of_its_core():
+    # 1,024 against 3,906: the loop gets 1,024 / 4,930 of the core
+    assert slow_machine.slowed_loop_s(0.69, -6) == pytest.approx(0.69 * 4930 / 1024)
