@@ -31,13 +31,14 @@ import orjson
 
 from complaintcore.crypto.suites import (
     BoundCipher,
+    CasePlaces,
     CipherSuite,
     CiphertextRejected,
-    associated_data,
 )
 
 __all__ = [
     "SEALED_PREFIX",
+    "CaseFieldCipher",
     "is_sealed",
     "seal",
     "seal_with",
@@ -48,6 +49,8 @@ __all__ = [
 
 SEALED_PREFIX = "enc:v1:"
 _ANY_SEALED_FORMAT = re.compile(r"enc:v[0-9]+:")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_WELL_FORMED = re.compile(re.escape(SEALED_PREFIX) + _BASE64URL.pattern)
 # orjson writes these natively; passed through, they reach `default` and are refused, since they
 # would come back as strings rather than as the value sealed
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -59,13 +62,8 @@ def seal(suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, 
 
 
 def seal_with(cipher: BoundCipher, case_id: str, version: int, path: str, value: Any) -> str:
-    """`seal` with the suite's AEAD already made for the key (one case's many fields)."""
-    try:
-        plaintext = orjson.dumps(value, option=_ORJSON_OPTIONS, default=_refuse)
-    except orjson.JSONEncodeError as error:
-        raise TypeError(f"{path}: only JSON values are sealed ({error})") from None
-    ciphertext = cipher.encrypt(plaintext, associated_data(case_id, version, path))
-    return SEALED_PREFIX + base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
+    """`seal` with the suite's AEAD already made for the key."""
+    return CaseFieldCipher(cipher, case_id).seal(version, path, value)
 
 
 def unseal(
@@ -77,17 +75,42 @@ def unseal(
 
 def unseal_with(cipher: BoundCipher, case_id: str, version: int, path: str, sealed: str) -> Any:
     """`unseal` with the suite's AEAD already made for the key."""
-    try:
-        ciphertext = _ciphertext(sealed)
-        plaintext = cipher.decrypt(ciphertext, associated_data(case_id, version, path))
-    except CiphertextRejected as error:
-        raise CiphertextRejected(f"{_place(case_id, version, path)}: {error}") from None
-    try:
-        return orjson.loads(plaintext)
-    except orjson.JSONDecodeError:  # authentic yet not JSON: only if the key wrote something else
-        raise CiphertextRejected(
-            f"{_place(case_id, version, path)}: authentic, but not a sealed JSON value"
-        ) from None
+    return CaseFieldCipher(cipher, case_id).unseal(version, path, sealed)
+
+
+class CaseFieldCipher:
+    """`seal` and `unseal` for the many fields of one case: its AEAD and the case's part of
+    the associated data made once (a rebuild opens a few fields of every case)."""
+
+    __slots__ = ("_cipher", "_places", "case_id")
+
+    def __init__(self, cipher: BoundCipher, case_id: str) -> None:
+        self._cipher = cipher
+        self._places = CasePlaces(case_id)
+        self.case_id = case_id
+
+    def __repr__(self) -> str:  # never the key
+        return f"CaseFieldCipher({self.case_id}, {self._cipher.suite.name})"
+
+    def seal(self, version: int, path: str, value: Any) -> str:
+        try:
+            plaintext = orjson.dumps(value, option=_ORJSON_OPTIONS, default=_refuse)
+        except orjson.JSONEncodeError as error:
+            raise TypeError(f"{path}: only JSON values are sealed ({error})") from None
+        ciphertext = self._cipher.encrypt(plaintext, self._places.of(version, path))
+        return SEALED_PREFIX + base64.urlsafe_b64encode(ciphertext).rstrip(b"=").decode("ascii")
+
+    def unseal(self, version: int, path: str, sealed: str) -> Any:
+        try:
+            plaintext = self._cipher.decrypt(_ciphertext(sealed), self._places.of(version, path))
+        except CiphertextRejected as error:
+            raise CiphertextRejected(f"{_place(self.case_id, version, path)}: {error}") from None
+        try:
+            return orjson.loads(plaintext)
+        except orjson.JSONDecodeError:  # authentic yet not JSON: only if the key wrote it so
+            raise CiphertextRejected(
+                f"{_place(self.case_id, version, path)}: authentic, but not a sealed JSON value"
+            ) from None
 
 
 def _place(case_id: str, version: int, path: str) -> str:
@@ -108,40 +131,46 @@ def sealed_suite_byte(sealed: str) -> int:
 
 
 def _ciphertext(sealed: object) -> bytes:
+    # the common case in one match: the prefix, then only base64url characters
+    if isinstance(sealed, str) and _WELL_FORMED.fullmatch(sealed):
+        encoded = sealed.encode("ascii")[len(SEALED_PREFIX) :]
+        unpadded = len(encoded) % 4
+        if encoded[-1] in _CANONICAL_LAST[unpadded]:
+            return binascii.a2b_base64(encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded])
+    return _refused_ciphertext(sealed)
+
+
+def _refused_ciphertext(sealed: object) -> bytes:
+    """What is wrong with a text `_ciphertext` did not take (`CiphertextRejected`)."""
     if not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
         found = _ANY_SEALED_FORMAT.match(sealed) if isinstance(sealed, str) else None
         if found:
             raise CiphertextRejected(f"sealed format {found.group()!r} is not known here")
         raise CiphertextRejected(f"not sealed text (no {SEALED_PREFIX!r} prefix)")
     text = sealed[len(SEALED_PREFIX) :]
-    unpadded = len(text) % 4
-    if unpadded == 1 or not text.isascii():
-        raise CiphertextRejected("sealed text is not unpadded base64url")
-    encoded = text.encode("ascii")
-    try:
-        # strict: any character outside the alphabet is refused, the standard alphabet's `+`
-        # and `/` (and padding) among them, as base64url has `-` and `_` in their place
-        ciphertext = binascii.a2b_base64(
-            encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded], strict_mode=True
-        )
-    except (binascii.Error, ValueError):
-        raise CiphertextRejected("sealed text is not unpadded base64url") from None
-    # one text per ciphertext: unused low bits of the last character must be zero
-    if unpadded and _URLSAFE_VALUE[encoded[-1]] & _UNUSED_BITS[unpadded]:
-        raise CiphertextRejected("sealed text is not canonical base64url")
-    if not ciphertext:
+    if not text:
         raise CiphertextRejected("sealed text is empty")
-    return ciphertext
+    if len(text) % 4 == 1 or not _BASE64URL.fullmatch(text):
+        raise CiphertextRejected("sealed text is not unpadded base64url")
+    # the alphabet and length are right: one text per ciphertext, so the unused low bits of the
+    # last character must be zero
+    raise CiphertextRejected("sealed text is not canonical base64url")
 
 
 _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_URLSAFE_VALUE = {character: value for value, character in enumerate(_URLSAFE)}
-# `*` is in neither alphabet: the standard alphabet's own characters become what strict decoding
-# refuses
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
-_PADDING = {0: b"", 2: b"==", 3: b"="}
-# the last character of a group of 2 carries 4 unused bits; of a group of 3, 2
-_UNUSED_BITS = {2: 0b1111, 3: 0b11}
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
+# One text per ciphertext: the last character of a group of 2 carries 4 unused bits, of a group
+# of 3, 2, which must be zero; a group of 1 is never whole. By the length modulo 4, the
+# characters a text may end with.
+_CANONICAL_LAST = tuple(
+    frozenset(
+        character
+        for value, character in enumerate(_URLSAFE)
+        if unused is not None and not value & unused
+    )
+    for unused in (0, None, 0b1111, 0b11)
+)
 
 
 def _refuse(value: object) -> Any:

@@ -145,6 +145,7 @@ class FileKeyProvider:
         self.suite = suite
         self._key_id = key_id
         self._aead = suite.bound(key)  # made once: a rebuild unwraps a key per case
+        self._associated_data = _WRAP_LABEL + key_id.encode()
 
     unwraps_in_process = True
     """Wrapping is a few microseconds here: callers need not move it off their thread."""
@@ -164,7 +165,7 @@ class FileKeyProvider:
     def wrap(self, data_key: bytes) -> bytes:
         if not data_key:
             raise ValueError("an empty data key is not wrapped")
-        sealed = self._aead.encrypt(data_key, _WRAP_LABEL + self._key_id.encode())
+        sealed = self._aead.encrypt(data_key, self._associated_data)
         return _wrapped_header(self._key_id) + sealed
 
     def unwrap(self, wrapped: bytes) -> bytes:
@@ -174,7 +175,7 @@ class FileKeyProvider:
                 f"this data key is wrapped under master key {key_id}, but master key file "
                 f"{self.path} holds key {self._key_id}"
             )
-        return self._aead.decrypt(sealed, _WRAP_LABEL + key_id.encode())
+        return self._aead.decrypt(sealed, self._associated_data)
 
 
 def create_master_key_file(path: Path | str, suite_name: str = DEFAULT_SUITE) -> str:

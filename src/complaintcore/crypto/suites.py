@@ -49,6 +49,7 @@ __all__ = [
     "SM4_GCM",
     "SUITE_NAMES",
     "TAG_BYTES",
+    "CasePlaces",
     "CipherSuite",
     "CiphertextRejected",
     "SuiteUnavailable",
@@ -173,11 +174,14 @@ class BoundCipher:
     """A suite's AEAD under one key: `encrypt` and `decrypt` as the suite's, without building
     the AEAD for each field."""
 
-    __slots__ = ("_aead", "_header", "suite")
+    __slots__ = ("_aead_decrypt", "_aead_encrypt", "_header", "_suite_byte", "suite")
 
     def __init__(self, suite: CipherSuite, aead: _Aead) -> None:
         self.suite = suite
-        self._aead = aead
+        # bound once: a rebuild opens a few fields of every case
+        self._aead_encrypt = aead.encrypt
+        self._aead_decrypt = aead.decrypt
+        self._suite_byte = suite.suite_byte
         self._header = bytes((suite.suite_byte,))
 
     def __repr__(self) -> str:  # never the key
@@ -186,19 +190,13 @@ class BoundCipher:
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
         header = self._header
         nonce = os.urandom(NONCE_BYTES)
-        return header + nonce + self._aead.encrypt(nonce, plaintext, header + associated_data)
+        return header + nonce + self._aead_encrypt(nonce, plaintext, header + associated_data)
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
-        if len(ciphertext) < _SHORTEST:
-            raise CiphertextRejected(
-                f"ciphertext of {len(ciphertext)} bytes is too short ({_SHORTEST} at least)"
-            )
-        if ciphertext[0] != self.suite.suite_byte:
-            raise CiphertextRejected(
-                f"ciphertext names suite {_suite_label(ciphertext[0])}, not {self.suite.name}"
-            )
+        if len(ciphertext) < _SHORTEST or ciphertext[0] != self._suite_byte:
+            raise self._unread(ciphertext)
         try:
-            return self._aead.decrypt(
+            return self._aead_decrypt(
                 ciphertext[_HEADER_BYTES:_SEALED_FROM],
                 ciphertext[_SEALED_FROM:],
                 self._header + associated_data,
@@ -208,6 +206,15 @@ class BoundCipher:
                 f"{self.suite.name} ciphertext fails authentication: altered, or another key, "
                 "case, version or field"
             ) from None
+
+    def _unread(self, ciphertext: bytes) -> CiphertextRejected:
+        if len(ciphertext) < _SHORTEST:
+            return CiphertextRejected(
+                f"ciphertext of {len(ciphertext)} bytes is too short ({_SHORTEST} at least)"
+            )
+        return CiphertextRejected(
+            f"ciphertext names suite {_suite_label(ciphertext[0])}, not {self.suite.name}"
+        )
 
 
 class _Sm4Gcm:
@@ -241,13 +248,27 @@ def associated_data(case_id: str, version: int, field_path: str) -> bytes:
     field path (UTF-8, the JSON Pointer of `domain/personal_data.py`, e.g. `/complainant/name`),
     each string preceded by its length in 4 bytes, so no two places share an encoding.
     """
-    if not isinstance(case_id, str) or not case_id:
-        raise ValueError("case_id must be a non-empty string")
-    if type(version) is not int or version not in _VERSION_RANGE:
-        raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
-    if not isinstance(field_path, str):
-        raise ValueError("field_path must be a string (a JSON Pointer)")
-    return _case_part(case_id) + _VERSION.pack(version) + _path_part(field_path)
+    return CasePlaces(case_id).of(version, field_path)
+
+
+class CasePlaces:
+    """`associated_data` of one case's fields, its case part encoded once (a case's fields
+    are sealed and opened together)."""
+
+    __slots__ = ("_case_part",)
+
+    def __init__(self, case_id: str) -> None:
+        if not isinstance(case_id, str) or not case_id:
+            raise ValueError("case_id must be a non-empty string")
+        self._case_part = _case_part(case_id)
+
+    def of(self, version: int, field_path: str) -> bytes:
+        """The associated data of the field at `field_path` of the case's event `version`."""
+        if type(version) is not int or version not in _VERSION_RANGE:
+            raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
+        if not isinstance(field_path, str):
+            raise ValueError("field_path must be a string (a JSON Pointer)")
+        return self._case_part + _VERSION.pack(version) + _path_part(field_path)
 
 
 _VERSION = struct.Struct(">Q")

@@ -88,6 +88,7 @@ __all__ = [
     "NOT_PERSONAL",
     "PERSONAL",
     "Path",
+    "decoder_keeping_personal",
     "erased",
     "event_from_erased_payload",
     "event_keeping_personal",
@@ -520,11 +521,13 @@ def event_keeping_personal(
     a reader that shows none of those fields folds (a projection, an erased case). `kept`
     fields must hold their plaintext. As fast as the strict decoder; an unusual payload goes the
     way of `event_from_erased_payload`."""
-    return _decoder_keeping(event_type, kept)(payload)
+    return decoder_keeping_personal(event_type, kept)(payload)
 
 
 @functools.cache
-def _decoder_keeping(event_type: str, kept: frozenset[Path]) -> Callable[[Any], Event]:
+def decoder_keeping_personal(event_type: str, kept: frozenset[Path]) -> Callable[[Any], Event]:
+    """`event_keeping_personal` of `event_type` and `kept`, made once: for a reader that
+    decodes many events."""
     ignored: dict[str, Any] = {}
     for path in personal_paths(event_type):
         if path in kept:

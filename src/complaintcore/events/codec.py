@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from complaintcore.domain.events import EVENT_TYPES, Event, event_from_payload, event_to_payload
-from complaintcore.domain.personal_data import Path, event_keeping_personal, personal_paths
+from complaintcore.domain.personal_data import Path, decoder_keeping_personal, personal_paths
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
 from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
 
@@ -104,19 +104,24 @@ def opened_event(
             f"{event_type} at version {version} is sealed under {suite_name}, "
             f"and was read with {cipher!r}"
         )
-    if not cipher.erased and only is None:
+    erased = cipher.erased
+    if only is None and not erased:
         opened = cipher.open(event_type, version, payload)
         return event_from_payload(event_type, upcast(event_type, schema_version, opened))
     # erased, or only some fields wanted: the others are neither opened nor looked at
-    kept = frozenset() if cipher.erased else _kept(event_type, frozenset(only or ()))
+    kept, decode = _reader(event_type, frozenset() if erased else frozenset(only or ()))
     if kept:
         payload = cipher.open_for_decoder(event_type, version, payload, kept)
-    return event_keeping_personal(event_type, upcast(event_type, schema_version, payload), kept)
+    return decode(upcast(event_type, schema_version, payload))
 
 
 @functools.lru_cache(maxsize=1024)
-def _kept(event_type: str, only: frozenset[Path]) -> frozenset[Path]:
-    return only & frozenset(personal_paths(event_type))
+def _reader(
+    event_type: str, only: frozenset[Path]
+) -> tuple[frozenset[Path], Callable[[Payload], Event]]:
+    """The personal fields of `event_type` among `only`, and the decoder keeping those alone."""
+    kept = only & frozenset(personal_paths(event_type))
+    return kept, decoder_keeping_personal(event_type, kept)
 
 
 def domain_event(

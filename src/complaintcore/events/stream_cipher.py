@@ -19,12 +19,12 @@ a cipher.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from complaintcore.crypto.field_cipher import seal_with, unseal_with
-from complaintcore.crypto.suites import BoundCipher, CipherSuite, CiphertextRejected
+from complaintcore.crypto.field_cipher import CaseFieldCipher
+from complaintcore.crypto.suites import CipherSuite, CiphertextRejected
 from complaintcore.domain.personal_data import (
     Path,
     map_personal,
@@ -51,11 +51,13 @@ class StreamCipher:
     data_key: bytes | None
     # the suite's AEAD under the key, made once (None once erased): a rebuild makes a cipher per
     # case and opens a few of its fields at once
-    _aead: BoundCipher | None = field(init=False, repr=False, compare=False)
+    _fields: CaseFieldCipher | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        aead = None if self.data_key is None else self.suite.bound(self.data_key)
-        object.__setattr__(self, "_aead", aead)
+        fields = None
+        if self.data_key is not None:
+            fields = CaseFieldCipher(self.suite.bound(self.data_key), self.case_id)
+        object.__setattr__(self, "_fields", fields)
 
     def __repr__(self) -> str:  # never the key
         state = "erased" if self.data_key is None else "held"
@@ -68,14 +70,14 @@ class StreamCipher:
     def seal(self, event_type: str, version: int, payload: Payload, owned: bool = False) -> Payload:
         """`payload` with each personal value sealed at `version` (refused once erased);
         `owned`: the caller's own fresh payload, sealed in place rather than copied."""
-        aead = self._aead
-        if aead is None:
+        fields = self._fields
+        if fields is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
 
         def seal_one(where: str, value: Any) -> Any:
             if value == "":
                 return value
-            return seal_with(aead, self.case_id, version, where, value)
+            return fields.seal(version, where, value)
 
         if owned:
             return map_personal_in_place(event_type, payload, seal_one)
@@ -91,12 +93,12 @@ class StreamCipher:
         """`payload` with each personal value opened (None once erased). With `only`, the personal
         values of other paths read as None without being opened: a reader that needs a few
         fields (a projection's masked complainant) pays for those alone."""
-        key = self.data_key
+        opened = self._opening(version)
 
         def open_one(where: str, sealed: Any) -> Any:
-            if key is None or (only is not None and path_pattern(where) not in only):
+            if opened is None or (only is not None and path_pattern(where) not in only):
                 return None
-            return self._opened(version, where, sealed)
+            return opened(where, sealed)
 
         return map_personal(event_type, payload, open_one)
 
@@ -107,18 +109,25 @@ class StreamCipher:
         stored (ciphertext): only for `domain.personal_data.event_keeping_personal`, which reads
         those as None without looking at them. A case view folds a receipt's four masked fields
         without walking its ten."""
-        if self._aead is None:
+        opened = self._opening(version)
+        if opened is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing opens")
-        return map_some_personal(
-            event_type, payload, kept, lambda where, sealed: self._opened(version, where, sealed)
-        )
+        return map_some_personal(event_type, payload, kept, opened)
 
-    def _opened(self, version: int, where: str, sealed: Any) -> Any:
-        """One stored personal value opened (an empty text is stored as it is)."""
-        if sealed == "":
-            return sealed
-        assert self._aead is not None  # callers return None for an erased case first
-        try:
-            return unseal_with(self._aead, self.case_id, version, where, sealed)
-        except CiphertextRejected as error:
-            raise SealedEventUnreadable(str(error)) from None
+    def _opening(self, version: int) -> Callable[[str, Any], Any] | None:
+        """What opens one stored personal value of the event at `version` (an empty text is
+        stored as it is); None once erased."""
+        fields = self._fields
+        if fields is None:
+            return None
+        unseal = fields.unseal
+
+        def opened(where: str, sealed: Any) -> Any:
+            if sealed == "":
+                return sealed
+            try:
+                return unseal(version, where, sealed)
+            except CiphertextRejected as error:
+                raise SealedEventUnreadable(str(error)) from None
+
+        return opened

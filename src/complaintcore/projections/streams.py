@@ -62,7 +62,8 @@ class PersonalFields:
 
     def cipher(self, rows: Sequence[asyncpg.Record]) -> StreamCipher | None:
         """The cipher of one case's rows (from version 1), None when none is sealed."""
-        suite = latest_suite(row["cipher_suite"] for row in rows)
+        # the last row's suite is the latest when it names one (a sealed stream's rows all do)
+        suite = rows[-1]["cipher_suite"] or latest_suite(row["cipher_suite"] for row in rows)
         if suite is None:
             return None
         wrapped = rows[0]["wrapped_key"]
