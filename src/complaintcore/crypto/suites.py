@@ -260,7 +260,8 @@ class CasePlaces:
     def __init__(self, case_id: str) -> None:
         if not isinstance(case_id, str) or not case_id:
             raise ValueError("case_id must be a non-empty string")
-        self._case_part = _case_part(case_id)
+        case_bytes = case_id.encode()
+        self._case_part = _ASSOCIATED_DATA_LABEL + _LENGTH.pack(len(case_bytes)) + case_bytes
 
     def of(self, version: int, field_path: str) -> bytes:
         """The associated data of the field at `field_path` of the case's event `version`."""
@@ -275,14 +276,7 @@ _VERSION = struct.Struct(">Q")
 _LENGTH = struct.Struct(">I")
 
 
-# A case's fields are sealed and opened together, a few hundred paths occur: small caches of
-# the parts spare a rebuild re-encoding them for every field.
-@functools.lru_cache(maxsize=64)
-def _case_part(case_id: str) -> bytes:
-    case_bytes = case_id.encode()
-    return _ASSOCIATED_DATA_LABEL + _LENGTH.pack(len(case_bytes)) + case_bytes
-
-
+# a few hundred paths occur, each in many cases: encoded once
 @functools.lru_cache(maxsize=4096)
 def _path_part(field_path: str) -> bytes:
     path_bytes = field_path.encode()
