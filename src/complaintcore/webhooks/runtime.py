@@ -25,7 +25,7 @@ from complaintcore.infra.settings import Settings
 from complaintcore.projections.runner import RUNNER_PROCESS_PREFIX
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
-from complaintcore.webhooks.fanout import fan_out_once, fanout_lag
+from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once, fanout_lag
 from complaintcore.webhooks.signing import SecretKeyring, SecretSource
 from complaintcore.webhooks.subscriptions import SubscriptionStore
 from complaintcore.webhooks.urls import AllowList, Resolver, resolve_with_loop
@@ -84,6 +84,7 @@ async def run_fanout(
     pool: asyncpg.Pool, poll_s: float, on_made: Any = None, batch_size: int = FANOUT_BATCH
 ) -> None:
     """Fan new alerts out until cancelled (a database outage is waited out)."""
+    statistics = DeliveryStatistics()
     while True:
         try:
             async with pool.acquire() as connection:
@@ -93,8 +94,19 @@ async def run_fanout(
             read, made = 0, 0
         if made and on_made is not None:
             on_made()
+        if made:
+            await _keep_statistics(pool, statistics, made)
         if read < batch_size:
             await asyncio.sleep(poll_s)
+
+
+async def _keep_statistics(pool: asyncpg.Pool, statistics: DeliveryStatistics, made: int) -> None:
+    try:
+        async with pool.acquire() as connection:
+            await statistics.after_fan_out(connection, made)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        # the deliveries are made and the dispatcher woken: only the claim's plan may suffer
+        log.warning("webhook deliveries not analyzed", error=type(error).__name__)
 
 
 @asynccontextmanager

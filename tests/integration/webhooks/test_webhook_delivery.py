@@ -18,7 +18,7 @@ from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy, make_http_client
-from complaintcore.webhooks.fanout import fan_out_once
+from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once
 from complaintcore.webhooks.runtime import run_fanout
 from complaintcore.webhooks.signing import SecretBox, SecretKeyring, load_secret_box, new_secret
 from complaintcore.webhooks.subscriptions import SubscriptionStore
@@ -445,3 +445,66 @@ async def test_one_subscription_s_backlog_does_not_starve_another(desk: Desk) ->
         rows = await desk.pool.fetch(_CLAIM, [busy_id], [4], 4, 64, 100, 60.0)
 
     assert [row["subscription_id"] for row in rows] == [other_id]
+
+
+_ROWS_BELIEVED = "SELECT reltuples FROM pg_class WHERE oid = 'webhook_deliveries'::regclass"
+
+
+async def _alerts_for_cases(pool: asyncpg.Pool, count: int) -> None:
+    await pool.execute(
+        "INSERT INTO alerts (event, case_id, institution, registration_no, occurred_at, data,"
+        " dedupe_key) SELECT 'case.received', 'burst-' || n, 'BR-A', 'TS-' || n, now(), '{}',"
+        " 'burst:' || n FROM generate_series(1, $1::int) AS n",
+        count,
+    )
+
+
+async def test_a_burst_of_deliveries_brings_the_planner_statistics_up_to_date(
+    desk: Desk,
+) -> None:
+    """The fan-out analyzes the table after a burst, without waiting for autovacuum (off here, so
+    that only the fan-out can have done it): the claim is planned for the rows there are."""
+    await desk.pool.execute("ALTER TABLE webhook_deliveries SET (autovacuum_enabled = false)")
+    for n in range(4):
+        await desk.subscribe(f"http://127.0.0.1:9/burst-{n}", "BR-A")
+    believed_before = await desk.pool.fetchval(_ROWS_BELIEVED)
+    await _alerts_for_cases(desk.pool, 300)  # 1,200 deliveries
+
+    fanout = asyncio.create_task(run_fanout(desk.pool, 0.02))
+    try:
+        believed = await wait_for(lambda: _believed_at_least(desk.pool, 1_200), timeout_s=10)
+    finally:
+        fanout.cancel()
+        with suppress(asyncio.CancelledError):
+            await fanout
+
+    assert believed_before <= 0  # never analyzed, or analyzed empty
+    assert believed == 1_200
+    assert await desk.pool.fetchval("SELECT count(*) FROM webhook_deliveries") == 1_200
+
+
+async def _believed_at_least(pool: asyncpg.Pool, rows: int) -> float | None:
+    believed = await pool.fetchval(_ROWS_BELIEVED)
+    return believed if believed >= rows else None
+
+
+async def test_the_table_is_analyzed_once_enough_deliveries_are_made_for_its_size(
+    desk: Desk,
+) -> None:
+    """At least `at_least` deliveries, and a tenth of the rows the planner believes there are:
+    what autovacuum would wait for, done at once."""
+    await desk.pool.execute("ALTER TABLE webhook_deliveries SET (autovacuum_enabled = false)")
+    for n in range(4):
+        await desk.subscribe(f"http://127.0.0.1:9/rule-{n}", "BR-A")
+    await _alerts_for_cases(desk.pool, 500)
+    while await desk.fan_out():
+        pass
+    statistics = DeliveryStatistics(at_least=100, fraction=0.1)
+    async with desk.pool.acquire() as connection:
+        assert not await statistics.after_fan_out(connection, 99)
+        assert await connection.fetchval(_ROWS_BELIEVED) <= 0
+        assert await statistics.after_fan_out(connection, 1)  # 100 made: analyzed
+        assert await connection.fetchval(_ROWS_BELIEVED) == 2_000
+        # now a tenth of 2,000 believed: 100 more are not enough, 200 are
+        assert not await statistics.after_fan_out(connection, 100)
+        assert await statistics.after_fan_out(connection, 100)
