@@ -143,8 +143,11 @@ WITH chosen AS MATERIALIZED (  -- computed once: never the inner side of a loop
     LIMIT $5
 ),
 locked AS (
+    -- the chosen rows found by their primary key, whatever number the planner expects: as
+    -- `IN (SELECT ...)`, planned for the 256 rows the limit allows, it hashed them and read
+    -- every open delivery (6.4 against 1.4 ms a claim with 16,000 due)
     SELECT d.delivery_id FROM webhook_deliveries AS d
-    WHERE d.delivery_id IN (SELECT delivery_id FROM chosen)
+    WHERE d.delivery_id = ANY (ARRAY(SELECT delivery_id FROM chosen))
       AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now()
       AND (d.leased_until IS NULL OR d.leased_until <= now())
     ORDER BY d.next_attempt_at, d.alert_id
