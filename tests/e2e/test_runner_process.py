@@ -11,6 +11,8 @@
 - `serve --runners in-process` keeps the old way: no child, the request worker runs them.
 - `complaintcore runners` alone beside `serve --runners none` does the same work; stopped with
   SIGTERM it hands its locks back and exits 0.
+- `COMPLAINTCORE_RUNNER_PROCESSES=2`: two children, one active runner a projection, both
+  sending webhooks, both stopped with `serve`.
 
 Every wait is bounded."""
 
@@ -281,6 +283,43 @@ async def test_runners_alone_beside_serve_with_runners_none_do_the_work(
             assert await asyncio.to_thread(runners.wait, 30) == 0
         assert await runner_locks(database_url) == []  # handed back at once
     assert log_events(log_path, "runner process stopped")
+
+
+async def test_serve_with_two_runner_processes_runs_both_and_each_runner_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`COMPLAINTCORE_RUNNER_PROCESSES=2`: two children, each with its webhook workers; each
+    projection's runner active in one of them only; the work done; both stop with `serve`."""
+    tokens = await _tree_and_tokens(database_url)
+    env = {**ENV, "COMPLAINTCORE_RUNNER_PROCESSES": "2"}
+    with live_service(database_url, tokens, tmp_path, **env) as service:
+        children = await wait_for(
+            lambda: (pids := spawned_pids(service.log_path)) and len(pids) == 2 and pids,
+            timeout_s=30,
+        )
+        assert len(set(children)) == 2 and all(is_runner_process(pid) for pid in children)
+        started = await wait_for(
+            lambda: (
+                (found := log_events(service.log_path, "runner process started"))
+                and len(found) == 2
+                and found
+            ),
+            timeout_s=30,
+        )
+        assert {record["pid"] for record in started} == set(children)
+        assert all(record["webhook_workers"] for record in started)
+        locks = await wait_for(lambda: both_runners_held(database_url), timeout_s=30)
+        assert len({lock["key"] for lock in locks}) == 2  # one holder a projection
+        with Receiver() as receiver:
+            webhook = subscribe(service, receiver.url)
+            case = receive_joint(service)
+            await delivered(receiver, case["id"], webhook["secret"])
+        await settled(service, runner="here", workers="here")
+    # `serve` stopped (SIGINT): both children stopped with it, cleanly, and their locks freed
+    assert not any(is_runner_process(pid) for pid in children)
+    stopped = [r for r in log_events(service.log_path, "runner process stopped") if "pid" in r]
+    assert {(record["pid"], record["code"]) for record in stopped} == {(pid, 0) for pid in children}
+    assert await runner_locks(database_url) == []
 
 
 async def _equals(value: Any, expected: Any) -> bool:

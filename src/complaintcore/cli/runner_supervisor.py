@@ -1,4 +1,4 @@
-"""How `serve` keeps one `complaintcore runners` child (cli/runners.py) running: started after
+"""How `serve` keeps each `complaintcore runners` child (cli/runners.py) running: started after
 the migrations and the master key check, restarted with back-off if it dies, stopped when `serve`
 stops. The standard library and structlog only: `serve` imports this before it sets the metrics
 folder, so nothing here may import prometheus_client (infra/metrics.py)."""
@@ -56,8 +56,13 @@ class RunnerSupervisor:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Stop the child (and keep none running) without waiting: `serve` asks all of its
+        supervisors at once, then waits for each (`stop`)."""
         self._stopping.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join()
 
     def _supervise(self) -> None:

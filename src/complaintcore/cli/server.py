@@ -60,13 +60,17 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             if runners != "separate":
                 _run_uvicorn(uvicorn, args, settings)
                 return 0
-            supervisor = RunnerSupervisor()
+            supervisors = [RunnerSupervisor() for _ in range(settings.runner_processes)]
             with _sigterm_as_exit():
-                supervisor.start()
+                for supervisor in supervisors:
+                    supervisor.start()
                 try:
                     _run_uvicorn(uvicorn, args, settings)
                 finally:
-                    supervisor.stop()
+                    for supervisor in supervisors:
+                        supervisor.request_stop()
+                    for supervisor in supervisors:
+                        supervisor.stop()
     return 0
 
 

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         "`separate`, a `complaintcore runners` child process it supervises; `in-process`, in "
         "every request worker; `none`, not at all (`complaintcore runners` runs elsewhere).",
     )
+    runner_processes: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        validation_alias="COMPLAINTCORE_RUNNER_PROCESSES",
+        description="How many `complaintcore runners` children `serve` supervises (with "
+        "`separate`). The projection runners are active in one at a time, the others standing "
+        "by; the webhook dispatchers all send, sharing the deliveries by their claims: more "
+        "than one when one process cannot send the alerts as fast as they come.",
+    )
     projection_runner: bool = Field(
         default=True,
         validation_alias="COMPLAINTCORE_PROJECTION_RUNNER",

@@ -94,6 +94,12 @@ ENVIRONMENT = {
             "or none (`complaintcore runners` runs elsewhere)",
         ),
         Variable(
+            "COMPLAINTCORE_RUNNER_PROCESSES",
+            "1",
+            "how many `complaintcore runners` children serve supervises with separate (1 to 8): "
+            "the projection runners active in one, every child sending webhooks",
+        ),
+        Variable(
             "COMPLAINTCORE_PROJECTION_RUNNER",
             "true",
             "run the projection runners where the runners run (one is active at a time)",
