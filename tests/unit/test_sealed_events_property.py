@@ -300,10 +300,12 @@ def test_a_stream_opened_as_another_cases_or_with_another_key_does_not_open(
 
 
 def test_the_histories_hold_personal_data_of_every_event_type_sealed_often() -> None:
-    """The generator is not vacuous: over a sample, most event types with personal fields show."""
+    """The generator is not vacuous: over a sample, most event types with personal fields show.
+    The sample is derandomized: a random one of 60 histories lacked a decision with personal
+    fields once in many runs (CI, 2026-12-06), which says nothing about the generator."""
     seen: set[str] = set()
 
-    @settings(max_examples=60, deadline=None, database=None)
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
     @given(history=appends())
     def collect(history: tuple[list[Event], list[int]]) -> None:
         events, _ = history
