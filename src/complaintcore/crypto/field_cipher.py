@@ -41,10 +41,8 @@ __all__ = [
     "CaseFieldCipher",
     "is_sealed",
     "seal",
-    "seal_with",
     "sealed_suite_byte",
     "unseal",
-    "unseal_with",
 ]
 
 SEALED_PREFIX = "enc:v1:"
@@ -58,24 +56,14 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 def seal(suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, value: Any) -> str:
     """`value` (JSON-able) sealed under the case's `key`, bound to `case_id`, `version`, `path`."""
-    return seal_with(suite.bound(key), case_id, version, path, value)
-
-
-def seal_with(cipher: BoundCipher, case_id: str, version: int, path: str, value: Any) -> str:
-    """`seal` with the suite's AEAD already made for the key."""
-    return CaseFieldCipher(cipher, case_id).seal(version, path, value)
+    return CaseFieldCipher(suite.bound(key), case_id).seal(version, path, value)
 
 
 def unseal(
     suite: CipherSuite, key: bytes, case_id: str, version: int, path: str, sealed: str
 ) -> Any:
     """The value `seal` sealed, or `CiphertextRejected` naming the place if it does not open."""
-    return unseal_with(suite.bound(key), case_id, version, path, sealed)
-
-
-def unseal_with(cipher: BoundCipher, case_id: str, version: int, path: str, sealed: str) -> Any:
-    """`unseal` with the suite's AEAD already made for the key."""
-    return CaseFieldCipher(cipher, case_id).unseal(version, path, sealed)
+    return CaseFieldCipher(suite.bound(key), case_id).unseal(version, path, sealed)
 
 
 class CaseFieldCipher:
