@@ -12,6 +12,7 @@ from testsupport import live_service
 _RUNNER_LOCK_HOLDERS = """
 SELECT count(*) FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
 

@@ -343,7 +343,8 @@ async def background_runners(
 async def close_quietly(connection: asyncpg.Connection) -> None:
     """Close the session (which releases its advisory lock); a broken one is just dropped."""
     try:
-        await asyncio.wait_for(connection.close(), timeout=5)
+        async with asyncio.timeout(5):
+            await connection.close()
     except (OSError, asyncpg.InterfaceError, TimeoutError, asyncpg.PostgresError):
         connection.terminate()
 

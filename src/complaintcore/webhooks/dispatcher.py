@@ -281,8 +281,11 @@ class Dispatcher:
                     log.warning("webhook claim failed", error=type(error).__name__)
                     claimed = 0
                 if claimed == 0 or self.in_flight >= self._concurrency:
+                    # not asyncio.wait_for: on Python 3.11 it loses a cancellation that comes in
+                    # the same turn as the wake-up, and the dispatcher would never stop
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+                        async with asyncio.timeout(self._poll_s):
+                            await self._wake.wait()
                     if self.in_flight:
                         # sends finishing within a few ms of each other share the next claim
                         await asyncio.sleep(CLAIM_GATHER_S)

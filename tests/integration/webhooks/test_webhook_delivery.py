@@ -397,6 +397,36 @@ async def test_the_fan_out_loop_wakes_the_dispatcher(desk: Desk) -> None:
                     await fanout
 
 
+async def test_a_dispatcher_cancelled_as_it_is_woken_stops(desk: Desk) -> None:
+    """A wake-up and a cancellation in the same turn of the loop: the cancellation wins (Python
+    3.11's `asyncio.wait_for` returned the wake-up and lost it, and the dispatcher claimed on, so
+    a worker being stopped never stopped)."""
+    async with make_http_client(5.0, 4) as client:
+        dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, client, poll_s=30.0)
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await wait_for(lambda: idle_in_claim_loop(task), timeout_s=5)
+            dispatcher.wake()
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert done == {task}
+            assert task.cancelled()
+        finally:
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+
+
+def idle_in_claim_loop(task: asyncio.Task[None]) -> bool:
+    """Whether the dispatcher's task waits for its wake-up: somewhere down the chain of what it
+    awaits, an `Event.wait` (or the `asyncio.wait_for` around it)."""
+    awaited = task.get_coro()
+    while awaited is not None and hasattr(awaited, "cr_code"):
+        if awaited.cr_code.co_name in ("wait", "wait_for"):
+            return True
+        awaited = awaited.cr_await
+    return False
+
+
 def test_free_port_helper_gives_a_closed_port() -> None:
     port = free_port()
     with socket.socket() as probe, pytest.raises(OSError):
