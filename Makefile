@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 UV_VERSION := 0.13.9
+# pytest workers (pytest-xdist): each test has its own database, so they share one server
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install run test test-replication test-unit test-integration test-e2e test-wheel lint lint-openapi test-client format migrate openapi lock bench bench-slow bench-scale profile clean image
 
@@ -20,19 +23,19 @@ run: install ## serve the API on 127.0.0.1:8000 (embedded PostgreSQL unless DATA
 	$(BIN)/complaintcore serve
 
 test: install ## the whole suite: unit, integration (real PostgreSQL) and end-to-end
-	$(BIN)/pytest -m "not replication"
+	$(BIN)/pytest -m "not replication" $(PARALLEL)
 
 test-replication: install ## failover and read replicas on a loopback primary and streaming standby
 	$(BIN)/pytest -m replication tests/replication
 
 test-unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit $(PARALLEL)
 
 test-integration: install
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest tests/integration $(PARALLEL)
 
 test-e2e: install
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/e2e $(PARALLEL)
 
 test-wheel: install ## build the wheel, install it into a fresh venv, migrate and serve from it
 	$(BIN)/pytest tests/packaging
