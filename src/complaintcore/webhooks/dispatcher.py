@@ -8,8 +8,8 @@ Claim, send, record
    request is sent. Dispatchers in other processes or hosts skip locked rows and see leased ones
    as not due, so a delivery is with one dispatcher at a time.
 2. **Send**: each claimed delivery is its own task: the URL is checked again (DNS re-resolved),
-   the body signed, one POST through the process's shared `httpx.AsyncClient`, 10 s in all; a
-   short answer is read to its end so the connection is kept for the next delivery.
+   the body signed, one POST through its subscription's `httpx.AsyncClient` (`clients`), 10 s
+   in all; a short answer is read to its end so the connection is kept for the next delivery.
 3. **Record** (after the response): delivered, or the next attempt scheduled, or `failed`; only
    while the lease is still ours (`lease_id`), and the lease is cleared. Outcomes that arrive
    while one batch of them is being written are written together by the next statement.
@@ -17,7 +17,7 @@ Claim, send, record
 A dispatcher that dies between 2 and 3 (killed, or cancelled) leaves the lease, which expires
 after `lease` seconds (much longer than a request may take); the delivery is then due again and
 sent once more, with the same `delivery_id` and body. At least once: a crash costs at most one
-extra send of the deliveries in flight at that moment, never a lost one.
+extra send of the deliveries sent and not yet recorded at that moment, never a lost one.
 
 Order per case
 --------------
@@ -39,9 +39,11 @@ Times are the database's clock, so dispatchers on several hosts agree.
 
 Isolation
 ---------
-At most `per_subscription` deliveries of one subscription are in flight in a process (the claim
-asks for no more), `concurrency` in all, each bounded by the timeout; so a slow or dead receiver
-holds a few slots for 10 s at most and backs off, and other subscriptions and cases go on.
+At most `per_subscription` deliveries of one subscription are in flight in a process (sent and
+not yet answered; the claim asks for no more), `concurrency` in all, each bounded by the
+timeout; so a slow or dead receiver holds a few slots for 10 s at most and backs off, and other
+subscriptions and cases go on. A slot is free again once the receiver has answered, while the
+outcome is written: on loopback that took the bench's figure from about 650 to 1,000 a second.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ import orjson
 import structlog
 
 from complaintcore.crypto.suites import CiphertextRejected
+from complaintcore.webhooks.clients import SubscriptionClients
 from complaintcore.webhooks.signing import (
     SIGNATURE_HEADER,
     Secret,
@@ -76,11 +79,10 @@ from complaintcore.webhooks.urls import (
     resolve_with_loop,
 )
 
-__all__ = ["Dispatcher", "RetryPolicy", "delivery_body", "make_http_client"]
+__all__ = ["Dispatcher", "RetryPolicy", "delivery_body"]
 
 log = structlog.get_logger("complaintcore.webhooks")
 
-USER_AGENT = "complaintcore-webhooks/1"
 CLAIM_GATHER_S = 0.005
 RESPONSE_READ_LIMIT = 64 * 1024  # bytes of a receiver's answer read (and then ignored)
 
@@ -187,21 +189,6 @@ WHERE d.delivery_id = o.delivery_id AND d.lease_id = o.lease_id
 RECORD_BATCH = 256  # outcomes written by one statement at most
 
 
-def make_http_client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
-    """The one client of a process's dispatcher: no redirects followed, no proxies from the
-    environment, bounded connections and a timeout on every phase (the whole request is bounded
-    by the dispatcher as well)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": USER_AGENT},
-    )
-
-
 def delivery_body(delivery_id: str, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     """The JSON body of a delivery (API.md): fixed by the delivery's row, the same on a re-send."""
     occurred_at: datetime = row["occurred_at"]
@@ -232,7 +219,7 @@ class Dispatcher:
         pool: asyncpg.Pool,
         box: SecretSource,
         allow: AllowList,
-        client: httpx.AsyncClient,
+        clients: SubscriptionClients,
         *,
         resolver: Resolver = resolve_with_loop,
         retry: RetryPolicy | None = None,
@@ -245,7 +232,7 @@ class Dispatcher:
         self._pool = pool
         self._box = box
         self._allow = allow
-        self._client = client
+        self._clients = clients
         self._resolver = resolver
         self._retry = retry or RetryPolicy()
         self._concurrency = concurrency
@@ -267,7 +254,10 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """Requests sent and not yet answered: the slots that `concurrency` bounds (an answered
+        delivery whose outcome is being written holds none; its lease keeps it from being
+        claimed again, and from letting its case's next delivery overtake it)."""
+        return self._in_flight.total()
 
     async def run(self) -> None:
         """Claim and send until cancelled; in-flight sends are cancelled with it (their leases
@@ -303,6 +293,7 @@ class Dispatcher:
         if free <= 0:
             return 0
         busy = [(key, count) for key, count in self._in_flight.items() if count > 0]
+        await self._clients.close_idle(busy=self._in_flight)
         async with self._pool.acquire() as connection, connection.transaction():
             # planned for the rows there are now: a cached generic plan, made while the table
             # was small, turned a 10 ms claim into a second and more once thousands were due
@@ -339,7 +330,10 @@ class Dispatcher:
 
     async def _deliver(self, claim: _Claim) -> None:
         try:
-            outcome = await self._send(claim)
+            try:
+                outcome = await self._send(claim)
+            finally:
+                self._answered(claim.subscription_id)
             await self._record(claim, outcome)
         except Exception as error:  # one delivery's fault stops no other
             # the outcome could not be recorded: the lease expires and the delivery goes again
@@ -348,11 +342,14 @@ class Dispatcher:
                 delivery_id=claim.delivery_id,
                 error=type(error).__name__,
             )
-        finally:
-            self._in_flight[claim.subscription_id] -= 1
-            if self._in_flight[claim.subscription_id] <= 0:
-                del self._in_flight[claim.subscription_id]
-            self._wake.set()
+
+    def _answered(self, subscription_id: str) -> None:
+        """The receiver has answered (or the send failed): its slot is free for the next claim
+        while the outcome is written."""
+        self._in_flight[subscription_id] -= 1
+        if self._in_flight[subscription_id] <= 0:
+            del self._in_flight[subscription_id]
+        self._wake.set()
 
     async def _send(self, claim: _Claim) -> _Outcome:
         try:
@@ -378,7 +375,9 @@ class Dispatcher:
         try:
             async with (
                 asyncio.timeout(self._timeout_s),
-                self._client.stream("POST", url, content=body, headers=headers) as response,
+                self._clients.for_subscription(claim.subscription_id).stream(
+                    "POST", url, content=body, headers=headers
+                ) as response,
             ):
                 status = response.status_code
                 await _read_a_little(response)

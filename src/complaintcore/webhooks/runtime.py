@@ -4,9 +4,10 @@
 outside any transaction) and, unless disabled (`workers=False`: an API process whose runners run
 in a process of their own, `complaintcore runners`; `COMPLAINTCORE_WEBHOOK_WORKERS=false`, for
 tests), starts two background tasks for the life of the block: the fan-out loop and the
-dispatcher, with one shared `httpx.AsyncClient`. Any number of processes may run both; the
-fan-out's checkpoint lock lets one work at a time, and dispatchers share the deliveries through
-their claims. The fan-out wakes the dispatcher of its own process when it made deliveries.
+dispatcher, with its HTTP clients (one per subscription, `clients`). Any number of processes may
+run both; the fan-out's checkpoint lock lets one work at a time, and dispatchers share the
+deliveries through their claims. The fan-out wakes the dispatcher of its own process when it
+made deliveries.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from complaintcore.crypto.keys import KeyProvider
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.runner import RUNNER_PROCESS_PREFIX
 from complaintcore.reference.institutions import InstitutionDirectory
-from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy, make_http_client
+from complaintcore.webhooks.clients import SubscriptionClients
+from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once, fanout_lag
 from complaintcore.webhooks.signing import SecretKeyring, SecretSource
 from complaintcore.webhooks.subscriptions import SubscriptionStore
@@ -57,7 +59,7 @@ def dispatcher_from_settings(
     pool: asyncpg.Pool,
     box: SecretSource,
     allow: AllowList,
-    client: Any,
+    clients: SubscriptionClients,
     settings: Settings,
     resolver: Resolver = resolve_with_loop,
 ) -> Dispatcher:
@@ -65,7 +67,7 @@ def dispatcher_from_settings(
         pool,
         box,
         allow,
-        client,
+        clients,
         resolver=resolver,
         retry=RetryPolicy(
             base_s=settings.webhook_retry_base_s,
@@ -128,8 +130,9 @@ async def webhook_runtime(
             runtime.runner_process = runner_process
         yield runtime
         return
-    async with make_http_client(settings.webhook_timeout_s, settings.webhook_concurrency) as client:
-        dispatcher = dispatcher_from_settings(pool, box, allow, client, settings, resolver)
+    clients = SubscriptionClients(settings.webhook_timeout_s, settings.webhook_per_subscription)
+    async with clients:
+        dispatcher = dispatcher_from_settings(pool, box, allow, clients, settings, resolver)
         runtime.dispatcher = dispatcher
         tasks = [
             asyncio.create_task(

@@ -17,7 +17,8 @@ from complaintcore.auth.principals import Principal
 from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.reference.institutions import InstitutionDirectory
-from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy, make_http_client
+from complaintcore.webhooks.clients import SubscriptionClients
+from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once
 from complaintcore.webhooks.runtime import run_fanout
 from complaintcore.webhooks.signing import SecretBox, SecretKeyring, load_secret_box, new_secret
@@ -68,8 +69,10 @@ class Desk:
     ) -> AsyncIterator[Dispatcher]:
         options.setdefault("retry", FAST)
         options.setdefault("poll_s", 0.02)
-        async with make_http_client(options.pop("timeout_s", 5.0), 16) as client:
-            dispatcher = Dispatcher(self.pool, self.box, allow, client, **options)
+        timeout_s = options.pop("timeout_s", 5.0)
+        per_subscription = options.get("per_subscription", 4)
+        async with SubscriptionClients(timeout_s, per_subscription) as clients:
+            dispatcher = Dispatcher(self.pool, self.box, allow, clients, **options)
             task = asyncio.create_task(dispatcher.run())
             try:
                 yield dispatcher
@@ -347,6 +350,34 @@ async def test_a_slow_receiver_does_not_hold_up_other_subscriptions(desk: Desk) 
             await wait_for(lambda: desk.all_delivered(20))
 
 
+async def test_an_answered_delivery_frees_its_slot_while_its_outcome_is_written(
+    desk: Desk,
+) -> None:
+    """One send in flight allowed, and outcomes held back from the database: the receiver
+    still gets each case's delivery, one after another, as soon as the last was answered;
+    every one stays open (its lease) until written."""
+    written = asyncio.Event()
+    with Receiver() as receiver:
+        await desk.subscribe(receiver.url)
+        for n in range(3):
+            await insert_alert(desk.pool, "case.received", f"c-{n}", "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching(per_subscription=1, concurrency=1) as dispatcher:
+            record = dispatcher._record
+
+            async def record_when_allowed(*args) -> None:
+                await written.wait()
+                await record(*args)
+
+            dispatcher._record = record_when_allowed
+            await wait_for(lambda: len(receiver.received) == 3)
+            assert dispatcher.in_flight == 0
+            assert set((await desk.statuses()).values()) == {"pending"}
+            written.set()
+            await wait_for(lambda: desk.all_delivered(3))
+    assert len(receiver.received) == 3
+
+
 async def test_the_secret_is_not_in_clear_anywhere_in_the_database(desk: Desk) -> None:
     subscription, secret = await desk.subscribe("https://hooks.example.com/x")
     tables = await desk.pool.fetch(
@@ -401,8 +432,8 @@ async def test_a_dispatcher_cancelled_as_it_is_woken_stops(desk: Desk) -> None:
     """A wake-up and a cancellation in the same turn of the loop: the cancellation wins (Python
     3.11's `asyncio.wait_for` returned the wake-up and lost it, and the dispatcher claimed on, so
     a worker being stopped never stopped)."""
-    async with make_http_client(5.0, 4) as client:
-        dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, client, poll_s=30.0)
+    async with SubscriptionClients(5.0, 4) as clients:
+        dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, clients, poll_s=30.0)
         task = asyncio.create_task(dispatcher.run())
         try:
             await wait_for(lambda: idle_in_claim_loop(task), timeout_s=5)
