@@ -2,6 +2,7 @@
 on the path, see `pythonpath` in pyproject.toml)."""
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -84,10 +85,35 @@ def master_key_env(directory: Path, suite: str = "aes-256-gcm") -> dict[str, str
     return {"COMPLAINTCORE_MASTER_KEY_FILE": str(path)}
 
 
+# Ports for the servers tests start: a block of its own for each pytest worker, below Linux's
+# ephemeral range (32768 on), handed out in turn. Asking the kernel for any free port could give
+# two servers of one test the same port (it happened), or give another worker's server, or an
+# outgoing connection, the port between the probe and the server's bind.
+FIRST_TEST_PORT = 20_000
+PORTS_PER_WORKER = 1_000
+WORKER_BLOCKS = 12  # 20000-31999; with more workers than that, blocks are shared
+_ports_handed_out = itertools.count()
+
+
 def free_port() -> int:
+    """A loopback port nothing listens on, not handed out before by this process's last
+    thousand calls, in this pytest worker's block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = FIRST_TEST_PORT + PORTS_PER_WORKER * (int(worker or 0) % WORKER_BLOCKS)
+    for _ in range(PORTS_PER_WORKER):
+        port = block + next(_ports_handed_out) % PORTS_PER_WORKER
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free port in {block}-{block + PORTS_PER_WORKER - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -462,6 +463,15 @@ def test_free_port_helper_gives_a_closed_port() -> None:
     port = free_port()
     with socket.socket() as probe, pytest.raises(OSError):
         probe.connect(("127.0.0.1", port))
+
+
+def test_free_port_helper_never_repeats_itself_nor_gives_an_ephemeral_port() -> None:
+    """Two servers of one test once got the same port from the kernel; and an ephemeral port
+    may be taken by any outgoing connection before the server binds it."""
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert max(ports) < first_ephemeral
 
 
 async def test_the_secret_key_is_made_when_first_needed_and_fits_the_sm4_suite(
