@@ -214,7 +214,8 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         validation_alias="COMPLAINTCORE_WEBHOOK_PER_SUBSCRIPTION",
-        description="Deliveries of one subscription in flight at once per process.",
+        description="Deliveries of one subscription sent and not yet answered at once per "
+        "process (the connections its receiver gets at most).",
     )
 
     @property

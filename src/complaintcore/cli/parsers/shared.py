@@ -176,12 +176,14 @@ ENVIRONMENT = {
             "seconds from the first attempt after which a failing delivery is marked failed",
         ),
         Variable(
-            "COMPLAINTCORE_WEBHOOK_CONCURRENCY", "64", "deliveries in flight at once per process"
+            "COMPLAINTCORE_WEBHOOK_CONCURRENCY",
+            "64",
+            "deliveries awaiting an answer at once per process",
         ),
         Variable(
             "COMPLAINTCORE_WEBHOOK_PER_SUBSCRIPTION",
             "4",
-            "deliveries of one subscription in flight at once per process",
+            "deliveries of one subscription awaiting an answer at once per process",
         ),
     )
 }
