@@ -219,7 +219,6 @@ class Dispatcher:
         pool: asyncpg.Pool,
         box: SecretSource,
         allow: AllowList,
-        clients: SubscriptionClients,
         *,
         resolver: Resolver = resolve_with_loop,
         retry: RetryPolicy | None = None,
@@ -232,7 +231,8 @@ class Dispatcher:
         self._pool = pool
         self._box = box
         self._allow = allow
-        self._clients = clients
+        # one client per subscription, its pool bounded at the subscription's sends in flight
+        self._clients = SubscriptionClients(timeout_s, per_subscription)
         self._resolver = resolver
         self._retry = retry or RetryPolicy()
         self._concurrency = concurrency
@@ -286,6 +286,7 @@ class Dispatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._writer is not None:
                 await asyncio.gather(self._writer, return_exceptions=True)
+            await self._clients.aclose()
 
     async def claim_and_start(self) -> int:
         """Claim what is due within the free slots and start sending each; how many."""

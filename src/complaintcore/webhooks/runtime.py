@@ -25,7 +25,6 @@ from complaintcore.crypto.keys import KeyProvider
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.runner import RUNNER_PROCESS_PREFIX
 from complaintcore.reference.institutions import InstitutionDirectory
-from complaintcore.webhooks.clients import SubscriptionClients
 from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once, fanout_lag
 from complaintcore.webhooks.signing import SecretKeyring, SecretSource
@@ -59,7 +58,6 @@ def dispatcher_from_settings(
     pool: asyncpg.Pool,
     box: SecretSource,
     allow: AllowList,
-    clients: SubscriptionClients,
     settings: Settings,
     resolver: Resolver = resolve_with_loop,
 ) -> Dispatcher:
@@ -67,7 +65,6 @@ def dispatcher_from_settings(
         pool,
         box,
         allow,
-        clients,
         resolver=resolver,
         retry=RetryPolicy(
             base_s=settings.webhook_retry_base_s,
@@ -130,24 +127,22 @@ async def webhook_runtime(
             runtime.runner_process = runner_process
         yield runtime
         return
-    clients = SubscriptionClients(settings.webhook_timeout_s, settings.webhook_per_subscription)
-    async with clients:
-        dispatcher = dispatcher_from_settings(pool, box, allow, clients, settings, resolver)
-        runtime.dispatcher = dispatcher
-        tasks = [
-            asyncio.create_task(
-                run_fanout(pool, settings.webhook_poll_s, dispatcher.wake), name="webhook fan-out"
-            ),
-            asyncio.create_task(dispatcher.run(), name="webhook dispatcher"),
-        ]
-        try:
-            yield runtime
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError):
-                    await task
+    dispatcher = dispatcher_from_settings(pool, box, allow, settings, resolver)
+    runtime.dispatcher = dispatcher
+    tasks = [
+        asyncio.create_task(
+            run_fanout(pool, settings.webhook_poll_s, dispatcher.wake), name="webhook fan-out"
+        ),
+        asyncio.create_task(dispatcher.run(), name="webhook dispatcher"),
+    ]
+    try:
+        yield runtime
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 _DISPATCH_LAG = """

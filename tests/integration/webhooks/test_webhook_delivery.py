@@ -18,7 +18,6 @@ from complaintcore.auth.principals import Principal
 from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.reference.institutions import InstitutionDirectory
-from complaintcore.webhooks.clients import SubscriptionClients
 from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once
 from complaintcore.webhooks.runtime import run_fanout
@@ -70,17 +69,15 @@ class Desk:
     ) -> AsyncIterator[Dispatcher]:
         options.setdefault("retry", FAST)
         options.setdefault("poll_s", 0.02)
-        timeout_s = options.pop("timeout_s", 5.0)
-        per_subscription = options.get("per_subscription", 4)
-        async with SubscriptionClients(timeout_s, per_subscription) as clients:
-            dispatcher = Dispatcher(self.pool, self.box, allow, clients, **options)
-            task = asyncio.create_task(dispatcher.run())
-            try:
-                yield dispatcher
-            finally:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+        options.setdefault("timeout_s", 5.0)
+        dispatcher = Dispatcher(self.pool, self.box, allow, **options)
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            yield dispatcher
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 @pytest.fixture
@@ -433,19 +430,18 @@ async def test_a_dispatcher_cancelled_as_it_is_woken_stops(desk: Desk) -> None:
     """A wake-up and a cancellation in the same turn of the loop: the cancellation wins (Python
     3.11's `asyncio.wait_for` returned the wake-up and lost it, and the dispatcher claimed on, so
     a worker being stopped never stopped)."""
-    async with SubscriptionClients(5.0, 4) as clients:
-        dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, clients, poll_s=30.0)
-        task = asyncio.create_task(dispatcher.run())
-        try:
-            await wait_for(lambda: idle_in_claim_loop(task), timeout_s=5)
-            dispatcher.wake()
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=5)
-            assert done == {task}
-            assert task.cancelled()
-        finally:
-            task.cancel()
-            await asyncio.wait([task], timeout=5)
+    dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, poll_s=30.0)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await wait_for(lambda: idle_in_claim_loop(task), timeout_s=5)
+        dispatcher.wake()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done == {task}
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
 
 
 def idle_in_claim_loop(task: asyncio.Task[None]) -> bool:
