@@ -7,9 +7,9 @@ agent, heir, named staff, joint complainants or a regulator transfer, handling s
 and the erasure) is sealed (`codec.new_events`), stored in appends of random sizes in the
 in-memory store (which numbers and chains its rows with `events.chaining`, as the PostgreSQL
 store does), read back and opened: the domain's events come back, and the chain verifies under the
-suite's hash (SHA-256, or SM3 computed here independently). One flipped byte of one sealed
-field's ciphertext fails the AEAD and breaks the chain at that event's version; a sealed value
-moved to another field, version or case does not open.
+suite's hash (SHA-256, or SM3 computed here independently). One flipped byte of an event's
+ciphertext fails the AEAD and breaks the chain at that event's version; a ciphertext moved to
+another field, version or case does not open, nor does an event whose fields' marks are moved.
 """
 
 from __future__ import annotations
@@ -26,19 +26,24 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from complaintcore.crypto.field_cipher import SEALED_PREFIX, is_sealed
+from complaintcore.crypto.field_cipher import (
+    SEALED_PREFIX,
+    SEALED_WITH_FIRST,
+    TOGETHER_PREFIX,
+    CaseFieldCipher,
+    is_sealed,
+)
 from complaintcore.crypto.suites import (
     AES_256_GCM,
     SM4_GCM,
     SUITE_NAMES,
-    CiphertextRejected,
     suite_named,
 )
 from complaintcore.domain.events import Event, event_to_payload
-from complaintcore.domain.personal_data import merge_personal, split_personal
+from complaintcore.domain.personal_data import map_personal, merge_personal, split_personal
 from complaintcore.events.codec import domain_event, domain_events, new_events
 from complaintcore.events.hashing import canonical_bytes, verify_chain
 from complaintcore.events.memory import InMemoryEventStore
@@ -110,6 +115,16 @@ def sealed_places(stored: Sequence[StoredEvent]) -> list[tuple[int, str]]:
     return places
 
 
+def ciphertext_places(stored: Sequence[StoredEvent]) -> list[tuple[int, str]]:
+    """(index in the stream, pointer) of every stored ciphertext: each event's personal values
+    are sealed together, in the first of them; the others are marked as sealed with it."""
+    return [
+        (index, where)
+        for index, where in sealed_places(stored)
+        if sealed_value(stored[index], where) != SEALED_WITH_FIRST
+    ]
+
+
 def sealed_value(event: StoredEvent, where: str) -> str:
     return split_personal(event.event_type, event.data)[1][where]
 
@@ -123,10 +138,10 @@ def with_value(event: StoredEvent, where: str, value: str) -> StoredEvent:
 
 def flipped(sealed: str, index: int, mask: int) -> str:
     """`sealed` with byte `index` of its ciphertext XOR `mask`, in canonical unpadded base64url."""
-    text = sealed[len(SEALED_PREFIX) :]
+    prefix, text = sealed[: len(TOGETHER_PREFIX)], sealed[len(TOGETHER_PREFIX) :]  # `enc:vN:`
     ciphertext = bytearray(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     ciphertext[index % len(ciphertext)] ^= mask
-    return SEALED_PREFIX + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode()
+    return prefix + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode()
 
 
 def independent_canonical(event: StoredEvent) -> bytes:
@@ -231,7 +246,7 @@ def test_a_flipped_ciphertext_byte_fails_the_aead_and_the_chain_at_its_version(
     events, sizes = history
     cipher = a_cipher(suite_name)
     stored = store_sealed(events, sizes, cipher)
-    index, where = data.draw(st.sampled_from(sealed_places(stored)), label="field")
+    index, where = data.draw(st.sampled_from(ciphertext_places(stored)), label="field")
     byte = data.draw(st.integers(0, 10_000), label="byte")
     mask = data.draw(st.integers(1, 255), label="mask")
     target = stored[index]
@@ -251,22 +266,66 @@ def test_a_flipped_ciphertext_byte_fails_the_aead_and_the_chain_at_its_version(
 @pytest.mark.parametrize("suite_name", SUITE_NAMES)
 @PROPERTY
 @given(history=appends(), data=st.data())
-def test_a_sealed_value_moved_to_another_field_or_version_does_not_open(
+def test_a_ciphertext_moved_to_another_field_or_version_does_not_open(
     suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
 ) -> None:
     events, sizes = history
     cipher = a_cipher(suite_name)
     stored = store_sealed(events, sizes, cipher)
-    places = sealed_places(stored)
-    source = data.draw(st.sampled_from(places), label="from")
-    others = [place for place in places if place != source]
+    source = data.draw(st.sampled_from(ciphertext_places(stored)), label="from")
+    others = [place for place in sealed_places(stored) if place != source]
     if not others:  # a receipt always holds several personal fields
         pytest.fail("a history with a single sealed value")
     index, where = data.draw(st.sampled_from(others), label="to")
     moved = with_value(stored[index], where, sealed_value(stored[source[0]], source[1]))
 
-    with pytest.raises(CiphertextRejected, match="fails authentication"):
+    # in its own event, over a mark: the event's values are no longer where they were sealed;
+    # in another event, in place of its ciphertext: the associated data names the version
+    with pytest.raises(SealedEventUnreadable, match="of case"):
         domain_event(moved, cipher)
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_a_ciphertext_in_place_of_another_events_fails_authentication(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    places = ciphertext_places(stored)
+    source = data.draw(st.sampled_from(places), label="from")
+    others = [place for place in places if place[0] != source[0]]
+    assume(others)  # not a history whose only personal values are its receipt's
+    index, where = data.draw(st.sampled_from(others), label="to")
+    moved = with_value(stored[index], where, sealed_value(stored[source[0]], source[1]))
+
+    with pytest.raises(SealedEventUnreadable, match="fails authentication"):
+        domain_event(moved, cipher)
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_a_field_dropped_from_those_sealed_together_fails_authentication(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    """A mark emptied (an empty text is stored as it is): the values sealed no longer match
+    the fields present, which the associated data names."""
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    marks = [
+        place
+        for place in sealed_places(stored)
+        if sealed_value(stored[place[0]], place[1]) == SEALED_WITH_FIRST
+    ]
+    assume(marks)  # an event of this history has two personal values
+    index, where = data.draw(st.sampled_from(marks), label="mark")
+
+    with pytest.raises(SealedEventUnreadable, match="fails authentication"):
+        domain_event(with_value(stored[index], where, ""), cipher)
 
 
 @pytest.mark.parametrize("suite_name", SUITE_NAMES)
@@ -316,3 +375,46 @@ def test_the_histories_hold_personal_data_of_every_event_type_sealed_often() -> 
     collect()
     assert {"ComplaintReceived", "ComplaintDecided"} <= seen
     assert len(seen) >= 6, seen
+
+
+# --- events sealed field by field (format v1), as stored before 2026-12-06 ----------------------
+
+
+def sealed_one_by_one(stored: StoredEvent, event: Event, cipher: StreamCipher) -> StoredEvent:
+    """`stored` as the service stored it before personal values were sealed together: each
+    sealed alone, bound to its own pointer (an empty text left as it is)."""
+    fields = CaseFieldCipher(cipher.suite.bound(cipher.data_key), cipher.case_id)
+
+    def seal_alone(where: str, value: object) -> object:
+        return value if value == "" else fields.seal(stored.version, where, value)
+
+    data = map_personal(event.event_type, event_to_payload(event), seal_alone)
+    return dataclasses.replace(stored, data=data)
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_events_sealed_field_by_field_still_open_beside_those_sealed_together(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    older = data.draw(st.integers(0, len(stored)), label="events sealed field by field")
+    mixed = [
+        sealed_one_by_one(event, original, cipher) if index < older else event
+        for index, (event, original) in enumerate(zip(stored, events, strict=True))
+    ]
+
+    assert domain_events(mixed, cipher) == events
+    places = [
+        (index, where)
+        for index, where in sealed_places(mixed[:older])
+        if sealed_value(mixed[index], where).startswith(SEALED_PREFIX)
+    ]
+    assume(places)
+    index, where = data.draw(st.sampled_from(places), label="field")
+    flipped_alone = flipped(sealed_value(mixed[index], where), 0, 1)
+    with pytest.raises(SealedEventUnreadable, match=where):
+        domain_event(with_value(mixed[index], where, flipped_alone), cipher)

@@ -18,7 +18,9 @@ key per case (a few hundred encryptions at most) that stays far below GCM's limi
 nonces per key.
 
 **Associated data** (`associated_data`) binds a personal field's ciphertext to its case, event
-version and field path, so a ciphertext copied to another case, version or field fails to decrypt.
+version and field path, so a ciphertext copied to another case, version or field fails to decrypt;
+`associated_data_together` binds the ciphertext of an event's personal values sealed together to
+its case, event version and the paths of those values, in order.
 
 **Support**: SM4 in GCM mode came to `cryptography` in 42.0 (with OpenSSL 3.0 or later); the
 wheels pinned in requirements.lock (cryptography 50.0.2, bundling OpenSSL 4.0) have it. A build
@@ -33,7 +35,7 @@ import functools
 import hashlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +57,7 @@ __all__ = [
     "SuiteUnavailable",
     "UnknownSuite",
     "associated_data",
+    "associated_data_together",
     "suite_named",
     "suite_of_ciphertext",
 ]
@@ -71,6 +74,7 @@ _SEALED_FROM = _HEADER_BYTES + NONCE_BYTES
 _SHORTEST = _SEALED_FROM + TAG_BYTES
 
 _ASSOCIATED_DATA_LABEL = b"complaintcore personal field v1\x00"
+_TOGETHER_LABEL = b"complaintcore personal fields v2\x00"
 _VERSION_RANGE = range(1, 2**63)
 
 
@@ -251,25 +255,50 @@ def associated_data(case_id: str, version: int, field_path: str) -> bytes:
     return CasePlaces(case_id).of(version, field_path)
 
 
+def associated_data_together(case_id: str, version: int, field_paths: Sequence[str]) -> bytes:
+    """The canonical associated data of an event's personal values sealed together (in one
+    ciphertext, their values a JSON array in the order of `field_paths`).
+
+    A label of its own (no text sealed one way opens the other), then the case id and the event
+    version as `associated_data` has them, the number of paths (4 bytes, big-endian) and each
+    path (UTF-8, preceded by its length in 4 bytes): so the ciphertext opens only at its case,
+    at its version, with the same fields present in the same order.
+    """
+    return CasePlaces(case_id).of_together(version, field_paths)
+
+
 class CasePlaces:
     """`associated_data` of one case's fields, its case part encoded once (a case's fields
     are sealed and opened together)."""
 
-    __slots__ = ("_case_part",)
+    __slots__ = ("_case_part", "_together_part")
 
     def __init__(self, case_id: str) -> None:
         if not isinstance(case_id, str) or not case_id:
             raise ValueError("case_id must be a non-empty string")
         case_bytes = case_id.encode()
-        self._case_part = _ASSOCIATED_DATA_LABEL + _LENGTH.pack(len(case_bytes)) + case_bytes
+        case_part = _LENGTH.pack(len(case_bytes)) + case_bytes
+        self._case_part = _ASSOCIATED_DATA_LABEL + case_part
+        self._together_part = _TOGETHER_LABEL + case_part
 
     def of(self, version: int, field_path: str) -> bytes:
         """The associated data of the field at `field_path` of the case's event `version`."""
-        if type(version) is not int or version not in _VERSION_RANGE:
-            raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
+        _check_version(version)
         if not isinstance(field_path, str):
             raise ValueError("field_path must be a string (a JSON Pointer)")
         return self._case_part + _VERSION.pack(version) + _path_part(field_path)
+
+    def of_together(self, version: int, field_paths: Sequence[str]) -> bytes:
+        """`associated_data_together` of the case's event `version` and `field_paths`."""
+        _check_version(version)
+        if isinstance(field_paths, str):
+            raise ValueError("field_paths must be a sequence of strings (JSON Pointers)")
+        return self._together_part + _VERSION.pack(version) + _paths_part(tuple(field_paths))
+
+
+def _check_version(version: int) -> None:
+    if type(version) is not int or version not in _VERSION_RANGE:
+        raise ValueError(f"version must be an integer from 1 to 2**63 - 1, not {version!r}")
 
 
 _VERSION = struct.Struct(">Q")
@@ -281,6 +310,14 @@ _LENGTH = struct.Struct(">I")
 def _path_part(field_path: str) -> bytes:
     path_bytes = field_path.encode()
     return _LENGTH.pack(len(path_bytes)) + path_bytes
+
+
+# an event type's personal fields come in a few combinations, each in many cases: encoded once
+@functools.lru_cache(maxsize=4096)
+def _paths_part(field_paths: tuple[str, ...]) -> bytes:
+    if not all(isinstance(path, str) for path in field_paths):
+        raise ValueError("field_paths must be a sequence of strings (JSON Pointers)")
+    return _LENGTH.pack(len(field_paths)) + b"".join(_path_part(path) for path in field_paths)
 
 
 def suite_named(name: str) -> CipherSuite:

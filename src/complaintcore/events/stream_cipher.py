@@ -1,10 +1,13 @@
 """The personal fields of one case's payloads, sealed on their way into `events` and opened on
 their way out (DOMAIN.md "Personal data", crypto-shredding).
 
-A `StreamCipher` holds one case's suite and data key. Each personal value (the catalogue of
-`domain.personal_data`) is sealed into text bound to the case, the event's version and the field's
-JSON Pointer (`crypto.field_cipher`), so a ciphertext moved to another case, version or field does
-not open. Every other field stays as it is, readable for statistics and audit.
+A `StreamCipher` holds one case's suite and data key. The personal values of an event (the
+catalogue of `domain.personal_data`) are sealed together into one ciphertext bound to the case, the
+event's version and each field's JSON Pointer (`crypto.field_cipher`, format v2): the first of them,
+in the code-point order of their pointers, holds the ciphertext, each other one a mark saying it is
+sealed with the first. A ciphertext moved to another case, version or set of fields does not open.
+Events sealed field by field (format v1, before 2026-12-06) are read as well. Every other field
+stays as it is, readable for statistics and audit.
 
 Once the case's key is destroyed the cipher has no key: every personal value reads as None, the
 rest of the payload as stored (`domain.personal_data.erased`).
@@ -23,7 +26,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from complaintcore.crypto.field_cipher import CaseFieldCipher
+from complaintcore.crypto.field_cipher import SEALED_WITH_FIRST, TOGETHER_PREFIX, CaseFieldCipher
 from complaintcore.crypto.suites import CipherSuite, CiphertextRejected
 from complaintcore.domain.personal_data import (
     Path,
@@ -31,6 +34,7 @@ from complaintcore.domain.personal_data import (
     map_personal_in_place,
     map_some_personal,
     path_pattern,
+    personal_values,
 )
 
 __all__ = ["SealedEventUnreadable", "StreamCipher"]
@@ -68,16 +72,20 @@ class StreamCipher:
         return self.data_key is None
 
     def seal(self, event_type: str, version: int, payload: Payload, owned: bool = False) -> Payload:
-        """`payload` with each personal value sealed at `version` (refused once erased);
-        `owned`: the caller's own fresh payload, sealed in place rather than copied."""
+        """`payload` with its personal values sealed together at `version` (refused once
+        erased); `owned`: the caller's own fresh payload, sealed in place rather than copied."""
         fields = self._fields
         if fields is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
+        values = personal_values(event_type, payload)
+        paths = sorted(where for where, value in values.items() if value != "")
+        stored = dict.fromkeys(paths, SEALED_WITH_FIRST)
+        if paths:
+            together = [values[where] for where in paths]
+            stored[paths[0]] = fields.seal_together(version, paths, together)
 
         def seal_one(where: str, value: Any) -> Any:
-            if value == "":
-                return value
-            return fields.seal(version, where, value)
+            return stored.get(where, value)
 
         if owned:
             return map_personal_in_place(event_type, payload, seal_one)
@@ -91,9 +99,9 @@ class StreamCipher:
         only: Collection[Path] | None = None,
     ) -> Payload:
         """`payload` with each personal value opened (None once erased). With `only`, the personal
-        values of other paths read as None without being opened: a reader that needs a few
-        fields (a projection's masked complainant) pays for those alone."""
-        opened = self._opening(version)
+        values of other paths read as None: a reader that needs a few fields (a projection's
+        masked complainant) is given those alone."""
+        opened = self._opening(event_type, version, payload)
 
         def open_one(where: str, sealed: Any) -> Any:
             if opened is None or (only is not None and path_pattern(where) not in only):
@@ -108,18 +116,47 @@ class StreamCipher:
         """`payload` with the personal values of `kept` opened and every other one left as
         stored (ciphertext): only for `domain.personal_data.event_keeping_personal`, which reads
         those as None without looking at them. A case view folds a receipt's four masked fields
-        without walking its ten."""
-        opened = self._opening(version)
+        without copying its ten."""
+        opened = self._opening(event_type, version, payload)
         if opened is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing opens")
         return map_some_personal(event_type, payload, kept, opened)
 
-    def _opening(self, version: int) -> Callable[[str, Any], Any] | None:
-        """What opens one stored personal value of the event at `version` (an empty text is
-        stored as it is); None once erased."""
+    def _opening(
+        self, event_type: str, version: int, payload: Payload
+    ) -> Callable[[str, Any], Any] | None:
+        """What gives the plaintext of each stored personal value of `payload`, the event at
+        `version` (an empty text is stored as it is); None once erased."""
         fields = self._fields
         if fields is None:
             return None
+        stored = personal_values(event_type, payload)
+        paths = sorted([where for where, value in stored.items() if value != ""])
+        first = stored[paths[0]] if paths else None
+        if type(first) is str and first.startswith(TOGETHER_PREFIX):
+            return self._opened_together(fields, version, stored, paths).get
+        return self._opening_one_by_one(fields, version)
+
+    def _opened_together(
+        self, fields: CaseFieldCipher, version: int, stored: dict[str, Any], paths: list[str]
+    ) -> dict[str, Any]:
+        """The plaintext of each stored value of an event sealed together (format v2), but
+        empty texts (stored as they are), by pointer: `paths`, in order."""
+        marked_elsewhere = [where for where in paths[1:] if stored[where] != SEALED_WITH_FIRST]
+        if marked_elsewhere:
+            raise SealedEventUnreadable(
+                f"{', '.join(marked_elsewhere)} of case {self.case_id} at version {version}: "
+                "not marked as sealed with the event's other personal values"
+            )
+        try:
+            values = fields.unseal_together(version, paths, stored[paths[0]])
+        except CiphertextRejected as error:
+            raise SealedEventUnreadable(str(error)) from None
+        return dict(zip(paths, values, strict=True))
+
+    @staticmethod
+    def _opening_one_by_one(fields: CaseFieldCipher, version: int) -> Callable[[str, Any], Any]:
+        """What opens one value of an event sealed field by field (format v1)."""
         unseal = fields.unseal
 
         def opened(where: str, sealed: Any) -> Any:

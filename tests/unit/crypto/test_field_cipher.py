@@ -1,5 +1,6 @@
-"""Sealing one personal field of a payload, under both suites: whatever is sealed comes back, and
-any change to the text, or any other case, version, field, key or suite, is `CiphertextRejected`."""
+"""Sealing personal fields of a payload, one by one (format v1) and an event's together (v2), under
+both suites: whatever is sealed comes back, and any change to the text, or any other case, version,
+field (or fields, or their order), key or suite, is `CiphertextRejected`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from hypothesis import strategies as st
 
 from complaintcore.crypto.field_cipher import (
     SEALED_PREFIX,
+    SEALED_WITH_FIRST,
+    TOGETHER_PREFIX,
+    CaseFieldCipher,
     _ciphertext,
     is_sealed,
     seal,
@@ -26,6 +30,7 @@ from complaintcore.crypto.suites import (
     SUITE_NAMES,
     CipherSuite,
     CiphertextRejected,
+    associated_data_together,
     suite_named,
 )
 
@@ -186,3 +191,110 @@ def test_one_text_per_ciphertext_and_none_other(ciphertext: bytes, data) -> None
     other = text[:-1] + _URLSAFE[value | low]
     with pytest.raises(CiphertextRejected, match="not canonical base64url"):
         _ciphertext(other)
+
+
+# --- sealed together (format v2) ----------------------------------------------------------------
+
+PATHS = ("/claims", "/complainant/id_number", "/complainant/name", "/respondent_staff/0/name")
+together_values = st.lists(field_values, min_size=len(PATHS), max_size=len(PATHS))
+
+
+def case_cipher(suite: CipherSuite, key: bytes, case_id: str = CASE) -> CaseFieldCipher:
+    return CaseFieldCipher(suite.bound(key), case_id)
+
+
+def together_ciphertext(sealed: str) -> bytes:
+    assert sealed.startswith(TOGETHER_PREFIX)
+    text = sealed[len(TOGETHER_PREFIX) :]
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@given(suite=suites, values=together_values)
+def test_values_sealed_together_come_back_in_their_order(suite: CipherSuite, values: list) -> None:
+    cipher = case_cipher(suite, suite.new_data_key())
+    sealed = cipher.seal_together(VERSION, PATHS, values)
+    assert sealed.startswith(TOGETHER_PREFIX) and sealed != SEALED_WITH_FIRST
+    assert sealed.isascii() and "=" not in sealed
+    assert sealed_suite_byte(sealed) == suite.suite_byte
+    assert cipher.unseal_together(VERSION, PATHS, sealed) == values
+
+
+@given(suite=suites, values=together_values, data=st.data())
+def test_any_flipped_byte_of_values_sealed_together_is_rejected(
+    suite: CipherSuite, values: list, data
+) -> None:
+    cipher = case_cipher(suite, suite.new_data_key())
+    ciphertext = bytearray(together_ciphertext(cipher.seal_together(VERSION, PATHS, values)))
+    index = data.draw(st.integers(0, len(ciphertext) - 1), label="byte")
+    ciphertext[index] ^= data.draw(st.integers(1, 255), label="xor")
+    altered = TOGETHER_PREFIX + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode()
+    with pytest.raises(CiphertextRejected, match=f"version {VERSION}, sealed together"):
+        cipher.unseal_together(VERSION, PATHS, altered)
+
+
+@given(
+    suite=suites,
+    values=together_values,
+    place=st.sampled_from(
+        [
+            ("another case", VERSION, PATHS),
+            (CASE, VERSION + 1, PATHS),
+            (CASE, VERSION, PATHS[1:]),  # a field dropped
+            (CASE, VERSION, (*PATHS, "/facts")),  # a field added
+            (CASE, VERSION, (PATHS[1], PATHS[0], *PATHS[2:])),  # two fields' values swapped
+            (CASE, VERSION, ("/facts", *PATHS[1:])),  # another field
+        ]
+    ),
+)
+def test_values_sealed_together_open_only_at_their_case_version_and_fields(
+    suite: CipherSuite, values: list, place: tuple[str, int, tuple[str, ...]]
+) -> None:
+    key = suite.new_data_key()
+    sealed = case_cipher(suite, key).seal_together(VERSION, PATHS, values)
+    case_id, version, paths = place
+    with pytest.raises(CiphertextRejected, match="fails authentication"):
+        case_cipher(suite, key, case_id).unseal_together(version, paths, sealed)
+
+
+def test_one_format_never_opens_as_the_other() -> None:
+    suite = suite_named(AES_256_GCM)
+    cipher = case_cipher(suite, suite.new_data_key())
+    alone = cipher.seal(VERSION, PATHS[0], "张三")
+    together = cipher.seal_together(VERSION, PATHS[:1], ["张三"])
+    with pytest.raises(CiphertextRejected, match="format 'enc:v1:' is not known"):
+        cipher.unseal_together(VERSION, PATHS[:1], alone)
+    with pytest.raises(CiphertextRejected, match="format 'enc:v2:' is not known"):
+        cipher.unseal(VERSION, PATHS[0], together)
+    # the same bytes under the other prefix: each format's associated data has a label of its own
+    swapped = SEALED_PREFIX + together[len(TOGETHER_PREFIX) :]
+    with pytest.raises(CiphertextRejected, match="fails authentication"):
+        cipher.unseal(VERSION, PATHS[0], swapped)
+    with pytest.raises(CiphertextRejected, match="empty"):
+        cipher.unseal_together(VERSION, PATHS, SEALED_WITH_FIRST)
+
+
+def test_sealing_together_takes_one_path_per_value() -> None:
+    suite = suite_named(AES_256_GCM)
+    cipher = case_cipher(suite, suite.new_data_key())
+    with pytest.raises(ValueError, match="one path per value"):
+        cipher.seal_together(VERSION, PATHS, ["only one"])
+    with pytest.raises(ValueError, match="one value at least"):
+        cipher.seal_together(VERSION, (), [])
+    with pytest.raises(TypeError, match="/claims"):
+        cipher.seal_together(VERSION, PATHS[:1], [{1, 2}])
+
+
+def test_an_authentic_text_that_is_not_one_value_per_field_is_rejected() -> None:
+    """Only a key holder could write one; still never read as if it were the fields' values."""
+    suite = suite_named(AES_256_GCM)
+    key = suite.new_data_key()
+    associated = associated_data_together(CASE, VERSION, PATHS)
+    for plaintext in (b'{"/claims": "x"}', b'["one", "too few"]'):
+        text = (
+            TOGETHER_PREFIX
+            + base64.urlsafe_b64encode(suite.bound(key).encrypt(plaintext, associated))
+            .rstrip(b"=")
+            .decode()
+        )
+        with pytest.raises(CiphertextRejected, match="not the values of these fields"):
+            case_cipher(suite, key).unseal_together(VERSION, PATHS, text)

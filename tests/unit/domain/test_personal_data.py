@@ -40,6 +40,7 @@ from complaintcore.domain.personal_data import (
     merge_personal,
     path_pattern,
     personal_paths,
+    personal_values,
     pointer,
     split_personal,
 )
@@ -304,6 +305,33 @@ def test_split_then_merged_gives_the_payload_back(
 @EVENT_CLASSES
 @HYPOTHESIS
 @given(data=st.data())
+def test_personal_values_are_those_found_in_the_order_mapping_visits_them(
+    event_class: type[DomainEvent], data: st.DataObject
+) -> None:
+    """`personal_values` is compiled from the catalogue; the walk of `map_personal` and this
+    test's own search of the payload must agree with it, on plain dicts (the compiled path) and
+    on a mapping of another type (the walk's)."""
+    event_type = event_class.event_type
+    payload = drawn_payload(event_class, data)
+    visited: list[str] = []
+    map_personal(event_type, payload, lambda where, value: visited.append(where) or value)
+
+    values = personal_values(event_type, payload)
+
+    assert values == personal_found(event_type, payload)
+    assert list(values) == visited
+    assert personal_values(event_type, _OtherDict(payload)) == values
+    for value in values.values():  # the payload's own objects, not copies
+        assert any(value is candidate for candidate in personal_found(event_type, payload).values())
+
+
+class _OtherDict(dict):
+    """A payload of a mapping type the compiled reader leaves to the walk."""
+
+
+@EVENT_CLASSES
+@HYPOTHESIS
+@given(data=st.data())
 def test_no_personal_value_is_left_in_the_public_payload(
     event_class: type[DomainEvent], data: st.DataObject
 ) -> None:
@@ -345,6 +373,10 @@ def test_a_payload_whose_shape_contradicts_the_catalogue_is_refused() -> None:
         erased("ComplaintReceived", payload | {"respondent_staff": {"name": "赵六"}})
     with pytest.raises(EventPayloadError, match="/complainant: expected an object"):
         erased("ComplaintReceived", payload | {"complainant": ["张三"]})
+    with pytest.raises(EventPayloadError, match="/respondent_staff/0: expected an object"):
+        personal_values("ComplaintReceived", payload | {"respondent_staff": [["赵六"]]})
+    with pytest.raises(EventPayloadError, match="/joint/representatives: expected a list"):
+        personal_values("ComplaintReceived", payload | {"joint": {"representatives": "王五"}})
 
 
 def test_absent_and_none_values_are_skipped() -> None:
