@@ -37,7 +37,7 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -66,18 +66,6 @@ SEALED_WITH_FIRST = TOGETHER_PREFIX
 _ANY_SEALED_FORMAT = re.compile(r"enc:v[0-9]+:")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
-
-class _Format(NamedTuple):
-    prefix: str
-    well_formed: re.Pattern[str]
-
-
-def _format(prefix: str) -> _Format:
-    return _Format(prefix, re.compile(re.escape(prefix) + _BASE64URL.pattern))
-
-
-_ONE_FIELD = _format(SEALED_PREFIX)
-_TOGETHER = _format(TOGETHER_PREFIX)
 # orjson writes these natively; passed through, they reach `default` and are refused, since they
 # would come back as strings rather than as the value sealed
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -135,7 +123,7 @@ class CaseFieldCipher:
         """The values `seal_together` sealed at `version` and `paths`, in their order."""
         try:
             associated = self._places.of_together(version, paths)
-            values = _loaded(self._cipher.decrypt(_ciphertext(sealed, _TOGETHER), associated))
+            values = _loaded(self._cipher.decrypt(_ciphertext(sealed, TOGETHER_PREFIX), associated))
             if type(values) is not list or len(values) != len(paths):
                 raise CiphertextRejected("authentic, but not the values of these fields")
             return values
@@ -177,21 +165,24 @@ def is_sealed(value: object) -> bool:
 def sealed_suite_byte(sealed: str) -> int:
     """The suite byte a sealed text's ciphertext starts with, in either format (the first value
     of an event's sealed together; `CiphertextRejected` if unread)."""
-    form = _TOGETHER if isinstance(sealed, str) and sealed.startswith(TOGETHER_PREFIX) else None
+    together = isinstance(sealed, str) and sealed.startswith(TOGETHER_PREFIX)
     try:
-        return _ciphertext(sealed, form or _ONE_FIELD)[0]
+        return _ciphertext(sealed, TOGETHER_PREFIX if together else SEALED_PREFIX)[0]
     except CiphertextRejected as error:
         raise CiphertextRejected(f"sealed text: {error}") from None
 
 
-def _ciphertext(sealed: object, form: _Format = _ONE_FIELD) -> bytes:
-    # the common case in one match: the prefix, then only base64url characters
-    if isinstance(sealed, str) and form.well_formed.fullmatch(sealed):
-        encoded = sealed.encode("ascii")[len(form.prefix) :]
-        unpadded = len(encoded) % 4
-        if encoded[-1] in _CANONICAL_LAST[unpadded]:
-            return binascii.a2b_base64(encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded])
-    return _refused_ciphertext(sealed, form.prefix)
+def _ciphertext(sealed: object, prefix: str = SEALED_PREFIX) -> bytes:
+    # the common case: the prefix, then only base64url characters (none left once they are
+    # deleted), canonically ended
+    if isinstance(sealed, str) and sealed.startswith(prefix) and sealed.isascii():
+        encoded = sealed.encode("ascii")[len(prefix) :]
+        if encoded and not encoded.translate(None, _URLSAFE):
+            unpadded = len(encoded) % 4
+            if encoded[-1] in _CANONICAL_LAST[unpadded]:
+                standard = encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded]
+                return binascii.a2b_base64(standard)
+    return _refused_ciphertext(sealed, prefix)
 
 
 def _refused_ciphertext(sealed: object, prefix: str) -> bytes:

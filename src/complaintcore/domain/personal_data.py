@@ -408,10 +408,13 @@ def map_personal_in_place(
     return payload
 
 
-def personal_values(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+def personal_values(
+    event_type: str, payload: Mapping[str, Any], empty: bool = True
+) -> dict[str, Any]:
     """Each personal value present in `payload` (not None), by pointer, in the order `map_personal`
-    visits them, without copying them."""
-    return typing.cast(dict[str, Any], _read(_VALUE_READERS, event_type, payload))
+    visits them, without copying them; with `empty=False`, but the empty texts."""
+    readers = _VALUE_READERS if empty else _FILLED_VALUE_READERS
+    return typing.cast(dict[str, Any], _read(readers, event_type, payload))
 
 
 def _read(readers: Mapping[str, Callable[[Any], Any]], event_type: str, payload: Any) -> Any:
@@ -428,7 +431,10 @@ def _read(readers: Mapping[str, Callable[[Any], Any]], event_type: str, payload:
         slots = _slots(payload, _tree_of(event_type), "")
         if readers is _SLOT_READERS:
             return slots
-        return {where: node[key] for node, key, where in slots}
+        values = {where: node[key] for node, key, where in slots}
+        if readers is _FILLED_VALUE_READERS:
+            return {where: value for where, value in values.items() if value != ""}
+        return values
 
 
 class _NotTheFastPath(Exception):
@@ -438,14 +444,16 @@ class _NotTheFastPath(Exception):
 # What a compiled reader records of each personal value: formats of (container, key, pointer,
 # value) expressions.
 _VALUES, _SLOTS = "found[{2}] = {3}", "found.append(({0}, {1}, {2}))"
+_FILLED_VALUES = "if {3} != '': found[{2}] = {3}"
 
 
 def _compiled_reader(tree: _Tree, record: str) -> Callable[[Any], Any]:
-    """`_slots` (`record`: `_SLOTS`) or `personal_values` (`_VALUES`) of one event type, written
+    """`_slots` (`record`: `_SLOTS`) or `personal_values` (`_VALUES`, `_FILLED_VALUES` for
+    `empty=False`) of one event type, written
     out as Python source and compiled (as `events.compile_event_decoder` does): a lookup per
     field of the catalogue, no recursion. Every event sealed or opened is read this way; the
     walk took as long as opening a receipt's fields."""
-    body = ["def read(node0):", f"    found = {'{}' if record is _VALUES else '[]'}"]
+    body = ["def read(node0):", f"    found = {'[]' if record is _SLOTS else '{}'}"]
     _read_node(tree, record, depth=0, indent=1, at='""', body=body)
     body.append("    return found")
     namespace: dict[str, Any] = {"_NotTheFastPath": _NotTheFastPath}
@@ -756,6 +764,9 @@ _FILLABLE: Mapping[str, _FillTree] = types.MappingProxyType(
 
 _VALUE_READERS: Mapping[str, Callable[[Any], Any]] = types.MappingProxyType(
     {event_type: _compiled_reader(tree, _VALUES) for event_type, tree in _TREES.items()}
+)
+_FILLED_VALUE_READERS: Mapping[str, Callable[[Any], Any]] = types.MappingProxyType(
+    {event_type: _compiled_reader(tree, _FILLED_VALUES) for event_type, tree in _TREES.items()}
 )
 _SLOT_READERS: Mapping[str, Callable[[Any], Any]] = types.MappingProxyType(
     {event_type: _compiled_reader(tree, _SLOTS) for event_type, tree in _TREES.items()}

@@ -77,8 +77,8 @@ class StreamCipher:
         fields = self._fields
         if fields is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing is sealed")
-        values = personal_values(event_type, payload)
-        paths = sorted(where for where, value in values.items() if value != "")
+        values = personal_values(event_type, payload, empty=False)
+        paths = sorted(values)
         stored = dict.fromkeys(paths, SEALED_WITH_FIRST)
         if paths:
             together = [values[where] for where in paths]
@@ -130,8 +130,8 @@ class StreamCipher:
         fields = self._fields
         if fields is None:
             return None
-        stored = personal_values(event_type, payload)
-        paths = sorted([where for where, value in stored.items() if value != ""])
+        stored = personal_values(event_type, payload, empty=False)
+        paths = sorted(stored)
         first = stored[paths[0]] if paths else None
         if type(first) is str and first.startswith(TOGETHER_PREFIX):
             return self._opened_together(fields, version, stored, paths).get
@@ -140,14 +140,17 @@ class StreamCipher:
     def _opened_together(
         self, fields: CaseFieldCipher, version: int, stored: dict[str, Any], paths: list[str]
     ) -> dict[str, Any]:
-        """The plaintext of each stored value of an event sealed together (format v2), but
-        empty texts (stored as they are), by pointer: `paths`, in order."""
-        marked_elsewhere = [where for where in paths[1:] if stored[where] != SEALED_WITH_FIRST]
-        if marked_elsewhere:
-            raise SealedEventUnreadable(
-                f"{', '.join(marked_elsewhere)} of case {self.case_id} at version {version}: "
-                "not marked as sealed with the event's other personal values"
-            )
+        """The plaintext of each stored value of an event sealed together (format v2), by
+        pointer: `paths`, in order (empty texts are stored as they are, and left out)."""
+        # the ciphertext in the first, each other one marked (a mark in the first: an empty
+        # ciphertext, refused as it is opened)
+        if list(stored.values()).count(SEALED_WITH_FIRST) != len(paths) - 1:
+            unmarked = [where for where in paths[1:] if stored[where] != SEALED_WITH_FIRST]
+            if unmarked:
+                raise SealedEventUnreadable(
+                    f"{', '.join(unmarked)} of case {self.case_id} at version {version}: "
+                    "not marked as sealed with the event's other personal values"
+                )
         try:
             values = fields.unseal_together(version, paths, stored[paths[0]])
         except CiphertextRejected as error:

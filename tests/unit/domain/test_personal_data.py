@@ -321,6 +321,9 @@ def test_personal_values_are_those_found_in_the_order_mapping_visits_them(
     assert values == personal_found(event_type, payload)
     assert list(values) == visited
     assert personal_values(event_type, _OtherDict(payload)) == values
+    filled = {where: value for where, value in values.items() if value != ""}
+    assert personal_values(event_type, payload, empty=False) == filled
+    assert personal_values(event_type, _OtherDict(payload), empty=False) == filled
     for value in values.values():  # the payload's own objects, not copies
         assert any(value is candidate for candidate in personal_found(event_type, payload).values())
 
