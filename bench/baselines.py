@@ -23,8 +23,7 @@ import asyncpg
 
 from bench.database import libpq_parts
 from bench.measure import Throughput, run_workers
-from complaintcore.events.bulk import use_binary_json
-from complaintcore.infra.database import create_pool
+from complaintcore.infra.database import create_pool, use_binary_json
 
 WORKERS = 16
 WARMUP_S = 0.25  # each append window's first appends, not counted (connections, statements)

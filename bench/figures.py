@@ -26,12 +26,12 @@ from complaintcore.application.bulk_import import (
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.auth.tokens import create_token
-from complaintcore.events.bulk import COPY_COLUMNS, use_binary_json
+from complaintcore.events.bulk import COPY_COLUMNS
 from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.model import EventMetadata, NewEvent
 from complaintcore.events.store import PostgresEventStore, take_position_floor
 from complaintcore.events.stream_cipher import StreamCipher
-from complaintcore.infra.database import create_pool
+from complaintcore.infra.database import create_pool, use_binary_json
 from complaintcore.projections.runner import read_checkpoint
 from complaintcore.reference.institutions import InstitutionDirectory
 

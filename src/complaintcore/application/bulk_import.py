@@ -72,12 +72,13 @@ from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_p
 from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
-from complaintcore.events.bulk import NewStream, use_binary_json
+from complaintcore.events.bulk import NewStream
 from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
 from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.infra.database import use_binary_json
 from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
 from complaintcore.projections.case_view import case_view_row, load_index_key

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
 from complaintcore.events.chaining import chained_rows
 from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, InvalidEventData, NewEvent
@@ -98,18 +97,3 @@ def _refused_stream(error: asyncpg.UniqueViolationError, stream_ids: Collection[
     _, _, values = detail.partition(")=(")
     named = [stream_id for stream_id in stream_ids if values.startswith(f"{stream_id}, ")]
     return max(named, key=len) if named else detail or "one of the streams"
-
-
-async def use_binary_json(connection: asyncpg.Connection) -> None:
-    """COPY sends rows in the binary format, which needs a binary codec for jsonb.
-
-    The pool's connections have one (`infra.database`); this sets the same on any other. The
-    values are the same as with a text codec, so the connection can go back to it.
-    """
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
-    )

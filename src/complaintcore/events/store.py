@@ -441,7 +441,8 @@ class PostgresEventStore:
         floor is taken right before the COPY draws the first position, and held until commit,
         so the feed never skips these events. In the caller's transaction if it has one, and
         then without a savepoint (a refusal leaves it aborted, to be rolled back), else in one of
-        its own. The connection must encode jsonb in binary (the pool's do; `bulk.use_binary_json`).
+        its own. The connection must encode jsonb in binary (the pool's do;
+        `infra.database.use_binary_json`).
         """
         records, stream_ids = copy_records(streams)  # all of them, before the floor is taken
         if not records:

@@ -59,8 +59,12 @@ def _decode_jsonb(data: bytes) -> Any:
     return orjson.loads(memoryview(data)[1:])
 
 
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    # Binary codecs hand orjson's bytes to the driver as they are (no str in between).
+async def use_binary_json(connection: asyncpg.Connection) -> None:
+    """orjson's codecs for json and jsonb, in PostgreSQL's binary format: what every connection
+    of `connect` and of the pool has, and what COPY, which sends rows in binary, needs. Binary
+    codecs hand orjson's bytes to the driver as they are (no str in between), and jsonb's are
+    read without copying them (a rebuild reads every event). The values are the same as with
+    the text codecs."""
     await connection.set_type_codec(
         "jsonb",
         schema="pg_catalog",
@@ -112,7 +116,7 @@ async def connect(database_url: str, *, command_timeout: float | None = None) ->
     """One connection outside the pool, with the pool's JSON codecs (for a session that must
     outlive any pooled use, such as a held advisory lock)."""
     connection = await connect_each_host(plain_url(database_url), command_timeout=command_timeout)
-    await _init_connection(connection)
+    await use_binary_json(connection)
     return connection
 
 
@@ -136,7 +140,7 @@ async def create_pool(
         max_size=max_size,
         connect=connect_each_host,
         command_timeout=command_timeout,
-        init=_init_connection,
+        init=use_binary_json,
         reset=_keep_session,
         # No inactivity timer: it costs a timer armed on every release and cancelled on every
         # acquire, and the pool never holds more than `max_size` idle connections anyway.

@@ -40,7 +40,6 @@ from complaintcore.projections.rebuild.ranges import (
 from complaintcore.projections.rebuild.scan import RangeScan, RangeScanTask, RebuildScanFailed
 from complaintcore.projections.rebuild.swap import TargetRebuild
 from complaintcore.projections.rebuild.tables import (
-    bulk_connection,
     create_building_tables,
     same_columns,
 )
@@ -189,7 +188,7 @@ class Rebuilder:
         """Each projection's result; the shared work (the scan) is counted in the first's
         `seconds`, so the sum of `seconds` is the group's whole time."""
         started = time.monotonic()
-        connection = await bulk_connection(self._database_url)
+        connection = await connect(self._database_url)
         try:
             await self._lock(connection)
             jobs = await self._start_or_resume(connection, restart)
@@ -340,7 +339,7 @@ class Rebuilder:
         ]
 
         async def build(step: TargetRebuild) -> None:
-            connection = await bulk_connection(self._database_url)
+            connection = await connect(self._database_url)
             try:
                 await step.build_indexes(connection)
             finally:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from complaintcore.domain.state import ComplaintState
+from complaintcore.infra.database import connect
 from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.infra.process_memory import peak_rss_kib
 from complaintcore.projections.rebuild.protocol import (
@@ -20,7 +21,7 @@ from complaintcore.projections.rebuild.protocol import (
     personal_fields_of,
 )
 from complaintcore.projections.rebuild.ranges import ScanRange, move_range
-from complaintcore.projections.rebuild.tables import bulk_connection, copy_rows
+from complaintcore.projections.rebuild.tables import copy_rows
 from complaintcore.projections.runner import close_quietly
 from complaintcore.projections.streams import PersonalFields, decode_columns, fold_stream
 
@@ -81,8 +82,8 @@ class RangeScan:
         self._records: dict[str, Record] = {}  # each target's row maker, made as the scan starts
 
     async def run(self) -> RangeScanOutcome:
-        writer = await bulk_connection(self._task.database_url)
-        reader = await bulk_connection(self._task.settings.read_url or self._task.database_url)
+        writer = await connect(self._task.database_url)
+        reader = await connect(self._task.settings.read_url or self._task.database_url)
         try:
             for target in self._targets:
                 self._records[target.name] = await target.make_record(writer, self._task.settings)

@@ -6,24 +6,9 @@ import re
 from typing import Any
 
 import asyncpg
-import orjson
 
-from complaintcore.infra.database import connect
 from complaintcore.projections.rebuild.protocol import BUILDING, RebuildTarget
 from complaintcore.projections.statistics.facts import upsert_sql
-
-
-async def bulk_connection(database_url: str) -> asyncpg.Connection:
-    """A connection whose jsonb codec is binary: COPY (binary) cannot use the text one."""
-    connection = await connect(database_url)
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        format="binary",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-    )
-    return connection
 
 
 async def create_building_tables(connection: asyncpg.Connection, target: RebuildTarget) -> None:
