@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import sys
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from urllib.parse import quote
 
 import structlog
@@ -37,6 +37,7 @@ from complaintcore.infra.database import create_pool, service_command_timeout
 from complaintcore.infra.garbage_collection import exempt_startup_objects
 from complaintcore.infra.metrics import mark_this_process_dead
 from complaintcore.infra.settings import Settings
+from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.projections.alerts import alerts_projection
 from complaintcore.projections.runner import (
     SERVE_ID_VARIABLE,
@@ -140,9 +141,7 @@ async def run_runners(
             log.info("runner process stopping")
     finally:
         if watch is not None:
-            watch.cancel()
-            with suppress(asyncio.CancelledError):
-                await watch
+            await cancel_and_wait([watch])
         await pool.close()
     log.info("runner process stopped")
 

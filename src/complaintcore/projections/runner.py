@@ -35,7 +35,7 @@ like a batch's: only the active runner sweeps, and it judges what the feed has f
 import asyncio
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -47,6 +47,7 @@ from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect, service_command_timeout
+from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.projections import statistics
 from complaintcore.projections.shared_feed import FeedSource, SharedFeed
 from complaintcore.projections.statistics import buckets as statistics_buckets
@@ -333,11 +334,7 @@ async def background_runners(
     try:
         yield {runner.name: runner for runner in runners}
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
 
 async def close_quietly(connection: asyncpg.Connection) -> None:

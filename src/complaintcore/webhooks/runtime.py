@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import structlog
 
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.infra.settings import Settings
+from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.projections.runner import RUNNER_PROCESS_PREFIX
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.dispatcher import Dispatcher, RetryPolicy
@@ -138,11 +139,7 @@ async def webhook_runtime(
     try:
         yield runtime
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
 
 _DISPATCH_LAG = """
