@@ -50,6 +50,9 @@ at each personal value, and the personal values by pointer); `merge_personal` (i
 `erased` (what a reader sees once the case's key is destroyed: None at every personal value).
 None of them mutates its argument: each returns a new payload that shares no dict or list with it.
 `event_from_erased_payload` decodes such a payload into its event, None at those places.
+`personal_values` reads the personal values by pointer without copying anything (what the store
+seals together, and opens); `map_personal_in_place` and `map_some_personal` are for callers that
+own the payload or read a few fields.
 
 **Versions.** The tables describe each event type at the schema version in `DESCRIBES_VERSION`,
 checked against `events.EVENT_TYPES` by a test: raising an event's schema version means
@@ -64,7 +67,6 @@ last 4, mobile numbers the first 3 and the last 4) is in `domain/identity.py` (`
 
 from __future__ import annotations
 
-import ast
 import functools
 import types
 import typing
@@ -448,54 +450,72 @@ _FILLED_VALUES = "if {3} != '': found[{2}] = {3}"
 
 
 def _compiled_reader(tree: _Tree, record: str) -> Callable[[Any], Any]:
-    """`_slots` (`record`: `_SLOTS`) or `personal_values` (`_VALUES`, `_FILLED_VALUES` for
-    `empty=False`) of one event type, written
-    out as Python source and compiled (as `events.compile_event_decoder` does): a lookup per
-    field of the catalogue, no recursion. Every event sealed or opened is read this way; the
-    walk took as long as opening a receipt's fields."""
+    """`_slots` (`record`: `_SLOTS`) or `personal_values` (`_VALUES`; `_FILLED_VALUES` for
+    `empty=False`) of one event type, written out as Python source and compiled (as
+    `events.compile_event_decoder` does): a lookup per field of the catalogue, no recursion.
+    Every event sealed or opened is read this way; the walk took as long as opening a receipt's
+    fields."""
     body = ["def read(node0):", f"    found = {'[]' if record is _SLOTS else '{}'}"]
-    _read_node(tree, record, depth=0, indent=1, at='""', body=body)
+    _read_node(tree, record, depth=0, indent=1, at=(), body=body)
     body.append("    return found")
     namespace: dict[str, Any] = {"_NotTheFastPath": _NotTheFastPath}
     exec("\n".join(body), namespace)
     return typing.cast(Callable[[Any], Any], namespace["read"])
 
 
-def _read_node(tree: _Tree, record: str, depth: int, indent: int, at: str, body: list[str]) -> None:
-    """Source reading the values of `tree` under `node{depth}` (its pointer: the expression `at`),
+class _IndexVariable(str):
+    """A list index of the generated source (its variable's name), among a pointer's parts."""
+
+
+def _read_node(
+    tree: _Tree, record: str, depth: int, indent: int, at: tuple[str, ...], body: list[str]
+) -> None:
+    """Source reading the values of `tree` under `node{depth}`, whose pointer is made of `at`,
     `indent` levels in, each recorded as `record` says."""
     pad, node, child = "    " * indent, f"node{depth}", f"node{depth + 1}"
     if EACH in tree:
         subtree = tree[EACH][1]
-        index = f"index{depth}"
+        index = _IndexVariable(f"index{depth}")
         body += [
             f"{pad}if type({node}) is not list:",
             f"{pad}    raise _NotTheFastPath",
             f"{pad}for {index}, {child} in enumerate({node}):",
             f"{pad}    if {child} is not None:",
         ]
-        where = f"{at} + '/' + str({index})"
+        where = (*at, "/", index)
         if subtree is _LEAF:
-            body.append(f"{pad}        " + record.format(node, index, where, child))
+            body.append(
+                f"{pad}        " + record.format(node, index, _pointer_source(where), child)
+            )
         else:
             _read_node(subtree, record, depth + 1, indent + 2, where, body)
         return
     body += [f"{pad}if type({node}) is not dict:", f"{pad}    raise _NotTheFastPath"]
     for name, (segment, subtree) in tree.items():
-        where = _joined(at, segment)
+        where = (*at, segment)
         body += [f"{pad}{child} = {node}.get({name!r})", f"{pad}if {child} is not None:"]
         if subtree is _LEAF:
-            body.append(f"{pad}    " + record.format(node, repr(name), where, child))
+            body.append(
+                f"{pad}    " + record.format(node, repr(name), _pointer_source(where), child)
+            )
         else:
             _read_node(subtree, record, depth + 1, indent + 1, where, body)
 
 
-def _joined(at: str, segment: str) -> str:
-    """The expression of pointer `at` (an expression) followed by `segment`, joined here when
-    `at` is a constant."""
-    if at.startswith(("'", '"')) and " + " not in at:
-        return repr(ast.literal_eval(at) + segment)
-    return f"{at} + {segment!r}"
+def _pointer_source(parts: tuple[str, ...]) -> str:
+    """The source of the pointer `parts` make: the constant segments between list indices
+    joined into one literal, each index written as its variable's text."""
+    pieces: list[str] = []
+    constant = ""
+    for part in parts:
+        if isinstance(part, _IndexVariable):
+            pieces += [repr(constant)] if constant else []
+            pieces.append(f"str({part})")
+            constant = ""
+        else:
+            constant += part
+    pieces += [repr(constant)] if constant else []
+    return " + ".join(pieces)
 
 
 def map_some_personal(
