@@ -61,3 +61,28 @@ def test_the_chosen_nice_slows_the_loop_to_the_target_and_one_milder_would_not(
 def test_a_neighbour_at_nice_minus_6_leaves_a_loop_a_fifth_of_its_core():
     # 1,024 against 3,906: the loop gets 1,024 / 4,930 of the core
     assert slow_machine.slowed_loop_s(0.69, -6) == pytest.approx(0.69 * 4930 / 1024)
+
+
+def test_neighbours_that_slow_the_loop_to_a_slow_machines_are_kept():
+    assert slow_machine.harsher_nice(-4, 3.0, 3.6) is None
+    assert slow_machine.harsher_nice(-7, 4.16, 3.6) is None
+    assert slow_machine.harsher_nice(-20, 1.0, 3.6) is None  # none harsher
+    assert slow_machine.harsher_nice(-1, 1.41, 1.0) is None  # a milder machine asked for
+
+
+def test_a_loop_not_slow_enough_beside_them_takes_a_harsher_nice_by_its_measured_speed():
+    # run 4 of 2026-12-06: 1.18 s alone chose -4, and the loop then took 2.59 s beside them,
+    # as a loop of 2.59 * 1,024 / 3,525 = 0.75 s alone would: -6 slows that to 3.62 s
+    assert slow_machine.harsher_nice(-4, 2.59, 3.6) == -6
+    # a loop barely short of 3 s still takes a step
+    assert slow_machine.harsher_nice(-7, 2.99, 3.0) == -8
+
+
+@given(nice=st.integers(-19, -1), slowed_s=st.floats(0.2, 2.99))
+def test_a_harsher_nice_is_harsher_and_slows_the_implied_loop_to_the_target(
+    nice: int, slowed_s: float
+) -> None:
+    harsher = slow_machine.harsher_nice(nice, slowed_s, 3.6)
+    assert harsher is not None and harsher < nice
+    alone_s = slowed_s * 1024 / (1024 + slow_machine.NICE_WEIGHTS[nice])
+    assert harsher == -20 or slow_machine.slowed_loop_s(alone_s, harsher) >= 3.6
