@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -107,8 +107,22 @@ def load(
         check=True,
         timeout=seconds + 300,
     )
-    measured = json.loads(result.stdout)
+    measured = _measured(result)
     return (
         Throughput(measured["requests"], measured["seconds"], measured["latencies_ms"]),
         measured["statuses"],
     )
+
+
+def _measured(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The load generator's one JSON line, or an error that shows what it printed instead (an
+    emulated run of 2026-12-06 20:19 UTC failed on a line break at character 131,072 of it)."""
+    try:
+        return cast(dict[str, Any], json.loads(result.stdout))
+    except json.JSONDecodeError as error:
+        around = result.stdout[max(0, error.pos - 60) : error.pos + 60]
+        raise RuntimeError(
+            f"the load generator printed {len(result.stdout):,} characters that are not one JSON"
+            f" line ({error}); around it: {around!r}; its stderr ends:"
+            f" {result.stderr[-2000:]!r}"
+        ) from None
