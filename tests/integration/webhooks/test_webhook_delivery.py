@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from complaintcore.auth.principals import Principal
 from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
+from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once
@@ -75,9 +76,7 @@ class Desk:
         try:
             yield dispatcher
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
 
 
 @pytest.fixture
@@ -421,9 +420,7 @@ async def test_the_fan_out_loop_wakes_the_dispatcher(desk: Desk) -> None:
                 await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
                 await wait_for(lambda: desk.all_delivered(1), timeout_s=3)
             finally:
-                fanout.cancel()
-                with suppress(asyncio.CancelledError):
-                    await fanout
+                await cancel_and_wait([fanout])
 
 
 async def test_a_dispatcher_cancelled_as_it_is_woken_stops(desk: Desk) -> None:
@@ -541,9 +538,7 @@ async def test_a_burst_of_deliveries_brings_the_planner_statistics_up_to_date(
     try:
         believed = await wait_for(lambda: _believed_at_least(desk.pool, 1_200), timeout_s=10)
     finally:
-        fanout.cancel()
-        with suppress(asyncio.CancelledError):
-            await fanout
+        await cancel_and_wait([fanout])
 
     assert believed_before <= 0  # never analyzed, or analyzed empty
     assert believed == 1_200
