@@ -115,7 +115,7 @@ class CaseFieldCipher:
         """`values` (of the fields at `paths`, in that order) sealed in one text (format v2)."""
         if len(paths) != len(values) or not paths:
             raise ValueError("seal_together takes one path per value, and one value at least")
-        plaintext = _json(list(values), ", ".join(paths))
+        plaintext = _json(list(values), paths)
         ciphertext = self._cipher.encrypt(plaintext, self._places.of_together(version, paths))
         return _text(TOGETHER_PREFIX, ciphertext)
 
@@ -131,11 +131,13 @@ class CaseFieldCipher:
             raise CiphertextRejected(f"{_places(self.case_id, version, paths)}: {error}") from None
 
 
-def _json(value: Any, where: str) -> bytes:
+def _json(value: Any, where: str | Sequence[str]) -> bytes:
+    """`value` as JSON; `where`: the path (or paths) named if it is not a JSON value."""
     try:
         return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_refuse)
     except orjson.JSONEncodeError as error:
-        raise TypeError(f"{where}: only JSON values are sealed ({error})") from None
+        place = where if isinstance(where, str) else ", ".join(where)
+        raise TypeError(f"{place}: only JSON values are sealed ({error})") from None
 
 
 def _text(prefix: str, ciphertext: bytes) -> str:
