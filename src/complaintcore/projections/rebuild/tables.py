@@ -53,10 +53,15 @@ async def same_columns(connection: asyncpg.Connection, live: str, building: str)
 
 
 async def build_indexes(connection: asyncpg.Connection, target: RebuildTarget) -> None:
+    """Each new table vacuumed and analyzed, then indexed. Vacuumed, not only analyzed: a table
+    loaded in bulk is what autovacuum comes for next (its hint bits, its visibility map for
+    index-only scans), and it came just after the swap, so that the next rebuild's swap, dropping
+    the table, waited a second (`deadlock_timeout`) for it to give way; before the indexes, so
+    that it walks the table alone (at 220,000 cases 0.1 to 0.2 s more than ANALYZE alone)."""
     for live, building in target.table_pairs:
+        await connection.execute(f"VACUUM (ANALYZE) {building}")
         for statement in await _index_statements(connection, live, building):
             await connection.execute(statement)
-        await connection.execute(f"ANALYZE {building}")
 
 
 async def swap_tables(connection: asyncpg.Connection, target: RebuildTarget) -> None:
