@@ -40,8 +40,10 @@ from complaintcore.projections.rebuild.ranges import (
 from complaintcore.projections.rebuild.scan import RangeScan, RangeScanTask, RebuildScanFailed
 from complaintcore.projections.rebuild.swap import TargetRebuild
 from complaintcore.projections.rebuild.tables import (
+    build_side_by_side,
     create_building_tables,
     same_columns,
+    table_indexing,
 )
 from complaintcore.projections.rebuild.workers import ScanWorkers, summed_peaks
 from complaintcore.projections.runner import close_quietly, lock_key
@@ -333,27 +335,24 @@ class Rebuilder:
     # --- 2. indexes, every projection's at once -------------------------------------------------
 
     async def _build_indexes(self, jobs: list[RebuildJob]) -> None:
-        """Step 2 of every projection still to index, side by side, each on a connection of its
-        own: PostgreSQL builds an index on one core, and the projections' tables are apart (at
-        80,000 cases the case view's indexes took 0.9 s and the statistics' 1.1 s, ANALYZE
-        included: one after the other, a fifth of the rebuild). A failure stops the others."""
-        pending = [
-            TargetRebuild(target, job, self._progress, self._settings)
-            for target, job in zip(self._targets, jobs, strict=True)
-            if job.phase == "index"
-        ]
-
-        async def build(step: TargetRebuild) -> None:
-            connection = await connect(self._database_url)
-            try:
-                await step.build_indexes(connection)
-            finally:
-                await close_quietly(connection)
-
-        builds = [asyncio.create_task(build(step)) for step in pending]
+        """Step 2 of every projection still to index, all their tables' statements side by side
+        on as many connections as the scan had workers (`tables.build_side_by_side`); then each
+        moves on to its catch-up. A failure stops the others."""
+        pending = [job for job in jobs if job.phase == "index"]
+        if not pending:
+            return
+        connections = [await connect(self._database_url)]
         try:
-            await asyncio.gather(*builds)  # the first error raised as it is, not in a group
+            tables = []
+            for job in pending:
+                self._progress.phase(job.name, "building indexes")
+                tables += await table_indexing(connections[0], TARGETS[job.name])
+            statements = sum(len(table.then) + 1 for table in tables)
+            for _ in range(min(self._settings.scan_workers, statements) - 1):
+                connections.append(await connect(self._database_url))
+            await build_side_by_side(connections, tables)
+            for job in pending:
+                await set_phase(connections[0], job, "catch_up")
         finally:
-            for task in builds:
-                task.cancel()
-            await asyncio.gather(*builds, return_exceptions=True)
+            for connection in connections:
+                await close_quietly(connection)

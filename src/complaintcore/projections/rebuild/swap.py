@@ -1,6 +1,6 @@
-"""Steps 2 to 4 for one projection whose scan is done: its indexes built (`build_indexes`, which
-the rebuild runs for every projection at once before finishing any), then what was written
-meanwhile caught up and its new tables swapped in, under the lock its kind needs (`finish`)."""
+"""Steps 3 and 4 for one projection whose scan is done and whose indexes are built (step 2, which
+the rebuild runs for every projection at once before finishing any): what was written meanwhile
+caught up and its new tables swapped in, under the lock its kind needs (`finish`)."""
 
 import asyncpg
 
@@ -9,7 +9,6 @@ from complaintcore.projections.rebuild.jobs import (
     RebuildJob,
     forget_job,
     set_caught_up_to,
-    set_phase,
 )
 from complaintcore.projections.rebuild.protocol import (
     Progress,
@@ -18,7 +17,7 @@ from complaintcore.projections.rebuild.protocol import (
     Record,
     personal_fields_of,
 )
-from complaintcore.projections.rebuild.tables import build_indexes, swap_tables, upsert_rows
+from complaintcore.projections.rebuild.tables import swap_tables, upsert_rows
 from complaintcore.projections.runner import read_checkpoint
 from complaintcore.projections.streams import fold_streams
 
@@ -26,7 +25,7 @@ _ALL_POSITIONS = 2**62
 
 
 class TargetRebuild:
-    """Steps 2 to 4 for one projection whose scan is done."""
+    """Steps 3 and 4 for one projection whose indexes are built."""
 
     def __init__(
         self,
@@ -45,14 +44,6 @@ class TargetRebuild:
         """Catch up and swap, once `build_indexes` is done; the position swapped in at."""
         self._record = await self.target.make_record(connection, self._settings)
         return await self._catch_up_and_swap(connection)
-
-    # --- 2. index ------------------------------------------------------------------------------
-
-    async def build_indexes(self, connection: asyncpg.Connection) -> None:
-        """Step 2 (the rebuild of several projections builds theirs side by side)."""
-        self._progress.phase(self.target.name, "building indexes")
-        await build_indexes(connection, self.target)
-        await set_phase(connection, self.job, "catch_up")
 
     # --- 3 and 4. catch up and swap --------------------------------------------------------------
 
