@@ -45,7 +45,7 @@ from complaintcore.projections.rebuild.tables import (
     same_columns,
     table_indexing,
 )
-from complaintcore.projections.rebuild.workers import ScanWorkers, summed_peaks
+from complaintcore.projections.rebuild.workers import scan_in_workers, summed_peaks
 from complaintcore.projections.runner import close_quietly, lock_key
 
 log = structlog.get_logger("complaintcore.projections.rebuild")
@@ -181,7 +181,6 @@ class Rebuilder:
         self._progress = progress
         self._settings = settings
         self._workers_peak_rss_kib = 0  # the scan workers' peaks, summed
-        self._workers = ScanWorkers(settings.scan_workers)
 
     @property
     def _label(self) -> str:
@@ -194,12 +193,9 @@ class Rebuilder:
         connection = await connect(self._database_url)
         try:
             await self._lock(connection)
-            try:
-                jobs = await self._start_or_resume(connection, restart)
-                if jobs[0].phase == "scan":
-                    await self._scan(connection, jobs)
-            finally:
-                self._workers.close()
+            jobs = await self._start_or_resume(connection, restart)
+            if jobs[0].phase == "scan":
+                await self._scan(connection, jobs)
             await self._build_indexes(jobs)
             results = []
             for target, job in zip(self._targets, jobs, strict=True):
@@ -257,7 +253,6 @@ class Rebuilder:
         return all(unchanged) and bool(resumable)
 
     async def _start(self, connection: asyncpg.Connection) -> list[RebuildJob]:
-        self._workers.start(self._settings.partitions)  # they import while this prepares the scan
         start_position = await feed_complete_up_to(connection)
         total = await connection.fetchval(
             "SELECT count(*) FROM events WHERE position <= $1", start_position
@@ -291,7 +286,7 @@ class Rebuilder:
         if self._settings.scan_workers <= 1 or len(tasks) == 1:
             outcomes = [await RangeScan(task, self._progress.advance).run() for task in tasks]
         else:
-            outcomes = await self._workers.scan(
+            outcomes = await scan_in_workers(
                 connection, tasks, done, self._settings, self._progress
             )
         self._workers_peak_rss_kib = summed_peaks(outcomes)

@@ -26,60 +26,29 @@ from complaintcore.projections.rebuild.scan import (
 # --- in the parent ------------------------------------------------------------------------------
 
 
-class ScanWorkers:
-    """The processes a scan runs its ranges in, spawned by `start` as early as the rebuild knows
-    it will scan: a spawned worker spends about a second importing the modules before it scans
-    (1.2 s of CPU each here, a twentieth of a million events' rebuild), time better spent while
-    the parent counts the events and makes the tables. `close` stops them."""
-
-    def __init__(self, most: int) -> None:
-        self._most = most
-        self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
-        self._pool: ProcessPoolExecutor | None = None
-
-    def start(self, ranges: int) -> None:
-        """Spawn the workers for `ranges` ranges (as many as there are, at most `most`), unless
-        they are running or one would do (the scan then runs in this process)."""
-        count = min(self._most, ranges)
-        if self._pool is not None or count <= 1:
-            return
-        self._pool = ProcessPoolExecutor(
-            count, mp_context=self._context, initializer=_worker_started, initargs=(self._stop,)
-        )
-        with _sigint_blocked():  # see `_sigint_blocked`
-            for _ in range(count):
-                self._pool.submit(_ready)  # while none is idle, each task submitted spawns one
-
-    def close(self) -> None:
-        """Stop the workers (a scan in flight stops after its batch) and wait for them."""
-        if self._pool is not None:
-            self._stop.set()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    async def scan(
-        self,
-        connection: asyncpg.Connection,
-        tasks: list[RangeScanTask],
-        done: int,
-        settings: RebuildSettings,
-        progress: Progress,
-    ) -> list[RangeScanOutcome]:
-        """Each range in a worker, reporting progress from the ranges' rows meanwhile; whatever
-        ends this (the scan done, an interruption, a worker's error), every worker has stopped
-        its scan when it returns, its batch in flight committed."""
-        self.start(len(tasks))
-        assert self._pool is not None, "a scan in workers has two ranges or more"
-        with _sigint_blocked():
-            scans = [
-                asyncio.wrap_future(self._pool.submit(scan_range_in_worker, task)) for task in tasks
-            ]
+async def scan_in_workers(
+    connection: asyncpg.Connection,
+    tasks: list[RangeScanTask],
+    done: int,
+    settings: RebuildSettings,
+    progress: Progress,
+) -> list[RangeScanOutcome]:
+    """Each range in a worker process, reporting progress from the ranges' rows meanwhile;
+    whatever ends this (the scan done, an interruption, a worker's error), every worker
+    has stopped when it returns, its batch in flight committed."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = min(settings.scan_workers, len(tasks))
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_started, initargs=(stop,)
+    ) as pool:
+        with _sigint_blocked():  # the workers are spawned as the tasks are submitted
+            scans = [asyncio.wrap_future(pool.submit(scan_range_in_worker, task)) for task in tasks]
         try:
             await _report_progress(connection, tasks[0].names[0], scans, done, settings, progress)
             return [scan.result() for scan in scans]
         finally:
-            self._stop.set()
+            stop.set()
             await asyncio.wait(scans)
             for scan in scans:
                 scan.exception()  # retrieved: the first error is the one raised
@@ -150,10 +119,6 @@ def _worker_started(stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _stop_scans, _parent_pid = stop, os.getppid()
-
-
-def _ready() -> None:
-    """Nothing: a task that makes the pool spawn a worker, which imports the modules."""
 
 
 def _asked_to_stop() -> bool:
