@@ -34,8 +34,10 @@ The protocol, for one projection
    it is interrupted, or a worker fails, it asks the workers to stop (each lets its batch in flight
    commit) and waits for them, then raises the interruption, or `RebuildScanFailed` naming the
    range and the worker's error. A worker whose parent died stops at its next page.
-2. **Index**: build the live table's indexes and constraints on the new table (under names
-   ending `_rb`), after the bulk load, which is much faster than maintaining them row by row.
+2. **Index**: vacuum and analyze each new table, then build the live table's constraints and
+   indexes on it (under names ending `_rb`), after the bulk load, which is much faster than
+   maintaining them row by row; every projection's tables at once, their statements side by
+   side on a connection per core (`tables.build_side_by_side`).
 3. **Catch up**, without locks: re-fold every case with events after the position the new table
    is at, window by window, until it is close behind, committing the position reached each time.
 4. **Swap**, in one transaction:
@@ -77,7 +79,7 @@ Where each part lives
 - `tables`: the new tables: created, written, indexed, renamed into the live ones' place;
 - `scan`: one range's scan (pages read ahead, cases folded, rows written in batches);
 - `workers`: the ranges' scans in worker processes, and the parent's watch over them;
-- `swap`: steps 2 to 4 for one projection (index, catch up, swap);
+- `swap`: steps 3 and 4 for one projection (catch up, swap);
 - `rebuilder`: the whole, from `rebuild()`: groups, start or resume, the shared scan, results.
 """
 
