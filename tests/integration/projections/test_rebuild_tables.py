@@ -6,11 +6,22 @@ from datetime import date
 
 import asyncpg
 import pytest
-from test_rebuild_resume import SMALL_BATCHES, some_cases
+from test_rebuild_resume import (
+    SMALL_BATCHES,
+    InterruptAt,
+    Interrupted,
+    index_definitions,
+    live_tables,
+    some_cases,
+)
 
 from complaintcore.infra.database import connect
-from complaintcore.projections.rebuild import rebuild
-from complaintcore.projections.rebuild.tables import TableIndexing, build_side_by_side
+from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
+from complaintcore.projections.rebuild.tables import (
+    TableIndexing,
+    build_side_by_side,
+    table_indexing,
+)
 from complaintcore.projections.runner import ProjectionRunner
 from projection_support import CaseDesk
 
@@ -86,3 +97,38 @@ async def test_a_failed_statement_stops_the_indexing_and_is_raised(
     finally:
         for connection in connections:
             await connection.close()
+
+
+async def test_an_index_phase_cut_short_resumes_with_what_is_built_skipped(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    await some_cases(desk, 9, date(2026, 3, 2))
+    await ProjectionRunner(database_url, desk.store).catch_up()
+    live, indexes = await live_tables(pool), await index_definitions(pool)
+    both = [TARGETS["case_view"], TARGETS["statistics"]]
+    with pytest.raises(Interrupted):
+        await Rebuilder(
+            database_url, both, InterruptAt(phase="building indexes"), SMALL_BATCHES
+        ).run()
+
+    # as if stopped midway: the case view's table vacuumed, constrained and given two of its
+    # indexes, the statistics' facts table vacuumed only
+    connection = await connect(database_url)
+    try:
+        case_view, *_ = await table_indexing(connection, TARGETS["case_view"])
+        facts, *_ = await table_indexing(connection, TARGETS["statistics"])
+        for statement in [*case_view.first, *case_view.then[:2], facts.first[0]]:
+            await connection.execute(statement)
+        resumed_case_view, *_ = await table_indexing(connection, TARGETS["case_view"])
+    finally:
+        await connection.close()
+    assert len(resumed_case_view.first) == 1  # the vacuum again; the constraints are built
+    assert resumed_case_view.then == case_view.then[2:]
+
+    results = await rebuild(database_url, settings=SMALL_BATCHES)
+
+    assert [r.resumed for r in results] == [True, True]
+    assert await live_tables(pool) == live
+    assert await index_definitions(pool) == indexes
