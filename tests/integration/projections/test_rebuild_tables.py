@@ -28,13 +28,17 @@ from projection_support import CaseDesk
 TABLES = ("case_view", "case_statistics", "statistics_monthly", "statistics_handling_days")
 
 
-async def test_the_swapped_in_tables_come_vacuumed_and_analyzed(
-    pool: asyncpg.Pool, database_url: str
-) -> None:
+async def nine_cases_projected(pool: asyncpg.Pool, database_url: str) -> None:
     desk = CaseDesk(pool)
     await desk.plant_tree()
     await some_cases(desk, 9, date(2026, 3, 2))
     await ProjectionRunner(database_url, desk.store).catch_up()
+
+
+async def test_the_swapped_in_tables_come_vacuumed_and_analyzed(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await nine_cases_projected(pool, database_url)
 
     await rebuild(database_url, settings=SMALL_BATCHES)
 
@@ -102,10 +106,7 @@ async def test_a_failed_statement_stops_the_indexing_and_is_raised(
 async def test_an_index_phase_cut_short_resumes_with_what_is_built_skipped(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    await some_cases(desk, 9, date(2026, 3, 2))
-    await ProjectionRunner(database_url, desk.store).catch_up()
+    await nine_cases_projected(pool, database_url)
     live, indexes = await live_tables(pool), await index_definitions(pool)
     both = [TARGETS["case_view"], TARGETS["statistics"]]
     with pytest.raises(Interrupted):
