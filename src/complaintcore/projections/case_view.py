@@ -117,44 +117,48 @@ def complainant_index(state: ComplaintState, index_key: IndexKey | None) -> str 
 
 
 def case_view_row(state: ComplaintState, index_key: IndexKey | None) -> dict[str, Any]:
-    """The row of the case; `index_key` may be None only for a case without an identity number
-    to index (an erased one, for instance): see `complainant_index`."""
-    decision, review = state.decision, state.review
-    return {
-        "case_id": state.id,
-        "registration_no": state.registration_no,
-        "version": state.version,
-        "status": str(state.status),
-        "respondent_institution": state.respondent_institution,
-        "handler_id": state.handler_id,
-        "channel": state.channel,
-        "category_business": state.category.business,
-        "category_reason": state.category.reason,
-        "major": state.major_flag is not None,
-        "received_on": state.received_on,
-        "last_business_date": state.last_business_date,
-        "due_on": state.clock.due_on,
-        "level": state.clock.level,
-        "paused_days": state.clock.paused_days,
-        "paused_since": state.clock.paused_since,
-        "clock_stopped_on": state.clock.stopped_on,
-        "decided_on": decision.notice.notified_on if decision else None,
-        "outcome": str(decision.outcome) if decision else None,
-        "on_time": decision.on_time if decision else None,
-        "review_requested_on": review.requested_on if review else None,
-        "review_due_on": review.due_on if review else None,
-        "review_decided_on": (
-            review.decision.notice.notified_on if review and review.decision else None
-        ),
-        "review_window_ends_on": decision.review_window_ends_on if decision else None,
-        "merged_into": state.merged_into,
-        "complainant": masked_complainant(state),
+    """The row of the case by column; `index_key` may be None only for a case without an
+    identity number to index (an erased one, for instance): see `complainant_index`."""
+    return dict(zip(COLUMNS, case_view_values(state, index_key), strict=True))
+
+
+def case_view_values(state: ComplaintState, index_key: IndexKey | None) -> tuple[Any, ...]:
+    """The row's values in `COLUMNS`' order: what a command's write, the upsert and a rebuild's
+    COPY take (made as a tuple, not read out of the row's dict: a rebuild makes one a case)."""
+    decision, review, clock = state.decision, state.review, state.clock
+    return (
+        state.id,  # case_id
+        state.registration_no,
+        state.version,
+        str(state.status),
+        state.respondent_institution,
+        state.handler_id,
+        state.channel,
+        state.category.business,  # category_business
+        state.category.reason,  # category_reason
+        state.major_flag is not None,  # major
+        state.received_on,
+        state.last_business_date,
+        clock.due_on,
+        clock.level,
+        clock.paused_days,
+        clock.paused_since,
+        clock.stopped_on,  # clock_stopped_on
+        decision.notice.notified_on if decision else None,  # decided_on
+        str(decision.outcome) if decision else None,  # outcome
+        decision.on_time if decision else None,  # on_time
+        review.requested_on if review else None,  # review_requested_on
+        review.due_on if review else None,  # review_due_on
+        review.decision.notice.notified_on if review and review.decision else None,
+        decision.review_window_ends_on if decision else None,  # review_window_ends_on
+        state.merged_into,
+        masked_complainant(state),  # complainant
         # the day the case closes unless a later event reopens it (a decided case: the end of
         # its review window), from which its retention runs; None while it is open
-        "closed_on": closed_on(state, date.max),
-        "personal_data": state.personal_data,
-        "complainant_index": complainant_index(state, index_key),
-    }
+        closed_on(state, date.max),
+        state.personal_data,
+        complainant_index(state, index_key),
+    )
 
 
 def upsert_sql(first_parameter: int = 1, condition: str = "") -> str:
@@ -178,9 +182,3 @@ async def upsert_case_view(
     """Write the case's row. Without `index_key` only for a case without an identity number to
     index, e.g. the erasure sweep's erased states; else `ValueError` (`complainant_index`)."""
     await connection.execute(_UPSERT, *case_view_values(state, index_key))
-
-
-def case_view_values(state: ComplaintState, index_key: IndexKey | None) -> tuple[Any, ...]:
-    """The row's values in `COLUMNS`' order: `upsert_sql`'s parameters."""
-    row = case_view_row(state, index_key)
-    return tuple(row[column] for column in COLUMNS)

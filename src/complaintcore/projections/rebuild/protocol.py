@@ -112,8 +112,7 @@ async def _case_view_record(connection: asyncpg.Connection, settings: RebuildSet
     )
 
     def record(state: ComplaintState) -> tuple[Any, ...]:
-        row = case_view.case_view_row(state, index_key)
-        return tuple(row[column] for column in case_view.COLUMNS)
+        return case_view.case_view_values(state, index_key)
 
     return record
 
