@@ -81,6 +81,13 @@ _AT = {column: index for index, column in enumerate(facts.COLUMNS)}
 _SLOT = {name: index for index, name in enumerate(MONTHLY_VALUES)}
 _HANDLING_DAYS_ON = _AT[dating.HANDLING_DAYS_ON]
 _PAUSED_ON = _AT[dating.PAUSED_ON]
+_PAUSED_SLOT = _SLOT["paused"]
+# the columns every row is read at (a rebuild adds a row a case): positions looked up once
+_INSTITUTION_AT = _AT["respondent_institution"]
+_HANDLING_DAYS_AT = _AT["handling_days"]
+_BUSINESS_AT, _REASON_AT = _AT["category_business"], _AT["category_reason"]
+_CHANNEL_AT, _FINAL_OUTCOME_AT = _AT["channel"], _AT["final_outcome"]
+_ROOT_CAUSE_AT, _RESPONSIBLE_AT = _AT["root_cause"], _AT["responsible_institution"]
 
 
 @functools.lru_cache(maxsize=8192)  # a few thousand days occur, each in many rows of a rebuild
@@ -97,35 +104,36 @@ def breakdown_keys(row: Sequence[Any]) -> tuple[tuple[str, str], ...]:
     attribution's two only for an attributed case (the others would only repeat all cases)."""
     keys: tuple[tuple[str, str], ...] = (
         ("", ""),
-        ("business", row[_AT["category_business"]]),
-        ("reason", row[_AT["category_reason"]]),
-        ("channel", row[_AT["channel"]]),
-        ("outcome", row[_AT["final_outcome"]] or ""),
+        ("business", row[_BUSINESS_AT]),
+        ("reason", row[_REASON_AT]),
+        ("channel", row[_CHANNEL_AT]),
+        ("outcome", row[_FINAL_OUTCOME_AT] or ""),
     )
-    root_cause = row[_AT["root_cause"]]
+    root_cause = row[_ROOT_CAUSE_AT]
     if root_cause is None:
         return keys
     return (
         *keys,
         ("root_cause", root_cause),
-        ("responsible_institution", row[_AT["responsible_institution"]]),
+        ("responsible_institution", row[_RESPONSIBLE_AT]),
     )
 
 
-def dated_amounts(row: Sequence[Any]) -> list[tuple[date, int, int]]:
-    """(month, slot in `MONTHLY_VALUES`, amount) for each figure the row counts, each on its
-    own date (`dating`)."""
-    amounts = [
-        (month_of(on), _SLOT[figure], amount) for figure, on, amount in dating.dated_amounts(row)
-    ]
-    for month in pause_months(row):
-        amounts.append((month, _SLOT["paused"], 1))
-    return amounts
+def dated_amounts(row: Sequence[Any], months: Sequence[date]) -> dict[date, list[tuple[int, int]]]:
+    """(slot in `MONTHLY_VALUES`, amount) for each figure the row counts, by the month of its
+    own date (`dating`); `months`: the row's `pause_months`, each counting `paused` once."""
+    by_month: dict[date, list[tuple[int, int]]] = {}
+    for figure, on, amount in dating.dated_amounts(row):
+        by_month.setdefault(month_of(on), []).append((_SLOT[figure], amount))
+    for month in months:
+        by_month.setdefault(month, []).append((_PAUSED_SLOT, 1))
+    return by_month
 
 
 def pause_months(row: Sequence[Any]) -> list[date]:
     """The distinct months with a pause of the case, in order."""
-    return sorted({month_of(day) for day in row[_PAUSED_ON]})
+    paused_on = row[_PAUSED_ON]
+    return sorted({month_of(day) for day in paused_on}) if paused_on else []
 
 
 class Buckets:
@@ -139,26 +147,25 @@ class Buckets:
         self.pause_spans: dict[tuple[str, date, date, str, str], int] = {}
 
     def add(self, row: Sequence[Any], sign: int = 1) -> None:
-        institution = row[_AT["respondent_institution"]]
+        institution = row[_INSTITUTION_AT]
         keys = breakdown_keys(row)
         width = len(MONTHLY_VALUES)
-        by_month: dict[date, list[tuple[int, int]]] = {}
-        for month, slot, amount in dated_amounts(row):
-            by_month.setdefault(month, []).append((slot, sign * amount))
-        for month, amounts in by_month.items():  # one lookup a month and key (rebuild speed)
+        months = pause_months(row)
+        for month, amounts in dated_amounts(row, months).items():  # a lookup a month and key
+            if sign != 1:
+                amounts = [(slot, sign * amount) for slot, amount in amounts]
             for dimension, key in keys:
                 values = self.monthly.get((institution, month, dimension, key))
                 if values is None:
                     values = self.monthly[(institution, month, dimension, key)] = [0] * width
                 for slot, amount in amounts:
                     values[slot] += amount
-        decided_on, days = row[_HANDLING_DAYS_ON], row[_AT["handling_days"]]
+        decided_on, days = row[_HANDLING_DAYS_ON], row[_HANDLING_DAYS_AT]
         if decided_on is not None and days is not None:
             month = month_of(decided_on)
             for dimension, key in keys:
                 bucket = (institution, month, dimension, key, days)
                 self.handling_days[bucket] = self.handling_days.get(bucket, 0) + sign
-        months = pause_months(row)
         for from_month, to_month in pairwise(months):
             for dimension, key in keys:
                 span = (institution, from_month, to_month, dimension, key)
