@@ -73,7 +73,13 @@ def statistics_row(state: ComplaintState) -> tuple[Any, ...]:
     """The case's facts row, in `COLUMNS` order."""
     decision, review = state.decision, state.review
     review_decision = review.decision if review else None
-    extended_on = {extension.level: extension.notice.notified_on for extension in state.extensions}
+    # most cases were never extended, paused or attributed, and name no staff: the empty ones
+    # are given without a comprehension (a rebuild makes a row a case)
+    extended_on = (
+        {extension.level: extension.notice.notified_on for extension in state.extensions}
+        if state.extensions
+        else {}
+    )
     final_outcome = state.final_outcome
     return (
         state.id,
@@ -96,7 +102,7 @@ def statistics_row(state: ComplaintState) -> tuple[Any, ...]:
         final_redress_fen(state),
         extended_on.get(1),
         extended_on.get(2),
-        [pause.paused_on for pause in state.pauses],
+        [pause.paused_on for pause in state.pauses] if state.pauses else [],
         review.requested_on if review else None,
         review.due_on if review else None,
         review_decision.notice.notified_on if review_decision else None,
@@ -121,13 +127,15 @@ def internal_control_facts(state: ComplaintState) -> tuple[Any, ...]:
     satisfaction = follow_up.satisfaction if follow_up else None
     return (
         state.decision.handler_id if state.decision else None,
-        sorted({staff.staff_id for staff in state.respondent_staff}),
+        sorted({staff.staff_id for staff in state.respondent_staff})
+        if state.respondent_staff
+        else [],
         attribution.attributed_on if attribution else None,
         str(attribution.root_cause) if attribution else None,
         attribution.responsible_institution if attribution else None,
         attribution.root_cause is RootCause.THIRD_PARTY if attribution else None,
-        [action.due_on for action in actions],
-        [action.closed_on for action in actions],
+        [action.due_on for action in actions] if actions else [],
+        [action.closed_on for action in actions] if actions else [],
         follow_up.followed_up_on if follow_up else None,
         follow_up.reached if follow_up else None,
         satisfaction is Satisfaction.SATISFIED if follow_up else None,
