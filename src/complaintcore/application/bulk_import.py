@@ -68,6 +68,7 @@ from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import Attribute, MergeComplaint
 from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
 from complaintcore.domain.events import ComplaintReceived, Event
+from complaintcore.domain.frozen import changed
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
 from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
@@ -81,7 +82,7 @@ from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.database import use_binary_json
 from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
-from complaintcore.projections.case_view import case_view_row, load_index_key
+from complaintcore.projections.case_view import case_view_values, load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 
 IMPORT_NAMESPACE = uuid.UUID("6f1c9e4a-2b7d-5c3e-9a8f-1d2e3f4a5b6c")
@@ -497,8 +498,8 @@ class BulkImporter:
             numbers = await allocate_registration_numbers(self._connection, accepted)
             view_records: list[tuple[Any, ...]] = []
             for case, number in zip(accepted, numbers, strict=True):
-                view = case_view_row(case.state, self._index_key) | {"registration_no": number}
-                view_records.append(tuple(view[column] for column in CASE_VIEW_COLUMNS))
+                numbered = changed(case.state, registration_no=number)
+                view_records.append(case_view_values(numbered, self._index_key))
             # a generator: the store hashes each case's events as soon as they are made
             streams = (
                 new_stream_of(case, number, self._cipher(case.case_id, data_keys[case.case_id]))
