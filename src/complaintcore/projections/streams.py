@@ -76,6 +76,15 @@ class PersonalFields:
 NOTHING_PERSONAL = PersonalFields()
 
 
+class DataKeyMissing(SealedEventUnreadable):
+    """A case's fields are to be opened, its key is gone, and its events (as far as they were
+    read) hold no erasure: a damaged database, or an erasure committed after the events read."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id}: its data key is missing")
+        self.case_id = case_id
+
+
 def fold_stream(
     rows: Sequence[asyncpg.Record], personal: PersonalFields = NOTHING_PERSONAL
 ) -> ComplaintState | None:
@@ -96,7 +105,7 @@ def fold_stream(
     )
     if only and cipher is not None and cipher.erased and state and not state.personal_data_erased:
         # the key is gone but the case was never erased: never show its fields as if erased
-        raise SealedEventUnreadable(f"case {cipher.case_id}: its data key is missing")
+        raise DataKeyMissing(cipher.case_id)
     return state
 
 

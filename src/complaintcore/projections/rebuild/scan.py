@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from complaintcore.domain.events import PersonalDataErased
+from complaintcore.domain.frozen import changed
 from complaintcore.domain.state import ComplaintState
 from complaintcore.infra.database import connect
 from complaintcore.infra.garbage_collection import collections_by_batch
@@ -23,7 +25,12 @@ from complaintcore.projections.rebuild.protocol import (
 from complaintcore.projections.rebuild.ranges import ScanRange, move_range
 from complaintcore.projections.rebuild.tables import copy_rows
 from complaintcore.projections.runner import close_quietly
-from complaintcore.projections.streams import PersonalFields, decode_columns, fold_stream
+from complaintcore.projections.streams import (
+    DataKeyMissing,
+    PersonalFields,
+    decode_columns,
+    fold_stream,
+)
 
 _LAST_VERSION = 2**31 - 1
 # a full collection every 500,000 cases at the default batch of 2,000 (infra.garbage_collection)
@@ -132,11 +139,13 @@ class RangeScan:
                         break
                     folding.take(page, last_page)
                     if folding.states and (last_page or len(folding.states) >= settings.flush_rows):
-                        states, events = folding.batch()
+                        states, events, keys_missing = folding.batch()
                         written_events += events
                         if writing is not None:
                             await writing  # batches are written in order, one at a time
-                        writing = asyncio.create_task(self._write(writer, states, written_events))
+                        writing = asyncio.create_task(
+                            self._write(writer, states, written_events, keys_missing)
+                        )
                         batch_done()
                     if self._advance is not None:
                         self._advance(len(page))
@@ -153,12 +162,19 @@ class RangeScan:
         return finished
 
     async def _write(
-        self, connection: asyncpg.Connection, states: list[ComplaintState], events_done: int
+        self,
+        connection: asyncpg.Connection,
+        states: list[ComplaintState],
+        events_done: int,
+        keys_missing: list[str],
     ) -> None:
-        """Write every table's rows for these cases and move the range's progress, together."""
+        """Write every table's rows for these cases and move the range's progress, together
+        (`keys_missing`: cases among them folded without their key, `_Folding`)."""
         names = [target.name for target in self._targets]
         number = self._task.scan_range.number
         async with connection.transaction():
+            if keys_missing:
+                await _check_erased_since(connection, keys_missing)
             for target in self._targets:
                 record = self._records[target.name]
                 records = [record(state) for state in states]
@@ -174,6 +190,21 @@ class RangeScan:
                     f"range {number} of the rebuild of {', '.join(names)} was moved by another scan"
                 )
         self._last_written = states[-1].id
+
+
+_ERASED = (
+    "SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY($1::text[]) AND event_type = $2"
+)
+
+
+async def _check_erased_since(connection: asyncpg.Connection, case_ids: list[str]) -> None:
+    """Each case whose key was found missing has been erased since the position the scan reads
+    up to (the erasure destroys the key as it is appended): its rows, folded without its
+    personal fields, are replaced as the rebuild catches up. Any other is `DataKeyMissing`."""
+    erased = await connection.fetch(_ERASED, case_ids, PersonalDataErased.event_type)
+    never_erased = sorted(set(case_ids) - {row["stream_id"] for row in erased})
+    if never_erased:
+        raise DataKeyMissing(never_erased[0])
 
 
 async def _pages_ahead(
@@ -222,6 +253,7 @@ class _Folding:
         self._personal = personal
         self.states: list[ComplaintState] = []  # cases folded, not taken in a batch yet
         self._events = 0  # their events
+        self._keys_missing: list[str] = []  # those among them folded without their key
         self._case_rows: list[asyncpg.Record] = []  # the events of the case being read
 
     def take(self, page: list[asyncpg.Record], last_page: bool) -> None:
@@ -236,14 +268,24 @@ class _Folding:
             case_rows = []
         self._case_rows = case_rows
 
-    def batch(self) -> tuple[list[ComplaintState], int]:
-        """The cases folded since the last batch, and their events."""
-        batch = self.states, self._events
-        self.states, self._events = [], 0
+    def batch(self) -> tuple[list[ComplaintState], int, list[str]]:
+        """The cases folded since the last batch, their events, and the ids of those folded
+        without their key."""
+        batch = self.states, self._events, self._keys_missing
+        self.states, self._events, self._keys_missing = [], 0, []
         return batch
 
     def _fold(self, case_rows: list[asyncpg.Record]) -> None:
-        state = fold_stream(case_rows, self._personal)
+        try:
+            state = fold_stream(case_rows, self._personal)
+        except DataKeyMissing as missing:
+            # erased after the position the scan reads up to, or a damaged database: the batch's
+            # write tells which, and refuses the second; in the first the catch-up replaces its
+            # rows by the erased case's, which these already are
+            unopened = fold_stream(case_rows)
+            assert unopened is not None, "a stream always begins with its receipt"
+            state = changed(unopened, personal_data_erased=True)
+            self._keys_missing.append(missing.case_id)
         assert state is not None, "a stream always begins with its receipt"
         self.states.append(state)
         self._events += len(case_rows)
