@@ -99,6 +99,7 @@ __all__ = [
     "map_personal",
     "map_personal_in_place",
     "map_some_personal",
+    "map_some_personal_in_place",
     "merge_personal",
     "path_pattern",
     "personal_paths",
@@ -526,6 +527,26 @@ def map_some_personal(
     ignores those (`event_keeping_personal`). Only the objects and lists on the way to `paths`
     are copied; the rest of the new payload is shared with `payload`."""
     return _mapped_along(payload, _tree_of_some(event_type, paths), "", fn)
+
+
+def map_some_personal_in_place(
+    event_type: str, payload: dict[str, Any], paths: frozenset[Path], fn: PersonalFunction
+) -> dict[str, Any]:
+    """`map_some_personal` on a payload the caller owns (one just read from the database for a
+    fold), changed in place and returned: nothing is copied."""
+    tree = _tree_of_some(event_type, paths)
+    try:
+        slots = _some_slots_reader(event_type, paths)(payload)
+    except _NotTheFastPath:
+        slots = _slots(payload, tree, "")  # which says what is wrong with an unusual shape
+    for container, key, where in slots:
+        container[key] = fn(where, container[key])
+    return payload
+
+
+@functools.cache
+def _some_slots_reader(event_type: str, paths: frozenset[Path]) -> Callable[[Any], Any]:
+    return _compiled_reader(_tree_of_some(event_type, paths), _SLOTS)
 
 
 @functools.cache

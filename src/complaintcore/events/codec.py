@@ -93,10 +93,12 @@ def opened_event(
     suite_name: str | None,
     cipher: StreamCipher | None,
     only: Collection[Path] | None = None,
+    owned: bool = False,
 ) -> Event:
     """The domain event of a stored row: its personal fields opened by `cipher` when the row
     records a suite (`suite_name`), as stored when it records none. With `only`, the other
-    personal fields read as None (see `StreamCipher.open`)."""
+    personal fields read as None (see `StreamCipher.open`); `owned`: `payload` is the
+    caller's, read for this alone, and those fields are opened in it."""
     if suite_name is None:
         return decoded_event(event_type, schema_version, payload)
     if cipher is None or cipher.suite.name != suite_name:
@@ -111,7 +113,7 @@ def opened_event(
     # erased, or only some fields wanted: the others are neither opened nor looked at
     kept, decode = _reader(event_type, frozenset() if erased else frozenset(only or ()))
     if kept:
-        payload = cipher.open_for_decoder(event_type, version, payload, kept)
+        payload = cipher.open_for_decoder(event_type, version, payload, kept, owned)
     return decode(upcast(event_type, schema_version, payload))
 
 

@@ -33,6 +33,7 @@ from complaintcore.domain.personal_data import (
     map_personal,
     map_personal_in_place,
     map_some_personal,
+    map_some_personal_in_place,
     path_pattern,
     personal_values,
 )
@@ -111,15 +112,23 @@ class StreamCipher:
         return map_personal(event_type, payload, open_one)
 
     def open_for_decoder(
-        self, event_type: str, version: int, payload: Payload, kept: frozenset[Path]
+        self,
+        event_type: str,
+        version: int,
+        payload: Payload,
+        kept: frozenset[Path],
+        owned: bool = False,
     ) -> Payload:
         """`payload` with the personal values of `kept` opened and every other one left as
         stored (ciphertext): only for `domain.personal_data.event_keeping_personal`, which reads
         those as None without looking at them. A case view folds a receipt's four masked fields
-        without copying its ten."""
+        without copying its ten. `owned`: the caller's own payload (read for one fold), opened
+        in place rather than copied along the way to them."""
         opened = self._opening(event_type, version, payload)
         if opened is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing opens")
+        if owned:
+            return map_some_personal_in_place(event_type, payload, kept, opened)
         return map_some_personal(event_type, payload, kept, opened)
 
     def _opening(

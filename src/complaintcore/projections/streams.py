@@ -88,7 +88,9 @@ class DataKeyMissing(SealedEventUnreadable):
 def fold_stream(
     rows: Sequence[asyncpg.Record], personal: PersonalFields = NOTHING_PERSONAL
 ) -> ComplaintState | None:
-    """The state of one case from its rows, in version order from version 1."""
+    """The state of one case from its rows, in version order from version 1. The rows are read
+    for this fold and dropped after it: the personal fields it opens are put in their payloads
+    in place of the ciphertext, so fold them once."""
     cipher = personal.cipher(rows) if rows else None
     only: Collection[Path] = personal.shown
     state = fold(
@@ -100,6 +102,7 @@ def fold_stream(
             row["cipher_suite"],
             cipher,
             only,
+            owned=True,
         )
         for row in rows
     )

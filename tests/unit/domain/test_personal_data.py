@@ -37,6 +37,8 @@ from complaintcore.domain.personal_data import (
     Path,
     erased,
     map_personal,
+    map_some_personal,
+    map_some_personal_in_place,
     merge_personal,
     path_pattern,
     personal_paths,
@@ -359,6 +361,45 @@ def test_no_personal_value_is_left_in_the_public_payload(
 
 
 # --- shapes ------------------------------------------------------------------------------------
+
+
+@EVENT_CLASSES
+@HYPOTHESIS
+@given(data=st.data())
+def test_some_personal_values_mapped_in_place_as_in_a_copy(
+    event_class: type[DomainEvent], data: st.DataObject
+) -> None:
+    event_type = event_class.event_type
+    payload = drawn_payload(event_class, data)
+    catalogue = personal_paths(event_type)
+    paths = frozenset(data.draw(st.sets(st.sampled_from(catalogue)))) if catalogue else frozenset()
+    owned = copy.deepcopy(payload)
+
+    def mark(where: str, value: Any) -> Any:
+        return f"opened {where}: {value!r}"
+
+    copied = map_some_personal(event_type, payload, paths, mark)
+    in_place = map_some_personal_in_place(event_type, owned, paths, mark)
+
+    assert in_place is owned
+    assert in_place == copied
+    assert personal_found(event_type, in_place) == {
+        where: mark(where, value) if path_pattern(where) in paths else value
+        for where, value in personal_found(event_type, payload).items()
+    }
+
+
+def test_mapping_some_in_place_refuses_a_payload_of_another_shape() -> None:
+    payload = event_to_payload(received_with_everything())
+    staff = frozenset({("respondent_staff", EACH, "name")})
+
+    with pytest.raises(EventPayloadError, match="/respondent_staff: expected a list"):
+        map_some_personal_in_place(
+            "ComplaintReceived",
+            payload | {"respondent_staff": {"name": "赵六"}},
+            staff,
+            lambda where, value: value,
+        )
 
 
 def test_pointers_name_list_items_by_index_and_escape_per_rfc_6901() -> None:
