@@ -430,6 +430,18 @@ async def test_the_key_row_is_gone_and_every_document_shows_nulls(erasure: Erasu
             assert (audited["decision"]["findings"], audited["decision"]["basis"]) == (None, None)
 
 
+async def test_an_erased_case_as_of_a_version_before_its_erasure_shows_nulls(
+    live: LiveService, erasure: Erasure, cases: Cases
+) -> None:
+    with live.client("regulator") as regulator:
+        for name, case_id in cases.erasable.items():
+            response = regulator.get(f"/v1/complaints/{case_id}", params={"as_of_version": 1})
+            document = ok(response)
+            assert document["version"] == 1, name
+            assert document["personal_data"] == "erased", name
+            assert document["complainant"] == ERASED_COMPLAINANT, name
+
+
 async def test_the_case_view_rows_read_erased_and_the_blind_index_finds_them_no_more(
     live: LiveService, erasure: Erasure, cases: Cases
 ) -> None:

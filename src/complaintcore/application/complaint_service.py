@@ -72,9 +72,15 @@ from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.policy import InstitutionPolicy, ResolvedPolicy
 from complaintcore.domain.roles import handles_complaints, may_approve_redress, may_run_command
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
-from complaintcore.domain.state import INITIAL, ComplaintState
+from complaintcore.domain.state import INITIAL, ComplaintState, as_erased
 from complaintcore.events.case_keys import UNREAD, CaseKeys
-from complaintcore.events.codec import domain_events, every_event_sealed, new_events, stream_suite
+from complaintcore.events.codec import (
+    domain_events,
+    every_event_sealed,
+    new_events,
+    records_erasure,
+    stream_suite,
+)
 from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
@@ -412,14 +418,18 @@ class ComplaintService:
         self, actor: Actor, case_id: str, as_of_version: int | None = None
     ) -> tuple[ComplaintState, date, InstitutionPolicy]:
         events = await self.case_events(actor, case_id)
+        # the whole stream's: a case erased after the version asked for opens at none
+        cipher = await self.stream_cipher(case_id, events)
+        erased = records_erasure(events)
         if as_of_version is not None:
             if as_of_version > len(events):
                 raise VersionNotFound(as_of_version)
             events = events[:as_of_version]
-        cipher = await self.stream_cipher(case_id, events)
         # the document shows the masked complainant and no free text: nothing else is opened
         state = fold(domain_events(events, cipher, PERSONAL_FIELDS_SHOWN))
         assert state is not None
+        if erased and not state.personal_data_erased:
+            state = as_erased(state)
         today = self._today()
         policy = await self._policies.in_force(state.respondent_institution, today)
         return state, today, policy.policy
@@ -428,10 +438,14 @@ class ComplaintService:
         self, case_id: str, stored: Sequence[StoredEvent]
     ) -> StreamCipher | None:
         """The cipher that opens `stored` (the case's events), None for a stream written
-        before encryption. A connection is taken only when the key is not cached."""
+        before encryption. A connection is taken only when the key is not cached. A stream
+        that records its erasure gets no key, even one this process cached before another
+        erased the case: the event, not the cache, is the authority (`crypto.key_cache`)."""
         suite = stream_suite(stored)
         if suite is None:
             return None
+        if records_erasure(stored):
+            return self._case_keys.erased_cipher(case_id, suite)
         cached = self._case_keys.cached_cipher(case_id, suite)
         if cached is not None:
             return cached

@@ -708,6 +708,12 @@ def _noticed(
 # and a rebuild from the erased stream (tests/unit/domain/test_erasure_rebuild.py).
 
 
+def as_erased(state: ComplaintState) -> ComplaintState:
+    """`state` with its personal data erased, at the same version: a case erased later, read as
+    of a version before its erasure (its key is gone: no version's fields open any more)."""
+    return changed(state, **_personal_data_erased(state))
+
+
 def _personal_data_erased(state: ComplaintState) -> dict[str, Any]:
     """Every personal value of the case replaced by None; nothing else changes, not even the
     previous business date: erasing is an act on the record, not a step of the procedure."""

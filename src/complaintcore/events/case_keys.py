@@ -154,14 +154,20 @@ class CaseKeys:
         self, connection: asyncpg.Connection, case_id: str, wrapped: Any = UNREAD
     ) -> bytes | None:
         """The case's data key, or None when it has no row (erased, or never encrypted).
-        `wrapped`: its row's wrapped key (None: no row) when the caller read it already."""
+        `wrapped`: its row's wrapped key (None: no row) when the caller read it already.
+        A row found missing is the truth over a key cached before another process erased the
+        case: the key is forgotten here too."""
+        if wrapped is UNREAD:
+            cached = self._cached(case_id)
+            if cached is not None:
+                return cached
+            wrapped = await connection.fetchval(_SELECT_ONE, case_id)
+        if wrapped is None:
+            self._forget(case_id)
+            return None
         cached = self._cached(case_id)
         if cached is not None:
             return cached
-        if wrapped is UNREAD:
-            wrapped = await connection.fetchval(_SELECT_ONE, case_id)
-        if wrapped is None:
-            return None
         data_key = await self._unwrap(wrapped)
         self._remember(case_id, data_key)
         return data_key
@@ -244,20 +250,16 @@ class CaseKeys:
             case_id, suite_named(suite_name), await self.key_for(connection, case_id, wrapped)
         )
 
+    def erased_cipher(self, case_id: str, suite_name: str) -> StreamCipher:
+        """The cipher of a case whose stream records its erasure: without a key, whatever this
+        process still has cached from before another process erased it (forgotten now)."""
+        self._forget(case_id)
+        return StreamCipher(case_id, suite_named(suite_name), None)
+
     def cached_cipher(self, case_id: str, suite_name: str) -> StreamCipher | None:
         """The case's cipher if its key is cached here (None: ask `cipher_for`)."""
         data_key = self._cached(case_id)
         return StreamCipher(case_id, suite_named(suite_name), data_key) if data_key else None
-
-    async def ciphers_for(
-        self, connection: asyncpg.Connection, suites: dict[str, str]
-    ) -> dict[str, StreamCipher]:
-        """The ciphers of many cases (`suites`: each case's suite name), keys read at once."""
-        keys = await self.keys_for(connection, suites)
-        return {
-            case_id: StreamCipher(case_id, suite_named(suite_name), keys.get(case_id))
-            for case_id, suite_name in suites.items()
-        }
 
     async def recorded_key_ids(self, connection: asyncpg.Connection) -> set[str]:
         return await recorded_key_ids(connection)

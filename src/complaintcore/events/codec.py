@@ -16,7 +16,13 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from complaintcore.domain.events import EVENT_TYPES, Event, event_from_payload, event_to_payload
+from complaintcore.domain.events import (
+    EVENT_TYPES,
+    Event,
+    PersonalDataErased,
+    event_from_payload,
+    event_to_payload,
+)
 from complaintcore.domain.personal_data import Path, decoder_keeping_personal, personal_paths
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
 from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
@@ -156,6 +162,12 @@ def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
     """The suite a stream's events are sealed under (its latest sealed event's), or None for a
     stream written before encryption."""
     return latest_suite(event.metadata.cipher_suite for event in stored)
+
+
+def records_erasure(stored: Iterable[StoredEvent]) -> bool:
+    """Whether a stream records the erasure of its personal data (its `PersonalDataErased`):
+    the authority on erasure, over any key a process still holds."""
+    return any(event.event_type == PersonalDataErased.event_type for event in stored)
 
 
 def every_event_sealed(suites: Iterable[str | None]) -> bool:

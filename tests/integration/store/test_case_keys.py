@@ -219,6 +219,25 @@ async def test_a_destroyed_key_is_gone_even_where_it_was_cached(
     assert set(await key_ids_by_case(pool)) == {"case-001"}
 
 
+async def test_a_key_destroyed_by_another_process_is_not_served_from_this_ones_cache(
+    pool: asyncpg.Pool, master_keys: MasterKeys, suite_name: str
+) -> None:
+    master = master_keys("master")
+    here = CaseKeys(master, suite_named(suite_name), DataKeyCache())
+    elsewhere = CaseKeys(master, suite_named(suite_name), DataKeyCache())
+    await create_keys(pool, here, 1)
+    async with pool.acquire() as connection:
+        assert await here.key_for(connection, "case-000") is not None  # now cached here
+        async with connection.transaction():
+            assert await elsewhere.destroy(connection, "case-000") is True
+        # the caller read the row (as a command does in its first round trip): it is the truth
+        assert await here.key_for(connection, "case-000", None) is None
+        counting = CountingConnection(connection)
+        assert await here.key_for(counting, "case-000") is None
+        assert counting.statements == 1  # forgotten: read again, not served from the cache
+    assert here.erased_cipher("case-000", suite_name).erased
+
+
 async def test_keys_for_reads_many_cases_in_one_round_trip(
     pool: asyncpg.Pool, master_keys: MasterKeys, suite_name: str
 ) -> None:
