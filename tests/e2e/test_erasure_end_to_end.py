@@ -574,6 +574,18 @@ async def test_only_an_admin_may_erase(live: LiveService, cases: Cases, who: str
     assert await key_rows(live.database_url, case) == 1
 
 
+async def test_a_merge_of_an_erased_case_is_refused_as_erased_whatever_it_names(
+    live: LiveService, erasure: Erasure, cases: Cases
+) -> None:
+    # an erased case takes no command at all: the target a merge names is not judged
+    erased = cases.erasable["withdrawn"]
+    with live.client("staff_a") as staff:
+        closed_target = cases.erasable["declined"]
+        for target in (closed_target, "00000000-0000-4000-8000-000000000000"):
+            response = staff.post(f"/v1/complaints/{erased}/merge", json={"into": target})
+            refused(response, "personal_data_erased", 410)
+
+
 @pytest.mark.parametrize("which", ["open_received", "open_decided"])
 async def test_an_open_case_is_refused_case_open(
     live: LiveService, cases: Cases, which: str

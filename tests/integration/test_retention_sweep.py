@@ -241,6 +241,45 @@ async def test_a_retention_shorter_than_the_default_is_honoured(
     await assert_held(pool, elsewhere)
 
 
+async def test_the_responses_stored_for_an_erased_case_show_it_erased(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    erased, kept = [await withdrawn_case(desk, "BR-A", d(year, 3, 4)) for year in (2019, 2024)]
+    masked = {
+        "kind": "natural_person",
+        "name": "张*",
+        "id_type": "resident_id",
+        "id_number": "110105********002X",
+        "contact": "138****8000",
+    }
+    for key, case_id in (("first", erased), ("second", kept)):
+        # what a command sent with an Idempotency-Key stored: the case document of the time
+        body = {"id": case_id, "personal_data": "held", "complainant": masked, "version": 1}
+        await pool.execute(
+            "INSERT INTO idempotent_requests (principal_id, institution, idempotency_key,"
+            " request_hash, status_code, response_body, response_headers)"
+            " VALUES ('staff-ho', 'HO', $1, repeat('0', 64), 201, $2, '{}')",
+            key,
+            body,
+        )
+
+    assert (await sweep(pool)).erased == 1
+
+    stored = {
+        row["key"]: row["body"]
+        for row in await pool.fetch(
+            "SELECT idempotency_key AS key, response_body AS body FROM idempotent_requests"
+        )
+    }
+    assert stored["first"] == {
+        "id": erased,
+        "personal_data": "erased",
+        "complainant": {"kind": "natural_person", **dict.fromkeys(ERASED_COMPLAINANT_FIELDS)},
+        "version": 1,
+    }
+    assert stored["second"]["complainant"] == masked  # not past retention: left as it was
+
+
 async def test_two_sweeps_at_once_erase_each_case_once(pool: asyncpg.Pool, desk: CaseDesk) -> None:
     cases = [
         await withdrawn_case(desk, "SUB-A1", d(2019, 3, 4) + timedelta(days=n)) for n in range(24)

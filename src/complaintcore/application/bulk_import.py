@@ -43,6 +43,7 @@ are one pipeline whose guarantees (above) hold only together; each step is a sma
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -270,12 +271,11 @@ def _judge(
     for index, action in enumerate(actions, start=1):
         where = f"actions[{index}]"
         action_header, command = _action_command(action, where)
+        judge_target = None
         if isinstance(command, MergeComplaint) and command.into != case_id:
-            try:
-                target = merge_targets.get(command.into)
-                check_merge_target(state_as_of(target, action_header.at) if target else None)
-            except (RuleViolation, InvalidCommand) as refusal:
-                raise _refusal(refusal, f"{where} ({action_header.command})") from None
+            target = merge_targets.get(command.into)
+            at_the_time = state_as_of(target, action_header.at) if target else None
+            judge_target = functools.partial(check_merge_target, at_the_time)
         state, step = _apply(
             state,
             command,
@@ -284,6 +284,7 @@ def _judge(
             institution,
             reference,
             f"{where} ({action_header.command})",
+            judge_target,
         )
         steps.append(step)
     return AcceptedCase(
@@ -324,7 +325,9 @@ def _apply(
     institution: str,
     reference: ReferenceData,
     where: str,
+    judge_target: Callable[[], None] | None = None,
 ) -> tuple[ComplaintState, Step]:
+    """`judge_target`: a merge's check of its target, once the case's own rules pass."""
     if at > reference.today:
         raise _Refused(BUSINESS_DATE_IN_FUTURE.code, f"{where}: at {at} is after today")
     judged = reference.policy_on(institution, command_business_date(command, at))
@@ -341,6 +344,8 @@ def _apply(
     )
     try:
         events = decide(state, command, context)
+        if judge_target is not None:
+            judge_target()
     except (RuleViolation, InvalidCommand) as refusal:
         raise _refusal(refusal, where) from None
     for event in events:

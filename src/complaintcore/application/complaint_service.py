@@ -23,6 +23,7 @@ Why one file of 800 lines: a command (lock, fold, decide, append, project, repla
 sequence; its steps are small methods of the one class that keeps it in order.
 """
 
+import functools
 import re
 import uuid
 from collections import OrderedDict
@@ -44,6 +45,7 @@ from complaintcore.application.case_command_store import (
 from complaintcore.application.idempotency import (
     IdempotentRequest,
     StoredResponse,
+    erase_stored_responses,
     find_response,
     saved_values,
 )
@@ -385,8 +387,10 @@ class ComplaintService:
             raise NotPermitted("forbidden", "only a supervisor approves a redress")
         if if_match is not None and if_match != state.version:
             raise PreconditionFailed(state.version)
+        judge_target = None
         if isinstance(command, MergeComplaint) and command.into != state.id:
-            check_merge_target(await self._merge_target(connection, actor, command.into))
+            target = await self._merge_target(connection, actor, command.into)
+            judge_target = functools.partial(check_merge_target, target)
         respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
         return await self._decide_and_store(
             connection,
@@ -398,6 +402,7 @@ class ComplaintService:
             request,
             render,
             locked.policy_stamp,
+            judge_target,
         )
 
     async def _calendar(
@@ -543,10 +548,13 @@ class ComplaintService:
         request: RequestInfo,
         render: Render,
         policy_stamp: int | None,
+        judge_target: Callable[[], None] | None = None,
     ) -> Rendered:
         """Decide `command` under the policy in force at the respondent on its business date,
         store what it produces, and render the case as read today. `current`: the case as read
-        under its lock (None for a receipt, in its transaction)."""
+        under its lock (None for a receipt, in its transaction); `judge_target`: a merge's
+        check of its target, once the duplicate's own rules pass (an erased or closed
+        duplicate is refused as such, whatever it names)."""
         today = self._today()
         judged, read_today = await self._policies_judging(
             connection, respondent, command_business_date(command, today), today, policy_stamp
@@ -562,6 +570,8 @@ class ComplaintService:
             **await self._authority(connection, actor, command, respondent, judged),
         )
         events = decide(state, command, context)
+        if judge_target is not None:
+            judge_target()
         metadata = EventMetadata(
             actor_id=actor.id,
             actor_role=actor.role,
@@ -593,6 +603,7 @@ class ComplaintService:
                 cipher = await self._case_keys.new_cipher(connection, stream_id)
             if erasing:
                 await self._case_keys.destroy(connection, stream_id)
+                await erase_stored_responses(connection, [stream_id])
             written = await self._commands.write(
                 connection,
                 CaseWrite(

@@ -4,6 +4,11 @@ Keys are scoped to the caller: its principal id and its institution, so the same
 institutions never shares a stored response. A stored response is replayed only after the caller
 passes the visibility rule a fresh request would meet (see `ComplaintService`). The stored response
 is written in the command's own transaction, so it exists exactly when the command's events do.
+
+A stored response is the case document of the time, its complainant masked: when the case's
+personal data is erased, `erase_stored_responses` blanks those fields in every response stored
+for it, in the erasure's transaction, so that none is kept or replayed (DOMAIN.md: erased
+"everywhere", replay included).
 """
 
 import hashlib
@@ -12,6 +17,8 @@ from typing import Any
 
 import asyncpg
 import orjson
+
+from complaintcore.projections.case_view import ERASED_COMPLAINANT
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,21 @@ def saved_values(
         body,
         headers,
     )
+
+
+# Each response stored for the cases (the index of migration 0021), its complainant's personal
+# fields set to null and the case marked erased, as the case document reads after erasure.
+_ERASE_RESPONSES = """
+UPDATE idempotent_requests
+SET response_body = response_body || jsonb_build_object(
+    'personal_data', 'erased',
+    'complainant', response_body->'complainant' || $2::jsonb)
+WHERE response_body->>'id' = ANY($1::text[])
+  AND jsonb_typeof(response_body->'complainant') = 'object'
+"""
+
+
+async def erase_stored_responses(connection: asyncpg.Connection, case_ids: list[str]) -> None:
+    """Blank the complainant's personal fields in every response stored for these cases: in
+    the transaction that erases their personal data."""
+    await connection.execute(_ERASE_RESPONSES, case_ids, ERASED_COMPLAINANT)

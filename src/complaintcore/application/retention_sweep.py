@@ -45,6 +45,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.idempotency import erase_stored_responses
 from complaintcore.application.policies import policy_in_force
 from complaintcore.application.policy_store import all_policy_versions, read_policy_in_force
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
@@ -385,8 +386,9 @@ class RetentionSweep:
         return policies[institution]
 
     async def _erase(self, erasures: Sequence[_Erasure]) -> list[_Erasure]:
-        """Append each case's erasure, destroy its key, mark its view row erased: in the
-        batch's transaction. The erasures written (a case whose head moved is left as it is)."""
+        """Append each case's erasure, destroy its key, blank its stored responses, mark its view
+        row erased: in the batch's transaction. The erasures written (a case whose head moved
+        is left as it is)."""
         if not erasures:
             return []
         appended = await self._store.append_one_each(
@@ -396,8 +398,10 @@ class RetentionSweep:
         )
         written = [erasure for erasure in erasures if erasure.case_id in appended]
         # in case id order, the order a key rotation locks rows in: the two never deadlock
-        for case_id in sorted(erasure.case_id for erasure in written):
+        erased_ids = sorted(erasure.case_id for erasure in written)
+        for case_id in erased_ids:
             await self._case_keys.destroy(self._connection, case_id)
+        await erase_stored_responses(self._connection, erased_ids)
         await self._connection.executemany(
             _MARK_ERASED, [_view_values(erasure.erased) for erasure in written]
         )

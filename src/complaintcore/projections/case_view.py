@@ -70,12 +70,15 @@ PERSONAL_FIELDS_SHOWN: frozenset[Path] = frozenset(
 """The personal fields the row shows (masked): the only ones a rebuild opens."""
 
 
+# The complainant's fields the document shows masked, each None once erased.
+ERASED_COMPLAINANT: dict[str, None] = dict.fromkeys(("name", "id_type", "id_number", "contact"))
+
+
 def masked_complainant(state: ComplaintState) -> dict[str, Any]:
     """The complainant as lists show it: masked, and (once erased) every personal field None."""
     complainant = state.complainant
     if state.personal_data_erased:
-        erased = dict.fromkeys(("name", "id_type", "id_number", "contact"))
-        masked: dict[str, Any] = {"kind": str(complainant.kind), **erased}
+        masked: dict[str, Any] = {"kind": str(complainant.kind), **ERASED_COMPLAINANT}
     else:
         masked = {"kind": str(complainant.kind), "name": mask_name(complainant.name)}
     if complainant.id_number:
