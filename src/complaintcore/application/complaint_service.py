@@ -195,6 +195,11 @@ class IdempotencyKeyReused(Exception):
     """The same key was sent before with another request body."""
 
 
+# What a command sent again gets when its first sending, queued ahead of it, did what it asks:
+# the domain's refusal, or the version its If-Match named moved on (see `_run`).
+_REFUSALS = (RuleViolation, InvalidCommand, PreconditionFailed)
+
+
 class NotPermitted(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -422,9 +427,10 @@ class ComplaintService:
     async def case(
         self, actor: Actor, case_id: str, as_of_version: int | None = None
     ) -> tuple[ComplaintState, date, InstitutionPolicy]:
-        events = await self.case_events(actor, case_id)
-        # the whole stream's: a case erased after the version asked for opens at none
-        cipher = await self.stream_cipher(case_id, events)
+        # the whole stream's cipher: a case erased after the version asked for opens at none
+        events, cipher = await self.opened_stream(
+            actor, case_id, await self.case_events(actor, case_id)
+        )
         erased = records_erasure(events)
         if as_of_version is not None:
             if as_of_version > len(events):
@@ -438,6 +444,19 @@ class ComplaintService:
         today = self._today()
         policy = await self._policies.in_force(state.respondent_institution, today)
         return state, today, policy.policy
+
+    async def opened_stream(
+        self, actor: Actor, case_id: str, events: list[StoredEvent]
+    ) -> tuple[list[StoredEvent], StreamCipher | None]:
+        """`events` (the case's stream as read) and the cipher that opens them, agreeing: a key
+        found gone though the events hold no erasure means the case was erased after they were
+        read (or they were read on a replica behind), so the stream is read again here, where
+        the erasure is recorded with the key's removal."""
+        cipher = await self.stream_cipher(case_id, events)
+        if cipher is not None and cipher.erased and not records_erasure(events):
+            events = await self.case_events(actor, case_id)
+            cipher = await self.stream_cipher(case_id, events)
+        return events, cipher
 
     async def stream_cipher(
         self, case_id: str, stored: Sequence[StoredEvent]
@@ -499,6 +518,14 @@ class ComplaintService:
             except asyncpg.UniqueViolationError as error:
                 if error.table_name != "idempotent_requests":
                     raise
+            except _REFUSALS:
+                # Refused, perhaps because a request with the same key, queued ahead of this one
+                # on the case's lock, did it (its response was not there when this one looked):
+                # answer as it did, or else refuse.
+                replay = await self._replay(connection, actor, request, not_visible)
+                if replay is None:
+                    raise
+                return replay
             # Another request with the same key committed first: answer as it did.
             replay = await self._replay(connection, actor, request, not_visible)
             assert replay is not None
@@ -727,7 +754,12 @@ class ComplaintService:
         command; None for a case without events."""
         suite = stream_suite(stored) or suite
         cipher = None
-        if suite:
+        if suite and (
+            records_erasure(stored) or (state is not None and state.personal_data_erased)
+        ):
+            # the key row read with the lock may predate the erasure: never unwrapped again
+            cipher = self._case_keys.erased_cipher(case_id, suite)
+        elif suite:
             cipher = await self._case_keys.cipher_for(connection, case_id, suite, wrapped_key)
         for event in domain_events(stored, cipher):
             state = evolve(state, event)

@@ -121,7 +121,7 @@ async def get_complaint_audit(
     except CaseNotFound:
         raise not_found("complaint") from None
     try:
-        cipher = await complaints.stream_cipher(case_id.lower(), events)
+        events, cipher = await complaints.opened_stream(principal, case_id.lower(), events)
     except UnknownSuite:  # an altered suite name: the chain verdict names its version
         cipher = None
     today = shanghai_today()
