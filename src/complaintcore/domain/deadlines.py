@@ -7,7 +7,11 @@ except the regulator's 7 working days (Art. 33).
 - Handling period (Art. 18): anchor + 15, 30 or 60 days by extension level, plus the pause days
   since the anchor. The anchor is the day of receipt, or the day new facts and reasons restart
   the period (Art. 18 ¶3), which drops the earlier pause days.
-- Pauses (Art. 18 ¶2, Art. 23): days from `paused_on` inclusive to `resumed_on` exclusive.
+- Pauses (Art. 18 ¶2, Art. 23): days from `paused_on` inclusive to `resumed_on` exclusive are not
+  counted, and the due date moves out by that many days (DOMAIN.md): the due date the case had,
+  not the period recomputed, so that the days a roll (below) gave it are kept, and a case paused
+  on or before its due date has as many days left when it resumes as when it paused, whatever
+  policy version is in force by then.
 - Review (Art. 20): the request is in time when received on or before the decision notice's date
   + 30; the superior decides by the request's date + 30.
 - Policy `roll_past_holidays` (Civil Code Art. 203, 期间的最后一日是法定休假日的，以法定休假日结束的
@@ -119,6 +123,13 @@ def due_date(
     """The handling due date: anchor + period of `level` + pause days, rolled per policy."""
     unrolled = anchor_on + timedelta(days=period_days(level) + paused_days)
     return roll_due_date(unrolled, calendar, policy)
+
+
+def moved_due_date(
+    due_on: date, days: int, calendar: WorkingDayCalendar, policy: InstitutionPolicy
+) -> date:
+    """`due_on` moved out by `days` not counted (a pause's), rolled per policy."""
+    return roll_due_date(due_on + timedelta(days=days), calendar, policy)
 
 
 def clock_due_on(clock: Clock, calendar: WorkingDayCalendar, policy: InstitutionPolicy) -> date:

@@ -129,6 +129,7 @@ from complaintcore.domain.deadlines import (
     MAX_LEVEL,
     due_date,
     handling_days,
+    moved_due_date,
     pause_days,
     regulator_transfer_check,
     review_due_on,
@@ -534,13 +535,7 @@ def _resume(state: ComplaintState, command: ResumeClock, context: DecisionContex
         raise CASE_NOT_PAUSED.violation()
     counted = pause_days(clock.paused_since, command.resumed_on)
     with _calendar_needed():
-        new_due_on = due_date(
-            clock.anchor_on,
-            clock.level,
-            clock.paused_days + counted,
-            context.calendar,
-            context.policy,
-        )
+        new_due_on = moved_due_date(clock.due_on, counted, context.calendar, context.policy)
     return [
         ClockResumed(
             paused_on=pause.paused_on,
