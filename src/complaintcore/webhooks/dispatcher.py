@@ -373,6 +373,7 @@ class Dispatcher:
             # https: connect by name; the certificate must match the name, so a name re-pointed
             # at another server between check and connect fails the handshake
             url = target.url
+        status: int | None = None
         try:
             async with (
                 asyncio.timeout(self._timeout_s),
@@ -382,10 +383,15 @@ class Dispatcher:
             ):
                 status = response.status_code
                 await _read_a_little(response)
+        # A status that came in time is the answer, whatever becomes of the body after it (read
+        # only so that the connection can be reused): a 2xx with a slow body is delivered.
         except TimeoutError:
-            return _Outcome(False, None, "timeout")
+            if status is None:
+                return _Outcome(False, None, "timeout")
         except Exception as error:  # any failure is an attempt: recorded, retried, then failed
-            return _Outcome(False, None, type(error).__name__)
+            if status is None:
+                return _Outcome(False, None, type(error).__name__)
+        assert status is not None
         return _Outcome(200 <= status < 300, status, None if status < 300 else "http_status")
 
     async def _secret(self, claim: _Claim) -> Secret:
