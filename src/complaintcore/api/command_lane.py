@@ -7,8 +7,9 @@ the requests it can answer exactly as the routes would, with the routes' own cod
 model accepts, well-formed headers. A remembered token is confirmed again in the command's
 transaction (`tokens.TokenCheck`), so a revoked one acts no more, and costs no round trip of its
 own: confirmed as of the start of the statement that takes the case's lock, so a command already
-waiting for that lock when its token is revoked finishes, as any request under way does. Everything else goes on to the routes untouched, its body replayed: every refusal of bad
-input (401, 422, ...) keeps one definition, the routes'. Refusals raised while a command runs are
+waiting for that lock when its token is revoked finishes, as any request under way does.
+Everything else goes on to the routes untouched, its body replayed: every refusal of bad input
+(401, 422, ...) keeps one definition, the routes'. Refusals raised while a command runs are
 answered by the app's own exception handlers, as for a route.
 
 What it answers is read from the router once, when the middleware stack is built (`Command`):
