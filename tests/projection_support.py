@@ -12,6 +12,7 @@ from complaintcore.application.complaint_service import (
     Rendered,
     RequestInfo,
 )
+from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.auth.principals import Principal
 from complaintcore.auth.tokens import create_token
 from complaintcore.domain.calendar import seeded_calendar
@@ -149,8 +150,9 @@ def received(case_id: str, institution: str, superior: str, on: date) -> list[Ev
 class CaseDesk:
     """A complaint desk whose clock is set by each command's business date."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, actor: Principal = STAFF) -> None:
         self.pool = pool
+        self.actor = actor  # who sends every command
         self.store = PostgresEventStore(pool)
         self.institutions = InstitutionDirectory(pool)
         self.today = date(2026, 1, 1)
@@ -187,7 +189,7 @@ class CaseDesk:
     async def _handle(self, case_id: str, command: Any, on: date) -> None:
         self.today = on
         service = await self._ready_service()
-        await service.handle(STAFF, case_id, command, None, RequestInfo(), _rendered)
+        await service.handle(self.actor, case_id, command, None, RequestInfo(), _rendered)
 
     async def receive(self, institution: str, on: date, **details: Any) -> str:
         """Receive a complaint (`details`: `receipt_command`'s keywords)."""
@@ -197,7 +199,9 @@ class CaseDesk:
             return receipt_command(case_id, registration_no, institution, on, **details)
 
         service = await self._ready_service()
-        rendered = await service.receive(STAFF, institution, on, build, RequestInfo(), _rendered)
+        rendered = await service.receive(
+            self.actor, institution, on, build, RequestInfo(), _rendered
+        )
         return rendered.body["id"]
 
     async def assign(self, case_id: str, on: date, handler: str = HANDLER) -> None:
@@ -290,6 +294,27 @@ class CaseDesk:
         """Follow up: reached with `satisfaction`, or not reached (None)."""
         reached = satisfaction is not None
         await self._handle(case_id, FollowUp(reached, on, satisfaction, "回访"), on)
+
+
+SWEPT_ON = date(2026, 6, 1)  # a case closed in 2019 is past the default five years by then
+
+
+async def closed_in_2019(desk: CaseDesk, day: int = 4) -> str:
+    """A BR-A case received on 2019-03-`day` and withdrawn three days later: erasable."""
+    case_id = await desk.receive("BR-A", date(2019, 3, day))
+    await desk.withdraw(case_id, date(2019, 3, day + 3))
+    return case_id
+
+
+async def erase_past_retention(pool: asyncpg.Pool, correlation_id: str) -> int:
+    """The retention sweep as of `SWEPT_ON`, as another process runs it (case keys and a key
+    cache of its own): how many cases it erased."""
+    order = SweepOrder(on=SWEPT_ON, correlation_id=correlation_id)
+    async with pool.acquire() as connection:
+        sweep = RetentionSweep(
+            connection, PostgresEventStore(pool), session_case_keys(), order, today=lambda: SWEPT_ON
+        )
+        return (await sweep.run()).erased
 
 
 async def table_rows(executor: asyncpg.Pool | asyncpg.Connection, table: str) -> list[dict]:

@@ -38,7 +38,8 @@ class Received:
 class Receiver:
     """Answers each POST with `answer(received) -> status` (200 by default); `hold` (an Event)
     makes it wait before answering, for a test that cancels the sender mid-request: every
-    request from the `hold_from`-th on (counting from 0) waits until `hold` is set."""
+    request from the `hold_from`-th on (counting from 0) waits until `hold` is set.
+    `body_delay_s`: the answer's body follows its status line and headers this much later."""
 
     answer: Callable[[Received], int] = lambda received: 200
     received: list[Received] = field(default_factory=list)
@@ -49,6 +50,7 @@ class Receiver:
     hold: threading.Event | None = None
     hold_from: int = 0
     connections: int = 0  # TCP connections accepted
+    body_delay_s: float = 0.0
     _connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -117,7 +119,11 @@ class Receiver:
                     while not self.hold.is_set():
                         await asyncio.sleep(0.02)
                 status = self.answer(received)
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok".encode("ascii"))
+                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\n".encode("ascii"))
+                if self.body_delay_s:
+                    await writer.drain()
+                    await asyncio.sleep(self.body_delay_s)
+                writer.write(b"ok")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return

@@ -1,37 +1,37 @@
-"""`ComplaintService.case` (GET /v1/complaints/{id}) reads the stream, then the case's
+"""`ComplaintService.case` (GET /v1/complaints/{id}) and the audit read the stream, then the case's
 key, in two round trips. A case erased by another process (the sweep, another host) between them
-shows the stream without its `PersonalDataErased` and no key: the state is folded with every shown
-field None but not marked erased, and the case document (the masked name of None) raised: a 500
-instead of the case. The stream is read again once its key is found gone, and the case reads
-erased."""
-
-from datetime import date
+showed the stream without its `PersonalDataErased` and no key: the state was folded with every
+shown field None but not marked erased, and the case document (the masked name of None) raised,
+a 500 instead of the case. The stream is read again once its key is found gone, and the case
+reads erased."""
 
 import asyncpg
 
 from complaintcore.api.routes.complaint_queries import get_complaint_audit
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import ComplaintService
-from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.auth.principals import Principal
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.read_replicas import ReplicaSet
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.reference.calendars import CalendarRepository
 from complaintcore.reference.institutions import InstitutionDirectory
-from projection_support import CaseDesk
+from projection_support import SWEPT_ON, CaseDesk, closed_in_2019, erase_past_retention
 from testsupport import session_case_keys
 
 REGULATOR = Principal("regulator-1", "regulator", None)
-SWEPT_ON = date(2026, 6, 1)
 
 
-async def _another_host(pool: asyncpg.Pool) -> ComplaintService:
-    """A serving process of its own (its own key cache, nothing cached yet)."""
+async def _erased_between_the_reads(pool: asyncpg.Pool) -> tuple[ComplaintService, str, list]:
+    """A serving process of its own (its own key cache, nothing cached yet), whose first read of
+    a closed case's stream is followed by the sweep erasing it; the case, and the sweep's count."""
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    case_id = await closed_in_2019(desk)
     case_keys = session_case_keys()
     async with pool.acquire() as connection:
         index_key = await load_index_key(connection, case_keys.provider, case_keys.suite.name)
-    return ComplaintService(
+    host = ComplaintService(
         pool,
         PostgresEventStore(pool),
         InstitutionDirectory(pool),
@@ -40,40 +40,26 @@ async def _another_host(pool: asyncpg.Pool) -> ComplaintService:
         index_key,
         today=lambda: SWEPT_ON,
     )
-
-
-async def _sweep(pool: asyncpg.Pool) -> int:
-    order = SweepOrder(on=SWEPT_ON, correlation_id="case-read-meets-erasure")
-    async with pool.acquire() as connection:
-        sweep = RetentionSweep(
-            connection, PostgresEventStore(pool), session_case_keys(), order, today=lambda: SWEPT_ON
-        )
-        return (await sweep.run()).erased
-
-
-async def test_a_case_erased_between_its_stream_and_its_key_reads_as_a_case(
-    pool: asyncpg.Pool,
-) -> None:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    case_id = await desk.receive("BR-A", date(2019, 3, 4))
-    await desk.withdraw(case_id, date(2019, 3, 7))
-
-    host = await _another_host(pool)
-    read_stream = host.case_events
-
-    sweeps = []
+    read_stream, sweeps = host.case_events, []
 
     async def stream_then_erasure_elsewhere(*args, **kwargs):
         events = await read_stream(*args, **kwargs)
         if not sweeps:  # the sweep commits between the first read and the key's
-            sweeps.append(await _sweep(pool))
+            sweeps.append(await erase_past_retention(pool, "case-read-meets-erasure"))
         return events
 
     host.case_events = stream_then_erasure_elsewhere  # type: ignore[method-assign]
+    return host, case_id, sweeps
+
+
+async def test_a_case_erased_between_its_stream_and_its_key_reads_as_erased(
+    pool: asyncpg.Pool,
+) -> None:
+    host, case_id, sweeps = await _erased_between_the_reads(pool)
+
     state, today, policy = await host.case(REGULATOR, case_id)
-    # what the route does with it (api/routes/complaint_queries.get_complaint)
-    document = case_document(state, today, policy)
+
+    document = case_document(state, today, policy)  # what the route does with it
     assert sweeps == [1]
     assert document["personal_data"] == "erased"
     assert document["complainant"]["name"] is None
@@ -82,26 +68,11 @@ async def test_a_case_erased_between_its_stream_and_its_key_reads_as_a_case(
 async def test_the_audit_of_a_case_erased_between_its_stream_and_its_key_answers(
     pool: asyncpg.Pool,
 ) -> None:
-    """GET /v1/complaints/{id}/audit, the route itself on the primary: the same two reads."""
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    case_id = await desk.receive("BR-A", date(2019, 3, 4))
-    await desk.withdraw(case_id, date(2019, 3, 7))
-
-    host = await _another_host(pool)
-    read_stream = host.case_events
-
-    sweeps = []
-
-    async def stream_then_erasure_elsewhere(*args, **kwargs):
-        events = await read_stream(*args, **kwargs)
-        if not sweeps:
-            sweeps.append(await _sweep(pool))
-        return events
-
-    host.case_events = stream_then_erasure_elsewhere  # type: ignore[method-assign]
+    host, case_id, sweeps = await _erased_between_the_reads(pool)
     reads = ReplicaSet(pool, [], max_lag_s=1.0, check_s=1.0)
+
     audited = await get_complaint_audit(case_id, REGULATOR, host, reads, None)
+
     assert sweeps == [1]
     assert audited["state"]["id"] == case_id
     assert audited["state"]["personal_data"] == "erased"

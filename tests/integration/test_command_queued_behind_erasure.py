@@ -8,7 +8,8 @@ command the domain refuses once it has been applied (a withdrawal, a decision, .
 request with a key now looks for its stored response again before it answers."""
 
 import asyncio
-from datetime import date
+from collections.abc import Awaitable
+from typing import Any
 
 import asyncpg
 
@@ -19,10 +20,12 @@ from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import ErasePersonalData, FollowUp
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.infra import advisory_locks
-from projection_support import STAFF, CaseDesk
+from projection_support import STAFF, SWEPT_ON, CaseDesk, closed_in_2019
 
 ADMIN = Principal("admin-1", "admin", None)
-ERASED_ON = date(2026, 6, 1)
+ERASED_ON = SWEPT_ON
+LEGAL_BASIS = "PIPL Art. 47"
+ERASE = ErasePersonalData(ERASED_ON, "retention period ended", LEGAL_BASIS)
 
 
 def _render(state, today, policy) -> Rendered:
@@ -40,49 +43,50 @@ async def _waiting_for_case_lock(pool: asyncpg.Pool, count: int) -> None:
     raise AssertionError("the requests never queued on the case lock")
 
 
-async def test_an_erasure_sent_again_with_its_key_answers_as_the_first(pool: asyncpg.Pool) -> None:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    case_id = await desk.receive("BR-A", date(2019, 3, 4))
-    await desk.withdraw(case_id, date(2019, 3, 7))
-    desk.today = ERASED_ON
-    command = ErasePersonalData(ERASED_ON, "retention period ended", "PIPL Art. 47")
-    body = {
-        "erased_on": ERASED_ON.isoformat(),
-        "reason": command.reason,
-        "legal_basis": command.legal_basis,
-    }
-    request = RequestInfo(
-        idempotency=IdempotentRequest.of(
-            ADMIN.id,
-            ADMIN.institution,
-            "erase-once",
-            "POST",
-            f"/v1/complaints/{case_id}/erase-personal-data",
-            body,
-        )
-    )
-
-    async def send() -> Rendered:
-        return await desk.service.handle(ADMIN, case_id, command, None, request, _render)
-
-    # another command on the case holds its lock for a moment
+async def _queued_on_a_held_lock(
+    pool: asyncpg.Pool, case_id: str, first: Awaitable[Any], then: Awaitable[Any]
+) -> list[Any]:
+    """`first`, then `then`, sent while another command holds the case's lock, each queued on it
+    before the next is sent; their answers (or errors) once the lock is let go."""
     holder = await pool.acquire()
     try:
         await holder.execute(
             "SELECT pg_advisory_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
         )
-        first = asyncio.create_task(send())
-        await _waiting_for_case_lock(pool, 1)
-        again = asyncio.create_task(send())  # the client's retry, same key, same body
-        await _waiting_for_case_lock(pool, 2)
+        tasks = []
+        for queued, sent in enumerate((first, then), start=1):
+            tasks.append(asyncio.ensure_future(sent))
+            await _waiting_for_case_lock(pool, queued)
         await holder.execute(
             "SELECT pg_advisory_unlock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
         )
-        answers = await asyncio.gather(first, again, return_exceptions=True)
+        return await asyncio.gather(*tasks, return_exceptions=True)
     finally:  # never leave a request queued on the lock (the pool would not close)
         await holder.execute("SELECT pg_advisory_unlock_all()")
         await pool.release(holder)
+
+
+async def _erasable_case(pool: asyncpg.Pool) -> tuple[CaseDesk, str]:
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    case_id = await closed_in_2019(desk)
+    desk.today = ERASED_ON
+    return desk, case_id
+
+
+async def test_an_erasure_sent_again_with_its_key_answers_as_the_first(pool: asyncpg.Pool) -> None:
+    desk, case_id = await _erasable_case(pool)
+    body = {"erased_on": ERASED_ON.isoformat(), "reason": ERASE.reason, "legal_basis": LEGAL_BASIS}
+    path = f"/v1/complaints/{case_id}/erase-personal-data"
+    key = IdempotentRequest.of(ADMIN.id, ADMIN.institution, "erase-once", "POST", path, body)
+
+    def send() -> Awaitable[Rendered]:
+        return desk.service.handle(
+            ADMIN, case_id, ERASE, None, RequestInfo(idempotency=key), _render
+        )
+
+    # the client's retry, same key, same body, queued behind the first
+    answers = await _queued_on_a_held_lock(pool, case_id, send(), send())
 
     refused = [a for a in answers if isinstance(a, RuleViolation)]
     assert refused == [], f"the retry was refused: {refused[0].code if refused else ''}"
@@ -100,38 +104,20 @@ async def test_a_command_queued_behind_an_erasure_does_not_cache_the_destroyed_k
 ) -> None:
     """`case_command_store._CONTEXT` reads the wrapped key in the statement's snapshot, before the
     lock is granted; the stream is read after it. A command queued behind an erasure therefore
-    gets the key row as it was before the erasure committed, unwraps it and caches it
-    (`CaseKeys.key_for`): the erasing process itself holds the destroyed key again, for up to five
-    minutes, although `CaseKeys.destroy` says an erased key goes at once from the erasing
+    got the key row as it was before the erasure committed, unwrapped it and cached it
+    (`CaseKeys.key_for`): the erasing process itself held the destroyed key again, for up to
+    five minutes, although `CaseKeys.destroy` says an erased key goes at once from the erasing
     process."""
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    case_id = await desk.receive("BR-A", date(2019, 3, 4))
-    await desk.withdraw(case_id, date(2019, 3, 7))
-    desk.today = ERASED_ON
-    erase = ErasePersonalData(ERASED_ON, "retention period ended", "PIPL Art. 47")
+    desk, case_id = await _erasable_case(pool)
     later = FollowUp(False, ERASED_ON, None, "回访")
 
-    holder = await pool.acquire()
-    try:
-        await holder.execute(
-            "SELECT pg_advisory_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
-        )
-        erasing = asyncio.create_task(
-            desk.service.handle(ADMIN, case_id, erase, None, RequestInfo(), _render)
-        )
-        await _waiting_for_case_lock(pool, 1)
-        queued = asyncio.create_task(
-            desk.service.handle(STAFF, case_id, later, None, RequestInfo(), _render)
-        )
-        await _waiting_for_case_lock(pool, 2)
-        await holder.execute(
-            "SELECT pg_advisory_unlock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
-        )
-        answers = await asyncio.gather(erasing, queued, return_exceptions=True)
-    finally:  # never leave a request queued on the lock (the pool would not close)
-        await holder.execute("SELECT pg_advisory_unlock_all()")
-        await pool.release(holder)
+    answers = await _queued_on_a_held_lock(
+        pool,
+        case_id,
+        desk.service.handle(ADMIN, case_id, ERASE, None, RequestInfo(), _render),
+        desk.service.handle(STAFF, case_id, later, None, RequestInfo(), _render),
+    )
+
     assert isinstance(answers[0], Rendered), answers
     assert await pool.fetchval("SELECT count(*) FROM case_keys WHERE case_id = $1", case_id) == 0
     cached = desk.service._case_keys.cached_cipher(case_id, "aes-256-gcm")

@@ -9,12 +9,13 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import asyncpg
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-import projection_support
 from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import Outcome, RootCause, Satisfaction
+from complaintcore.projections.runner import ProjectionRunner
 from projection_support import CaseDesk
 
 BASE = date(2025, 11, 10)
@@ -252,7 +253,7 @@ def last_day(cases: list[Case]) -> date:
 async def play(desk: CaseDesk, root: str, cases: list[Case]) -> str:
     codes = {"root": root, "branch": f"{root}-B", "sub": f"{root}-S"}
     await desk.institutions.put(root, "总行", "head_office", None)
-    projection_support.STAFF = Principal(f"staff-{root}", "staff", root)
+    desk.actor = Principal(f"staff-{root}", "staff", root)
     await desk.institutions.put(codes["branch"], "分行", "branch", root)
     await desk.institutions.put(codes["sub"], "支行", "sub_branch", codes["branch"])
     # the anchor: the case duplicates merge into, open throughout, at the head office
@@ -452,3 +453,16 @@ EXAMPLES = settings(
         HealthCheck.data_too_large,
     ],
 )
+
+
+async def played(
+    pool: asyncpg.Pool, database_url: str, world: dict[str, Any], prefix: str
+) -> tuple[list[Case], str, CaseDesk, date]:
+    """`world`'s cases played into a new subtree named from `prefix` and caught up by the
+    runner: the cases, the subtree's root, the desk, and the day the figures are asked as of."""
+    cases: list[Case] = world["cases"]
+    root = f"{prefix}{next(ROOT_NUMBERS)}"
+    desk = CaseDesk(pool)
+    await play(desk, root, cases)
+    await ProjectionRunner(database_url, desk.store, batch_size=5).catch_up()
+    return cases, root, desk, last_day(cases) + timedelta(days=world["as_of_after"])

@@ -9,26 +9,13 @@ import asyncpg
 import pytest
 from rebuild_support import every_row
 
-from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
-from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.rebuild import RebuildSettings, rebuild
 from complaintcore.projections.rebuild import scan as scan_module
 from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.streams import DataKeyMissing
-from projection_support import CaseDesk
-from testsupport import session_case_keys
+from projection_support import CaseDesk, closed_in_2019, erase_past_retention
 
 ONE_WORKER = RebuildSettings(page_events=7, flush_rows=3, catch_up_window=5, scan_workers=1)
-SWEPT_ON = date(2026, 6, 1)  # cases closed in 2019 are past the default five years
-
-
-async def erase_past_retention(pool: asyncpg.Pool) -> int:
-    order = SweepOrder(on=SWEPT_ON, correlation_id="rebuild-meets-erasure")
-    async with pool.acquire() as connection:
-        swept = RetentionSweep(
-            connection, PostgresEventStore(pool), session_case_keys(), order, today=lambda: SWEPT_ON
-        )
-        return (await swept.run()).erased
 
 
 @pytest.fixture
@@ -41,16 +28,13 @@ async def desk(pool: asyncpg.Pool) -> CaseDesk:
 async def test_a_case_erased_during_the_scan_is_rebuilt_as_erased(
     pool: asyncpg.Pool, database_url: str, desk: CaseDesk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cases = []
-    for day in range(4, 10):
-        cases.append(await desk.receive("BR-A", date(2019, 3, day)))
-        await desk.withdraw(cases[-1], date(2019, 3, day + 3))
+    cases = [await closed_in_2019(desk, day) for day in range(4, 10)]
     await desk.receive("BR-B", date(2026, 5, 4))  # open: kept
     original_run = scan_module.RangeScan.run
 
     async def erase_then_scan(self: scan_module.RangeScan) -> scan_module.RangeScanOutcome:
         # the scan's position is fixed by now: the erasures come after it
-        assert await erase_past_retention(pool) == len(cases)
+        assert await erase_past_retention(pool, "rebuild-meets-erasure") == len(cases)
         return await original_run(self)
 
     monkeypatch.setattr(scan_module.RangeScan, "run", erase_then_scan)

@@ -13,11 +13,9 @@ from hypothesis import given
 from statistics_oracle import (
     EXAMPLES,
     RANGES,
-    ROOT_NUMBERS,
     Case,
-    last_day,
     oracle,
-    play,
+    played,
     worlds,
 )
 
@@ -29,7 +27,6 @@ from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics.csv_return import CSV_HEADER, statistics_csv
 from complaintcore.projections.statistics.queries import institution_statistics
 from complaintcore.projections.statistics.staff import staff_statistics
-from projection_support import CaseDesk
 
 ADMIN = Principal("admin-1", "admin", None)
 UPHELD = ("upheld", "partially_upheld")
@@ -104,12 +101,7 @@ async def answers(pool: asyncpg.Pool, root: str, as_of: date) -> dict[Any, Any]:
 async def test_staff_csv_erasure_rebuild_and_tree_move(
     pool: asyncpg.Pool, database_url: str, world: dict[str, Any]
 ) -> None:
-    cases: list[Case] = world["cases"]
-    root = f"RW{next(ROOT_NUMBERS)}"
-    desk = CaseDesk(pool)
-    await play(desk, root, cases)
-    await ProjectionRunner(database_url, desk.store, batch_size=5).catch_up()
-    as_of = last_day(cases) + timedelta(days=world["as_of_after"])
+    cases, root, desk, as_of = await played(pool, database_url, world, "RW")
     mine = {root, f"{root}-B", f"{root}-S"}
 
     before = await answers(pool, root, as_of)

@@ -9,7 +9,6 @@ is compared with a count made here from the histories alone (DOMAIN.md "Statisti
 API.md statistics routes). Nothing of the service's statistics code is used by the oracle.
 """
 
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -17,18 +16,14 @@ from hypothesis import given
 from statistics_oracle import (
     EXAMPLES,
     RANGES,
-    ROOT_NUMBERS,
     Case,
-    last_day,
     oracle,
     oracle_breakdowns,
-    play,
+    played,
     worlds,
 )
 
-from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics.queries import institution_statistics
-from projection_support import CaseDesk
 
 
 def _scope(cases: list[Case], institutions: set[str]) -> list[Case]:
@@ -40,12 +35,7 @@ def _scope(cases: list[Case], institutions: set[str]) -> list[Case]:
 async def test_figures_equal_the_oracle(
     pool: asyncpg.Pool, database_url: str, world: dict[str, Any]
 ) -> None:
-    cases: list[Case] = world["cases"]
-    root = f"RV{next(ROOT_NUMBERS)}"
-    desk = CaseDesk(pool)
-    await play(desk, root, cases)
-    await ProjectionRunner(database_url, desk.store, batch_size=5).catch_up()
-    as_of = last_day(cases) + timedelta(days=world["as_of_after"])
+    cases, root, _, as_of = await played(pool, database_url, world, "RV")
 
     subtrees = {
         root: {root, f"{root}-B", f"{root}-S"},
