@@ -587,7 +587,8 @@ def _merge(state: ComplaintState, command: MergeComplaint, context: DecisionCont
 def check_merge_target(target: ComplaintState | None) -> None:
     """The case a duplicate merges into must exist (for the caller) and still be handled.
 
-    Cross-case, so the application service loads the target and asks this before `decide`.
+    Cross-case, so the caller loads the target and asks this once `decide` has accepted the
+    merge on the duplicate's own rules (an erased or closed duplicate is refused as such).
     """
     if target is None:
         raise InvalidCommand([FieldError("into", "unknown_case", "no such case")])
