@@ -412,6 +412,9 @@ class BulkImporter:
         self._reference = reference
         self._batch_cases = batch_cases
         self._index_key: IndexKey | None = None  # the blind index's, loaded as `run` starts
+        # the cases of this run's lines so far, stored by it or before it: a later line naming
+        # one again gives it twice (refused), whichever batch either line is in
+        self._ids_taken: set[str] = set()
 
     async def run(
         self,
@@ -438,8 +441,9 @@ class BulkImporter:
         documents, refusals = _parsed(batch)
         for attempt in range(MAX_BATCH_ATTEMPTS):
             try:
-                accepted, skipped, judged_refusals = await self._judged(documents)
+                accepted, skipped, judged_refusals, taken = await self._judged(documents)
                 await self._write(accepted)
+                self._ids_taken = taken
             except (ConcurrencyError, CaseKeyExists, asyncpg.UniqueViolationError):
                 # Another import stored some of these cases meanwhile: judge again, skip them.
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
@@ -453,35 +457,46 @@ class BulkImporter:
 
     async def _judged(
         self, documents: list[tuple[int, dict[str, Any]]]
-    ) -> tuple[list[AcceptedCase], int, list[Refusal]]:
+    ) -> tuple[list[AcceptedCase], int, list[Refusal], set[str]]:
+        """The batch's cases to store, how many it holds stored already (a re-run), its
+        refusals, and the ids taken once it is stored."""
         ids = {
             number: case_id_for(doc["external_id"])
             for number, doc in documents
             if isinstance(doc.get("external_id"), str)
         }
         stored = await self._store.existing_streams(list(ids.values()), connection=self._connection)
-        targets = await self._stored_merge_targets(documents, set(ids.values()))
+        # the batch's own cases are judged here, unless stored already (by a run before: a
+        # merge into one of those reads it from the store)
+        targets = await self._stored_merge_targets(documents, set(ids.values()) - set(stored))
         accepted: list[AcceptedCase] = []
         refusals: list[Refusal] = []
+        skipped, taken = 0, set(self._ids_taken)
         for number, document in documents:
-            if ids.get(number) in stored:
+            case_id = ids.get(number)
+            if case_id in taken:
+                twice = Refusal(
+                    number, document["external_id"], "duplicate_external_id", "given twice"
+                )
+                refusals.append(twice)
+                continue
+            if case_id in stored:
+                skipped += 1
+                taken.add(case_id)
                 continue
             verdict = judge_case(number, document, self._reference, targets)
             if isinstance(verdict, Refusal):
                 refusals.append(verdict)
-            elif verdict.case_id in targets:
-                refusals.append(
-                    Refusal(number, verdict.external_id, "duplicate_external_id", "given twice")
-                )
             else:
                 accepted.append(verdict)
                 targets[verdict.case_id] = verdict.events
-        return accepted, len(stored), refusals
+                taken.add(verdict.case_id)
+        return accepted, skipped, refusals, taken
 
     async def _stored_merge_targets(
-        self, documents: list[tuple[int, dict[str, Any]]], in_batch: set[str]
+        self, documents: list[tuple[int, dict[str, Any]]], judged_here: set[str]
     ) -> dict[str, list[Event]]:
-        wanted = {target for _, doc in documents for target in _merge_targets(doc)} - in_batch
+        wanted = {target for _, doc in documents for target in _merge_targets(doc)} - judged_here
         targets: dict[str, list[Event]] = {}
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)

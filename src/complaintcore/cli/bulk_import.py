@@ -15,13 +15,14 @@ when the file cannot be read, 130 when interrupted. Its arguments: `cli/parsers/
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 import orjson
 
@@ -60,11 +61,18 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         source = open_user_file(args.file, settings.max_file_bytes)
     except (OSError, ValueError) as error:
         return fail(f"{args.file}: {error}")
+    try:
+        # opened before anything is imported (a path it cannot write changes nothing), and
+        # emptied only once the import has ended (an interrupted one leaves it as it was)
+        refusals_out = _opened_for_writing(args.refusals) if args.refusals is not None else None
+    except OSError as error:
+        source.close()
+        return fail(f"--refusals {args.refusals}: {error.strerror or error}")
     total_bytes = os.fstat(source.fileno()).st_size
     actor = ActorBody(id=args.actor, role=args.role)
     stop = StopAtCommit()
     progress = Progress(total_bytes, sys.stderr, stop)
-    with source, database_url(settings) as url:
+    with source, refusals_out or contextlib.nullcontext(), database_url(settings) as url:
         upgrade_to_head(url)
         counted = _CountingLines(source)
         try:
@@ -79,7 +87,7 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         except KEY_REFUSALS as error:
             return fail(str(error))
     progress.finish(report)
-    _show_refusals(report, args.refusals)
+    _show_refusals(report, refusals_out)
     print(
         f"{report.cases_imported} cases imported ({report.events_imported} events),"
         f" {report.cases_skipped} already stored, {len(report.refusals)} refused"
@@ -194,13 +202,18 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
-def _show_refusals(report: ImportReport, path: Path | None) -> None:
+def _opened_for_writing(path: Path) -> BinaryIO:
+    """`path` opened to write, created if missing, its content left until it is truncated."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644), "wb")
+
+
+def _show_refusals(report: ImportReport, out: BinaryIO | None) -> None:
     for refusal in report.refusals[:REFUSALS_SHOWN]:
         print(f"refused: {refusal.describe()}", file=sys.stderr)
     hidden = len(report.refusals) - REFUSALS_SHOWN
     if hidden > 0:
         print(f"... and {hidden} more refused", file=sys.stderr)
-    if path is not None:
-        with path.open("wb") as out:
-            for refusal in report.refusals:
-                out.write(orjson.dumps(asdict(refusal)) + b"\n")
+    if out is not None:
+        out.truncate(0)
+        for refusal in report.refusals:
+            out.write(orjson.dumps(asdict(refusal)) + b"\n")
