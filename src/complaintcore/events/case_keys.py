@@ -261,6 +261,17 @@ class CaseKeys:
         data_key = self._cached(case_id)
         return StreamCipher(case_id, suite_named(suite_name), data_key) if data_key else None
 
+    async def ciphers_for(
+        self, connection: asyncpg.Connection, suites: dict[str, str]
+    ) -> dict[str, StreamCipher]:
+        """The ciphers of many cases (`suites`: each case's suite name), keys read at once (the
+        bench copies histories with them)."""
+        keys = await self.keys_for(connection, suites)
+        return {
+            case_id: StreamCipher(case_id, suite_named(suite_name), keys.get(case_id))
+            for case_id, suite_name in suites.items()
+        }
+
     async def recorded_key_ids(self, connection: asyncpg.Connection) -> set[str]:
         return await recorded_key_ids(connection)
 
