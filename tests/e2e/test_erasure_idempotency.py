@@ -105,3 +105,9 @@ def test_a_replayed_request_after_erasure_does_not_show_the_complainant(
         if complainant and any(complainant.get(key) for key in ("name", "id_number", "contact"))
     }
     assert leaked == {}, f"replayed after erasure with the complainant's personal data: {leaked}"
+    # a replay answers as the first sending did, the case now shown erased
+    assert {name: r.status_code for name, r in replays.items()} == {
+        "receipt": 201,
+        "withdrawal": 200,
+    }
+    assert {r.json()["personal_data"] for r in replays.values()} == {"erased"}
