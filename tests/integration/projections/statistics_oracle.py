@@ -126,7 +126,8 @@ class Case:
         if not self.is_open(today):
             return False
         if self.end == "open":
-            return self.due_at(today) < today
+            # the due date in force at the end of `today`: a resume or an extension that day counts
+            return self.due_at(today + timedelta(days=1)) < today
         if self.appeal is not None and self.review_on is None:
             return self.appeal + timedelta(days=30) < today
         return False

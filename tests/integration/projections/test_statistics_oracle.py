@@ -51,7 +51,7 @@ async def test_figures_equal_the_oracle(
             for period in [*answer["periods"], answer["total"]]:
                 want = oracle(scoped, period["from"], period["to"], as_of)
                 where = f"{code} {a}..{b} {kind} {period['period']}"
-                assert period["figures"] == want, where
+                assert period["figures"] == want, f"{where} as of {as_of}: {cases!r}"
                 want_b = oracle_breakdowns(scoped, period["from"], period["to"], as_of, root)
                 for name, entries in want_b.items():
                     assert period[name] == entries, f"{where} {name}"
