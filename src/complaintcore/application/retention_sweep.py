@@ -65,7 +65,7 @@ from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.projections.case_view import COLUMNS as VIEW_COLUMNS
-from complaintcore.projections.case_view import case_view_row
+from complaintcore.projections.case_view import case_view_values
 from complaintcore.projections.streams import decode_columns, fold_stream
 
 __all__ = [
@@ -136,7 +136,7 @@ WHERE stream_id = ANY($1::text[])
 ORDER BY stream_id, version
 """
 
-# The erased case's view row, column for column as `case_view_row` makes it (its blind index
+# The erased case's view row, column for column as `case_view_values` makes it (its blind index
 # None: DOMAIN.md, erased "everywhere ... the blind index").
 _MARK_ERASED = (
     "UPDATE case_view SET "
@@ -410,8 +410,7 @@ class RetentionSweep:
 
 def _view_values(state: ComplaintState) -> tuple:
     """The erased case's view row: no blind index, so no index key (`complainant_index`)."""
-    row = case_view_row(state, None)
-    return tuple(row[column] for column in VIEW_COLUMNS)
+    return case_view_values(state, None)
 
 
 def shortest_retention_years(versions: Iterable[PolicyVersion], on: date) -> int:
