@@ -20,13 +20,6 @@ BEFORE_HOLIDAY = date(2026, 9, 16)
 ROLLED_TO = date(2026, 10, 8)
 
 
-@pytest.fixture
-async def desk(pool: asyncpg.Pool) -> CaseDesk:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    return desk
-
-
 async def test_a_version_is_stored_with_who_recorded_it_and_numbered_per_node(
     pool: asyncpg.Pool, desk: CaseDesk
 ) -> None:

@@ -145,13 +145,6 @@ def _without_version(row: dict[str, Any]) -> dict[str, Any]:
     return {column: value for column, value in row.items() if column != "version"}
 
 
-@pytest.fixture
-async def desk(pool: asyncpg.Pool) -> CaseDesk:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    return desk
-
-
 async def test_only_cases_past_retention_are_erased_each_as_one_erasure_would_be(
     pool: asyncpg.Pool, database_url: str, desk: CaseDesk
 ) -> None:

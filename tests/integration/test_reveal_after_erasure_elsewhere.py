@@ -13,10 +13,8 @@ REGULATOR = Principal("regulator-1", "regulator", None)
 
 
 async def test_a_case_erased_by_another_process_is_not_revealed_from_a_cached_key(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, desk: CaseDesk
 ) -> None:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
     case_id = await closed_in_2019(desk)
     revealed = await reveal(pool, desk.service, REGULATOR, case_id, "核实身份")
     assert revealed["personal_data"] == "held"  # the desk's process now holds the key cached

@@ -79,13 +79,6 @@ async def names(pool: asyncpg.Pool, case_id: str | None = None) -> list[str]:
     return [row["event"] for row in await alerts(pool, case_id)]
 
 
-@pytest.fixture
-async def desk(pool: asyncpg.Pool) -> CaseDesk:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    return desk
-
-
 async def test_each_case_alert_is_emitted_once_in_the_order_of_its_events(
     pool: asyncpg.Pool, database_url: str, desk: CaseDesk
 ) -> None:

@@ -18,13 +18,6 @@ from projection_support import CaseDesk, closed_in_2019, erase_past_retention
 ONE_WORKER = RebuildSettings(page_events=7, flush_rows=3, catch_up_window=5, scan_workers=1)
 
 
-@pytest.fixture
-async def desk(pool: asyncpg.Pool) -> CaseDesk:
-    desk = CaseDesk(pool)
-    await desk.plant_tree()
-    return desk
-
-
 async def test_a_case_erased_during_the_scan_is_rebuilt_as_erased(
     pool: asyncpg.Pool, database_url: str, desk: CaseDesk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
