@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
@@ -43,8 +44,17 @@ from complaintcore.crypto.suites import (
     suite_named,
 )
 from complaintcore.domain.events import Event, event_to_payload
-from complaintcore.domain.personal_data import map_personal, merge_personal, split_personal
-from complaintcore.events.codec import domain_event, domain_events, new_events
+from complaintcore.domain.personal_data import (
+    Path as FieldPath,
+)
+from complaintcore.domain.personal_data import (
+    event_keeping_personal,
+    map_personal,
+    merge_personal,
+    personal_paths,
+    split_personal,
+)
+from complaintcore.events.codec import domain_event, domain_events, new_events, opened_event
 from complaintcore.events.hashing import canonical_bytes, verify_chain
 from complaintcore.events.memory import InMemoryEventStore
 from complaintcore.events.model import EventMetadata, StoredEvent
@@ -255,6 +265,8 @@ def test_a_flipped_ciphertext_byte_fails_the_aead_and_the_chain_at_its_version(
 
     with pytest.raises(SealedEventUnreadable, match=where):
         domain_events(tampered, cipher)
+    with pytest.raises(SealedEventUnreadable, match=where):  # as a rebuild opens it
+        opened_in_place(tampered[index], cipher, frozenset(personal_paths(target.event_type)))
     assert domain_events(tampered[:index], cipher) == events[:index]
     verdict = verify_chain(tampered)
     assert not verdict.intact
@@ -324,8 +336,11 @@ def test_a_field_dropped_from_those_sealed_together_fails_authentication(
     assume(marks)  # an event of this history has two personal values
     index, where = data.draw(st.sampled_from(marks), label="mark")
 
+    dropped = with_value(stored[index], where, "")
     with pytest.raises(SealedEventUnreadable, match="fails authentication"):
-        domain_event(with_value(stored[index], where, ""), cipher)
+        domain_event(dropped, cipher)
+    with pytest.raises(SealedEventUnreadable, match="fails authentication"):
+        opened_in_place(dropped, cipher, frozenset(personal_paths(dropped.event_type)))
 
 
 @pytest.mark.parametrize("suite_name", SUITE_NAMES)
@@ -418,3 +433,44 @@ def test_events_sealed_field_by_field_still_open_beside_those_sealed_together(
     flipped_alone = flipped(sealed_value(mixed[index], where), 0, 1)
     with pytest.raises(SealedEventUnreadable, match=where):
         domain_event(with_value(mixed[index], where, flipped_alone), cipher)
+
+
+def opened_in_place(event: StoredEvent, cipher: StreamCipher, kept: frozenset[FieldPath]) -> Event:
+    """The event as a projection's fold opens it: `kept` fields alone, in a payload of its own
+    (`owned`), changed in place."""
+    return opened_event(
+        event.event_type,
+        event.schema_version,
+        event.version,
+        copy.deepcopy(event.data),
+        event.metadata.cipher_suite,
+        cipher,
+        kept,
+        owned=True,
+    )
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@PROPERTY
+@given(history=appends(), data=st.data())
+def test_a_fold_opening_some_fields_in_place_reads_what_a_copy_reads(
+    suite_name: str, history: tuple[list[Event], list[int]], data: st.DataObject
+) -> None:
+    """A rebuild opens the few fields it shows in the rows' own payloads, in one walk of each
+    (`StreamCipher.open_for_decoder(owned=True)`); a reader given a copy goes the general way.
+    Both read the kept fields' plaintext and None at every other personal field, for events
+    sealed together and field by field alike."""
+    events, sizes = history
+    cipher = a_cipher(suite_name)
+    stored = store_sealed(events, sizes, cipher)
+    older = data.draw(st.integers(0, len(stored)), label="events sealed field by field")
+    for index, (event, original) in enumerate(zip(stored, events, strict=True)):
+        if index < older:
+            event = sealed_one_by_one(event, original, cipher)
+        catalogue = personal_paths(event.event_type)
+        drawn = data.draw(st.sets(st.sampled_from(catalogue))) if catalogue else set()
+        kept = frozenset(drawn)
+        expected = event_keeping_personal(event.event_type, event_to_payload(original), kept)
+
+        assert opened_in_place(event, cipher, kept) == expected
+        assert domain_event(event, cipher, kept) == expected

@@ -123,10 +123,14 @@ class CaseFieldCipher:
         """The values `seal_together` sealed at `version` and `paths`, in their order."""
         try:
             associated = self._places.of_together(version, paths)
-            values = _loaded(self._cipher.decrypt(_ciphertext(sealed, TOGETHER_PREFIX), associated))
+            plaintext = self._cipher.decrypt(_ciphertext(sealed, TOGETHER_PREFIX), associated)
+            values = orjson.loads(plaintext)
             if type(values) is not list or len(values) != len(paths):
                 raise CiphertextRejected("authentic, but not the values of these fields")
             return values
+        except orjson.JSONDecodeError:  # authentic yet not JSON: only if the key wrote it so
+            error = CiphertextRejected("authentic, but not sealed JSON values")
+            raise CiphertextRejected(f"{_places(self.case_id, version, paths)}: {error}") from None
         except CiphertextRejected as error:
             raise CiphertextRejected(f"{_places(self.case_id, version, paths)}: {error}") from None
 
@@ -175,15 +179,18 @@ def sealed_suite_byte(sealed: str) -> int:
 
 
 def _ciphertext(sealed: object, prefix: str = SEALED_PREFIX) -> bytes:
-    # the common case: the prefix, then only base64url characters (none left once they are
-    # deleted), canonically ended
+    # the common case: the prefix, then only base64url characters, canonically ended; in the
+    # standard alphabet, with the standard's `+`, `/` and `=` made characters of neither, the
+    # strict decoder refuses any other
     if isinstance(sealed, str) and sealed.startswith(prefix) and sealed.isascii():
         encoded = sealed.encode("ascii")[len(prefix) :]
-        if encoded and not encoded.translate(None, _URLSAFE):
-            unpadded = len(encoded) % 4
-            if encoded[-1] in _CANONICAL_LAST[unpadded]:
-                standard = encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded]
-                return binascii.a2b_base64(standard)
+        unpadded = len(encoded) % 4
+        if encoded and encoded[-1] in _CANONICAL_LAST[unpadded]:
+            standard = encoded.translate(_URLSAFE_TO_STANDARD) + _PADDING[unpadded]
+            try:
+                return binascii.a2b_base64(standard, strict_mode=True)
+            except binascii.Error:
+                pass
     return _refused_ciphertext(sealed, prefix)
 
 
@@ -205,7 +212,7 @@ def _refused_ciphertext(sealed: object, prefix: str) -> bytes:
 
 
 _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"", b"==", b"=")
 # One text per ciphertext: the last character of a group of 2 carries 4 unused bits, of a group
 # of 3, 2, which must be zero; a group of 1 is never whole. By the length modulo 4, the

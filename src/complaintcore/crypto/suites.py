@@ -72,10 +72,12 @@ TAG_BYTES = 16
 _HEADER_BYTES = 1
 _SEALED_FROM = _HEADER_BYTES + NONCE_BYTES
 _SHORTEST = _SEALED_FROM + TAG_BYTES
+_HEADERS = tuple(bytes((suite_byte,)) for suite_byte in range(256))  # a suite byte, as bytes
 
 _ASSOCIATED_DATA_LABEL = b"complaintcore personal field v1\x00"
 _TOGETHER_LABEL = b"complaintcore personal fields v2\x00"
 _VERSION_RANGE = range(1, 2**63)
+_VERSION_END = _VERSION_RANGE.stop
 
 
 class CiphertextRejected(ValueError):
@@ -128,7 +130,8 @@ class CipherSuite:
 
     def bound(self, key: bytes) -> BoundCipher:
         """This suite's AEAD under `key`, made once for many fields (one case's, for instance)."""
-        self._check_key(key)
+        if len(key) != self.key_bytes:
+            self._check_key(key)
         return BoundCipher(self, self._bind(key))
 
     def chain_hash(self, data: bytes) -> str:
@@ -178,32 +181,30 @@ class BoundCipher:
     """A suite's AEAD under one key: `encrypt` and `decrypt` as the suite's, without building
     the AEAD for each field."""
 
-    __slots__ = ("_aead_decrypt", "_aead_encrypt", "_header", "_suite_byte", "suite")
+    # two attributes: a rebuild makes one of these for every case, to open a field or two
+    __slots__ = ("_aead", "suite")
 
     def __init__(self, suite: CipherSuite, aead: _Aead) -> None:
         self.suite = suite
-        # bound once: a rebuild opens a few fields of every case
-        self._aead_encrypt = aead.encrypt
-        self._aead_decrypt = aead.decrypt
-        self._suite_byte = suite.suite_byte
-        self._header = bytes((suite.suite_byte,))
+        self._aead = aead
 
     def __repr__(self) -> str:  # never the key
         return f"BoundCipher({self.suite.name})"
 
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
-        header = self._header
+        header = _HEADERS[self.suite.suite_byte]
         nonce = os.urandom(NONCE_BYTES)
-        return header + nonce + self._aead_encrypt(nonce, plaintext, header + associated_data)
+        return header + nonce + self._aead.encrypt(nonce, plaintext, header + associated_data)
 
     def decrypt(self, ciphertext: bytes, associated_data: bytes) -> bytes:
-        if len(ciphertext) < _SHORTEST or ciphertext[0] != self._suite_byte:
+        suite_byte = self.suite.suite_byte
+        if len(ciphertext) < _SHORTEST or ciphertext[0] != suite_byte:
             raise self._unread(ciphertext)
         try:
-            return self._aead_decrypt(
+            return self._aead.decrypt(
                 ciphertext[_HEADER_BYTES:_SEALED_FROM],
                 ciphertext[_SEALED_FROM:],
-                self._header + associated_data,
+                _HEADERS[suite_byte] + associated_data,
             )
         except InvalidTag:
             raise CiphertextRejected(
@@ -290,7 +291,8 @@ class CasePlaces:
 
     def of_together(self, version: int, field_paths: Sequence[str]) -> bytes:
         """`associated_data_together` of the case's event `version` and `field_paths`."""
-        _check_version(version)
+        if type(version) is not int or not 0 < version < _VERSION_END:
+            _check_version(version)
         if isinstance(field_paths, str):
             raise ValueError("field_paths must be a sequence of strings (JSON Pointers)")
         return self._together_part + _VERSION.pack(version) + _paths_part(tuple(field_paths))

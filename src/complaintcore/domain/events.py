@@ -472,15 +472,7 @@ def compile_event_decoder(
     field as strictly as `event_from_payload`, at the same speed; a payload its fast path does
     not take goes to `fallback`. The event then holds None where its class says `str`: a record
     of what was, for folding, never a command's input."""
-    fast = _compile_dataclass_decoder(EVENT_TYPES[event_type], ignored)
-
-    def decode(payload: Any) -> Event:
-        try:
-            return typing.cast(Event, fast(payload))
-        except _NotTheFastPath:
-            return fallback(payload)
-
-    return decode
+    return _compile_dataclass_decoder(EVENT_TYPES[event_type], ignored, fallback)
 
 
 def _compile_decoder(hint: Any, ignored: Any = None) -> Decoder:
@@ -502,11 +494,16 @@ def _compile_decoder(hint: Any, ignored: Any = None) -> Decoder:
     return _plain_decoder(hint)
 
 
-def _compile_dataclass_decoder(cls: type, ignored: IgnoredFields | None = None) -> Decoder:
+def _compile_dataclass_decoder(
+    cls: type,
+    ignored: IgnoredFields | None = None,
+    fallback: typing.Callable[[Any], Any] | None = None,
+) -> Decoder:
     """A decoder for `cls` written out as Python source, field by field, and compiled, as
     `dataclasses` writes `__init__`: no loop, and the type check of a str, int or bool field
     inline, so a payload costs little more than reading its values. `ignored` fields read None
-    (see `compile_event_decoder`)."""
+    (see `compile_event_decoder`). With `fallback`, a payload the fast path does not take goes
+    to it (else `_NotTheFastPath` is raised)."""
     ignored = ignored or {}
     hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -515,9 +512,9 @@ def _compile_dataclass_decoder(cls: type, ignored: IgnoredFields | None = None) 
         "_new": object.__new__,
         "_names": frozenset(names),
         "_NotTheFastPath": _NotTheFastPath,
+        "_fallback": fallback,
     }
     body = [
-        "def decode(data):",
         "    if type(data) is not dict or data.keys() != _names:",
         "        raise _NotTheFastPath",
     ]
@@ -544,6 +541,12 @@ def _compile_dataclass_decoder(cls: type, ignored: IgnoredFields | None = None) 
         f"    instance.__dict__.update({{{fields}}})",
         "    return instance",
     ]
+    if fallback is None:
+        body = ["def decode(data):", *body]
+    else:  # in one function, rather than one calling the other: every event folded comes here
+        inside = [f"    {line}" for line in body]
+        body = ["def decode(data):", "    try:", *inside, "    except _NotTheFastPath:"]
+        body.append("        return _fallback(data)")
     exec("\n".join(body), namespace)  # the source holds field names and nothing else
     return typing.cast(Decoder, namespace["decode"])
 

@@ -96,6 +96,7 @@ __all__ = [
     "erased",
     "event_from_erased_payload",
     "event_keeping_personal",
+    "filled_slots",
     "map_personal",
     "map_personal_in_place",
     "map_some_personal",
@@ -445,19 +446,23 @@ class _NotTheFastPath(Exception):
 
 
 # What a compiled reader records of each personal value: formats of (container, key, pointer,
-# value) expressions.
+# value, whether its path is among those kept) expressions.
 _VALUES, _SLOTS = "found[{2}] = {3}", "found.append(({0}, {1}, {2}))"
 _FILLED_VALUES = "if {3} != '': found[{2}] = {3}"
+_FILLED_SLOTS = "if {3} != '': found.append(({2}, {3}, {0}, {1}, {4}))"
 
 
-def _compiled_reader(tree: _Tree, record: str) -> Callable[[Any], Any]:
-    """`_slots` (`record`: `_SLOTS`) or `personal_values` (`_VALUES`; `_FILLED_VALUES` for
-    `empty=False`) of one event type, written out as Python source and compiled (as
-    `events.compile_event_decoder` does): a lookup per field of the catalogue, no recursion.
-    Every event sealed or opened is read this way; the walk took as long as opening a receipt's
-    fields."""
-    body = ["def read(node0):", f"    found = {'[]' if record is _SLOTS else '{}'}"]
-    _read_node(tree, record, depth=0, indent=1, at=(), body=body)
+def _compiled_reader(
+    tree: _Tree, record: str, kept: frozenset[Path] = frozenset()
+) -> Callable[[Any], Any]:
+    """`_slots` (`record`: `_SLOTS`), `personal_values` (`_VALUES`; `_FILLED_VALUES` for
+    `empty=False`) or `filled_slots` (`_FILLED_SLOTS`, of `kept`) of one event type, written out
+    as Python source and compiled (as `events.compile_event_decoder` does): a lookup per field
+    of the catalogue, no recursion. Every event sealed or opened is read this way; the walk took
+    as long as opening a receipt's fields."""
+    found = "[]" if record in (_SLOTS, _FILLED_SLOTS) else "{}"
+    body = ["def read(node0):", f"    found = {found}"]
+    _read_node(tree, (record, kept), depth=0, indent=1, at=(), body=body)
     body.append("    return found")
     namespace: dict[str, Any] = {"_NotTheFastPath": _NotTheFastPath}
     exec("\n".join(body), namespace)
@@ -469,13 +474,21 @@ class _IndexVariable(str):
 
 
 def _read_node(
-    tree: _Tree, record: str, depth: int, indent: int, at: tuple[str, ...], body: list[str]
+    tree: _Tree,
+    recording: tuple[str, frozenset[Path]],
+    depth: int,
+    indent: int,
+    at: tuple[str, ...],
+    body: list[str],
+    path: Path = (),
 ) -> None:
-    """Source reading the values of `tree` under `node{depth}`, whose pointer is made of `at`,
-    `indent` levels in, each recorded as `record` says."""
+    """Source reading the values of `tree` under `node{depth}`, whose pointer is made of `at`
+    and whose path is `path`, `indent` levels in, each recorded as `recording` (a format, and
+    the paths kept) says."""
+    record, kept = recording
     pad, node, child = "    " * indent, f"node{depth}", f"node{depth + 1}"
     if EACH in tree:
-        subtree = tree[EACH][1]
+        subtree, each = tree[EACH][1], (*path, EACH)
         index = _IndexVariable(f"index{depth}")
         body += [
             f"{pad}if type({node}) is not list:",
@@ -485,22 +498,20 @@ def _read_node(
         ]
         where = (*at, "/", index)
         if subtree is _LEAF:
-            body.append(
-                f"{pad}        " + record.format(node, index, _pointer_source(where), child)
-            )
+            source = record.format(node, index, _pointer_source(where), child, each in kept)
+            body.append(f"{pad}        {source}")
         else:
-            _read_node(subtree, record, depth + 1, indent + 2, where, body)
+            _read_node(subtree, recording, depth + 1, indent + 2, where, body, each)
         return
     body += [f"{pad}if type({node}) is not dict:", f"{pad}    raise _NotTheFastPath"]
     for name, (segment, subtree) in tree.items():
-        where = (*at, segment)
+        where, named = (*at, segment), (*path, name)
         body += [f"{pad}{child} = {node}.get({name!r})", f"{pad}if {child} is not None:"]
         if subtree is _LEAF:
-            body.append(
-                f"{pad}    " + record.format(node, repr(name), _pointer_source(where), child)
-            )
+            source = record.format(node, repr(name), _pointer_source(where), child, named in kept)
+            body.append(f"{pad}    {source}")
         else:
-            _read_node(subtree, record, depth + 1, indent + 1, where, body)
+            _read_node(subtree, recording, depth + 1, indent + 1, where, body, named)
 
 
 def _pointer_source(parts: tuple[str, ...]) -> str:
@@ -542,6 +553,30 @@ def map_some_personal_in_place(
     for container, key, where in slots:
         container[key] = fn(where, container[key])
     return payload
+
+
+def filled_slots(
+    event_type: str, payload: dict[str, Any], kept: frozenset[Path]
+) -> list[tuple[str, Any, Any, Any, bool]]:
+    """Each personal value of `payload` but the empty texts, as (pointer, value, container,
+    key, whether its path is among `kept`), in the code-point order of the pointers: in one
+    walk, what opening an event sealed together needs (`events.stream_cipher`), and where to
+    put the opened values of `kept` back."""
+    try:
+        found = _filled_slots_reader(event_type, kept)(payload)
+    except _NotTheFastPath:  # an unusual shape: the walk says what is wrong with it, if anything
+        found = [
+            (where, node[key], node, key, path_pattern(where) in kept)
+            for node, key, where in _slots(payload, _tree_of(event_type), "")
+            if node[key] != ""
+        ]
+    found.sort()  # by pointer alone: no two values share one
+    return typing.cast(list[tuple[str, Any, Any, Any, bool]], found)
+
+
+@functools.cache
+def _filled_slots_reader(event_type: str, kept: frozenset[Path]) -> Callable[[Any], Any]:
+    return _compiled_reader(_tree_of(event_type), _FILLED_SLOTS, kept)
 
 
 @functools.cache

@@ -112,15 +112,20 @@ def opened_event(
             f"{event_type} at version {version} is sealed under {suite_name}, "
             f"and was read with {cipher!r}"
         )
-    erased = cipher.erased
-    if only is None and not erased:
+    # erased, or only some fields wanted: the others are neither opened nor looked at
+    if cipher.data_key is None:
+        kept, decode = _reader(event_type, _NONE)
+    elif only is None:
         opened = cipher.open(event_type, version, payload)
         return event_from_payload(event_type, upcast(event_type, schema_version, opened))
-    # erased, or only some fields wanted: the others are neither opened nor looked at
-    kept, decode = _reader(event_type, frozenset() if erased else frozenset(only or ()))
+    else:
+        kept, decode = _reader(event_type, only if type(only) is frozenset else frozenset(only))
     if kept:
         payload = cipher.open_for_decoder(event_type, version, payload, kept, owned)
     return decode(upcast(event_type, schema_version, payload))
+
+
+_NONE: frozenset[Path] = frozenset()
 
 
 @functools.lru_cache(maxsize=1024)

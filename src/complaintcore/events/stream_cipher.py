@@ -23,13 +23,13 @@ a cipher.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any
 
 from complaintcore.crypto.field_cipher import SEALED_WITH_FIRST, TOGETHER_PREFIX, CaseFieldCipher
 from complaintcore.crypto.suites import CipherSuite, CiphertextRejected
 from complaintcore.domain.personal_data import (
     Path,
+    filled_slots,
     map_personal,
     map_personal_in_place,
     map_some_personal,
@@ -47,22 +47,21 @@ class SealedEventUnreadable(CiphertextRejected):
     """A sealed payload that does not open: altered, or not this case's (never shown as text)."""
 
 
-@dataclass(frozen=True)
 class StreamCipher:
-    """One case's suite and data key (None once destroyed: the case's personal data is erased)."""
+    """One case's suite and data key (None once destroyed: the case's personal data is erased).
+    Not changed once made (no attribute is set after `__init__`)."""
 
-    case_id: str
-    suite: CipherSuite
-    data_key: bytes | None
-    # the suite's AEAD under the key, made once (None once erased): a rebuild makes a cipher per
-    # case and opens a few of its fields at once
-    _fields: CaseFieldCipher | None = field(init=False, repr=False, compare=False)
+    # a plain class with slots: a rebuild makes one for every case, and a frozen dataclass took
+    # longer to make than the AEAD inside it
+    __slots__ = ("_fields", "case_id", "data_key", "suite")
 
-    def __post_init__(self) -> None:
-        fields = None
-        if self.data_key is not None:
-            fields = CaseFieldCipher(self.suite.bound(self.data_key), self.case_id)
-        object.__setattr__(self, "_fields", fields)
+    def __init__(self, case_id: str, suite: CipherSuite, data_key: bytes | None) -> None:
+        self.case_id = case_id
+        self.suite = suite
+        self.data_key = data_key
+        # the suite's AEAD under the key, made once (None once erased): a rebuild makes a cipher
+        # per case and opens a few of its fields at once
+        self._fields = None if data_key is None else CaseFieldCipher(suite.bound(data_key), case_id)
 
     def __repr__(self) -> str:  # never the key
         state = "erased" if self.data_key is None else "held"
@@ -124,12 +123,45 @@ class StreamCipher:
         those as None without looking at them. A case view folds a receipt's four masked fields
         without copying its ten. `owned`: the caller's own payload (read for one fold), opened
         in place rather than copied along the way to them."""
-        opened = self._opening(event_type, version, payload)
-        if opened is None:
+        fields = self._fields
+        if fields is None:
             raise ValueError(f"case {self.case_id}: its data key is destroyed, nothing opens")
         if owned:
-            return map_some_personal_in_place(event_type, payload, kept, opened)
+            return self._opened_in_place(fields, event_type, version, payload, kept)
+        opened = self._opening(event_type, version, payload)
+        assert opened is not None, "a cipher with a key opens"
         return map_some_personal(event_type, payload, kept, opened)
+
+    def _opened_in_place(
+        self,
+        fields: CaseFieldCipher,
+        event_type: str,
+        version: int,
+        payload: Payload,
+        kept: frozenset[Path],
+    ) -> Payload:
+        """`open_for_decoder` of an owned payload sealed together (format v2), in one walk of
+        it: a rebuild opens every case's receipt this way (any other payload the general way)."""
+        slots = filled_slots(event_type, payload, kept)
+        if not slots:
+            return payload
+        paths, stored, containers, keys, keeping = zip(*slots, strict=True)
+        first = stored[0]
+        together = type(first) is str and first.startswith(TOGETHER_PREFIX)
+        if not together or stored.count(SEALED_WITH_FIRST) != len(stored) - 1:
+            # sealed field by field (format v1), or not as format v2 has it (which the general
+            # way tells apart and names)
+            opened = self._opening(event_type, version, payload)
+            assert opened is not None, "a cipher with a key opens"
+            return map_some_personal_in_place(event_type, payload, kept, opened)
+        try:
+            values = fields.unseal_together(version, paths, first)
+        except CiphertextRejected as error:
+            raise SealedEventUnreadable(str(error)) from None
+        for value, container, key, keep in zip(values, containers, keys, keeping, strict=True):
+            if keep:
+                container[key] = value
+        return payload
 
     def _opening(
         self, event_type: str, version: int, payload: Payload

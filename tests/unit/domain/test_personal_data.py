@@ -36,6 +36,7 @@ from complaintcore.domain.personal_data import (
     PERSONAL,
     Path,
     erased,
+    filled_slots,
     map_personal,
     map_some_personal,
     map_some_personal_in_place,
@@ -332,6 +333,32 @@ def test_personal_values_are_those_found_in_the_order_mapping_visits_them(
 
 class _OtherDict(dict):
     """A payload of a mapping type the compiled reader leaves to the walk."""
+
+
+@EVENT_CLASSES
+@HYPOTHESIS
+@given(data=st.data())
+def test_filled_slots_are_the_filled_values_in_pointer_order_with_where_they_sit(
+    event_class: type[DomainEvent], data: st.DataObject
+) -> None:
+    """What opening an event sealed together reads in one walk: every personal value but the
+    empty texts, in the code-point order of their pointers (the order they were sealed in),
+    with the object holding each and whether its field is among those kept."""
+    event_type = event_class.event_type
+    payload = drawn_payload(event_class, data)
+    catalogue = personal_paths(event_type)
+    kept = frozenset(data.draw(st.sets(st.sampled_from(catalogue)))) if catalogue else frozenset()
+    found = personal_found(event_type, payload)
+    filled = {where: value for where, value in found.items() if value != ""}
+
+    for shaped in (payload, _OtherDict(payload)):  # the compiled reader, then the walk
+        slots = filled_slots(event_type, shaped, kept)
+
+        assert [where for where, *_ in slots] == sorted(filled)
+        for where, value, container, key, keep in slots:
+            assert value == filled[where]
+            assert container[key] is value
+            assert keep == (path_pattern(where) in kept)
 
 
 @EVENT_CLASSES
