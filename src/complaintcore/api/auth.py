@@ -94,11 +94,17 @@ def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = frozenset(roles)
 
     async def principal_with_role(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            raise forbidden(f"This needs the role {' or '.join(sorted(allowed))}.")
-        return principal
+        return check_role(principal, allowed)
 
     return principal_with_role
+
+
+def check_role(principal: Principal, allowed: frozenset[str]) -> Principal:
+    """`principal` when its role is among `allowed`, else 403: for a route that first finds
+    whether the caller sees the resource (404 outside their subtree, API.md), then the role."""
+    if principal.role not in allowed:
+        raise forbidden(f"This needs the role {' or '.join(sorted(allowed))}.")
+    return principal
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_role(*ADMINISTRATORS))]

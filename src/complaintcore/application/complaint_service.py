@@ -58,6 +58,7 @@ from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import (
     ApproveRedress,
     Attribute,
+    DecideReview,
     ErasePersonalData,
     FlagMajor,
     MergeComplaint,
@@ -66,6 +67,7 @@ from complaintcore.domain.commands import (
 from complaintcore.domain.decider import (
     DecisionContext,
     check_merge_target,
+    check_review_decider,
     decide,
     evolve,
     fold,
@@ -338,7 +340,6 @@ class ComplaintService:
         render: Render,
         confirmation: ActorConfirmation | None,
     ) -> Rendered:
-        _require_command_role(actor, command)
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             kept = self._states.get(case_id)
@@ -387,15 +388,16 @@ class ComplaintService:
         calendar = await self._calendar(connection, locked.calendar_stamp)
         current, lineage = await self._visible_current(connection, actor, case_id, locked, kept)
         state = current.state
-        if isinstance(command, ApproveRedress) and not may_approve_redress(actor.role):
-            # after the visibility check: 404 outside one's subtree, 403 where one sees it
-            raise NotPermitted("forbidden", "only a supervisor approves a redress")
+        # after the visibility check: 404 outside one's subtree, 403 where one sees it (API.md)
+        _require_command_role(actor, command)
         if if_match is not None and if_match != state.version:
             raise PreconditionFailed(state.version)
-        judge_target = None
+        judge_after: Callable[[], None] | None = None
         if isinstance(command, MergeComplaint) and command.into != state.id:
             target = await self._merge_target(connection, actor, command.into)
-            judge_target = functools.partial(check_merge_target, target)
+            judge_after = functools.partial(check_merge_target, target)
+        elif isinstance(command, DecideReview):
+            judge_after = functools.partial(check_review_decider, state, actor.institution, lineage)
         respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
         return await self._decide_and_store(
             connection,
@@ -407,7 +409,7 @@ class ComplaintService:
             request,
             render,
             locked.policy_stamp,
-            judge_target,
+            judge_after,
         )
 
     async def _calendar(
@@ -575,13 +577,13 @@ class ComplaintService:
         request: RequestInfo,
         render: Render,
         policy_stamp: int | None,
-        judge_target: Callable[[], None] | None = None,
+        judge_after: Callable[[], None] | None = None,
     ) -> Rendered:
         """Decide `command` under the policy in force at the respondent on its business date,
         store what it produces, and render the case as read today. `current`: the case as read
-        under its lock (None for a receipt, in its transaction); `judge_target`: a merge's
-        check of its target, once the duplicate's own rules pass (an erased or closed
-        duplicate is refused as such, whatever it names)."""
+        under its lock (None for a receipt, in its transaction); `judge_after`: what is judged
+        once the case's own rules pass, a merge's target or who decides a review (an erased or
+        closed duplicate is refused as such, whatever it names)."""
         today = self._today()
         judged, read_today = await self._policies_judging(
             connection, respondent, command_business_date(command, today), today, policy_stamp
@@ -597,8 +599,8 @@ class ComplaintService:
             **await self._authority(connection, actor, command, respondent, judged),
         )
         events = decide(state, command, context)
-        if judge_target is not None:
-            judge_target()
+        if judge_after is not None:
+            judge_after()
         metadata = EventMetadata(
             actor_id=actor.id,
             actor_role=actor.role,
@@ -854,6 +856,8 @@ def _require_case_role(actor: Actor) -> None:
 
 
 def _require_command_role(actor: Actor, command: Any) -> None:
+    if isinstance(command, ApproveRedress) and not may_approve_redress(actor.role):
+        raise NotPermitted("forbidden", "only a supervisor approves a redress")
     erases = isinstance(command, ErasePersonalData)
     if not may_run_command(
         actor.role, designates_major=isinstance(command, FlagMajor), erases=erases

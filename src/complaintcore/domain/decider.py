@@ -197,6 +197,7 @@ from complaintcore.domain.rules import (
     REDRESS_EXCEEDS_AUTHORITY,
     RETENTION_NOT_EXPIRED,
     REVIEW_ALREADY_REQUESTED,
+    REVIEW_DECIDED_BELOW_SUPERIOR,
     REVIEW_NOT_AVAILABLE,
     REVIEW_NOT_REQUESTED,
     REVIEW_REMEDY_REQUIRED,
@@ -582,6 +583,30 @@ def _merge(state: ComplaintState, command: MergeComplaint, context: DecisionCont
     if command.into == state.id:
         raise CANNOT_MERGE_INTO_ITSELF.violation()
     return [ComplaintMerged(command.into, context.today)]
+
+
+def check_review_decider(
+    state: ComplaintState, actor_institution: str | None, lineage: tuple[str, ...]
+) -> None:
+    """A review goes to the respondent's superior (Art. 20): its decision is that institution's
+    or one above it (`lineage`: the respondent's, from it up to its head office), never the
+    reviewed institution's own or one below it.
+
+    Judged by the caller, once `decide` has accepted the review decision on the case's own
+    rules, from where the caller sits; a bulk import records a history's steps under the one
+    actor its line names and does not ask it."""
+    if state.review is None:
+        return
+    reviewing = state.review.reviewing_institution
+    # from the reviewing institution up; should the tree have moved since the request, it or
+    # any institution now above the respondent
+    above = (
+        lineage[lineage.index(reviewing) :] if reviewing in lineage else (reviewing, *lineage[1:])
+    )
+    if actor_institution not in above:
+        raise REVIEW_DECIDED_BELOW_SUPERIOR.violation(
+            f"the review went to {reviewing}; the caller is at {actor_institution}"
+        )
 
 
 def check_merge_target(target: ComplaintState | None) -> None:

@@ -174,6 +174,11 @@ REVIEW_ALREADY_REQUESTED = Rule(
 REVIEW_NOT_REQUESTED = Rule(
     "review_not_requested", "Art. 20", "No review has been requested on this case."
 )
+REVIEW_DECIDED_BELOW_SUPERIOR = Rule(
+    "review_decided_below_superior",
+    "Art. 20",
+    "A review is decided by the superior institution it went to, or by one above that.",
+)
 CANNOT_MERGE_INTO_ITSELF = Rule(
     "cannot_merge_into_itself", "Art. 18", "A case cannot be merged into itself."
 )

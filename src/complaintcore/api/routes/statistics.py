@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,7 @@ from complaintcore.api.auth import (
     FeedReader,
     Principal,
     can_see,
-    require_role,
+    check_role,
 )
 from complaintcore.api.deps import ConsistencyPosition, Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
@@ -351,7 +351,7 @@ async def get_institution_statistics_csv(
     )
 
 
-StaffStatisticsReader = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, Role.ADMIN))]
+STAFF_STATISTICS_READERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 
 @router.get(
@@ -363,7 +363,7 @@ StaffStatisticsReader = Annotated[Principal, Depends(require_role(Role.SUPERVISO
 async def get_institution_staff_statistics(
     code: CodePath,
     request: Request,
-    principal: StaffStatisticsReader,
+    principal: CurrentPrincipal,
     institutions: Institutions,
     from_on: FromParam = None,
     to: ToParam = None,
@@ -374,9 +374,11 @@ async def get_institution_staff_statistics(
     changed their decision (by review decision date) and the follow-ups' satisfaction (by
     follow-up date); per staff member named in complaints, the complaints naming them (by receipt
     date) and those upheld in whole or in part (by decision date). Supervisors of the subtree
-    and admins only (403 for other roles, 404 outside the supervisor's subtree)."""
+    and admins only (404 outside the caller's subtree, whatever the role; 403 for another role
+    where the caller sees the institution)."""
     today = shanghai_today()
     await _visible(principal, code, institutions)
+    check_role(principal, STAFF_STATISTICS_READERS)
     first, last = _range(from_on, to, None, today)
     counted = await institutions.subtree(code)
 
