@@ -89,7 +89,11 @@ from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMeta
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.metrics import COMMANDS
-from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN, case_view_values
+from complaintcore.projections.case_view import (
+    PERSONAL_FIELDS_SHOWN,
+    case_view_values,
+    forget_rebuilding_rows,
+)
 
 MAX_ATTEMPTS = 10
 # A command waiting longer than this for a pool connection is answered 503 (database_unavailable)
@@ -653,6 +657,8 @@ class ComplaintService:
                     releases_lock=current is not None,
                 ),
             )
+            if erasing:  # and from the table of a rebuild left part-way, if any
+                await forget_rebuilding_rows(connection, [stream_id])
         if not connection.is_in_transaction():  # committed: the next command starts from here
             suite = cipher.suite.name if cipher is not None else None
             self._states.keep(stream_id, new_state.version, written.last_hash, new_state, suite)

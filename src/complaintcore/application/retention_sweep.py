@@ -65,7 +65,7 @@ from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.projections.case_view import COLUMNS as VIEW_COLUMNS
-from complaintcore.projections.case_view import case_view_values
+from complaintcore.projections.case_view import case_view_values, forget_rebuilding_rows
 from complaintcore.projections.streams import decode_columns, fold_stream
 
 __all__ = [
@@ -405,6 +405,7 @@ class RetentionSweep:
         await self._connection.executemany(
             _MARK_ERASED, [_view_values(erasure.erased) for erasure in written]
         )
+        await forget_rebuilding_rows(self._connection, erased_ids)
         return written
 
 

@@ -164,6 +164,15 @@ def case_view_values(state: ComplaintState, index_key: IndexKey | None) -> tuple
     )
 
 
+async def forget_rebuilding_rows(connection: asyncpg.Connection, case_ids: list[str]) -> None:
+    """Delete the rows of these cases from a rebuild's `case_view_rebuild`, if one is under way or
+    left part-way (migration 0022): in the transaction that erases their personal data, after it
+    wrote their live rows (the order a rebuild's swap locks the two tables in). A rebuild that
+    goes on writes them again as erased: their erasure is after the position it scans up to, so
+    its catch-up folds them again."""
+    await connection.execute("SELECT forget_rebuilding_case_views($1::text[])", case_ids)
+
+
 def upsert_sql(first_parameter: int = 1, condition: str = "") -> str:
     """Write one row whose columns are the parameters from `$first_parameter` on, in `COLUMNS`'
     order, when `condition` (a WHERE clause, or nothing) holds: the statement of
