@@ -898,8 +898,12 @@ def _check_attribution_fields(command: Attribute, errors: _FieldErrors) -> None:
     errors.require("responsible_institution", command.responsible_institution)
     if command.department is not None:
         errors.require("department", command.department)
+    named: set[str] = set()
     for index, staff_id in enumerate(command.responsible_staff):
-        errors.require(f"responsible_staff[{index}]", staff_id)
+        field = f"responsible_staff[{index}]"
+        if errors.require(field, staff_id) and staff_id in named:
+            errors.add(field, "duplicate", "each staff member once")
+        named.add(staff_id)
     if command.root_cause is RootCause.THIRD_PARTY:
         errors.require("third_party", command.third_party or "")  # its name (Art. 10)
     elif command.third_party is not None:

@@ -283,6 +283,11 @@ def test_the_responsible_unit_is_an_institution_of_the_cases_tree(
             [("department", "required"), ("responsible_staff[1]", "required")],
             id="責任歸屬: a department or staff id given is not blank",
         ),
+        pytest.param(
+            attribute(ATTRIBUTED_ON, responsible_staff=("s-1", "s-2", "s-1")),
+            [("responsible_staff[2]", "duplicate")],
+            id="責任歸屬: each responsible staff member named once",
+        ),
     ],
 )
 def test_a_malformed_attribution_lists_every_bad_field(
