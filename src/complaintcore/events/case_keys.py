@@ -311,8 +311,19 @@ class CaseKeys:
                     done += count
                     if progress is not None:
                         progress(done, max(total, done))
-            if done == before:
+            if done == before and await self._none_left(pool, new_key_id):
                 return done
+
+    @staticmethod
+    async def _none_left(pool: asyncpg.Pool, new_key_id: str) -> bool:
+        """Whether no key is under another master key, once every transaction writing keys
+        when asked has committed: a pass sees committed rows only, and a receipt in flight in a
+        process still on the old key commits its key later (found by a review pass: the
+        rotation reported done, and that key stayed under the old key). The share lock waits
+        for those and holds new ones back while the ids are read (an index skip scan)."""
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute("LOCK TABLE case_keys IN SHARE MODE")
+            return not (await recorded_key_ids(connection) - {new_key_id})
 
     async def _rewrap_batch(
         self, pool: asyncpg.Pool, new_provider: KeyProvider, old_key_id: str, after: str, batch: int
