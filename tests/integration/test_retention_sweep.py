@@ -280,7 +280,9 @@ async def test_two_sweeps_at_once_erase_each_case_once(pool: asyncpg.Pool, desk:
     reports = await asyncio.gather(sweep(pool, batch_cases=3), sweep(pool, batch_cases=3))
 
     assert sum(report.erased for report in reports) == len(cases)
-    assert all(not report.skipped for report in reports)
+    # a case the other sweep held when one took its rows is counted `locked` by that one, never
+    # judged by both
+    assert all(set(report.skipped) <= {"locked"} for report in reports)
     erasures = await pool.fetch(
         "SELECT stream_id, count(*) AS erasures FROM events"
         " WHERE event_type = 'PersonalDataErased' GROUP BY stream_id"

@@ -20,6 +20,9 @@ row is locked because every candidate has one, also a case stored before encrypt
 no key and is counted as `not_encrypted`. Each picked case's command lock (the one every command
 on a case queues on) is then tried without waiting: a case a command is working on is counted as
 `busy` and left for the next run; one whose lock is taken cannot change until the batch commits.
+A candidate whose view row another transaction holds (a command writing it, another sweep) is
+passed over by SKIP LOCKED and counted `locked`, so the summary never says none is left held
+while one is.
 The append is still guarded by each stream's head (`PostgresEventStore.append_one_each`), as any
 append is, against a writer that takes no lock.
 
@@ -91,6 +94,9 @@ MAX_BATCH_ATTEMPTS = 5
 # Why a case past its closing day's retention is not erased (besides the domain's refusal codes,
 # `retention_not_expired`, `case_open`, `personal_data_erased`, ...):
 BUSY = "busy"  # a command (or another writer) was working on the case: left for the next run
+# its view row was held when the batch took its rows (a command writing it, or another host's
+# sweep): not judged by this run; the other sweep erases it, or the next run
+LOCKED = "locked"
 NOT_ENCRYPTED = "not_encrypted"  # events stored before encryption: destroying a key erases nothing
 NO_EVENTS = "no_events"  # a view row without a stream (never written by this service)
 
@@ -113,6 +119,15 @@ WITH picked AS MATERIALIZED (
 )
 SELECT case_id, closed_on, pg_try_advisory_xact_lock($5, hashtext(case_id)) AS free
 FROM picked ORDER BY closed_on, case_id
+"""
+
+# How many candidates lie after the cursor ($2, $3), up to ($4, $5) or, with $4 NULL, to the
+# end: read, not locked, so a row another transaction holds is counted too.
+_CANDIDATES_UP_TO = """
+SELECT count(*) FROM case_view
+WHERE personal_data = 'held' AND closed_on IS NOT NULL AND closed_on <= $1
+  AND (closed_on, case_id) > ($2, $3)
+  AND ($4::date IS NULL OR (closed_on, case_id) <= ($4, $5))
 """
 
 # The same candidates for a dry run: read, not locked.
@@ -269,6 +284,7 @@ class RetentionSweep:
         while True:
             batch, last = await self._batch_with_retries(after)
             if last is None:
+                report.add(batch)  # the candidates left locked, if any
                 break
             after = last
             report.add(batch)
@@ -294,16 +310,28 @@ class RetentionSweep:
         """One batch in one transaction: the batch and the cursor after it (None: no case left)."""
         async with self._connection.transaction():
             picked = await self._pick(after)
+            last = (picked[-1]["closed_on"], picked[-1]["case_id"]) if picked else (None, None)
+            # rows SKIP LOCKED passed over are counted, not left out of the summary unseen
+            locked = await self._candidates_up_to(after, last) - len(picked)
             if not picked:
-                return BatchSwept(0, [], Counter()), None
+                return BatchSwept(0, [], +Counter({LOCKED: locked})), None
             free = [row["case_id"] for row in picked if row["free"]]
             erasures, skipped = await self._judged(free)
+            skipped[LOCKED] += locked
             skipped[BUSY] += len(picked) - len(free)
             erased = erasures if self._order.dry_run else await self._erase(erasures)
             skipped[BUSY] += len(erasures) - len(erased)
         last = picked[-1]
         batch = BatchSwept(len(picked), [e.case_id for e in erased], +skipped)
         return batch, (last["closed_on"], last["case_id"])
+
+    async def _candidates_up_to(
+        self, after: tuple[date, str], last: tuple[date | None, str | None]
+    ) -> int:
+        count = await self._connection.fetchval(
+            _CANDIDATES_UP_TO, await self._cutoff(), *after, *last
+        )
+        return int(count)
 
     async def _pick(self, after: tuple[date, str]) -> list[asyncpg.Record]:
         if self._order.dry_run:
