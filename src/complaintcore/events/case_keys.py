@@ -320,10 +320,13 @@ class CaseKeys:
         when asked has committed: a pass sees committed rows only, and a receipt in flight in a
         process still on the old key commits its key later (found by a review pass: the
         rotation reported done, and that key stayed under the old key). The share lock waits
-        for those and holds new ones back while the ids are read (an index skip scan)."""
+        for those and holds new ones back while the ids are read (an index skip scan). Case
+        keys only: the service's keys are the caller's to re-wrap, and one left under the old
+        key is reported by it rather than passed over here for ever."""
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute("LOCK TABLE case_keys IN SHARE MODE")
-            return not (await recorded_key_ids(connection) - {new_key_id})
+            key_ids = {row["key_id"] for row in await connection.fetch(_KEY_IDS)}
+            return not (key_ids - {new_key_id})
 
     async def _rewrap_batch(
         self, pool: asyncpg.Pool, new_provider: KeyProvider, old_key_id: str, after: str, batch: int
