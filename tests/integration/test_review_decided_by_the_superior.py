@@ -4,13 +4,11 @@ decided, and changed, the review of its own decision)."""
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
 import pytest
 
 from api_support import app_client, complaint, days_ago, notice
-from complaintcore.auth.tokens import create_token
-from complaintcore.reference.institutions import InstitutionDirectory
+from projection_support import tree_and_tokens
 
 
 @pytest.fixture
@@ -20,19 +18,16 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def tokens(pool: asyncpg.Pool) -> dict[str, str]:
-    directory = InstitutionDirectory(pool)
-    await directory.put("HO", "总行", "head_office")
-    await directory.put("BR-A", "上海分行", "branch", "HO")
-    await directory.put("SUB-A1", "浦东支行", "sub_branch", "BR-A")
-    return {
-        "sub_staff_1": await create_token(pool, "staff-sub1", "staff", "SUB-A1"),
-        "sub_staff_2": await create_token(pool, "staff-sub2", "staff", "SUB-A1"),
-        "sub_supervisor": await create_token(pool, "sup-sub1", "supervisor", "SUB-A1"),
-        "branch_staff": await create_token(pool, "staff-a1", "staff", "BR-A"),
-        "head_office_staff": await create_token(pool, "staff-ho1", "staff", "HO"),
-        "admin": await create_token(pool, "admin-1", "admin", None),
-    }
+async def tokens(database_url: str) -> dict[str, str]:
+    return await tree_and_tokens(
+        database_url,
+        {
+            "sub_staff_1": ("staff-sub1", "staff", "SUB-A1"),
+            "sub_staff_2": ("staff-sub2", "staff", "SUB-A1"),
+            "branch_staff": ("staff-a1", "staff", "BR-A"),
+            "head_office_staff": ("staff-ho1", "staff", "HO"),
+        },
+    )
 
 
 def auth(token: str) -> dict[str, str]:

@@ -310,10 +310,9 @@ class RetentionSweep:
         """One batch in one transaction: the batch and the cursor after it (None: no case left)."""
         async with self._connection.transaction():
             picked = await self._pick(after)
-            last = (picked[-1]["closed_on"], picked[-1]["case_id"]) if picked else (None, None)
-            # rows SKIP LOCKED passed over are counted, not left out of the summary unseen
-            locked = await self._candidates_up_to(after, last) - len(picked)
-            if not picked:
+            cursor = (picked[-1]["closed_on"], picked[-1]["case_id"]) if picked else None
+            locked = await self._passed_over(after, cursor, len(picked))
+            if cursor is None:
                 return BatchSwept(0, [], +Counter({LOCKED: locked})), None
             free = [row["case_id"] for row in picked if row["free"]]
             erasures, skipped = await self._judged(free)
@@ -321,17 +320,20 @@ class RetentionSweep:
             skipped[BUSY] += len(picked) - len(free)
             erased = erasures if self._order.dry_run else await self._erase(erasures)
             skipped[BUSY] += len(erasures) - len(erased)
-        last = picked[-1]
         batch = BatchSwept(len(picked), [e.case_id for e in erased], +skipped)
-        return batch, (last["closed_on"], last["case_id"])
+        return batch, cursor
 
-    async def _candidates_up_to(
-        self, after: tuple[date, str], last: tuple[date | None, str | None]
+    async def _passed_over(
+        self, after: tuple[date, str], cursor: tuple[date, str] | None, picked: int
     ) -> int:
+        """The candidates after `after`, up to `cursor` (None: to the end), that SKIP LOCKED
+        passed over: counted, not left out of the summary unseen (a dry run locks nothing)."""
+        if self._order.dry_run:
+            return 0
         count = await self._connection.fetchval(
-            _CANDIDATES_UP_TO, await self._cutoff(), *after, *last
+            _CANDIDATES_UP_TO, await self._cutoff(), *after, *(cursor or (None, None))
         )
-        return int(count)
+        return int(count) - picked
 
     async def _pick(self, after: tuple[date, str]) -> list[asyncpg.Record]:
         if self._order.dry_run:
