@@ -31,10 +31,11 @@ not eligible before it is recorded delivered.
 
 Back-off and failure
 --------------------
-After a failed attempt (no 2xx, no answer within 10 s, a URL no longer allowed), the next one
-waits `base * 2^(attempts - 1)` seconds (10 s, 20 s, 40 s …), capped (1 hour), with jitter (a
-random half to whole of it), and never past the end of the retry window (24 hours from the
-first attempt); an attempt that fails at or after the window's end marks the delivery `failed`.
+After a failed attempt (no 2xx, no answer within 10 s, a URL no longer allowed, a secret the
+key provider could not open), the next one waits `base * 2^(attempts - 1)` seconds (10 s, 20 s,
+40 s …), capped (1 hour), with jitter (a random half to whole of it), and never past the end of
+the retry window (24 hours from the first attempt); an attempt that fails at or after the
+window's end marks the delivery `failed`.
 Times are the database's clock, so dispatchers on several hosts agree.
 
 Isolation
@@ -333,6 +334,8 @@ class Dispatcher:
         try:
             try:
                 outcome = await self._send(claim)
+            except Exception as error:  # a fault before any request (the key provider): an attempt
+                outcome = _Outcome(False, None, type(error).__name__)
             finally:
                 self._answered(claim.subscription_id)
             await self._record(claim, outcome)

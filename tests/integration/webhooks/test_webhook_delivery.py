@@ -572,3 +572,44 @@ async def test_the_table_is_analyzed_once_enough_deliveries_are_made_for_its_siz
         # now a tenth of 2,000 believed: 100 more are not enough, 200 are
         assert not await statistics.after_fan_out(connection, 100)
         assert await statistics.after_fan_out(connection, 100)
+
+
+class _KeyProviderDown:
+    """A secret source whose key provider does not answer (a KMS down, an HSM unplugged)."""
+
+    async def box(self) -> SecretBox:
+        raise ConnectionRefusedError("key provider unreachable")
+
+
+async def test_a_secret_the_key_provider_cannot_open_is_a_failed_attempt_not_a_lease_forever(
+    desk: Desk,
+) -> None:
+    """Before, the fault escaped the send: no outcome was recorded, the lease ran out and the
+    delivery was claimed again every 60 s, never counted as an attempt nor ever failed."""
+    with Receiver() as receiver:
+        await desk.subscribe(receiver.url)
+        await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
+        await desk.fan_out()
+        dispatcher = Dispatcher(
+            desk.pool,
+            _KeyProviderDown(),
+            LOOPBACK,
+            retry=RetryPolicy(base_s=0.05, cap_s=0.1, window_s=0.5),
+            poll_s=0.02,
+            timeout_s=5.0,
+        )
+        task = asyncio.create_task(dispatcher.run())
+        try:
+
+            async def failed() -> asyncpg.Record | None:
+                return await desk.pool.fetchrow(
+                    "SELECT attempts, last_error, leased_until FROM webhook_deliveries"
+                    " WHERE status = 'failed'"
+                )
+
+            row = await wait_for(failed)
+        finally:
+            await cancel_and_wait([task])
+    assert row["attempts"] >= 2 and row["last_error"] == "ConnectionRefusedError"
+    assert row["leased_until"] is None
+    assert receiver.received == []
