@@ -222,3 +222,10 @@ def test_the_embedded_default_creates_its_key_once_and_reuses_it(scratch: Path) 
     assert str(key_file) in second
     assert FileKeyProvider(key_file).key_id == key_id  # the same key, not a new one
     assert key_id in second
+
+    # the file lost (a restore of the data folder without it): refused, naming the key it needs,
+    # and no new file made in its place
+    key_file.unlink()
+    refusal = refused(env)
+    assert str(key_file) in refusal and key_id in refusal and "missing" in refusal
+    assert not key_file.exists()

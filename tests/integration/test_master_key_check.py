@@ -3,6 +3,7 @@ through `keys rotate`: the data keys are then under two key ids and no single fi
 the refusal names the unfinished rotation and says to run it again, whichever file it was given;
 a database under one other key still gets the plain refusal naming both ids."""
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import pytest
 
 from complaintcore.application.master_key import (
     check_against_database,
+    database_key_ids,
     unfinished_rotation_target,
 )
 from complaintcore.crypto.keys import FileKeyProvider, MasterKeyRejected, create_master_key_file
 from complaintcore.crypto.suites import suite_named
 from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.service_keys import BLIND_INDEX, rewrap_service_keys, service_key
+from complaintcore.infra.embedded_db import with_database
+from testsupport import admin_execute
 
 SUITE = "aes-256-gcm"
 
@@ -162,3 +166,27 @@ async def test_another_key_without_a_rotation_gets_the_plain_refusal(
         f"master key file {ours.path} holds key {ours.key_id}, but the database's data keys are "
         f"wrapped under {theirs.key_id}: start with the file that holds that key"
     )
+
+
+async def test_the_key_ids_a_missing_embedded_key_file_is_checked_against(
+    pool: asyncpg.Pool, server_url: str, master_keys: MasterKeys
+) -> None:
+    """`database_key_ids`: none on a database not migrated yet (a first start), else the ids of
+    the case keys and the service keys."""
+    name = f"complaintcore_unmigrated_{uuid.uuid4().hex[:8]}"
+    await admin_execute(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        connection = await asyncpg.connect(with_database(server_url, name))
+        try:
+            assert await database_key_ids(connection) == set()
+        finally:
+            await connection.close()
+    finally:
+        await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    cases, service = master_keys("cases"), master_keys("service")
+    async with pool.acquire() as connection:
+        assert await database_key_ids(connection) == set()
+        await make_case_keys(pool, cases, "case", 1)
+        await make_service_key(pool, service)
+        assert await database_key_ids(connection) == {cases.key_id, service.key_id}

@@ -92,3 +92,37 @@ def test_loading_names_a_missing_file_and_checks_the_suite(tmp_path: Path) -> No
     with pytest.raises(ValueError):
         load_key_provider(path, "rot13")
     assert load_key_provider(path, "aes-256-gcm").path == path
+
+
+def test_a_missing_embedded_key_is_not_replaced_while_the_database_holds_keys(
+    tmp_path: Path,
+) -> None:
+    """Before, a new key file was made and the start then refused on the key ids: the next start
+    found the stray file and refused as for a wrong key, never saying the real one was lost."""
+    with pytest.raises(MasterKeyMissing) as refused:
+        resolve_master_key_file(
+            settings(tmp_path), embedded=True, database_key_ids=lambda: {"b2", "a1"}
+        )
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(tmp_path.resolve() / "master.key") in message and "a1, b2" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_database_is_asked_only_when_the_embedded_key_file_is_missing(
+    tmp_path: Path,
+) -> None:
+    asked: list[bool] = []
+
+    def held() -> set[str]:
+        asked.append(True)
+        return set()
+
+    made = resolve_master_key_file(settings(tmp_path), embedded=True, database_key_ids=held)
+    assert made.exists() and asked == [True]
+    resolve_master_key_file(settings(tmp_path), embedded=True, database_key_ids=held)
+    chosen = tmp_path / "elsewhere.key"
+    resolve_master_key_file(
+        settings(tmp_path, COMPLAINTCORE_MASTER_KEY_FILE=str(chosen)), True, database_key_ids=held
+    )
+    assert asked == [True]

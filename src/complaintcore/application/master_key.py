@@ -2,7 +2,8 @@
 database (API.md "Personal data", README "Configuration").
 
 - `resolve_master_key_file`: `COMPLAINTCORE_MASTER_KEY_FILE` when set; else, for the embedded
-  default only, `<data_dir>/master.key`, created (mode 0600) on first start and logged by path;
+  default only, `<data_dir>/master.key`, created (mode 0600) on first start and logged by path
+  (never while the database holds keys: a lost file is reported missing, not replaced);
   else (`DATABASE_URL` with no key file) `MasterKeyNotConfigured`: a production database is never
   given a key made up on the spot, which would sit beside nothing and be lost with the host.
 - `load_key_provider`: the cipher suite's self-test first (an OpenSSL without SM4 refuses at
@@ -21,6 +22,7 @@ message, for `serve` to print as it is. The key itself is never logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -31,6 +33,7 @@ from complaintcore.crypto.keys import (
     FileKeyProvider,
     KeyProvider,
     MasterKeyError,
+    MasterKeyMissing,
     MasterKeyRejected,
     create_master_key_file,
 )
@@ -43,6 +46,7 @@ __all__ = [
     "MasterKeyNotConfigured",
     "case_keys_of",
     "check_against_database",
+    "database_key_ids",
     "load_key_provider",
     "resolve_master_key_file",
     "unfinished_rotation_target",
@@ -66,13 +70,23 @@ LIMIT 1
 """
 
 
+_KEY_TABLES_MADE = (
+    "SELECT to_regclass('case_keys') IS NOT NULL AND to_regclass('service_keys') IS NOT NULL"
+)
+
+
 class MasterKeyNotConfigured(MasterKeyError):
     """No master key file is set, and none may be made up (a `DATABASE_URL` deployment)."""
 
 
-def resolve_master_key_file(settings: Settings, embedded: bool) -> Path:
+def resolve_master_key_file(
+    settings: Settings,
+    embedded: bool,
+    database_key_ids: Callable[[], set[str]] = set,
+) -> Path:
     """The master key file to load: the setting; else, `embedded` only, `<data_dir>/master.key`
-    (created when missing); else `MasterKeyNotConfigured`.
+    (created when missing, unless `database_key_ids`, asked then, names keys a new master key
+    could not open: `MasterKeyMissing`); else `MasterKeyNotConfigured`.
 
     For the embedded default, call this once its data folder exists (after the embedded server
     started: `initdb` wants an empty folder).
@@ -90,6 +104,13 @@ def resolve_master_key_file(settings: Settings, embedded: bool) -> Path:
     if path.exists() or path.is_symlink():
         log.info("master key file of the embedded database", path=str(path))
         return path
+    if held := database_key_ids():
+        raise MasterKeyMissing(
+            f"the master key file {path} of the embedded database is missing, and the "
+            f"database's keys are wrapped under {', '.join(sorted(held))}: put the file of that "
+            "key back there (from the copy kept apart) or set COMPLAINTCORE_MASTER_KEY_FILE to "
+            "it; a new key would open none of them, so none is made"
+        )
     try:
         key_id = create_master_key_file(path, settings.cipher_suite)
     except FileExistsError:
@@ -119,6 +140,13 @@ def load_key_provider(path: Path, suite_name: str) -> FileKeyProvider:
     """
     suite_named(suite_name)
     return FileKeyProvider(path)
+
+
+async def database_key_ids(connection: asyncpg.Connection) -> set[str]:
+    """`recorded_key_ids`, or none for a database whose key tables are not made yet."""
+    if not await connection.fetchval(_KEY_TABLES_MADE):
+        return set()
+    return await recorded_key_ids(connection)
 
 
 async def check_against_database(connection: asyncpg.Connection, provider: KeyProvider) -> None:

@@ -14,6 +14,7 @@ import structlog
 from complaintcore.application.master_key import (
     case_keys_of,
     check_against_database,
+    database_key_ids,
     load_key_provider,
     resolve_master_key_file,
 )
@@ -73,10 +74,24 @@ async def checked_case_keys(settings: Settings, connection: asyncpg.Connection) 
     `serve` would use (the embedded default's file, or `COMPLAINTCORE_MASTER_KEY_FILE`),
     checked against the database's keys. Raises what `serve` refuses to start on
     (`KEY_REFUSALS`)."""
-    key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+    held = await database_key_ids(connection)
+    key_file = resolve_master_key_file(
+        settings, embedded=not settings.database_url, database_key_ids=lambda: held
+    )
     provider = load_key_provider(key_file, settings.cipher_suite)
     await check_against_database(connection, provider)
     return case_keys_of(provider, settings.cipher_suite)
+
+
+def key_ids_at(url: str) -> Callable[[], set[str]]:
+    """For `resolve_master_key_file`: the ids of the keys the database at `url` holds, read
+    only if asked (a missing embedded key file)."""
+
+    async def read(pool: asyncpg.Pool) -> set[str]:
+        async with pool.acquire() as connection:
+            return await database_key_ids(connection)
+
+    return lambda: run_with_pool(url, read)
 
 
 class StopAtCommit:

@@ -36,6 +36,7 @@ from complaintcore.cli.common import (
     StopAtCommit,
     database_url,
     fail,
+    key_ids_at,
     run_with_pool,
 )
 from complaintcore.crypto.keys import FileKeyProvider, MasterKeyMissing, create_master_key_file
@@ -130,7 +131,7 @@ def rotate_keys_command(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         upgrade_to_head(url)
         try:
-            old = load_key_provider(current_key_file(settings), settings.cipher_suite)
+            old = load_key_provider(current_key_file(settings, url), settings.cipher_suite)
             new = new_key_provider(new_file, settings.cipher_suite)
         except KEY_REFUSALS as error:
             return fail(str(error))
@@ -151,9 +152,11 @@ def rotate_keys_command(args: argparse.Namespace, settings: Settings) -> int:
     return report(rotated, old, new, embedded_default=_uses_embedded_default(settings))
 
 
-def current_key_file(settings: Settings) -> Path:
+def current_key_file(settings: Settings, url: str) -> Path:
     """The master key file in use, found as `serve` finds it."""
-    return resolve_master_key_file(settings, embedded=not settings.database_url)
+    return resolve_master_key_file(
+        settings, embedded=not settings.database_url, database_key_ids=key_ids_at(url)
+    )
 
 
 def new_key_provider(path: Path, suite_name: str) -> FileKeyProvider:

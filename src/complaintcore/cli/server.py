@@ -18,7 +18,7 @@ from complaintcore.application.master_key import (
     load_key_provider,
     resolve_master_key_file,
 )
-from complaintcore.cli.common import KEY_REFUSALS, database_url, fail
+from complaintcore.cli.common import KEY_REFUSALS, database_url, fail, key_ids_at
 from complaintcore.cli.runner_supervisor import RunnerSupervisor
 from complaintcore.crypto.keys import KeyProvider, MasterKeyError
 from complaintcore.infra.database import (
@@ -103,7 +103,9 @@ def key_and_database(url: str, settings: Settings, *, migrate: bool) -> tuple[Pa
     the database: a service that could not read a case refuses at once (for the embedded default,
     once its data folder exists: the key file lives in it)."""
     try:
-        key_file = resolve_master_key_file(settings, embedded=not settings.database_url)
+        key_file = resolve_master_key_file(
+            settings, embedded=not settings.database_url, database_key_ids=key_ids_at(url)
+        )
         provider = load_key_provider(key_file, settings.cipher_suite)
     except KEY_REFUSALS as error:
         raise StartRefused(str(error)) from None
