@@ -239,14 +239,26 @@ async def stopped_once(
     committed: str,
     stop: Callable[[], None],
     timeout_s: float,
+    *,
+    hold: str | None = None,
 ) -> str:
     """Poll `committed` (a query true once the command has committed what is awaited), then
-    `stop` the command; its stderr, to its end."""
+    `stop` the command; its stderr, to its end.
+
+    `hold`: a LOCK statement that holds back the command's next commit. Each poll takes it
+    first and `stop` is called while it is held, so a command that outruns a poll starved on a
+    loaded machine is still stopped before it can commit past the point awaited."""
     deadline = time.monotonic() + timeout_s
-    while not await pool.fetchval(committed):
-        assert process.poll() is None, "it ended before it was stopped"
-        assert time.monotonic() < deadline, "nothing committed in time"
-        await asyncio.sleep(0.01)
-    stop()
+    async with pool.acquire() as connection:
+        while True:
+            async with connection.transaction():
+                if hold is not None:
+                    await connection.execute(hold)
+                if await connection.fetchval(committed):
+                    stop()
+                    break
+            assert process.poll() is None, "it ended before it was stopped"
+            assert time.monotonic() < deadline, "nothing committed in time"
+            await asyncio.sleep(0.01)
     _, stderr = process.communicate(timeout=timeout_s)
     return stderr

@@ -57,6 +57,8 @@ async def test_a_rebuild_stopped_with_ctrl_c_resumes_where_it_stopped(
             "SELECT coalesce(sum(events_done), 0) > 0 FROM projection_rebuild_partitions",
             lambda: os.killpg(process.pid, signal.SIGINT),  # as a terminal's Ctrl-C
             TIMEOUT_S,
+            # a batch commits with its range's progress: none more while we look and signal
+            hold="LOCK TABLE projection_rebuild_partitions IN SHARE MODE",
         )
     finally:
         if process.poll() is None:
