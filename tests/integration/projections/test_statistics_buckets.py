@@ -29,7 +29,7 @@ from complaintcore.domain.commands import Outcome
 from complaintcore.domain.state import action_status
 from complaintcore.infra.migrations import alembic_config, upgrade_to_head
 from complaintcore.projections import statistics
-from complaintcore.projections.rebuild import TARGETS, Rebuilder, rebuild
+from complaintcore.projections.rebuild import TARGETS, Rebuilder, RebuildSettings, rebuild
 from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics import buckets as statistics_buckets
 from complaintcore.projections.statistics.periods import (
@@ -47,6 +47,9 @@ from complaintcore.projections.statistics.queries import (
 )
 from projection_support import CaseDesk, table_rows
 
+# the scan in this process: spawning scan workers for each example is what the partition tests
+# cover, and would cost each example two interpreters' start
+IN_PROCESS = RebuildSettings(scan_workers=1)
 EXAMPLES = settings(
     max_examples=25,
     deadline=None,
@@ -95,7 +98,7 @@ async def test_buckets_kept_live_equal_the_sums_of_the_facts_and_the_rebuilt_one
     assert live == _as_rows(from_scratch)
     assert all(row["cases"] > 0 for row in live[statistics_buckets.HANDLING_DAYS])
     facts = await table_rows(pool, statistics.TABLE)
-    await rebuild(database_url, ["statistics"])
+    await rebuild(database_url, ["statistics"], settings=IN_PROCESS)
     assert await table_rows(pool, statistics.TABLE) == facts
     assert await _bucket_tables(pool) == live
 

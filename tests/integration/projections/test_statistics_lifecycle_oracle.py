@@ -22,7 +22,7 @@ from statistics_oracle import (
 from complaintcore.application.complaint_service import Rendered, RequestInfo
 from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import ErasePersonalData
-from complaintcore.projections.rebuild import rebuild
+from complaintcore.projections.rebuild import RebuildSettings, rebuild
 from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics.csv_return import CSV_HEADER, statistics_csv
 from complaintcore.projections.statistics.queries import institution_statistics
@@ -164,7 +164,7 @@ async def test_staff_csv_erasure_rebuild_and_tree_move(
         assert after_erasure[key] == value, f"erasure changed {key}"
 
     # a rebuild from the events alone gives the same answers
-    await rebuild(database_url, ["statistics"])
+    await rebuild(database_url, ["statistics"], settings=RebuildSettings(scan_workers=1))
     after_rebuild = await answers(pool, root, as_of)
     for key, value in before.items():
         assert after_rebuild[key] == value, f"rebuild changed {key}"
