@@ -20,7 +20,12 @@ from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.database import create_pool, plain_url
 from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
 from complaintcore.infra.migrations import upgrade_to_head
-from testsupport import TEMPLATE_DATABASE, admin_execute, database_cloned_from_template
+from testsupport import (
+    TEMPLATE_DATABASE,
+    admin_execute,
+    database_cloned_from_template,
+    drop_the_clone_made_ahead,
+)
 
 TEMPLATE = TEMPLATE_DATABASE
 
@@ -57,12 +62,13 @@ async def template_url(server_url: str) -> AsyncIterator[str]:
     url = with_database(server_url, TEMPLATE)
     await asyncio.to_thread(upgrade_to_head, url)
     yield url
+    await drop_the_clone_made_ahead(server_url)
     await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    async with database_cloned_from_template(server_url, "complaintcore_test") as url:
+    async with database_cloned_from_template(server_url) as url:
         yield url
 
 

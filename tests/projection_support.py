@@ -325,4 +325,4 @@ async def table_rows(executor: asyncpg.Pool | asyncpg.Connection, table: str) ->
 
 def scratch_database(server_url: str) -> AbstractAsyncContextManager[str]:
     """A migrated database of its own, dropped afterwards: for fixtures wider than one test."""
-    return database_cloned_from_template(server_url, "complaintcore_proj")
+    return database_cloned_from_template(server_url)

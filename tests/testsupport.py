@@ -36,14 +36,38 @@ from complaintcore.reference.institutions import InstitutionDirectory
 TEMPLATE_DATABASE = f"complaintcore_test_template_{uuid.uuid4().hex[:8]}"
 
 
-@asynccontextmanager
-async def database_cloned_from_template(server_url: str, prefix: str) -> AsyncIterator[str]:
-    """A fresh database cloned from the migrated template; dropped on the way out."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+# The next clone of each server's template, being made while the test in hand runs: a clone
+# is a few hundred milliseconds of the server writing (WAL, fsync) that the test's own work
+# hides. Tasks of the run's one event loop (pytest-asyncio's session loop).
+_CLONES_AHEAD: dict[str, asyncio.Task[str]] = {}
+
+
+async def _clone_of_template(server_url: str) -> str:
+    name = f"complaintcore_test_{uuid.uuid4().hex[:12]}"
     await admin_execute(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
+    return name
+
+
+@asynccontextmanager
+async def database_cloned_from_template(server_url: str) -> AsyncIterator[str]:
+    """A fresh database cloned from the migrated template; dropped on the way out."""
+    ahead = _CLONES_AHEAD.pop(server_url, None)
+    if ahead is not None and ahead.get_loop() is asyncio.get_running_loop():
+        name = await ahead
+    else:
+        name = await _clone_of_template(server_url)
+    _CLONES_AHEAD[server_url] = asyncio.create_task(_clone_of_template(server_url))
     try:
         yield with_database(server_url, name)
     finally:
+        await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def drop_the_clone_made_ahead(server_url: str) -> None:
+    """At the end of the run, before the template goes."""
+    ahead = _CLONES_AHEAD.pop(server_url, None)
+    if ahead is not None and ahead.get_loop() is asyncio.get_running_loop():
+        name = await ahead
         await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -13,7 +13,7 @@ from testsupport import LiveService, database_cloned_from_template, live_service
 
 @pytest.fixture(scope="module")
 async def module_database_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    async with database_cloned_from_template(server_url, "complaintcore_e2e") as url:
+    async with database_cloned_from_template(server_url) as url:
         yield url
 
 
