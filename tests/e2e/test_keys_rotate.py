@@ -4,6 +4,7 @@ table stays byte for byte as it was, the cases read the same under the new key a
 refused; killed midway it leaves the keys under two ids, start-up names the unfinished rotation,
 and the same command again finishes it. The embedded default's master.key is left as it is."""
 
+import asyncio
 import os
 import re
 import shutil
@@ -301,6 +302,22 @@ def stop_once_the_bar_shows(
     return process.returncode, reader.join()
 
 
+# Another backend of the database still working: a COMMIT sent before a SIGKILL is carried out
+# after the process is gone, so the keys could still move after `wait` returned.
+_BUSY_BACKENDS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'
+  AND backend_type = 'client backend'
+"""
+
+
+async def its_backends_settled(pool: asyncpg.Pool) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while await pool.fetchval(_BUSY_BACKENDS):
+        assert time.monotonic() < deadline, "a backend of the stopped rotation kept on"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_rotation_stopped_midway_is_named_at_start_up_and_finished_by_running_it_again(
     database_url: str, pool: asyncpg.Pool, tokens: dict[str, str], tmp_path: Path
 ) -> None:
@@ -326,6 +343,7 @@ async def test_a_rotation_stopped_midway_is_named_at_start_up_and_finished_by_ru
 
     status, _ = stop_once_the_bar_shows(env, new_key, STOP_AFTER_KEYS, signal.SIGKILL)
     assert status == -signal.SIGKILL
+    await its_backends_settled(pool)
 
     halfway = await keys_by_key_id(pool)
     assert set(halfway) == {old_id, new_id}, "stopped with keys under both"

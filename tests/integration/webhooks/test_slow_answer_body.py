@@ -26,8 +26,10 @@ from webhook_support import Receiver, insert_alert, wait_for
 
 ADMIN = Principal("admin-1", "admin", None)
 LOOPBACK = AllowList.parse("127.0.0.1")
-TIMEOUT_S = 0.5
-BODY_DELAY_S = 1.5  # the body follows the 200 status line this long after it (> TIMEOUT_S)
+# long enough for a loopback answer on a loaded machine (0.5 s once expired before the receiver
+# thread, in this busy process, had even read the request)
+TIMEOUT_S = 2.0
+BODY_DELAY_S = 4.0  # the body follows the 200 status line this long after it (> TIMEOUT_S)
 
 
 @pytest.fixture
