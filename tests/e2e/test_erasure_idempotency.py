@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from api_support import ok, post
+from complaintcore.application.idempotency import ERASED_REQUEST_HASH
 from complaintcore.domain.identity import mask_id_number, mask_name, mask_phone
 from testsupport import LiveService
 
@@ -89,11 +90,38 @@ async def test_no_stored_response_keeps_the_masked_personal_data_after_erasure(
     assert kept == set(), f"still stored after erasure: {sorted(kept)}"
 
 
+async def test_no_fingerprint_of_a_request_body_is_kept_after_erasure(
+    live: LiveService, erased_case: dict[str, Any]
+) -> None:
+    """The stored fingerprint was a SHA-256 of the body, which held the complainant's name,
+    identity number and phone: a guess of the whole body could be confirmed against it."""
+    connection = await asyncpg.connect(live.database_url)
+    try:
+        hashes = await connection.fetch(
+            "SELECT idempotency_key, request_hash FROM idempotent_requests"
+            " WHERE response_body->>'id' = $1 ORDER BY idempotency_key",
+            erased_case["id"],
+        )
+    finally:
+        await connection.close()
+    assert [(row["idempotency_key"], row["request_hash"]) for row in hashes] == [
+        ("erase-r", ERASED_REQUEST_HASH),
+        ("erase-w", ERASED_REQUEST_HASH),
+    ]
+
+
 def test_a_replayed_request_after_erasure_does_not_show_the_complainant(
     live: LiveService, erased_case: dict[str, Any]
 ) -> None:
     with live.client("staff_a") as staff:
         replays = {"receipt": _receive(staff), "withdrawal": _withdraw(staff, erased_case)}
+        # whether a body is the one first sent can no longer be told: the stored answer
+        other = staff.post(
+            "/v1/complaints",
+            json={**receipt(), "claims": "另一诉求"},
+            headers={"Idempotency-Key": "erase-r"},
+        )
+    assert other.status_code == 201 and other.json()["id"] == erased_case["id"], other.text
     shown = {
         name: response.json().get("complainant")
         for name, response in replays.items()

@@ -563,7 +563,7 @@ class ComplaintService:
         """The stored response, shown only to an actor who may still see its case (the
         institution tree can change between the two requests)."""
         assert request.idempotency is not None
-        if stored.request_hash != request.idempotency.request_hash:
+        if not stored.answers(request.idempotency):
             raise IdempotencyKeyReused(request.idempotency.key)
         respondent = stored.body.get("respondent_institution", "")
         if not await self._may_see(actor, respondent, connection):

@@ -8,7 +8,11 @@ is written in the command's own transaction, so it exists exactly when the comma
 A stored response is the case document of the time, its complainant masked: when the case's
 personal data is erased, `erase_stored_responses` blanks those fields in every response stored
 for it, in the erasure's transaction, so that none is kept or replayed (DOMAIN.md: erased
-"everywhere", replay included).
+"everywhere", replay included). It replaces the request's fingerprint too, a SHA-256 of a body
+that held the complainant's data (a guess of the whole body could be confirmed against it): a
+request sent again with the key is then answered with the stored response whatever its body,
+since whether the body was the same can no longer be told, and the response shows the case
+erased.
 """
 
 import hashlib
@@ -47,12 +51,20 @@ class IdempotentRequest:
         return self.institution or ""
 
 
+# The fingerprint of a request whose case's personal data was erased: not a hex digest.
+ERASED_REQUEST_HASH = "erased".ljust(64, "-")
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     request_hash: str
     status_code: int
     body: Any
     headers: dict[str, str]
+
+    def answers(self, request: IdempotentRequest) -> bool:
+        """The same body was sent, or it can no longer be told (its case erased since)."""
+        return self.request_hash in (request.request_hash, ERASED_REQUEST_HASH)
 
 
 def stored_response_sql(first_parameter: int = 1) -> str:
@@ -116,19 +128,25 @@ def saved_values(
     )
 
 
-# Each response stored for the cases (the index of migration 0021), its complainant's personal
-# fields set to null and the case marked erased, as the case document reads after erasure.
+# Each response stored for the cases (the index of migration 0021): its request's fingerprint
+# replaced, its complainant's personal fields set to null and the case marked erased, as the
+# case document reads after erasure.
 _ERASE_RESPONSES = """
 UPDATE idempotent_requests
-SET response_body = response_body || jsonb_build_object(
-    'personal_data', 'erased',
-    'complainant', response_body->'complainant' || $2::jsonb)
+SET request_hash = $3,
+    response_body = CASE
+        WHEN jsonb_typeof(response_body->'complainant') = 'object'
+        THEN response_body || jsonb_build_object(
+            'personal_data', 'erased',
+            'complainant', response_body->'complainant' || $2::jsonb)
+        ELSE response_body
+    END
 WHERE response_body->>'id' = ANY($1::text[])
-  AND jsonb_typeof(response_body->'complainant') = 'object'
 """
 
 
 async def erase_stored_responses(connection: asyncpg.Connection, case_ids: list[str]) -> None:
-    """Blank the complainant's personal fields in every response stored for these cases: in
-    the transaction that erases their personal data."""
-    await connection.execute(_ERASE_RESPONSES, case_ids, ERASED_COMPLAINANT)
+    """Forget the fingerprint of every request whose response is stored for these cases and
+    blank the complainant's personal fields in the response: in the transaction that erases
+    their personal data."""
+    await connection.execute(_ERASE_RESPONSES, case_ids, ERASED_COMPLAINANT, ERASED_REQUEST_HASH)
