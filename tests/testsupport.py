@@ -36,6 +36,14 @@ from complaintcore.reference.institutions import InstitutionDirectory
 TEMPLATE_DATABASE = f"complaintcore_test_template_{uuid.uuid4().hex[:8]}"
 
 
+def examples(count: int) -> int:
+    """`count` hypothesis examples, scaled by `TEST_EXAMPLES_SCALE` (default 1) for the property
+    tests that run SQL: CI's second run, on the PostgreSQL 15 service, is there to run every
+    statement on that server, not to explore the rules again (`.ci/run` gives it 0.2)."""
+    scale = float(os.environ.get("TEST_EXAMPLES_SCALE", "1"))
+    return max(1, round(count * scale))
+
+
 # The next clone of each server's template, being made while the test in hand runs: a clone
 # is a few hundred milliseconds of the server writing (WAL, fsync) that the test's own work
 # hides. Tasks of the run's one event loop (pytest-asyncio's session loop).

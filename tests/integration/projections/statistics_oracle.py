@@ -17,6 +17,7 @@ from complaintcore.auth.principals import Principal
 from complaintcore.domain.commands import Outcome, RootCause, Satisfaction
 from complaintcore.projections.runner import ProjectionRunner
 from projection_support import CaseDesk
+from testsupport import examples
 
 BASE = date(2025, 11, 10)
 ROOT_NUMBERS = itertools.count(1)
@@ -446,7 +447,7 @@ RANGES = [
 ]
 
 EXAMPLES = settings(
-    max_examples=int(os.environ.get("STATISTICS_ORACLE_EXAMPLES", "15")),
+    max_examples=examples(int(os.environ.get("STATISTICS_ORACLE_EXAMPLES", "15"))),
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

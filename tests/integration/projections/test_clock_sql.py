@@ -81,6 +81,7 @@ from complaintcore.projections.statistics.buckets import write_statistics
 from complaintcore.projections.statistics.facts import statistics_row
 from complaintcore.projections.statistics.queries import query_figures
 from projection_support import receipt_command
+from testsupport import examples
 
 CALENDAR = seeded_calendar()
 INDEX_KEY = IndexKey(b"k" * 32, suite_named(AES_256_GCM))  # the rows' blind index: not judged here
@@ -287,7 +288,7 @@ def _overdue(state: ComplaintState, today: date, policy: InstitutionPolicy) -> b
 
 
 @settings(
-    max_examples=80,
+    max_examples=examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -376,7 +377,7 @@ def _judged_by_domain(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -421,7 +422,7 @@ _DAYS = st.dates(date(2025, 12, 1), date(2026, 3, 31))
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

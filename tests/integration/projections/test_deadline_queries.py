@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from complaintcore.domain.policy import DueSoonDays
 from complaintcore.projections.case_queries import CaseFilter, cases_by_due_date, clock_reading
+from testsupport import examples
 
 TODAY = date(2026, 3, 16)
 DUE_SOON_DAYS = 3
@@ -95,7 +96,7 @@ async def every_page(
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

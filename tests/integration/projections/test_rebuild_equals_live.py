@@ -26,6 +26,7 @@ from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.projections.rebuild import RebuildSettings, rebuild
 from complaintcore.projections.runner import ProjectionRunner
 from projection_support import CaseDesk
+from testsupport import examples
 
 REFUSED = (RuleViolation, InvalidCommand, CaseNotFound, NotPermitted)
 FIRST_DAY = date(2025, 11, 3)
@@ -217,7 +218,7 @@ async def live_and_rebuilt(pool: asyncpg.Pool, database_url: str) -> None:
 
 
 @settings(
-    max_examples=10,
+    max_examples=examples(10),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

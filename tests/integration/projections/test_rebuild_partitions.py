@@ -34,6 +34,7 @@ from complaintcore.projections.rebuild import (
 from complaintcore.projections.runner import ProjectionRunner
 from projection_support import CaseDesk, table_rows
 from store_support import event
+from testsupport import examples
 
 DAY = date(2026, 3, 2)
 BOTH = [TARGETS["case_view"], TARGETS["statistics"]]
@@ -74,7 +75,7 @@ _STREAM_IDS = st.text(alphabet=st.sampled_from("aAbBzZ09-_.éß中 "), min_size=
 
 
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

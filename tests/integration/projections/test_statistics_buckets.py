@@ -46,12 +46,13 @@ from complaintcore.projections.statistics.queries import (
     zero_figures,
 )
 from projection_support import CaseDesk, table_rows
+from testsupport import examples
 
 # the scan in this process: spawning scan workers for each example is what the partition tests
 # cover, and would cost each example two interpreters' start
 IN_PROCESS = RebuildSettings(scan_workers=1)
 EXAMPLES = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

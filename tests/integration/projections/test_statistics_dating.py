@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from complaintcore.projections.statistics import TABLE, buckets, dating
 from complaintcore.projections.statistics.facts import COLUMNS, upsert_sql
+from testsupport import examples
 
 DAY = date(2026, 1, 1)
 days = st.integers(0, 5).map(lambda n: DAY + timedelta(days=n))
@@ -71,7 +72,7 @@ def test_every_bucket_value_but_paused_is_dated_once() -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

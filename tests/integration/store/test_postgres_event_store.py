@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
 from complaintcore.events.store import PostgresEventStore
+from testsupport import examples
 
 DB_SETTINGS = settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -17,9 +17,10 @@ from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
 from store_support import event, remember_a_rolled_back_head
+from testsupport import examples
 
 DB_SETTINGS = settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
