@@ -1,5 +1,6 @@
 """Once a case's personal data is erased, no stored response of an `Idempotency-Key`
-still holds its complainant's (masked) personal data, and a replay does not give it back.
+still holds its complainant's (masked) personal data or its request's fingerprint, and a
+request sent again with the key is refused rather than answered.
 
 DOMAIN.md "Personal data", Retention: after erasure "every personal field of the case reads as
 erased everywhere (API, replay, audit, exports, rebuilt projections, the blind index)". A
@@ -110,32 +111,28 @@ async def test_no_fingerprint_of_a_request_body_is_kept_after_erasure(
     ]
 
 
-def test_a_replayed_request_after_erasure_does_not_show_the_complainant(
+def test_a_request_sent_again_after_erasure_is_refused_and_stores_nothing(
     live: LiveService, erased_case: dict[str, Any]
 ) -> None:
+    """Whether a body is the one first sent can no longer be told once its fingerprint is
+    forgotten: replaying the stored answer would acknowledge a new receipt reusing an old key
+    with an old case's answer and store nothing. Refused, loud, and nothing stored."""
     with live.client("staff_a") as staff:
-        replays = {"receipt": _receive(staff), "withdrawal": _withdraw(staff, erased_case)}
-        # whether a body is the one first sent can no longer be told: the stored answer
-        other = staff.post(
-            "/v1/complaints",
-            json={**receipt(), "claims": "另一诉求"},
-            headers={"Idempotency-Key": "erase-r"},
-        )
-    assert other.status_code == 201 and other.json()["id"] == erased_case["id"], other.text
-    shown = {
-        name: response.json().get("complainant")
-        for name, response in replays.items()
-        if response.status_code < 300
-    }
-    leaked = {
-        name: complainant
-        for name, complainant in shown.items()
-        if complainant and any(complainant.get(key) for key in ("name", "id_number", "contact"))
-    }
-    assert leaked == {}, f"replayed after erasure with the complainant's personal data: {leaked}"
-    # a replay answers as the first sending did, the case now shown erased
-    assert {name: r.status_code for name, r in replays.items()} == {
-        "receipt": 201,
-        "withdrawal": 200,
-    }
-    assert {r.json()["personal_data"] for r in replays.values()} == {"erased"}
+        listed = ok(staff.get("/v1/complaints", params={"limit": 500}))["items"]
+        replays = {
+            "receipt": _receive(staff),
+            "withdrawal": _withdraw(staff, erased_case),
+            "another receipt": staff.post(
+                "/v1/complaints",
+                json={**receipt(), "claims": "另一诉求"},
+                headers={"Idempotency-Key": "erase-r"},
+            ),
+        }
+        after = ok(staff.get("/v1/complaints", params={"limit": 500}))["items"]
+    assert {name: r.status_code for name, r in replays.items()} == dict.fromkeys(replays, 422)
+    for response in replays.values():
+        problem = response.json()
+        assert problem["code"] == "idempotency_key_reused"
+        assert "erased" in problem["errors"][0]["message"]
+        assert not any(mask in response.text for mask in MASKS)
+    assert len(after) == len(listed)

@@ -55,13 +55,17 @@ def _mapping(error: Exception) -> Problem:
                 f"The case moved on: it is at version {error.current_version}.",
                 headers={"ETag": f'"{error.current_version}"'},
             )
-        case IdempotencyKeyReused():
+        case IdempotencyKeyReused(forgotten=forgotten):
+            message = (
+                "this key was used for a case whose personal data has since been erased: "
+                "whether this is the same request can no longer be told; send it with a new key"
+                if forgotten
+                else "this key was already used with another request body"
+            )
             return invalid(
                 [
                     FieldProblem(
-                        field="Idempotency-Key",
-                        code="idempotency_key_reused",
-                        message="this key was already used with another request body",
+                        field="Idempotency-Key", code="idempotency_key_reused", message=message
                     )
                 ],
                 code="idempotency_key_reused",

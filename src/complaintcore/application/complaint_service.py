@@ -198,7 +198,12 @@ class PreconditionFailed(Exception):
 
 
 class IdempotencyKeyReused(Exception):
-    """The same key was sent before with another request body."""
+    """The same key was sent before with another request body, or (`forgotten`) for a case
+    whose personal data has been erased since, the first request's fingerprint with it."""
+
+    def __init__(self, key: str, forgotten: bool = False) -> None:
+        super().__init__(key)
+        self.forgotten = forgotten
 
 
 # What a command sent again gets when its first sending, queued ahead of it, did what it asks:
@@ -564,7 +569,7 @@ class ComplaintService:
         institution tree can change between the two requests)."""
         assert request.idempotency is not None
         if not stored.answers(request.idempotency):
-            raise IdempotencyKeyReused(request.idempotency.key)
+            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten)
         respondent = stored.body.get("respondent_institution", "")
         if not await self._may_see(actor, respondent, connection):
             raise not_visible

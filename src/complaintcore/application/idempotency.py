@@ -8,11 +8,12 @@ is written in the command's own transaction, so it exists exactly when the comma
 A stored response is the case document of the time, its complainant masked: when the case's
 personal data is erased, `erase_stored_responses` blanks those fields in every response stored
 for it, in the erasure's transaction, so that none is kept or replayed (DOMAIN.md: erased
-"everywhere", replay included). It replaces the request's fingerprint too, a SHA-256 of a body
+"everywhere", replay included). It forgets the request's fingerprint too, a SHA-256 of a body
 that held the complainant's data (a guess of the whole body could be confirmed against it): a
-request sent again with the key is then answered with the stored response whatever its body,
-since whether the body was the same can no longer be told, and the response shows the case
-erased.
+request sent again with the key is then refused (422) whatever its body, since whether it is
+the first one can no longer be told. Replaying the stored answer instead would acknowledge a
+new request that reuses an old key (a client's key counter wrapping round) with an old case's
+answer, and store nothing.
 """
 
 import hashlib
@@ -63,8 +64,13 @@ class StoredResponse:
     headers: dict[str, str]
 
     def answers(self, request: IdempotentRequest) -> bool:
-        """The same body was sent, or it can no longer be told (its case erased since)."""
-        return self.request_hash in (request.request_hash, ERASED_REQUEST_HASH)
+        """The same request was sent (never once its case's personal data is erased)."""
+        return self.request_hash == request.request_hash
+
+    @property
+    def forgotten(self) -> bool:
+        """Its case's personal data was erased, and the request's fingerprint with it."""
+        return self.request_hash == ERASED_REQUEST_HASH
 
 
 def stored_response_sql(first_parameter: int = 1) -> str:
