@@ -27,6 +27,7 @@ from complaintcore.domain.commands import (
     DecideComplaint,
     DecideReview,
     DeclineComplaint,
+    ErasePersonalData,
     ExtendDeadline,
     FlagMajor,
     FollowUp,
@@ -304,6 +305,16 @@ async def closed_in_2019(desk: CaseDesk, day: int = 4) -> str:
     case_id = await desk.receive("BR-A", date(2019, 3, day))
     await desk.withdraw(case_id, date(2019, 3, day + 3))
     return case_id
+
+
+ERASER = Principal("admin-1", "admin", None)
+
+
+async def erase_as_admin(desk: CaseDesk, case_id: str) -> None:
+    """The case's personal data erased on `SWEPT_ON` by an admin, as the erase route does."""
+    desk.today = SWEPT_ON
+    command = ErasePersonalData(SWEPT_ON, "retention period ended", "PIPL Art. 47")
+    await desk.service.handle(ERASER, case_id, command, None, RequestInfo(), _rendered)
 
 
 async def erase_past_retention(pool: asyncpg.Pool, correlation_id: str) -> int:

@@ -74,18 +74,23 @@ def erased_case(live: LiveService) -> dict[str, Any]:
     return case
 
 
-async def test_no_stored_response_keeps_the_masked_personal_data_after_erasure(
-    live: LiveService, erased_case: dict[str, Any]
-) -> None:
+async def stored_requests(live: LiveService, case_id: str) -> list[asyncpg.Record]:
+    """The requests whose responses are stored for the case: key, fingerprint and body."""
     connection = await asyncpg.connect(live.database_url)
     try:
-        rows = await connection.fetch(
-            "SELECT idempotency_key, response_body::text AS body FROM idempotent_requests"
-            " WHERE response_body->>'id' = $1",
-            erased_case["id"],
+        return await connection.fetch(
+            "SELECT idempotency_key, request_hash, response_body::text AS body"
+            " FROM idempotent_requests WHERE response_body->>'id' = $1 ORDER BY idempotency_key",
+            case_id,
         )
     finally:
         await connection.close()
+
+
+async def test_no_stored_response_keeps_the_masked_personal_data_after_erasure(
+    live: LiveService, erased_case: dict[str, Any]
+) -> None:
+    rows = await stored_requests(live, erased_case["id"])
     assert rows, "the receipt's and the withdrawal's responses were stored"
     kept = {(row["idempotency_key"], mask) for row in rows for mask in MASKS if mask in row["body"]}
     assert kept == set(), f"still stored after erasure: {sorted(kept)}"
@@ -96,16 +101,8 @@ async def test_no_fingerprint_of_a_request_body_is_kept_after_erasure(
 ) -> None:
     """The stored fingerprint was a SHA-256 of the body, which held the complainant's name,
     identity number and phone: a guess of the whole body could be confirmed against it."""
-    connection = await asyncpg.connect(live.database_url)
-    try:
-        hashes = await connection.fetch(
-            "SELECT idempotency_key, request_hash FROM idempotent_requests"
-            " WHERE response_body->>'id' = $1 ORDER BY idempotency_key",
-            erased_case["id"],
-        )
-    finally:
-        await connection.close()
-    assert [(row["idempotency_key"], row["request_hash"]) for row in hashes] == [
+    rows = await stored_requests(live, erased_case["id"])
+    assert [(row["idempotency_key"], row["request_hash"]) for row in rows] == [
         ("erase-r", ERASED_REQUEST_HASH),
         ("erase-w", ERASED_REQUEST_HASH),
     ]

@@ -14,15 +14,9 @@ import asyncio
 import asyncpg
 from alembic import command
 
-from complaintcore.application.case_document import case_document
-from complaintcore.application.complaint_service import Rendered, RequestInfo
-from complaintcore.auth.principals import Principal
-from complaintcore.domain.commands import ErasePersonalData
 from complaintcore.infra.migrations import alembic_config, upgrade_to_head
-from projection_support import SWEPT_ON, CaseDesk, closed_in_2019
+from projection_support import CaseDesk, closed_in_2019, erase_as_admin
 
-ADMIN = Principal("admin-1", "admin", None)
-ERASE = ErasePersonalData(SWEPT_ON, "retention period ended", "PIPL Art. 47")
 MASKED = {
     "kind": "natural_person",
     "name": "张*",
@@ -32,18 +26,13 @@ MASKED = {
 }
 
 
-def _render(state, today, policy) -> Rendered:
-    return Rendered(200, case_document(state, today, policy), {})
-
-
 async def test_upgrading_blanks_the_responses_of_cases_erased_before(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     desk = CaseDesk(pool)
     await desk.plant_tree()
     case_id = await closed_in_2019(desk)
-    desk.today = SWEPT_ON
-    await desk.service.handle(ADMIN, case_id, ERASE, None, RequestInfo(), _render)
+    await erase_as_admin(desk, case_id)
     # the database as the code before 0021 left it: the case erased, the response a receipt
     # sent with an Idempotency-Key stored for it still as it was answered
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0020")

@@ -8,21 +8,11 @@ import asyncio
 import asyncpg
 from alembic import command
 
-from complaintcore.application.case_document import case_document
-from complaintcore.application.complaint_service import Rendered, RequestInfo
 from complaintcore.application.idempotency import ERASED_REQUEST_HASH
-from complaintcore.auth.principals import Principal
-from complaintcore.domain.commands import ErasePersonalData
 from complaintcore.infra.migrations import alembic_config, upgrade_to_head
-from projection_support import SWEPT_ON, CaseDesk, closed_in_2019
+from projection_support import CaseDesk, closed_in_2019, erase_as_admin
 
-ADMIN = Principal("admin-1", "admin", None)
-ERASE = ErasePersonalData(SWEPT_ON, "retention period ended", "PIPL Art. 47")
 FINGERPRINT = "ab" * 32
-
-
-def _render(state, today, policy) -> Rendered:
-    return Rendered(200, case_document(state, today, policy), {})
 
 
 async def test_upgrading_forgets_the_fingerprints_of_cases_erased_before(
@@ -31,8 +21,7 @@ async def test_upgrading_forgets_the_fingerprints_of_cases_erased_before(
     desk = CaseDesk(pool)
     await desk.plant_tree()
     erased, held = await closed_in_2019(desk), await closed_in_2019(desk)
-    desk.today = SWEPT_ON
-    await desk.service.handle(ADMIN, erased, ERASE, None, RequestInfo(), _render)
+    await erase_as_admin(desk, erased)
     # the database as the code before 0023 left it: the fingerprints kept for both cases
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0022")
     for key, case_id in (("receipt-erased", erased), ("receipt-held", held)):
