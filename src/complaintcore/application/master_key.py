@@ -149,11 +149,15 @@ async def database_key_ids(connection: asyncpg.Connection) -> set[str]:
     return await recorded_key_ids(connection)
 
 
-async def check_against_database(connection: asyncpg.Connection, provider: KeyProvider) -> None:
+async def check_against_database(
+    connection: asyncpg.Connection, provider: KeyProvider, recorded: set[str] | None = None
+) -> None:
     """`MasterKeyRejected`, naming both key ids, unless every data key the database records is
     wrapped under `provider`'s key (a database with no data keys accepts any key). Midway
-    through a rotation it names the rotation instead: no single file will do until it ends."""
-    recorded = await recorded_key_ids(connection)
+    through a rotation it names the rotation instead: no single file will do until it ends.
+    `recorded`: the ids `recorded_key_ids` read already, if the caller has them."""
+    if recorded is None:
+        recorded = await recorded_key_ids(connection)
     others = recorded - {provider.key_id}
     if not others:
         return

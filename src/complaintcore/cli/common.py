@@ -79,7 +79,7 @@ async def checked_case_keys(settings: Settings, connection: asyncpg.Connection) 
         settings, embedded=not settings.database_url, database_key_ids=lambda: held
     )
     provider = load_key_provider(key_file, settings.cipher_suite)
-    await check_against_database(connection, provider)
+    await check_against_database(connection, provider, held)
     return case_keys_of(provider, settings.cipher_suite)
 
 
