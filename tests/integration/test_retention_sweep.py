@@ -29,7 +29,7 @@ from complaintcore.application.retention_sweep import (
     last_closing_day_past_retention,
 )
 from complaintcore.domain.policy import PolicySettings
-from complaintcore.domain.retention import retention_ends_on
+from complaintcore.domain.retention import retention_ended
 from complaintcore.domain.state import fold
 from complaintcore.events.codec import domain_events
 from complaintcore.events.hashing import verify_chain
@@ -363,7 +363,7 @@ def test_the_candidates_cutoff_agrees_with_the_domains_retention_arithmetic(
 ) -> None:
     cutoff = last_closing_day_past_retention(on, years)
     closed = cutoff + timedelta(days=offset)
-    assert (retention_ends_on(closed, years) <= on) == (closed <= cutoff)
+    assert retention_ended(closed, years, on) == (closed <= cutoff)
 
 
 # A case as stored before encryption: plaintext payloads, no `cipher_suite` in the metadata.

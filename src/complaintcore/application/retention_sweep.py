@@ -58,7 +58,7 @@ from complaintcore.domain.decider import DecisionContext, decide, evolve
 from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.personal_data import personal_paths
 from complaintcore.domain.policy import DEFAULT_POLICY, PolicyVersion, ResolvedPolicy
-from complaintcore.domain.retention import retention_ends_on
+from complaintcore.domain.retention import retention_ended
 from complaintcore.domain.roles import Role
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.domain.state import ComplaintState
@@ -457,13 +457,16 @@ def shortest_retention_years(versions: Iterable[PolicyVersion], on: date) -> int
 
 
 def last_closing_day_past_retention(on: date, retention_years: int) -> date:
-    """The latest closing day whose retention (`domain.retention.retention_ends_on`) has ended by
+    """The latest closing day whose retention (`domain.retention.retention_ended`) is over on
     `on`: an index range for the candidates that agrees with the domain's calendar arithmetic,
-    29 February included (a case closed on 2024-02-29 is past 5 years on 2029-02-28)."""
+    29 February included (a case closed on 2024-02-29 is kept through 2029-02-28 and past 5
+    years on 2029-03-01)."""
     try:
         day = on.replace(year=on.year - retention_years)
     except ValueError:  # 29 February, in a year that has none
         day = on.replace(year=on.year - retention_years, day=28)
-    while retention_ends_on(day + timedelta(days=1), retention_years) <= on:
+    while not retention_ended(day, retention_years, on):
+        day -= timedelta(days=1)
+    while retention_ended(day + timedelta(days=1), retention_years, on):
         day += timedelta(days=1)
     return day

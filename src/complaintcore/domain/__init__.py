@@ -110,7 +110,7 @@ from complaintcore.domain.identity import (
     mask_phone,
 )
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy
-from complaintcore.domain.retention import retention_ends_on
+from complaintcore.domain.retention import retention_ended, retention_ends_on
 from complaintcore.domain.rules import (
     ALL_RULES,
     FieldError,
@@ -283,6 +283,7 @@ __all__ = [
     "pause_days",
     "period_days",
     "regulator_transfer_check",
+    "retention_ended",
     "retention_ends_on",
     "review_clock_status",
     "review_due_on",

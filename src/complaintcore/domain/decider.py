@@ -46,7 +46,7 @@ Choices made where DOMAIN.md is silent (a compliance officer's reading, document
 - Erasure (PIPL Art. 47, DOMAIN.md "Personal data"): its date `erased_on` is a business date like
   any other (not before the case's previous one, not after today), the case must be closed as of
   that day (`case_open`), and its retention (`retention.retention_ends_on` of `state.closed_on`
-  and policy `retention_years`) must have ended by then (`retention_not_expired`). The event
+  and policy `retention_years`, its last day) must have passed (`retention_not_expired`). The event
   records the closing day and the years it applied, so an audit can check them from the stream.
 - Redress authority (Art. 24, desk rule 客訴金額核決權限). The caller's limit, where it comes from,
   whether the caller stands at the case's institution or above, and the codes of the case's
@@ -85,7 +85,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from complaintcore.domain.calendar import CalendarYearMissing, WorkingDayCalendar
@@ -164,7 +164,7 @@ from complaintcore.domain.identity import (
     is_valid_unified_social_credit_code,
 )
 from complaintcore.domain.policy import InstitutionPolicy
-from complaintcore.domain.retention import retention_ends_on
+from complaintcore.domain.retention import retention_ended, retention_ends_on
 from complaintcore.domain.roles import Role, may_approve_redress, may_designate_major
 from complaintcore.domain.rules import (
     ACTION_ALREADY_CLOSED,
@@ -197,6 +197,7 @@ from complaintcore.domain.rules import (
     REDRESS_EXCEEDS_AUTHORITY,
     RETENTION_NOT_EXPIRED,
     REVIEW_ALREADY_REQUESTED,
+    REVIEW_CHANGES_NOTHING,
     REVIEW_DECIDED_BELOW_SUPERIOR,
     REVIEW_NOT_AVAILABLE,
     REVIEW_NOT_REQUESTED,
@@ -214,6 +215,7 @@ from complaintcore.domain.state import (
     TERMINAL,
     CaseStatus,
     ComplaintState,
+    Decision,
     closed_on,
     evolve,
     fold,
@@ -722,8 +724,10 @@ def _decide_review(
     reviewer = command.reviewer_id
     if reviewer in state.barred_handlers or reviewer == state.decision.handler_id:
         raise REVIEWER_HAS_CONFLICT.violation(reviewer)
-    if command.outcome is ReviewOutcome.CHANGED and command.new_redress_fen is not None:
-        _require_redress_authority(state, command.new_redress_fen, context)
+    if command.outcome is ReviewOutcome.CHANGED:
+        _require_a_change(state.decision, command)
+        if command.new_redress_fen is not None:
+            _require_redress_authority(state, command.new_redress_fen, context)
     return [
         ReviewDecided(
             reviewer_id=reviewer,
@@ -736,6 +740,17 @@ def _decide_review(
             on_time=on <= state.review.due_on,
         )
     ]
+
+
+def _require_a_change(decision: Decision, command: DecideReview) -> None:
+    """A review that says it changed the outcome changes it: the statistics count it among the
+    reviews that changed the outcome, and the handler's figures among those that changed theirs."""
+    same_outcome = command.new_outcome is decision.outcome
+    same_redress = command.new_redress_fen in (None, decision.redress_fen)
+    if same_outcome and same_redress:
+        raise REVIEW_CHANGES_NOTHING.violation(
+            f"the decision was {decision.outcome.value} with {decision.redress_fen} fen"
+        )
 
 
 def _check_review_outcome(command: DecideReview, errors: _FieldErrors) -> None:
@@ -806,11 +821,11 @@ def _erase_personal_data(
     if closed is None:
         raise CASE_OPEN.violation(f"{state.status} as of {on.isoformat()}")
     years = context.policy.retention_years
-    retention_ends = retention_ends_on(closed, years)
-    if on < retention_ends:
+    if not retention_ended(closed, years, on):
+        last_day = retention_ends_on(closed, years)
         raise RETENTION_NOT_EXPIRED.violation(
-            f"it ends on {retention_ends.isoformat()}, "
-            f"{years} years after the case closed on {closed.isoformat()}"
+            f"it lasts through {last_day.isoformat()}, {years} years after the case closed on"
+            f" {closed.isoformat()}; erasable from {(last_day + timedelta(days=1)).isoformat()}"
         )
     return [PersonalDataErased(on, command.reason, command.legal_basis, closed, years)]
 

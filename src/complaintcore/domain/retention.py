@@ -9,12 +9,19 @@ from datetime import date
 
 
 def retention_ends_on(closed_on: date, retention_years: int) -> date:
-    """The day retention ends and erasure becomes allowed: the same calendar day
-    `retention_years` later. Years are calendar years, so a case closed on 29 February ends its
-    retention on 28 February of a year that has no 29th (the last day of that month, as
-    PRC Civil Code Art. 202 counts a period in years)."""
+    """The last day of retention: personal data is kept through it and may be erased from the
+    day after. As the PRC Civil Code counts a period in years: the closing day is not counted
+    (Art. 201) and the period's last day is the corresponding day `retention_years` later, or
+    the last day of that month where it has none (Art. 202: a case closed on 29 February is
+    kept through 28 February of a year that has no 29th)."""
     year = closed_on.year + retention_years
     try:
         return closed_on.replace(year=year)
     except ValueError:
         return closed_on.replace(year=year, day=28)
+
+
+def retention_ended(closed_on: date, retention_years: int, on: date) -> bool:
+    """Whether the retention of a case closed on `closed_on` is over on `on` (its last day
+    passed), so that its personal data may be erased."""
+    return on > retention_ends_on(closed_on, retention_years)

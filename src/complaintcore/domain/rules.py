@@ -174,6 +174,11 @@ REVIEW_ALREADY_REQUESTED = Rule(
 REVIEW_NOT_REQUESTED = Rule(
     "review_not_requested", "Art. 20", "No review has been requested on this case."
 )
+REVIEW_CHANGES_NOTHING = Rule(
+    "review_changes_nothing",
+    "Art. 20",
+    "A review decision that changes the outcome states another outcome or another redress.",
+)
 REVIEW_DECIDED_BELOW_SUPERIOR = Rule(
     "review_decided_below_superior",
     "Art. 20",

@@ -199,10 +199,14 @@ def case_plans(draw: Any, index: int) -> Case:
             elif after != "none":
                 case.review_on = day
                 last = day
-                if after.startswith("changed"):
+                # a changed outcome changes the outcome or the redress (review_changes_nothing)
+                if after == "changed":
+                    others = [o for o in OUTCOMES if o != case.outcome]
+                    case.review_new = draw(st.sampled_from(others))
+                elif after == "changed_amount":
                     case.review_new = draw(st.sampled_from(OUTCOMES))
-                    if after == "changed_amount":
-                        case.review_redress = draw(st.sampled_from([0, 7_777]))
+                    other_amounts = [r for r in (0, 7_777) if r != case.redress]
+                    case.review_redress = draw(st.sampled_from(other_amounts))
         for _ in range(draw(st.integers(0, 2))):
             day = last + timedelta(days=draw(st.integers(0, 30)))
             dues = tuple(

@@ -231,6 +231,7 @@ def review_decision(
     reviewer: str = REVIEWER,
     outcome: ReviewOutcome = ReviewOutcome.KEPT,
     new_outcome: Outcome | None = None,
+    new_redress_fen: int | None = None,
 ) -> DecideReview:
     return DecideReview(
         reviewer_id=reviewer,
@@ -238,6 +239,7 @@ def review_decision(
         findings="处理过程、时限和结果经核查",
         notice=notice(on),
         new_outcome=new_outcome,
+        new_redress_fen=new_redress_fen,
     )
 
 

@@ -88,7 +88,7 @@ def merged() -> Case:
 
 def erased() -> Case:
     case = head_office_decided()
-    case.do(erase(d("2031-03-10")))
+    case.do(erase(d("2031-03-11")))
     return case
 
 
@@ -151,9 +151,9 @@ def test_attribution_and_follow_up_come_after_a_decision_even_once_the_case_clos
 @pytest.mark.parametrize(
     "command",
     [
-        pytest.param(attribute(d("2031-03-11")), id="責任歸屬"),
-        pytest.param(follow_up(d("2031-03-11")), id="回访"),
-        pytest.param(rectify("A1", d("2031-03-11")), id="責任歸屬 rectify"),
+        pytest.param(attribute(d("2031-03-12")), id="責任歸屬"),
+        pytest.param(follow_up(d("2031-03-12")), id="回访"),
+        pytest.param(rectify("A1", d("2031-03-12")), id="責任歸屬 rectify"),
     ],
 )
 def test_an_erased_case_takes_none_of_them(command: Command) -> None:

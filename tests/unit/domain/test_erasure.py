@@ -44,6 +44,7 @@ from complaintcore.domain import (
     RecuseHandler,
     closed_on,
     is_closed,
+    retention_ended,
     retention_ends_on,
 )
 
@@ -71,10 +72,14 @@ def policy(retention_years: int) -> InstitutionPolicy:
         ("2027-02-28", 1, "2028-02-28"),
     ],
 )
-def test_retention_ends_the_same_calendar_day_so_many_years_after_the_case_closed(
+def test_retention_lasts_through_the_same_calendar_day_so_many_years_after_the_case_closed(
     closed: str, years: int, ends: str
 ) -> None:
+    """Civil Code Art. 201 and 202: the closing day is not counted, the corresponding day is
+    the period's last day (the month's last day where there is none)."""
     assert retention_ends_on(d(closed), years) == d(ends)
+    assert not retention_ended(d(closed), years, d(ends))
+    assert retention_ended(d(closed), years, d(ends) + days(1))
 
 
 def test_retention_is_five_years_unless_the_institution_says_otherwise() -> None:
@@ -142,16 +147,16 @@ CLOSED_CASES: dict[str, tuple[Callable[[], Case], str]] = {
 
 
 @pytest.mark.parametrize(("build", "closed"), CLOSED_CASES.values(), ids=CLOSED_CASES.keys())
-def test_a_closed_case_is_erased_from_the_day_its_retention_ends(
+def test_a_closed_case_is_erased_from_the_day_after_its_retention_ends(
     build: Callable[[], Case], closed: str
 ) -> None:
     case = build()
-    retention_ends = d(closed).replace(year=d(closed).year + 5)
+    last_day_kept = d(closed).replace(year=d(closed).year + 5)
 
-    assert closed_on(case.state, retention_ends) == d(closed)
-    assert case.refuse(erase(retention_ends - days(1))) == "retention_not_expired"
-    assert case.do(erase(retention_ends)) == [
-        PersonalDataErased(retention_ends, REASON, LEGAL_BASIS, d(closed), 5)
+    assert closed_on(case.state, last_day_kept) == d(closed)
+    assert case.refuse(erase(last_day_kept)) == "retention_not_expired"
+    assert case.do(erase(last_day_kept + days(1))) == [
+        PersonalDataErased(last_day_kept + days(1), REASON, LEGAL_BASIS, d(closed), 5)
     ]
     assert case.state.personal_data == "erased"
 
@@ -160,15 +165,15 @@ def test_the_retention_the_institution_sets_is_applied_and_recorded() -> None:
     case = assigned_case(RECEIVED_ON, policy=policy(1))
     case.do(withdraw(d("2026-03-06")))
 
-    assert case.refuse(erase(d("2027-03-05"))) == "retention_not_expired"
-    (erased,) = case.do(erase(d("2027-03-06")))
+    assert case.refuse(erase(d("2027-03-06"))) == "retention_not_expired"
+    (erased,) = case.do(erase(d("2027-03-07")))
 
-    assert erased == PersonalDataErased(d("2027-03-06"), REASON, LEGAL_BASIS, d("2026-03-06"), 1)
+    assert erased == PersonalDataErased(d("2027-03-07"), REASON, LEGAL_BASIS, d("2026-03-06"), 1)
 
 
 @pytest.mark.parametrize(
     ("years", "last_day_kept", "first_day_erasable"),
-    [(5, "2033-02-27", "2033-02-28"), (4, "2032-02-28", "2032-02-29")],
+    [(5, "2033-02-28", "2033-03-01"), (4, "2032-02-29", "2032-03-01")],
 )
 def test_a_case_closed_on_29_february_is_kept_to_the_same_day_or_28_february(
     years: int, last_day_kept: str, first_day_erasable: str
@@ -254,8 +259,8 @@ def test_an_erasure_states_its_reason_and_legal_basis() -> None:
 
 # --- after the erasure ---------------------------------------------------------------------------
 
-ERASED_ON = d("2031-03-06")
-AFTER = d("2031-03-07")
+ERASED_ON = d("2031-03-07")
+AFTER = d("2031-03-08")
 EVERY_OTHER_COMMAND: list[Command] = [
     receive(AFTER),
     AssignHandler("h-zhou"),
@@ -297,7 +302,7 @@ def test_the_erased_state_holds_no_personal_value_and_keeps_every_fact() -> None
     case.do(decision(DECIDED_ON))
     before = case.state
 
-    case.do(erase(d("2031-04-15")))
+    case.do(erase(d("2031-04-16")))
     after = case.state
 
     assert (before.personal_data, after.personal_data) == ("held", "erased")

@@ -277,7 +277,7 @@ def closed_histories(draw: st.DrawFn) -> tuple[Case, list[Event]]:
     history = list(case.events)
     closed = closed_on(case.state, FAR_LATER)
     assert closed is not None
-    case.do(erase(retention_ends_on(closed, years) + timedelta(draw(st.integers(0, 3)))))
+    case.do(erase(retention_ends_on(closed, years) + timedelta(draw(st.integers(1, 4)))))
     return case, history
 
 

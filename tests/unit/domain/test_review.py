@@ -140,6 +140,37 @@ def test_the_review_decision_keeps_or_changes_the_outcome_and_closes_the_case(
 
 
 @pytest.mark.parametrize(
+    ("new_outcome", "new_redress_fen", "refusal"),
+    [
+        (Outcome.PARTIALLY_UPHELD, None, "review_changes_nothing"),
+        (Outcome.PARTIALLY_UPHELD, 30_000, "review_changes_nothing"),
+        (Outcome.PARTIALLY_UPHELD, 45_000, None),  # the redress changed
+        (Outcome.UPHELD, 30_000, None),  # the outcome changed
+    ],
+)
+def test_a_changed_review_changes_the_outcome_or_the_redress(
+    new_outcome: Outcome, new_redress_fen: int | None, refusal: str | None
+) -> None:
+    """The decision was partially upheld with 30,000 fen (`decided_case`): a review said to
+    change it and changing neither would count among the reviews that changed the outcome."""
+    case = decided_case(RECEIVED_ON, DECIDED_ON)
+    case.do(appeal(d("2026-04-05")))
+    command = review_decision(
+        d("2026-04-20"),
+        outcome=ReviewOutcome.CHANGED,
+        new_outcome=new_outcome,
+        new_redress_fen=new_redress_fen,
+    )
+
+    if refusal is None:
+        case.do(command)
+        assert case.state.status is CaseStatus.REVIEW_DECIDED
+    else:
+        assert case.refuse(command) == refusal
+        assert case.state.status is CaseStatus.UNDER_REVIEW
+
+
+@pytest.mark.parametrize(
     ("decided_on", "on_time"),
     [("2026-05-05", True), ("2026-05-06", False)],  # requested 04-05: due 05-05
 )
