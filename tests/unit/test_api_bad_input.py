@@ -91,18 +91,40 @@ def test_nul_characters_never_reach_postgresql() -> None:
         InstitutionNode("HO", "总\x00行", "head_office").validated()
 
 
-def test_a_body_that_is_not_utf8_is_a_422_problem_not_a_400() -> None:
+def _client_without_a_database() -> TestClient:
     app = create_app("postgresql://bad-input-test.invalid/unused", Settings.model_construct())
     # a token this process has seen valid passes the gate without a database
     app.state.seen_tokens = SeenTokens()
     app.state.seen_tokens.remember(hash_token(TOKEN), Principal("staff-1", "staff", "BR-A"))
-    response = TestClient(app).post(
-        "/v1/complaints",
-        content=b'{"claims": "\xff\xfe"}',
+    return TestClient(app)
+
+
+NOT_JSON_BODIES = {
+    "not UTF-8": b'{"claims": "\xff\xfe"}',
+    "cut short": b'{"handler_id": ',
+    "an integer of 5,000 digits": b'{"handler_id": ' + b"7" * 5000 + b"}",
+    "arrays nested 1,200 deep": b"[" * 1200 + b"]" * 1200,
+}
+ROUTES_TAKING_A_BODY = [
+    ("POST", "/v1/complaints"),
+    ("POST", "/v1/complaints/0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3/assign"),
+    ("PUT", "/v1/institutions/X1"),
+]
+
+
+@pytest.mark.parametrize("body", NOT_JSON_BODIES.values(), ids=NOT_JSON_BODIES)
+@pytest.mark.parametrize(("method", "path"), ROUTES_TAKING_A_BODY)
+def test_a_body_that_is_not_json_is_a_422_problem_naming_the_body(
+    method: str, path: str, body: bytes
+) -> None:
+    response = _client_without_a_database().request(
+        method,
+        path,
+        content=body,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
     )
-    assert response.status_code == 422
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert (problem["code"], problem["errors"][0]["field"]) == ("validation_failed", "body")
-    assert problem["errors"][0]["code"] == "json_invalid"
+    assert problem["code"] == "validation_failed"
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("body", "json_invalid")]

@@ -135,25 +135,26 @@ def field_path(location: tuple[Any, ...]) -> str:
 
 
 def _validation_problem(error: RequestValidationError) -> Problem:
-    return invalid(
-        [
-            FieldProblem(
-                field=field_path(tuple(item.get("loc", ()))),
-                code=str(item.get("type", "invalid")),
-                message=str(item.get("msg", "invalid value")),
-            )
-            for item in error.errors()
-        ]
-    )
+    return invalid([_field_problem(item) for item in error.errors()])
+
+
+def _field_problem(item: Mapping[str, Any]) -> FieldProblem:
+    code = str(item.get("type", "invalid"))
+    # a body that is not JSON is located at the character where parsing stopped: the field is
+    # the body, whatever the offset
+    where = "body" if code == "json_invalid" else field_path(tuple(item.get("loc", ())))
+    return FieldProblem(field=where, code=code, message=str(item.get("msg", "invalid value")))
 
 
 NOT_JSON = FieldProblem(field="body", code="json_invalid", message="the body is not UTF-8 JSON")
 
 
-def _body_not_utf8(error: StarletteHTTPException) -> bool:
-    """FastAPI answers a body it cannot decode with a bare 400, but a body that is not JSON is 422
-    `json_invalid` when it is text: bytes that are not UTF-8 get the same answer."""
-    return error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError)
+def _body_not_parsed(error: StarletteHTTPException) -> bool:
+    """FastAPI answers a body its JSON decoder raised on with a bare 400, but a body that is not
+    JSON is 422 `json_invalid`: bytes that are not UTF-8 (`UnicodeDecodeError`), an integer of
+    more digits than Python converts (`ValueError`) and arrays nested deeper than the decoder
+    recurses (`RecursionError`) get the same answer."""
+    return error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -167,7 +168,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        if _body_not_utf8(error):
+        if _body_not_parsed(error):
             return problem_response(invalid([NOT_JSON]))
         return problem_response(http_problem(error.status_code, str(error.detail), error.headers))
 
