@@ -295,6 +295,11 @@ def test_if_match_and_idempotent_replay(live: LiveService) -> None:
     one = post(staff, case, "notify", note, **{"Idempotency-Key": "n-1"})
     two = post(staff, case, "notify", note, **{"Idempotency-Key": "n-1"})
     assert ok(one) == ok(two)
+    # the service reads a case id in any letter case: the same request, spelled so, is a replay
+    shouted = staff.post(
+        f"/v1/complaints/{case['id'].upper()}/notify", json=note, headers={"Idempotency-Key": "n-1"}
+    )
+    assert ok(shouted) == ok(one)
     events = staff.get(f"/v1/complaints/{case['id']}/events").json()
     assert [e["type"] for e in events].count("ComplainantNotified") == 1
 

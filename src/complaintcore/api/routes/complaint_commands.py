@@ -100,15 +100,20 @@ def _render(status_code: int) -> Render:
 
 
 def _request_info(
-    request: Request, principal: Principal, key: str | None, body: Any
+    request: Request, principal: Principal, key: str | None, body: Any, case_id: str | None = None
 ) -> RequestInfo:
+    """`case_id`: the case as the path names it; fingerprinted in the lower case the service
+    reads it in, so the same request with the id spelled in upper case is the same request."""
+    path = request.url.path
+    if case_id is not None:
+        path = path.replace(case_id, case_id.lower(), 1)
     idempotency = (
         IdempotentRequest.of(
             principal.id,
             principal.institution,
             key,
             request.method,
-            request.url.path,
+            path,
             jsonable_encoder(body),
         )
         if key
@@ -182,7 +187,7 @@ async def run_command(
         case_id.lower(),
         body.to_command(shanghai_today()),
         _if_match_version(if_match),
-        _request_info(request, principal, idempotency_key, body),
+        _request_info(request, principal, idempotency_key, body, case_id),
         _render(200),
         confirmation,
     )
