@@ -25,6 +25,7 @@ sequence; its steps are small methods of the one class that keeps it in order.
 
 import functools
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,7 @@ from complaintcore.application.policy_store import POLICY_STAMP_SQL, PolicyStore
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.blind_index import IndexKey
+from complaintcore.crypto.key_cache import KEY_MAX_AGE_S
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import (
     ApproveRedress,
@@ -100,6 +102,8 @@ MAX_ATTEMPTS = 10
 # rather than left hanging: the pool is exhausted or the database is not answering.
 ACQUIRE_TIMEOUT_S = 10.0
 CASE_STATES_KEPT = 10_000
+# as long as a data key is cached: a kept state holds the plaintext the key opened
+KEPT_STATE_MAX_AGE_S = KEY_MAX_AGE_S
 
 
 class Actor(Protocol):
@@ -820,26 +824,48 @@ class _Current:
 
 class KeptStates:
     """The last folded states of recently used cases, each with the version and hash of the event
-    it was folded up to: a starting point the stream is checked against, never the truth."""
+    it was folded up to: a starting point the stream is checked against, never the truth.
 
-    def __init__(self, capacity: int) -> None:
+    A state holds the case's personal data in plaintext, so it is kept no longer than the case's
+    data key is (`crypto.key_cache.DataKeyCache`'s age): a case erased by another process (the
+    sweep, another worker) leaves this one's memory within `max_age_seconds`, at its next use or
+    the next keep. Entries are in the order they were kept (every command keeps its case again),
+    so the oldest are first out, by age and beyond `capacity`."""
+
+    def __init__(
+        self,
+        capacity: int,
+        max_age_seconds: float = KEPT_STATE_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._capacity = capacity
-        self._states: OrderedDict[str, KeptState] = OrderedDict()
+        self._max_age_seconds = max_age_seconds
+        self._clock = clock
+        self._states: OrderedDict[str, tuple[float, KeptState]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
 
     def get(self, case_id: str) -> KeptState | None:
-        """(version, hash, state, the stream's suite) as kept, if it is."""
-        kept = self._states.get(case_id)
-        if kept is not None:
-            self._states.move_to_end(case_id)
-        return kept
+        """(version, hash, state, the stream's suite) as kept, if it is and is not too old."""
+        self._drop_expired()
+        entry = self._states.get(case_id)
+        return None if entry is None else entry[1]
 
     def keep(
         self, case_id: str, version: int, hash_: str, state: ComplaintState, suite: str | None
     ) -> None:
-        self._states[case_id] = (version, hash_, state, suite)
+        self._states[case_id] = (self._clock(), (version, hash_, state, suite))
         self._states.move_to_end(case_id)
         if len(self._states) > self._capacity:
             self._states.popitem(last=False)
+        self._drop_expired()
+
+    def _drop_expired(self) -> None:
+        oldest_kept = self._clock() - self._max_age_seconds
+        states = self._states
+        while states and next(iter(states.values()))[0] <= oldest_kept:
+            states.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["DataKeyCache"]
+__all__ = ["KEY_MAX_AGE_S", "DataKeyCache"]
+
+KEY_MAX_AGE_S = 300.0
+"""How long an unwrapped key is kept: how long an erasure in another process may take to reach
+this one."""
 
 
 class DataKeyCache:
@@ -33,7 +37,7 @@ class DataKeyCache:
     def __init__(
         self,
         max_entries: int = 4096,
-        max_age_seconds: float = 300.0,
+        max_age_seconds: float = KEY_MAX_AGE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1 or max_age_seconds <= 0:
