@@ -3,6 +3,8 @@ may manage them, URL rules, and alerts delivered signed by the service's own wor
 receiver on loopback, with the deliveries' route, the retry route and the lag."""
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -139,6 +141,46 @@ def test_a_url_that_is_not_allowed_is_refused_with_a_stable_code(
         response = subscribe(admin, url)
         assert problem_code(response, 422) == "webhook_url_not_allowed"
         assert response.json()["errors"][0]["field"] == "url"
+
+
+def _cursor(values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+SUBSCRIPTION_ID = "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"
+NOT_GIVEN_OUT = {
+    "/v1/webhooks": [
+        ["2026-01-01T00:00:00+00:00", f"urn:uuid:{SUBSCRIPTION_ID}"],
+        ["2026-01-01T00:00:00+00:00", "{" + SUBSCRIPTION_ID + "}"],
+        ["2026-01-01T00:00:00+00:00", SUBSCRIPTION_ID.upper()],
+        ["0001-01-01T00:00:00+23:59", SUBSCRIPTION_ID],
+        ["2026-01-01T00:00:00", SUBSCRIPTION_ID],
+        ["2026-01-01\x0000:00:00+00:00", SUBSCRIPTION_ID],
+    ],
+    "/v1/webhooks/{id}/deliveries": [
+        ["99999999999999999999999", SUBSCRIPTION_ID],
+        ["-5", SUBSCRIPTION_ID],
+        [" 7 ", SUBSCRIPTION_ID],
+        ["0", SUBSCRIPTION_ID],
+        ["7", "x"],
+    ],
+}
+
+
+def test_a_list_cursor_the_service_did_not_give_out_is_refused_as_invalid(
+    hooks: LiveService,
+) -> None:
+    with hooks.client("admin") as admin:
+        created = subscribe(admin, "http://127.0.0.1:9/cursors")
+        assert created.status_code == 201, created.text
+        deliveries = f"/v1/webhooks/{created.json()['id']}/deliveries"
+        for template, positions in NOT_GIVEN_OUT.items():
+            path = deliveries if "{id}" in template else template
+            for position in positions:
+                response = admin.get(path, params={"cursor": _cursor(position)})
+                assert response.status_code == 422, (path, position, response.text)
+                errors = response.json()["errors"]
+                assert [(e["field"], e["code"]) for e in errors] == [("cursor", "invalid_cursor")]
 
 
 def test_an_unknown_event_name_is_refused(hooks: LiveService) -> None:

@@ -15,7 +15,7 @@ class Clock:
 
 
 def test_a_state_is_kept_as_long_as_a_data_key_and_no_longer() -> None:
-    assert KEPT_STATE_MAX_AGE_S == DataKeyCache().max_age_seconds
+    assert DataKeyCache().max_age_seconds == KEPT_STATE_MAX_AGE_S
     clock = Clock()
     kept = KeptStates(capacity=10, max_age_seconds=300, clock=clock)
     kept.keep("case-1", 1, "h1", INITIAL, "aes-256-gcm")

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -115,6 +115,39 @@ def decode_cursor(cursor: str) -> list[Any]:
     ):
         raise InvalidCursor("the cursor is not one this service gave out")
     return values
+
+
+_NOT_OURS = "the cursor is not one this service gave out"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ROW_ID = re.compile(r"[1-9][0-9]{0,18}")
+_BIGINT_MAX = 2**63 - 1
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def cursor_instant(text: str) -> datetime:
+    """A cursor's timestamp as the service writes it (ISO 8601 with its offset, a plausible
+    year), or `InvalidCursor`: never a value the database would refuse."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCursor(_NOT_OURS) from None
+    if _CONTROL.search(text) or at.tzinfo is None or not 1900 <= at.year <= 2200:
+        raise InvalidCursor(_NOT_OURS)
+    return at
+
+
+def cursor_row_id(text: str) -> int:
+    """A cursor's row id (a positive bigint, in decimal as written), or `InvalidCursor`."""
+    if not _ROW_ID.fullmatch(text) or int(text) > _BIGINT_MAX:
+        raise InvalidCursor(_NOT_OURS)
+    return int(text)
+
+
+def cursor_uuid(text: str) -> str:
+    """A cursor's UUID (lower-case and hyphenated, as written), or `InvalidCursor`."""
+    if not _UUID.fullmatch(text):
+        raise InvalidCursor(_NOT_OURS)
+    return text
 
 
 def _filtered(case_filter: CaseFilter, today: date, due_soon_days: DueSoonDays) -> _Query:

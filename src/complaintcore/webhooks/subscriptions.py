@@ -20,7 +20,14 @@ import asyncpg
 from complaintcore.auth.principals import Principal, may_see
 from complaintcore.domain.roles import Role
 from complaintcore.projections.alerts import AlertName
-from complaintcore.projections.case_queries import InvalidCursor, decode_cursor, encode_cursor
+from complaintcore.projections.case_queries import (
+    InvalidCursor,
+    cursor_instant,
+    cursor_row_id,
+    cursor_uuid,
+    decode_cursor,
+    encode_cursor,
+)
 from complaintcore.reference.institutions import InstitutionDirectory
 from complaintcore.webhooks.signing import Secret, SecretSource, new_secret
 
@@ -168,14 +175,8 @@ class SubscriptionStore:
             institutions = await self._directory.subtree(principal.institution or "")
         after_at, after_id = None, None
         if cursor is not None:
-            at_text, after_id = decode_cursor(cursor)
-            try:
-                after_at = datetime.fromisoformat(at_text)
-                uuid.UUID(after_id)
-            except ValueError:
-                raise InvalidCursor("the cursor is not one this service gave out") from None
-            if after_at.tzinfo is None:  # the service writes its positions with their offset
-                raise InvalidCursor("the cursor is not one this service gave out")
+            at_text, id_text = decode_cursor(cursor)
+            after_at, after_id = cursor_instant(at_text), cursor_uuid(id_text)
         rows = await self._pool.fetch(_SELECT_PAGE, institutions, after_at, after_id, limit + 1)
         page = [_subscription(row) for row in rows[:limit]]
         next_cursor = (
@@ -198,11 +199,9 @@ class SubscriptionStore:
         """One page of the subscription's deliveries, newest alert first."""
         before = None
         if cursor is not None:
-            alert_text, _ = decode_cursor(cursor)
-            try:
-                before = int(alert_text)
-            except ValueError:
-                raise InvalidCursor("the cursor is not one this service gave out") from None
+            alert_text, delivery_text = decode_cursor(cursor)
+            before = cursor_row_id(alert_text)
+            cursor_uuid(delivery_text)  # written beside the alert; only the alert is read on
         rows = await self._pool.fetch(
             _SELECT_DELIVERIES, canonical_uuid(subscription_id), status, before, limit + 1
         )
