@@ -107,6 +107,9 @@ async def keys_by_key_id(pool: asyncpg.Pool) -> dict[str, int]:
     return {row["key_id"]: row["keys"] for row in await pool.fetch(KEY_IDS)}
 
 
+SERVICE_KEYS = 2  # the blind index's and the request fingerprints', made by `serve`
+
+
 async def add_service_key(pool: asyncpg.Pool, key_file: Path) -> bytes:
     async with pool.acquire() as connection:
         _, key = await service_key(connection, FileKeyProvider(key_file), BLIND_INDEX, SUITE)
@@ -202,7 +205,7 @@ async def test_rotation_moves_every_key_keeps_the_events_and_the_cases_readable(
     new_key = tmp_path / "new.key"
     new_id = create_key_with_the_cli(new_key)
     checksum = await events_checksum(pool)
-    assert await keys_by_key_id(pool) == {old_id: 4}
+    assert await keys_by_key_id(pool) == {old_id: 3 + SERVICE_KEYS}
 
     finished = rotate(cli_env(database_url, old_key), new_key)
 
@@ -213,7 +216,7 @@ async def test_rotation_moves_every_key_keeps_the_events_and_the_cases_readable(
     )
     assert "re-wrapping case keys" in finished.stderr and "3/3" in finished.stderr
     out = finished.stdout
-    assert f"re-wrapped 3 case keys and 1 service key under master key {new_id} ({new_key})" in out
+    assert f"re-wrapped 3 case keys and 2 service keys under master key {new_id} ({new_key})" in out
     assert f"every data key is under {new_id} now. Next:" in out
     assert f"1. set COMPLAINTCORE_MASTER_KEY_FILE={new_key} for every complaintcore" in out
     assert "2. restart every running process" in out
@@ -221,7 +224,7 @@ async def test_rotation_moves_every_key_keeps_the_events_and_the_cases_readable(
     assert new_key.read_text().split()[-1] not in finished.stdout + finished.stderr
 
     assert await events_checksum(pool) == checksum
-    assert await keys_by_key_id(pool) == {new_id: 4}
+    assert await keys_by_key_id(pool) == {new_id: 3 + SERVICE_KEYS}
     for case_id in case_ids:
         assert (await received_under(pool, new_key, case_id)).complainant.name == "张三"
     async with pool.acquire() as connection:
@@ -339,7 +342,7 @@ async def test_a_rotation_stopped_midway_is_named_at_start_up_and_finished_by_ru
     assert f"rotation to master key {new_id} interrupted after " in stderr
     assert "run the same command again to finish it" in stderr
     after_ctrl_c = await keys_by_key_id(pool)
-    assert after_ctrl_c[new_id] >= STOP_AFTER_KEYS + 1  # the batches shown, the service key
+    assert after_ctrl_c[new_id] >= STOP_AFTER_KEYS + SERVICE_KEYS  # the batches shown, and those
 
     status, _ = stop_once_the_bar_shows(env, new_key, STOP_AFTER_KEYS, signal.SIGKILL)
     assert status == -signal.SIGKILL
@@ -369,7 +372,7 @@ async def test_a_rotation_stopped_midway_is_named_at_start_up_and_finished_by_ru
     assert f"re-wrapped {left} case keys and 0 service keys under master key {new_id}" in (
         finished.stdout
     )
-    assert await keys_by_key_id(pool) == {new_id: FILLER_KEYS + len(case_ids) + 1}
+    assert await keys_by_key_id(pool) == {new_id: FILLER_KEYS + len(case_ids) + SERVICE_KEYS}
     assert await events_checksum(pool) == checksum
     assert await unwrapped_under(pool, new_key, list(filler)) == filler
     for case_id in case_ids:

@@ -17,6 +17,8 @@ from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import Rendered, RequestInfo
 from complaintcore.application.idempotency import IdempotentRequest
 from complaintcore.auth.principals import Principal
+from complaintcore.crypto.keyed_hash import KeyedHash
+from complaintcore.crypto.suites import suite_named
 from complaintcore.domain.commands import ErasePersonalData, FollowUp
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.infra import advisory_locks
@@ -78,7 +80,10 @@ async def test_an_erasure_sent_again_with_its_key_answers_as_the_first(pool: asy
     desk, case_id = await _erasable_case(pool)
     body = {"erased_on": ERASED_ON.isoformat(), "reason": ERASE.reason, "legal_basis": LEGAL_BASIS}
     path = f"/v1/complaints/{case_id}/erase-personal-data"
-    key = IdempotentRequest.of(ADMIN.id, ADMIN.institution, "erase-once", "POST", path, body)
+    fingerprints = KeyedHash(b"f" * 32, suite_named("aes-256-gcm"))
+    key = IdempotentRequest.of(
+        fingerprints, ADMIN.id, ADMIN.institution, "erase-once", "POST", path, body
+    )
 
     def send() -> Awaitable[Rendered]:
         return desk.service.handle(

@@ -28,6 +28,7 @@ from complaintcore.api.routes import statistics as statistics_routes
 from complaintcore.api.routes import webhooks as webhook_routes
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.complaint_service import ComplaintService
+from complaintcore.application.idempotency import load_fingerprint_key
 from complaintcore.application.master_key import (
     MasterKeyNotConfigured,
     case_keys_of,
@@ -36,6 +37,7 @@ from complaintcore.application.master_key import (
 from complaintcore.application.policy_store import PolicyStore
 from complaintcore.auth.tokens import SeenTokens
 from complaintcore.crypto.blind_index import IndexKey
+from complaintcore.crypto.keyed_hash import KeyedHash
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import connect, create_pool, service_command_timeout
@@ -85,7 +87,7 @@ def create_app(
             )
         app.state.key_provider = load_key_provider(settings.master_key_file, settings.cipher_suite)
         app.state.case_keys = case_keys_of(app.state.key_provider, settings.cipher_suite)
-        app.state.index_key = await _index_key_of(
+        app.state.index_key, app.state.fingerprint_key = await _service_keys_of(
             database_url, app.state.key_provider, settings.cipher_suite
         )
         pool = await create_pool(
@@ -196,12 +198,16 @@ def create_app(
     return app
 
 
-async def _index_key_of(database_url: str, provider: KeyProvider, suite_name: str) -> IndexKey:
-    """The blind index's key, read (made on a new database) once at start, on a connection of
-    its own, before the pool: what the commands write and the search looks up with."""
+async def _service_keys_of(
+    database_url: str, provider: KeyProvider, suite_name: str
+) -> tuple[IndexKey, KeyedHash]:
+    """The blind index's key (what the commands write and the search looks up with) and the
+    request fingerprints' (`IdempotentRequest`), read (made on a new database) once at start, on
+    a connection of their own, before the pool."""
     connection = await connect(database_url)
     try:
-        return await load_index_key(connection, provider, suite_name)
+        index_key = await load_index_key(connection, provider, suite_name)
+        return index_key, await load_fingerprint_key(connection, provider, suite_name)
     finally:
         await connection.close()
 

@@ -8,8 +8,17 @@ is written in the command's own transaction, so it exists exactly when the comma
 A stored response is the case document of the time, its complainant masked: when the case's
 personal data is erased, `erase_stored_responses` blanks those fields in every response stored
 for it, in the erasure's transaction, so that none is kept or replayed (DOMAIN.md: erased
-"everywhere", replay included). It forgets the request's fingerprint too, a SHA-256 of a body
-that held the complainant's data (a guess of the whole body could be confirmed against it): a
+"everywhere", replay included).
+
+**The request's fingerprint** (`request_hash`) is an HMAC of the method, the path and the body
+under a key of the service's own (`service_keys`, purpose `request-fingerprint`, wrapped by the
+master key like the blind index's): a receipt's body holds the complainant's name, identity
+number and phone, and a reader of the database must not be able to confirm a guess of it.
+Requests stored before 2026-12-07 hold an unkeyed SHA-256 of the same bytes, still recognised
+(`IdempotentRequest.legacy_hash`); no new one is written so.
+
+The erasure forgets the fingerprint too (a guess of the whole body could be confirmed against
+a SHA-256 one, and the key may be read one day with the database): a
 request sent again with the key is then refused (422) whatever its body, since whether it is
 the first one can no longer be told. Replaying the stored answer instead would acknowledge a
 new request that reuses an old key (a client's key counter wrapping round) with an old case's
@@ -23,7 +32,22 @@ from typing import Any
 import asyncpg
 import orjson
 
+from complaintcore.crypto.keyed_hash import KeyedHash
+from complaintcore.crypto.keys import KeyProvider
+from complaintcore.crypto.suites import suite_named
+from complaintcore.events.service_keys import REQUEST_FINGERPRINT, service_key
 from complaintcore.projections.case_view import ERASED_COMPLAINANT
+
+
+async def load_fingerprint_key(
+    connection: asyncpg.Connection, provider: KeyProvider, suite_name: str
+) -> KeyedHash:
+    """The key of the request fingerprints, unwrapped by `provider` (made for `suite_name` by the
+    first process that needs it): once per process, on a connection outside any transaction."""
+    recorded_suite, secret = await service_key(
+        connection, provider, REQUEST_FINGERPRINT, suite_name
+    )
+    return KeyedHash(secret, suite_named(recorded_suite))
 
 
 @dataclass(frozen=True)
@@ -32,10 +56,12 @@ class IdempotentRequest:
     institution: str | None
     key: str
     request_hash: str
+    legacy_hash: str | None = None  # the unkeyed SHA-256 of requests stored before 2026-12-07
 
     @classmethod
     def of(
         cls,
+        fingerprint_key: KeyedHash,
         principal_id: str,
         institution: str | None,
         key: str,
@@ -44,7 +70,13 @@ class IdempotentRequest:
         body: Any,
     ) -> "IdempotentRequest":
         fingerprint = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
-        return cls(principal_id, institution, key, hashlib.sha256(fingerprint).hexdigest())
+        return cls(
+            principal_id,
+            institution,
+            key,
+            fingerprint_key.mac(fingerprint).hex(),
+            hashlib.sha256(fingerprint).hexdigest(),
+        )
 
     @property
     def scope(self) -> str:
@@ -65,7 +97,7 @@ class StoredResponse:
 
     def answers(self, request: IdempotentRequest) -> bool:
         """The same request was sent (never once its case's personal data is erased)."""
-        return self.request_hash == request.request_hash
+        return self.request_hash in (request.request_hash, request.legacy_hash)
 
     @property
     def forgotten(self) -> bool:

@@ -27,11 +27,8 @@ the key, not the deployment's current setting, so indexes keep their hash); 64 h
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hmac
-
-from complaintcore.crypto.suites import CipherSuite
+from complaintcore.crypto.keyed_hash import KeyedHash
 
 __all__ = ["IndexKey", "blind_index", "normalised_identity", "normalised_number"]
 
@@ -39,24 +36,8 @@ _REMOVED_CATEGORIES = frozenset({"Pd", "Cf"})
 _ID_TYPE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-@dataclass(frozen=True)
-class IndexKey:
-    """The HMAC key of the blind index, and the suite whose hash it uses."""
-
-    secret: bytes = field(repr=False)
-    suite: CipherSuite
-    # the HMAC keyed once, copied for each index: a copy costs a third of keying anew (a rebuild
-    # and an import index every case)
-    _keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_keyed", hmac.HMAC(self.secret, self.suite.hash_algorithm()))
-
-    def mac(self, data: bytes) -> bytes:
-        """The HMAC of `data` under this key."""
-        mac = self._keyed.copy()
-        mac.update(data)
-        return mac.finalize()
+IndexKey = KeyedHash
+"""The blind index's key: the deployment's `service_keys` row of purpose `blind-index`."""
 
 
 def normalised_identity(id_type: str, id_number: str) -> str:

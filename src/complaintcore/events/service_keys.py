@@ -1,5 +1,5 @@
-"""The service's own keys beside the cases' (table `service_keys`, migration 0011): today the
-blind index's HMAC key.
+"""The service's own keys beside the cases' (table `service_keys`, migration 0011): the blind
+index's HMAC key and the request fingerprints' (`application.idempotency`).
 
 Why stored and not derived from the master key: an index derived from the master key would change
 with every rotation, and every case's index would have to be recomputed from its decrypted
@@ -20,9 +20,10 @@ import asyncpg
 
 from complaintcore.crypto.keys import KeyProvider, rewrap
 
-__all__ = ["BLIND_INDEX", "rewrap_service_keys", "service_key"]
+__all__ = ["BLIND_INDEX", "REQUEST_FINGERPRINT", "rewrap_service_keys", "service_key"]
 
 BLIND_INDEX = "blind-index"
+REQUEST_FINGERPRINT = "request-fingerprint"
 _KEY_BYTES = 32
 
 _INSERT = """

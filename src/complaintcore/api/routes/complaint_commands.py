@@ -109,6 +109,7 @@ def _request_info(
         path = path.replace(case_id, case_id.lower(), 1)
     idempotency = (
         IdempotentRequest.of(
+            request.app.state.fingerprint_key,
             principal.id,
             principal.institution,
             key,
