@@ -181,6 +181,24 @@ async def test_a_case_entered_late_and_already_overdue_alerts_at_once_as_of_toda
     assert await names(pool, case_id) == ["case.received", "case.overdue"]
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 1000])
+async def test_a_runner_catching_up_judges_each_case_as_it_stands_not_as_it_stood(
+    pool: asyncpg.Pool, database_url: str, desk: CaseDesk, batch_size: int
+) -> None:
+    """Decided on time long before the runner reads it: whichever batch holds the receipt
+    alone, the case is not announced overdue as of today (DOMAIN.md: never from a replay); one
+    still running is."""
+    decided = await desk.receive("BR-A", D)  # due D + 15
+    running = await desk.receive("BR-A", D)
+    await desk.assign(decided, day(1))
+    await desk.decide(decided, day(10))
+
+    await run_alerts(database_url, desk, day(20), batch_size=batch_size)
+
+    assert await names(pool, decided) == ["case.received", "case.decided"]
+    assert await names(pool, running) == ["case.received", "case.overdue"]
+
+
 async def test_due_soon_honours_each_institutions_days(
     pool: asyncpg.Pool, database_url: str, desk: CaseDesk
 ) -> None:

@@ -101,6 +101,28 @@ async def clocks_due_by(connection: asyncpg.Connection, last_day: date) -> list[
     return [clocks.ClockRow(*row) for row in rows]
 
 
+_STREAM_HEADS = (
+    "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY($1::text[]) GROUP BY 1"
+)
+
+
+async def _of_cases_as_they_stand(
+    connection: asyncpg.Connection,
+    states: Sequence[ComplaintState],
+    rows: Sequence[clocks.ClockRow],
+) -> list[clocks.ClockRow]:
+    """The clock rows of the cases whose folded state is their latest: a batch judges clocks as
+    of today, so a case it holds only part of (a runner catching up, its later events in a
+    later batch) would be judged from its past, a receipt long since decided as overdue
+    (DOMAIN.md: as of today, never from a replay). Such a case is judged by the batch that holds
+    its last event, or by the day's sweep once the runner has caught up."""
+    heads = dict(await connection.fetch(_STREAM_HEADS, [state.id for state in states]))
+    behind = {state.id for state in states if state.version < heads.get(state.id, 0)}
+    if not behind:
+        return list(rows)
+    return [row for row in rows if row.case_id not in behind]
+
+
 class AlertProjection:
     """The alerts' `FeedProjection` parts (`feed_projection()`), with today and the policies
     injected."""
@@ -128,6 +150,7 @@ class AlertProjection:
         alerts = case_alerts(events, {state.id: state for state in states}, after)
         rows = [row for state in states for row in clocks.clock_rows(state)]
         if any(row.state == clocks.RUNNING for row in rows):
+            rows = await _of_cases_as_they_stand(connection, states, rows)
             today = self._today()
             recorded: dict[str, datetime] = {e.stream_id: e.recorded_at for e in events}
             alerts += clocks.judge(rows, today, await self._due_soon_days(today), recorded)
