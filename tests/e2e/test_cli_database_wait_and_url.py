@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import runner_backend_pid
-from testsupport import free_port, live_service, master_key_env
+from testsupport import free_port, live_service, master_key_env, with_database
 from webhook_support import wait_for
 
 
@@ -32,19 +33,19 @@ async def test_serve_takes_a_sqlalchemy_spelled_database_url(
 
 
 def refusal_of(
-    command: str, tmp_path: Path, wait_s: str
+    command: str, tmp_path: Path, wait_s: str, *args: str, url: str | None = None
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/complaintcore"  # nobody listens
     env = {
         "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": closed,
+        "DATABASE_URL": url or closed,
         "COMPLAINTCORE_DATABASE_WAIT": wait_s,
         "COMPLAINTCORE_LOG_FORMAT": "json",
         **master_key_env(tmp_path),
     }
     started = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "-m", "complaintcore.cli", command],
+        [sys.executable, "-m", "complaintcore.cli", *command.split(), *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -79,3 +80,42 @@ def test_runners_refuse_an_unreachable_database_in_one_line(tmp_path: Path) -> N
     assert "Traceback" not in finished.stderr
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith("complaintcore: the database is unreachable after 0.5 s: "), last
+
+
+A_FILE = "file.json"  # an empty file where a command reads one: the database is met first
+COMMANDS_ON_A_DATABASE = [
+    ("tokens list",),
+    ("tokens create", "--id", "a1", "--role", "admin"),
+    ("institutions load", A_FILE),
+    ("import", A_FILE),
+    ("audit", "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"),
+    ("projections rebuild", "--workers", "1"),
+    ("personal-data sweep", "--dry-run"),
+    ("demo", "--cases", "1"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_A_DATABASE, ids=lambda c: c[0])
+def test_every_command_refuses_a_database_it_cannot_reach_in_one_line(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    (tmp_path / A_FILE).write_text('[{"code": "HO", "name": "总行", "kind": "head_office"}]')
+    finished, _ = refusal_of(command[0], tmp_path, "0", *command[1:])
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database "), last
+    assert "ConnectionRefusedError" in last or "unreachable" in last, last
+
+
+@pytest.mark.parametrize("command", ["migrate", "tokens list"])
+def test_a_database_that_does_not_exist_is_named_in_one_line(
+    command: str, server_url: str, tmp_path: Path
+) -> None:
+    missing = with_database(server_url, "no_such_database_here")
+    finished, _ = refusal_of(command, tmp_path, "0", url=missing)
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database cannot be used: "), last
+    assert 'database "no_such_database_here" does not exist' in last

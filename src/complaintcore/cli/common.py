@@ -3,6 +3,7 @@ and the one-line refusal."""
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,31 @@ def run_with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
 def fail(message: str) -> int:
     print(f"complaintcore: {message}", file=sys.stderr)
     return 1
+
+
+# What a command meets when the database cannot be used at all: not there, not answering, not
+# letting it in. `migrate` and `serve` wait for the database first (COMPLAINTCORE_DATABASE_WAIT);
+# every command answers these with one line.
+_CANNOT_CONNECT = (
+    ConnectionError,
+    socket.gaierror,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+DATABASE_REFUSALS = (*_CANNOT_CONNECT, asyncpg.PostgresError)
+
+
+def database_refusal(error: BaseException) -> str:
+    """The one-line message of a `DATABASE_REFUSALS` error. Another database error (a value it
+    would not take) is named by its type and SQLSTATE only: its message may quote the value."""
+    if isinstance(error, _CANNOT_CONNECT):
+        return f"the database cannot be used: {type(error).__name__}: {error}"
+    sqlstate = getattr(error, "sqlstate", None)
+    return f"the database refused the command: {type(error).__name__} (SQLSTATE {sqlstate})"
 
 
 # What a command refuses to run on when the master key or the suite will not do: one-line messages.

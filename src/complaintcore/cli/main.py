@@ -101,4 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    return handler(args, settings)
+    from complaintcore.cli.common import DATABASE_REFUSALS, database_refusal, fail
+
+    try:
+        return handler(args, settings)
+    except DATABASE_REFUSALS as error:  # one line, as for every other refusal: no traceback
+        return fail(database_refusal(error))
