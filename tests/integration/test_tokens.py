@@ -87,6 +87,11 @@ async def test_allowed_role_and_institution_pairs(
         ("p-1", "root", None, "unknown_role"),
         ("", "admin", None, "invalid_principal_id"),
         ("two words", "admin", None, "invalid_principal_id"),
+        # staff and supervisors are named in commands by staff ids (API.md: codes)
+        ("张三", "staff", "CCB", "invalid_principal_id"),
+        ("staff:1/x", "staff", "CCB", "invalid_principal_id"),
+        ("s" * 65, "supervisor", "CCB", "invalid_principal_id"),
+        ("-s1", "supervisor", "CCB", "invalid_principal_id"),
     ],
 )
 async def test_a_bad_request_is_refused_and_stores_nothing(
@@ -158,3 +163,13 @@ async def test_racing_creations_for_one_id_leave_it_at_one_institution(
         "SELECT DISTINCT institution FROM api_tokens WHERE principal_id = 'staff-race'"
     )
     assert len(institutions) == 1
+
+
+async def test_a_staff_id_is_a_code_the_commands_take_and_other_roles_ids_are_freer(
+    pool_with_branch: asyncpg.Pool,
+) -> None:
+    longest = "s" + "1" * 63
+    await create_token(pool_with_branch, longest, "staff", "CCB")
+    await create_token(pool_with_branch, "ops@bank:1", "admin", None)
+    ids = await pool_with_branch.fetch("SELECT principal_id FROM api_tokens ORDER BY 1")
+    assert [row["principal_id"] for row in ids] == ["ops@bank:1", longest]

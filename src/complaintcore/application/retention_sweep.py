@@ -59,7 +59,7 @@ from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.personal_data import personal_paths
 from complaintcore.domain.policy import DEFAULT_POLICY, PolicyVersion, ResolvedPolicy
 from complaintcore.domain.retention import retention_ended
-from complaintcore.domain.roles import Role
+from complaintcore.domain.roles import Role, is_code
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.case_keys import CaseKeys
@@ -179,8 +179,11 @@ class SweepOrder:
     def __post_init__(self) -> None:
         if self.batch_cases < 1:
             raise ValueError("a batch holds at least one case")
-        if not self.actor_id.strip():
-            raise ValueError("an erasure records the admin who made it")
+        if not is_code(self.actor_id):
+            raise ValueError(
+                "an erasure records the admin who made it: --actor must be an id such as"
+                " 'retention-sweep' (letters, digits, '_', '.', '-')"
+            )
         try:  # the ground as the single-case erasure takes it (`erase-personal-data`'s body)
             ErasePersonalDataBody(reason=self.reason, legal_basis=self.legal_basis)
         except ValidationError as refused:

@@ -19,6 +19,7 @@ from complaintcore.auth.principals import (
     ROLES_WITHOUT_INSTITUTION,
     Principal,
 )
+from complaintcore.domain.roles import CODE_MAX_LENGTH, has_institution, is_code
 from complaintcore.infra import advisory_locks
 
 TOKEN_PREFIX = "cc_"
@@ -46,6 +47,12 @@ async def create_token(
     """Store a new token for the principal and return it; it cannot be shown again."""
     _check_principal_id(principal_id)
     _check_role_and_institution(role, institution)
+    if has_institution(role) and not is_code(principal_id):
+        raise InvalidTokenRequest(
+            "invalid_principal_id",
+            f"a {role}'s id is named in commands as a staff id: 1 to {CODE_MAX_LENGTH} letters,"
+            " digits, '_', '.' and '-', starting with a letter or digit",
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
     async with pool.acquire() as connection, connection.transaction():
         if institution is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 import orjson
+from pydantic import ValidationError
 
 from complaintcore.application.bulk_import import (
     ActorBody,
@@ -69,7 +70,11 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         source.close()
         return fail(f"--refusals {args.refusals}: {error.strerror or error}")
     total_bytes = os.fstat(source.fileno()).st_size
-    actor = ActorBody(id=args.actor, role=args.role)
+    try:
+        actor = ActorBody(id=args.actor, role=args.role)
+    except ValidationError as refused:
+        source.close()
+        return fail(f"--actor {args.actor!r}: {refused.errors()[0]['msg']}")
     stop = StopAtCommit()
     progress = Progress(total_bytes, sys.stderr, stop)
     with source, refusals_out or contextlib.nullcontext(), database_url(settings) as url:

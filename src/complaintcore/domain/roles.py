@@ -6,6 +6,7 @@ regulators read everything and may designate a case major for any cause; admins 
 reference data and read everything. Regulators and admins belong to no institution.
 """
 
+import re
 from enum import StrEnum
 
 from complaintcore.domain.commands import MajorCause
@@ -34,6 +35,18 @@ ADMINISTRATORS = frozenset({Role.ADMIN})
 PERSONAL_DATA_ACCESS_READERS = frozenset({Role.REGULATOR, Role.ADMIN})
 # Causes staff may designate themselves; any other is the regulator's (Art. 29).
 FLAGGABLE_BY_STAFF = frozenset({MajorCause.DISASTER, MajorCause.ACCIDENT, MajorCause.PUBLIC_HEALTH})
+
+
+# A code as the API takes one (institution codes, staff ids, action ids): a letter or digit, then
+# letters, digits, `_`, `.` and `-`. Staff and supervisors are named by such ids in commands
+# (`handler_id`, `reviewer_id`, `approver_id`), so their principal ids are such codes too.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+CODE_MAX_LENGTH = 64
+_CODE = re.compile(CODE_PATTERN)
+
+
+def is_code(text: str) -> bool:
+    return len(text) <= CODE_MAX_LENGTH and _CODE.fullmatch(text) is not None
 
 
 def has_institution(role: str) -> bool:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from complaintcore.domain.roles import CODE_MAX_LENGTH, CODE_PATTERN
+
 EARLIEST_BUSINESS_DATE = date(1990, 1, 1)
 LATEST_BUSINESS_DATE = date(2100, 12, 31)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -52,8 +54,7 @@ OptionalText = Annotated[
 # An identity document's or a credit code's number, as written (checked by the domain rules).
 DocumentNumber = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00]*$")]
 Code = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+    str, StringConstraints(min_length=1, max_length=CODE_MAX_LENGTH, pattern=CODE_PATTERN)
 ]
 Channel = Literal["phone", "online", "in_person", "letter", "email", "regulator_transfer"]
 Fen = Annotated[Count, Field(ge=0, le=10**15, description="Money in integer fen (CNY/100).")]
