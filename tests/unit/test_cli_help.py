@@ -9,12 +9,14 @@ import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from complaintcore.cli.main import build_parser, main
 from complaintcore.cli.parsers import bulk_import, demo, keys, projections, tokens
 from complaintcore.cli.parsers.shared import ENVIRONMENT, EVERY_COMMAND
+from complaintcore.infra.settings import get_settings
 
 HEAVY = (
     "alembic",
@@ -292,3 +294,58 @@ def test_rebuild_takes_the_workers_default_when_it_runs() -> None:
     args = build_parser().parse_args(["projections", "rebuild"])
     assert args.workers is None  # `rebuild_command` asks `default_scan_workers()` then
     assert build_parser().parse_args(["projections", "rebuild", "--workers", "3"]).workers == 3
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["serve", "--port", "99999"],  # uvicorn would listen on 99999 modulo 65536
+        ["serve", "--port", "0"],
+        ["serve", "--port", "-1"],
+        ["serve", "--workers", "0"],
+        ["serve", "--workers", "-3"],
+        ["projections", "rebuild", "--workers", "0"],
+    ],
+)
+def test_an_impossible_port_or_count_is_a_usage_error(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage_error:
+        build_parser().parse_args(arguments)
+    assert usage_error.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+def test_serve_takes_any_port_a_server_can_listen_on() -> None:
+    for port in ("1", "8000", "65535"):
+        assert build_parser().parse_args(["serve", "--port", port]).port == int(port)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["import", "FILE", "--actor", "a b"],
+        ["import", "FILE", "--actor", "张三"],
+        ["personal-data", "sweep", "--dry-run", "--actor", "a b"],
+    ],
+)
+def test_an_actor_that_no_principal_can_be_is_refused_in_one_line_before_any_database(
+    arguments: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text("")
+    # no database is asked for: an unreachable one would answer otherwise
+    environment = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            status = main([str(lines) if a == "FILE" else a for a in arguments])
+        finally:
+            get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("complaintcore: ")
+    assert "actor" in err.strip().splitlines()[-1]

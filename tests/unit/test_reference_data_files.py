@@ -63,6 +63,9 @@ def test_files_are_read_by_their_suffix_and_a_byte_order_mark_is_ignored(tmp_pat
         ("code,name,kind\nA,甲,head_office\n", "header"),
         ("code,name,kind,parent\nA B,甲,head_office,\n", "line 2: code"),
         ("code,name,kind,parent\nA,甲,bank,\n", "line 2: kind"),
+        # a cell more than the header: no row of the file is read past it
+        ("code,name,kind,parent\n,,,,x\n", "line 2: 5 cells, the header has 4"),
+        ("code,name,kind,parent\nA,甲,head_office,,extra,more\n", "line 2: 6 cells"),
     ],
 )
 def test_a_bad_csv_row_is_named_by_its_line(text: str, message: str) -> None:

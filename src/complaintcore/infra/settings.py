@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         "or `sm4-gcm` (SM3 chains, for the PRC commercial cryptography rules).",
     )
     host: str = Field(default="127.0.0.1", validation_alias="COMPLAINTCORE_HOST")
-    port: int = Field(default=8000, validation_alias="COMPLAINTCORE_PORT")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="COMPLAINTCORE_PORT")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
         validation_alias="COMPLAINTCORE_LOG_FORMAT",

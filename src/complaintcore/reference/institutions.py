@@ -227,15 +227,22 @@ def institutions_from_json(data: Any) -> list[InstitutionNode]:
     return [_node_from_mapping(item, f"item {index}") for index, item in enumerate(data)]
 
 
+_EXTRA_CELLS = "extra cells"
+
+
 def institutions_from_csv(lines: Iterable[str]) -> list[InstitutionNode]:
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(lines, restkey=_EXTRA_CELLS)
     if tuple(reader.fieldnames or ()) != CSV_HEADER:
         raise ValueError(f"institution CSV must have the header {','.join(CSV_HEADER)}")
-    return [
-        _node_from_mapping(row, f"line {reader.line_num}")
-        for row in reader
-        if any((value or "").strip() for value in row.values())
-    ]
+    nodes = []
+    for row in reader:
+        where = f"line {reader.line_num}"
+        extra = row.pop(_EXTRA_CELLS, None)
+        if extra is not None:
+            raise ValueError(f"{where}: {len(CSV_HEADER) + len(extra)} cells, the header has 4")
+        if any((value or "").strip() for value in row.values()):
+            nodes.append(_node_from_mapping(row, where))
+    return nodes
 
 
 def _node_from_mapping(item: Any, where: str) -> InstitutionNode:

@@ -1,10 +1,9 @@
 """`complaintcore keys create` and `keys rotate` (handlers: `cli/keys.py`)."""
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group
+from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group, positive
 
 # The suites of `complaintcore.crypto.suites` (`SUITE_NAMES`, `DEFAULT_SUITE`), written out here
 # so that printing help imports no crypto code; a unit test holds them together.
@@ -86,15 +85,8 @@ def _register_rotate(key_commands: Any) -> None:
     )
     rotate_parser.add_argument(
         "--batch",
-        type=_positive,
+        type=positive,
         default=DEFAULT_ROTATION_BATCH,
         metavar="N",
         help="data keys re-wrapped per transaction",
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value

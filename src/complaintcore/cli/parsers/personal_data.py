@@ -4,7 +4,7 @@ import argparse
 from datetime import date
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group
+from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group, positive
 
 # `application.retention_sweep`'s defaults, written out here so that printing help imports no
 # application code (tests/e2e/test_retention_sweep_cli.py holds the two together).
@@ -60,7 +60,7 @@ def register(commands: Any) -> None:
         "--actor", default=DEFAULT_ACTOR, help="the admin id each erasure records"
     )
     sweep_parser.add_argument(
-        "--batch", type=_positive, default=DEFAULT_BATCH_CASES, help="cases a transaction"
+        "--batch", type=positive, default=DEFAULT_BATCH_CASES, help="cases a transaction"
     )
 
 
@@ -69,10 +69,3 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value

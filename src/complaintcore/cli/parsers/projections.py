@@ -1,9 +1,8 @@
 """`complaintcore projections rebuild [NAME ...]` (handler: `cli/projections.py`)."""
 
-import argparse
 from typing import Any
 
-from complaintcore.cli.parsers.shared import add_command, add_group
+from complaintcore.cli.parsers.shared import add_command, add_group, positive
 
 # `projections.rebuild.TARGETS` and `RebuildSettings.page_events` (a unit test holds them
 # together); --workers' default, `default_scan_workers()`, is taken when the command runs.
@@ -35,7 +34,7 @@ def register(commands: Any) -> None:
     )
     rebuild_parser.add_argument(
         "--batch",
-        type=_positive,
+        type=positive,
         default=DEFAULT_PAGE_EVENTS,
         help="events read per page (rows are written in batches of half that)",
     )
@@ -47,15 +46,8 @@ def register(commands: Any) -> None:
     )
     rebuild_parser.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         help="processes replaying the events at once, each a range of the cases (default: the"
         " number of CPUs this process may use, at most 8); 1 replays in this process. A resumed"
         " rebuild keeps the ranges it began with",
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value

@@ -4,7 +4,7 @@
 import argparse
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, env_default
+from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, env_default, port, positive
 
 # serve reads every setting but the file limit: the master key, the database wait and the
 # listening address itself, the pool, the projection runner and the request limits through the
@@ -84,11 +84,11 @@ def register(commands: Any) -> None:
     )
     serve_parser.add_argument(
         "--port",
-        type=int,
+        type=port,
         help=f"the port to listen on (default: {env_default('COMPLAINTCORE_PORT')})",
     )
     serve_parser.add_argument(
-        "--workers", type=int, default=1, help="server processes, each with its own pool"
+        "--workers", type=positive, default=1, help="server processes, each with its own pool"
     )
     serve_parser.add_argument(
         "--runners",

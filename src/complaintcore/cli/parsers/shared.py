@@ -198,6 +198,22 @@ EVERY_COMMAND = (
 READS_FILES = (*EVERY_COMMAND, "COMPLAINTCORE_MAX_FILE_BYTES")
 
 
+def positive(text: str) -> int:
+    """An option's whole number of 1 or more (a count, a batch size)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535 (a larger one would be taken modulo 65536)."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port from 1 to 65535")
+    return value
+
+
 def env_default(name: str) -> str:
     """An option's default taken from a variable: `$NAME, else <its default>`."""
     return f"${name}, else {ENVIRONMENT[name].default}"
