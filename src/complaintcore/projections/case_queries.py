@@ -167,8 +167,20 @@ def _filtered(case_filter: CaseFilter, today: date, due_soon_days: DueSoonDays) 
     if case_filter.clock:
         query.where(*_clock_conditions(case_filter.clock, query, today, due_soon_days))
     if case_filter.due_within_days is not None:
-        query.where(f"due_on <= {query.param(today + timedelta(days=case_filter.due_within_days))}")
+        query.where(_due_within(case_filter.due_within_days, query, today))
     return query
+
+
+def _due_within(days: int, query: _Query, today: date) -> str:
+    """Cases with `days` or fewer left, as the case document counts them
+    (`domain.deadlines.handling_clock_reading`): a paused clock by the days left frozen at its
+    pause's start, not by the due date it had then (a case paused with 14 days left is not due
+    within 0 days because the pause began past its old due date)."""
+    last_day = query.param(today + timedelta(days=days))
+    return (
+        f"(paused_since IS NULL AND due_on <= {last_day}"
+        f" OR paused_since IS NOT NULL AND due_on - paused_since <= {query.param(days)})"
+    )
 
 
 async def list_cases(

@@ -74,8 +74,15 @@ def _asked_for(row: dict, case_filter: CaseFilter, due_soon: DueSoonDays) -> boo
         and row["clock_stopped_on"] is None
         and (institutions is None or row["respondent_institution"] in institutions)
         and (clock is None or _clock(row, due_soon) == clock)
-        and (within is None or row["due_on"] <= TODAY + timedelta(days=within))
+        and (within is None or _days_left(row, due_soon) <= within)
     )
+
+
+def _days_left(row: dict, due_soon: DueSoonDays) -> int:
+    """Days left by the domain's rule: frozen at the pause's start while paused."""
+    days_left = clock_reading(row, TODAY, due_soon.of(row["respondent_institution"])).days_left
+    assert days_left is not None, "an open clock has days left"
+    return days_left
 
 
 def _clock(row: dict, due_soon: DueSoonDays) -> str:
