@@ -16,8 +16,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from complaintcore.api.problems import install_problem_handlers
 from complaintcore.auth.tokens import create_token
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import create_pool, wait_until_reachable
 from complaintcore.infra.embedded_db import ensure_database
 from complaintcore.infra.migrations import upgrade_to_head
@@ -157,6 +158,9 @@ class Load:
     def summary(self) -> str:
         statuses = Counter(sent.status for sent in self.sent)
         return f"{len(self.sent)} sent, by status: {dict(statuses)}"
+
+    async def send_one(self, path: str, body: dict[str, Any]) -> None:
+        self.sent.append(await self._send(path, body))
 
     def start(self) -> list[asyncio.Task[None]]:
         deadline = time.monotonic() + LOAD_TIME_LIMIT_S
@@ -302,6 +306,41 @@ async def _assert_serials_gapless(connection: asyncpg.Connection, cases: int) ->
 # --- SIGKILL under load --------------------------------------------------------------------
 
 
+def _a_received_case(load: Load) -> str:
+    return next(sent.answer["id"] for sent in load.sent if sent.status == 201)
+
+
+@asynccontextmanager
+async def held_case_lock(database_url: str, case_id: str) -> AsyncIterator[str]:
+    """The case's command lock held by a session of the test's: a command on it waits."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "SELECT pg_advisory_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
+        )
+        yield case_id
+    finally:
+        await connection.close()
+
+
+async def until_waiting_on_a_case_lock(database_url: str, timeout_s: float = 30.0) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            waiting = await connection.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid = $1",
+                advisory_locks.CASE_COMMANDS,
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail("no command came to wait on the held case lock")
+    finally:
+        await connection.close()
+
+
 async def test_sigkill_under_load_keeps_every_acknowledged_command_and_no_partial_one(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -311,17 +350,17 @@ async def test_sigkill_under_load_keeps_every_acknowledged_command_and_no_partia
         async with client_for(server.base_url, token) as client:
             load = Load(client, stop_on_no_answer=True)
             workers = load.start()
-            # killed while requests are out (not while every task waits after a refusal, as
-            # one run under a loaded machine did), without yielding to them in between
             await until(
-                lambda: (
-                    load.count(lambda s: s.acknowledged) >= ACKNOWLEDGED_BEFORE_FAILURE
-                    and load.in_flight > 0
-                ),
+                lambda: load.count(lambda s: s.acknowledged) >= ACKNOWLEDGED_BEFORE_FAILURE,
                 "commands acknowledged before the kill",
                 load,
             )
-            server.kill()
+            # killed while requests are out: at least the one held on its case's lock (the
+            # others may all have been answered by the time the signal lands)
+            async with held_case_lock(database_url, _a_received_case(load)) as case_id:
+                workers.append(asyncio.create_task(load.send_one(*next_command(case_id, 1))))
+                await until_waiting_on_a_case_lock(database_url)
+                server.kill()
             await finish(load, workers)
     answered = [sent for sent in load.sent if sent.status is not None]
     assert all(sent.acknowledged for sent in answered), [s.answer for s in answered]
