@@ -6,6 +6,12 @@ field of any event breaks the chain from that version on. The digest is the chai
 cipher suite the event records in its metadata (`cipher_suite`: SHA-256 for `aes-256-gcm`, SM3 for
 `sm4-gcm`); an event that records none was written before encryption and is hashed with SHA-256.
 The chain covers the stored bytes, ciphertext included, so it verifies before and after erasure.
+
+Not hashed: an event's feed `position` (drawn as the row is written, after its hash), which
+`verify_chain` checks only to rise with the versions, and the `idempotency_key` column, the
+store's copy of the metadata's (which is hashed). What a chain cannot show: events cut from a
+stream's end, or a forged last event whose hash was computed again (the digest is unkeyed). Those
+need the table's owner, who can disable the append-only triggers; see README "The event store".
 """
 
 import functools
@@ -156,19 +162,26 @@ class ChainVerdict:
 def verify_chain(events: Iterable[StoredEvent]) -> ChainVerdict:
     """Walk a stream from version 1 and report the first version whose record does not hold."""
     expected_prev = GENESIS_HASH
+    last_position = 0
     checked = 0
     for expected_version, event in enumerate(events, start=1):
-        problem = _problem_with(event, expected_version, expected_prev)
+        if event.version != expected_version:
+            return ChainVerdict(
+                False, checked, expected_version, f"version {expected_version} is missing"
+            )
+        problem = _problem_with(event, expected_prev, last_position)
         if problem:
             return ChainVerdict(False, checked, event.version, problem)
-        expected_prev = event.hash
+        expected_prev, last_position = event.hash, event.position
         checked += 1
     return ChainVerdict(True, checked)
 
 
-def _problem_with(event: StoredEvent, expected_version: int, expected_prev: str) -> str | None:
-    if event.version != expected_version:
-        return f"version {expected_version} is missing"
+def _problem_with(event: StoredEvent, expected_prev: str, last_position: int) -> str | None:
+    # the position (the feed's order) is drawn as the row is written, after its hash: not
+    # hashed, but a stream's events stand in the feed in the order of their versions
+    if event.position <= last_position:
+        return "its feed position is not after the previous event's"
     if event.prev_hash != expected_prev:
         return "prev_hash does not match the previous event's hash"
     try:

@@ -26,18 +26,29 @@ class EventMetadata:
     the versions in force along the respondent's lineage, or `default`); None: stored before
     policies had versions, or not by a command."""
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    others: dict[str, Any] = field(default_factory=dict)
+    """What stored metadata holds besides the fields above (or a field written null): never
+    written by this code, kept as read so that a row's metadata hashes, and shows, as stored
+    (a key added behind the store's back breaks the chain at its version)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        written = {
             name: value for name in _METADATA_FIELDS if (value := getattr(self, name)) is not None
         }
+        return {**written, **self.others} if self.others else written
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EventMetadata":
-        known = cls.__dataclass_fields__
-        return cls(**{key: value for key, value in data.items() if key in known})
+        if data.keys() <= _WRITTEN_KEYS and None not in data.values():
+            return cls(**data)
+        others = {key: value for key, value in data.items() if key not in _WRITTEN_KEYS}
+        others.update((key, value) for key, value in data.items() if value is None)
+        written = {key: value for key, value in data.items() if key not in others}
+        return cls(**written, others=others)
 
 
-_METADATA_FIELDS = tuple(field.name for field in fields(EventMetadata))
+_METADATA_FIELDS = tuple(field.name for field in fields(EventMetadata) if field.name != "others")
+_WRITTEN_KEYS = frozenset(_METADATA_FIELDS)
 
 
 @dataclass(frozen=True)
