@@ -115,3 +115,65 @@ async def test_rerunning_a_fixed_file_imports_a_merge_into_a_case_stored_by_the_
 
     assert again.returncode == 0, [line for line in again.stderr.splitlines() if "refused" in line]
     assert "1 cases imported (2 events), 1 already stored, 0 refused" in again.stdout
+
+
+UNASSIGNED_DECISION = {"command": "decide", "at": days_ago(1), "handler_id": "staff-a1"}
+
+
+async def test_the_refusals_file_holds_each_refused_line_and_the_run_ends_with_its_summary(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path, institutions: None
+) -> None:
+    """A writable `--refusals`: it was closed before it was written (a traceback and exit 1,
+    "unreadable", after the cases were stored, the file left as it was)."""
+    source = tmp_path / "cases.jsonl"
+    source.write_bytes(
+        case_line("R-1", 10, [UNASSIGNED_DECISION]) + b"\n" + case_line("R-2", 10, []) + b"\n"
+    )
+    out = tmp_path / "refusals.jsonl"
+    out.write_text("a stale line from the run before, longer than what replaces it\n")
+
+    result = await run_import(database_url, str(source), "--refusals", str(out))
+
+    assert "Traceback" not in result.stderr, result.stderr[-600:]
+    assert result.returncode == 2, result.stderr[-600:]
+    assert "1 cases imported (1 events), 0 already stored, 1 refused" in result.stdout
+    refusals = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [(r["line_number"], r["external_id"]) for r in refusals] == [(1, "R-1")]
+
+
+async def test_a_refused_line_keeps_its_external_id_from_a_later_line_and_its_fix_imports(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path, institutions: None
+) -> None:
+    """Line 2 repeats line 1's external id: refused as given twice even when line 1 itself is
+    refused (it was stored instead, and the fixed line 1 then never imported)."""
+    source = tmp_path / "cases.jsonl"
+    later = case_line("DUPX", 5, [])
+    source.write_bytes(case_line("DUPX", 12, [UNASSIGNED_DECISION]) + b"\n" + later + b"\n")
+
+    first = await run_import(database_url, str(source))
+    assert first.returncode == 2, first.stderr[-600:]
+    assert "line 2 (DUPX): duplicate_external_id" in first.stderr
+    assert await pool.fetchval("SELECT count(*) FROM case_view") == 0
+
+    source.write_bytes(case_line("DUPX", 12, [assign(11)]) + b"\n" + later + b"\n")
+    second = await run_import(database_url, str(source))
+
+    assert second.returncode == 2, second.stderr[-600:]
+    assert "1 cases imported" in second.stdout
+    received = await pool.fetchval("SELECT received_on FROM case_view")
+    assert received.isoformat() == days_ago(12)
+
+
+async def test_an_external_id_that_is_no_code_is_not_repeated_in_the_refusal(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path, institutions: None
+) -> None:
+    """Typed in the wrong column, an external id may be a name and an identity number."""
+    source = tmp_path / "cases.jsonl"
+    typed_wrong = "张三 11010519491231002X"
+    source.write_bytes(case_line(typed_wrong, 10, []) + b"\n")
+
+    result = await run_import(database_url, str(source))
+
+    assert result.returncode == 2, result.stderr[-600:]
+    assert "line 1: validation_failed" in result.stderr
+    assert "张三" not in result.stderr and "11010519491231002X" not in result.stderr

@@ -71,7 +71,7 @@ from complaintcore.domain.decider import DecisionContext, check_merge_target, de
 from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.frozen import changed
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
-from complaintcore.domain.roles import Role
+from complaintcore.domain.roles import Role, is_code
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream
@@ -238,8 +238,13 @@ def judge_case(
     try:
         return _judge(line_number, document, reference, merge_targets)
     except _Refused as refused:
-        label = external_id if isinstance(external_id, str) else None
-        return Refusal(line_number, label, refused.code, refused.detail)
+        return Refusal(line_number, _label(external_id), refused.code, refused.detail)
+
+
+def _label(external_id: object) -> str | None:
+    """The line's external id to name its refusal by, if it is one (a code): a text that is
+    not may be anything, a name or an identity number typed in the wrong column."""
+    return external_id if isinstance(external_id, str) and is_code(external_id) else None
 
 
 def _judge(
@@ -475,10 +480,8 @@ class BulkImporter:
         for number, document in documents:
             case_id = ids.get(number)
             if case_id in taken:
-                twice = Refusal(
-                    number, document["external_id"], "duplicate_external_id", "given twice"
-                )
-                refusals.append(twice)
+                label = _label(document["external_id"])
+                refusals.append(Refusal(number, label, "duplicate_external_id", "given twice"))
                 continue
             if case_id in stored:
                 skipped += 1
@@ -487,6 +490,8 @@ class BulkImporter:
             verdict = judge_case(number, document, self._reference, targets)
             if isinstance(verdict, Refusal):
                 refusals.append(verdict)
+                if case_id is not None:  # refused, its id still given: a later line's is twice
+                    taken.add(case_id)
             else:
                 accepted.append(verdict)
                 targets[verdict.case_id] = verdict.events

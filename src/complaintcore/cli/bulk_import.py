@@ -91,8 +91,8 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             return fail(f"{args.file}: {error}; the batches before were imported")
         except KEY_REFUSALS as error:
             return fail(str(error))
-    progress.finish(report)
-    _show_refusals(report, refusals_out)
+        progress.finish(report)
+        _show_refusals(report, refusals_out)  # before the with closes the file
     print(
         f"{report.cases_imported} cases imported ({report.events_imported} events),"
         f" {report.cases_skipped} already stored, {len(report.refusals)} refused"
