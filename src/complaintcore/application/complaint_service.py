@@ -396,6 +396,9 @@ class ComplaintService:
             replay = await self._replayed(
                 connection, actor, request, locked.stored_response, CaseNotFound(case_id)
             )
+            # a replay answers only what the request would be let do now: the principal's role
+            # may have changed since (a supervisor's id re-issued as staff)
+            _require_command_role(actor, command)
             await self._commands.release(connection)
             return replay
         calendar = await self._calendar(connection, locked.calendar_stamp)
@@ -574,11 +577,12 @@ class ComplaintService:
         """The stored response, shown only to an actor who may still see its case (the
         institution tree can change between the two requests)."""
         assert request.idempotency is not None
-        if not stored.answers(request.idempotency):
-            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten)
         respondent = stored.body.get("respondent_institution", "")
+        # seen first: whether a case one may no longer see was erased is not told either
         if not await self._may_see(actor, respondent, connection):
             raise not_visible
+        if not stored.answers(request.idempotency):
+            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten)
         return Rendered(stored.status_code, stored.body, stored.headers)
 
     async def _decide_and_store(
