@@ -7,7 +7,9 @@ useless, and it lets a request find its token with one primary-key lookup.
 
 import hashlib
 import secrets
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +25,7 @@ from complaintcore.domain.roles import CODE_MAX_LENGTH, has_institution, is_code
 from complaintcore.infra import advisory_locks
 
 TOKEN_PREFIX = "cc_"
+SEEN_TOKEN_MAX_AGE_S = 10.0
 _TOKEN_BYTES = 32
 # A real token is 46 characters; anything much longer is not worth hashing.
 _MAX_TOKEN_LENGTH = 200
@@ -116,6 +119,8 @@ async def principal_for_token(
         token_hash,
     )
     if row is None:
+        if seen is not None:  # revoked since it was seen: the gate must not let it by either
+            seen.forget(token_hash)
         return None
     principal = Principal(id=row["principal_id"], role=row["role"], institution=row["institution"])
     if seen is not None:
@@ -153,26 +158,40 @@ class SeenTokens:
 
     Never proof on its own: a token can be revoked at any moment. A caller acting on a principal
     from here confirms it with `TokenCheck` in the same transaction as the action, and forgets
-    the token when that fails.
+    the token when that fails. What only lets a request's body be read (the request gate) takes
+    it as it is, so a token is taken from here for `max_age_s` after it was last found valid in
+    the database: a token revoked by another process is asked about again within that.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        max_age_s: float = SEEN_TOKEN_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._capacity = capacity
-        self._principals: OrderedDict[str, Principal] = OrderedDict()
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._principals: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def check_for(self, token: str) -> TokenCheck | None:
-        """What to confirm for a token seen before; None for one never seen (or forgotten)."""
+        """What to confirm for a token seen valid lately; None for one never seen, forgotten or
+        not found valid for `max_age_s`."""
         if not looks_like_a_token(token):
             return None
         token_hash = hash_token(token)
-        principal = self._principals.get(token_hash)
-        if principal is None:
+        seen = self._principals.get(token_hash)
+        if seen is None:
+            return None
+        found_at, principal = seen
+        if self._clock() - found_at >= self._max_age_s:
+            del self._principals[token_hash]
             return None
         self._principals.move_to_end(token_hash)
         return TokenCheck(token_hash, principal)
 
     def remember(self, token_hash: str, principal: Principal) -> None:
-        self._principals[token_hash] = principal
+        self._principals[token_hash] = (self._clock(), principal)
         self._principals.move_to_end(token_hash)
         if len(self._principals) > self._capacity:
             self._principals.popitem(last=False)
