@@ -62,7 +62,7 @@ async def three_cases(desk: CaseDesk) -> list[str]:
 
 
 async def received_and_redress(pool: asyncpg.Pool) -> tuple[int, int]:
-    answer = await institution_statistics(pool, "HO", ["HO", "BR-A"], DAY, DAY, None, DAY)
+    answer, _ = await institution_statistics(pool, "HO", ["HO", "BR-A"], DAY, DAY, None, DAY)
     figures = answer["total"]["figures"]
     return figures["received"], figures["redress_total_fen"]
 
@@ -254,3 +254,34 @@ async def test_runners_sharing_the_feed_fetch_each_event_once_and_project_it_all
     facts = await table_rows(pool, statistics.TABLE)
     await rebuild(database_url, ["statistics"])
     assert await table_rows(pool, statistics.TABLE) == facts
+
+
+async def test_the_figures_and_their_checkpoint_come_from_one_snapshot(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A statistics answer names the feed position its figures are as of: read in the figures'
+    own snapshot, a batch the runner commits meanwhile is in both or in neither."""
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    await desk.receive("BR-A", DAY)
+    runner = ProjectionRunner(database_url, desk.store, STATISTICS)
+    first_position = await runner.catch_up()
+    await desk.receive("BR-A", DAY)
+
+    async with pool.acquire() as reader, reader.transaction(isolation="repeatable_read"):
+        await reader.fetchval("SELECT 1")  # the snapshot is taken here
+        await runner.catch_up()  # commits the second case's batch after it
+        in_snapshot, checkpoint = await institution_statistics(
+            reader, "HO", ["HO", "BR-A"], DAY, DAY, None, DAY
+        )
+
+    assert checkpoint == first_position
+    assert in_snapshot["total"]["figures"]["received"] == 1
+    now, checkpoint_now = await institution_statistics(
+        pool, "HO", ["HO", "BR-A"], DAY, DAY, None, DAY
+    )
+    assert (now["total"]["figures"]["received"], checkpoint_now) == (
+        2,
+        await read_checkpoint(pool, statistics.NAME),
+    )
+    assert checkpoint_now > first_position

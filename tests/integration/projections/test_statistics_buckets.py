@@ -349,7 +349,7 @@ async def test_figures_from_buckets_equal_the_figures_counted_by_hand_from_the_f
             to_on = periods_between(to_on, to_on, "month")[0].ends_on
         today = FIRST_DAY + timedelta(days=judged_after)
         for code, institutions in (("HO", ALL), ("BR-A", ["BR-A", "SUB-A1"])):
-            answer = await institution_statistics(
+            answer, _ = await institution_statistics(
                 pool, code, institutions, from_on, to_on, kind, today
             )
             expected = _expected(rows, institutions, from_on, to_on, kind, today)

@@ -190,7 +190,7 @@ HEAD_OFFICE_HALF_YEAR = figures(
 
 
 async def test_head_office_rolled_up_over_the_half_year(scenario: asyncpg.Pool) -> None:
-    answer = await institution_statistics(scenario, "HO", ALL, FROM, TO, None, AS_OF)
+    answer, _ = await institution_statistics(scenario, "HO", ALL, FROM, TO, None, AS_OF)
     assert answer["total"]["figures"] == HEAD_OFFICE_HALF_YEAR
     assert [p["period"] for p in answer["periods"]] == ["2026-01-01/2026-06-30"]
     assert answer["periods"][0]["figures"] == HEAD_OFFICE_HALF_YEAR
@@ -203,9 +203,8 @@ async def test_the_two_reads_side_by_side_answer_as_one_after_the_other(scenario
     for size in (2, 1):
         pool = await create_pool(scenario_url, min_size=1, max_size=size)
         try:
-            answers.append(
-                await institution_statistics(pool, "HO", ALL, FROM, TO, "quarter", AS_OF)
-            )
+            answer, _ = await institution_statistics(pool, "HO", ALL, FROM, TO, "quarter", AS_OF)
+            answers.append(answer)
             assert pool.get_size() == size  # the wider pool did open its second connection
         finally:
             await pool.close()
@@ -232,7 +231,7 @@ async def test_one_node_read_with_a_filter_answers_as_the_join_of_many_nodes(
 
 
 async def test_head_office_by_quarter(scenario: asyncpg.Pool) -> None:
-    answer = await institution_statistics(scenario, "HO", ALL, FROM, TO, "quarter", AS_OF)
+    answer, _ = await institution_statistics(scenario, "HO", ALL, FROM, TO, "quarter", AS_OF)
     q1, q2 = answer["periods"]
     assert (q1["period"], q1["from"], q1["to"]) == ("2026-Q1", d(1, 1), d(3, 31))
     assert q1["figures"] == figures(
@@ -273,7 +272,7 @@ async def test_head_office_by_quarter(scenario: asyncpg.Pool) -> None:
 
 
 async def test_each_figure_counts_in_the_month_of_its_own_date(scenario: asyncpg.Pool) -> None:
-    answer = await institution_statistics(scenario, "HO", ALL, FROM, TO, "month", AS_OF)
+    answer, _ = await institution_statistics(scenario, "HO", ALL, FROM, TO, "month", AS_OF)
     by_month = {p["period"]: p["figures"] for p in answer["periods"]}
     assert list(by_month) == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
     jan, feb, mar, apr, may, jun = by_month.values()
@@ -295,7 +294,9 @@ async def test_each_figure_counts_in_the_month_of_its_own_date(scenario: asyncpg
 
 async def test_branches_alone_and_rolled_up(scenario: asyncpg.Pool) -> None:
     async def total(code: str, institutions: list[str]) -> dict[str, Any]:
-        answer = await institution_statistics(scenario, code, institutions, FROM, TO, None, AS_OF)
+        answer, _ = await institution_statistics(
+            scenario, code, institutions, FROM, TO, None, AS_OF
+        )
         return answer["total"]["figures"]
 
     assert await total("BR-A", ["BR-A", "SUB-A1"]) == figures(
@@ -366,7 +367,7 @@ async def test_branches_alone_and_rolled_up(scenario: asyncpg.Pool) -> None:
 
 
 async def test_breakdowns_by_channel_outcome_and_category(scenario: asyncpg.Pool) -> None:
-    answer = await institution_statistics(scenario, "HO", ALL, FROM, TO, None, AS_OF)
+    answer, _ = await institution_statistics(scenario, "HO", ALL, FROM, TO, None, AS_OF)
     total = answer["total"]
 
     def column(dimension: str, figure: str) -> dict[str | None, int]:

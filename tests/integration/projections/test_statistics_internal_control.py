@@ -129,7 +129,7 @@ def of(figures: dict[str, Any]) -> dict[str, Any]:
 async def total(
     pool: asyncpg.Pool, code: str, institutions: list[str], from_on: date = FROM
 ) -> dict[str, Any]:
-    answer = await institution_statistics(pool, code, institutions, from_on, TO, None, AS_OF)
+    answer, _ = await institution_statistics(pool, code, institutions, from_on, TO, None, AS_OF)
     return answer["total"]
 
 
@@ -161,7 +161,7 @@ async def test_branches_alone_and_rolled_up(scenario: asyncpg.Pool) -> None:
 
 
 async def test_by_quarter_and_from_a_partial_month(scenario: asyncpg.Pool) -> None:
-    answer = await institution_statistics(scenario, "HO", ALL, FROM, TO, "quarter", AS_OF)
+    answer, _ = await institution_statistics(scenario, "HO", ALL, FROM, TO, "quarter", AS_OF)
     q1, q2 = (p["figures"] for p in answer["periods"])
     assert of(q1) == control(2, 1, (1, 1, 1), (2, 1, 0, 1))
     assert of(q2) == control(1, 0, (0, 1, 0), (1, 0, 1, 0))
@@ -189,7 +189,7 @@ async def test_the_data_return_has_the_internal_control_columns(scenario: asyncp
 
 
 async def test_staff_figures(scenario: asyncpg.Pool) -> None:
-    figures = await staff_statistics(scenario, ALL, FROM, TO)
+    figures, _ = await staff_statistics(scenario, ALL, FROM, TO)
     assert figures["handlers"] == [
         {
             "staff_id": "h-1",  # K1 K3 (K5: 2025)
@@ -211,6 +211,6 @@ async def test_staff_figures(scenario: asyncpg.Pool) -> None:
         {"staff_id": "s-1", "named": 2, "upheld": 1},
         {"staff_id": "s-2", "named": 2, "upheld": 1},
     ]
-    branch_b = await staff_statistics(scenario, ["BR-B"], FROM, TO)
+    branch_b, _ = await staff_statistics(scenario, ["BR-B"], FROM, TO)
     assert [h["staff_id"] for h in branch_b["handlers"]] == ["h-1"]
     assert branch_b["respondent_staff"] == []

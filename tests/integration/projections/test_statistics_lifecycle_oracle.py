@@ -90,9 +90,9 @@ async def answers(pool: asyncpg.Pool, root: str, as_of: date) -> dict[Any, Any]:
     )
     codes = [row["code"] for row in tree]
     for a, b, kind in RANGES:
-        found[(a, b, kind)] = await institution_statistics(pool, root, codes, a, b, kind, as_of)
+        found[(a, b, kind)], _ = await institution_statistics(pool, root, codes, a, b, kind, as_of)
         found[("csv", a, b, kind)] = await statistics_csv(pool, root, a, b, kind, as_of, True)
-        found[("staff", a, b)] = await staff_statistics(pool, codes, a, b)
+        found[("staff", a, b)], _ = await staff_statistics(pool, codes, a, b)
     return found
 
 
@@ -175,7 +175,7 @@ async def test_staff_csv_erasure_rebuild_and_tree_move(
     for code, sub in ((f"{root}-B", {f"{root}-B"}), (root, mine)):
         scoped = [c for c in cases if c.inst in sub]
         for a, b, kind in RANGES:
-            answer = await institution_statistics(pool, code, sorted(sub), a, b, kind, as_of)
+            answer, _ = await institution_statistics(pool, code, sorted(sub), a, b, kind, as_of)
             for period in [*answer["periods"], answer["total"]]:
                 want = oracle(scoped, period["from"], period["to"], as_of)
                 assert period["figures"] == want, f"after move {code} {a}..{b} {kind}"

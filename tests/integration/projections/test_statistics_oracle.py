@@ -45,7 +45,7 @@ async def test_figures_equal_the_oracle(
     for code, institutions in subtrees.items():
         scoped = _scope(cases, institutions)
         for a, b, kind in ranges:
-            answer = await institution_statistics(
+            answer, _ = await institution_statistics(
                 pool, code, sorted(institutions), a, b, kind, as_of
             )
             for period in [*answer["periods"], answer["total"]]:

@@ -31,7 +31,6 @@ from complaintcore.projections.statistics.csv_return import statistics_csv
 from complaintcore.projections.statistics.periods import PeriodKind, count_periods
 from complaintcore.projections.statistics.queries import (
     institution_statistics,
-    projection_checkpoint,
 )
 from complaintcore.projections.statistics.staff import staff_statistics
 from complaintcore.reference.institutions import (
@@ -253,16 +252,12 @@ supervisors see only their own subtree (404 otherwise)."""
 
 async def _with_checkpoint(
     request: Request,
-    figures_of: Callable[[asyncpg.Pool], Awaitable[dict[str, Any]]],
+    figures_of: Callable[[asyncpg.Pool], Awaitable[tuple[dict[str, Any], int]]],
     position: int | None,
 ) -> tuple[dict[str, Any], int]:
-    """Figures and the projection checkpoint they are as of, read from the same database (a read
-    replica when one keeps up and shows `position`)."""
-
-    async def read(pool: asyncpg.Pool) -> tuple[dict[str, Any], int]:
-        return await figures_of(pool), await projection_checkpoint(pool)
-
-    return await request.app.state.reads.read(read, position)
+    """Figures and the projection checkpoint they are as of, read in one snapshot of one
+    database (a read replica when one keeps up and shows `position`)."""
+    return await request.app.state.reads.read(figures_of, position)
 
 
 @router.get(

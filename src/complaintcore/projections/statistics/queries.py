@@ -144,7 +144,9 @@ class FiguresByNode:
         breakdowns: bool,
         *,
         single_period: bool = False,
+        checkpoint: int = 0,
     ) -> None:
+        self.checkpoint = checkpoint  # the feed position the rows are as of (one snapshot)
         self._breakdowns = breakdowns
         self._single_period = single_period  # no period kind: the range is the one period
         self._blocks: dict[tuple[str, date | None], _Block] = {}
@@ -194,10 +196,14 @@ async def query_figures(
     counts_read = (counts_sql, *common, *counts_query.parameters)
     days_read = (days_sql, *common, *days_query.parameters)
     if isinstance(executor, asyncpg.Pool):
-        counts, days = await _read_from_pool(executor, counts_read, days_read)
+        (counts, days), checkpoint = await _read_from_pool(executor, counts_read, days_read)
     else:
-        counts, days = await _read_one_after_the_other(executor, counts_read, days_read)
-    return FiguresByNode(counts, days, breakdowns, single_period=kind is None)
+        (counts, days), checkpoint = await _read_one_after_the_other(
+            executor, counts_read, days_read
+        )
+    return FiguresByNode(
+        counts, days, breakdowns, single_period=kind is None, checkpoint=checkpoint
+    )
 
 
 # A generic plan cannot pick the partial indexes for the day of judgement, and the groupings hash
@@ -206,13 +212,18 @@ async def query_figures(
 # other, never deadlock.
 _READ_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
 _LOCK_FACTS = f"LOCK TABLE {facts.TABLE} IN ACCESS SHARE MODE"
+# The runner moves its checkpoint in the transaction that writes the rows: read in the figures'
+# snapshot, it is the feed position they are as of.
+_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = $1"
+Read = list[list[asyncpg.Record]]
 
 
 async def _read_one_after_the_other(
     connection: asyncpg.Connection, *reads: tuple[Any, ...]
-) -> list[list[asyncpg.Record]]:
+) -> tuple[Read, int]:
     """Each (statement, *arguments) in one snapshot, so the runner committing in between cannot
-    split them (a savepoint when the caller has a transaction open)."""
+    split them (a savepoint when the caller has a transaction open), and the checkpoint of that
+    snapshot."""
     snapshot = (
         connection.transaction()
         if connection.is_in_transaction()
@@ -220,12 +231,11 @@ async def _read_one_after_the_other(
     )
     async with snapshot:
         await connection.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
-        return [await connection.fetch(*read) for read in reads]
+        checkpoint = await connection.fetchval(_CHECKPOINT, facts.NAME)
+        return [await connection.fetch(*read) for read in reads], checkpoint
 
 
-async def _read_from_pool(
-    pool: asyncpg.Pool, *reads: tuple[Any, ...]
-) -> list[list[asyncpg.Record]]:
+async def _read_from_pool(pool: asyncpg.Pool, *reads: tuple[Any, ...]) -> tuple[Read, int]:
     """The reads at once, each on its own connection, in one exported snapshot (PostgreSQL runs
     them on two cores: a head office's year is two heavy aggregations); one after the other on
     one connection when every other connection of the pool is in use, so that a read never
@@ -240,10 +250,11 @@ async def _read_from_pool(
 
 async def _read_in_one_snapshot(
     connections: list[asyncpg.Connection], reads: Sequence[tuple[Any, ...]]
-) -> list[list[asyncpg.Record]]:
+) -> tuple[Read, int]:
     first, *others = connections
     async with first.transaction(isolation="repeatable_read", readonly=True):
         await first.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
+        checkpoint = await first.fetchval(_CHECKPOINT, facts.NAME)  # takes the snapshot
         snapshot = await first.fetchval("SELECT pg_export_snapshot()")
         async with AsyncExitStack() as transactions:
             for other in others:
@@ -253,7 +264,7 @@ async def _read_in_one_snapshot(
                 # The snapshot's id is PostgreSQL's own text, not a value from the request.
                 await other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'; {_READ_SETTINGS}")
             fetches = (c.fetch(*read) for c, read in zip(connections, reads, strict=True))
-            return list(await asyncio.gather(*fetches))
+            return list(await asyncio.gather(*fetches)), checkpoint
 
 
 def _period_document(label: str, starts_on: date, ends_on: date, block: _Block) -> dict[str, Any]:
@@ -269,28 +280,24 @@ def _period_document(label: str, starts_on: date, ends_on: date, block: _Block) 
 
 
 async def institution_statistics(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     code: str,
     institutions: Sequence[str],
     from_on: date,
     to_on: date,
     kind: PeriodKind | None,
     today: date,
-) -> dict[str, Any]:
-    """The figures of `code` over `institutions` (its subtree when rolled up, else itself)."""
+) -> tuple[dict[str, Any], int]:
+    """The figures of `code` over `institutions` (its subtree when rolled up, else itself), and
+    the feed position they are as of."""
     scope = [(code, institution) for institution in institutions]
     by_node = await query_figures(pool, scope, from_on, to_on, kind, today)
     periods = periods_between(from_on, to_on, kind)
-    return {
+    document = {
         "periods": [
             _period_document(p.label, p.starts_on, p.ends_on, by_node.block(code, p.key))
             for p in periods
         ],
         "total": _period_document("total", from_on, to_on, by_node.block(code, None)),
     }
-
-
-async def projection_checkpoint(pool: asyncpg.Pool) -> int:
-    return await pool.fetchval(
-        "SELECT position FROM projection_checkpoints WHERE name = $1", facts.NAME
-    )
+    return document, by_node.checkpoint

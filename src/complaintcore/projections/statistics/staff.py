@@ -25,6 +25,9 @@ import asyncpg
 from complaintcore.domain.commands import Outcome
 from complaintcore.projections.statistics import facts
 
+# the runner moves it in the transaction that writes the facts: read in their snapshot
+_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = $1"
+
 UPHELD = (str(Outcome.UPHELD), str(Outcome.PARTIALLY_UPHELD))
 
 _IN = "respondent_institution = ANY($1::text[])"
@@ -72,12 +75,14 @@ ORDER BY staff_id COLLATE "C"
 
 async def staff_statistics(
     pool: asyncpg.Pool, institutions: Sequence[str], from_on: date, to_on: date
-) -> dict[str, Any]:
-    """The staff figures of the cases of `institutions` for [from_on, to_on], in one snapshot."""
+) -> tuple[dict[str, Any], int]:
+    """The staff figures of the cases of `institutions` for [from_on, to_on], in one snapshot,
+    and the feed position (the runner's checkpoint) they are as of."""
     async with (
         pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
+        checkpoint = await connection.fetchval(_CHECKPOINT, facts.NAME)
         handlers = await connection.fetch(_HANDLERS_SQL, list(institutions), from_on, to_on)
         named = await connection.fetch(
             _RESPONDENT_STAFF_SQL, list(institutions), from_on, to_on, list(UPHELD)
@@ -98,4 +103,4 @@ async def staff_statistics(
             for row in handlers
         ],
         "respondent_staff": [dict(row) for row in named],
-    }
+    }, checkpoint
