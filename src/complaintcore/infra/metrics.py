@@ -117,7 +117,8 @@ def record_replicas(reads: "ReplicaSet") -> None:
     known (the replica down) is NaN."""
     for replica in reads.replicas:
         known = replica.up and replica.lag_s is not None
-        READ_REPLICA_SERVING.labels(replica.name).set(1 if replica.usable(reads.max_lag_s) else 0)
+        serving = replica.usable(reads.max_lag_s, reads.fresh_for_s)
+        READ_REPLICA_SERVING.labels(replica.name).set(1 if serving else 0)
         READ_REPLICA_LAG.labels(replica.name).set(replica.lag_s if known else math.nan)
         lag_bytes = replica.lag_bytes if replica.up and replica.lag_bytes is not None else math.nan
         READ_REPLICA_LAG_BYTES.labels(replica.name).set(lag_bytes)

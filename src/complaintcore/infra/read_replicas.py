@@ -84,26 +84,32 @@ class Replica:
     checked_at: float | None = None  # monotonic
     error: str | None = None
 
-    def usable(self, max_lag_s: float) -> bool:
+    def usable(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> bool:
+        """Up, a standby, within `max_lag_s`, and so as of a check at most `fresh_for_s` old
+        (a verdict nobody renewed says nothing of the standby now)."""
         return (
             self.pool is not None
             and self.up
             and self.in_recovery
             and self.lag_s is not None
             and self.lag_s <= max_lag_s
+            and self.checked_at is not None
+            and time.monotonic() - self.checked_at <= fresh_for_s
         )
 
-    def state(self, max_lag_s: float) -> str:
+    def state(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> str:
         if not self.up:
             return "down"
         if not self.in_recovery:
             return "not_a_standby"
-        return "ok" if self.usable(max_lag_s) else "lagging"
+        if not self.usable(max_lag_s):
+            return "lagging"
+        return "ok" if self.usable(max_lag_s, fresh_for_s) else "unchecked"
 
-    def report(self, max_lag_s: float) -> dict[str, object]:
+    def report(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> dict[str, object]:
         return {
             "name": self.name,
-            "state": self.state(max_lag_s),
+            "state": self.state(max_lag_s, fresh_for_s),
             # unrounded: a rounded figure could show a lagging standby within the setting
             "lag_s": self.lag_s,
             "lag_bytes": self.lag_bytes,
@@ -137,7 +143,10 @@ class ReplicaSet:
     async def check_all(self) -> None:
         """Read the primary's WAL position, then each standby's state."""
         try:
-            primary_lsn = lsn_to_int(await self.primary.fetchval(_PRIMARY_WAL))
+            # bounded like a standby's check: a primary that hangs, or a pool with no connection
+            # free, leaves the standbys judged by their replay age alone, not the checks stopped
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                primary_lsn = lsn_to_int(await self.primary.fetchval(_PRIMARY_WAL))
         except DATABASE_UNAVAILABLE_ERRORS:
             primary_lsn = None
         except asyncpg.PostgresError:  # the primary in recovery itself (a failover under way)
@@ -181,13 +190,23 @@ class ReplicaSet:
     async def run_checks(self, on_checked: Callable[[ReplicaSet], None] | None = None) -> None:
         """Check every standby every `check_s` seconds until cancelled (no standby: return)."""
         while self.replicas:
-            await self.check_all()
-            if on_checked is not None:
-                on_checked(self)
+            try:
+                await self.check_all()
+                if on_checked is not None:
+                    on_checked(self)
+            except Exception as error:  # never the end of the checks: the next round tries again
+                log.warning("read replica check failed", error=type(error).__name__)
             await asyncio.sleep(self.check_s)
 
+    @property
+    def fresh_for_s(self) -> float:
+        """How old a standby's last check may be for reads to go to it: a few rounds missed."""
+        return max(self.max_lag_s, 3 * self.check_s) + CHECK_TIMEOUT_S
+
     def _usable_in_turn(self) -> list[Replica]:
-        usable = [replica for replica in self.replicas if replica.usable(self.max_lag_s)]
+        usable = [
+            replica for replica in self.replicas if replica.usable(self.max_lag_s, self.fresh_for_s)
+        ]
         if len(usable) > 1:
             start = next(self._turn) % len(usable)
             usable = usable[start:] + usable[:start]
@@ -224,7 +243,7 @@ class ReplicaSet:
         return await query(self.primary)
 
     def report(self) -> list[dict[str, object]]:
-        return [replica.report(self.max_lag_s) for replica in self.replicas]
+        return [replica.report(self.max_lag_s, self.fresh_for_s) for replica in self.replicas]
 
     async def close(self) -> None:
         for replica in self.replicas:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from hypothesis import given
@@ -16,7 +17,13 @@ settings = st.floats(min_value=0, max_value=10_000, allow_nan=False)
 def _standby(lag_s: float) -> Replica:
     pool = cast(Any, object())  # only its presence is read
     return Replica(
-        name="standby", url="postgresql://h/db", pool=pool, up=True, in_recovery=True, lag_s=lag_s
+        name="standby",
+        url="postgresql://h/db",
+        pool=pool,
+        up=True,
+        in_recovery=True,
+        lag_s=lag_s,
+        checked_at=time.monotonic(),
     )
 
 
