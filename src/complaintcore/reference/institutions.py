@@ -239,7 +239,8 @@ def institutions_from_csv(lines: Iterable[str]) -> list[InstitutionNode]:
         where = f"line {reader.line_num}"
         extra = row.pop(_EXTRA_CELLS, None)
         if extra is not None:
-            raise ValueError(f"{where}: {len(CSV_HEADER) + len(extra)} cells, the header has 4")
+            cells = len(CSV_HEADER) + len(extra)
+            raise ValueError(f"{where}: {cells} cells, the header has {len(CSV_HEADER)}")
         if any((value or "").strip() for value in row.values()):
             nodes.append(_node_from_mapping(row, where))
     return nodes
