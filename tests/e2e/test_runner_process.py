@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +33,11 @@ import pytest
 
 from api_support import TODAY, complaint
 from complaintcore.auth.tokens import create_token
+from complaintcore.cli.runner_supervisor import RUNNER_PARENT_VARIABLE
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import create_pool
 from complaintcore.reference.institutions import InstitutionDirectory
-from testsupport import LiveService, live_service, master_key_env
+from testsupport import LiveService, free_port, live_service, master_key_env
 from webhook_support import Receiver, serve_process, verify_signature, wait_for
 
 ENV = {
@@ -365,3 +367,29 @@ def _runners_alone(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_a_runner_child_whose_serve_died_while_it_started_does_not_run(tmp_path: Path) -> None:
+    """`serve` killed while its child was still starting (before the child asked for the death
+    signal): the child, told `serve`'s pid, finds another parent and stops at once, before it
+    asks for the database, rather than run on as an orphan holding the runner lock."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nobody",  # never asked
+        "COMPLAINTCORE_DATABASE_WAIT": "30",
+        "COMPLAINTCORE_LOG_FORMAT": "json",
+        RUNNER_PARENT_VARIABLE: str(os.getpid() + 4_000_000),  # not this child's parent
+        **master_key_env(tmp_path),
+    }
+    started = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-m", "complaintcore.cli", "runners", "--supervised"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "serve is gone: the runner process does not start" in finished.stderr
+    assert time.monotonic() - started < 20  # it never waited for the database

@@ -3,6 +3,7 @@ the migrations and the master key check, restarted with back-off if it dies, sto
 stops. The standard library and structlog only: `serve` imports this before it sets the metrics
 folder, so nothing here may import prometheus_client (infra/metrics.py)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import structlog
 
+RUNNER_PARENT_VARIABLE = "COMPLAINTCORE_RUNNER_PARENT"  # `serve`'s pid, for its runner child
 log = structlog.get_logger("complaintcore.runners")
 
 RESTART_FIRST_S = 1.0
@@ -72,7 +74,11 @@ class RunnerSupervisor:
             try:
                 # a session of its own: a Ctrl-C meant for `serve` reaches `serve`, which then
                 # stops the child, rather than both at once (and the child restarted meanwhile)
-                process = subprocess.Popen(self._command, start_new_session=True)
+                process = subprocess.Popen(
+                    self._command,
+                    start_new_session=True,
+                    env={**os.environ, RUNNER_PARENT_VARIABLE: str(os.getpid())},
+                )
             except OSError as error:
                 log.error("runner process could not start", error=str(error), in_s=delay)
                 if self._stopping.wait(delay):

@@ -30,6 +30,7 @@ import uvloop
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.policy_store import PolicyStore
 from complaintcore.cli.common import database_url, fail
+from complaintcore.cli.runner_supervisor import RUNNER_PARENT_VARIABLE
 from complaintcore.cli.server import StartRefused, key_and_database
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.events.store import PostgresEventStore
@@ -57,9 +58,15 @@ PARENT_WATCH_S = 1.0
 
 def runners(args: argparse.Namespace, settings: Settings) -> int:
     supervised = bool(getattr(args, "supervised", False))
-    parent = os.getppid() if supervised else None
+    parent = None
     if supervised:
+        # `serve`'s pid as `serve` gave it: one that died while this process started (before
+        # the death signal was asked for) is told apart from a parent still there
+        parent = int(os.environ.get(RUNNER_PARENT_VARIABLE) or os.getppid())
         _die_with_parent()
+        if os.getppid() != parent:
+            log.warning("serve is gone: the runner process does not start")
+            return 0
     with database_url(settings) as url:
         try:
             # under `serve`, which has applied the migrations already
