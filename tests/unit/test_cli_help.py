@@ -38,6 +38,8 @@ LIGHT_OWN_MODULES = ("complaintcore", "complaintcore.cli", "complaintcore.cli.ma
 
 SERVE_ENVIRONMENT = [name for name in ENVIRONMENT if name != "COMPLAINTCORE_MAX_FILE_BYTES"]
 READS_FILES = [*EVERY_COMMAND, "COMPLAINTCORE_MAX_FILE_BYTES"]
+# the commands that read or write personal data: the master key and the suite
+READS_KEYS = [*EVERY_COMMAND, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE"]
 
 # Every command that runs something: what its help must name (defaults as printed), and exactly
 # the environment variables it reads.
@@ -85,15 +87,15 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
     ),
     ("institutions", "load"): (["file"], READS_FILES),
     ("calendar", "load"): (["file"], READS_FILES),
-    ("audit",): (["case_id", "--json", "exit status 0"], list(EVERY_COMMAND)),
+    ("audit",): (["case_id", "--json", "exit status 0"], READS_KEYS),
     ("import",): (
         ["(default: 1000)", "(default: import)", "(default: staff)", "--refusals"],
-        READS_FILES,
+        [*READS_FILES, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE"],
     ),
-    ("demo",): (["(default: 20200301)", "(default: 300)"], list(EVERY_COMMAND)),
+    ("demo",): (["(default: 20200301)", "(default: 300)"], READS_KEYS),
     ("projections", "rebuild"): (
         ["case_view, statistics", "(default: 10000)", "(default: the number of CPUs"],
-        list(EVERY_COMMAND),
+        READS_KEYS,
     ),
     ("personal-data", "sweep"): (
         [
@@ -104,7 +106,7 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
             "(default: retention period ended)",
             "(default: today in Asia/Shanghai)",
         ],
-        [*EVERY_COMMAND, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE"],
+        READS_KEYS,
     ),
 }
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from complaintcore.cli.parsers.shared import READS_FILES, add_command
+from complaintcore.cli.parsers.shared import KEYS, READS_FILES, add_command
 
 # `application.bulk_import.DEFAULT_BATCH_CASES` (a unit test holds the two together)
 DEFAULT_BATCH_CASES = 1000
@@ -18,7 +18,7 @@ def register(commands: Any) -> None:
         " status 0 when every case was imported or was already stored, 2 when some were refused,"
         " 1 when the file cannot be read",
         handler="complaintcore.cli.bulk_import:import_command",
-        environment=READS_FILES,
+        environment=(*READS_FILES, *KEYS),
     )
     parser.add_argument("file", type=Path, help="JSON Lines, one case a line")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_CASES, help="cases a batch")

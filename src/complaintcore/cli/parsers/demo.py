@@ -3,7 +3,7 @@
 import argparse
 from typing import Any
 
-from complaintcore.cli.parsers.shared import add_command
+from complaintcore.cli.parsers.shared import READS_KEYS, add_command
 
 # `cli.demo_data.DEFAULT_SEED` and `DEFAULT_CASES` (a unit test holds them together)
 DEFAULT_SEED = 20200301
@@ -16,6 +16,7 @@ def register(commands: Any) -> None:
         "demo",
         help="seed an institution tree, tokens and realistic cases, for a first look",
         handler="complaintcore.cli.demo:demo",
+        environment=READS_KEYS,
     )
     parser.add_argument(
         "--seed",

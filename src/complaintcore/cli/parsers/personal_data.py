@@ -4,7 +4,7 @@ import argparse
 from datetime import date
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group, positive
+from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
 
 # `application.retention_sweep`'s defaults, written out here so that printing help imports no
 # application code (tests/e2e/test_retention_sweep_cli.py holds the two together).
@@ -15,7 +15,6 @@ DEFAULT_ACTOR = "retention-sweep"
 
 # The sweep opens no personal field, but destroys data keys: it runs only under the master key
 # the database's keys are wrapped under, as `serve` does.
-READS_KEYS = (*EVERY_COMMAND, "COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE")
 
 
 def register(commands: Any) -> None:

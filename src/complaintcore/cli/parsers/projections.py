@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from complaintcore.cli.parsers.shared import add_command, add_group, positive
+from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
 
 # `projections.rebuild.TARGETS` and `RebuildSettings.page_events` (a unit test holds them
 # together); --workers' default, `default_scan_workers()`, is taken when the command runs.
@@ -20,6 +20,7 @@ def register(commands: Any) -> None:
         help="replay every event into fresh tables and swap them in, without stopping queries;"
         " Ctrl-C stops, running it again resumes",
         handler="complaintcore.cli.projections:rebuild_command",
+        environment=READS_KEYS,
     )
     rebuild_parser.add_argument(
         "names",

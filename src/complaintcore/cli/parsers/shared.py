@@ -196,6 +196,9 @@ EVERY_COMMAND = (
     "COMPLAINTCORE_LOG_LEVEL",
 )
 READS_FILES = (*EVERY_COMMAND, "COMPLAINTCORE_MAX_FILE_BYTES")
+# What a command that reads or writes personal data reads besides: the master key and the suite.
+KEYS = ("COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE")
+READS_KEYS = (*EVERY_COMMAND, *KEYS)
 
 
 def positive(text: str) -> int:
