@@ -96,6 +96,14 @@ class RunnerSupervisor:
             code = process.returncode
             if time.monotonic() - started >= HEALTHY_AFTER_S:
                 delay = self._restart_first_s
+            elif delay > self._restart_first_s:
+                # ended early again (a start refused: the master key, the database): the
+                # projections and the webhooks stay stopped until it starts, an error each time
+                log.error(
+                    "runner process keeps exiting: projections and webhooks are not running",
+                    pid=process.pid,
+                    code=code,
+                )
             log.warning("runner process exited; restarting", pid=process.pid, code=code, in_s=delay)
             if self._stopping.wait(delay):
                 return

@@ -72,6 +72,9 @@ def runners(args: argparse.Namespace, settings: Settings) -> int:
             # under `serve`, which has applied the migrations already
             _, provider = key_and_database(url, settings, migrate=not supervised)
         except StartRefused as refused:
+            if supervised:  # on serve's stderr, as a log line like serve's own
+                log.error("runner process refused to start", reason=str(refused))
+                return 1
             return fail(str(refused))
         try:
             # uvloop, as uvicorn runs the requests: the runners fold every command's events
