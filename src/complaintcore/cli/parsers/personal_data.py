@@ -13,9 +13,6 @@ DEFAULT_REASON = "retention period ended"
 DEFAULT_LEGAL_BASIS = "PIPL Art. 47; CBIRC Order 2020 No. 3 Art. 28"
 DEFAULT_ACTOR = "retention-sweep"
 
-# The sweep opens no personal field, but destroys data keys: it runs only under the master key
-# the database's keys are wrapped under, as `serve` does.
-
 
 def register(commands: Any) -> None:
     personal_data_commands = add_group(
@@ -27,6 +24,8 @@ def register(commands: Any) -> None:
         help="erase the personal data of every case past its retention; safe to run on several"
         " hosts at once, and to stop anywhere: running it again resumes",
         handler="complaintcore.cli.personal_data:sweep_command",
+        # it opens no personal field, but destroys data keys: only under the master key the
+        # database's keys are wrapped under, as `serve` runs
         environment=READS_KEYS,
         description=(
             "Erase the personal data of every case whose retention ended (policy retention_years,"
