@@ -16,6 +16,8 @@ No personal data is kept here (Art. 22): statistics never need it.
 
 from typing import Any
 
+import asyncpg
+
 from complaintcore.domain.commands import ReviewOutcome, RootCause, Satisfaction
 from complaintcore.domain.state import CaseStatus, ComplaintState
 
@@ -167,4 +169,13 @@ def upsert_sql(table: str, columns: tuple[str, ...] = COLUMNS) -> str:
         f" VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})"
         f" ON CONFLICT ({key}) DO UPDATE SET"
         f" {', '.join(f'{column} = EXCLUDED.{column}' for column in rest)}"
+    )
+
+
+async def checkpoint_in(connection: asyncpg.Connection) -> int:
+    """The feed position the facts (and their sums) are as of, in the caller's snapshot: the
+    runner moves it in the transaction that writes the rows, so read in the snapshot the
+    figures are read in, it names exactly the events they count."""
+    return await connection.fetchval(
+        "SELECT position FROM projection_checkpoints WHERE name = $1", NAME
     )

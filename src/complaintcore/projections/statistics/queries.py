@@ -212,9 +212,6 @@ async def query_figures(
 # other, never deadlock.
 _READ_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
 _LOCK_FACTS = f"LOCK TABLE {facts.TABLE} IN ACCESS SHARE MODE"
-# The runner moves its checkpoint in the transaction that writes the rows: read in the figures'
-# snapshot, it is the feed position they are as of.
-_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = $1"
 Read = list[list[asyncpg.Record]]
 
 
@@ -231,7 +228,7 @@ async def _read_one_after_the_other(
     )
     async with snapshot:
         await connection.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
-        checkpoint = await connection.fetchval(_CHECKPOINT, facts.NAME)
+        checkpoint = await facts.checkpoint_in(connection)
         return [await connection.fetch(*read) for read in reads], checkpoint
 
 
@@ -254,7 +251,7 @@ async def _read_in_one_snapshot(
     first, *others = connections
     async with first.transaction(isolation="repeatable_read", readonly=True):
         await first.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
-        checkpoint = await first.fetchval(_CHECKPOINT, facts.NAME)  # takes the snapshot
+        checkpoint = await facts.checkpoint_in(first)  # takes the snapshot
         snapshot = await first.fetchval("SELECT pg_export_snapshot()")
         async with AsyncExitStack() as transactions:
             for other in others:

@@ -25,9 +25,6 @@ import asyncpg
 from complaintcore.domain.commands import Outcome
 from complaintcore.projections.statistics import facts
 
-# the runner moves it in the transaction that writes the facts: read in their snapshot
-_CHECKPOINT = "SELECT position FROM projection_checkpoints WHERE name = $1"
-
 UPHELD = (str(Outcome.UPHELD), str(Outcome.PARTIALLY_UPHELD))
 
 _IN = "respondent_institution = ANY($1::text[])"
@@ -82,7 +79,7 @@ async def staff_statistics(
         pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
-        checkpoint = await connection.fetchval(_CHECKPOINT, facts.NAME)
+        checkpoint = await facts.checkpoint_in(connection)
         handlers = await connection.fetch(_HANDLERS_SQL, list(institutions), from_on, to_on)
         named = await connection.fetch(
             _RESPONDENT_STAFF_SQL, list(institutions), from_on, to_on, list(UPHELD)
