@@ -127,6 +127,17 @@ WORKER_BLOCKS = 12  # 20000-31999; with more workers than that, blocks are share
 _ports_handed_out = itertools.count()
 
 
+class ManualClock:
+    """A monotonic clock the test moves by hand (`clock.now += seconds`), for code that takes a
+    `clock` callable."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, not handed out before by this process's last
     thousand calls, in this pytest worker's block."""

@@ -7,23 +7,16 @@ import asyncpg
 from api_support import asgi_client, complaint, started_app
 from complaintcore.auth.tokens import SEEN_TOKEN_MAX_AGE_S, SeenTokens, revoke_token
 from projection_support import tree_and_tokens
+from testsupport import ManualClock
 
 NOT_JSON = b"{not json"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_revoked_token_is_401_at_the_gate_within_the_bound_even_for_a_bad_body(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
     tokens = await tree_and_tokens(database_url, {"staff": ("staff-a1", "staff", "BR-A")})
-    clock = Clock()
+    clock = ManualClock()
     async with started_app(database_url) as app, asgi_client(app) as client:
         app.state.seen_tokens = SeenTokens(clock=clock)
         auth = {"Authorization": f"Bearer {tokens['staff']}"}

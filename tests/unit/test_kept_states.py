@@ -4,19 +4,12 @@ the case's data key is cached, so an erasure in another process leaves this one'
 from complaintcore.application.complaint_service import KEPT_STATE_MAX_AGE_S, KeptStates
 from complaintcore.crypto.key_cache import DataKeyCache
 from complaintcore.domain.state import INITIAL
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from testsupport import ManualClock
 
 
 def test_a_state_is_kept_as_long_as_a_data_key_and_no_longer() -> None:
     assert DataKeyCache().max_age_seconds == KEPT_STATE_MAX_AGE_S
-    clock = Clock()
+    clock = ManualClock()
     kept = KeptStates(capacity=10, max_age_seconds=300, clock=clock)
     kept.keep("case-1", 1, "h1", INITIAL, "aes-256-gcm")
 
@@ -28,7 +21,7 @@ def test_a_state_is_kept_as_long_as_a_data_key_and_no_longer() -> None:
 
 
 def test_an_expired_state_leaves_memory_when_another_case_is_kept() -> None:
-    clock = Clock()
+    clock = ManualClock()
     kept = KeptStates(capacity=10, max_age_seconds=300, clock=clock)
     kept.keep("erased-elsewhere", 1, "h1", INITIAL, None)
     clock.now += 200
@@ -42,7 +35,7 @@ def test_an_expired_state_leaves_memory_when_another_case_is_kept() -> None:
 
 
 def test_a_case_kept_again_starts_its_age_again_and_the_oldest_go_first_beyond_capacity() -> None:
-    clock = Clock()
+    clock = ManualClock()
     kept = KeptStates(capacity=2, max_age_seconds=300, clock=clock)
     kept.keep("a", 1, "h1", INITIAL, None)
     kept.keep("b", 1, "h2", INITIAL, None)

@@ -6,14 +6,7 @@ from __future__ import annotations
 import pytest
 
 from complaintcore.crypto.key_cache import DataKeyCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from testsupport import ManualClock
 
 
 def test_the_least_recently_used_key_goes_first() -> None:
@@ -27,7 +20,7 @@ def test_the_least_recently_used_key_goes_first() -> None:
 
 
 def test_a_key_expires_after_max_age() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache = DataKeyCache(max_age_seconds=60, clock=clock)
     cache.put("a", b"A" * 16)
     clock.now += 59.9
