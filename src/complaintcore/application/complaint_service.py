@@ -27,7 +27,6 @@ import functools
 import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -90,6 +89,7 @@ from complaintcore.events.codec import (
 from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMetadata, StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.infra.aged_cache import AgedCache
 from complaintcore.infra.metrics import COMMANDS
 from complaintcore.projections.case_view import (
     PERSONAL_FIELDS_SHOWN,
@@ -844,34 +844,19 @@ class KeptStates:
         max_age_seconds: float = KEPT_STATE_MAX_AGE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._capacity = capacity
-        self._max_age_seconds = max_age_seconds
-        self._clock = clock
-        self._states: OrderedDict[str, tuple[float, KeptState]] = OrderedDict()
+        self._states: AgedCache[str, KeptState] = AgedCache(capacity, max_age_seconds, clock)
 
     def __len__(self) -> int:
         return len(self._states)
 
     def get(self, case_id: str) -> KeptState | None:
         """(version, hash, state, the stream's suite) as kept, if it is and is not too old."""
-        self._drop_expired()
-        entry = self._states.get(case_id)
-        return None if entry is None else entry[1]
+        return self._states.get(case_id)
 
     def keep(
         self, case_id: str, version: int, hash_: str, state: ComplaintState, suite: str | None
     ) -> None:
-        self._states[case_id] = (self._clock(), (version, hash_, state, suite))
-        self._states.move_to_end(case_id)
-        if len(self._states) > self._capacity:
-            self._states.popitem(last=False)
-        self._drop_expired()
-
-    def _drop_expired(self) -> None:
-        oldest_kept = self._clock() - self._max_age_seconds
-        states = self._states
-        while states and next(iter(states.values()))[0] <= oldest_kept:
-            states.popitem(last=False)
+        self._states.put(case_id, (version, hash_, state, suite))
 
 
 @dataclass(frozen=True)

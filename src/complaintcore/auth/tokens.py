@@ -8,7 +8,6 @@ useless, and it lets a request find its token with one primary-key lookup.
 import hashlib
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from complaintcore.auth.principals import (
 )
 from complaintcore.domain.roles import CODE_MAX_LENGTH, has_institution, is_code
 from complaintcore.infra import advisory_locks
+from complaintcore.infra.aged_cache import AgedCache
 
 TOKEN_PREFIX = "cc_"
 SEEN_TOKEN_MAX_AGE_S = 10.0
@@ -169,10 +169,7 @@ class SeenTokens:
         max_age_s: float = SEEN_TOKEN_MAX_AGE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._capacity = capacity
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._principals: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._principals: AgedCache[str, Principal] = AgedCache(capacity, max_age_s, clock)
 
     def check_for(self, token: str) -> TokenCheck | None:
         """What to confirm for a token seen valid lately; None for one never seen, forgotten or
@@ -180,24 +177,14 @@ class SeenTokens:
         if not looks_like_a_token(token):
             return None
         token_hash = hash_token(token)
-        seen = self._principals.get(token_hash)
-        if seen is None:
-            return None
-        found_at, principal = seen
-        if self._clock() - found_at >= self._max_age_s:
-            del self._principals[token_hash]
-            return None
-        self._principals.move_to_end(token_hash)
-        return TokenCheck(token_hash, principal)
+        principal = self._principals.get(token_hash)
+        return None if principal is None else TokenCheck(token_hash, principal)
 
     def remember(self, token_hash: str, principal: Principal) -> None:
-        self._principals[token_hash] = (self._clock(), principal)
-        self._principals.move_to_end(token_hash)
-        if len(self._principals) > self._capacity:
-            self._principals.popitem(last=False)
+        self._principals.put(token_hash, principal)
 
     def forget(self, token_hash: str) -> None:
-        self._principals.pop(token_hash, None)
+        self._principals.forget(token_hash)
 
 
 async def revoke_token(pool: asyncpg.Pool, token: str) -> bool:

@@ -1,5 +1,5 @@
-"""The per-process cache of unwrapped data keys: bounded in size (least recently used first out)
-and in age, `forget` on erasure, and never showing a key."""
+"""The per-process cache of unwrapped data keys: bounded in size and in age (the oldest first
+out, `infra.aged_cache`), `forget` on erasure, and never showing a key."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from complaintcore.crypto.key_cache import DataKeyCache
 from testsupport import ManualClock
 
 
-def test_the_least_recently_used_key_goes_first() -> None:
+def test_the_oldest_key_goes_first() -> None:
     cache = DataKeyCache(max_entries=2)
     cache.put("a", b"A" * 32)
     cache.put("b", b"B" * 32)
-    assert cache.get("a") == b"A" * 32  # now "b" is the least recently used
+    assert cache.get("a") == b"A" * 32  # read, not made younger: its age runs from its unwrap
     cache.put("c", b"C" * 32)
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"A" * 32, None, b"C" * 32)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, b"B" * 32, b"C" * 32)
     assert len(cache) == 2
 
 
