@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from complaintcore.application.policies import command_business_date, redress_authority
+from complaintcore.application.policies import (
+    command_business_date,
+    limit_lineage,
+    redress_authority,
+)
+from complaintcore.domain.commands import ApproveRedress
 from complaintcore.domain.policy import (
     DEFAULT_POLICY,
     POLICY_VALUE_NAMES,
@@ -277,3 +282,24 @@ def test_with_no_version_setting_it_every_institution_has_the_default() -> None:
     days = due_soon_days_on(TREE, [version("BR-A", 1, DAY, retention_years=3)], DAY)
 
     assert days == DueSoonDays() and days.others() == {}
+
+
+CASE_LINEAGE = ("SUB-A1", "BR-A", "HO")
+
+
+@pytest.mark.parametrize(
+    ("approver", "limit_from"),
+    [("SUB-A1", CASE_LINEAGE), ("BR-A", ("BR-A", "HO")), ("HO", ("HO",)), ("BR-B", CASE_LINEAGE)],
+)
+def test_an_approver_is_judged_by_the_policy_of_their_own_institution(
+    approver: str, limit_from: tuple[str, ...]
+) -> None:
+    """DOMAIN.md "Redress authority": "a principal whose own limit covers the amount"; one not
+    at or above the case is refused for that, whatever the limit (the case's lineage, then)."""
+    approval = ApproveRedress(up_to_fen=1, note="n", approved_on=date(2026, 11, 2))
+    assert limit_lineage(approval, approver, CASE_LINEAGE) == limit_from
+
+
+def test_a_decider_is_judged_by_the_policy_at_the_case_wherever_they_sit() -> None:
+    decision = SimpleNamespace(decided_on=date(2026, 11, 2))
+    assert limit_lineage(decision, "BR-A", CASE_LINEAGE) == CASE_LINEAGE

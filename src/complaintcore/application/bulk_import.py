@@ -58,6 +58,7 @@ from pydantic import ValidationError
 from complaintcore.application.policies import (
     command_business_date,
     decision_authority,
+    limit_lineage,
     policy_in_force,
 )
 from complaintcore.application.policy_store import all_policy_versions
@@ -335,8 +336,10 @@ def _apply(
     """`judge_target`: a merge's check of its target, once the case's own rules pass."""
     if at > reference.today:
         raise _Refused(BUSINESS_DATE_IN_FUTURE.code, f"{where}: at {at} is after today")
-    judged = reference.policy_on(institution, command_business_date(command, at))
+    on = command_business_date(command, at)
+    judged = reference.policy_on(institution, on)
     lineage = reference.lineage(institution)
+    limit_policy = reference.policy_on(limit_lineage(command, actor.institution, lineage)[0], on)
     case_tree = reference.tree_of(lineage[-1]) if isinstance(command, Attribute) else frozenset()
     context = DecisionContext(
         today=at,
@@ -345,7 +348,7 @@ def _apply(
         actor_id=actor.id,
         actor_role=actor.role,
         superior_of_respondent=reference.superiors.get(institution),
-        **decision_authority(judged, actor.role, actor.institution, lineage, case_tree),
+        **decision_authority(limit_policy, actor.role, actor.institution, lineage, case_tree),
     )
     try:
         events = decide(state, command, context)

@@ -49,7 +49,11 @@ from complaintcore.application.idempotency import (
     find_response,
     saved_values,
 )
-from complaintcore.application.policies import command_business_date, decision_authority
+from complaintcore.application.policies import (
+    command_business_date,
+    decision_authority,
+    limit_lineage,
+)
 from complaintcore.application.policy_store import POLICY_STAMP_SQL, PolicyStore
 from complaintcore.application.registration import next_serial
 from complaintcore.auth.principals import may_see
@@ -604,8 +608,9 @@ class ComplaintService:
         once the case's own rules pass, a merge's target or who decides a review (an erased or
         closed duplicate is refused as such, whatever it names)."""
         today = self._today()
+        business_date = command_business_date(command, today)
         judged, read_today = await self._policies_judging(
-            connection, respondent, command_business_date(command, today), today, policy_stamp
+            connection, respondent, business_date, today, policy_stamp
         )
         state = current.state if current is not None else None
         context = DecisionContext(
@@ -615,7 +620,9 @@ class ComplaintService:
             actor_id=actor.id,
             actor_role=actor.role,
             superior_of_respondent=respondent.superior,
-            **await self._authority(connection, actor, command, respondent, judged),
+            **await self._authority(
+                connection, actor, command, respondent, (judged, business_date, policy_stamp)
+            ),
         )
         events = decide(state, command, context)
         if judge_after is not None:
@@ -687,15 +694,25 @@ class ComplaintService:
         actor: Actor,
         command: Any,
         respondent: Respondent,
-        judged: ResolvedPolicy,
+        judging: tuple[ResolvedPolicy, date, int | None],
     ) -> dict[str, Any]:
-        """`policies.decision_authority` for this caller and case; an attribution reads the
-        case's whole tree (one read more, for that command only)."""
+        """`policies.decision_authority` for this caller and case: the limit under the policy
+        of `policies.limit_lineage` on the command's business date (`judging`: the policy
+        judging the command at the case, that date and the versions' stamp; the same policy
+        unless the caller approves from above the case); an attribution reads the case's whole
+        tree (one read more, for that command only)."""
+        judged, business_date, policy_stamp = judging
         lineage = respondent.lineage
         tree: frozenset[str] = frozenset()
         if isinstance(command, Attribute) and lineage:
             tree = frozenset(await self._institutions.subtree(lineage[-1], connection=connection))
-        return decision_authority(judged, actor.role, actor.institution, lineage, tree)
+        limit_policy = judged
+        own_lineage = limit_lineage(command, actor.institution, lineage)
+        if own_lineage != lineage:
+            limit_policy = await self._policies.in_force_along(
+                own_lineage, business_date, policy_stamp, connection=connection
+            )
+        return decision_authority(limit_policy, actor.role, actor.institution, lineage, tree)
 
     async def _policies_judging(
         self,

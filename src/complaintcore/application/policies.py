@@ -11,7 +11,7 @@ the retention sweep's first cut of candidates.
 from datetime import date
 from typing import Any
 
-from complaintcore.domain.commands import own_business_date
+from complaintcore.domain.commands import ApproveRedress, own_business_date
 from complaintcore.domain.policy import DEFAULT_POLICY, InstitutionPolicy, ResolvedPolicy
 from complaintcore.domain.roles import Role
 
@@ -27,6 +27,20 @@ def command_business_date(command: Any, today: date) -> date:
     """The day `command` is judged at: its own (`domain.commands.own_business_date`), else
     `today` (assign, recuse, merge, flag-major happen the day they are handled)."""
     return own_business_date(command) or today
+
+
+def limit_lineage(
+    command: Any, actor_institution: str | None, lineage: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The lineage whose policy sets the caller's redress limit, for a case whose respondent's
+    `lineage` runs up to its head office. The decider's limit is the one at the case's
+    institution; an approver's is their own (DOMAIN.md "Redress authority": "a principal whose
+    own limit covers the amount, at the case's institution or above"), the one in force at
+    their institution, which is on the case's lineage when they may approve at all: a superior
+    approves what the case's own supervisors may not, whatever the case's node sets for them."""
+    if isinstance(command, ApproveRedress) and actor_institution in lineage:
+        return lineage[lineage.index(actor_institution) :]
+    return lineage
 
 
 def redress_authority(
