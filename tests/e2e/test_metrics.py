@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from api_support import asgi_client, complaint, days_ago, started_app
 from complaintcore.api.app import create_app
+from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.settings import get_settings
 from complaintcore.reference.institutions import InstitutionDirectory
@@ -180,3 +181,24 @@ async def test_one_scrape_counts_the_requests_of_every_worker(
                 assert counted == 40
 
     assert len(pids) == 2  # the pool gauge: one series per live worker
+
+
+async def test_the_scrape_says_how_far_ahead_the_holiday_calendar_reaches(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """An operator alerts before date computations reach a year with no holiday data (each is
+    refused `calendar_year_missing`): the gauge moves as soon as the next year is loaded."""
+    gauge = "complaintcore_calendar_known_through_year"
+    before = value(samples((await client.get("/metrics", headers=SCRAPER)).text), gauge)
+    assert before >= shanghai_today().year  # the seed covers the current year at least
+
+    admin = {"Authorization": f"Bearer {await create_token(pool, 'adm-1', 'admin', None)}"}
+    next_year = int(before) + 1
+    loaded = await client.put(
+        f"/v1/calendars/{next_year}",
+        json={"holidays": [f"{next_year}-01-01"], "adjusted_working_days": []},
+        headers=admin,
+    )
+    assert loaded.status_code in (200, 201), loaded.text
+    after = value(samples((await client.get("/metrics", headers=SCRAPER)).text), gauge)
+    assert after == next_year

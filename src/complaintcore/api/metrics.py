@@ -144,6 +144,7 @@ async def read_from_database(app: Any) -> list[Metric]:
             await _projection_lag(pool),
             *await _webhook_queue(pool),
             await _open_clocks(pool),
+            await _calendar_known_through(app),
         ]
     except DATABASE_UNAVAILABLE_ERRORS as error:
         log.warning("metrics without the database", error=type(error).__name__)
@@ -222,4 +223,16 @@ async def _open_clocks(pool: asyncpg.Pool) -> Metric:
     for row in await pool.fetch(_OPEN_CLOCKS, shanghai_today()):
         family.add_metric([row["head_office"], "open"], row["open"])
         family.add_metric([row["head_office"], "overdue"], row["overdue"])
+    return family
+
+
+async def _calendar_known_through(app: Any) -> Metric:
+    family = GaugeMetricFamily(
+        "complaintcore_calendar_known_through_year",
+        "The last year up to which every year from this one (Asia/Shanghai) has holiday calendar "
+        "data, stored or seeded: a date computation reaching past it is refused "
+        "(calendar_year_missing). Load the next year as soon as it is published.",
+    )
+    calendar = await app.state.calendars.working_day_calendar()
+    family.add_metric([], calendar.known_through(shanghai_today().year))
     return family

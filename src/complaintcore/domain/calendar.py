@@ -92,6 +92,14 @@ class WorkingDayCalendar:
     def years(self) -> frozenset[int]:
         return frozenset(self._by_year)
 
+    def known_through(self, year: int) -> int:
+        """The last year up to which every year from `year` on has data (`year - 1` when
+        `year` itself has none): how far ahead dates can be computed without a refusal."""
+        last = year - 1
+        while last + 1 in self._by_year:
+            last += 1
+        return last
+
     def for_year(self, year: int) -> YearCalendar:
         try:
             return self._by_year[year]

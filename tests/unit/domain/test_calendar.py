@@ -579,3 +579,13 @@ def test_working_day_counts_over_adjacent_ranges_add_up(
 def test_a_range_ending_before_it_starts_is_refused(start: date, span: int) -> None:
     with pytest.raises(ValueError, match="before start"):
         seeded_calendar().working_days_after(start, start - timedelta(days=span))
+
+
+def test_known_through_is_the_end_of_the_unbroken_run_of_years_from_the_one_asked() -> None:
+    def year(number: int) -> YearCalendar:
+        return YearCalendar(number, frozenset(), frozenset())
+
+    calendar = WorkingDayCalendar([year(2025), year(2026), year(2027), year(2029)])
+    assert calendar.known_through(2025) == 2027  # 2028 is missing: 2029 does not count
+    assert calendar.known_through(2029) == 2029
+    assert calendar.known_through(2028) == 2027  # the year asked for itself has no data
