@@ -25,7 +25,9 @@ CASES = 10
 EVENTS = ("case.received", "case.major", "case.decided")  # per case, in this order
 IN_FLIGHT = 8  # deliveries of the subscription a process sends at once
 ANSWERED = 5  # the receiver acknowledges these, then holds every further request
-LEASE_S = 4.0  # longer than the kill takes to come; the new process waits it out
+# longer than the kill takes to come, and the shortest the settings take (the timeout + 10 s):
+# the new process waits it out
+LEASE_S = 13.0
 CRASH_ENV = {
     # the dispatcher in the process the test kills with SIGKILL (by default it runs in serve's
     # runner child, which would get a SIGTERM when serve dies and stop in order)

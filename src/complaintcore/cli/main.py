@@ -95,13 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    from complaintcore.infra.log_config import configure_logging
-    from complaintcore.infra.settings import get_settings
+    from pydantic import ValidationError
 
-    settings = get_settings()
+    from complaintcore.cli.common import DATABASE_REFUSALS, database_refusal, fail
+    from complaintcore.infra.log_config import configure_logging
+    from complaintcore.infra.settings import get_settings, settings_refusal
+
+    try:
+        settings = get_settings()
+    except ValidationError as refused:  # one line naming the variables, as any refusal
+        return fail(settings_refusal(refused))
     configure_logging(settings.log_format, settings.log_level)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    from complaintcore.cli.common import DATABASE_REFUSALS, database_refusal, fail
 
     try:
         return handler(args, settings)

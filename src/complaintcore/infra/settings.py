@@ -9,8 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A delivery is claimed for `webhook_lease_s`; its send takes up to a name lookup
+# (webhooks/urls.py, 5 s) and the receiver's `webhook_timeout_s`, then its outcome is written. A
+# lease that ends first lets another round send it again while the first waits for its answer.
+WEBHOOK_LEASE_OVER_TIMEOUT_S = 10.0
 
 
 class Settings(BaseSettings):
@@ -192,7 +197,8 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="COMPLAINTCORE_WEBHOOK_LEASE",
         description="Seconds a claimed delivery stays with its dispatcher; after a crash it "
-        "is sent again once this has passed. Keep well above the timeout.",
+        "is sent again once this has passed. At least the timeout plus 10 s (refused at start "
+        "otherwise).",
     )
     webhook_retry_base_s: float = Field(
         default=10.0, gt=0, validation_alias="COMPLAINTCORE_WEBHOOK_RETRY_BASE"
@@ -218,6 +224,18 @@ class Settings(BaseSettings):
         "process (the connections its receiver gets at most).",
     )
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> "Settings":
+        shortest = self.webhook_timeout_s + WEBHOOK_LEASE_OVER_TIMEOUT_S
+        if self.webhook_lease_s < shortest:
+            raise ValueError(
+                f"COMPLAINTCORE_WEBHOOK_LEASE ({self.webhook_lease_s:g} s) must be at least "
+                f"COMPLAINTCORE_WEBHOOK_TIMEOUT ({self.webhook_timeout_s:g} s) plus "
+                f"{WEBHOOK_LEASE_OVER_TIMEOUT_S:g} s: a delivery whose lease ends while its "
+                "receiver may still answer is sent again meanwhile"
+            )
+        return self
+
     @property
     def read_replicas(self) -> list[str]:
         return [url.strip() for url in self.read_replica_urls.split(",") if url.strip()]
@@ -226,6 +244,17 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_refusal(refused: ValidationError) -> str:
+    """What is wrong with the settings, one clause per variable, naming each variable and never
+    its value (a URL's password, a token)."""
+    clauses = []
+    for error in refused.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        clauses.append(f"{where}: {message}" if where else message)
+    return "bad settings: " + "; ".join(clauses)
 
 
 def otel_traces_url(environ: Mapping[str, str] = os.environ) -> str | None:

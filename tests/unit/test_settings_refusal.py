@@ -1,0 +1,54 @@
+"""A bad setting stops every command with one line naming the variables (never their values),
+not a traceback; a webhook lease shorter than a send may take is one (found by review passes:
+a lease of 1 s against the 10 s timeout sent one delivery four times at once, with no crash)."""
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from complaintcore.cli.main import main
+from complaintcore.infra.settings import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def settings_read_anew() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_a_bad_setting_is_one_line_naming_each_variable_but_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COMPLAINTCORE_POOL_MAX", "many-secret-words")
+    monkeypatch.setenv("COMPLAINTCORE_LOG_FORMAT", "xml")
+
+    assert main(["tokens", "list"]) == 1
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("complaintcore: bad settings: ")
+    assert "COMPLAINTCORE_POOL_MAX" in lines[0] and "COMPLAINTCORE_LOG_FORMAT" in lines[0]
+    assert "many-secret-words" not in lines[0] and "Traceback" not in lines[0]
+
+
+@pytest.mark.parametrize(("timeout", "lease"), [("10", "1"), ("10", "19.9"), ("3", "4")])
+def test_a_lease_ending_before_a_send_may_is_refused(
+    monkeypatch: pytest.MonkeyPatch, timeout: str, lease: str
+) -> None:
+    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_TIMEOUT", timeout)
+    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_LEASE", lease)
+    with pytest.raises(ValidationError, match="COMPLAINTCORE_WEBHOOK_LEASE"):
+        Settings()
+
+
+def test_a_lease_of_the_timeout_plus_ten_seconds_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_TIMEOUT", "3")
+    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_LEASE", "13")
+    assert Settings().webhook_lease_s == 13
+
+
+def test_the_default_lease_and_timeout_are_taken() -> None:
+    defaults = Settings()
+    assert (defaults.webhook_timeout_s, defaults.webhook_lease_s) == (10, 60)
