@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from complaintcore.application.requests.fields import Channel
 from complaintcore.domain.commands import (
@@ -209,7 +209,20 @@ class CaseListOut(BaseModel):
 
 
 class EventMetadataOut(BaseModel):
-    """Who did it, on whose behalf, and which request caused it; absent keys were not known."""
+    """Who did it, on whose behalf, and which request caused it: the members stored, exactly
+    (the chain's hash covers them as stored), so a member not known is absent, and a member
+    this service never writes (added to the row by other means) is shown too."""
+
+    # as stored, not as this model knows metadata: any other member is kept, and only the
+    # members given are written back out (a missing one is not shown as null)
+    model_config = ConfigDict(extra="allow")
+
+    # no return annotation: pydantic would describe the output by it (a bare object) rather
+    # than by the fields
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler):
+        given = self.model_fields_set | set(self.model_extra or ())
+        return {name: value for name, value in handler(self).items() if name in given}
 
     actor_id: str | None = None
     actor_role: str | None = None
