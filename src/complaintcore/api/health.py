@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
 from complaintcore.infra.migrations import current_revision, head_revision
+from complaintcore.infra.read_replicas import ReplicaState
 
 router = APIRouter(tags=["health"])
 
@@ -19,8 +20,10 @@ class AliveOut(BaseModel):
 
 class ReplicaOut(BaseModel):
     name: str = Field(description="host:port/database of the read replica.")
-    state: Literal["ok", "lagging", "down", "not_a_standby"] = Field(
-        description="`ok`: serving reads; otherwise skipped (reads go to the primary)."
+    state: ReplicaState = Field(
+        description="`ok`: serving reads; otherwise skipped (reads go to the primary): "
+        "`lagging` beyond the allowed lag, `unchecked` when no check has renewed its verdict "
+        "for a few rounds, `down`, or `not_a_standby` (a primary, after a failover)."
     )
     lag_s: float | None = Field(description="Seconds behind the primary at the last check.")
     lag_bytes: int | None = Field(description="Bytes of WAL behind the primary.")

@@ -28,7 +28,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -72,6 +72,10 @@ def replica_name(url: str) -> str:
     return f"{host}{parts.path or '/'}"
 
 
+ReplicaState = Literal["ok", "lagging", "unchecked", "down", "not_a_standby"]
+"""What `/readyz` says of a replica: only `ok` serves reads."""
+
+
 @dataclass
 class Replica:
     name: str
@@ -97,7 +101,7 @@ class Replica:
             and time.monotonic() - self.checked_at <= fresh_for_s
         )
 
-    def state(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> str:
+    def state(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> ReplicaState:
         if not self.up:
             return "down"
         if not self.in_recovery:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 
+from complaintcore.api.health import ReplicaOut
 from complaintcore.infra import read_replicas
 from complaintcore.infra.read_replicas import Replica, ReplicaSet
 
@@ -64,6 +65,8 @@ def test_a_verdict_not_renewed_for_a_few_rounds_serves_no_read() -> None:
     assert reads._usable_in_turn() == []
     assert replica.state(reads.max_lag_s, reads.fresh_for_s) == "unchecked"
     assert reads.report()[0]["state"] == "unchecked"
+    # and /readyz's schema (openapi.yaml's) takes it, as a client generated from it would
+    ReplicaOut.model_validate(reads.report()[0])
 
 
 async def test_a_check_that_fails_does_not_end_the_checks() -> None:
