@@ -64,7 +64,6 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], list[str]]] = {
             "COMPLAINTCORE_MASTER_KEY_FILE",
             "COMPLAINTCORE_CIPHER_SUITE",
             "COMPLAINTCORE_DATABASE_WAIT",
-            "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
             "COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT",
             "COMPLAINTCORE_POOL_MAX",
             "COMPLAINTCORE_PROJECTION_RUNNER",
@@ -171,6 +170,16 @@ def test_help_gives_the_defaults_and_the_environment_read(
     for name in environment:
         variable = ENVIRONMENT[name]
         assert f"(default: {variable.default})" in flattened.split(name, 1)[1]
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != ("keys", "create")], ids=" ".join)
+def test_every_command_that_connects_lists_the_connect_timeout(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each connects through `infra.database.connect_each_host`, which reads it (found by a
+    review pass: only serve and runners listed it)."""
+    listed = environment_listed(help_of(command, capsys))
+    assert "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT" in listed
 
 
 @pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)

@@ -38,6 +38,11 @@ ENVIRONMENT = {
             "the embedded PostgreSQL's data folder (when DATABASE_URL is unset)",
         ),
         Variable(
+            "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
+            "10",
+            "seconds to connect to one host of DATABASE_URL before trying the next",
+        ),
+        Variable(
             "COMPLAINTCORE_LOG_FORMAT",
             "auto",
             "json (a JSON object a line), console, or auto (console on a terminal)",
@@ -60,11 +65,6 @@ ENVIRONMENT = {
             "COMPLAINTCORE_DATABASE_WAIT",
             "30",
             "seconds serve waits for an unreachable database at start-up; 0: no waiting",
-        ),
-        Variable(
-            "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
-            "10",
-            "seconds to connect to one host of DATABASE_URL before trying the next",
         ),
         Variable(
             "COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT",
@@ -189,9 +189,11 @@ ENVIRONMENT = {
 }
 
 # What every command reads: the database it works on, and how it logs (on stderr).
+# What every command that uses the database reads (every command but `keys create`).
 EVERY_COMMAND = (
     "DATABASE_URL",
     "COMPLAINTCORE_DATA_DIR",
+    "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
     "COMPLAINTCORE_LOG_FORMAT",
     "COMPLAINTCORE_LOG_LEVEL",
 )
