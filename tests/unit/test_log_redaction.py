@@ -58,6 +58,14 @@ raise RuntimeError("nobody caught this")
         "Task exception was never retrieved",
         "uncaught exception",
     ]
+    # every line names its logger, structlog's as the standard library's (docs/deployment.md)
+    assert [line.get("logger") for line in lines] == [
+        "complaintcore",
+        "uvicorn.error",
+        "complaintcore",
+        "asyncio",
+        "complaintcore",
+    ]
     assert lines[0]["phone"] == "[redacted]"
     assert "builtins.ConnectionRefusedError" in lines[1]["exception"]
     assert lines[1]["logger"] == "uvicorn.error" and lines[1]["level"] == "error"

@@ -94,9 +94,9 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
     ]
     level_number = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, exception_without_message, renderer],
+        processors=[structlog.stdlib.add_logger_name, *shared, exception_without_message, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_number),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_NamedPrintLogger,
         cache_logger_on_first_use=True,
     )
     _route_standard_logging(shared, renderer, level_number)
@@ -133,6 +133,15 @@ def _route_standard_logging(
     # httpx logs each request's full URL at INFO: a webhook URL may carry a secret token
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """structlog's logger on stderr, knowing the name it was asked for (`get_logger(name)`), so
+    that its lines carry `logger` as the standard library's do."""
+
+    def __init__(self, name: str | None = None, *args: Any) -> None:
+        super().__init__(file=sys.stderr)
+        self.name = name
 
 
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
