@@ -196,7 +196,9 @@ DEMO_PRINCIPALS: tuple[DemoPrincipal, ...] = (
         Principal("OPS-ADMIN", "admin", None),
         "operations administrator",
         "loads the institution tree and holiday calendars (PUT /v1/institutions/{code}, "
-        "PUT /v1/calendars/{year}); reads everything; does not act on complaints",
+        "PUT /v1/calendars/{year}); reads everything; erases a case's personal data once its "
+        "retention has ended (POST /v1/complaints/{id}/erase-personal-data); handles no "
+        "complaint",
     ),
 )
 
