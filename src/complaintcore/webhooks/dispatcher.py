@@ -247,6 +247,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._outcomes: list[tuple[_Claim, _Outcome, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stop_grace_s = 0.0
         self.sent = 0
 
     def wake(self) -> None:
@@ -261,10 +263,10 @@ class Dispatcher:
         return self._in_flight.total()
 
     async def run(self) -> None:
-        """Claim and send until cancelled; in-flight sends are cancelled with it (their leases
-        expire and they are sent again)."""
+        """Claim and send until cancelled or stopped (`stop`); the sends still in flight then
+        are cancelled with it (their leases expire and they are sent again)."""
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     claimed = await self.claim_and_start()
@@ -280,6 +282,8 @@ class Dispatcher:
                     if self.in_flight:
                         # sends finishing within a few ms of each other share the next claim
                         await asyncio.sleep(CLAIM_GATHER_S)
+            # stopped: the sends in flight are answered and recorded first (`stop`)
+            await self.drain(self._stop_grace_s)
         finally:
             for task in [*self._tasks, self._writer]:
                 if task is not None:
@@ -329,6 +333,14 @@ class Dispatcher:
         """Wait for the sends in flight (tests, and a graceful stop)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
+
+    def stop(self, grace_s: float) -> None:
+        """A graceful stop: `run` claims nothing more, gives the sends in flight `grace_s` to be
+        answered and their outcomes written (what a receiver acknowledged is not sent again
+        once its lease ends), then returns, cancelling what is still open."""
+        self._stop_grace_s = grace_s
+        self._stopping = True
+        self._wake.set()
 
     async def _deliver(self, claim: _Claim) -> None:
         try:

@@ -42,6 +42,9 @@ __all__ = [
 log = structlog.get_logger("complaintcore.webhooks")
 
 FANOUT_BATCH = 500
+# How long a graceful stop waits for the sends in flight: within the 15 s the runner supervisor
+# gives its process before killing it (cli/runner_supervisor.py), the rest of its stop included.
+STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -130,16 +133,19 @@ async def webhook_runtime(
         return
     dispatcher = dispatcher_from_settings(pool, box, allow, settings, resolver)
     runtime.dispatcher = dispatcher
-    tasks = [
-        asyncio.create_task(
-            run_fanout(pool, settings.webhook_poll_s, dispatcher.wake), name="webhook fan-out"
-        ),
-        asyncio.create_task(dispatcher.run(), name="webhook dispatcher"),
-    ]
+    fanout = asyncio.create_task(
+        run_fanout(pool, settings.webhook_poll_s, dispatcher.wake), name="webhook fan-out"
+    )
+    dispatching = asyncio.create_task(dispatcher.run(), name="webhook dispatcher")
     try:
         yield runtime
     finally:
-        await cancel_and_wait(tasks)
+        await cancel_and_wait([fanout])
+        # the sends in flight answered and recorded first: a restart does not send every one
+        # of them again once its lease ends
+        dispatcher.stop(STOP_GRACE_S)
+        await asyncio.wait([dispatching], timeout=STOP_GRACE_S + 1)
+        await cancel_and_wait([dispatching])
 
 
 _DISPATCH_LAG = """

@@ -613,3 +613,31 @@ async def test_a_secret_the_key_provider_cannot_open_is_a_failed_attempt_not_a_l
     assert row["attempts"] >= 2 and row["last_error"] == "ConnectionRefusedError"
     assert row["leased_until"] is None
     assert receiver.received == []
+
+
+async def test_a_graceful_stop_lets_the_sends_in_flight_finish_and_sends_nothing_twice(
+    desk: Desk,
+) -> None:
+    """A restart (SIGTERM to the runner process) stops the dispatcher this way: the requests
+    it has sent are answered and recorded before it ends, so none is sent again once its lease
+    ends (found by a review pass: every send in flight was cancelled and went again)."""
+    hold = threading.Event()
+    with Receiver(hold=hold) as receiver:
+        await desk.subscribe(receiver.url)
+        for case in ("c-1", "c-2", "c-3"):
+            await insert_alert(desk.pool, "case.major", case, "BR-A")
+        await desk.fan_out()
+        dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, retry=FAST, poll_s=0.02, lease_s=1.0)
+        running = asyncio.create_task(dispatcher.run())
+        try:
+            await wait_for(lambda: len(receiver.received) == 3)  # all three held by the receiver
+            dispatcher.stop(grace_s=10.0)
+            threading.Timer(0.3, hold.set).start()  # answered while the dispatcher stops
+            async with asyncio.timeout(10):
+                await running
+        finally:
+            await cancel_and_wait([running])
+        assert await desk.all_delivered(3)
+        async with desk.dispatching(lease_s=1.0):  # the next process, past the old leases
+            await asyncio.sleep(1.5)
+    assert len(receiver.received) == 3  # each sent once
