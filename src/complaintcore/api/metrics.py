@@ -7,8 +7,8 @@ Two kinds of series:
   and whichever worker answers a scrape sums them all;
 - read from the database when scraped, by the answering process alone (never summed over
   workers, for every worker would read the same figures): projection lag, the webhook queue,
-  open and overdue handling clocks per head office. One short query each, as `GET
-  /v1/projections` and `GET /v1/webhooks/lag` make.
+  open and overdue handling clocks per head office, how far ahead the holiday calendar reaches.
+  One short query each, as `GET /v1/projections` and `GET /v1/projections/webhooks` make.
 
 Access: with `COMPLAINTCORE_METRICS_TOKEN` set, a scraper sends `Authorization: Bearer <it>`
 (401 otherwise); unset, only loopback clients are answered (403 otherwise). Not part of the
