@@ -726,8 +726,14 @@ def _decide_review(
         raise REVIEWER_HAS_CONFLICT.violation(reviewer)
     if command.outcome is ReviewOutcome.CHANGED:
         _require_a_change(state.decision, command)
-        if command.new_redress_fen is not None:
-            _require_redress_authority(state, command.new_redress_fen, context)
+        # the redress in force after it: the new amount, else the decision's, which stays
+        # (DOMAIN.md "Redress authority": a review decision that changes the outcome is judged
+        # by its redress, whoever authorised the decision's)
+        redress = command.new_redress_fen
+        if redress is None:
+            redress = state.decision.redress_fen
+        if redress:
+            _require_redress_authority(state, redress, context)
     return [
         ReviewDecided(
             reviewer_id=reviewer,

@@ -183,6 +183,40 @@ def test_a_review_decision_changing_the_redress_needs_the_same_authority(
         assert case.refuse(command, **STAFF_WITH_LIMIT) == refusal
 
 
+@pytest.mark.parametrize(
+    ("new_redress_fen", "approved_up_to", "refusal"),
+    [
+        pytest.param(
+            None,
+            None,
+            "redress_exceeds_authority",
+            id="客訴金額核決權限: the decision's redress stays in force, over the limit",
+        ),
+        pytest.param(None, 400_000, None, id="Art. 24: approved while the review is pending"),
+        pytest.param(0, None, None, id="a changed outcome with no redress left"),
+    ],
+)
+def test_a_changed_review_leaving_the_decisions_redress_is_judged_by_that_redress(
+    new_redress_fen: int | None, approved_up_to: int | None, refusal: str | None
+) -> None:
+    """DOMAIN.md: "a review decision that changes the outcome whose redress exceeds the deciding
+    principal's limit ... needs an approval"; with no new amount, its redress is the decision's
+    (found by a review pass: staff with a 1,000 CNY limit changed the outcome of a 30,000 CNY
+    decision, which stayed in force, unchecked)."""
+    case = assigned_case(RECEIVED_ON)
+    case.do(decision(DECIDED_ON, redress_fen=400_000), **BRANCH_SUPERVISOR)
+    case.do(appeal(d("2026-03-20")))
+    if approved_up_to is not None:
+        case.do(approve_redress(d("2026-03-25"), approved_up_to), **BRANCH_SUPERVISOR)
+    command = changed_review("2026-04-02", new_redress_fen)
+
+    if refusal is None:
+        case.do(command, **STAFF_WITH_LIMIT)
+        assert case.state.status == "review_decided"
+    else:
+        assert case.refuse(command, **STAFF_WITH_LIMIT) == refusal
+
+
 def test_a_kept_review_decision_is_not_judged_against_the_limit() -> None:
     """Art. 20: keeping the outcome promises nothing new."""
     case = under_review()
