@@ -360,17 +360,23 @@ class ComplaintService:
 
         async def attempt(connection: asyncpg.Connection) -> Rendered:
             kept = self._states.get(case_id)
-            locked = await self._commands.read_locked(
-                connection, case_id, kept[:2] if kept else None, confirmation, request.idempotency
-            )
             try:
+                locked = await self._commands.read_locked(
+                    connection,
+                    case_id,
+                    kept[:2] if kept else None,
+                    confirmation,
+                    request.idempotency,
+                )
                 if confirmation is not None and not confirmation.confirms(locked.actor):
                     raise ActorNotConfirmed()
                 return await self._decide_locked(
                     connection, actor, case_id, command, if_match, request, render, locked, kept
                 )
             except BaseException:
-                # a refusal, a lost race, a replay: nothing was written, the lock is still held
+                # a refusal, a lost race, a replay: nothing was written, the lock is still held;
+                # or the read was given up (a timeout behind another command's commit) after it
+                # took the lock, a session lock that outlives the statement
                 await self._commands.release(connection)
                 raise
 
