@@ -548,10 +548,11 @@ class ComplaintService:
             except asyncpg.UniqueViolationError as error:
                 if error.table_name != "idempotent_requests":
                     raise
-            except _REFUSALS:
-                # Refused, perhaps because a request with the same key, queued ahead of this one
-                # on the case's lock, did it (its response was not there when this one looked):
-                # answer as it did, or else refuse.
+            except (*_REFUSALS, ConcurrencyError):
+                # Refused or beaten to the case's head, perhaps because a request with the same
+                # key, queued ahead of this one on the case's lock or committing as this one read
+                # the case, did it (its response was not there when this one looked): answer as
+                # it did, or else refuse (a lost race is retried, or 412 with If-Match).
                 replay = await self._replay(connection, actor, request, not_visible)
                 if replay is None:
                     raise
