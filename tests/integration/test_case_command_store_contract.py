@@ -145,6 +145,32 @@ async def test_a_second_command_waits_for_the_lock_and_reads_what_the_first_wrot
     assert [event.hash for event in read.events] == [written.last_hash]
 
 
+async def test_a_merge_reads_its_target_under_the_targets_lock_after_its_writer(
+    subject: Subject,
+) -> None:
+    """A merge into a case being written waits for that write, reads what it wrote, and holds
+    the case until it releases: a command on it waits meanwhile."""
+    case_id, head, row = await a_case(subject)
+    async with subject.connection() as writer, subject.connection() as merger:
+        await subject.store.read_locked(writer, case_id, head, None, None)
+        waiting = asyncio.create_task(subject.store.read_merge_target(merger, case_id))
+        done, _ = await asyncio.wait({waiting}, timeout=WAIT_S)
+        assert not done, "the merge read its target while a command on it held the lock"
+        written = await subject.store.write(
+            writer, CaseWrite(case_id, later(), head, row, None, True)
+        )
+        target = await asyncio.wait_for(waiting, timeout=10)
+        assert target[-1].hash == written.last_hash
+        next_command = asyncio.create_task(
+            subject.store.read_locked(writer, case_id, None, None, None)
+        )
+        done, _ = await asyncio.wait({next_command}, timeout=WAIT_S)
+        assert not done, "a command on the target went ahead of the merge"
+        await subject.store.release(merger)
+        await asyncio.wait_for(next_command, timeout=10)
+        await subject.store.release(writer)
+
+
 async def test_a_command_that_writes_nothing_releases_the_lock_for_the_next(
     subject: Subject,
 ) -> None:

@@ -370,9 +370,12 @@ class ComplaintService:
                 )
                 if confirmation is not None and not confirmation.confirms(locked.actor):
                     raise ActorNotConfirmed()
-                return await self._decide_locked(
+                rendered = await self._decide_locked(
                     connection, actor, case_id, command, if_match, request, render, locked, kept
                 )
+                if isinstance(command, MergeComplaint):
+                    await self._commands.release(connection)  # the target's lock (`_merge_target`)
+                return rendered
             except BaseException:
                 # a refusal, a lost race, a replay: nothing was written, the lock is still held;
                 # or the read was given up (a timeout behind another command's commit) after it
@@ -820,9 +823,10 @@ class ComplaintService:
     async def _merge_target(
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
     ) -> ComplaintState | None:
-        """The state of the case a merge names (read without its lock: the merge changes only
-        the case merged), if the caller may see it."""
-        stored = await self._store.read_stream(case_id, connection=connection)
+        """The state of the case a merge names, if the caller may see it, read under that case's
+        lock too (`case_command_store.read_merge_target`), held until the merge is written
+        (`attempt` releases it)."""
+        stored = await self._commands.read_merge_target(connection, case_id)
         current = await self._folded(connection, case_id, INITIAL, None, (0, GENESIS_HASH), stored)
         if current is None:
             return None
