@@ -32,6 +32,15 @@ def stored_event_document(event: StoredEvent) -> dict[str, Any]:
     }
 
 
+def respondent_of(events: list[StoredEvent]) -> str:
+    """The respondent institution the stream's receipt names, which says who may see the case
+    and which policy reads it: "" when the receipt holds none as text (altered behind the
+    store's back; the audit's chain verdict names it)."""
+    data = events[0].data if events else None
+    named = data.get("respondent_institution") if isinstance(data, dict) else None
+    return named if isinstance(named, str) else ""
+
+
 def audit_case(
     case_id: str,
     events: list[StoredEvent],
@@ -50,9 +59,12 @@ def audit_case(
         decoded = domain_events(events, cipher, PERSONAL_FIELDS_SHOWN)
         state = fold(decoded)
         timeline = [jsonable(change) for change in deadline_timeline(decoded)]
-    except (ValueError, TypeError, KeyError):
+    except Exception as error:
         # An altered payload (or ciphertext: CiphertextRejected is a ValueError) may no longer
-        # decode; the chain verdict already says where.
+        # decode, in any way (a receipt turned into a list has no fields to get); the chain
+        # verdict already says where. An intact chain that does not decode is this code's fault.
+        if verdict.intact and not isinstance(error, (ValueError, TypeError, KeyError)):
+            raise
         state, timeline = None, []
     return {
         "case_id": case_id,

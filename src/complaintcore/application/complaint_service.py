@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.case_audit import respondent_of
 from complaintcore.application.case_command_store import (
     CaseCommandStore,
     CaseWrite,
@@ -520,8 +521,7 @@ class ComplaintService:
             events = await self._store.read_stream_on_replica(replica, case_id)
         if not events:
             raise CaseNotFound(case_id)
-        institution = events[0].data.get("respondent_institution", "")
-        if not await self._may_see(actor, institution):
+        if not await self._may_see(actor, respondent_of(events)):
             raise CaseNotFound(case_id)
         return events
 

@@ -13,7 +13,7 @@ from complaintcore.api.problems import FieldProblem, invalid, not_found, problem
 from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId, CaseJSONResponse
 from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.case_audit import audit_case, stored_event_document
+from complaintcore.application.case_audit import audit_case, respondent_of, stored_event_document
 from complaintcore.application.case_document import case_document
 from complaintcore.application.complaint_service import (
     CaseNotFound,
@@ -125,8 +125,7 @@ async def get_complaint_audit(
     except UnknownSuite:  # an altered suite name: the chain verdict names its version
         cipher = None
     today = shanghai_today()
-    respondent = events[0].data.get("respondent_institution", "")
-    policy = await complaints.policy_in_force(respondent, today)
+    policy = await complaints.policy_in_force(respondent_of(events), today)
     return audit_case(case_id.lower(), events, today, cipher, policy.policy)
 
 
