@@ -95,7 +95,22 @@ def test_who_may_reveal(live: LiveService, case: dict) -> None:
     assert len(_rows_of(live, case["id"])) == before + 2
 
 
-@pytest.mark.parametrize("purpose", [None, "", "x" * 201, "line\nbreak", "tab\there", "nul\x01"])
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        None,
+        "",
+        "x" * 201,
+        "line\nbreak",
+        "tab\there",
+        "nul\x01",
+        # found by a review pass: a purpose that says nothing, or two lines, was logged
+        " ",
+        "\u3000\u3000",
+        "line\u2028separator",
+        "paragraph\u2029separator",
+    ],
+)
 def test_a_purpose_is_required_and_checked(
     live: LiveService, case: dict, purpose: str | None
 ) -> None:
@@ -109,6 +124,7 @@ def test_a_purpose_is_required_and_checked(
 def test_a_purpose_of_200_characters_is_enough(live: LiveService, case: dict) -> None:
     with live.client("staff_a") as staff:
         ok(_reveal(staff, case["id"], "目" * 200))
+        ok(_reveal(staff, case["id"], " 复核 投诉 2026-11 "))  # spaces inside and around
 
 
 def test_each_reveal_adds_exactly_one_log_row(live: LiveService, case: dict) -> None:

@@ -57,7 +57,11 @@ __all__ = [
 
 PURPOSE_MAX_LENGTH = 200
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# One line of text that says something: no control character (C0, DEL, C1), no line or
+# paragraph separator, and one character at least that is not a space (U+3000 included).
+_LINE_CHARACTER = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_SAYING_CHARACTER = r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]"
+PURPOSE_PATTERN = f"^{_LINE_CHARACTER}*{_SAYING_CHARACTER}{_LINE_CHARACTER}*$"
 
 
 class _Pool(Protocol):
@@ -81,7 +85,7 @@ def personal_values(stored_event: StoredEvent, cipher: StreamCipher | None) -> d
 
 
 def valid_purpose(purpose: str) -> bool:
-    return 1 <= len(purpose) <= PURPOSE_MAX_LENGTH and not _CONTROL.search(purpose)
+    return len(purpose) <= PURPOSE_MAX_LENGTH and re.match(PURPOSE_PATTERN, purpose) is not None
 
 
 async def reveal(
@@ -89,7 +93,10 @@ async def reveal(
 ) -> dict[str, Any]:
     """The case's personal fields in plaintext by event version, logged first (see the module)."""
     if not valid_purpose(purpose):
-        raise ValueError("a purpose is 1 to 200 characters, none of them a control character")
+        raise ValueError(
+            "a purpose is one line of 1 to 200 characters, not all spaces, with no control "
+            "character"
+        )
     events = await complaints.case_events(actor, case_id)
     cipher = await complaints.stream_cipher(case_id, events)
     if cipher is not None and cipher.erased:

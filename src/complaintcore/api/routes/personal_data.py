@@ -22,6 +22,7 @@ from complaintcore.api.schemas.personal_data import PersonalDataAccessListOut, P
 from complaintcore.application.complaint_service import CaseNotFound
 from complaintcore.application.personal_data_reveal import (
     PURPOSE_MAX_LENGTH,
+    PURPOSE_PATTERN,
     AccessFilter,
     InvalidCursor,
     access_log,
@@ -39,16 +40,14 @@ NO_STORE_HEADER = {
         "schema": {"type": "string", "enum": ["no-store"]},
     }
 }
-# No control character (C0, DEL, C1): a purpose is one line of text.
-PURPOSE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 Purpose = Annotated[
     str,
     Query(
         min_length=1,
         max_length=PURPOSE_MAX_LENGTH,
         pattern=PURPOSE_PATTERN,
-        description="Why the plaintext is needed (1 to 200 characters, no control characters); "
-        "recorded in the access log.",
+        description="Why the plaintext is needed: one line of 1 to 200 characters, not all "
+        "spaces, with no control characters; recorded in the access log.",
     ),
 ]
 # any id a token may carry (`auth.tokens`: printable, no spaces), in any script; a class
