@@ -383,6 +383,15 @@ def test_lists_and_deadlines_filter_by_clock(live: LiveService) -> None:
         overdue["id"],
     ]
     refused(staff.get("/v1/complaints", params={"cursor": "garbage"}), "validation_failed", 422)
+    overdue_listed = staff.get("/v1/complaints", params={"clock": "overdue", "status": "received"})
+    assert [i["id"] for i in overdue_listed.json()["items"]] == [overdue["id"]]
+    for name in ("clock", "status"):
+        problem = refused(
+            staff.get("/v1/complaints", params={name: "bogus"}), "validation_failed", 422
+        )
+        # the values a client may send, as it writes them (found by a review pass: enum reprs)
+        assert "'overdue'" in str(problem) or "'received'" in str(problem), problem
+        assert "<" not in str(problem), problem
     for item in everything:
         detail = staff.get(f"/v1/complaints/{item['id']}").json()
         assert detail["deadline"] == item["deadline"]

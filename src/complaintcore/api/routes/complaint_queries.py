@@ -40,9 +40,10 @@ router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
 _PROBLEMS = problem_responses(401, 403, 404, 422, 503)
 _LIST_PROBLEMS = problem_responses(401, 422, 503)
-# the domain's clock statuses and case statuses, as query parameters
-Clock = Literal[tuple(ClockStatus)]  # type: ignore[valid-type]
-Status = Literal[tuple(CaseStatus)]  # type: ignore[valid-type]
+# the domain's clock statuses and case statuses, as query parameters (their values: a refusal
+# lists them as a client writes them)
+Clock = Literal[tuple(status.value for status in ClockStatus)]  # type: ignore[valid-type]
+Status = Literal[tuple(status.value for status in CaseStatus)]  # type: ignore[valid-type]
 InstitutionCode = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
