@@ -21,6 +21,19 @@ from complaintcore.domain.deadlines import ClockStatus
 from complaintcore.domain.state import ActionStatus, CaseStatus
 
 
+class AsGiven(BaseModel):
+    """A document written out with the members it was given and no others: one not given is
+    absent, not null (the case document's masked complainant in a list as in the case itself;
+    an event's metadata as stored)."""
+
+    # no return annotation: pydantic would describe the output by it (a bare object) rather
+    # than by the fields
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler):
+        given = self.model_fields_set | set(self.model_extra or ())
+        return {name: value for name, value in handler(self).items() if name in given}
+
+
 class CategoryOut(BaseModel):
     business: str
     reason: str
@@ -140,7 +153,7 @@ class FollowUpOut(BaseModel):
     note: str | None = Field(description=_NOT_SHOWN)
 
 
-class MaskedComplainantOut(BaseModel):
+class MaskedComplainantOut(AsGiven):
     """The complainant with name, identity number and contact masked; absent keys were not
     given. Once the case's personal data is erased, each of them is null."""
 
@@ -208,21 +221,13 @@ class CaseListOut(BaseModel):
     )
 
 
-class EventMetadataOut(BaseModel):
+class EventMetadataOut(AsGiven):
     """Who did it, on whose behalf, and which request caused it: the members stored, exactly
     (the chain's hash covers them as stored), so a member not known is absent, and a member
     this service never writes (added to the row by other means) is shown too."""
 
-    # as stored, not as this model knows metadata: any other member is kept, and only the
-    # members given are written back out (a missing one is not shown as null)
+    # as stored, not as this model knows metadata: any other member is kept too
     model_config = ConfigDict(extra="allow")
-
-    # no return annotation: pydantic would describe the output by it (a bare object) rather
-    # than by the fields
-    @model_serializer(mode="wrap")
-    def _as_stored(self, handler: SerializerFunctionWrapHandler):
-        given = self.model_fields_set | set(self.model_extra or ())
-        return {name: value for name, value in handler(self).items() if name in given}
 
     actor_id: str | None = None
     actor_role: str | None = None
