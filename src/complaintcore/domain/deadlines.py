@@ -82,8 +82,9 @@ class DeadlineChange:
     """One row of the audit timeline: an event that set, moved, paused or stopped a deadline.
 
     `change` is one of receipt, extension, pause, resume, restart, decision, stop,
-    review_request, review_decision. `due_on` is the handling due date, or the review's due date
-    on the two review rows. `paused_days` are the pause days then counting toward the due date.
+    review_request, review_decision, review_stop (a withdrawal while the review is pending: the
+    review's clock stops). `due_on` is the handling due date, or the review's due date on the
+    three review rows. `paused_days` are the pause days then counting toward the due date.
     """
 
     version: int
@@ -283,6 +284,8 @@ def _deadline_change(event: Event, state: ComplaintState) -> _Change | None:
             return ("restart", event.received_on, due_on, None)
         case ComplaintDecided():
             return ("decision", event.notice.notified_on, event.due_on, event.on_time)
+        case ComplaintWithdrawn() if state.review is not None and state.review.decision is None:
+            return ("review_stop", event.received_on, state.review.due_on, None)
         case ComplaintWithdrawn():
             return ("stop", event.received_on, due_on, None)
         case ComplaintDeclined():

@@ -26,6 +26,7 @@ from builders import (
     resume,
     roll_policy,
     supplement,
+    withdraw,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -380,3 +381,27 @@ def test_the_timeline_lists_every_event_that_changed_the_deadline() -> None:
             8, "ComplaintDecided", "decision", d("2026-04-20"), d("2026-04-24"), 1, 0, True
         ),
     ]
+
+
+def test_a_withdrawal_during_the_review_stops_the_reviews_clock_in_the_timeline() -> None:
+    """Found by a review pass: the stop row named the handling due date, met weeks before."""
+    case = decided_case(RECEIVED_ON, d("2026-03-16"))
+    case.do(appeal(d("2026-04-01")))
+    case.do(withdraw(d("2026-04-10")))
+
+    *_, requested, stopped = deadline_timeline(case.events)
+    assert (requested.change, requested.due_on) == ("review_request", d("2026-05-01"))
+    assert (stopped.change, stopped.business_date, stopped.due_on) == (
+        "review_stop",
+        d("2026-04-10"),
+        d("2026-05-01"),
+    )
+
+
+def test_a_withdrawal_before_a_decision_stops_the_handling_clock_in_the_timeline() -> None:
+    case = Case()
+    case.do(receive(RECEIVED_ON))
+    case.do(withdraw(d("2026-03-05")))
+
+    *_, stopped = deadline_timeline(case.events)
+    assert (stopped.change, stopped.due_on) == ("stop", d("2026-03-17"))
