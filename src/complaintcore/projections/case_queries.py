@@ -35,6 +35,7 @@ class CaseFilter:
     institutions: list[str] | None = None  # None: every institution
     status: str | None = None
     clock: str | None = None
+    review_clock: str | None = None  # the review's own clock, for cases under review
     major: bool | None = None
     received_from: date | None = None
     received_to: date | None = None
@@ -66,10 +67,11 @@ def clock_reading(
 
 
 def _clock_conditions(
-    clock: str, query: "_Query", today: date, due_soon_days: DueSoonDays
+    clock: str, query: "_Query", today: date, due_soon_days: DueSoonDays, review: bool = False
 ) -> list[str]:
-    """SQL for one clock status (projections/clock_sql.py), adding only the parameters that
-    status needs; `soon` is each row's institution's (one parameter while all share it)."""
+    """SQL for one status of the handling clock, or the review's (projections/clock_sql.py),
+    adding only the parameters that status needs; `soon` is each row's institution's (one
+    parameter while all share it)."""
 
     def soon() -> str:
         default = query.param(today + timedelta(days=due_soon_days.default))
@@ -83,9 +85,8 @@ def _clock_conditions(
         )
         return f"(CASE {cases} ELSE {default}::date END)"
 
-    return clock_sql.handling_clock_is(
-        clock, clock_sql.CASE_VIEW, today=lambda: query.param(today), soon=soon
-    )
+    reading = clock_sql.review_clock_is if review else clock_sql.handling_clock_is
+    return reading(clock, clock_sql.CASE_VIEW, today=lambda: query.param(today), soon=soon)
 
 
 class _Query:
@@ -166,6 +167,10 @@ def _filtered(case_filter: CaseFilter, today: date, due_soon_days: DueSoonDays) 
         query.where(f"category_business = {query.param(case_filter.category)}")
     if case_filter.clock:
         query.where(*_clock_conditions(case_filter.clock, query, today, due_soon_days))
+    if case_filter.review_clock:
+        query.where(
+            *_clock_conditions(case_filter.review_clock, query, today, due_soon_days, review=True)
+        )
     if case_filter.due_within_days is not None:
         query.where(_due_within(case_filter.due_within_days, query, today))
     return query

@@ -116,11 +116,28 @@ def handling_clock_is(status: str, columns: ClockColumns, today: Day, soon: Day)
 # --- the review's clock: mirrors domain.deadlines.review_clock_status -------------------------
 
 
+# the statuses a review's clock reads while it runs (the case is under review)
+RUNNING_REVIEW_STATUSES = (ClockStatus.ON_TRACK, ClockStatus.DUE_SOON, ClockStatus.OVERDUE)
+
+
+def review_clock_is(status: str, columns: ClockColumns, today: Day, soon: Day) -> list[str]:
+    """Conditions (to join with AND) selecting the rows whose review clock runs (under review:
+    requested, not yet decided, not withdrawn) and reads `status` (one of
+    `RUNNING_REVIEW_STATUSES`) as of today; mirrors `domain.deadlines.review_clock_status`."""
+    under_review = f"{columns.status} = '{CaseStatus.UNDER_REVIEW}'"
+    due_on = columns.review_due_on
+    if status == ClockStatus.OVERDUE:
+        return [under_review, f"{due_on} < {today()}"]
+    if status == ClockStatus.DUE_SOON:
+        return [under_review, f"{due_on} BETWEEN {today()} AND {soon()}"]
+    if status == ClockStatus.ON_TRACK:
+        return [under_review, f"{due_on} > {soon()}"]
+    raise ValueError(f"not a running review clock's status: {status!r}")
+
+
 def review_overdue(columns: ClockColumns, today: str) -> str:
-    """The review's clock reads overdue as of `today` (SQL): under review (requested, not yet
-    decided, not withdrawn) past its due date; mirrors `review_clock_status(...).status is
-    OVERDUE`."""
-    return f"{columns.status} = '{CaseStatus.UNDER_REVIEW}' AND {columns.review_due_on} < {today}"
+    """The review's clock reads overdue as of `today` (SQL)."""
+    return " AND ".join(review_clock_is(ClockStatus.OVERDUE, columns, lambda: today, lambda: today))
 
 
 def overdue(columns: ClockColumns, today: str) -> str:

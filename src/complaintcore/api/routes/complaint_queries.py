@@ -35,6 +35,7 @@ from complaintcore.projections.case_queries import (
     clock_reading,
     list_cases,
 )
+from complaintcore.projections.clock_sql import RUNNING_REVIEW_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
@@ -44,6 +45,9 @@ _LIST_PROBLEMS = problem_responses(401, 422, 503)
 # lists them as a client writes them)
 Clock = Literal[tuple(status.value for status in ClockStatus)]  # type: ignore[valid-type]
 Status = Literal[tuple(status.value for status in CaseStatus)]  # type: ignore[valid-type]
+ReviewClock = Literal[  # type: ignore[valid-type]
+    tuple(status.value for status in RUNNING_REVIEW_STATUSES)
+]
 InstitutionCode = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
@@ -160,6 +164,14 @@ async def list_complaints(
     institution: InstitutionCode = None,
     status: Status | None = None,
     clock: Clock | None = None,
+    review_clock: Annotated[
+        ReviewClock | None,
+        Query(
+            description="The review's own clock (Art. 20: decided within 30 days of the "
+            "request), for cases under review: `overdue`, `due_soon` or `on_track` today. "
+            "`clock` reads the handling clock."
+        ),
+    ] = None,
     major: bool | None = None,
     received_from: DateParam = None,
     received_to: DateParam = None,
@@ -175,6 +187,7 @@ async def list_complaints(
         institutions=scope,
         status=status,
         clock=clock,
+        review_clock=review_clock,
         major=major,
         received_from=received_from,
         received_to=received_to,
