@@ -134,13 +134,12 @@ class InMemoryCaseCommands:
             await self.release(connection)
         return Written(appended.positions, stream[-1].hash)
 
-    async def read_merge_target(self, connection: Any, case_id: str) -> list[StoredEvent]:
+    async def lock_merge_target(self, connection: Any, case_id: str) -> None:
         async with self._lock_changed:
             await self._lock_changed.wait_for(
                 lambda: self._holders.get(case_id) in (None, connection)
             )
             self._holders[case_id] = connection
-        return list(self.streams.get(case_id, []))
 
     async def release(self, connection: Any) -> None:
         async with self._lock_changed:

@@ -145,22 +145,24 @@ async def test_a_second_command_waits_for_the_lock_and_reads_what_the_first_wrot
     assert [event.hash for event in read.events] == [written.last_hash]
 
 
-async def test_a_merge_reads_its_target_under_the_targets_lock_after_its_writer(
+async def test_a_merge_locks_its_target_after_its_writer_has_committed(
     subject: Subject,
 ) -> None:
-    """A merge into a case being written waits for that write, reads what it wrote, and holds
-    the case until it releases: a command on it waits meanwhile."""
+    """A merge into a case being written waits for that write to commit, then holds the case
+    until it releases: a command on it waits meanwhile."""
     case_id, head, row = await a_case(subject)
     async with subject.connection() as writer, subject.connection() as merger:
         await subject.store.read_locked(writer, case_id, head, None, None)
-        waiting = asyncio.create_task(subject.store.read_merge_target(merger, case_id))
+        waiting = asyncio.create_task(subject.store.lock_merge_target(merger, case_id))
         done, _ = await asyncio.wait({waiting}, timeout=WAIT_S)
-        assert not done, "the merge read its target while a command on it held the lock"
+        assert not done, "the merge locked its target while a command on it held the lock"
         written = await subject.store.write(
             writer, CaseWrite(case_id, later(), head, row, None, True)
         )
-        target = await asyncio.wait_for(waiting, timeout=10)
-        assert target[-1].hash == written.last_hash
+        await asyncio.wait_for(waiting, timeout=10)
+        # read now, the target is as its writer left it, committed
+        target = await subject.store.read_locked(merger, case_id, None, None, None)
+        assert target.events[-1].hash == written.last_hash
         next_command = asyncio.create_task(
             subject.store.read_locked(writer, case_id, None, None, None)
         )

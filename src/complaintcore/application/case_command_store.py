@@ -19,10 +19,11 @@ refused by the head it chains to and decided again.
 `release`: a command that stores nothing (refused, invalid, a stale If-Match, a replay) gives the
 lock back. If that fails, the connection is closed: its session, and the lock, end with it.
 
-`read_merge_target`: the case a merge names, under that case's lock too (until `release`), read
-once every command that wrote it has committed: two cases merged into each other at once, or a
-merge into a case closing at that moment, must not each find the other still open. Two opposite
-merges wait for each other until PostgreSQL ends one (a deadlock), which is then a lost race.
+`lock_merge_target`: the case a merge names is locked too (until `release`), and waited for
+until every command that wrote it has committed, so that a read after it finds the case as it
+stands: two cases merged into each other at once, or a merge into a case closing at that moment,
+must not each find the other still open. Two opposite merges wait for each other until
+PostgreSQL ends one (a deadlock), which is then a lost race (`MergeTargetBusy`).
 
 Rare needs (another case's state for a merge, a changed calendar or policy, a key to create or
 destroy) cost round trips of their own between the two; the common command pays two.
@@ -72,8 +73,7 @@ _LOCK_MERGE_TARGET = """
 SELECT pg_advisory_lock($1, hashtext($2)),
        (SELECT count(*) FROM (SELECT FROM case_view WHERE case_id = $2 FOR SHARE) AS row_locked)
 """
-# a statement of its own, so that its snapshot has what the one above waited for
-_MERGE_TARGET_EVENTS = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+
 _STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
 
 
@@ -119,6 +119,15 @@ class Written:
     last_hash: str
 
 
+class MergeTargetBusy(Exception):
+    """A merge's target was being merged into the merge's own case at the same time: a lost
+    race, decided again (the case then reads as merged, or the target does)."""
+
+    def __init__(self, target_id: str) -> None:
+        super().__init__(f"case {target_id} is being merged into this one")
+        self.target_id = target_id
+
+
 class CaseCommandStore(Protocol):
     async def read_locked(
         self,
@@ -135,11 +144,9 @@ class CaseCommandStore(Protocol):
 
     async def release(self, connection: asyncpg.Connection) -> None: ...
 
-    async def read_merge_target(
-        self, connection: asyncpg.Connection, case_id: str
-    ) -> list[StoredEvent]:
-        """The stream of the case a merge names, under its lock too (see the module's note);
-        `ConcurrencyError` when two merges wait for each other's case."""
+    async def lock_merge_target(self, connection: asyncpg.Connection, case_id: str) -> None:
+        """Lock the case a merge names too, once its writers have committed (see the module's
+        note); `MergeTargetBusy` when two merges wait for each other's case."""
         ...
 
     async def stream_suites(
@@ -233,14 +240,11 @@ class PostgresCaseCommands:
     ) -> list[str | None]:
         return [row[0] for row in await connection.fetch(_STREAM_SUITES, stream_id)]
 
-    async def read_merge_target(
-        self, connection: asyncpg.Connection, case_id: str
-    ) -> list[StoredEvent]:
+    async def lock_merge_target(self, connection: asyncpg.Connection, case_id: str) -> None:
         try:
             await connection.execute(_LOCK_MERGE_TARGET, advisory_locks.CASE_COMMANDS, case_id)
         except asyncpg.DeadlockDetectedError:
-            raise ConcurrencyError(case_id, 0, None) from None
-        return [stored_event(row) for row in await connection.fetch(_MERGE_TARGET_EVENTS, case_id)]
+            raise MergeTargetBusy(case_id) from None
 
     async def release(self, connection: asyncpg.Connection) -> None:
         if connection.is_closed():

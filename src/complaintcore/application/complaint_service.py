@@ -34,6 +34,7 @@ from datetime import date
 from typing import Any, Protocol
 
 import asyncpg
+import structlog
 
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_audit import respondent_of
@@ -41,6 +42,7 @@ from complaintcore.application.case_command_store import (
     CaseCommandStore,
     CaseWrite,
     LockedCase,
+    MergeTargetBusy,
     PostgresCaseCommands,
 )
 from complaintcore.application.idempotency import (
@@ -101,6 +103,8 @@ from complaintcore.projections.case_view import (
     case_view_values,
     forget_rebuilding_rows,
 )
+
+log = structlog.get_logger("complaintcore.commands")
 
 MAX_ATTEMPTS = 10
 # A command waiting longer than this for a pool connection is answered 503 (database_unavailable)
@@ -375,7 +379,7 @@ class ComplaintService:
                     connection, actor, case_id, command, if_match, request, render, locked, kept
                 )
                 if isinstance(command, MergeComplaint):
-                    await self._commands.release(connection)  # the target's lock (`_merge_target`)
+                    await self._release_after_write(connection)
                 return rendered
             except BaseException:
                 # a refusal, a lost race, a replay: nothing was written, the lock is still held;
@@ -390,7 +394,20 @@ class ComplaintService:
             except ConcurrencyError as error:
                 if if_match is not None:
                     raise PreconditionFailed(await self._version_after(error)) from None
+            except MergeTargetBusy:
+                pass  # the case itself has not moved on (If-Match holds): decided again
         raise ConcurrencyError(case_id, 0, None)
+
+    async def _release_after_write(self, connection: asyncpg.Connection) -> None:
+        """Give back what a command still holds once its write has committed (a merge's target
+        lock): a failure closes the connection, and the lock ends with its session, but the
+        command's answer stands (it is stored)."""
+        try:
+            await self._commands.release(connection)
+        except Exception as error:
+            log.warning(
+                "lock not released after a write; connection closed", error=type(error).__name__
+            )
 
     async def _decide_locked(
         self,
@@ -824,9 +841,10 @@ class ComplaintService:
         self, connection: asyncpg.Connection, actor: Actor, case_id: str
     ) -> ComplaintState | None:
         """The state of the case a merge names, if the caller may see it, read under that case's
-        lock too (`case_command_store.read_merge_target`), held until the merge is written
+        lock too (`case_command_store.lock_merge_target`), held until the merge is written
         (`attempt` releases it)."""
-        stored = await self._commands.read_merge_target(connection, case_id)
+        await self._commands.lock_merge_target(connection, case_id)
+        stored = await self._store.read_stream(case_id, connection=connection)
         current = await self._folded(connection, case_id, INITIAL, None, (0, GENESIS_HASH), stored)
         if current is None:
             return None

@@ -122,11 +122,11 @@ async def connect(database_url: str, *, command_timeout: float | None = None) ->
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pooled connections carry no session state when they are released: nothing sets, listens
-    or opens a cursor outside a transaction; the one session lock taken on them, a case's
-    command lock, is released by the command itself on every path, failures included
-    (`application.complaint_service`, `case_command_store.release`, which closes a connection
-    it cannot release on); any other session lock lives on a connection of its own, from
-    `connect`. So a released connection needs no reset query (which would cost one round trip
+    or opens a cursor outside a transaction; the session locks taken on them, a command's case
+    lock (and a merge's target's), are released by the command itself on every path, failures
+    included (`application.complaint_service`, `case_command_store.release`, which closes a
+    connection it cannot release on); any other session lock lives on a connection of its own,
+    from `connect`. So a released connection needs no reset query (which would cost one round trip
     per release); asyncpg still rolls back a transaction left open."""
 
 
