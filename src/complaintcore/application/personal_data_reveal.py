@@ -85,7 +85,8 @@ def personal_values(stored_event: StoredEvent, cipher: StreamCipher | None) -> d
 
 
 def valid_purpose(purpose: str) -> bool:
-    return len(purpose) <= PURPOSE_MAX_LENGTH and re.match(PURPOSE_PATTERN, purpose) is not None
+    # fullmatch: `$` alone would let a final line break through
+    return len(purpose) <= PURPOSE_MAX_LENGTH and re.fullmatch(PURPOSE_PATTERN, purpose) is not None
 
 
 async def reveal(

@@ -263,8 +263,9 @@ class Dispatcher:
         return self._in_flight.total()
 
     async def run(self) -> None:
-        """Claim and send until cancelled or stopped (`stop`); the sends still in flight then
-        are cancelled with it (their leases expire and they are sent again)."""
+        """Claim and send until cancelled or stopped (`stop`: the sends in flight are first
+        given its grace to be answered and recorded); those still in flight then are cancelled
+        (their leases expire and they are sent again)."""
         try:
             while not self._stopping:
                 self._wake.clear()

@@ -188,8 +188,8 @@ ENVIRONMENT = {
     )
 }
 
-# What every command reads: the database it works on, and how it logs (on stderr).
-# What every command that uses the database reads (every command but `keys create`).
+# What every command that uses the database reads (every command but `keys create`): the
+# database it works on, how long to try each host, and how it logs (on stderr).
 EVERY_COMMAND = (
     "DATABASE_URL",
     "COMPLAINTCORE_DATA_DIR",

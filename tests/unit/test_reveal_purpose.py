@@ -1,0 +1,40 @@
+"""The purpose a reveal states (API.md: required, 1 to 200 characters): one line that says
+something, checked the same by the route's query parameter and by `reveal` itself."""
+
+import re
+
+import pytest
+
+from complaintcore.application.personal_data_reveal import PURPOSE_PATTERN, valid_purpose
+
+SAID = ["复核投诉", " 复核 投诉 2026-11 ", "x" * 200, "a"]
+NOT_SAID = [
+    "",
+    " ",
+    "\u3000\u3000",
+    "x" * 201,
+    "audit\n",  # `$` alone matches before a final line break
+    "line\nbreak",
+    "tab\there",
+    "line\u2028separator",
+    "paragraph\u2029separator",
+    "nul\x00",
+    "del\x7f",
+]
+
+
+@pytest.mark.parametrize("purpose", SAID)
+def test_a_line_that_says_something_is_a_purpose(purpose: str) -> None:
+    assert valid_purpose(purpose)
+
+
+@pytest.mark.parametrize("purpose", NOT_SAID)
+def test_blank_multi_line_or_control_characters_are_no_purpose(purpose: str) -> None:
+    assert not valid_purpose(purpose)
+
+
+@pytest.mark.parametrize("purpose", SAID + NOT_SAID)
+def test_the_pattern_the_route_publishes_agrees_within_the_length(purpose: str) -> None:
+    """openapi.yaml's pattern, read as a JSON Schema reader reads it (the whole text)."""
+    if len(purpose) <= 200:
+        assert (re.fullmatch(PURPOSE_PATTERN, purpose) is not None) == valid_purpose(purpose)
