@@ -54,7 +54,10 @@ async def a_case_with_an_annotated_event(
 async def test_the_events_show_metadata_as_stored_and_the_recipe_verifies_them(
     client: httpx.AsyncClient, database_url: str, pool: asyncpg.Pool
 ) -> None:
-    tokens = await tree_and_tokens(database_url, {"staff": ("staff-a1", "staff", "BR-A")})
+    tokens = await tree_and_tokens(
+        database_url,
+        {"staff": ("staff-a1", "staff", "BR-A"), "regulator": ("reg-1", "regulator", None)},
+    )
     headers = {"Authorization": f"Bearer {tokens['staff']}"}
     case_id = await a_case_with_an_annotated_event(client, pool, headers)
 
@@ -68,6 +71,10 @@ async def test_the_events_show_metadata_as_stored_and_the_recipe_verifies_them(
     }
     assert "causation_id" not in events[0]["metadata"]  # not stored: not shown as null
     assert first_broken_version(events) is None
+    assert all(event["recorded_at"].endswith("Z") for event in events)  # RFC 3339, UTC
+    regulator = {"Authorization": f"Bearer {tokens['regulator']}"}
+    feed = (await client.get("/v1/events", params={"limit": 5000}, headers=regulator)).json()
+    assert [item for item in feed["items"] if item["stream_id"] == case_id] == events
 
     audit = (await client.get(f"/v1/complaints/{case_id}/audit", headers=headers)).json()
     assert audit["chain"]["intact"] is True

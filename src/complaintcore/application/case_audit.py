@@ -2,7 +2,7 @@
 institution policy version each event was judged under."""
 
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 
 from complaintcore.application.case_document import case_document, jsonable
@@ -18,6 +18,8 @@ from complaintcore.projections.case_view import PERSONAL_FIELDS_SHOWN
 
 
 def stored_event_document(event: StoredEvent) -> dict[str, Any]:
+    """An event as `/events` and the feed give it: as stored, `recorded_at` in RFC 3339, UTC
+    written `Z` (written out as it is, not through a response model: see the routes)."""
     return {
         "position": event.position,
         "stream_id": event.stream_id,
@@ -26,7 +28,7 @@ def stored_event_document(event: StoredEvent) -> dict[str, Any]:
         "schema_version": event.schema_version,
         "data": event.data,
         "metadata": event.metadata.to_dict(),
-        "recorded_at": event.recorded_at.isoformat(),
+        "recorded_at": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }

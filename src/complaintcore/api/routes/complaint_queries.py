@@ -94,7 +94,7 @@ async def get_complaint_events(
     complaints: Complaints,
     reads: Reads,
     position: ConsistencyPosition = None,
-) -> list[dict[str, Any]]:
+) -> JSONResponse:
     """The case's whole stream in order, with each event's position, hash and previous hash, so
     the chain can be verified independently. Payloads are as stored (hashes cover them). Read on
     a read replica when one keeps up."""
@@ -102,7 +102,9 @@ async def get_complaint_events(
         events = await _replayed(reads, complaints, principal, case_id.lower(), position)
     except CaseNotFound:
         raise not_found("complaint") from None
-    return [stored_event_document(event) for event in events]
+    # as stored, written out as it is: `StoredEventOut` documents it (a regulator's replay of a
+    # long stream paid for a model's validation and serialization of every event)
+    return CaseJSONResponse([stored_event_document(event) for event in events])
 
 
 @router.get(
