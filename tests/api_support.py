@@ -17,6 +17,17 @@ def days_ago(n: int) -> str:
     return (TODAY - timedelta(days=n)).isoformat()
 
 
+# A company complainant, every field a legal person has (DOMAIN.md "Receiving a complaint").
+COMPANY = {
+    "kind": "legal_person",
+    "name": "福州某某贸易有限公司",
+    "address": "福州市鼓楼区某路1号",
+    "unified_social_credit_code": "91350100M000100Y43",
+    "legal_representative_name": "李四",
+    "legal_representative_contact": "13900001111",
+}
+
+
 def complaint(institution: str = "BR-A", received_days_ago: int = 1, **extra: Any) -> dict:
     body = {
         "respondent_institution": institution,

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import TODAY, app_client, complaint, days_ago
+from api_support import COMPANY, TODAY, app_client, complaint, days_ago
 from complaintcore.crypto.blind_index import blind_index
 from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.projections.case_view import load_index_key
@@ -57,16 +57,6 @@ def natural_person(number: str, id_type: str = "resident_id") -> dict[str, Any]:
         "id_number": number,
         "contact": "13800138000",
     }
-
-
-COMPANY = {
-    "kind": "legal_person",
-    "name": "福州某某贸易有限公司",
-    "address": "福州市鼓楼区某路1号",
-    "unified_social_credit_code": "91350100M000100Y43",
-    "legal_representative_name": "李四",
-    "legal_representative_contact": "13900001111",
-}
 
 
 class Api:

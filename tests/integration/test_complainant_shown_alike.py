@@ -5,17 +5,8 @@ tool comparing the audit's state with the live case found them different)."""
 
 import httpx
 
-from api_support import app_client, complaint
+from api_support import COMPANY, app_client, complaint
 from projection_support import tree_and_tokens
-
-COMPANY = {
-    "kind": "legal_person",
-    "name": "福州某某贸易有限公司",
-    "address": "福州市鼓楼区某路1号",
-    "unified_social_credit_code": "91350100M000100Y43",
-    "legal_representative_name": "李四",
-    "legal_representative_contact": "13900001111",
-}
 
 
 async def test_a_company_complainant_reads_the_same_in_the_case_the_list_and_the_audit(

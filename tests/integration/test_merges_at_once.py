@@ -38,6 +38,17 @@ async def last_position(client: httpx.AsyncClient, headers: dict[str, str], case
     return events[-1]["position"]
 
 
+ONE_WINS = [(200, None), (409, "merge_target_not_open")]
+
+
+def outcomes(answers: list[httpx.Response]) -> list[tuple[int, str | None]]:
+    """Each answer's status and problem code, in order of status."""
+    return sorted(
+        (answer.status_code, answer.json().get("code") if answer.status_code != 200 else None)
+        for answer in answers
+    )
+
+
 async def status(client: httpx.AsyncClient, headers: dict[str, str], case_id: str) -> str:
     return (await client.get(f"/v1/complaints/{case_id}", headers=headers)).json()["status"]
 
@@ -53,11 +64,7 @@ async def test_two_cases_merged_into_each_other_at_once_one_merge_wins(
             answers = await asyncio.gather(
                 merge(client, headers, x, y), merge(client, headers, y, x)
             )
-            codes = sorted(
-                (a.status_code, a.json().get("code") if a.status_code != 200 else None)
-                for a in answers
-            )
-            assert codes == [(200, None), (409, "merge_target_not_open")], codes
+            assert outcomes(answers) == ONE_WINS, outcomes(answers)
             assert sorted([await status(client, headers, x), await status(client, headers, y)]) == [
                 "merged",
                 "received",
@@ -78,11 +85,7 @@ async def test_opposite_merges_pinned_to_their_cases_versions_are_no_preconditio
             answers = await asyncio.gather(
                 merge(client, headers, x, y, if_match=1), merge(client, headers, y, x, if_match=1)
             )
-            codes = sorted(
-                (a.status_code, a.json().get("code") if a.status_code != 200 else None)
-                for a in answers
-            )
-            assert codes == [(200, None), (409, "merge_target_not_open")], codes
+            assert outcomes(answers) == ONE_WINS, outcomes(answers)
 
 
 async def test_a_merge_racing_the_targets_withdrawal_never_merges_into_a_closed_case(

@@ -51,6 +51,13 @@ class Desk:
         subscription, secret = await self.store.create(ADMIN, url, institution, events, None)
         return subscription.id, secret.value
 
+    async def three_major_alerts_for(self, url: str) -> None:
+        """A subscription of `url` and three cases' `case.major` alerts, fanned out to it."""
+        await self.subscribe(url)
+        for case in ("c-1", "c-2", "c-3"):
+            await insert_alert(self.pool, "case.major", case, "BR-A")
+        await self.fan_out()
+
     async def fan_out(self) -> int:
         async with self.pool.acquire() as connection:
             _, made = await fan_out_once(connection)
@@ -247,10 +254,7 @@ async def test_a_dispatcher_cancelled_between_send_and_commit_loses_nothing_and_
 ) -> None:
     hold = threading.Event()
     with Receiver(hold=hold) as receiver:
-        await desk.subscribe(receiver.url)
-        for case in ("c-1", "c-2", "c-3"):
-            await insert_alert(desk.pool, "case.major", case, "BR-A")
-        await desk.fan_out()
+        await desk.three_major_alerts_for(receiver.url)
         async with desk.dispatching(lease_s=1.0):
             await wait_for(lambda: len(receiver.received) == 3)
         # the first dispatcher is gone with three requests sent and nothing recorded
@@ -623,10 +627,7 @@ async def test_a_graceful_stop_lets_the_sends_in_flight_finish_and_sends_nothing
     ends (found by a review pass: every send in flight was cancelled and went again)."""
     hold = threading.Event()
     with Receiver(hold=hold) as receiver:
-        await desk.subscribe(receiver.url)
-        for case in ("c-1", "c-2", "c-3"):
-            await insert_alert(desk.pool, "case.major", case, "BR-A")
-        await desk.fan_out()
+        await desk.three_major_alerts_for(receiver.url)
         dispatcher = Dispatcher(desk.pool, desk.box, LOOPBACK, retry=FAST, poll_s=0.02, lease_s=1.0)
         running = asyncio.create_task(dispatcher.run())
         try:
