@@ -67,11 +67,15 @@ def clock_reading(
 
 
 def _clock_conditions(
-    clock: str, query: "_Query", today: date, due_soon_days: DueSoonDays, review: bool = False
+    clock: str,
+    query: "_Query",
+    today: date,
+    due_soon_days: DueSoonDays,
+    reading: clock_sql.ClockReadingSql = clock_sql.handling_clock_is,
 ) -> list[str]:
-    """SQL for one status of the handling clock, or the review's (projections/clock_sql.py),
-    adding only the parameters that status needs; `soon` is each row's institution's (one
-    parameter while all share it)."""
+    """SQL for one status of the clock `reading` reads (the handling clock, or the review's:
+    projections/clock_sql.py), adding only the parameters that status needs; `soon` is each
+    row's institution's (one parameter while all share it)."""
 
     def soon() -> str:
         default = query.param(today + timedelta(days=due_soon_days.default))
@@ -85,7 +89,6 @@ def _clock_conditions(
         )
         return f"(CASE {cases} ELSE {default}::date END)"
 
-    reading = clock_sql.review_clock_is if review else clock_sql.handling_clock_is
     return reading(clock, clock_sql.CASE_VIEW, today=lambda: query.param(today), soon=soon)
 
 
@@ -169,7 +172,9 @@ def _filtered(case_filter: CaseFilter, today: date, due_soon_days: DueSoonDays) 
         query.where(*_clock_conditions(case_filter.clock, query, today, due_soon_days))
     if case_filter.review_clock:
         query.where(
-            *_clock_conditions(case_filter.review_clock, query, today, due_soon_days, review=True)
+            *_clock_conditions(
+                case_filter.review_clock, query, today, due_soon_days, clock_sql.review_clock_is
+            )
         )
     if case_filter.due_within_days is not None:
         query.where(_due_within(case_filter.due_within_days, query, today))

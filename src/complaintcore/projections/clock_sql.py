@@ -33,6 +33,8 @@ CLOCK_STATUSES = tuple(status.value for status in ClockStatus)
 # The SQL of a day, given only when a condition needs it (so that a query built parameter by
 # parameter takes only the parameters it uses).
 Day = Callable[[], str]
+# `handling_clock_is` or `review_clock_is`: (status, columns, today, soon) to conditions
+ClockReadingSql = Callable[[str, "ClockColumns", Day, Day], list[str]]
 
 
 @dataclass(frozen=True)

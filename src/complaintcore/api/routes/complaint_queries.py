@@ -22,7 +22,6 @@ from complaintcore.application.complaint_service import (
 )
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.suites import UnknownSuite
-from complaintcore.domain.deadlines import ClockStatus
 from complaintcore.domain.policy import DueSoonDays
 from complaintcore.domain.roles import sees_everything
 from complaintcore.domain.state import CaseStatus, clock_is_paused
@@ -35,7 +34,7 @@ from complaintcore.projections.case_queries import (
     clock_reading,
     list_cases,
 )
-from complaintcore.projections.clock_sql import RUNNING_REVIEW_STATUSES
+from complaintcore.projections.clock_sql import CLOCK_STATUSES, RUNNING_REVIEW_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
@@ -43,7 +42,7 @@ _PROBLEMS = problem_responses(401, 403, 404, 422, 503)
 _LIST_PROBLEMS = problem_responses(401, 422, 503)
 # the domain's clock statuses and case statuses, as query parameters (their values: a refusal
 # lists them as a client writes them)
-Clock = Literal[tuple(status.value for status in ClockStatus)]  # type: ignore[valid-type]
+Clock = Literal[CLOCK_STATUSES]  # type: ignore[valid-type]
 Status = Literal[tuple(status.value for status in CaseStatus)]  # type: ignore[valid-type]
 ReviewClock = Literal[  # type: ignore[valid-type]
     tuple(status.value for status in RUNNING_REVIEW_STATUSES)

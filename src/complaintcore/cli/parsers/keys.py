@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, add_group, positive
+from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
 
 # The suites of `complaintcore.crypto.suites` (`SUITE_NAMES`, `DEFAULT_SUITE`), written out here
 # so that printing help imports no crypto code; a unit test holds them together.
@@ -14,11 +14,7 @@ DEFAULT_SUITE = "aes-256-gcm"
 LOGGING_ONLY = ("COMPLAINTCORE_LOG_FORMAT", "COMPLAINTCORE_LOG_LEVEL")
 
 # A rotation finds the current master key as `serve` does, and re-wraps in the database.
-ROTATION_ENVIRONMENT = (
-    *EVERY_COMMAND,
-    "COMPLAINTCORE_MASTER_KEY_FILE",
-    "COMPLAINTCORE_CIPHER_SUITE",
-)
+ROTATION_ENVIRONMENT = (*READS_KEYS,)
 
 # `CaseKeys.rewrap_all`'s batch (a unit test holds them together).
 DEFAULT_ROTATION_BATCH = 500

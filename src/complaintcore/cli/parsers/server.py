@@ -4,15 +4,20 @@
 import argparse
 from typing import Any
 
-from complaintcore.cli.parsers.shared import EVERY_COMMAND, add_command, env_default, port, positive
+from complaintcore.cli.parsers.shared import (
+    EVERY_COMMAND,
+    READS_KEYS,
+    add_command,
+    env_default,
+    port,
+    positive,
+)
 
 # serve reads every setting but the file limit: the master key, the database wait and the
 # listening address itself, the pool, the projection runner and the request limits through the
 # app it serves.
 SERVE_ENVIRONMENT = (
-    *EVERY_COMMAND,
-    "COMPLAINTCORE_MASTER_KEY_FILE",
-    "COMPLAINTCORE_CIPHER_SUITE",
+    *READS_KEYS,
     "COMPLAINTCORE_HOST",
     "COMPLAINTCORE_PORT",
     "COMPLAINTCORE_DATABASE_WAIT",
@@ -48,9 +53,7 @@ SERVE_ENVIRONMENT = (
 # the runner process: the master key, the database wait, its pool (at most 8 connections) and
 # the runners' settings
 RUNNERS_ENVIRONMENT = (
-    *EVERY_COMMAND,
-    "COMPLAINTCORE_MASTER_KEY_FILE",
-    "COMPLAINTCORE_CIPHER_SUITE",
+    *READS_KEYS,
     "COMPLAINTCORE_DATABASE_WAIT",
     "COMPLAINTCORE_DATABASE_COMMAND_TIMEOUT",
     "COMPLAINTCORE_POOL_MAX",
