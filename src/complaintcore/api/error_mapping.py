@@ -1,10 +1,18 @@
 """How the application's and the domain's refusals become problem+json responses."""
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import unknown_token
-from complaintcore.api.problems import FieldProblem, Problem, invalid, not_found, problem_response
+from complaintcore.api.problems import (
+    FieldProblem,
+    Problem,
+    invalid,
+    master_key_rotated,
+    not_found,
+    problem_response,
+)
 from complaintcore.application.complaint_service import (
     ActorNotConfirmed,
     CaseNotFound,
@@ -16,8 +24,11 @@ from complaintcore.application.complaint_service import (
     VersionNotFound,
 )
 from complaintcore.application.personal_data_reveal import PersonalDataGone
+from complaintcore.crypto.keys import MasterKeyRejected
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
+
+log = structlog.get_logger("complaintcore.api")
 
 # A rule refusal is a 409, except that a case whose personal data is erased is gone for good.
 _GONE = "personal_data_erased"
@@ -109,6 +120,11 @@ def _mapping(error: Exception) -> Problem:
                 "Conflict",
                 "The case kept changing under this command; retry it.",
             )
+        case MasterKeyRejected():
+            # start-up refused any other key, so at run time this is a rotation since then;
+            # the message names key ids and the key file, never a key
+            log.warning("master key rotated out: restart with the new key file", error=str(error))
+            return master_key_rotated()
     raise error
 
 
@@ -126,6 +142,7 @@ MAPPED = (
     UnknownInstitution,
     InvalidEventData,
     ConcurrencyError,
+    MasterKeyRejected,
 )
 
 

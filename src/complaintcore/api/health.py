@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from complaintcore.application.master_key import rotated_away_from
 from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
 from complaintcore.infra.migrations import current_revision, head_revision
 from complaintcore.infra.read_replicas import ReplicaState
@@ -61,7 +62,8 @@ async def healthz() -> dict[str, str]:
     responses={
         503: {
             "model": NotReadyOut,
-            "description": "Database unreachable or migrations not current.",
+            "description": "Database unreachable, migrations not current, or this server's "
+            "master key rotated out (it must be restarted with the new key file).",
             "headers": {
                 "Retry-After": {
                     "description": "Seconds to wait before asking again.",
@@ -73,16 +75,20 @@ async def healthz() -> dict[str, str]:
     },
 )
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and its schema is at the latest migration; with read replicas,
-    how far each is behind (a replica down or lagging does not make the service unready)."""
+    """The database answers, its schema is at the latest migration and this server's master
+    key is the current one; with read replicas, how far each is behind (a replica down or
+    lagging does not make the service unready)."""
     try:
         async with request.app.state.pool.acquire(timeout=2) as connection:
             revision = await current_revision(connection)
+            expected = head_revision()
+            if revision != expected:
+                return _not_ready(f"schema at {revision}, expected {expected}")
+            rotated_to = await rotated_away_from(connection, request.app.state.key_provider)
     except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError):
         return _not_ready("database unreachable")
-    expected = head_revision()
-    if revision != expected:
-        return _not_ready(f"schema at {revision}, expected {expected}")
+    if rotated_to is not None:
+        return _not_ready(f"master key rotated to {rotated_to}: restart with the file of that key")
     ready: dict[str, object] = {"status": "ready", "schema": revision}
     reads = request.app.state.reads
     if reads.configured:

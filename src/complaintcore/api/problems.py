@@ -88,6 +88,20 @@ def invalid(errors: list[FieldProblem], code: str = "validation_failed") -> Prob
     return Problem(422, code, "Invalid request", detail, errors=errors)
 
 
+def master_key_rotated() -> Problem:
+    """A server still on the master key a `keys rotate` moved the keys away from: the data keys
+    it has not cached no longer open, and new ones it would make are refused (migration 0024)
+    until it is restarted with the new key's file; another server may answer meanwhile."""
+    return Problem(
+        503,
+        "master_key_rotated",
+        "Service unavailable",
+        "This server's master key was rotated out; it must be restarted with the new key. "
+        "Retry shortly.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def database_unavailable() -> Problem:
     return Problem(
         503,
@@ -212,7 +226,9 @@ _PROBLEM_DESCRIPTIONS = {
     410: "The case's personal data was erased (`personal_data_erased`).",
     412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
     422: "Invalid request (`validation_failed`); `errors` lists each bad field.",
-    503: "The database cannot be reached (`database_unavailable`); retry after `Retry-After`.",
+    503: "The database cannot be reached (`database_unavailable`), or this server's master key "
+    "was rotated out and it awaits a restart with the new one (`master_key_rotated`); retry "
+    "after `Retry-After`.",
 }
 
 _PROBLEM_HEADERS: dict[int, dict[str, Any]] = {

@@ -13,6 +13,8 @@ database (API.md "Personal data", README "Configuration").
   tries to read a case. Midway through `keys rotate` the keys are under two ids, and neither
   file would do: the refusal then names the unfinished rotation (`unfinished_rotation_target`)
   and says to run it again, rather than send the operator after "the file that holds" a key.
+- `rotated_away_from`: for a running server (`/readyz`), whether a rotation has since moved the
+  keys to another master key.
 - `case_keys_of`: the process's `CaseKeys` (new keys for the deployment's suite, unwrapped keys
   cached), from the provider.
 
@@ -49,6 +51,7 @@ __all__ = [
     "database_key_ids",
     "load_key_provider",
     "resolve_master_key_file",
+    "rotated_away_from",
     "unfinished_rotation_target",
 ]
 
@@ -187,6 +190,18 @@ async def unfinished_rotation_target(
         return None
     target: str | None = await connection.fetchval(_LAST_REWRAPPED_KEY_ID)
     return target if target in recorded else None
+
+
+_SERVICE_KEY_IDS = "SELECT DISTINCT key_id FROM service_keys"
+
+
+async def rotated_away_from(connection: asyncpg.Connection, provider: KeyProvider) -> str | None:
+    """The current master key's id when a `keys rotate` has moved the keys away from
+    `provider`'s since this process started (it must be restarted with that key's file), else
+    None. The service keys move first, in one transaction, so their key id is the current one."""
+    current = {row["key_id"] for row in await connection.fetch(_SERVICE_KEY_IDS)}
+    others = current - {provider.key_id}
+    return min(others) if others else None
 
 
 def _unfinished_rotation(target: str, old_key_ids: set[str], holder: str) -> str:

@@ -80,6 +80,7 @@ __all__ = [
     "MasterKeyError",
     "MasterKeyMissing",
     "MasterKeyRejected",
+    "MasterKeyRetired",
     "create_master_key_file",
     "rewrap",
     "wrapped_key_id",
@@ -104,6 +105,11 @@ class MasterKeyMissing(MasterKeyError):
 
 class MasterKeyRejected(MasterKeyError):
     """The master key file is unreadable, malformed, damaged, or holds another key than needed."""
+
+
+class MasterKeyRetired(MasterKeyRejected):
+    """A running process's master key is no longer the current one: `keys rotate` moved the
+    keys to another since it started, and it must be restarted with that key's file."""
 
 
 @runtime_checkable

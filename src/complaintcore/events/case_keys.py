@@ -36,20 +36,25 @@ leaves whole batches done, and the next run picks up exactly the rows still unde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
 
 from complaintcore.crypto.key_cache import DataKeyCache
-from complaintcore.crypto.keys import KeyProvider, rewrap
+from complaintcore.crypto.keys import KeyProvider, MasterKeyRetired, rewrap
 from complaintcore.crypto.suites import CipherSuite, suite_named
 from complaintcore.events.stream_cipher import StreamCipher
 
-__all__ = ["UNREAD", "CaseKeyExists", "CaseKeys", "RewrapProgress"]
+__all__ = ["RETIRED_MASTER_KEY", "UNREAD", "CaseKeyExists", "CaseKeys", "RewrapProgress"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+RETIRED_MASTER_KEY = "CCK01"
+"""The SQLSTATE of migration 0024's refusal: a new key wrapped under another master key than the
+one the service keys are under (a process still on the key a rotation moved away from)."""
 
 UNREAD: Any = object()
 """A case's wrapped key not read yet (None is a row that is not there)."""
@@ -142,9 +147,10 @@ class CaseKeys:
             raise ValueError("a case key needs a case id")
         data_key = self.suite.new_data_key()
         wrapped = await self._off_the_loop(self.provider.wrap, data_key)
-        inserted = await connection.fetchval(
-            _INSERT, case_id, self.suite.name, self.provider.key_id, wrapped
-        )
+        with _retired_master_key_named():
+            inserted = await connection.fetchval(
+                _INSERT, case_id, self.suite.name, self.provider.key_id, wrapped
+            )
         if inserted is None:
             raise CaseKeyExists(f"case {case_id} has a data key already")
         self._forget(case_id)  # a key cached from a rolled-back create must not outlive it
@@ -224,9 +230,10 @@ class CaseKeys:
         _require_transaction(connection, "create")
         case_ids = list(data_keys)
         wrapped = await self._off_the_loop(self._wrap_all, list(data_keys.values()))
-        status = await connection.execute(
-            _INSERT_MANY, case_ids, self.suite.name, self.provider.key_id, wrapped
-        )
+        with _retired_master_key_named():
+            status = await connection.execute(
+                _INSERT_MANY, case_ids, self.suite.name, self.provider.key_id, wrapped
+            )
         if int(status.rsplit(" ", 1)[-1]) != len(case_ids):
             raise CaseKeyExists("one of the cases has a data key already")
         for case_id in case_ids:
@@ -366,6 +373,20 @@ def _rewrap_all(
     old_provider: KeyProvider, new_provider: KeyProvider, wrapped: Sequence[bytes]
 ) -> list[bytes]:
     return [rewrap(old_provider, new_provider, one) for one in wrapped]
+
+
+@contextmanager
+def _retired_master_key_named() -> Iterator[None]:
+    """Migration 0024's refusal as `MasterKeyRetired`, which the API answers with 503."""
+    try:
+        yield
+    except asyncpg.PostgresError as error:
+        if error.sqlstate != RETIRED_MASTER_KEY:
+            raise
+        raise MasterKeyRetired(
+            f"{error.message}: a `keys rotate` moved the keys on since this process started; "
+            "restart it with the current master key file"
+        ) from None
 
 
 def _require_transaction(connection: asyncpg.Connection, operation: str) -> None:

@@ -67,7 +67,9 @@ def _register_rotate(key_commands: Any) -> None:
             "Each batch is a transaction of its own; Ctrl-C or a crash leaves whole batches done, "
             "and the same command again finishes (until then serve refuses to start, naming the "
             "unfinished rotation). A process still holding the old key cannot open a re-wrapped "
-            "key: stop the services first, or restart them right after. Then set "
+            "key and may no longer make new ones: from the rotation's start it answers 503 "
+            "master_key_rotated for those and /readyz says not ready, so stop the services "
+            "first, or restart them right after. Then set "
             "COMPLAINTCORE_MASTER_KEY_FILE to the new file, and keep the old one until no backup "
             "needs it."
         ),
