@@ -523,6 +523,8 @@ async def test_the_reveal_answers_410_and_so_does_a_second_erasure(
                 refused(reveal(reader, case), "personal_data_erased", 410)
         with live.client("admin") as admin:
             refused(erase(admin, case), "personal_data_erased", 410)
+            # who may not reveal is told so, erased or not (API.md: 403 where it sees the case)
+            refused(reveal(admin, case), "forbidden", 403)
         with live.client("staff_a") as staff:
             refused(post(staff, {"id": case}, "withdraw", {}), "personal_data_erased", 410)
     for name, case in cases.erasable.items():

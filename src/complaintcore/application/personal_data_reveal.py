@@ -11,8 +11,9 @@ never happens unlogged, and a reveal whose row could not be written answers noth
 
 `personal_values` is the one place that reads a stored event's personal values: opened with the
 case's key (`events.stream_cipher`), or as stored for an event written before encryption. A case
-whose key is destroyed answers `PersonalDataGone` (410 `personal_data_erased`) before anything is
-logged: there is nothing to reveal.
+whose key is destroyed answers `PersonalDataGone` (410 `personal_data_erased`) to those who may
+reveal, before anything is logged: there is nothing to reveal. Anyone else gets the 403 they get
+before the erasure (API.md: a role that may not use a route gets 403 where it sees the case).
 
 `access_log`: the log, newest first, for regulators and admins, filtered by case, actor and
 period. `date_from` and `date_to` are Asia/Shanghai business dates, both inclusive: a row
@@ -100,9 +101,7 @@ async def reveal(
         )
     events = await complaints.case_events(actor, case_id)
     cipher = await complaints.stream_cipher(case_id, events)
-    if cipher is not None and cipher.erased:
-        raise PersonalDataGone(case_id)
-    state = fold(domain_events(events, cipher))
+    state = fold(domain_events(events, cipher))  # an erased case's fields read as None
     assert state is not None
     if not may_reveal(actor.role, actor.id, state.handler_id):
         raise NotPermitted(
@@ -110,6 +109,8 @@ async def reveal(
             "Only the case's assigned handler, supervisors of its institution's subtree and "
             "regulators may see its personal data.",
         )
+    if cipher is not None and cipher.erased:
+        raise PersonalDataGone(case_id)
     revealed = [
         {"version": event.version, "type": event.event_type, "fields": fields}
         for event in events
