@@ -406,3 +406,36 @@ async def test_imported_actions_are_judged_under_the_policy_in_force_on_their_da
         ("RedressApproved", "BR-A/v1"),
         ("ComplaintDecided", "BR-A/v1"),
     ]
+
+
+async def test_a_merge_into_another_banks_case_is_refused_as_an_unknown_case(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Found by a review pass: an import merged a case into another head office's case, which
+    no principal can see both of (the API answers `into: unknown_case`), and counted it there."""
+    directory = InstitutionDirectory(pool)
+    await directory.put("HO2", "另一银行总行", "head_office")
+    await directory.put("BR-Z", "另一银行分行", "branch", "HO2")
+    target = line("BANK-1", [("assign", {"handler_id": "staff-a1"})])
+    other_bank = line("BANK-2", [("merge", {"into_external_id": "BANK-1"})], institution="BR-Z")
+    same_bank = line("BANK-3", [("merge", {"into_external_id": "BANK-1"})], institution="SUB-A1")
+
+    in_one_file = await import_lines(pool, [target, other_bank])
+    target_stored_before = await import_lines(pool, [other_bank, same_bank])
+
+    for report in (in_one_file, target_stored_before):
+        assert [(r.line_number, r.code, r.detail) for r in report.refusals] == [
+            (
+                report.refusals[0].line_number,
+                "validation_failed",
+                "actions[1] (merge): into: unknown_case",
+            )
+        ]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM events WHERE stream_id = $1", case_id_for("BANK-2")
+        )
+        == 0
+    )
+    merged, _ = await stored_state(pool, case_id_for("BANK-3"))
+    assert merged.merged_into == case_id_for("BANK-1")
