@@ -439,3 +439,28 @@ async def test_a_merge_into_another_banks_case_is_refused_as_an_unknown_case(
     )
     merged, _ = await stored_state(pool, case_id_for("BANK-3"))
     assert merged.merged_into == case_id_for("BANK-1")
+
+
+@pytest.mark.parametrize(
+    "personal", ["11010519491231002X", "13800138000"], ids=["identity number", "mobile number"]
+)
+async def test_an_external_id_that_is_a_personal_number_is_refused_unnamed(
+    pool: asyncpg.Pool, institutions: None, personal: str
+) -> None:
+    """Found by a review pass: an identity number given as the external id was stored in clear
+    in every event's metadata and echoed in the refusals; the case id derived from it confirmed
+    a guess. It is refused, and not named (a legacy case number of the same shape is not)."""
+    as_case = line(personal, [("assign", {"handler_id": "staff-a1"})])
+    as_target = line("T-9", [("merge", {"into_external_id": personal})])
+    legacy_number = line("2023010100001234", [("assign", {"handler_id": "staff-a1"})])
+
+    report = await import_lines(pool, [as_case, as_target, legacy_number])
+
+    assert [(r.line_number, r.external_id, r.code) for r in report.refusals] == [
+        (1, None, "external_id_personal"),
+        (2, "T-9", "external_id_personal"),
+    ]
+    assert all(personal not in r.detail for r in report.refusals)
+    assert report.cases_imported == 1
+    stored = await pool.fetchval("SELECT string_agg(metadata::text, '') FROM events")
+    assert personal not in stored

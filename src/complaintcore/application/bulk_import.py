@@ -71,6 +71,7 @@ from complaintcore.domain.commands import Attribute, MergeComplaint
 from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
 from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.frozen import changed
+from complaintcore.domain.identity import looks_like_a_personal_number
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
 from complaintcore.domain.roles import Role, is_code
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
@@ -245,7 +246,22 @@ def judge_case(
 def _label(external_id: object) -> str | None:
     """The line's external id to name its refusal by, if it is one (a code): a text that is
     not may be anything, a name or an identity number typed in the wrong column."""
-    return external_id if isinstance(external_id, str) and is_code(external_id) else None
+    if not isinstance(external_id, str) or not is_code(external_id):
+        return None
+    return None if looks_like_a_personal_number(external_id) else external_id
+
+
+def _not_personal(external_id: str, field: str) -> str:
+    """An external id is stored in clear for good (each event's idempotency key, the case id
+    derived from it): an identity or mobile number there would outlive any erasure (found by a
+    review pass)."""
+    if looks_like_a_personal_number(external_id):
+        raise _Refused(
+            "external_id_personal",
+            f"{field}: an identity or mobile number is personal data, kept only sealed; give "
+            "the source system's case number",
+        )
+    return external_id
 
 
 def _judge(
@@ -262,7 +278,7 @@ def _judge(
     institution = receipt.respondent_institution
     if institution not in reference.superiors:
         raise _Refused("unknown_institution", f"respondent_institution {institution} is unknown")
-    case_id = case_id_for(header.external_id)
+    case_id = case_id_for(_not_personal(header.external_id, "external_id"))
     provisional = reference.policy_on(institution, receipt.received_on).policy.registration_number(
         institution, receipt.received_on, PROVISIONAL_SERIAL
     )
@@ -328,7 +344,8 @@ def _action_command(action: Any, where: str) -> tuple[ActionHeader, Any]:
     )
     body_fields = {k: v for k, v in action.items() if k not in _ACTION_FIELDS}
     if header.into_external_id is not None:
-        body_fields["into"] = case_id_for(header.into_external_id)
+        into = _not_personal(header.into_external_id, f"{where}.into_external_id")
+        body_fields["into"] = case_id_for(into)
     body = _validated(COMMAND_BODIES[header.command], body_fields, f"{where}.")
     return header, body.to_command(header.at)  # type: ignore[attr-defined]
 

@@ -54,6 +54,16 @@ def is_valid_resident_id(number: str, today: date | None = None) -> bool:
     )
 
 
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+
+
+def looks_like_a_personal_number(text: str) -> bool:
+    """Whether `text`, given where a code is expected (an imported case's external id), is a
+    resident identity number or a mainland mobile number: personal data that must not be stored
+    or shown outside a sealed field (PIPL; DOMAIN.md "Personal data")."""
+    return is_valid_resident_id(text) or _MAINLAND_MOBILE.fullmatch(text) is not None
+
+
 def is_valid_unified_social_credit_code(code: str) -> bool:
     """Whether `code` is a well-formed unified social credit code (统一社会信用代码).
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from complaintcore.domain.identity import (
     is_valid_resident_id,
     is_valid_unified_social_credit_code,
+    looks_like_a_personal_number,
     mask_id_number,
     mask_name,
     mask_phone,
@@ -268,3 +269,22 @@ def test_a_mask_never_returns_two_or_more_characters_unchanged(
 @given(valid_resident_ids())
 def test_a_masked_resident_id_never_shows_the_birth_date(number: str) -> None:
     assert mask_id_number(number)[6:14] == "********"
+
+
+@pytest.mark.parametrize(
+    ("text", "personal"),
+    [
+        ("11010519491231002X", True),
+        ("11010519491231002x", True),
+        ("11010519491231002Y", False),  # not an identity number's check character
+        ("110105194912310021", False),  # wrong check digit: a legacy number, say
+        ("13800138000", True),
+        ("19912345678", True),
+        ("12800138000", False),  # no mobile network starts 12
+        ("138001380001", False),
+        ("2023010100001234", False),
+        ("CASE-13800138000", False),
+    ],
+)
+def test_a_personal_number_where_a_code_is_expected(text: str, personal: bool) -> None:
+    assert looks_like_a_personal_number(text) is personal
