@@ -464,3 +464,26 @@ async def test_an_external_id_that_is_a_personal_number_is_refused_unnamed(
     assert report.cases_imported == 1
     stored = await pool.fetchval("SELECT string_agg(metadata::text, '') FROM events")
     assert personal not in stored
+
+
+async def test_an_external_id_stored_for_another_case_is_refused_not_passed_over(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Found by a review pass: a second source system's case under a number already imported
+    was counted "already stored" and dropped, exit 0. The same case again is still skipped."""
+    first = line("2023-0001", [("assign", {"handler_id": "staff-a1"})])
+    other_branch = line("2023-0001", [], institution="SUB-A1")
+    other_day = line("2023-0001", [], received_days_ago=30)
+    await import_lines(pool, [first])
+    events_before = await pool.fetchval("SELECT count(*) FROM events")
+
+    for other in (other_branch, other_day):
+        refused = await import_lines(pool, [line("2023-0002", []), other])
+        assert (refused.cases_imported, refused.cases_skipped) in ((1, 0), (0, 1))
+        assert [(r.line_number, r.external_id, r.code) for r in refused.refusals] == [
+            (2, "2023-0001", "external_id_reused")
+        ]
+    again = await import_lines(pool, [first])
+
+    assert (again.cases_imported, again.cases_skipped, again.refusals) == (0, 1, [])
+    assert await pool.fetchval("SELECT count(*) FROM events") == events_before + 1

@@ -416,6 +416,47 @@ def _refusal(refusal: RuleViolation | InvalidCommand, where: str) -> _Refused:
     return _Refused("validation_failed", f"{where}: {fields}")
 
 
+# A re-run finds a line's case stored: the same case when its receipt's facts that are not
+# personal (so readable without its key) are the line's. The external id alone said so, and a
+# second source system's case under the same number was passed over as stored (found by a
+# review pass).
+_STORED_RECEIPTS = """
+SELECT stream_id, data->>'respondent_institution' AS institution,
+       data->>'received_on' AS received_on, data->>'channel' AS channel
+FROM events WHERE version = 1 AND stream_id = ANY($1::text[])
+"""
+
+ReceiptFacts = tuple[object, object, object]
+
+
+async def _stored_receipts(
+    connection: asyncpg.Connection, case_ids: list[str]
+) -> dict[str, ReceiptFacts]:
+    """The receipts' facts (`_receipt_facts`) of stored cases, by case id."""
+    rows = await connection.fetch(_STORED_RECEIPTS, case_ids)
+    return {
+        row["stream_id"]: (row["institution"], row["received_on"], row["channel"]) for row in rows
+    }
+
+
+def _receipt_facts(document: dict[str, Any]) -> ReceiptFacts:
+    return (
+        document.get("respondent_institution"),
+        document.get("received_on"),
+        document.get("channel"),
+    )
+
+
+def _reused(line_number: int, external_id: str) -> Refusal:
+    return Refusal(
+        line_number,
+        _label(external_id),
+        "external_id_reused",
+        "a case with this external id is stored already, with another respondent institution, "
+        "received date or channel: give each source system's cases their own ids",
+    )
+
+
 # --- writing batches -------------------------------------------------------------------------
 
 # One range of serials per institution and month; sorted so that concurrent imports lock the
@@ -500,7 +541,10 @@ class BulkImporter:
             for number, doc in documents
             if isinstance(doc.get("external_id"), str)
         }
-        stored = await self._store.existing_streams(list(ids.values()), connection=self._connection)
+        existing = await self._store.existing_streams(
+            list(ids.values()), connection=self._connection
+        )
+        stored = await _stored_receipts(self._connection, sorted(existing)) if existing else {}
         # the batch's own cases are judged here, unless stored already (by a run before: a
         # merge into one of those reads it from the store)
         targets = await self._stored_merge_targets(documents, set(ids.values()) - set(stored))
@@ -514,8 +558,11 @@ class BulkImporter:
                 refusals.append(Refusal(number, label, "duplicate_external_id", "given twice"))
                 continue
             if case_id in stored:
-                skipped += 1
                 taken.add(case_id)
+                if stored[case_id] != _receipt_facts(document):
+                    refusals.append(_reused(number, document["external_id"]))
+                else:
+                    skipped += 1
                 continue
             verdict = judge_case(number, document, self._reference, targets)
             if isinstance(verdict, Refusal):
