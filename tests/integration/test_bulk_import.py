@@ -487,3 +487,31 @@ async def test_an_external_id_stored_for_another_case_is_refused_not_passed_over
 
     assert (again.cases_imported, again.cases_skipped, again.refusals) == (0, 1, [])
     assert await pool.fetchval("SELECT count(*) FROM events") == events_before + 1
+
+
+async def test_an_action_entered_before_the_one_before_it_is_refused(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Found by a review pass: a handler assigned five days after the case was merged away was
+    stored as the history, the merge (dated by its entry alone) recorded after the assignment."""
+    backwards = dated_line(
+        "BACK-1",
+        12,
+        [(3, "assign", {"handler_id": "staff-a1"}), (8, "merge", {"into_external_id": "T"})],
+    )
+    same_day = dated_line(
+        "SAME-1",
+        12,
+        [(12, "assign", {"handler_id": "staff-a1"}), (12, "recuse", {"handler_id": "staff-a1", "reason": "亲属"})],
+    )
+
+    report = await import_lines(pool, [backwards, same_day])
+
+    assert [(r.line_number, r.code, r.detail) for r in report.refusals] == [
+        (
+            1,
+            "entry_dates_out_of_order",
+            f"actions[2]: at {days_ago(8)} is before the entry before it ({days_ago(3)})",
+        )
+    ]
+    assert report.cases_imported == 1

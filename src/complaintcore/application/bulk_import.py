@@ -290,9 +290,18 @@ def _judge(
     actions = document.get("actions", [])
     if not isinstance(actions, list):
         raise _Refused("validation_failed", "actions: expected a list")
+    entered = at
     for index, action in enumerate(actions, start=1):
         where = f"actions[{index}]"
         action_header, command = _action_command(action, where)
+        if action_header.at < entered:
+            # the API enters each command as of its day, in order; a command without a date of
+            # its own (assign, merge) would otherwise be recorded after a later one
+            raise _Refused(
+                "entry_dates_out_of_order",
+                f"{where}: at {action_header.at} is before the entry before it ({entered})",
+            )
+        entered = action_header.at
         judge_target = None
         if isinstance(command, MergeComplaint) and command.into != case_id:
             target = merge_targets.get(command.into)
