@@ -502,7 +502,10 @@ async def test_an_action_entered_before_the_one_before_it_is_refused(
     same_day = dated_line(
         "SAME-1",
         12,
-        [(12, "assign", {"handler_id": "staff-a1"}), (12, "recuse", {"handler_id": "staff-a1", "reason": "亲属"})],
+        [
+            (12, "assign", {"handler_id": "staff-a1"}),
+            (12, "recuse", {"handler_id": "staff-a1", "reason": "亲属"}),
+        ],
     )
 
     report = await import_lines(pool, [backwards, same_day])
