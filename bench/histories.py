@@ -144,6 +144,8 @@ def actions_of(rng: random.Random, received_on: date, handler: str) -> list[dict
             {
                 "command": "decide-review",
                 "at": on(25).isoformat(),
+                # decided at the superior (Art. 20): the head office is above every respondent
+                "actor": {"id": "reviewer-1", "role": "staff", "institution": HEAD_OFFICE},
                 "reviewer_id": "reviewer-1",
                 "outcome": "kept",
                 "findings": "维持原处理",

@@ -518,3 +518,47 @@ async def test_an_action_entered_before_the_one_before_it_is_refused(
         )
     ]
     assert report.cases_imported == 1
+
+
+async def test_a_review_decided_by_an_actor_at_the_reviewed_branch_is_refused(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Found by a review pass: an action naming its own actor at the reviewed branch decided
+    the review, which the API refuses (Art. 20: the review goes to the superior). An actor
+    with no institution (the operator's `--actor`) records what the superior decided."""
+    decided_long_ago = {**DECISION, "notice": notice(days_ago(10))}
+    review = {
+        "reviewer_id": "r-1",
+        "outcome": "kept",
+        "findings": "维持",
+        "notice": notice(days_ago(2)),
+    }
+    history = [
+        (11, "assign", {"handler_id": "staff-a1"}),
+        (10, "decide", decided_long_ago),
+        (5, "appeal", {"received_on": days_ago(5), "grounds": "不服"}),
+    ]
+
+    def reviewed_by(external_id: str, actor: dict[str, Any] | None) -> bytes:
+        document = orjson.loads(
+            dated_line(external_id, 12, [*history, (2, "decide-review", review)])
+        )
+        if actor is not None:
+            document["actions"][-1]["actor"] = actor
+        else:
+            del document["actor"]
+        return orjson.dumps(document)
+
+    report = await import_lines(
+        pool,
+        [
+            reviewed_by("REV-BRANCH", STAFF),
+            reviewed_by("REV-HO", {"id": "r-1", "role": "staff", "institution": "HO"}),
+            reviewed_by("REV-OPERATOR", None),
+        ],
+    )
+
+    assert [(r.line_number, r.code) for r in report.refusals] == [
+        (1, "review_decided_below_superior")
+    ]
+    assert report.cases_imported == 2

@@ -67,8 +67,14 @@ from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
-from complaintcore.domain.commands import Attribute, MergeComplaint
-from complaintcore.domain.decider import DecisionContext, check_merge_target, decide, evolve
+from complaintcore.domain.commands import Attribute, DecideReview, MergeComplaint
+from complaintcore.domain.decider import (
+    DecisionContext,
+    check_merge_target,
+    check_review_decider,
+    decide,
+    evolve,
+)
 from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.frozen import changed
 from complaintcore.domain.identity import looks_like_a_personal_number
@@ -309,11 +315,18 @@ def _judge(
             if at_the_time is not None and not _same_tree(at_the_time, institution, reference):
                 at_the_time = None  # another bank's case: unknown, as the API answers it
             judge_target = functools.partial(check_merge_target, at_the_time)
+        decider = action_header.actor or actor
+        if isinstance(command, DecideReview) and decider.institution is not None:
+            # where the step's actor sits, as over HTTP; one with no institution is the
+            # operator's (`--actor`), who records what the superior decided
+            judge_target = functools.partial(
+                check_review_decider, state, decider.institution, reference.lineage(institution)
+            )
         state, step = _apply(
             state,
             command,
             action_header.at,
-            action_header.actor or actor,
+            decider,
             institution,
             reference,
             f"{where} ({action_header.command})",

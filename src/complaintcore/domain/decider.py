@@ -595,8 +595,8 @@ def check_review_decider(
     reviewed institution's own or one below it.
 
     Judged by the caller, once `decide` has accepted the review decision on the case's own
-    rules, from where the caller sits; a bulk import records a history's steps under the one
-    actor its line names and does not ask it."""
+    rules, from where the caller sits; a bulk import asks it of a step whose actor has an
+    institution."""
     if state.review is None:
         return
     reviewing = state.review.reviewing_institution
