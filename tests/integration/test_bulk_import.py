@@ -39,6 +39,7 @@ from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.projections.case_view import COLUMNS
 from complaintcore.reference.institutions import InstitutionDirectory
+from projection_support import CaseDesk
 from testsupport import opened_events, session_case_keys
 
 TODAY = shanghai_today()
@@ -562,3 +563,53 @@ async def test_a_review_decided_by_an_actor_at_the_reviewed_branch_is_refused(
         (1, "review_decided_below_superior")
     ]
     assert report.cases_imported == 2
+
+
+class DecidingMeanwhile(PostgresEventStore):
+    """The API decides the merge target right after the import has read it."""
+
+    def __init__(self, pool: asyncpg.Pool, target: str, decide: Any) -> None:
+        super().__init__(pool)
+        self._target, self._decide = target, decide
+
+    async def read_stream(self, stream_id: str, *args: Any, **kwargs: Any) -> Any:
+        events = await super().read_stream(stream_id, *args, **kwargs)
+        if stream_id == self._target and self._decide is not None:
+            decide, self._decide = self._decide, None
+            await decide()
+        return events
+
+
+async def test_a_merge_into_a_target_decided_while_the_batch_is_judged_is_judged_again(
+    pool: asyncpg.Pool,
+) -> None:
+    """Found by a review pass: the import read its stored target without the case's lock, so a
+    decision committed meanwhile was missed and the duplicate merged into a case decided before
+    the merge day. The batch is judged again on the target as it now stands."""
+    desk = CaseDesk(pool)
+    await desk.plant_tree()
+    target = await desk.receive("BR-A", TODAY - timedelta(days=20))
+    await desk.assign(target, TODAY - timedelta(days=19))
+    duplicate = {
+        "external_id": "DUP-RACE",
+        **complaint("BR-A", 10),
+        "actor": {"id": "staff-ho", "role": "staff", "institution": "HO"},
+        "actions": [{"command": "merge", "at": days_ago(3), "into": target}],
+    }
+
+    async def decided_five_days_ago() -> None:
+        await desk.decide(target, TODAY - timedelta(days=5))
+
+    async with pool.acquire() as connection:
+        reference = await load_reference_data(
+            connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
+        )
+        store = DecidingMeanwhile(pool, target, decided_five_days_ago)
+        importer = BulkImporter(connection, store, reference, session_case_keys(), 10)
+        report = await importer.run(numbered_lines([orjson.dumps(duplicate)]))
+
+    assert [(r.line_number, r.code) for r in report.refusals] == [(1, "merge_target_not_open")]
+    assert report.cases_imported == 0
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM events WHERE stream_id = $1", case_id_for("DUP-RACE")
+    )

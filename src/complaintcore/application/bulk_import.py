@@ -88,6 +88,7 @@ from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import use_binary_json
 from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
@@ -450,6 +451,24 @@ FROM events WHERE version = 1 AND stream_id = ANY($1::text[])
 
 ReceiptFacts = tuple[object, object, object]
 
+# In case id order, so two imports lock shared targets alike; then the case view's rows, to
+# wait for a command that released its lock and has not committed yet (as `lock_merge_target`).
+_LOCK_TARGETS = """
+SELECT count(pg_advisory_xact_lock($1, hashtext(t.case_id)))
+FROM (SELECT unnest($2::text[]) AS case_id ORDER BY 1) AS t
+"""
+
+_WAIT_FOR_TARGET_WRITERS = """
+SELECT count(*) FROM (
+    SELECT FROM case_view WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR SHARE
+) AS row_locked
+"""
+
+_TARGET_VERSIONS = """
+SELECT stream_id, max(version) AS version FROM events
+WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
+"""
+
 
 async def _stored_receipts(
     connection: asyncpg.Connection, case_ids: list[str]
@@ -513,6 +532,8 @@ class BulkImporter:
         # the cases of this run's lines so far, stored by it or before it: a later line naming
         # one again gives it twice (refused), whichever batch either line is in
         self._ids_taken: set[str] = set()
+        # the stored merge targets the batch in hand was judged against, by the version read
+        self._targets_read: dict[str, int] = {}
 
     async def run(
         self,
@@ -602,6 +623,7 @@ class BulkImporter:
     ) -> dict[str, list[Event]]:
         wanted = {target for _, doc in documents for target in _merge_targets(doc)} - judged_here
         targets: dict[str, list[Event]] = {}
+        self._targets_read = {}
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)
             if stored:
@@ -612,12 +634,14 @@ class BulkImporter:
                     else None
                 )
                 targets[case_id] = domain_events(stored, cipher)
+                self._targets_read[case_id] = stored[-1].version
         return targets
 
     async def _write(self, accepted: list[AcceptedCase]) -> None:
         if not accepted:
             return
         async with self._connection.transaction():
+            await self._hold_merge_targets()
             data_keys = self._case_keys.new_data_keys([case.case_id for case in accepted])
             numbers = await allocate_registration_numbers(self._connection, accepted)
             view_records: list[tuple[Any, ...]] = []
@@ -638,6 +662,22 @@ class BulkImporter:
             await self._connection.copy_records_to_table(
                 "case_view", records=view_records, columns=CASE_VIEW_COLUMNS
             )
+
+    async def _hold_merge_targets(self) -> None:
+        """Lock the stored merge targets as a command locks a case (until this batch commits),
+        once their writers have committed, and `ConcurrencyError` (judge the batch again) if
+        any moved on since it was judged. Found by a review pass: a merge was stored into a
+        target the API decided between the import's read of it and its write."""
+        targets = sorted(self._targets_read)
+        if not targets:
+            return
+        await self._connection.execute(_LOCK_TARGETS, advisory_locks.CASE_COMMANDS, targets)
+        await self._connection.execute(_WAIT_FOR_TARGET_WRITERS, targets)
+        rows = await self._connection.fetch(_TARGET_VERSIONS, targets)
+        for row in rows:
+            if row["version"] != self._targets_read[row["stream_id"]]:
+                read = self._targets_read[row["stream_id"]]
+                raise ConcurrencyError(row["stream_id"], read, row["version"])
 
     def _cipher(self, case_id: str, data_key: bytes) -> StreamCipher:
         return StreamCipher(case_id, self._case_keys.suite, data_key)
