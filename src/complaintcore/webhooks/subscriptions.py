@@ -105,11 +105,16 @@ CASE WHEN status IN ('pending', 'retrying') THEN greatest(next_attempt_at, lease
     AS next_attempt_at,
 first_attempt_at, delivered_at, created_at
 """
+# A delivery is shown and retried only while its case's institution is still within the
+# subscription's subtree ($5): the tree can change, and who may see a case is judged as it
+# stands now, as on every other route (found by a review pass: a sub-branch moved to another
+# branch left its cases' deliveries listed and retryable by the old branch's supervisor).
 _SELECT_DELIVERIES = f"""
 SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
 WHERE subscription_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::bigint IS NULL OR alert_id < $3)
+  AND institution = ANY($5::text[])
 ORDER BY alert_id DESC
 LIMIT $4
 """
@@ -119,10 +124,12 @@ SET status = CASE WHEN status = 'failed' THEN 'pending' ELSE status END,
     first_attempt_at = CASE WHEN status = 'failed' THEN NULL ELSE first_attempt_at END,
     next_attempt_at = now()
 WHERE subscription_id = $1 AND delivery_id = $2 AND status <> 'delivered'
+  AND institution = ANY($3::text[])
 RETURNING status
 """
 _DELIVERY_STATUS = """
-SELECT status FROM webhook_deliveries WHERE subscription_id = $1 AND delivery_id = $2
+SELECT status FROM webhook_deliveries
+WHERE subscription_id = $1 AND delivery_id = $2 AND institution = ANY($3::text[])
 """
 
 
@@ -194,16 +201,22 @@ class SubscriptionStore:
         return result != "UPDATE 0"
 
     async def deliveries(
-        self, subscription_id: str, status: str | None, limit: int, cursor: str | None
+        self, subscription: Subscription, status: str | None, limit: int, cursor: str | None
     ) -> dict[str, Any]:
-        """One page of the subscription's deliveries, newest alert first."""
+        """One page of the subscription's deliveries, newest alert first (of cases within its
+        institution's subtree as it stands)."""
         before = None
         if cursor is not None:
             alert_text, delivery_text = decode_cursor(cursor)
             before = cursor_row_id(alert_text)
             cursor_uuid(delivery_text)  # written beside the alert; only the alert is read on
         rows = await self._pool.fetch(
-            _SELECT_DELIVERIES, canonical_uuid(subscription_id), status, before, limit + 1
+            _SELECT_DELIVERIES,
+            canonical_uuid(subscription.id),
+            status,
+            before,
+            limit + 1,
+            await self._directory.subtree(subscription.institution),
         )
         page = [dict(row) for row in rows[:limit]]
         next_cursor = (
@@ -213,18 +226,24 @@ class SubscriptionStore:
         )
         return {"items": page, "next_cursor": next_cursor}
 
-    async def retry(self, subscription_id: str, delivery_id: str) -> bool:
+    async def retry(self, subscription: Subscription, delivery_id: str) -> bool:
         """Make the delivery due now (a failed one back to `pending`, with a new 24-hour
-        window); False when there is no such delivery; `DeliveryNotRetryable` when delivered."""
-        subscription_id = canonical_uuid(subscription_id) or ""
+        window); False when there is no such delivery (of a case within the subscription's
+        subtree as it stands); `DeliveryNotRetryable` when delivered."""
+        subscription_id = canonical_uuid(subscription.id) or ""
         delivery_id = canonical_uuid(delivery_id) or ""
         if not subscription_id or not delivery_id:
             return False
         async with self._pool.acquire() as connection:
-            updated = await connection.fetchval(_RETRY, subscription_id, delivery_id)
+            subtree = await self._directory.subtree(
+                subscription.institution, connection=connection
+            )
+            updated = await connection.fetchval(_RETRY, subscription_id, delivery_id, subtree)
             if updated is not None:
                 return True
-            status = await connection.fetchval(_DELIVERY_STATUS, subscription_id, delivery_id)
+            status = await connection.fetchval(
+                _DELIVERY_STATUS, subscription_id, delivery_id, subtree
+            )
         if status is None:
             return False
         raise DeliveryNotRetryable(delivery_id)

@@ -332,7 +332,8 @@ async def test_a_delivery_fails_after_its_window_stops_blocking_its_case_and_can
             assert set(events[:-1]) == {"case.received"} and len(events) >= 3
 
             refuse_first["on"] = False
-            assert await desk.store.retry(subscription, ids["case.received"])
+            found = await desk.store.visible(ADMIN, subscription)
+            assert found is not None and await desk.store.retry(found, ids["case.received"])
             await wait_for(lambda: desk.all_delivered(2))
 
 
@@ -494,9 +495,9 @@ async def test_an_id_in_any_spelling_python_reads_finds_its_subscription(desk: D
     for spelling in (f"{{{subscription_id}}}", f"urn:uuid:{subscription_id}"):
         found = await desk.store.visible(ADMIN, spelling)
         assert found is not None and found.id == subscription_id
-        page = await desk.store.deliveries(spelling, None, 10, None)
+        page = await desk.store.deliveries(found, None, 10, None)
         assert page["items"] == []
-        assert not await desk.store.retry(spelling, f"urn:uuid:{subscription_id}")
+        assert not await desk.store.retry(found, f"urn:uuid:{subscription_id}")
     assert await desk.store.visible(ADMIN, "not-a-uuid") is None
     assert await desk.store.delete(f"{{{subscription_id}}}")
 
@@ -642,3 +643,26 @@ async def test_a_graceful_stop_lets_the_sends_in_flight_finish_and_sends_nothing
         async with desk.dispatching(lease_s=1.0):  # the next process, past the old leases
             await asyncio.sleep(1.5)
     assert len(receiver.received) == 3  # each sent once
+
+
+async def test_a_delivery_of_a_case_moved_out_of_the_subtree_is_no_longer_shown_or_retried(
+    desk: Desk,
+) -> None:
+    """Found by a review pass: once SUB-A1 moved from BR-A to BR-B, BR-A's supervisor could no
+    longer read its case but still listed its delivery and retried it. Who sees a case is
+    judged as the tree stands, on this route as on every other."""
+    subscription_id, _ = await desk.subscribe("http://127.0.0.1:9/hooks", institution="BR-A")
+    await insert_alert(desk.pool, "case.received", "c-1", "SUB-A1")
+    await insert_alert(desk.pool, "case.received", "c-2", "BR-A")
+    assert await desk.fan_out() == 2
+    subscription = await desk.store.visible(ADMIN, subscription_id)
+    assert subscription is not None
+    listed = (await desk.store.deliveries(subscription, None, 10, None))["items"]
+    moving = next(item["delivery_id"] for item in listed if item["case_id"] == "c-1")
+
+    await InstitutionDirectory(desk.pool).put("SUB-A1", "浦东支行", "sub_branch", "BR-B")
+
+    listed = (await desk.store.deliveries(subscription, None, 10, None))["items"]
+    assert [item["case_id"] for item in listed] == ["c-2"]
+    assert not await desk.store.retry(subscription, moving)
+    assert await desk.store.retry(subscription, listed[0]["delivery_id"])

@@ -178,7 +178,7 @@ async def list_webhook_deliveries(
     """The subscription's deliveries, newest alert first, optionally of one status."""
     subscription = await _subscription(webhooks, principal, webhook_id)
     try:
-        return await webhooks.store.deliveries(subscription.id, status, limit, cursor)
+        return await webhooks.store.deliveries(subscription, status, limit, cursor)
     except InvalidCursor as error:
         raise _bad_cursor(error) from None
 
@@ -201,7 +201,7 @@ async def retry_webhook_delivery(
     one already delivered."""
     subscription = await _subscription(webhooks, principal, webhook_id)
     try:
-        found = await webhooks.store.retry(subscription.id, delivery_id)
+        found = await webhooks.store.retry(subscription, delivery_id)
     except DeliveryNotRetryable:
         raise Problem(
             409, "delivery_delivered", "Conflict", "The delivery was delivered already."
