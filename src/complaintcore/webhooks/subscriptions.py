@@ -235,9 +235,7 @@ class SubscriptionStore:
         if not subscription_id or not delivery_id:
             return False
         async with self._pool.acquire() as connection:
-            subtree = await self._directory.subtree(
-                subscription.institution, connection=connection
-            )
+            subtree = await self._directory.subtree(subscription.institution, connection=connection)
             updated = await connection.fetchval(_RETRY, subscription_id, delivery_id, subtree)
             if updated is not None:
                 return True
