@@ -278,6 +278,14 @@ def test_if_match_and_idempotent_replay(live: LiveService) -> None:
         "precondition_failed",
         412,
     )
+    # compared strongly (RFC 9110 13.1.1): a weak tag never matches, a bare number is no tag
+    for not_the_tag in ('W/"1"', "1"):
+        problem = refused(
+            post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": not_the_tag}),
+            "precondition_failed",
+            412,
+        )
+        assert problem["detail"] == 'If-Match must be "<version>".'
     ok(post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": '"1"'}))
 
     body = complaint()

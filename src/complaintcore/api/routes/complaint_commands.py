@@ -75,7 +75,10 @@ LOCATION_HEADER = {
         "schema": {"type": "string", "pattern": r"^/v1/complaints/[0-9a-f-]{36}$"},
     }
 }
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+# The case's ETag as it gives it, quoted: If-Match compares strongly (RFC 9110 13.1.1), so a
+# weak tag never matches, and an unquoted number is no entity tag (found by a review pass: both
+# were taken as the version).
+_ETAG = re.compile(r'^"(\d{1,9})"$')
 
 
 def _if_match_version(if_match: str | None) -> int | None:
