@@ -25,10 +25,21 @@ def _iso_date_text(value: object) -> object:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
+
+def _json_integer(value: object) -> object:
+    """A number with no fraction, as JSON Schema counts integers (`2.0` is one, OpenAPI 3.1),
+    as that integer; anything else is left for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # JSON booleans and integers only: pydantic alone takes 0 and 1 for false and true, and a boolean
-# or 2.0 for an integer, none of which the schema's types allow.
+# or a numeric text for an integer, none of which the schema's types allow. An integer written
+# `2.0` is one (found by a review pass: it was refused, against the schema).
 Flag = Annotated[bool, Strict()]
-Count = Annotated[int, Strict()]
+Count = Annotated[int, Strict(), BeforeValidator(_json_integer)]
 
 BusinessDate = Annotated[
     IsoDate,
@@ -38,15 +49,19 @@ BusinessDate = Annotated[
         description="Asia/Shanghai business date, YYYY-MM-DD.",
     ),
 ]
+# A text that says something: spaces around it are stripped, so one of spaces alone is empty;
+# the pattern says so in the schema (found by a review pass: `"   "` matched the schema, then
+# was refused as too short).
+_SAYS_SOMETHING = r"^[^\x00]*[^\s\x00][^\x00]*$"
 Text = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=20_000, pattern=r"^[^\x00]*$"
+        strip_whitespace=True, min_length=1, max_length=20_000, pattern=_SAYS_SOMETHING
     ),
 ]
 ShortText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_SAYS_SOMETHING),
 ]
 OptionalText = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=r"^[^\x00]*$")

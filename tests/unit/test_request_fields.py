@@ -1,0 +1,39 @@
+"""The request fields take what their schema in openapi.yaml allows, and refuse what it does
+not (found by a review pass with schemathesis: `2.0` is an integer in OpenAPI 3.1 and was
+refused; a text of spaces alone matched the schema and was refused)."""
+
+import re
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from complaintcore.application.requests.fields import Count, Fen, ShortText, Text
+
+COUNT = TypeAdapter(Count)
+FEN = TypeAdapter(Fen)
+
+
+@pytest.mark.parametrize("number", [0, 32, 32.0, 1e3])
+def test_an_integer_is_taken_however_json_writes_it(number: float) -> None:
+    assert COUNT.validate_json(str(number).encode()) == int(number)
+    assert type(FEN.validate_python(number)) is int
+
+
+@pytest.mark.parametrize("value", [32.5, True, "32", float("inf"), float("nan"), None])
+def test_anything_else_is_not_an_integer(value: object) -> None:
+    with pytest.raises(ValidationError):
+        COUNT.validate_python(value)
+
+
+@pytest.mark.parametrize("field", [Text, ShortText])
+def test_a_text_of_spaces_alone_is_refused_and_the_schema_says_so(field: object) -> None:
+    adapter = TypeAdapter(field)
+    pattern = re.compile(adapter.json_schema()["pattern"])
+    for blank in ("   ", "\u3000", "\t\n"):
+        with pytest.raises(ValidationError):
+            adapter.validate_python(blank)
+        assert pattern.search(blank) is None
+    for text in (" 退还年费 ", "a"):
+        assert adapter.validate_python(text) == text.strip()
+        assert pattern.search(text) is not None
+    assert pattern.search("a\x00") is None
