@@ -12,7 +12,9 @@ from complaintcore.cli.keys import RewrapBar, rotate
 from complaintcore.crypto.keys import FileKeyProvider, MasterKeyRetired, create_master_key_file
 from complaintcore.crypto.suites import suite_named
 from complaintcore.events.case_keys import CaseKeys, recorded_key_ids
+from complaintcore.events.service_keys import BLIND_INDEX, service_key
 from complaintcore.infra.settings import get_settings
+from complaintcore.webhooks.signing import WEBHOOK_SECRETS
 from projection_support import tree_and_tokens
 from testsupport import session_master_key_file
 
@@ -106,7 +108,7 @@ async def test_the_database_refuses_a_case_key_under_a_retired_master_key(
                     await refused_write(connection)
             except MasterKeyRetired as error:
                 assert str(error).startswith(
-                    f"case key wrapped under master key {keys['old'].provider.key_id}, but the "
+                    f"case_keys wrapped under master key {keys['old'].provider.key_id}, but the "
                     f"current one is {keys['new'].provider.key_id}: "
                 )
             else:
@@ -116,3 +118,29 @@ async def test_the_database_refuses_a_case_key_under_a_retired_master_key(
     stored = await pool.fetch("SELECT case_id, key_id FROM case_keys ORDER BY case_id")
     assert {row["key_id"] for row in stored} == {keys["new"].provider.key_id}
     assert [row["case_id"] for row in stored] == ["before", "no-service-key-yet", "one"]
+
+
+async def test_a_service_key_made_under_a_retired_master_key_is_refused(
+    pool: asyncpg.Pool, tmp_path
+) -> None:
+    """Found by the review of the fix above: the webhook secrets' key is made when first
+    needed, and a server on the old key made it under that key after a rotation, leaving the
+    service keys under two ids, after which every server's receipts were refused."""
+    providers = {}
+    for name in ("old", "new"):
+        create_master_key_file(tmp_path / f"{name}.key", SUITE)
+        providers[name] = FileKeyProvider(tmp_path / f"{name}.key")
+    async with pool.acquire() as connection:
+        await service_key(connection, providers["old"], BLIND_INDEX, SUITE)
+    await rotate_to(pool, providers["old"], providers["new"])
+
+    async with pool.acquire() as connection:
+        try:
+            await service_key(connection, providers["old"], WEBHOOK_SECRETS, SUITE)
+        except MasterKeyRetired as error:
+            assert str(error).startswith("service_keys wrapped under master key ")
+        else:
+            raise AssertionError("a service key under the retired master key was stored")
+        await service_key(connection, providers["new"], WEBHOOK_SECRETS, SUITE)
+    assert await recorded_key_ids(pool) == {providers["new"].key_id}
+    assert await pool.fetchval("SELECT count(*) FROM service_keys") == 2

@@ -47,14 +47,22 @@ from complaintcore.crypto.keys import KeyProvider, MasterKeyRetired, rewrap
 from complaintcore.crypto.suites import CipherSuite, suite_named
 from complaintcore.events.stream_cipher import StreamCipher
 
-__all__ = ["RETIRED_MASTER_KEY", "UNREAD", "CaseKeyExists", "CaseKeys", "RewrapProgress"]
+__all__ = [
+    "RETIRED_MASTER_KEY",
+    "UNREAD",
+    "CaseKeyExists",
+    "CaseKeys",
+    "RewrapProgress",
+    "retired_master_key_named",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 RETIRED_MASTER_KEY = "CCK01"
-"""The SQLSTATE of migration 0024's refusal: a new key wrapped under another master key than the
-one the service keys are under (a process still on the key a rotation moved away from)."""
+"""The SQLSTATE of migration 0024's refusal: a new case or service key wrapped under another master
+key than the one the service keys are under (a process still on the key a rotation moved away
+from)."""
 
 UNREAD: Any = object()
 """A case's wrapped key not read yet (None is a row that is not there)."""
@@ -147,7 +155,7 @@ class CaseKeys:
             raise ValueError("a case key needs a case id")
         data_key = self.suite.new_data_key()
         wrapped = await self._off_the_loop(self.provider.wrap, data_key)
-        with _retired_master_key_named():
+        with retired_master_key_named():
             inserted = await connection.fetchval(
                 _INSERT, case_id, self.suite.name, self.provider.key_id, wrapped
             )
@@ -230,7 +238,7 @@ class CaseKeys:
         _require_transaction(connection, "create")
         case_ids = list(data_keys)
         wrapped = await self._off_the_loop(self._wrap_all, list(data_keys.values()))
-        with _retired_master_key_named():
+        with retired_master_key_named():
             status = await connection.execute(
                 _INSERT_MANY, case_ids, self.suite.name, self.provider.key_id, wrapped
             )
@@ -376,7 +384,7 @@ def _rewrap_all(
 
 
 @contextmanager
-def _retired_master_key_named() -> Iterator[None]:
+def retired_master_key_named() -> Iterator[None]:
     """Migration 0024's refusal as `MasterKeyRetired`, which the API answers with 503."""
     try:
         yield

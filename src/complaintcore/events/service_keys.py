@@ -19,6 +19,7 @@ import os
 import asyncpg
 
 from complaintcore.crypto.keys import KeyProvider, rewrap
+from complaintcore.events.case_keys import retired_master_key_named
 
 __all__ = ["BLIND_INDEX", "REQUEST_FINGERPRINT", "rewrap_service_keys", "service_key"]
 
@@ -48,7 +49,8 @@ async def service_key(
     row = await connection.fetchrow(_SELECT, purpose)
     if row is None:
         made = await asyncio.to_thread(provider.wrap, os.urandom(_KEY_BYTES))
-        await connection.execute(_INSERT, purpose, suite_name, provider.key_id, made)
+        with retired_master_key_named():
+            await connection.execute(_INSERT, purpose, suite_name, provider.key_id, made)
         row = await connection.fetchrow(_SELECT, purpose)
     return row["suite"], await asyncio.to_thread(provider.unwrap, row["wrapped"])
 

@@ -107,7 +107,7 @@ async def test_the_migration_makes_a_deletable_table_and_its_downgrade_drops_it(
         "SELECT array_agg(tgname::text) FROM pg_trigger WHERE tgrelid = 'case_keys'::regclass"
     )
     # erasure deletes rows: no append-only trigger on case_keys, only migration 0024's check of
-    # the key id new rows are wrapped under
+    # the master key new rows are wrapped under
     assert triggers == ["case_keys_under_the_current_master_key"]
     await pool.execute(
         "INSERT INTO case_keys (case_id, suite, key_id, wrapped) VALUES ('c', $1, 'k', '\\x01')",

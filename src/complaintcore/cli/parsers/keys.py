@@ -68,8 +68,9 @@ def _register_rotate(key_commands: Any) -> None:
             "and the same command again finishes (until then serve refuses to start, naming the "
             "unfinished rotation). A process still holding the old key cannot open a re-wrapped "
             "key and may no longer make new ones: from the rotation's start it answers 503 "
-            "master_key_rotated for those and /readyz says not ready, so stop the services "
-            "first, or restart them right after. Then set "
+            "master_key_rotated for those and /readyz says not ready, and a process on the new "
+            "key starts once the rotation has ended: stop the services first (with them up, "
+            "the rotation is an outage until each is restarted on the new key). Then set "
             "COMPLAINTCORE_MASTER_KEY_FILE to the new file, and keep the old one until no backup "
             "needs it."
         ),
