@@ -5,6 +5,7 @@ import; the cases must come out the same, with intact hash chains and a feed tha
 """
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from complaintcore.application.bulk_import import (
     numbered_lines,
 )
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.case_command_store import _LOCK_MERGE_TARGET
 from complaintcore.application.policy_store import PolicyStore
 from complaintcore.auth.tokens import create_token
 from complaintcore.domain.policy import PolicySettings
@@ -37,6 +39,7 @@ from complaintcore.domain.state import ComplaintState, fold
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import ConcurrencyError
 from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra import advisory_locks
 from complaintcore.projections.case_view import COLUMNS
 from complaintcore.reference.institutions import InstitutionDirectory
 from projection_support import CaseDesk
@@ -613,3 +616,40 @@ async def test_a_merge_into_a_target_decided_while_the_batch_is_judged_is_judged
     assert not await pool.fetchval(
         "SELECT count(*) FROM events WHERE stream_id = $1", case_id_for("DUP-RACE")
     )
+
+
+async def test_a_batch_waits_for_a_command_on_its_merge_target_and_outlives_a_deadlock(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """A batch locks its stored merge targets as a command locks a case: it waits for a command
+    in progress on one (found by the review of 588fdf9: the test above passed without the lock).
+    A command merging one of them into another meanwhile waits for the batch: PostgreSQL
+    breaks that deadlock on one side, and an import broken there judges its batch again rather
+    than exit with a traceback."""
+    stored = await import_lines(
+        pool, [line("T-B", [("assign", {"handler_id": "staff-a1"})]), line("T-C", [])]
+    )
+    assert stored.cases_imported == 2
+    first, second = sorted([case_id_for("T-B"), case_id_for("T-C")])
+    duplicates = [
+        line("D-1", [("merge", {"into": first})]),
+        line("D-2", [("merge", {"into": second})]),
+    ]
+    command = await pool.acquire()
+    try:
+        # a command on `second`, between its read and its write
+        await command.execute(
+            "SELECT pg_advisory_lock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, second
+        )
+        importing = asyncio.create_task(import_lines(pool, duplicates, batch=10))
+        await asyncio.sleep(0.5)
+        assert not importing.done(), "the batch waits for the command on its target"
+        # ... which merges `second` into `first`, locked by the waiting batch
+        # (broken on the command's side instead, it is refused as busy and decided again)
+        with contextlib.suppress(asyncpg.DeadlockDetectedError):
+            await command.execute(_LOCK_MERGE_TARGET, advisory_locks.CASE_COMMANDS, first)
+        await command.execute("SELECT pg_advisory_unlock_all()")
+        report = await asyncio.wait_for(importing, 30)
+    finally:
+        await pool.release(command)
+    assert (report.cases_imported, report.refusals) == (2, [])

@@ -19,8 +19,12 @@ chains them, versions start at 1 with no gaps, and the position floor is taken b
 is drawn, so the global feed never skips an imported event.
 
 Re-running the same file stores nothing new: a case's stream id is derived from its external id
-(UUID v5), a case already stored is skipped, and (stream, version) is unique in the database, so
-even two imports of one file at once store each case once.
+(UUID v5), a case already stored is skipped when its receipt's respondent institution, received
+date and channel are the line's (else the line is refused `external_id_reused`: another case
+under the same number), and (stream, version) is unique in the database, so even two imports of
+one file at once store each case once. A batch that meets another writer (an import storing the
+same cases, a command on a merge target, a deadlock PostgreSQL broke on its side) is judged
+again.
 
 Choices where the spec is silent:
 
@@ -31,19 +35,29 @@ Choices where the spec is silent:
 - A merge names its target by `into` (a case id) or `into_external_id`. The target is checked as
   the HTTP command checks it, against the target's state as it stood on the merge's `at` day (its
   events up to that business date): the target must be stored, or earlier in the file, and still
-  being handled that day. A history where the target was decided after the duplicate was merged
-  into it imports as it happened.
+  being handled that day, and a case of the duplicate's own head office's tree. A history where
+  the target was decided after the duplicate was merged into it imports as it happened. A
+  stored target is locked as a command locks it while the batch is written, and the batch is
+  judged again if the target moved on since it was read.
+- A review decision whose step names an actor with an institution is judged where that actor
+  sits, as over HTTP (Art. 20); one with none (the operator's `--actor`) records what the
+  superior decided.
+- Entry dates (`at`) never go back within a line (`entry_dates_out_of_order`), and an external
+  id that is an identity or mobile number is refused unnamed (`external_id_personal`): external
+  ids are stored in clear for good.
 - The stored metadata says who entered each action (`actor`, else the import's default actor),
   `client` is `complaintcore import`, `correlation_id` the import run, and the receipt's append
   carries the idempotency key `import:<external_id>`.
 
-Why one file of 550 lines: reading a line, judging it through the domain and writing a batch
+Why one file of about 800 lines: reading a line, judging it through the domain and writing a batch
 are one pipeline whose guarantees (above) hold only together; each step is a small function.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -107,6 +121,24 @@ MAX_BATCH_ATTEMPTS = 5
 _HEADER_FIELDS = frozenset({"external_id", "actor", "at"})
 _CASE_FIELDS = _HEADER_FIELDS | {"actions"}
 _ACTION_FIELDS = frozenset({"command", "at", "actor", "into_external_id"})
+
+
+_MET_ANOTHER_WRITER = (
+    ConcurrencyError,
+    CaseKeyExists,
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class BatchKeptMeetingWriters(Exception):
+    """A batch met other writers (imports, commands on its merge targets) at every attempt; the
+    batches before it are stored, and the same import again goes on from it."""
+
+    def __init__(self, first_line: int, attempts: int) -> None:
+        super().__init__(
+            f"the batch from line {first_line} met other writers {attempts} times in a row"
+        )
 
 
 def case_id_for(external_id: str) -> str:
@@ -563,10 +595,13 @@ class BulkImporter:
                 accepted, skipped, judged_refusals, taken = await self._judged(documents)
                 await self._write(accepted)
                 self._ids_taken = taken
-            except (ConcurrencyError, CaseKeyExists, asyncpg.UniqueViolationError):
-                # Another import stored some of these cases meanwhile: judge again, skip them.
+            except _MET_ANOTHER_WRITER as met:
+                # Another import stored some of these cases meanwhile, a merge target moved on,
+                # or a command merging one target into another waited for this batch's locks
+                # (PostgreSQL broke the deadlock here): judge again, skip what is stored.
                 if attempt == MAX_BATCH_ATTEMPTS - 1:
-                    raise
+                    raise BatchKeptMeetingWriters(batch[0][0], MAX_BATCH_ATTEMPTS) from met
+                await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
             break
         report.cases_imported += len(accepted)

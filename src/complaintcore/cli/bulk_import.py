@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from complaintcore.application.bulk_import import (
     ActorBody,
+    BatchKeptMeetingWriters,
     BulkImporter,
     ImportReport,
     load_reference_data,
@@ -91,6 +92,9 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             return fail(f"{args.file}: {error}; the batches before were imported")
         except KEY_REFUSALS as error:
             return fail(str(error))
+        except BatchKeptMeetingWriters as error:
+            progress.end_line()
+            return fail(f"{error}; the batches before were imported: run the same import again")
         progress.finish(report)
         _show_refusals(report, refusals_out)  # before the with closes the file
     print(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions
 from complaintcore.api.problems import Problem, not_found, problem_responses
+from complaintcore.application.requests.fields import text_up_to
 from complaintcore.reference.institutions import (
     INSTITUTION_CODE_PATTERN,
     MAX_INSTITUTION_CODE_LENGTH,
@@ -42,15 +43,9 @@ class InstitutionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[
-        str,
-        StringConstraints(
-            strip_whitespace=True,
-            min_length=1,
-            max_length=MAX_INSTITUTION_NAME_LENGTH,
-            pattern=r"^[^\x00]*$",
-        ),
-    ] = Field(description="The institution's name, e.g. 中国银行北京市分行.")
+    name: text_up_to(MAX_INSTITUTION_NAME_LENGTH) = Field(  # type: ignore[valid-type]
+        description="The institution's name, e.g. 中国银行北京市分行."
+    )
     kind: InstitutionKind = Field(
         description="`head_office` (总行/总公司), `branch` (分行/分公司) or "
         "`sub_branch` (支行/支公司)."

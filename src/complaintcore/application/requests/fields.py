@@ -2,7 +2,7 @@
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -49,20 +49,26 @@ BusinessDate = Annotated[
         description="Asia/Shanghai business date, YYYY-MM-DD.",
     ),
 ]
-# A text that says something: spaces around it are stripped, so one of spaces alone is empty;
-# the pattern says so in the schema (found by a review pass: `"   "` matched the schema, then
-# was refused as too short).
-_SAYS_SOMETHING = r"^[^\x00]*[^\s\x00][^\x00]*$"
-Text = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=20_000, pattern=_SAYS_SOMETHING
-    ),
-]
-ShortText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_SAYS_SOMETHING),
-]
+# A text that says something: spaces around it are stripped (the characters of Unicode's
+# White_Space, as pydantic strips them), so one of spaces alone is empty; the pattern says so in
+# the schema, with those characters spelled out, since JSON Schema's `\s` is another set (found
+# by a review pass: `"   "` matched the schema, then was refused as too short).
+_STRIPPED = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SAYS_SOMETHING = rf"^[^\x00]*[^\x00{_STRIPPED}][^\x00]*$"
+
+
+def text_up_to(max_length: int) -> Any:
+    """A text of at most `max_length` characters once stripped, with one that is not a space."""
+    return Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=max_length, pattern=SAYS_SOMETHING
+        ),
+    ]
+
+
+Text = text_up_to(20_000)
+ShortText = text_up_to(200)
 OptionalText = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=20_000, pattern=r"^[^\x00]*$")
 ]
