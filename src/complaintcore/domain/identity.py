@@ -54,14 +54,32 @@ def is_valid_resident_id(number: str, today: date | None = None) -> bool:
     )
 
 
-_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+# a mainland mobile number, with the country code or not
+_MAINLAND_MOBILE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
+_FIRST_GENERATION_ID = re.compile(r"[0-9]{15}")
+_SEPARATORS = re.compile(r"[-._ ]")
 
 
 def looks_like_a_personal_number(text: str) -> bool:
     """Whether `text`, given where a code is expected (an imported case's external id), is a
-    resident identity number or a mainland mobile number: personal data that must not be stored
-    or shown outside a sealed field (PIPL; DOMAIN.md "Personal data")."""
-    return is_valid_resident_id(text) or _MAINLAND_MOBILE.fullmatch(text) is not None
+    resident identity number (of 18 characters, or a first-generation one of 15 digits) or a
+    mainland mobile number, separators aside: personal data that must not be stored or shown
+    outside a sealed field (PIPL; DOMAIN.md "Personal data")."""
+    digits = _SEPARATORS.sub("", text)
+    return (
+        is_valid_resident_id(digits)
+        or _is_first_generation_id(digits)
+        or _MAINLAND_MOBILE.fullmatch(digits) is not None
+    )
+
+
+def _is_first_generation_id(number: str) -> bool:
+    """15 digits: an area code of a province, a birth date as YYMMDD in the 1900s, a serial."""
+    return (
+        _FIRST_GENERATION_ID.fullmatch(number) is not None
+        and number[:2] in _PROVINCE_CODES
+        and _has_plausible_birth_date(f"19{number[6:12]}", None)
+    )
 
 
 def is_valid_unified_social_credit_code(code: str) -> bool:

@@ -284,6 +284,13 @@ def test_a_masked_resident_id_never_shows_the_birth_date(number: str) -> None:
         ("138001380001", False),
         ("2023010100001234", False),
         ("CASE-13800138000", False),
+        ("138-0013-8000", True),
+        ("8613800138000", True),
+        ("008613800138000", True),
+        ("110105491231002", True),  # first generation: Beijing, born 1949-12-31
+        ("110105491331002", False),  # month 13
+        ("990105491231002", False),  # no such province
+        ("2023-0001", False),
     ],
 )
 def test_a_personal_number_where_a_code_is_expected(text: str, personal: bool) -> None:
