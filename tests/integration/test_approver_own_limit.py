@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api_support import TODAY, app_client, complaint, days_ago
+from api_support import app_client, complaint, days_ago
+from complaintcore.application.business_day import shanghai_today
 from projection_support import tree_and_tokens
 
 BRANCH_SUPERVISOR_LIMIT = 5_000_000  # DOMAIN.md's default, in force at BR-A
@@ -42,8 +43,11 @@ def auth(token: str) -> dict[str, str]:
 async def sub_branch_supervisors_may(
     client: httpx.AsyncClient, tokens: dict[str, str], limit_fen: int
 ) -> None:
-    """SUB-A1's policy sets its supervisors' limit from today (BR-A keeps the default)."""
-    policy = {"effective_from": TODAY.isoformat(), "redress_limits_fen": {"supervisor": limit_fen}}
+    """SUB-A1's policy sets its supervisors' limit from today (BR-A keeps the default): today as
+    the service reads it now, not as the suite started (a run across Shanghai's midnight, 16:00
+    UTC, was refused `effective_from_in_past`)."""
+    today = shanghai_today().isoformat()
+    policy = {"effective_from": today, "redress_limits_fen": {"supervisor": limit_fen}}
     put = await client.put(
         "/v1/institutions/SUB-A1/policy", json=policy, headers=auth(tokens["admin"])
     )
