@@ -52,3 +52,50 @@ def test_a_lease_of_the_timeout_plus_ten_seconds_is_taken(monkeypatch: pytest.Mo
 def test_the_default_lease_and_timeout_are_taken() -> None:
     defaults = Settings()
     assert (defaults.webhook_timeout_s, defaults.webhook_lease_s) == (10, 60)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("COMPLAINTCORE_LOG_LEVEL", "verbose", "COMPLAINTCORE_LOG_LEVEL"),
+        ("COMPLAINTCORE_POOL_MIN", "50", "COMPLAINTCORE_POOL_MIN (50) must not exceed"),
+        ("DATABASE_URL", "mysql://root:s3cret@db/complaints", "DATABASE_URL"),
+        ("DATABASE_URL", "s3cret", "DATABASE_URL"),
+    ],
+)
+def test_settings_a_review_pass_found_a_traceback_for_are_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    """An unknown log level was a KeyError, a pool's minimum above its maximum crashed `serve`
+    as it started, and a URL of another kind was asyncpg's traceback (or waited for as a
+    database down)."""
+    monkeypatch.setenv(variable, value)
+
+    assert main(["tokens", "list"]) == 1
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("complaintcore: bad settings: ") and named in line
+    assert "s3cret" not in line
+
+
+def test_a_log_level_in_any_letter_case_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPLAINTCORE_LOG_LEVEL", "WARNING")
+    assert Settings().log_level == "warning"
+
+
+def test_ctrl_c_outside_a_commands_own_handling_is_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by a review pass: Ctrl-C while `migrate` waited for a database was a traceback."""
+
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("complaintcore.cli.tokens.list_tokens_command", interrupted)
+
+    assert main(["tokens", "list"]) == 130
+    assert capsys.readouterr().err == "complaintcore: interrupted\n"

@@ -78,6 +78,7 @@ _CANNOT_CONNECT = (
     asyncpg.TooManyConnectionsError,
     asyncpg.InvalidCatalogNameError,
     asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.ClientConfigurationError,  # a DATABASE_URL asyncpg cannot read (the message says why)
 )
 DATABASE_REFUSALS = (*_CANNOT_CONNECT, asyncpg.PostgresError)
 

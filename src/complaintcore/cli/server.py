@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 from complaintcore.application.master_key import (
@@ -126,6 +127,8 @@ def database_unreachable(url: str, settings: Settings) -> str | None:
     never answered, else None."""
     try:
         asyncio.run(wait_until_reachable(url, settings.database_wait_s))
+    except asyncpg.ClientConfigurationError as error:  # refused at once, not waited for
+        return f"DATABASE_URL cannot be used: {error}"
     except DATABASE_UNAVAILABLE_ERRORS as error:
         return (
             f"the database is unreachable after {settings.database_wait_s:g} s: "

@@ -166,6 +166,9 @@ async def wait_until_reachable(database_url: str, timeout_s: float) -> None:
         try:
             connection = await connect_each_host(plain_url(database_url), timeout=5)
         except DATABASE_UNAVAILABLE_ERRORS as error:
+            # a URL asyncpg cannot read is an interface error too, which waiting cannot cure
+            if isinstance(error, asyncpg.ClientConfigurationError):
+                raise
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("waiting for the database", error=type(error).__name__, retry_in_s=delay)
