@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from rebuild_support import every_row
 
-from complaintcore.projections.rebuild import RebuildSettings, rebuild
+from complaintcore.projections.rebuild import RebuildScanFailed, RebuildSettings, rebuild
 from complaintcore.projections.rebuild import scan as scan_module
 from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.streams import DataKeyMissing
@@ -53,5 +53,7 @@ async def test_a_key_missing_from_a_case_never_erased_stops_the_rebuild(
     async with pool.acquire() as connection, connection.transaction():
         # what only a damaged or wrongly restored database holds: a case's key gone, no erasure
         await connection.execute("DELETE FROM case_keys WHERE case_id = $1", case_id)
-    with pytest.raises(DataKeyMissing, match="data key is missing"):
+    # the scan fails as a worker's does, naming its cause (one line on the command line)
+    with pytest.raises(RebuildScanFailed, match="data key is missing") as failed:
         await rebuild(database_url, settings=ONE_WORKER)
+    assert isinstance(failed.value.__cause__, DataKeyMissing)

@@ -287,3 +287,19 @@ async def test_a_scan_interrupted_before_the_ranges_migration_goes_on_as_one_ran
     results = await rebuild(database_url, settings=one_range)
     assert [(r.name, r.resumed) for r in results] == [("case_view", True), ("statistics", False)]
     assert await every_row(pool) == live
+
+
+async def test_an_event_the_scan_cannot_read_fails_it_alike_in_this_process(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """One range, scanned in this process (as with one worker, or one range left to resume):
+    found by a review pass, an unreadable event went up as a traceback, where the workers'
+    scan fails with one line."""
+    await a_desk_with_cases(pool, database_url, 4)
+    store = PostgresEventStore(pool)
+    await store.append("zzzz-not-a-complaint", [event(0)], expected_version=0)
+
+    with pytest.raises(RebuildScanFailed, match=r"the scan of range 0 of 1 failed: .*Happened"):
+        await rebuild(database_url, settings=in_ranges(1, workers=1))
+
+    assert await pool.fetchval("SELECT to_regclass('case_view')") is not None  # live untouched

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.events.store import feed_complete_up_to
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect
@@ -37,7 +38,12 @@ from complaintcore.projections.rebuild.ranges import (
     store_ranges,
     stored_ranges,
 )
-from complaintcore.projections.rebuild.scan import RangeScan, RangeScanTask, RebuildScanFailed
+from complaintcore.projections.rebuild.scan import (
+    RangeScan,
+    RangeScanOutcome,
+    RangeScanTask,
+    RebuildScanFailed,
+)
 from complaintcore.projections.rebuild.swap import TargetRebuild
 from complaintcore.projections.rebuild.tables import (
     build_side_by_side,
@@ -165,6 +171,12 @@ async def standby_caught_up(primary: asyncpg.Connection, read_url: str) -> None:
         await close_quietly(standby)
 
 
+# What a scan meets in events it cannot read (altered, of an unknown type or schema version, of
+# a case whose key is gone: each a ValueError or a ciphertext refused); anything else (a database
+# error, the progress asking to stop) goes up as it is
+_EVENTS_UNREAD = (CiphertextRejected, ValueError)
+
+
 class Rebuilder:
     """Rebuilds a group of projections: one shared scan, then each one's indexes, catch-up and
     swap in turn."""
@@ -270,6 +282,16 @@ class Rebuilder:
 
     # --- 1. scan -------------------------------------------------------------------------------
 
+    async def _scan_here(self, number: int, tasks: list[RangeScanTask]) -> RangeScanOutcome:
+        """Range `number`'s scan in this process, failing as a worker's does (found by a review
+        pass: an unreadable event was a traceback here, one line from the workers)."""
+        try:
+            return await RangeScan(tasks[number], self._progress.advance).run()
+        except _EVENTS_UNREAD as error:
+            raise RebuildScanFailed(
+                f"the scan of range {number} of {len(tasks)} failed: {error}"
+            ) from error
+
     async def _scan(self, connection: asyncpg.Connection, jobs: list[RebuildJob]) -> None:
         first = jobs[0]
         if self._settings.read_url is not None:
@@ -284,7 +306,7 @@ class Rebuilder:
             for r in ranges
         ]
         if self._settings.scan_workers <= 1 or len(tasks) == 1:
-            outcomes = [await RangeScan(task, self._progress.advance).run() for task in tasks]
+            outcomes = [await self._scan_here(number, tasks) for number in range(len(tasks))]
         else:
             outcomes = await scan_in_workers(
                 connection, tasks, done, self._settings, self._progress
