@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         default=None,
         # a URL of another kind was a traceback, or waited for as a database down (found by a
         # review pass); the rest of it is asyncpg's to read
-        pattern=r"^postgres(ql)?://",
+        pattern=r"^postgres[a-z0-9+]*://",
         description="PostgreSQL URL. Unset: an embedded PostgreSQL under `data_dir` is used.",
     )
     data_dir: Path = Field(
