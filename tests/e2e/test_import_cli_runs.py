@@ -177,3 +177,21 @@ async def test_an_external_id_that_is_no_code_is_not_repeated_in_the_refusal(
     assert result.returncode == 2, result.stderr[-600:]
     assert "line 1: validation_failed" in result.stderr
     assert "张三" not in result.stderr and "11010519491231002X" not in result.stderr
+
+
+async def test_refusals_into_the_file_being_imported_are_refused_before_anything(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path, institutions: None
+) -> None:
+    """Found by a review pass: `--refusals` naming the imported file (by another path too)
+    replaced its cases by their refusals."""
+    source = tmp_path / "cases.jsonl"
+    content = case_line("S-1", 10, []) + b"\n"
+    source.write_bytes(content)
+    (tmp_path / "alias.jsonl").symlink_to(source)
+
+    for out in (source, tmp_path / "alias.jsonl"):
+        result = await run_import(database_url, str(source), "--refusals", str(out))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().endswith("is the file being imported")
+    assert source.read_bytes() == content
+    assert await pool.fetchval("SELECT count(*) FROM case_view") == 0

@@ -63,6 +63,10 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         source = open_user_file(args.file, settings.max_file_bytes)
     except (OSError, ValueError) as error:
         return fail(f"{args.file}: {error}")
+    if args.refusals is not None and _same_file(args.refusals, source.fileno()):
+        # found by a review pass: the file's cases were replaced by its refusals
+        source.close()
+        return fail(f"--refusals {args.refusals}: is the file being imported")
     try:
         # opened before anything is imported (a path it cannot write changes nothing), and
         # emptied only once the import has ended (an interrupted one leaves it as it was)
@@ -209,6 +213,16 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _same_file(path: Path, descriptor: int) -> bool:
+    """Whether `path` names the open file `descriptor` (a path that is not there is not it)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    opened = os.fstat(descriptor)
+    return (found.st_dev, found.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _opened_for_writing(path: Path) -> BinaryIO:
