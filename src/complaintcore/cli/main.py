@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from complaintcore.cli.common import DATABASE_REFUSALS, INTERRUPTED, database_refusal, fail
     from complaintcore.infra.log_config import configure_logging
+    from complaintcore.infra.migrations import MigrationFailed
     from complaintcore.infra.settings import get_settings, settings_refusal
 
     try:
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, settings)
     except DATABASE_REFUSALS as error:  # one line, as for every other refusal: no traceback
         return fail(database_refusal(error))
+    except MigrationFailed as error:
+        return fail(str(error))
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling of it (waiting for the database, starting):
         # nothing was written that a batch command would report (found by a review pass: a

@@ -38,13 +38,35 @@ def alembic_config(database_url: str) -> "Config":
     return config
 
 
+class MigrationFailed(Exception):
+    """The schema cannot be brought to this release's head; the message is one line (found by a
+    review pass: a database migrated by a newer release, or a migration failing, was a
+    traceback from every command)."""
+
+
 def upgrade_to_head(database_url: str) -> None:
-    """Apply every pending migration. Blocking; call it outside a running event loop."""
+    """Apply every pending migration. Blocking; call it outside a running event loop.
+    `MigrationFailed` when that cannot be done (nothing of a failed migration stays: each runs
+    in a transaction)."""
     if asyncio.run(_revision_at(database_url)) == HEAD_REVISION:
         return
     from alembic import command
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import DBAPIError
 
-    command.upgrade(alembic_config(database_url), "head")
+    try:
+        command.upgrade(alembic_config(database_url), "head")
+    except CommandError as error:  # e.g. a revision this release does not know: a newer one's
+        raise MigrationFailed(
+            f"the database's schema cannot be brought to this release's {HEAD_REVISION}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    except DBAPIError as error:  # its message may quote a statement's values: type and code only
+        cause = error.orig
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        raise MigrationFailed(
+            f"a migration to {HEAD_REVISION} failed: {type(cause).__name__} (SQLSTATE {code})"
+        ) from None
 
 
 def head_revision() -> str:
