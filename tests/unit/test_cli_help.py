@@ -316,6 +316,7 @@ def test_rebuild_takes_the_workers_default_when_it_runs() -> None:
         ["serve", "--workers", "0"],
         ["serve", "--workers", "-3"],
         ["projections", "rebuild", "--workers", "0"],
+        ["import", "FILE", "--batch", "0"],  # an exit of 1 after parsing, found by a review
     ],
 )
 def test_an_impossible_port_or_count_is_a_usage_error(
@@ -360,3 +361,20 @@ def test_an_actor_that_no_principal_can_be_is_refused_in_one_line_before_any_dat
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("complaintcore: ")
     assert "actor" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("written", ["20261201", "2026-W48-2", "2026-12-1", "2026-02-30"])
+def test_a_sweep_date_is_written_yyyy_mm_dd(
+    written: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by a review pass: Python's date parser also took the compact and ISO week forms,
+    where the help says YYYY-MM-DD."""
+    with pytest.raises(SystemExit) as usage_error:
+        build_parser().parse_args(["personal-data", "sweep", "--on", written])
+    assert usage_error.value.code == 2
+    assert "is not a date (YYYY-MM-DD)" in capsys.readouterr().err
+
+
+def test_a_sweep_date_yyyy_mm_dd_is_taken() -> None:
+    parsed = build_parser().parse_args(["personal-data", "sweep", "--on", "2026-12-01"])
+    assert parsed.on.isoformat() == "2026-12-01"

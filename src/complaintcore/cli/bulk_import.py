@@ -57,8 +57,6 @@ REFUSALS_SHOWN = 50
 
 
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
-    if args.batch < 1:
-        return fail("--batch must be 1 or more")
     try:
         source = open_user_file(args.file, settings.max_file_bytes)
     except (OSError, ValueError) as error:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from complaintcore.cli.parsers.shared import KEYS, READS_FILES, add_command
+from complaintcore.cli.parsers.shared import KEYS, READS_FILES, add_command, positive
 
 # `application.bulk_import.DEFAULT_BATCH_CASES` (a unit test holds the two together)
 DEFAULT_BATCH_CASES = 1000
@@ -21,7 +21,7 @@ def register(commands: Any) -> None:
         environment=(*READS_FILES, *KEYS),
     )
     parser.add_argument("file", type=Path, help="JSON Lines, one case a line")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_CASES, help="cases a batch")
+    parser.add_argument("--batch", type=positive, default=DEFAULT_BATCH_CASES, help="cases a batch")
     parser.add_argument("--actor", default="import", help="who entered actions with no actor")
     parser.add_argument(
         "--role",

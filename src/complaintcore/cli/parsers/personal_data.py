@@ -1,6 +1,7 @@
 """`complaintcore personal-data sweep` (handler: `cli/personal_data.py`)."""
 
 import argparse
+import re
 from datetime import date
 from typing import Any
 
@@ -62,8 +63,14 @@ def register(commands: Any) -> None:
     )
 
 
+_YYYY_MM_DD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_date(text: str) -> date:
+    """A date written YYYY-MM-DD only (Python also reads 20261201 and 2026-W48-2 as dates)."""
     try:
-        return date.fromisoformat(text)
+        if _YYYY_MM_DD.fullmatch(text):
+            return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
