@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from complaintcore.cli.main import main
+from complaintcore.infra.embedded_db import with_database
 from complaintcore.infra.migrations import HEAD_REVISION
 from complaintcore.infra.settings import get_settings
 from testsupport import admin_execute
@@ -62,7 +63,7 @@ def test_a_migration_that_fails_is_named_by_its_error_and_code(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server_url: str
 ) -> None:
     name = f"migration_refusal_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    fresh = f"{server_url.rsplit('/', 1)[0]}/{name}"
+    fresh = with_database(server_url, name)
     asyncio.run(admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}"'))
     asyncio.run(admin_execute(server_url, f'CREATE DATABASE "{name}"'))
     try:
