@@ -316,6 +316,7 @@ def test_rebuild_takes_the_workers_default_when_it_runs() -> None:
         ["serve", "--workers", "0"],
         ["serve", "--workers", "-3"],
         ["projections", "rebuild", "--workers", "0"],
+        ["projections", "rebuild", "--workers", "33"],  # two connections each, 64 at most
         ["import", "FILE", "--batch", "0"],  # an exit of 1 after parsing, found by a review
     ],
 )

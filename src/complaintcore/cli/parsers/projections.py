@@ -1,5 +1,6 @@
 """`complaintcore projections rebuild [NAME ...]` (handler: `cli/projections.py`)."""
 
+import argparse
 from typing import Any
 
 from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
@@ -8,6 +9,9 @@ from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group,
 # together); --workers' default, `default_scan_workers()`, is taken when the command runs.
 PROJECTIONS = ("case_view", "statistics")
 DEFAULT_PAGE_EVENTS = 10_000
+# Each worker holds two database connections: 32 of them take 64 of PostgreSQL's default 100
+# (found by a review pass: --workers had no bound, and 99 started as many processes).
+MAX_SCAN_WORKERS = 32
 
 
 def register(commands: Any) -> None:
@@ -47,8 +51,18 @@ def register(commands: Any) -> None:
     )
     rebuild_parser.add_argument(
         "--workers",
-        type=positive,
+        type=_scan_workers,
         help="processes replaying the events at once, each a range of the cases (default: the"
-        " number of CPUs this process may use, at most 8); 1 replays in this process. A resumed"
-        " rebuild keeps the ranges it began with",
+        " number of CPUs this process may use, at most 8; at most"
+        f" {MAX_SCAN_WORKERS}); 1 replays in this process. A resumed rebuild keeps the ranges"
+        " it began with",
     )
+
+
+def _scan_workers(text: str) -> int:
+    value = positive(text)
+    if value > MAX_SCAN_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_SCAN_WORKERS} (each worker holds two database connections)"
+        )
+    return value
