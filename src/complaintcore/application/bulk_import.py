@@ -69,6 +69,7 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from complaintcore.application.case_command_store import lock_cases_until_commit
 from complaintcore.application.policies import (
     command_business_date,
     decision_authority,
@@ -102,7 +103,6 @@ from complaintcore.events.codec import domain_events, new_events, stream_suite
 from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
-from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import use_binary_json
 from complaintcore.infra.garbage_collection import collections_by_batch
 from complaintcore.projections.case_view import COLUMNS as CASE_VIEW_COLUMNS
@@ -483,19 +483,6 @@ FROM events WHERE version = 1 AND stream_id = ANY($1::text[])
 
 ReceiptFacts = tuple[object, object, object]
 
-# In case id order, so two imports lock shared targets alike; then the case view's rows, to
-# wait for a command that released its lock and has not committed yet (as `lock_merge_target`).
-_LOCK_TARGETS = """
-SELECT count(pg_advisory_xact_lock($1, hashtext(t.case_id)))
-FROM (SELECT unnest($2::text[]) AS case_id ORDER BY 1) AS t
-"""
-
-_WAIT_FOR_TARGET_WRITERS = """
-SELECT count(*) FROM (
-    SELECT FROM case_view WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR SHARE
-) AS row_locked
-"""
-
 _TARGET_VERSIONS = """
 SELECT stream_id, max(version) AS version FROM events
 WHERE stream_id = ANY($1::text[]) GROUP BY stream_id
@@ -703,11 +690,10 @@ class BulkImporter:
         once their writers have committed, and `ConcurrencyError` (judge the batch again) if
         any moved on since it was judged. Found by a review pass: a merge was stored into a
         target the API decided between the import's read of it and its write."""
-        targets = sorted(self._targets_read)
+        targets = list(self._targets_read)
         if not targets:
             return
-        await self._connection.execute(_LOCK_TARGETS, advisory_locks.CASE_COMMANDS, targets)
-        await self._connection.execute(_WAIT_FOR_TARGET_WRITERS, targets)
+        await lock_cases_until_commit(self._connection, targets)
         rows = await self._connection.fetch(_TARGET_VERSIONS, targets)
         for row in rows:
             if row["version"] != self._targets_read[row["stream_id"]]:

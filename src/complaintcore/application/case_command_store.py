@@ -74,7 +74,28 @@ SELECT pg_advisory_lock($1, hashtext($2)),
        (SELECT count(*) FROM (SELECT FROM case_view WHERE case_id = $2 FOR SHARE) AS row_locked)
 """
 
+# The same lock until the caller's transaction ends, on several cases in case id order (two
+# callers lock shared cases alike): the advisory locks, then the case rows, in that order.
+_LOCK_UNTIL_COMMIT = """
+SELECT count(pg_advisory_xact_lock($1, hashtext(t.case_id)))
+FROM (SELECT unnest($2::text[]) AS case_id ORDER BY 1) AS t
+"""
+_WAIT_FOR_WRITERS = """
+SELECT count(*) FROM (
+    SELECT FROM case_view WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR SHARE
+) AS row_locked
+"""
+
 _STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
+
+
+async def lock_cases_until_commit(connection: asyncpg.Connection, case_ids: Sequence[str]) -> None:
+    """Lock `case_ids` as a merge locks its target (`lock_merge_target`), once their writers
+    have committed, until the caller's transaction ends: a bulk import's stored merge targets
+    while its batch is written."""
+    ordered = sorted(case_ids)
+    await connection.execute(_LOCK_UNTIL_COMMIT, advisory_locks.CASE_COMMANDS, ordered)
+    await connection.execute(_WAIT_FOR_WRITERS, ordered)
 
 
 class Confirmation(Protocol):

@@ -127,8 +127,8 @@ def database_unreachable(url: str, settings: Settings) -> str | None:
     never answered, else None."""
     try:
         asyncio.run(wait_until_reachable(url, settings.database_wait_s))
-    except asyncpg.ClientConfigurationError as error:  # refused at once, not waited for
-        return f"DATABASE_URL cannot be used: {error}"
+    except asyncpg.ClientConfigurationError:
+        raise  # not waited for: the command line's one line for it, as every command's
     except DATABASE_UNAVAILABLE_ERRORS as error:
         return (
             f"the database is unreachable after {settings.database_wait_s:g} s: "
