@@ -11,11 +11,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from api_support import TODAY
+from complaintcore.application import business_day
 from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.database import create_pool, plain_url
 from complaintcore.infra.embedded_db import running_embedded_postgres, with_database
@@ -43,6 +46,23 @@ def _give_the_run_a_master_key() -> None:
 
 _give_the_run_a_master_key()
 EMBEDDED_TEST_DATA = Path(__file__).resolve().parents[1] / ".pgdata-test"
+
+
+class _TheRunsDay:
+    """`business_day.datetime` for the run: its clock reads noon of the day the run started."""
+
+    @staticmethod
+    def now(tz: tzinfo) -> datetime:
+        return datetime.combine(TODAY, time(12), tzinfo=tz)
+
+
+@pytest.fixture(autouse=True)
+def _one_business_day_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests date their requests by `TODAY`, taken once as the run starts; a run crossing
+    Shanghai's midnight (16:00 UTC) would otherwise see services in this process read the next
+    day and refuse, say, a policy effective `TODAY` as in the past. Processes a test starts read
+    the real clock."""
+    monkeypatch.setattr(business_day, "datetime", _TheRunsDay)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import app_client
+from api_support import TODAY, app_client
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.auth.tokens import create_token, principal_for_token
 from complaintcore.cli.demo_data import DEFAULT_CASES, DEFAULT_SEED, demo_stories
@@ -25,7 +25,6 @@ from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.reference.institutions import InstitutionDirectory
 
-TODAY = shanghai_today()
 COMPLAINANT = {
     "kind": "natural_person",
     "name": "张三丰",

@@ -12,12 +12,10 @@ import asyncpg
 import orjson
 import pytest
 
-from api_support import complaint
-from complaintcore.application.business_day import shanghai_today
+from api_support import TODAY, complaint
 from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import command_env
 
-TODAY = shanghai_today()
 STAFF = {"id": "staff-a1", "role": "staff", "institution": "BR-A"}
 
 

@@ -16,8 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api_support import complaint
-from complaintcore.application.business_day import shanghai_today
+from api_support import TODAY, complaint
 from complaintcore.auth.tokens import create_token
 from complaintcore.infra.database import create_pool
 from complaintcore.projections import statistics
@@ -26,7 +25,6 @@ from complaintcore.reference.institutions import InstitutionDirectory
 from projection_support import scratch_database
 from testsupport import free_port, master_key_env
 
-TODAY = shanghai_today()
 COMPLAINT = complaint("BR-A", received_days_ago=0)
 
 

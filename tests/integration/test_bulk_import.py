@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from api_support import complaint
+from api_support import TODAY, complaint
 from complaintcore.api.app import create_app
 from complaintcore.application.bulk_import import (
     ActorBody,
@@ -30,7 +30,6 @@ from complaintcore.application.bulk_import import (
     load_reference_data,
     numbered_lines,
 )
-from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_command_store import _LOCK_MERGE_TARGET
 from complaintcore.application.policy_store import PolicyStore
 from complaintcore.auth.tokens import create_token
@@ -45,7 +44,6 @@ from complaintcore.reference.institutions import InstitutionDirectory
 from projection_support import CaseDesk
 from testsupport import opened_events, session_case_keys
 
-TODAY = shanghai_today()
 STAFF = {"id": "staff-a1", "role": "staff", "institution": "BR-A"}
 
 
