@@ -382,7 +382,7 @@ class Dispatcher:
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature_header(secret, int(time.time()), body),
         }
-        if target.url.startswith("http:"):
+        if target.scheme == "http":
             # plain http (allowed hosts only): connect to the address just checked
             url, headers["Host"] = target.pinned_url, target.host_header
         else:

@@ -98,6 +98,8 @@ class ResolvedTarget:
     host: str
     host_header: str
     address: str
+    scheme: str
+    """`http` or `https`, lower case whatever the URL's spelling (RFC 3986: case-insensitive)."""
 
 
 def parse_url(url: str) -> tuple[SplitResult, str, int]:
@@ -156,7 +158,7 @@ async def check_url(url: str, allow: AllowList, resolve: Resolver) -> ResolvedTa
     netloc = f"{shown}:{parts.port}" if parts.port else shown
     host_header = parts.netloc.rsplit("@", 1)[-1]
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    return ResolvedTarget(url, pinned, host, host_header, str(chosen))
+    return ResolvedTarget(url, pinned, host, host_header, str(chosen), parts.scheme)
 
 
 async def resolve_with_loop(host: str, port: int) -> list[str]:

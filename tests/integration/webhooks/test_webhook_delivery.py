@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -19,6 +20,7 @@ from complaintcore.crypto.keys import FileKeyProvider
 from complaintcore.crypto.suites import CiphertextRejected
 from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.webhooks import clients as clients_module
 from complaintcore.webhooks.dispatcher import _CLAIM, Dispatcher, RetryPolicy
 from complaintcore.webhooks.fanout import DeliveryStatistics, fan_out_once
 from complaintcore.webhooks.runtime import run_fanout
@@ -297,6 +299,57 @@ async def test_the_url_is_checked_again_at_each_delivery(desk: Desk) -> None:
             assert receiver.received == []
             addresses["hooks.test"] = ["127.0.0.1"]
             await wait_for(lambda: desk.all_delivered(1))
+    [received] = receiver.received
+    assert received.headers["host"] == f"hooks.test:{receiver.port}"
+
+
+class _CheckedAddressOnly(httpx.AsyncBaseTransport):
+    """Refuses, without any lookup, a connection by name rather than to 127.0.0.1 itself, and
+    notes the name."""
+
+    def __init__(self, by_name: list[str]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._by_name = by_name
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "127.0.0.1":
+            self._by_name.append(request.url.host)
+            raise httpx.ConnectError("connected by name", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize("scheme", ["http", "HTTP", "Http"])
+async def test_plain_http_goes_to_the_checked_address_however_its_scheme_is_spelled(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """The subscription takes `HTTP://` as http (a scheme is case-insensitive); its deliveries
+    must connect to the address just checked, not look the name up again."""
+    by_name: list[str] = []
+
+    def new_client(self: clients_module.SubscriptionClients) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=_CheckedAddressOnly(by_name), follow_redirects=False)
+
+    monkeypatch.setattr(clients_module.SubscriptionClients, "_new_client", new_client)
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return {"hooks.test": ["127.0.0.1"]}[host]
+
+    with Receiver() as receiver:
+        await desk.subscribe(f"{scheme}://hooks.test:{receiver.port}/hooks")
+        await insert_alert(desk.pool, "case.received", "c-1", "BR-A")
+        await desk.fan_out()
+        async with desk.dispatching(AllowList.parse("127.0.0.1,hooks.test"), resolver=resolve):
+
+            async def settled() -> bool:
+                row = await desk.pool.fetchrow("SELECT status, attempts FROM webhook_deliveries")
+                return row["status"] == "delivered" or row["attempts"] >= 2
+
+            await wait_for(settled)
+    assert by_name == []
+    assert set((await desk.statuses()).values()) == {"delivered"}
     [received] = receiver.received
     assert received.headers["host"] == f"hooks.test:{receiver.port}"
 
