@@ -133,6 +133,18 @@ def moved_due_date(
     return roll_due_date(due_on + timedelta(days=days), calendar, policy)
 
 
+def extended_due_date(
+    clock: Clock, level: int, calendar: WorkingDayCalendar, policy: InstitutionPolicy
+) -> date:
+    """The due date an extension to `level` sets: the period's formula, and never before the
+    current due date moved out by the days the extension adds. A pause moves the due date it
+    finds, keeping what earlier rolls past rest days gave it; recomputing from the anchor alone
+    would take those days back, and an extension could then bring the due date in."""
+    by_formula = due_date(clock.anchor_on, level, clock.paused_days, calendar, policy)
+    added_days = period_days(level) - period_days(clock.level)
+    return max(by_formula, moved_due_date(clock.due_on, added_days, calendar, policy))
+
+
 def clock_due_on(clock: Clock, calendar: WorkingDayCalendar, policy: InstitutionPolicy) -> date:
     """The due date of `clock`'s anchor, level and closed pauses (an open pause not included)."""
     return due_date(clock.anchor_on, clock.level, clock.paused_days, calendar, policy)

@@ -128,6 +128,7 @@ from complaintcore.domain.commands import (
 from complaintcore.domain.deadlines import (
     MAX_LEVEL,
     due_date,
+    extended_due_date,
     handling_days,
     moved_due_date,
     pause_days,
@@ -487,9 +488,7 @@ def _extend(
     if level == MAX_LEVEL:
         _check_second_extension_approval(command, context)
     with _calendar_needed():
-        new_due_on = due_date(
-            clock.anchor_on, level, clock.paused_days, context.calendar, context.policy
-        )
+        new_due_on = extended_due_date(clock, level, context.calendar, context.policy)
     return [
         DeadlineExtended(
             level=level,
