@@ -214,6 +214,7 @@ from complaintcore.domain.state import (
     BEFORE_DECISION,
     INITIAL,
     TERMINAL,
+    Attribution,
     CaseStatus,
     ComplaintState,
     Decision,
@@ -896,7 +897,7 @@ def _beyond_limit(amount: int, context: DecisionContext) -> str:
 
 def _attribute(state: ComplaintState, command: Attribute, context: DecisionContext) -> list[Event]:
     errors = _FieldErrors()
-    _check_attribution_fields(command, errors)
+    _check_attribution_fields(command, errors, state.attribution)
     errors.raise_if_any()
     _check_business_date(state, command.attributed_on, context)
     _require_decided(state)
@@ -914,7 +915,9 @@ def _attribute(state: ComplaintState, command: Attribute, context: DecisionConte
     ]
 
 
-def _check_attribution_fields(command: Attribute, errors: _FieldErrors) -> None:
+def _check_attribution_fields(
+    command: Attribute, errors: _FieldErrors, current: Attribution | None
+) -> None:
     errors.require("responsible_institution", command.responsible_institution)
     if command.department is not None:
         errors.require("department", command.department)
@@ -928,12 +931,19 @@ def _check_attribution_fields(command: Attribute, errors: _FieldErrors) -> None:
         errors.require("third_party", command.third_party or "")  # its name (Art. 10)
     elif command.third_party is not None:
         errors.add("third_party", "not_allowed", "only when the root cause is third_party")
-    _check_actions(command.actions, command.attributed_on, errors)
+    carried_due_on = {a.action_id: a.due_on for a in current.actions} if current else {}
+    _check_actions(command.actions, command.attributed_on, errors, carried_due_on)
 
 
 def _check_actions(
-    actions: tuple[RectificationAction, ...], attributed_on: date, errors: _FieldErrors
+    actions: tuple[RectificationAction, ...],
+    attributed_on: date,
+    errors: _FieldErrors,
+    carried_due_on: dict[str, date],
 ) -> None:
+    """`carried_due_on`: the current attribution's actions' due dates. An action named again
+    with its due date unchanged is carried over as it is, overdue or closed, though due before a
+    corrected attribution; a new action or a new due date is not due before it is set."""
     seen: set[str] = set()
     for index, action in enumerate(actions):
         field = f"actions[{index}]"
@@ -942,7 +952,8 @@ def _check_actions(
         seen.add(action.action_id)
         errors.require(f"{field}.description", action.description)
         errors.require(f"{field}.owner_id", action.owner_id)
-        if action.due_on < attributed_on:
+        carried = carried_due_on.get(action.action_id) == action.due_on
+        if action.due_on < attributed_on and not carried:
             errors.add(f"{field}.due_on", "before_attributed_on", "due before the attribution")
 
 

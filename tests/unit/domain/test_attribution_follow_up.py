@@ -336,6 +336,47 @@ def test_a_later_attribution_supersedes_the_earlier_and_closed_actions_stay_clos
     assert case.refuse(rectify("A1", d("2026-03-26"))) == "action_already_closed"
 
 
+def test_a_corrected_attribution_carries_an_overdue_action_over_as_it_was() -> None:
+    """An action named again with its due date unchanged keeps it, though due before the
+    correction: pushing it out to be accepted would clear its overdue status with no work done."""
+    case = decided()
+    case.do(attribute(ATTRIBUTED_ON, action("A1", d("2026-03-13"))))
+    case.today = d("2026-03-20")
+
+    case.do(attribute(d("2026-03-20"), action("A1", d("2026-03-13")), root_cause=RootCause.SYSTEMS))
+
+    attribution = case.state.attribution
+    assert attribution is not None and attribution.root_cause is RootCause.SYSTEMS
+    carried = attribution.actions[0]
+    assert (carried.due_on, carried.closed_on) == (d("2026-03-13"), None)
+    assert action_status(carried.due_on, None, case.today) is ActionStatus.OVERDUE
+
+
+def test_a_corrected_attribution_carries_a_closed_action_over_with_its_dates() -> None:
+    case = decided()
+    case.do(attribute(ATTRIBUTED_ON, action("A1", d("2026-03-13"))))
+    case.do(rectify("A1", d("2026-03-13")))
+
+    case.do(attribute(d("2026-03-20"), action("A1", d("2026-03-13")), root_cause=RootCause.SYSTEMS))
+
+    assert case.state.attribution is not None
+    carried = case.state.attribution.actions[0]
+    assert (carried.due_on, carried.closed_on) == (d("2026-03-13"), d("2026-03-13"))
+
+
+def test_a_corrected_attribution_sets_no_new_due_date_in_the_past() -> None:
+    """Rescheduling an action, or adding one, still sets a date on or after the correction."""
+    case = decided()
+    case.do(attribute(ATTRIBUTED_ON, action("A1", d("2026-03-13"))))
+
+    assert case.invalid(
+        attribute(d("2026-03-20"), action("A1", d("2026-03-14")), action("A2", d("2026-03-13")))
+    ) == [
+        ("actions[0].due_on", "before_attributed_on"),
+        ("actions[1].due_on", "before_attributed_on"),
+    ]
+
+
 # --- rectify ---------------------------------------------------------------------------------
 
 
