@@ -172,6 +172,12 @@ def upsert_sql(table: str, columns: tuple[str, ...] = COLUMNS) -> str:
     )
 
 
+# Taken by every read of the figures before its snapshot, as a rebuild's swap takes the table
+# before it replaces the bucket tables: a read meeting a swap waits for it and then sees the
+# swapped tables and their checkpoint together; the two never deadlock.
+LOCK_BEFORE_SNAPSHOT = f"LOCK TABLE {TABLE} IN ACCESS SHARE MODE"
+
+
 async def checkpoint_in(connection: asyncpg.Connection) -> int:
     """The feed position the facts (and their sums) are as of, in the caller's snapshot: the
     runner moves it in the transaction that writes the rows, so read in the snapshot the

@@ -207,11 +207,8 @@ async def query_figures(
 
 
 # A generic plan cannot pick the partial indexes for the day of judgement, and the groupings hash
-# in memory rather than sort on disk. The facts table is locked first, before the snapshot, as a
-# rebuild's swap does before it replaces the bucket tables: a swap and a read wait for each
-# other, never deadlock.
+# in memory rather than sort on disk.
 _READ_SETTINGS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL work_mem = '64MB'"
-_LOCK_FACTS = f"LOCK TABLE {facts.TABLE} IN ACCESS SHARE MODE"
 Read = list[list[asyncpg.Record]]
 
 
@@ -227,7 +224,7 @@ async def _read_one_after_the_other(
         else connection.transaction(isolation="repeatable_read", readonly=True)
     )
     async with snapshot:
-        await connection.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
+        await connection.execute(f"{_READ_SETTINGS}; {facts.LOCK_BEFORE_SNAPSHOT}")
         checkpoint = await facts.checkpoint_in(connection)
         return [await connection.fetch(*read) for read in reads], checkpoint
 
@@ -250,7 +247,7 @@ async def _read_in_one_snapshot(
 ) -> tuple[Read, int]:
     first, *others = connections
     async with first.transaction(isolation="repeatable_read", readonly=True):
-        await first.execute(f"{_READ_SETTINGS}; {_LOCK_FACTS}")
+        await first.execute(f"{_READ_SETTINGS}; {facts.LOCK_BEFORE_SNAPSHOT}")
         checkpoint = await facts.checkpoint_in(first)  # takes the snapshot
         snapshot = await first.fetchval("SELECT pg_export_snapshot()")
         async with AsyncExitStack() as transactions:

@@ -79,6 +79,7 @@ async def staff_statistics(
         pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
+        await connection.execute(facts.LOCK_BEFORE_SNAPSHOT)
         checkpoint = await facts.checkpoint_in(connection)
         handlers = await connection.fetch(_HANDLERS_SQL, list(institutions), from_on, to_on)
         named = await connection.fetch(
