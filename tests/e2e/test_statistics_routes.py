@@ -166,6 +166,31 @@ async def test_bad_parameters_are_422_naming_the_field(
     assert (field, code) in errors
 
 
+@pytest.mark.parametrize(
+    ("who", "path", "parameter"),
+    [
+        ("supervisor_ho", "/v1/institutions/HO/statistics", "from"),
+        ("supervisor_ho", "/v1/institutions/HO/statistics.csv", "to"),
+        ("supervisor_ho", "/v1/institutions/HO/staff-statistics", "from"),
+        ("supervisor_ho", "/v1/complaints", "received_from"),
+        ("admin", "/v1/personal-data-access", "to"),
+    ],
+)
+@pytest.mark.parametrize(
+    "written", ["1767225600", "1767196800.0", "2026-01-01T00:00:00Z", "2026-01-01T00:00+08:00"]
+)
+async def test_a_date_in_a_query_is_yyyy_mm_dd_alone(
+    api: dict[str, Any], who: str, path: str, parameter: str, written: str
+) -> None:
+    """API.md "Conventions": dates are YYYY-MM-DD business dates. A Unix time or a timestamp was
+    taken as a UTC date (1767225600: 2026-01-01, 08:00 in Shanghai, while Shanghai's midnight
+    was refused)."""
+    response = await get(api, who, path, **{parameter: written})
+    assert response.status_code == 422, response.text
+    errors = {(error["field"], error["code"]) for error in response.json()["errors"]}
+    assert errors == {(parameter, "date_format")}
+
+
 async def test_the_data_return_is_a_csv_row_per_institution_and_period(
     api: dict[str, Any],
 ) -> None:

@@ -20,6 +20,7 @@ from complaintcore.application.complaint_service import (
     ComplaintService,
     VersionNotFound,
 )
+from complaintcore.application.requests.fields import IsoDate
 from complaintcore.auth.principals import may_see
 from complaintcore.crypto.suites import UnknownSuite
 from complaintcore.domain.policy import DueSoonDays
@@ -55,7 +56,7 @@ Cursor = Annotated[
     str | None,
     Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$", description="`next_cursor` of a page."),
 ]
-DateParam = Annotated[date | None, Query(ge=date(1990, 1, 1), le=date(2100, 12, 31))]
+DateParam = Annotated[IsoDate | None, Query(ge=date(1990, 1, 1), le=date(2100, 12, 31))]
 
 
 @router.get(

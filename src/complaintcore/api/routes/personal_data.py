@@ -29,6 +29,7 @@ from complaintcore.application.personal_data_reveal import (
     reveal,
 )
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
+from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.roles import PERSONAL_DATA_ACCESS_READERS
 
 router = APIRouter(prefix="/v1", tags=["personal data"])
@@ -57,7 +58,7 @@ ActorId = Annotated[
 ]
 LogCaseId = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 BusinessDate = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         ge=date(1990, 1, 1),
         le=date(2100, 12, 31),

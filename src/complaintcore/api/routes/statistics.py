@@ -24,6 +24,7 @@ from complaintcore.api.auth import (
 from complaintcore.api.deps import ConsistencyPosition, Institutions
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.application.business_day import shanghai_today
+from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.roles import Role
 from complaintcore.projections import alerts, statistics
 from complaintcore.projections.runner import projection_lag
@@ -55,7 +56,7 @@ CodePath = Annotated[
     ),
 ]
 FromParam = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         alias="from",
         ge=FIRST_DAY,
@@ -64,7 +65,7 @@ FromParam = Annotated[
     ),
 ]
 ToParam = Annotated[
-    date | None,
+    IsoDate | None,
     Query(ge=FIRST_DAY, le=LAST_DAY, description="Last day of the range (default: today)."),
 ]
 PeriodParam = Annotated[
