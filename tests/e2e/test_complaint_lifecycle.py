@@ -1,5 +1,7 @@
 """A complaint walked through every command over real HTTP, and every refusal it can meet."""
 
+import re
+
 import asyncpg
 import httpx
 
@@ -310,6 +312,23 @@ def test_if_match_and_idempotent_replay(live: LiveService) -> None:
     assert ok(shouted) == ok(one)
     events = staff.get(f"/v1/complaints/{case['id']}/events").json()
     assert [e["type"] for e in events].count("ComplainantNotified") == 1
+
+
+def test_each_event_names_the_command_that_caused_it(live: LiveService) -> None:
+    """DOMAIN.md "Events": metadata carries a causation id. A receipt of 20 complainants appends
+    its own MarkedMajor: both name the receipt's command; the next command has its own id."""
+    staff = live.client("staff_a")
+    joint = {"complainants": 20, "representatives": ["甲", "乙"]}
+    response = staff.post("/v1/complaints", json=complaint(channel="in_person", joint=joint))
+    assert response.status_code == 201, response.text
+    case = response.json()
+    ok(post(staff, case, "assign", {"handler_id": "staff-a1"}))
+
+    events = staff.get(f"/v1/complaints/{case['id']}/events").json()
+    assert [e["type"] for e in events] == ["ComplaintReceived", "MarkedMajor", "HandlerAssigned"]
+    causes = [e["metadata"]["causation_id"] for e in events]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", cause) for cause in causes)
+    assert causes[0] == causes[1] != causes[2]
 
 
 def test_replay_as_of_version_and_audit(live: LiveService) -> None:

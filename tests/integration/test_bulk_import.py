@@ -233,6 +233,10 @@ async def test_the_feed_and_chains_hold_every_imported_event(
         assert [e.version for e in events] == list(range(1, len(events) + 1))
         assert verify_chain(events).intact
         assert events[0].metadata.idempotency_key == f"import:FEED-{n}"
+    # one causation id an imported action, on every event it appended (DOMAIN.md "Events")
+    causes = [e.metadata.causation_id for e in feed]
+    assert all(cause and len(cause) == 32 for cause in causes)
+    assert len(set(causes)) == len(causes)
 
 
 async def test_importing_the_same_file_again_stores_nothing_new(

@@ -103,10 +103,12 @@ async def assert_erased(
         actor_id="retention-sweep",
         actor_role="admin",
         correlation_id="sweep-test",
+        causation_id=erasure.metadata.causation_id,
         client="complaintcore personal-data sweep",
         cipher_suite=events[0].metadata.cipher_suite,
         policy_version=policy_version,
     )
+    assert len(erasure.metadata.causation_id or "") == 32
     assert verify_chain(events).intact
     view = record["view"]
     assert view["personal_data"] == "erased"

@@ -100,7 +100,13 @@ from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream
 from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
 from complaintcore.events.codec import domain_events, new_events, stream_suite
-from complaintcore.events.model import ConcurrencyError, EventMetadata, InvalidEventData, NewEvent
+from complaintcore.events.model import (
+    ConcurrencyError,
+    EventMetadata,
+    InvalidEventData,
+    NewEvent,
+    new_causation_id,
+)
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.database import use_binary_json
@@ -446,6 +452,7 @@ def _apply(
         actor_role=actor.role.value,
         institution=actor.institution,
         correlation_id=reference.correlation_id,
+        causation_id=new_causation_id(),
         client=CLIENT,
         policy_version=judged.version,
     )

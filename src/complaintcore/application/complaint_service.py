@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
@@ -93,7 +93,13 @@ from complaintcore.events.codec import (
     records_erasure,
     stream_suite,
 )
-from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMetadata, StoredEvent
+from complaintcore.events.model import (
+    GENESIS_HASH,
+    ConcurrencyError,
+    EventMetadata,
+    StoredEvent,
+    new_causation_id,
+)
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.infra.aged_cache import AgedCache
@@ -168,6 +174,7 @@ class RequestInfo:
     correlation_id: str | None = None
     client: str | None = None
     idempotency: IdempotentRequest | None = None
+    causation_id: str = field(default_factory=new_causation_id)
 
 
 @dataclass(frozen=True)
@@ -659,6 +666,7 @@ class ComplaintService:
             actor_role=actor.role,
             institution=actor.institution,
             correlation_id=request.correlation_id,
+            causation_id=request.causation_id,
             idempotency_key=request.idempotency.key if request.idempotency else None,
             client=request.client,
             policy_version=judged.version,

@@ -64,7 +64,7 @@ from complaintcore.domain.rules import RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.codec import every_event_sealed, new_events
-from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent
+from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent, new_causation_id
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.projections.case_view import COLUMNS as VIEW_COLUMNS
@@ -196,6 +196,7 @@ class SweepOrder:
             actor_id=self.actor_id,
             actor_role=Role.ADMIN.value,
             correlation_id=self.correlation_id,
+            causation_id=new_causation_id(),
             client=SWEEP_CLIENT,
             cipher_suite=suite,
         )

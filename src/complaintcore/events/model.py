@@ -1,10 +1,18 @@
 """What the event store keeps: events to append, stored events, and the store's own errors."""
 
+import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+
+
+def new_causation_id() -> str:
+    """The id of one command, written as `causation_id` on every event it appends (a receipt's
+    automatic `MarkedMajor` names the receipt's command), as `correlation_id` ties a caller's
+    requests together."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
