@@ -1,6 +1,7 @@
 """`PUT` and `GET /v1/institutions/{code}/policy` over HTTP (API.md "Institution policy"), and a
 command judged under the policy in force on its day, on a real database."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -234,3 +235,40 @@ async def test_the_case_list_reads_each_case_s_clock_under_its_own_institution(
         assert [item["id"] for item in due_soon["items"]] == [ids["BR-A"]], route
         on_track = (await client.get(route, params={"clock": "on_track"}, headers=regulator)).json()
         assert [item["id"] for item in on_track["items"]] == [ids["BR-B"]], route
+
+
+async def _alerts_of(pool: asyncpg.Pool, case_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT event FROM alerts WHERE case_id = $1 ORDER BY id", case_id)
+    return [row["event"] for row in rows]
+
+
+async def _alerts_once_raised(pool: asyncpg.Pool, case_id: str, event: str) -> list[str]:
+    for _ in range(100):  # 10 s at most
+        raised = await _alerts_of(pool, case_id)
+        if event in raised:
+            break
+        await asyncio.sleep(0.1)
+    return raised
+
+
+async def test_a_policy_in_force_today_that_makes_a_case_due_soon_alerts_within_seconds(
+    client: httpx.AsyncClient, tokens: Tokens, pool: asyncpg.Pool
+) -> None:
+    """DOMAIN.md "Alerts and escalation": clock alerts within seconds of the condition holding.
+    A version effective today raising `due_soon_days` makes a case due soon at once: the sweep
+    judged only once a day left it unannounced until the next (never, had it fallen due)."""
+    staff = auth(tokens.branch_a_staff)
+    created = await client.post(
+        "/v1/complaints", json=complaint(received_days_ago=10), headers=staff
+    )
+    assert created.status_code == 201, created.text
+    case = created.json()
+    assert (case["deadline"]["status"], case["deadline"]["days_left"]) == ("on_track", 5)
+    assert await _alerts_once_raised(pool, case["id"], "case.received") == ["case.received"]
+
+    await put_policy(client, tokens, "BR-A", effective_from=str(TODAY), due_soon_days=7)
+
+    assert await _alerts_once_raised(pool, case["id"], "case.due_soon") == [
+        "case.received",
+        "case.due_soon",
+    ]

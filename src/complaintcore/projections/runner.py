@@ -34,7 +34,7 @@ like a batch's: only the active runner sweeps, and it judges what the feed has f
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -64,11 +64,12 @@ RunnerRole = Literal["starting", "standby", "active", "stopped"]
 
 
 class Sweep(Protocol):
-    """Work that comes due with time: done once for each new `key()` (the day), and at start."""
+    """Work that comes due with time: done once for each new `key()` (compared by equality:
+    the day, say, and what judges it that day), and at start."""
 
-    def key(self) -> Hashable: ...
+    async def key(self) -> object: ...
 
-    async def sweep(self, connection: asyncpg.Connection, key: Hashable) -> None: ...
+    async def sweep(self, connection: asyncpg.Connection, key: object) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ async def apply_batch(
 
 
 async def apply_sweep(
-    connection: asyncpg.Connection, projection: FeedProjection, checkpoint: int, key: Hashable
+    connection: asyncpg.Connection, projection: FeedProjection, checkpoint: int, key: object
 ) -> None:
     """Run the projection's sweep under `key` in one transaction holding its checkpoint row
     (still at `checkpoint`), which it touches: a sweep writes as a batch does."""
@@ -186,7 +187,7 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._standby_retry = standby_retry
-        self._swept: Hashable | None = None  # the sweep key last swept under, this activation
+        self._swept: object = None  # the sweep key last swept under, this activation
         self._kept = KeptFolds()
 
     @property
@@ -274,7 +275,7 @@ class ProjectionRunner:
         sweep = self.projection.sweep
         if sweep is None:
             return checkpoint
-        key = sweep.key()
+        key = await sweep.key()
         if key == self._swept:
             return checkpoint
         try:

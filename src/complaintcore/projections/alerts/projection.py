@@ -4,8 +4,9 @@ Per batch, in the batch's transaction (projections/runner.py, `apply_batch`): `p
 the batch's cases' rows of `alert_clocks`; `observe` inserts the case alerts of the batch's
 events, then judges the batch's cases' running clocks as of today (a command that makes a clock
 due soon or overdue, such as a paper complaint entered late, alerts at once). Per day, `sweep`
-(the runner runs it once caught up with the feed, at start and whenever `key()`, today, changes,
-in a transaction holding the checkpoint row) judges every running clock that could be due soon
+(the runner runs it once caught up with the feed, at start and whenever `key()` changes: a new
+day, or a policy version that changes today's `due_soon_days`; in a transaction holding the
+checkpoint row) judges every running clock that could be due soon
 or overdue today: one range of the `alert_clocks_running` index. Each alert is inserted at most
 once (`dedupe_key`), so a batch or a sweep applied again, or both judging the same clock,
 announces nothing twice.
@@ -15,7 +16,8 @@ each institution's `due_soon_days` in force on a day (`due_soon_days`: the appli
 `PolicyStore.due_soon_days`), so this layer imports neither.
 """
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -123,6 +125,18 @@ async def _of_cases_as_they_stand(
     return [row for row in rows if row.case_id not in behind]
 
 
+@dataclass(frozen=True)
+class SweepDay:
+    """The sweep's key: today and the `due_soon_days` in force today. A version taking effect
+    today that makes cases due soon is swept within a poll, not the next day."""
+
+    today: date
+    due_soon_days: DueSoonDays
+
+    def __str__(self) -> str:
+        return self.today.isoformat()
+
+
 class AlertProjection:
     """The alerts' `FeedProjection` parts (`feed_projection()`), with today and the policies
     injected."""
@@ -158,13 +172,13 @@ class AlertProjection:
 
     # --- the day's sweep (runner.Sweep) -------------------------------------------------------
 
-    def key(self) -> Hashable:
-        return self._today()
+    async def key(self) -> SweepDay:
+        today = self._today()
+        return SweepDay(today, await self._due_soon_days(today))
 
-    async def sweep(self, connection: asyncpg.Connection, key: Hashable) -> None:
-        assert isinstance(key, date)
-        today = key
-        days = await self._due_soon_days(today)
+    async def sweep(self, connection: asyncpg.Connection, key: object) -> None:
+        assert isinstance(key, SweepDay)
+        today, days = key.today, key.due_soon_days
         soonest = max([days.default, *days.by_institution.values()])
         rows = await clocks_due_by(connection, today + timedelta(days=soonest))
         await insert_alerts(connection, clocks.judge(rows, today, days))
