@@ -69,7 +69,7 @@ async def test_the_events_show_metadata_as_stored_and_the_recipe_verifies_them(
         "cipher_suite": events[-1]["metadata"]["cipher_suite"],
         **ANNOTATED,
     }
-    assert "causation_id" not in events[0]["metadata"]  # not stored: not shown as null
+    assert "idempotency_key" not in events[0]["metadata"]  # not stored: not shown as null
     assert first_broken_version(events) is None
     assert all(event["recorded_at"].endswith("Z") for event in events)  # RFC 3339, UTC
     regulator = {"Authorization": f"Bearer {tokens['regulator']}"}
