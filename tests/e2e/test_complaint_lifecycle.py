@@ -239,6 +239,15 @@ def test_bad_input_is_422_listing_each_field(live: LiveService) -> None:
     bad["channel"] = "phone"
     problem = refused(staff.post("/v1/complaints", json=bad), "validation_failed", 422)
     assert [e["field"] for e in problem["errors"]] == ["complainant.id_number"]
+    person_with_a_code = complaint()
+    person_with_a_code["complainant"]["unified_social_credit_code"] = "11010519491231002X"
+    problem = refused(
+        staff.post("/v1/complaints", json=person_with_a_code), "validation_failed", 422
+    )
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("complainant.unified_social_credit_code", "not_allowed")
+    ]
+    assert "11010519491231002X" not in str(problem)
     for raw in (b"{", b"[]", b'{"channel": 1}', b"\x00"):
         response = staff.post(
             "/v1/complaints", content=raw, headers={"content-type": "application/json"}

@@ -19,7 +19,8 @@ class ComplainantKind(StrEnum):
 
 
 class IdType(StrEnum):
-    """Identity documents; only `resident_id` numbers carry a GB 11643 check digit."""
+    """Identity documents; `resident_id` and `residence_permit` numbers are citizen identity
+    numbers (GB 11643), with its check character (`NUMBERED_BY_GB_11643`)."""
 
     RESIDENT_ID = "resident_id"  # 居民身份证
     PASSPORT = "passport"
@@ -28,6 +29,11 @@ class IdType(StrEnum):
     RESIDENCE_PERMIT = "residence_permit"  # 港澳台居民居住证
     FOREIGN_PERMANENT_RESIDENT = "foreign_permanent_resident"  # 外国人永久居留身份证
     OTHER = "other"
+
+
+# A residence permit for residents of Hong Kong, Macao and Taiwan carries a citizen identity
+# number under the area codes 810000, 820000 and 830000, built and checked as a resident id's.
+NUMBERED_BY_GB_11643 = frozenset({IdType.RESIDENT_ID, IdType.RESIDENCE_PERMIT})
 
 
 class NoticeMethod(StrEnum):

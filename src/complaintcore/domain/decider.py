@@ -90,6 +90,7 @@ from typing import Any
 
 from complaintcore.domain.calendar import CalendarYearMissing, WorkingDayCalendar
 from complaintcore.domain.commands import (
+    NUMBERED_BY_GB_11643,
     Agent,
     ApproveRedress,
     ApproverRole,
@@ -364,6 +365,13 @@ def _check_complainant(complainant: Complainant, received_on: date, errors: _Fie
             "complainant", complainant.id_type, complainant.id_number, received_on, errors
         )
         errors.require("complainant.contact", complainant.contact)
+        if complainant.unified_social_credit_code.strip():
+            # an organisation's code, stored in clear: a person's number put there would be too
+            errors.add(
+                "complainant.unified_social_credit_code",
+                "not_allowed",
+                "only a legal person has a unified social credit code",
+            )
         return
     errors.require("complainant.address", complainant.address)
     code_field = "complainant.unified_social_credit_code"
@@ -387,7 +395,7 @@ def _check_identity(
     prefix: str, id_type: IdType | None, id_number: str, received_on: date, errors: _FieldErrors
 ) -> None:
     field = f"{prefix}.id_number"
-    if not errors.require(field, id_number) or id_type is not IdType.RESIDENT_ID:
+    if not errors.require(field, id_number) or id_type not in NUMBERED_BY_GB_11643:
         return
     if not is_valid_resident_id(id_number, today=received_on):
         errors.add(field, "invalid_resident_id", "fails the GB 11643 check (MOD 11-2)")

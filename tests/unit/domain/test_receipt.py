@@ -158,6 +158,31 @@ def test_every_bad_field_is_listed_at_once() -> None:
     }
 
 
+def test_a_residence_permit_number_is_checked_as_a_citizen_identity_number() -> None:
+    """港澳台居民居住证: a GB 11643 number under area 810000, 820000 or 830000."""
+    valid = "810000199001011230"  # check character by MOD 11-2
+    assert decide(
+        None,
+        receive(RECEIVED_ON, complainant=person(id_type=IdType.RESIDENCE_PERMIT, id_number=valid)),
+        context(RECEIVED_ON),
+    )
+    wrong = receive(
+        RECEIVED_ON,
+        complainant=person(id_type=IdType.RESIDENCE_PERMIT, id_number=valid[:-1] + "1"),
+    )
+    assert field_errors(wrong) == {("complainant.id_number", "invalid_resident_id")}
+
+
+def test_a_natural_person_gives_no_unified_social_credit_code() -> None:
+    """An organisation's code is kept in clear; a person's number put there would be too, and
+    would outlive an erasure."""
+    command = receive(
+        RECEIVED_ON, complainant=person(unified_social_credit_code="11010519491231002X")
+    )
+
+    assert field_errors(command) == {("complainant.unified_social_credit_code", "not_allowed")}
+
+
 def test_a_passport_number_is_not_checked_as_a_resident_id() -> None:
     command = receive(
         RECEIVED_ON, complainant=person(id_type=IdType.PASSPORT, id_number="E1234567")
