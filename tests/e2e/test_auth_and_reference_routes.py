@@ -207,6 +207,19 @@ async def test_a_bad_institution_body_is_422_listing_each_field(
     assert {field for field, _ in bad_fields(response)} == {"name", "kind", "parent", "colour"}
 
 
+@pytest.mark.parametrize("name", ["\x1c", " \x1d ", "\x1f"])
+async def test_a_name_of_separators_alone_is_422_not_500(
+    client: httpx.AsyncClient, tokens: Tokens, name: str
+) -> None:
+    """U+001C to U+001F are spaces to Python's str.strip: such a name is blank."""
+    response = await client.put(
+        "/v1/institutions/ABC-C",
+        json={"name": name, "kind": "branch", "parent": "ABC"},
+        headers=bearer(tokens.admin),
+    )
+    assert {field for field, _ in bad_fields(response)} == {"name"}
+
+
 @pytest.mark.parametrize(
     ("code", "error"),
     [
