@@ -4,6 +4,7 @@ command judged under the policy in force on its day, on a real database."""
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -272,3 +273,83 @@ async def test_a_policy_in_force_today_that_makes_a_case_due_soon_alerts_within_
         "case.received",
         "case.due_soon",
     ]
+
+
+def _items(*codes: str) -> list[dict[str, str]]:
+    return [{"code": code, "label_zh": f"{code}（中文）", "label_en": code} for code in codes]
+
+
+INSURER = {"business": _items("surrender", "other"), "causes": _items("marketing", "other")}
+
+
+async def _receive(client: httpx.AsyncClient, token: str, code: str, **category: str) -> Any:
+    body = complaint(code, received_days_ago=0)
+    body["category"] = category
+    return await client.post("/v1/complaints", json=body, headers=auth(token))
+
+
+async def test_a_taxonomy_set_by_a_node_is_what_its_subtree_files_under(
+    client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """DOMAIN.md "Taxonomy": configurable reference data, per institution; each item a stable
+    code and a Chinese and an English label."""
+    history = await put_policy(client, tokens, "BR-A", effective_from=str(TODAY), taxonomy=INSURER)
+    assert history["versions"][-1]["taxonomy"] == INSURER
+
+    in_force = (await policy_on(client, tokens.branch_a_staff, "SUB-A1")).json()["taxonomy"]
+    assert (in_force["value"], in_force["source"], in_force["version"]) == (
+        INSURER,
+        "BR-A",
+        "BR-A/v1",
+    )
+    elsewhere = (await policy_on(client, tokens.branch_b_staff, "BR-B")).json()["taxonomy"]
+    assert elsewhere["source"] == "default"
+    assert {"code": "treasury", "label_zh": "国库", "label_en": "treasury"} in elsewhere["value"][
+        "business"
+    ]
+
+    filed = await _receive(
+        client, tokens.branch_a_staff, "BR-A", business="surrender", reason="marketing"
+    )
+    assert filed.status_code == 201, filed.text
+    refused = await _receive(
+        client, tokens.branch_a_staff, "BR-A", business="treasury", reason="other"
+    )
+    problem(refused, 422, "validation_failed")
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [
+        ("category.business", "unknown_business")
+    ]
+    at_b = await _receive(
+        client, tokens.branch_b_staff, "BR-B", business="treasury", reason="other"
+    )
+    assert at_b.status_code == 201, at_b.text
+
+
+@pytest.mark.parametrize(
+    ("taxonomy", "field", "code"),
+    [
+        (
+            {"business": _items("a", "a"), "causes": _items("x")},
+            "taxonomy.business",
+            "duplicate_code",
+        ),
+        ({"business": [], "causes": _items("x")}, "taxonomy.business", "too_short"),
+        (
+            {"business": _items("Bad-Code"), "causes": _items("x")},
+            "taxonomy.business.0.code",
+            "string_pattern_mismatch",
+        ),
+        ({"business": _items("a")}, "taxonomy.causes", "missing"),
+    ],
+)
+async def test_a_malformed_taxonomy_is_422_and_records_nothing(
+    client: httpx.AsyncClient, tokens: Tokens, taxonomy: dict, field: str, code: str
+) -> None:
+    response = await client.put(
+        "/v1/institutions/BR-A/policy",
+        json={"effective_from": str(TODAY), "taxonomy": taxonomy},
+        headers=auth(tokens.admin),
+    )
+    assert response.status_code == 422, response.text
+    assert (field, code) in {(e["field"], e["code"]) for e in response.json()["errors"]}
+    assert (await policy_on(client, tokens.admin, "BR-A")).json()["taxonomy"]["source"] == "default"

@@ -27,6 +27,7 @@ from complaintcore.domain.policy import (
     due_soon_days_on,
     resolve_policy,
 )
+from complaintcore.domain.taxonomy import DEFAULT_TAXONOMY, Taxonomy, TaxonomyItem
 
 LINEAGE = ("HO", "BR", "SUB")  # head office first
 DAY = date(2027, 1, 1)
@@ -163,6 +164,13 @@ def test_a_command_is_judged_at_its_own_date_else_its_notices_else_today() -> No
 
 # --- the property: resolution agrees with a plain statement of the rule ----------------------
 
+OWN_TAXONOMIES = [
+    Taxonomy(
+        business=(TaxonomyItem(business, "业务", "business"),),
+        causes=(TaxonomyItem("other", "其他", "other"),),
+    )
+    for business in ("mortgage", "surrender")
+]
 _DAYS = st.integers(min_value=0, max_value=20).map(lambda n: DAY + timedelta(days=n))
 _SETTINGS = st.builds(
     PolicySettings,
@@ -171,6 +179,7 @@ _SETTINGS = st.builds(
     retention_years=st.none() | st.integers(1, 30),
     staff_redress_limit_fen=st.none() | st.integers(0, 10**9),
     supervisor_redress_limit_fen=st.none() | st.integers(0, 10**9),
+    taxonomy=st.none() | st.sampled_from(OWN_TAXONOMIES),
 )
 
 
@@ -189,7 +198,9 @@ def histories(draw: st.DrawFn) -> list[PolicyVersion]:
 def _expected(versions: list[PolicyVersion], on: date) -> dict[str, tuple[object, str]]:
     """Each value and its source, the rule read plainly: nearest node first, its newest version
     by (effective_from, number) among those effective on `on`."""
-    defaults = dict(zip(POLICY_VALUE_NAMES, (False, 3, 5, 100_000, 5_000_000), strict=True))
+    defaults = dict(
+        zip(POLICY_VALUE_NAMES, (False, 3, 5, 100_000, 5_000_000, DEFAULT_TAXONOMY), strict=True)
+    )
     expected = {name: (value, "default") for name, value in defaults.items()}
     for node in LINEAGE:  # head office first: nearer nodes come later and win
         effective = [v for v in versions if v.institution == node and v.effective_from <= on]
@@ -211,6 +222,7 @@ def test_each_value_comes_from_the_nearest_node_whose_version_in_force_sets_it(
     assert actual == _expected(versions, on)
     assert resolved.policy.due_soon_days == actual["due_soon_days"][0]
     assert resolved.policy.redress_limits_fen.staff == actual["redress_limits_fen.staff"][0]
+    assert resolved.policy.taxonomy == actual["taxonomy"][0]
     for name, (value, source) in actual.items():
         named = resolved.value_named(name)
         assert (named.name, named.value, named.source) == (name, value, source)

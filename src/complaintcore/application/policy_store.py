@@ -18,6 +18,7 @@ round trip). The table is small (a row per admin change), so the whole of it is 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
@@ -30,14 +31,15 @@ from complaintcore.domain.policy import (
     due_soon_days_on,
     resolve_policy,
 )
+from complaintcore.domain.taxonomy import Taxonomy, TaxonomyItem
 from complaintcore.infra import advisory_locks
 from complaintcore.reference.institutions import lineage_sql
 
 POLICY_STAMP_SQL = "SELECT coalesce(max(id), 0) FROM institution_policy_versions"
 _COLUMNS = """
     id, institution, number, effective_from, roll_past_holidays, due_soon_days,
-    retention_years, staff_redress_limit_fen, supervisor_redress_limit_fen, recorded_by,
-    recorded_at
+    retention_years, staff_redress_limit_fen, supervisor_redress_limit_fen, taxonomy,
+    recorded_by, recorded_at
 """
 _SELECT_ALL = f"SELECT {_COLUMNS} FROM institution_policy_versions ORDER BY id"
 _SELECT_OF_NODE = (
@@ -46,9 +48,9 @@ _SELECT_OF_NODE = (
 _INSERT = """
     INSERT INTO institution_policy_versions (
         institution, number, effective_from, roll_past_holidays, due_soon_days, retention_years,
-        staff_redress_limit_fen, supervisor_redress_limit_fen, recorded_by
+        staff_redress_limit_fen, supervisor_redress_limit_fen, taxonomy, recorded_by
     )
-    SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8
+    SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
     FROM institution_policy_versions WHERE institution = $1
 """
 _SELECT_ALONG = (
@@ -120,6 +122,7 @@ class PolicyStore:
                 settings.retention_years,
                 settings.staff_redress_limit_fen,
                 settings.supervisor_redress_limit_fen,
+                taxonomy_document(settings.taxonomy),
                 recorded_by,
             )
             return await self.history(institution, connection=connection)
@@ -212,6 +215,31 @@ def _recorded(row: asyncpg.Record) -> RecordedPolicyVersion:
         retention_years=row["retention_years"],
         staff_redress_limit_fen=row["staff_redress_limit_fen"],
         supervisor_redress_limit_fen=row["supervisor_redress_limit_fen"],
+        taxonomy=taxonomy_of(row["taxonomy"]),
     )
     version = PolicyVersion(row["institution"], row["number"], row["effective_from"], settings)
     return RecordedPolicyVersion(version, row["recorded_by"], row["recorded_at"])
+
+
+def taxonomy_document(taxonomy: Taxonomy | None) -> dict[str, Any] | None:
+    """The taxonomy as its column keeps it (and the API shows it): each list of items, each item
+    its code and labels."""
+    if taxonomy is None:
+        return None
+    return {
+        "business": [_item_document(item) for item in taxonomy.business],
+        "causes": [_item_document(item) for item in taxonomy.causes],
+    }
+
+
+def taxonomy_of(document: dict[str, Any] | None) -> Taxonomy | None:
+    if document is None:
+        return None
+    return Taxonomy(
+        business=tuple(TaxonomyItem(**item) for item in document["business"]),
+        causes=tuple(TaxonomyItem(**item) for item in document["causes"]),
+    )
+
+
+def _item_document(item: TaxonomyItem) -> dict[str, str]:
+    return {"code": item.code, "label_zh": item.label_zh, "label_en": item.label_en}

@@ -129,8 +129,9 @@ POLICY_VALUE_NAMES = (
     "retention_years",
     "redress_limits_fen.staff",
     "redress_limits_fen.supervisor",
+    "taxonomy",
 )
-PolicyValueType = bool | int
+PolicyValueType = bool | int | Taxonomy
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,18 @@ class PolicySettings:
     retention_years: int | None = None
     staff_redress_limit_fen: int | None = None
     supervisor_redress_limit_fen: int | None = None
+    taxonomy: Taxonomy | None = None
+    """The business types and causes complaints are filed under from then on, all of them: a
+    version replaces the list it inherits, never adds to it. Codes already stored keep
+    counting in the statistics whatever a later list holds."""
 
     def __post_init__(self) -> None:
         if self.roll_past_holidays is not None and not isinstance(self.roll_past_holidays, bool):
             raise ValueError(
                 f"roll_past_holidays must be true or false, got {self.roll_past_holidays!r}"
             )
+        if self.taxonomy is not None and not isinstance(self.taxonomy, Taxonomy):
+            raise ValueError(f"taxonomy must be a Taxonomy, got {self.taxonomy!r}")
         # the same checks as the policy's own, so a version that stores is one that applies
         self.applied_to(DEFAULT_POLICY)
 
@@ -159,6 +166,7 @@ class PolicySettings:
             self.retention_years,
             self.staff_redress_limit_fen,
             self.supervisor_redress_limit_fen,
+            self.taxonomy,
         )
         return {
             name: value
@@ -183,7 +191,7 @@ def policy_with(
         roll_past_holidays=values.get("roll_past_holidays", base.roll_past_holidays),
         due_soon_days=values.get("due_soon_days", base.due_soon_days),
         registration_format=base.registration_format,
-        taxonomy=base.taxonomy,
+        taxonomy=values.get("taxonomy", base.taxonomy),
         retention_years=values.get("retention_years", base.retention_years),
         redress_limits_fen=limits,
     )
@@ -296,6 +304,7 @@ def _values_of(policy: InstitutionPolicy) -> dict[str, PolicyValueType]:
         "retention_years": policy.retention_years,
         "redress_limits_fen.staff": policy.redress_limits_fen.staff,
         "redress_limits_fen.supervisor": policy.redress_limits_fen.supervisor,
+        "taxonomy": policy.taxonomy,
     }
 
 

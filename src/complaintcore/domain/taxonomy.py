@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+CODE_PATTERN = r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*"
+"""A taxonomy code: snake_case ASCII, stable for good (events and statistics keep it)."""
+MAX_CODE_LENGTH = 64
+_SNAKE_CASE = re.compile(CODE_PATTERN)
 
 
 def _check_unique_codes(dimension: str, items: tuple[TaxonomyItem, ...]) -> None:
@@ -51,6 +54,8 @@ class Taxonomy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "business", tuple(self.business))
         object.__setattr__(self, "causes", tuple(self.causes))
+        if not self.business or not self.causes:
+            raise ValueError("a taxonomy lists at least one business type and one cause")
         _check_unique_codes("business", self.business)
         _check_unique_codes("causes", self.causes)
         object.__setattr__(self, "_business_codes", frozenset(i.code for i in self.business))

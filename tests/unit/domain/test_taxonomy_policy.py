@@ -91,8 +91,18 @@ def test_an_institution_can_bring_its_own_taxonomy() -> None:
 def test_a_taxonomy_with_a_code_listed_twice_is_refused() -> None:
     card = TaxonomyItem("credit_card", "信用卡", "credit card")
 
+    other = TaxonomyItem("other", "其他", "other")
+
     with pytest.raises(ValueError, match="business: code 'credit_card' is listed twice"):
-        Taxonomy(business=(card, card), causes=())
+        Taxonomy(business=(card, card), causes=(other,))
+
+
+def test_a_taxonomy_lists_at_least_one_business_type_and_one_cause() -> None:
+    card = TaxonomyItem("credit_card", "信用卡", "credit card")
+
+    for business, causes in (((), (card,)), ((card,), ())):
+        with pytest.raises(ValueError, match="at least one business type and one cause"):
+            Taxonomy(business=business, causes=causes)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions, Policies
@@ -14,8 +15,16 @@ from complaintcore.api.routes.institutions import CodePath
 from complaintcore.api.schemas.policy import PolicyHistoryOut, PolicyInForceOut, PolicyVersionOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.policy_store import UnknownPolicyInstitution
-from complaintcore.application.requests.fields import BusinessDate, Count, Fen, Flag, IsoDate
+from complaintcore.application.requests.fields import (
+    BusinessDate,
+    Count,
+    Fen,
+    Flag,
+    IsoDate,
+    ShortText,
+)
 from complaintcore.domain.policy import PolicyRefused, PolicySettings
+from complaintcore.domain.taxonomy import CODE_PATTERN, MAX_CODE_LENGTH, Taxonomy, TaxonomyItem
 
 log = structlog.get_logger("complaintcore.api.institution_policy")
 
@@ -29,6 +38,46 @@ class RedressLimitsBody(BaseModel):
     supervisor: Fen | None = Field(
         default=None, description="Supervisors' limit; absent: inherited."
     )
+
+
+class TaxonomyItemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[
+        str, StringConstraints(max_length=MAX_CODE_LENGTH, pattern=f"^{CODE_PATTERN}$")
+    ] = Field(description="Stable snake_case code, kept by events and statistics for good.")
+    label_zh: ShortText = Field(description="Chinese label.")
+    label_en: ShortText = Field(description="English label.")
+
+
+TaxonomyItems = Annotated[list[TaxonomyItemBody], Field(min_length=1, max_length=500)]
+
+
+class TaxonomyBody(BaseModel):
+    """Every business type and cause complaints may be filed under from `effective_from` on: a
+    version replaces the lists it inherits. Cases already received keep their codes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    business: TaxonomyItems
+    causes: TaxonomyItems
+
+    @field_validator("business", "causes")
+    @classmethod
+    def _each_code_once(cls, items: list[TaxonomyItemBody]) -> list[TaxonomyItemBody]:
+        codes = [item.code for item in items]
+        for code in codes:
+            if codes.count(code) > 1:
+                raise PydanticCustomError(
+                    "duplicate_code", "code {code} is listed twice", {"code": code}
+                )
+        return items
+
+    def taxonomy(self) -> Taxonomy:
+        return Taxonomy(
+            business=tuple(TaxonomyItem(**item.model_dump()) for item in self.business),
+            causes=tuple(TaxonomyItem(**item.model_dump()) for item in self.causes),
+        )
 
 
 class PolicyBody(BaseModel):
@@ -53,6 +102,11 @@ class PolicyBody(BaseModel):
     redress_limits_fen: RedressLimitsBody | None = Field(
         default=None, description="Redress authority per role, in fen."
     )
+    taxonomy: TaxonomyBody | None = Field(
+        default=None,
+        description="The business types and causes complaints are filed under (DOMAIN.md "
+        '"Taxonomy"); absent: inherited.',
+    )
 
     def settings(self) -> PolicySettings:
         limits = self.redress_limits_fen or RedressLimitsBody()
@@ -62,6 +116,7 @@ class PolicyBody(BaseModel):
             retention_years=self.retention_years,
             staff_redress_limit_fen=limits.staff,
             supervisor_redress_limit_fen=limits.supervisor,
+            taxonomy=self.taxonomy.taxonomy() if self.taxonomy else None,
         )
 
 
@@ -73,6 +128,27 @@ POLICY_BODY_EXAMPLES: dict[str, Any] = {
     "redress_limits": {
         "summary": "Higher staff authority; the supervisors' limit inherited",
         "value": {"effective_from": "2027-01-01", "redress_limits_fen": {"staff": 200000}},
+    },
+    "taxonomy": {
+        "summary": "An insurer's own business types and causes",
+        "value": {
+            "effective_from": "2027-01-01",
+            "taxonomy": {
+                "business": [
+                    {
+                        "code": "life_insurance_claims",
+                        "label_zh": "人身保险理赔",
+                        "label_en": "life insurance claims",
+                    },
+                    {"code": "surrender", "label_zh": "退保", "label_en": "surrender"},
+                    {"code": "other", "label_zh": "其他", "label_en": "other"},
+                ],
+                "causes": [
+                    {"code": "marketing", "label_zh": "营销方式和手段", "label_en": "marketing"},
+                    {"code": "other", "label_zh": "其他", "label_en": "other"},
+                ],
+            },
+        },
     },
 }
 

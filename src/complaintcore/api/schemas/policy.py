@@ -6,6 +6,29 @@ from pydantic import BaseModel, Field
 
 from complaintcore.application.policy_store import RecordedPolicyVersion
 from complaintcore.domain.policy import PolicyValue, ResolvedPolicy
+from complaintcore.domain.taxonomy import Taxonomy, TaxonomyItem
+
+
+class TaxonomyItemOut(BaseModel):
+    code: str
+    label_zh: str
+    label_en: str
+
+    @classmethod
+    def of(cls, item: TaxonomyItem) -> "TaxonomyItemOut":
+        return cls(code=item.code, label_zh=item.label_zh, label_en=item.label_en)
+
+
+class TaxonomyOut(BaseModel):
+    business: list[TaxonomyItemOut] = Field(description="Business types, in the listed order.")
+    causes: list[TaxonomyItemOut] = Field(description="Causes, in the listed order.")
+
+    @classmethod
+    def of(cls, taxonomy: Taxonomy) -> "TaxonomyOut":
+        return cls(
+            business=[TaxonomyItemOut.of(item) for item in taxonomy.business],
+            causes=[TaxonomyItemOut.of(item) for item in taxonomy.causes],
+        )
 
 
 class RedressLimitsSetOut(BaseModel):
@@ -23,6 +46,7 @@ class PolicyVersionOut(BaseModel):
     due_soon_days: int | None
     retention_years: int | None
     redress_limits_fen: RedressLimitsSetOut
+    taxonomy: TaxonomyOut | None = Field(description="null: not set by this version (inherited).")
     recorded_by: str = Field(description="The admin who recorded it.")
     recorded_at: datetime
 
@@ -40,6 +64,7 @@ class PolicyVersionOut(BaseModel):
                 staff=settings.staff_redress_limit_fen,
                 supervisor=settings.supervisor_redress_limit_fen,
             ),
+            taxonomy=TaxonomyOut.of(settings.taxonomy) if settings.taxonomy else None,
             recorded_by=recorded.recorded_by,
             recorded_at=recorded.recorded_at,
         )
@@ -57,7 +82,19 @@ class PolicyValueOut(BaseModel):
 
     @classmethod
     def of(cls, value: PolicyValue) -> "PolicyValueOut":
+        assert isinstance(value.value, bool | int)
         return cls(value=value.value, source=value.source, version=value.version)
+
+
+class TaxonomyInForceOut(BaseModel):
+    value: TaxonomyOut
+    source: str = Field(description="The code of the node that set it, or `default`.")
+    version: str | None = Field(description="The id of the version that set it; null: default.")
+
+    @classmethod
+    def of(cls, value: PolicyValue) -> "TaxonomyInForceOut":
+        assert isinstance(value.value, Taxonomy)
+        return cls(value=TaxonomyOut.of(value.value), source=value.source, version=value.version)
 
 
 class RedressLimitsInForceOut(BaseModel):
@@ -80,10 +117,18 @@ class PolicyInForceOut(BaseModel):
     due_soon_days: PolicyValueOut
     retention_years: PolicyValueOut
     redress_limits_fen: RedressLimitsInForceOut
+    taxonomy: TaxonomyInForceOut = Field(
+        description="The business types and causes complaints are filed under (DOMAIN.md "
+        '"Taxonomy"), each with its code and labels.'
+    )
 
     @classmethod
     def of(cls, institution: str, resolved: ResolvedPolicy) -> "PolicyInForceOut":
-        values = {value.name: PolicyValueOut.of(value) for value in resolved.values}
+        values = {
+            value.name: PolicyValueOut.of(value)
+            for value in resolved.values
+            if value.name != "taxonomy"
+        }
         return cls(
             institution=institution,
             on=resolved.on,
@@ -95,4 +140,5 @@ class PolicyInForceOut(BaseModel):
                 staff=values["redress_limits_fen.staff"],
                 supervisor=values["redress_limits_fen.supervisor"],
             ),
+            taxonomy=TaxonomyInForceOut.of(resolved.value_named("taxonomy")),
         )
