@@ -1,60 +1,156 @@
 """The audit gives its verdict however the stream was altered (API.md: "chain intact or the
-first bad version"; no request gets a 500). Found by a review pass: a receipt whose payload was
-replaced by a list answered 500, one whose respondent became a number 422, before any verdict."""
+first bad version"; no request gets a 500), over HTTP and from the command line alike. Found by
+review passes: a receipt whose payload was replaced by a list answered 500, one whose
+respondent became a number 422, before any verdict; the command line crashed on both; a last
+event naming another suite, metadata that is no JSON object and a number beyond a double were
+500s on the audit, `/events` and the feed."""
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from api_support import app_client, complaint
+from api_support import app_client, complaint, days_ago, decision
+from chain_recipe import first_broken_version
+from complaintcore.cli.audit import audit
+from complaintcore.infra.settings import get_settings
 from projection_support import tree_and_tokens
 
-ALTERATIONS = {
-    "payload a list": "'[]'::jsonb",
-    "payload null": "'null'::jsonb",
-    "respondent a number": "jsonb_set(data, '{respondent_institution}', '5')",
-    "respondent another branch": "jsonb_set(data, '{respondent_institution}', '\"BR-B\"')",
+TRIGGER = "events_refuse_update_delete"
+RECEIPT_ALTERATIONS = {
+    "payload a list": "UPDATE events SET data = '[]'::jsonb WHERE stream_id = $1 AND version = 1",
+    "payload null": "UPDATE events SET data = 'null'::jsonb WHERE stream_id = $1 AND version = 1",
+    "respondent a number": "UPDATE events SET data = jsonb_set(data, '{respondent_institution}',"
+    " '5') WHERE stream_id = $1 AND version = 1",
+    "respondent another branch": "UPDATE events SET data = jsonb_set(data,"
+    " '{respondent_institution}', '\"BR-B\"') WHERE stream_id = $1 AND version = 1",
+}
+# the last event of the case `decided_case` makes is its decision, version 3
+LAST_EVENT_ALTERATIONS = {
+    "suite the other one": "UPDATE events SET metadata = jsonb_set(metadata, '{cipher_suite}',"
+    " CASE WHEN metadata->>'cipher_suite' = 'sm4-gcm' THEN '\"aes-256-gcm\"'"
+    " ELSE '\"sm4-gcm\"' END::jsonb) WHERE stream_id = $1 AND version = 3",
+    "suite unknown": "UPDATE events SET metadata = jsonb_set(metadata, '{cipher_suite}',"
+    " '\"rot13\"') WHERE stream_id = $1 AND version = 3",
+    "suite a number": "UPDATE events SET metadata = jsonb_set(metadata, '{cipher_suite}', '7')"
+    " WHERE stream_id = $1 AND version = 3",
+    "metadata a list": "UPDATE events SET metadata = '[]'::jsonb"
+    " WHERE stream_id = $1 AND version = 3",
+    "metadata a text": "UPDATE events SET metadata = '\"x\"'::jsonb"
+    " WHERE stream_id = $1 AND version = 3",
+    "metadata null": "UPDATE events SET metadata = 'null'::jsonb"
+    " WHERE stream_id = $1 AND version = 3",
+    "a number beyond a double": "UPDATE events SET data = data || '{\"x\": 1e400}'::jsonb"
+    " WHERE stream_id = $1 AND version = 3",
 }
 
 
-async def altered_receipt(database_url: str, case_id: str, new_data_sql: str) -> None:
-    """The receipt's payload changed behind the store's back (its trigger disabled, as only the
-    database's owner can)."""
+async def behind_the_triggers_back(database_url: str, sql: str, case_id: str) -> None:
+    """A row changed behind the store's back (its trigger disabled, as only the database's
+    owner can)."""
     connection = await asyncpg.connect(database_url)
     try:
         async with connection.transaction():
-            await connection.execute(
-                "ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete"
-            )
-            await connection.execute(
-                f"UPDATE events SET data = {new_data_sql} WHERE stream_id = $1 AND version = 1",
-                case_id,
-            )
-            await connection.execute(
-                "ALTER TABLE events ENABLE TRIGGER events_refuse_update_delete"
-            )
+            await connection.execute(f"ALTER TABLE events DISABLE TRIGGER {TRIGGER}")
+            await connection.execute(sql, case_id)
+            await connection.execute(f"ALTER TABLE events ENABLE TRIGGER {TRIGGER}")
     finally:
         await connection.close()
 
 
-@pytest.mark.parametrize("alteration", ALTERATIONS.values(), ids=ALTERATIONS)
-async def test_the_audit_of_an_altered_receipt_names_version_1(
-    database_url: str, alteration: str
-) -> None:
+@dataclass
+class Desk:
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+    database_url: str
+
+    def get(self, path: str, **params: Any) -> Any:
+        regulator = {"Authorization": f"Bearer {self.tokens['regulator']}"}
+        return self.client.get(path, headers=regulator, params=params)
+
+    async def decided_case(self) -> str:
+        staff = {"Authorization": f"Bearer {self.tokens['staff']}"}
+        created = await self.client.post(
+            "/v1/complaints", json=complaint(received_days_ago=3), headers=staff
+        )
+        case_id = created.json()["id"]
+        for command, body in (
+            ("assign", {"handler_id": "staff-a1"}),
+            ("decide", decision(days_ago(1))),
+        ):
+            response = await self.client.post(
+                f"/v1/complaints/{case_id}/{command}", json=body, headers=staff
+            )
+            assert response.status_code == 200, response.text
+        return case_id
+
+    async def verdicts(self, case_id: str) -> tuple[dict, int, dict | None]:
+        """The route's audit, and the command line's exit code and document."""
+        response = await self.get(f"/v1/complaints/{case_id}/audit")
+        assert response.status_code == 200, response.text
+        code, document = await asyncio.to_thread(_audit_from_the_command_line, self, case_id)
+        return response.json(), code, document
+
+
+def _audit_from_the_command_line(desk: Desk, case_id: str) -> tuple[int, dict | None]:
+    settings = get_settings().model_copy(update={"database_url": desk.database_url})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = audit(argparse.Namespace(case_id=case_id, json=True), settings)
+    lines = out.getvalue().splitlines()  # the document: from a line "{" to a line "}"
+    if "{" not in lines:
+        return code, None
+    end = len(lines) - 1 - lines[::-1].index("}")
+    return code, json.loads("\n".join(lines[lines.index("{") : end + 1]))
+
+
+@pytest.fixture
+async def desk(database_url: str) -> AsyncIterator[Desk]:
     tokens = await tree_and_tokens(
         database_url,
         {"staff": ("staff-a1", "staff", "BR-A"), "regulator": ("reg-1", "regulator", None)},
     )
     async with app_client(database_url) as client:
-        staff = {"Authorization": f"Bearer {tokens['staff']}"}
-        created = await client.post("/v1/complaints", json=complaint(), headers=staff)
-        case_id = created.json()["id"]
-        await altered_receipt(database_url, case_id, alteration)
+        yield Desk(client, tokens, database_url)
 
-        regulator = {"Authorization": f"Bearer {tokens['regulator']}"}
-        audit: httpx.Response = await client.get(
-            f"/v1/complaints/{case_id}/audit", headers=regulator
-        )
-    assert audit.status_code == 200, audit.text
-    chain = audit.json()["chain"]
-    assert (chain["intact"], chain["first_bad_version"]) == (False, 1)
+
+@pytest.mark.parametrize("alteration", RECEIPT_ALTERATIONS.values(), ids=RECEIPT_ALTERATIONS)
+async def test_the_audit_of_an_altered_receipt_names_version_1(desk: Desk, alteration: str) -> None:
+    case_id = await desk.decided_case()
+    await behind_the_triggers_back(desk.database_url, alteration, case_id)
+
+    audited, code, document = await desk.verdicts(case_id)
+
+    assert (audited["chain"]["intact"], audited["chain"]["first_bad_version"]) == (False, 1)
+    assert (code, document) == (2, audited)
+
+
+@pytest.mark.parametrize("alteration", LAST_EVENT_ALTERATIONS.values(), ids=LAST_EVENT_ALTERATIONS)
+async def test_an_altered_last_event_is_named_by_the_audit_the_events_and_the_feed(
+    desk: Desk, alteration: str
+) -> None:
+    case_id = await desk.decided_case()
+    await behind_the_triggers_back(desk.database_url, alteration, case_id)
+
+    audited, code, document = await desk.verdicts(case_id)
+    assert (audited["chain"]["intact"], audited["chain"]["first_bad_version"]) == (False, 3)
+    assert (code, document) == (2, audited)
+    events = await desk.get(f"/v1/complaints/{case_id}/events")
+    assert events.status_code == 200, events.text
+    assert first_broken_version(events.json()) == 3
+    feed = await desk.get("/v1/events", after=0, limit=100)
+    assert feed.status_code == 200, feed.text
+    read = await desk.get(f"/v1/complaints/{case_id}")
+    assert read.status_code in (200, 409), read.text
+    if read.status_code == 409:
+        assert read.json()["code"] == "case_stream_damaged"
+    earlier = await desk.get(f"/v1/complaints/{case_id}", as_of_version=2)
+    assert earlier.status_code in (200, 409), earlier.text

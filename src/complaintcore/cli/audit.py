@@ -18,7 +18,7 @@ import asyncpg
 
 from complaintcore.api.schemas.cases import AuditOut
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.case_audit import audit_case
+from complaintcore.application.case_audit import audit_case, respondent_of
 from complaintcore.application.policy_store import read_policy_in_force
 from complaintcore.cli.common import (
     KEY_REFUSALS,
@@ -82,7 +82,7 @@ async def _read_case(
     events = await PostgresEventStore(pool).read_stream(case_id)
     if not events:
         return events, None, None
-    respondent = events[0].data.get("respondent_institution", "")
+    respondent = respondent_of(events)
     policy = (await read_policy_in_force(pool, respondent, shanghai_today())).policy
     suite = stream_suite(events)
     if suite is None:

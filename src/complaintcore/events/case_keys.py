@@ -44,7 +44,7 @@ import asyncpg
 
 from complaintcore.crypto.key_cache import DataKeyCache
 from complaintcore.crypto.keys import KeyProvider, MasterKeyRetired, rewrap
-from complaintcore.crypto.suites import CipherSuite, suite_named
+from complaintcore.crypto.suites import CipherSuite, UnknownSuite, suite_named
 from complaintcore.events.stream_cipher import StreamCipher
 
 __all__ = [
@@ -261,20 +261,18 @@ class CaseKeys:
     ) -> StreamCipher:
         """The cipher of a case whose events are sealed under `suite_name` (without a key once
         the case's personal data is erased); `wrapped` as for `key_for`."""
-        return StreamCipher(
-            case_id, suite_named(suite_name), await self.key_for(connection, case_id, wrapped)
-        )
+        return _stream_cipher(case_id, suite_name, await self.key_for(connection, case_id, wrapped))
 
     def erased_cipher(self, case_id: str, suite_name: str) -> StreamCipher:
         """The cipher of a case whose stream records its erasure: without a key, whatever this
         process still has cached from before another process erased it (forgotten now)."""
         self._forget(case_id)
-        return StreamCipher(case_id, suite_named(suite_name), None)
+        return _stream_cipher(case_id, suite_name, None)
 
     def cached_cipher(self, case_id: str, suite_name: str) -> StreamCipher | None:
         """The case's cipher if its key is cached here (None: ask `cipher_for`)."""
         data_key = self._cached(case_id)
-        return StreamCipher(case_id, suite_named(suite_name), data_key) if data_key else None
+        return _stream_cipher(case_id, suite_name, data_key) if data_key else None
 
     async def ciphers_for(
         self, connection: asyncpg.Connection, suites: dict[str, str]
@@ -283,7 +281,7 @@ class CaseKeys:
         bench copies histories with them)."""
         keys = await self.keys_for(connection, suites)
         return {
-            case_id: StreamCipher(case_id, suite_named(suite_name), keys.get(case_id))
+            case_id: _stream_cipher(case_id, suite_name, keys.get(case_id))
             for case_id, suite_name in suites.items()
         }
 
@@ -410,3 +408,13 @@ async def recorded_key_ids(connection: asyncpg.Connection) -> set[str]:
     under: start-up checks the master key file against them (it needs no key to read them)."""
     rows = await connection.fetch(f"{_KEY_IDS} UNION SELECT key_id FROM service_keys")
     return {row["key_id"] for row in rows}
+
+
+def _stream_cipher(case_id: str, suite_name: str, data_key: bytes | None) -> StreamCipher:
+    """The cipher of a stream that names `suite_name`; `UnknownSuite` for a name no suite has,
+    or one whose keys the case's is not (a suite name altered behind the store's back: the
+    chain verdict names its version)."""
+    suite = suite_named(suite_name)
+    if data_key is not None and len(data_key) != suite.key_bytes:
+        raise UnknownSuite(f"the stream names {suite.name}, whose keys the case's key is not")
+    return StreamCipher(case_id, suite, data_key)

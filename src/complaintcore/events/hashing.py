@@ -16,6 +16,7 @@ need the table's owner, who can disable the append-only triggers; see README "Th
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,13 +49,22 @@ def canonical_bytes(
         "recorded_at": format_timestamp(recorded_at),
         "prev_hash": prev_hash,
     }
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # an integer beyond 64 bits, which the store never writes (only a tampered row holds
+        # one): the same canonical form by the json module, so the chain names the row
+        return json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def event_hash(**fields: Any) -> str:
     """The event's chain hash, by the digest of the suite its metadata records."""
-    digest = chain_digest(fields["metadata"].get("cipher_suite"))
-    return digest(canonical_bytes(**fields))
+    metadata = fields["metadata"]
+    # metadata that is no object (only a tampered row holds any) records no suite
+    suite = metadata.get("cipher_suite") if type(metadata) is dict else None
+    return chain_digest(suite)(canonical_bytes(**fields))
 
 
 def chain_digest(suite_name: object) -> Callable[[bytes], str]:

@@ -46,16 +46,36 @@ class EventMetadata:
         return {**written, **self.others} if self.others else written
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EventMetadata":
-        if data.keys() <= _WRITTEN_KEYS and None not in data.values():
+    def from_dict(cls, data: Any) -> "EventMetadata":
+        if not isinstance(data, dict):
+            return MetadataNotAnObject(stored=data)
+        if data.keys() <= _WRITTEN_KEYS and all(type(value) is str for value in data.values()):
             return cls(**data)
-        others = {key: value for key, value in data.items() if key not in _WRITTEN_KEYS}
-        others.update((key, value) for key, value in data.items() if value is None)
+        # what the service never writes (another key, a null, a value not a text) kept as read
+        others = {
+            key: value
+            for key, value in data.items()
+            if key not in _WRITTEN_KEYS or not isinstance(value, str)
+        }
         written = {key: value for key, value in data.items() if key not in others}
         return cls(**written, others=others)
 
 
-_METADATA_FIELDS = tuple(field.name for field in fields(EventMetadata) if field.name != "others")
+@dataclass(frozen=True)
+class MetadataNotAnObject(EventMetadata):
+    """Metadata stored as something other than a JSON object, which only a row altered behind
+    the store's back holds: kept as read, so that it hashes and shows as stored and the chain
+    names its version; every field reads None."""
+
+    stored: Any = None
+
+    def to_dict(self) -> Any:
+        return self.stored
+
+
+_METADATA_FIELDS = tuple(
+    field.name for field in fields(EventMetadata) if field.name not in ("others", "stored")
+)
 _WRITTEN_KEYS = frozenset(_METADATA_FIELDS)
 
 
