@@ -64,7 +64,18 @@ DateParam = Annotated[IsoDate | None, Query(ge=date(1990, 1, 1), le=date(2100, 1
     operation_id="get_complaint",
     response_model=CaseOut,
     response_description="The case.",
-    responses={200: {"headers": ETAG_HEADER}, **_PROBLEMS},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **_PROBLEMS,
+        **problem_responses(
+            409,
+            descriptions={
+                409: "`case_stream_damaged`: the case's stored events cannot be read as they "
+                "were written (a row altered behind the store's back); its audit names the "
+                "version."
+            },
+        ),
+    },
 )
 async def get_complaint(
     case_id: CaseId,
