@@ -154,3 +154,25 @@ async def test_an_altered_last_event_is_named_by_the_audit_the_events_and_the_fe
         assert read.json()["code"] == "case_stream_damaged"
     earlier = await desk.get(f"/v1/complaints/{case_id}", as_of_version=2)
     assert earlier.status_code in (200, 409), earlier.text
+
+
+async def test_a_stream_with_a_version_deleted_is_named_by_its_stored_versions(desk: Desk) -> None:
+    """The timeline names the events by the versions their rows hold, and no state is passed
+    off as a version it is not: the case read and a replay past the gap answer 409."""
+    case_id = await desk.decided_case()  # receipt, assignment, decision
+    await behind_the_triggers_back(
+        desk.database_url, "DELETE FROM events WHERE stream_id = $1 AND version = 2", case_id
+    )
+
+    audited, code, document = await desk.verdicts(case_id)
+    assert (audited["chain"]["intact"], audited["chain"]["first_bad_version"]) == (False, 2)
+    assert (code, document) == (2, audited)
+    assert [(row["version"], row["change"]) for row in audited["timeline"]] == [
+        (1, "receipt"),
+        (3, "decision"),
+    ]
+    for params in ({}, {"as_of_version": 3}):
+        read = await desk.get(f"/v1/complaints/{case_id}", **params)
+        assert (read.status_code, read.json()["code"]) == (409, "case_stream_damaged"), params
+    first = await desk.get(f"/v1/complaints/{case_id}", as_of_version=1)
+    assert (first.status_code, first.json()["version"]) == (200, 1)

@@ -16,6 +16,7 @@ from complaintcore.api.problems import (
 from complaintcore.application.complaint_service import (
     ActorNotConfirmed,
     CaseNotFound,
+    CaseStreamDamaged,
     IdempotencyKeyReused,
     NotPermitted,
     PersonalDataNotEncrypted,
@@ -127,7 +128,7 @@ def _mapping(error: Exception) -> Problem:
             # the message names key ids and the key file, never a key
             log.warning("master key rotated out: restart with the new key file", error=str(error))
             return master_key_rotated()
-        case UnknownSuite() | CiphertextRejected() | EventPayloadError():
+        case UnknownSuite() | CiphertextRejected() | EventPayloadError() | CaseStreamDamaged():
             # stored rows that cannot be read as the store wrote them: altered behind its back
             log.error("a case's stored events cannot be read", error=type(error).__name__)
             return Problem(
@@ -158,6 +159,7 @@ MAPPED = (
     UnknownSuite,
     CiphertextRejected,
     EventPayloadError,
+    CaseStreamDamaged,
 )
 
 

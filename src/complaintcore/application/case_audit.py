@@ -60,7 +60,8 @@ def audit_case(
         # its own event's chain link
         decoded = domain_events(events, cipher, PERSONAL_FIELDS_SHOWN)
         state = fold(decoded)
-        timeline = [jsonable(change) for change in deadline_timeline(decoded)]
+        versions = [event.version for event in events]
+        timeline = [jsonable(change) for change in deadline_timeline(decoded, versions)]
     except Exception as error:
         # An altered payload (or ciphertext: CiphertextRejected is a ValueError) may no longer
         # decode, in any way (a receipt turned into a list has no fields to get); the chain

@@ -207,6 +207,11 @@ class CaseNotFound(Exception):
     """No such case, or not one the caller may see (never leak existence)."""
 
 
+class CaseStreamDamaged(Exception):
+    """The case's stream has a version missing (a row deleted behind the store's back): no
+    state can be rebuilt from it truthfully; its audit names the version."""
+
+
 class VersionNotFound(Exception):
     pass
 
@@ -494,6 +499,8 @@ class ComplaintService:
             if not any(event.version == as_of_version for event in events):
                 raise VersionNotFound(as_of_version)
             events = [event for event in events if event.version <= as_of_version]
+        if events and events[-1].version != len(events):
+            raise CaseStreamDamaged(case_id)
         # the document shows the masked complainant and no free text: nothing else is opened
         state = fold(domain_events(events, cipher, PERSONAL_FIELDS_SHOWN))
         assert state is not None

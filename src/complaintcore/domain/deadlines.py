@@ -250,14 +250,19 @@ def _running(due_on: date, today: date, due_soon_days: int) -> ClockReading:
     return ClockReading(ClockStatus.ON_TRACK, due_on, days_left)
 
 
-def deadline_timeline(events: Sequence[Event]) -> list[DeadlineChange]:
-    """Every event of a case's stream (versions 1, 2, … in order) that changed a deadline.
+def deadline_timeline(
+    events: Sequence[Event], versions: Sequence[int] | None = None
+) -> list[DeadlineChange]:
+    """Every event of a case's stream that changed a deadline, each named by its version:
+    `versions` as stored (default 1, 2, … in order; a stream with a version missing keeps the
+    versions its rows hold, and its chain verdict names the gap).
 
     Read from the events alone: the due dates are those the events recorded.
     """
     timeline: list[DeadlineChange] = []
     state: ComplaintState | None = None
-    for version, event in enumerate(events, start=1):
+    numbered = versions if versions is not None else range(1, len(events) + 1)
+    for version, event in zip(numbered, events, strict=True):
         state = evolve(state, event)
         change = _deadline_change(event, state)
         if change is None:
