@@ -3,6 +3,7 @@ collector is off inside `collections_by_batch`, one full collection runs every N
 collector is left as it was found."""
 
 import gc
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +13,13 @@ from complaintcore.infra.garbage_collection import collections_by_batch, exempt_
 
 @pytest.fixture
 def collections_started() -> Iterator[list[int]]:
-    """The generations of the collections started meanwhile, 2 being a full one."""
+    """The generations of the collections this test's thread started meanwhile, 2 being a full
+    one (a thread an earlier test left running may collect too: callbacks are process-wide)."""
     started: list[int] = []
+    this_thread = threading.get_ident()
 
     def note(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
+        if phase == "start" and threading.get_ident() == this_thread:
             started.append(info["generation"])
 
     gc.callbacks.append(note)
