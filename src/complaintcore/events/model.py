@@ -49,7 +49,7 @@ class EventMetadata:
     def from_dict(cls, data: Any) -> "EventMetadata":
         if not isinstance(data, dict):
             return MetadataNotAnObject(stored=data)
-        if data.keys() <= _WRITTEN_KEYS and all(type(value) is str for value in data.values()):
+        if data.keys() <= _WRITTEN_KEYS and _TEXT_ONLY.issuperset(map(type, data.values())):
             return cls(**data)
         # what the service never writes (another key, a null, a value not a text) kept as read
         others = {
@@ -77,6 +77,7 @@ _METADATA_FIELDS = tuple(
     field.name for field in fields(EventMetadata) if field.name not in ("others", "stored")
 )
 _WRITTEN_KEYS = frozenset(_METADATA_FIELDS)
+_TEXT_ONLY = frozenset({str})  # every field the service writes is a text
 
 
 @dataclass(frozen=True)
