@@ -136,13 +136,15 @@ def moved_due_date(
 def extended_due_date(
     clock: Clock, level: int, calendar: WorkingDayCalendar, policy: InstitutionPolicy
 ) -> date:
-    """The due date an extension to `level` sets: the period's formula, and never before the
-    current due date moved out by the days the extension adds. A pause moves the due date it
-    finds, keeping what earlier rolls past rest days gave it; recomputing from the anchor alone
-    would take those days back, and an extension could then bring the due date in."""
+    """The due date an extension to `level` sets: the period's formula (anchor + period + days
+    paused, rolled). A pause moves the due date it finds, keeping what earlier rolls past rest
+    days gave it, so after pauses the formula may fall on or before the current due date; the
+    extension then moves the current due date out by the days it adds rather than bring it in."""
     by_formula = due_date(clock.anchor_on, level, clock.paused_days, calendar, policy)
+    if by_formula > clock.due_on:
+        return by_formula
     added_days = period_days(level) - period_days(clock.level)
-    return max(by_formula, moved_due_date(clock.due_on, added_days, calendar, policy))
+    return moved_due_date(clock.due_on, added_days, calendar, policy)
 
 
 def clock_due_on(clock: Clock, calendar: WorkingDayCalendar, policy: InstitutionPolicy) -> date:

@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from builders import Case, assigned_case, d, decision, extend, pause, resume, roll_policy
+import pytest
+from builders import (
+    CALENDAR,
+    Case,
+    assigned_case,
+    d,
+    decision,
+    extend,
+    pause,
+    resume,
+    roll_policy,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,6 +116,26 @@ def test_a_case_extended_on_its_due_day_is_neither_overdue_nor_late_that_day() -
     assert case.state.decision.on_time
 
 
+@pytest.mark.parametrize(
+    ("received_on", "base_due_on", "extended_due_on"),
+    [
+        ("2026-01-31", "2026-02-24", "2026-03-02"),  # 02-15 in Spring Festival; +30: Mon 03-02
+        ("2026-09-16", "2026-10-08", "2026-10-16"),  # 10-01 National Day; +30: Fri 10-16
+    ],
+)
+def test_a_case_never_paused_is_extended_to_received_on_plus_30_whatever_its_roll(
+    received_on: str, base_due_on: str, extended_due_on: str
+) -> None:
+    """A roll moves a due date that falls on a holiday; it gives the extended period nothing."""
+    case = assigned_case(d(received_on), policy=roll_policy())
+    assert case.state.due_on == d(base_due_on)
+    case.do(extend(d(base_due_on)))
+
+    assert case.state.due_on == d(extended_due_on)
+    day_after = d(extended_due_on) + timedelta(days=1)
+    assert clock_status(case.state, day_after, case.policy).status is ClockStatus.OVERDUE
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     received_on=st.dates(date(2025, 1, 2), date(2026, 5, 1)),
@@ -136,4 +167,6 @@ def test_an_extension_made_in_time_always_moves_the_due_date_out(
         by_formula = received_on + timedelta(days=(15, 30, 60)[clock.level] + clock.paused_days)
         assert case.state.due_on > due_before
         assert case.state.due_on >= by_formula
+        if not clock.paused_days:  # no pause: the formula, rolled, and nothing more
+            assert case.state.due_on == CALENDAR.next_working_day(by_formula)
         day = extended_on
