@@ -116,7 +116,11 @@ def _audit_from_the_command_line(desk: Desk, case_id: str) -> tuple[int, dict | 
 async def desk(database_url: str) -> AsyncIterator[Desk]:
     tokens = await tree_and_tokens(
         database_url,
-        {"staff": ("staff-a1", "staff", "BR-A"), "regulator": ("reg-1", "regulator", None)},
+        {
+            "staff": ("staff-a1", "staff", "BR-A"),
+            "supervisor": ("sup-a1", "supervisor", "BR-A"),
+            "regulator": ("reg-1", "regulator", None),
+        },
     )
     async with app_client(database_url) as client:
         yield Desk(client, tokens, database_url)
@@ -176,3 +180,32 @@ async def test_a_stream_with_a_version_deleted_is_named_by_its_stored_versions(d
         assert (read.status_code, read.json()["code"]) == (409, "case_stream_damaged"), params
     first = await desk.get(f"/v1/complaints/{case_id}", as_of_version=1)
     assert (first.status_code, first.json()["version"]) == (200, 1)
+
+
+async def test_a_process_that_kept_nothing_refuses_to_act_on_a_stream_with_a_gap(
+    desk: Desk,
+) -> None:
+    """A command and a reveal fold the stream as the read does: after the assignment (version
+    2) was deleted, a fresh process answers 409 and appends nothing after the gap."""
+    case_id = await desk.decided_case()
+    await behind_the_triggers_back(
+        desk.database_url, "DELETE FROM events WHERE stream_id = $1 AND version = 2", case_id
+    )
+    staff = {"Authorization": f"Bearer {desk.tokens['staff']}"}
+    async with app_client(desk.database_url) as fresh:
+        answers = [
+            await fresh.post(
+                f"/v1/complaints/{case_id}/withdraw",
+                json={"received_on": days_ago(0)},
+                headers=staff,
+            ),
+            await fresh.get(
+                f"/v1/complaints/{case_id}/personal-data",
+                params={"purpose": "复核"},
+                headers={"Authorization": f"Bearer {desk.tokens['supervisor']}"},
+            ),
+        ]
+        events = await fresh.get(f"/v1/complaints/{case_id}/events", headers=staff)
+    for answer in answers:
+        assert (answer.status_code, answer.json()["code"]) == (409, "case_stream_damaged")
+    assert [event["version"] for event in events.json()] == [1, 3]

@@ -16,7 +16,6 @@ from complaintcore.api.problems import (
 from complaintcore.application.complaint_service import (
     ActorNotConfirmed,
     CaseNotFound,
-    CaseStreamDamaged,
     IdempotencyKeyReused,
     NotPermitted,
     PersonalDataNotEncrypted,
@@ -29,6 +28,7 @@ from complaintcore.crypto.keys import MasterKeyRejected
 from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
 from complaintcore.domain.events import EventPayloadError
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
+from complaintcore.events.codec import StreamDamaged
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
 
 log = structlog.get_logger("complaintcore.api")
@@ -128,7 +128,7 @@ def _mapping(error: Exception) -> Problem:
             # the message names key ids and the key file, never a key
             log.warning("master key rotated out: restart with the new key file", error=str(error))
             return master_key_rotated()
-        case UnknownSuite() | CiphertextRejected() | EventPayloadError() | CaseStreamDamaged():
+        case UnknownSuite() | CiphertextRejected() | EventPayloadError() | StreamDamaged():
             # stored rows that cannot be read as the store wrote them: altered behind its back
             log.error("a case's stored events cannot be read", error=type(error).__name__)
             return Problem(
@@ -159,7 +159,7 @@ MAPPED = (
     UnknownSuite,
     CiphertextRejected,
     EventPayloadError,
-    CaseStreamDamaged,
+    StreamDamaged,
 )
 
 

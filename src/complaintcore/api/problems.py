@@ -218,11 +218,18 @@ def internal_error() -> Problem:
     return Problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
 
 
+STREAM_DAMAGED = (
+    "`case_stream_damaged`: the case's stored events cannot be read as they were written (a "
+    "row altered behind the store's back); its audit names the version."
+)
+"""The 409 of a route that reads a case's events (commands say it among their rule codes)."""
+
 _PROBLEM_DESCRIPTIONS = {
     401: "Missing or bad bearer token (`unauthorized`).",
     403: "The caller's role may not do this (`forbidden`).",
     404: "No such resource, or not within the caller's institution subtree (`not_found`).",
-    409: "A business rule refused the request; `code` names the rule.",
+    409: "A business rule refused the request; `code` names the rule (or "
+    "`case_stream_damaged`: the case's stored events cannot be read as they were written).",
     410: "The case's personal data was erased (`personal_data_erased`).",
     412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
     422: "Invalid request (`validation_failed`); `errors` lists each bad field.",

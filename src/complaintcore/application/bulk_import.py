@@ -99,7 +99,12 @@ from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, 
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream
 from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
-from complaintcore.events.codec import domain_events, new_events, stream_suite
+from complaintcore.events.codec import (
+    domain_events,
+    new_events,
+    require_versions_in_a_row,
+    stream_suite,
+)
 from complaintcore.events.model import (
     ConcurrencyError,
     EventMetadata,
@@ -656,6 +661,7 @@ class BulkImporter:
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)
             if stored:
+                require_versions_in_a_row(stored)
                 suite = stream_suite(stored)
                 cipher = (
                     await self._case_keys.cipher_for(self._connection, case_id, suite)

@@ -91,6 +91,7 @@ from complaintcore.events.codec import (
     every_event_sealed,
     new_events,
     records_erasure,
+    require_versions_in_a_row,
     stream_suite,
 )
 from complaintcore.events.model import (
@@ -205,11 +206,6 @@ class ActorNotConfirmed(Exception):
 
 class CaseNotFound(Exception):
     """No such case, or not one the caller may see (never leak existence)."""
-
-
-class CaseStreamDamaged(Exception):
-    """The case's stream has a version missing (a row deleted behind the store's back): no
-    state can be rebuilt from it truthfully; its audit names the version."""
 
 
 class VersionNotFound(Exception):
@@ -499,8 +495,7 @@ class ComplaintService:
             if not any(event.version == as_of_version for event in events):
                 raise VersionNotFound(as_of_version)
             events = [event for event in events if event.version <= as_of_version]
-        if events and events[-1].version != len(events):
-            raise CaseStreamDamaged(case_id)
+        require_versions_in_a_row(events)
         # the document shows the masked complainant and no free text: nothing else is opened
         state = fold(domain_events(events, cipher, PERSONAL_FIELDS_SHOWN))
         assert state is not None
@@ -843,6 +838,7 @@ class ComplaintService:
             cipher = self._case_keys.erased_cipher(case_id, suite)
         elif suite:
             cipher = await self._case_keys.cipher_for(connection, case_id, suite, wrapped_key)
+        require_versions_in_a_row(stored, after=head[0])
         for event in domain_events(stored, cipher):
             state = evolve(state, event)
         if stored:

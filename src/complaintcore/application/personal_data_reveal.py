@@ -35,7 +35,7 @@ from complaintcore.application.complaint_service import Actor, ComplaintService,
 from complaintcore.domain.personal_data import split_personal
 from complaintcore.domain.roles import may_reveal
 from complaintcore.domain.state import fold
-from complaintcore.events.codec import domain_events
+from complaintcore.events.codec import domain_events, require_versions_in_a_row
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.stream_cipher import StreamCipher
 from complaintcore.projections.case_queries import (
@@ -100,6 +100,7 @@ async def reveal(
             "character"
         )
     events = await complaints.case_events(actor, case_id)
+    require_versions_in_a_row(events)
     cipher = await complaints.stream_cipher(case_id, events)
     state = fold(domain_events(events, cipher))  # an erased case's fields read as None
     assert state is not None

@@ -169,6 +169,18 @@ def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
     return latest_suite(event.metadata.cipher_suite for event in stored)
 
 
+class StreamDamaged(ValueError):
+    """A stream whose versions do not run on one by one (a row deleted behind the store's
+    back): no state can be rebuilt from it truthfully; its audit names the version missing."""
+
+
+def require_versions_in_a_row(stored: Sequence[StoredEvent], after: int = 0) -> None:
+    """`StreamDamaged` unless `stored` (read in version order, versions unique) runs on from
+    version `after` with none missing."""
+    if stored and stored[-1].version - after != len(stored):
+        raise StreamDamaged(f"stream {stored[0].stream_id} has a version missing")
+
+
 def records_erasure(stored: Iterable[StoredEvent]) -> bool:
     """Whether a stream records the erasure of its personal data (its `PersonalDataErased`):
     the authority on erasure, over any key a process still holds."""

@@ -9,7 +9,13 @@ from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints, ConsistencyPosition, Reads
-from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
+from complaintcore.api.problems import (
+    STREAM_DAMAGED,
+    FieldProblem,
+    invalid,
+    not_found,
+    problem_responses,
+)
 from complaintcore.api.routes.complaint_commands import ETAG_HEADER, CaseId, CaseJSONResponse
 from complaintcore.api.schemas.cases import AuditOut, CaseListOut, CaseOut, StoredEventOut
 from complaintcore.application.business_day import shanghai_today
@@ -67,14 +73,7 @@ DateParam = Annotated[IsoDate | None, Query(ge=date(1990, 1, 1), le=date(2100, 1
     responses={
         200: {"headers": ETAG_HEADER},
         **_PROBLEMS,
-        **problem_responses(
-            409,
-            descriptions={
-                409: "`case_stream_damaged`: the case's stored events cannot be read as they "
-                "were written (a row altered behind the store's back); its audit names the "
-                "version."
-            },
-        ),
+        **problem_responses(409, descriptions={409: STREAM_DAMAGED}),
     },
 )
 async def get_complaint(

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from complaintcore.api.auth import CurrentPrincipal, require_role
 from complaintcore.api.deps import Complaints
-from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
+from complaintcore.api.problems import (
+    STREAM_DAMAGED,
+    FieldProblem,
+    invalid,
+    not_found,
+    problem_responses,
+)
 from complaintcore.api.routes.complaint_commands import (
     COMMITTED_HEADER,
     ETAG_HEADER,
@@ -73,7 +79,7 @@ BusinessDate = Annotated[
     response_model=PersonalDataOut,
     responses={
         200: {"headers": NO_STORE_HEADER},
-        **problem_responses(401, 403, 404, 410, 422, 503),
+        **problem_responses(401, 403, 404, 409, 410, 422, 503, descriptions={409: STREAM_DAMAGED}),
     },
 )
 async def reveal_personal_data(
