@@ -9,6 +9,7 @@ Codes are stable: events and statistics store the code, never the label.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 CODE_PATTERN = r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*"
@@ -17,14 +18,24 @@ MAX_CODE_LENGTH = 64
 _SNAKE_CASE = re.compile(CODE_PATTERN)
 
 
-def _check_unique_codes(dimension: str, items: tuple[TaxonomyItem, ...]) -> None:
+def code_listed_twice(codes: Iterable[str]) -> str | None:
+    """The first code of `codes` listed again, None when each is listed once (codes are unique
+    within a dimension)."""
     seen: set[str] = set()
+    for code in codes:
+        if code in seen:
+            return code
+        seen.add(code)
+    return None
+
+
+def _check_unique_codes(dimension: str, items: tuple[TaxonomyItem, ...]) -> None:
     for item in items:
         if not isinstance(item, TaxonomyItem):
             raise ValueError(f"{dimension}: {item!r} is not a TaxonomyItem")
-        if item.code in seen:
-            raise ValueError(f"{dimension}: code {item.code!r} is listed twice")
-        seen.add(item.code)
+    twice = code_listed_twice(item.code for item in items)
+    if twice is not None:
+        raise ValueError(f"{dimension}: code {twice!r} is listed twice")
 
 
 @dataclass(frozen=True)

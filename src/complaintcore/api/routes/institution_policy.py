@@ -24,7 +24,13 @@ from complaintcore.application.requests.fields import (
     ShortText,
 )
 from complaintcore.domain.policy import PolicyRefused, PolicySettings
-from complaintcore.domain.taxonomy import CODE_PATTERN, MAX_CODE_LENGTH, Taxonomy, TaxonomyItem
+from complaintcore.domain.taxonomy import (
+    CODE_PATTERN,
+    MAX_CODE_LENGTH,
+    Taxonomy,
+    TaxonomyItem,
+    code_listed_twice,
+)
 
 log = structlog.get_logger("complaintcore.api.institution_policy")
 
@@ -65,12 +71,11 @@ class TaxonomyBody(BaseModel):
     @field_validator("business", "causes")
     @classmethod
     def _each_code_once(cls, items: list[TaxonomyItemBody]) -> list[TaxonomyItemBody]:
-        codes = [item.code for item in items]
-        for code in codes:
-            if codes.count(code) > 1:
-                raise PydanticCustomError(
-                    "duplicate_code", "code {code} is listed twice", {"code": code}
-                )
+        twice = code_listed_twice(item.code for item in items)
+        if twice is not None:
+            raise PydanticCustomError(
+                "duplicate_code", "code {code} is listed twice", {"code": twice}
+            )
         return items
 
     def taxonomy(self) -> Taxonomy:
