@@ -109,6 +109,8 @@ def test_who_may_reveal(live: LiveService, case: dict) -> None:
         "\u3000\u3000",
         "line\u2028separator",
         "paragraph\u2029separator",
+        "\u200b\u200c",  # invisible alone: logged as a purpose that reads empty
+        "\u3164",
     ],
 )
 def test_a_purpose_is_required_and_checked(

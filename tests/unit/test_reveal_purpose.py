@@ -7,7 +7,7 @@ import pytest
 
 from complaintcore.application.personal_data_reveal import PURPOSE_PATTERN, valid_purpose
 
-SAID = ["复核投诉", " 复核 投诉 2026-11 ", "x" * 200, "a"]
+SAID = ["复核投诉", " 复核 投诉 2026-11 ", "x" * 200, "a", "复核\u200b投诉"]
 NOT_SAID = [
     "",
     " ",
@@ -20,6 +20,15 @@ NOT_SAID = [
     "paragraph\u2029separator",
     "nul\x00",
     "del\x7f",
+    # invisible or blank alone: read back from the access log as nothing (a review pass)
+    "\u200b",
+    "\u200b\u200c\u200d",
+    "\ufeff",
+    "\u2060",
+    "\u00ad",
+    "\u3164",
+    "\u2800",
+    " \u200e ",
 ]
 
 

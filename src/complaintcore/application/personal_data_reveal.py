@@ -59,9 +59,15 @@ __all__ = [
 PURPOSE_MAX_LENGTH = 200
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # One line of text that says something: no control character (C0, DEL, C1), no line or
-# paragraph separator, and one character at least that is not a space (U+3000 included).
+# paragraph separator, and one character at least that shows: not a space (U+3000 included),
+# not an invisible format character (soft hyphen, zero widths, direction marks, word joiners,
+# U+FEFF) and not a blank filler (Hangul fillers, the blank Braille pattern). A purpose of those
+# alone was recorded in the access log as one that reads empty (found by a review pass).
 _LINE_CHARACTER = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
-_SAYING_CHARACTER = r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_SAYING_CHARACTER = (
+    r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u115f\u1160\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\u2800\u3164\ufeff\uffa0]"
+)
 PURPOSE_PATTERN = f"^{_LINE_CHARACTER}*{_SAYING_CHARACTER}{_LINE_CHARACTER}*$"
 
 
