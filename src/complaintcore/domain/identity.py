@@ -55,7 +55,7 @@ def is_valid_resident_id(number: str, today: date | None = None) -> bool:
 
 
 # a mainland mobile number, with the country code or not
-_MAINLAND_MOBILE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
+_MAINLAND_MOBILE = re.compile(r"(?:0086|86)?(?P<number>1[3-9][0-9]{9})")
 _FIRST_GENERATION_ID = re.compile(r"[0-9]{15}")
 _SEPARATORS = re.compile(r"[-._ ]")
 
@@ -124,12 +124,15 @@ def mask_id_number(number: str) -> str:
 def mask_phone(phone: str) -> str:
     """Mask a phone number.
 
-    11 characters (a mainland mobile number): keep the first 3 and the last 4:
-    "13812345678" -> "138****5678". Anything else: keep only the last quarter, at most 4
-    characters: "010-12345678" -> "*********678".
+    A mainland mobile number, however it was typed (separators, a +86 or 0086 prefix): its 11
+    digits with the first 3 and the last 4 kept: "138-1234-5678" -> "138****5678". Anything
+    else (a landline, an e-mail address): keep only the last quarter, at most 4 characters:
+    "010-12345678" -> "*********678". Judged by what the number is, not by its length: the same
+    mobile reads alike however the desk typed it, and an 11-character address is no mobile.
     """
-    if len(phone) == 11:
-        return _mask_middle(phone, keep_first=3, keep_last=4)
+    mobile = _MAINLAND_MOBILE.fullmatch(_SEPARATORS.sub("", phone).removeprefix("+"))
+    if mobile is not None:
+        return _mask_middle(mobile["number"], keep_first=3, keep_last=4)
     return _mask_all_but_tail(phone)
 
 
