@@ -25,6 +25,7 @@ from projection_support import scratch_database, tree_and_tokens
 from testsupport import session_master_key_file
 
 SEARCH = "/v1/complainants/search"
+CREDIT_CODE = COMPANY["unified_social_credit_code"]
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -134,6 +135,9 @@ async def _the_cases(api: Api) -> None:
         "passport", "staff_a", received_days_ago=2, complainant=natural_person(PASSPORT, "passport")
     )
     await api.receive("company", "staff_a", received_days_ago=2, complainant=COMPANY)
+    await api.receive(
+        "company_sub", "staff_sub", received_days_ago=1, institution="SUB-A1", complainant=COMPANY
+    )
     old = complaint(complainant=natural_person(OLD_PERSON)) | {"received_on": SIX_YEARS_AGO}
     response = await api.post("staff_a", "/v1/complaints", old)
     assert response.status_code == 201, response.text
@@ -183,6 +187,20 @@ async def test_another_person_or_another_document_type_is_another_complainant(ap
     assert await api.found("staff_a", "E12345678", "resident_id") == []
     assert await api.found("staff_a", PERSON, "passport") == []
     assert await api.found("staff_b", OTHER_PERSON) == []  # BR-A's case: not BR-B's to find
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [CREDIT_CODE, CREDIT_CODE.lower(), "91350100-M000100Y43", "９１３５０１００M000100Y43"],
+)
+async def test_a_company_complainant_is_found_by_its_credit_code(api: Api, spelling: str) -> None:
+    """DOMAIN.md: a complainant is a natural or a legal person; the blind index finds a
+    complainant's other cases, so a company's too, by its unified social credit code."""
+    code = "unified_social_credit_code"
+    assert await api.found("staff_a", spelling, code) == ["company", "company_sub"]
+    assert await api.found("staff_sub", spelling, code) == ["company_sub"]
+    assert await api.found("staff_b", spelling, code) == []
+    assert await api.found("staff_a", spelling, "resident_id") == []
 
 
 async def test_regulators_and_admins_may_not_search(api: Api) -> None:
@@ -277,7 +295,8 @@ async def test_the_index_is_a_keyed_hash_and_no_row_holds_a_number_in_clear(api:
     person = blind_index(index_key, "resident_id", PERSON)
     assert [index_of[api.cases[name]] for name in ("a1", "sub1", "b1")] == [person] * 3
     assert index_of[api.cases["passport"]] == blind_index(index_key, "passport", "E12345678")
-    assert index_of[api.cases["company"]] is None
+    company = blind_index(index_key, "unified_social_credit_code", CREDIT_CODE)
+    assert [index_of[api.cases[name]] for name in ("company", "company_sub")] == [company] * 2
     assert len(person) == 64 and set(person) <= set("0123456789abcdef")
     everything = "\n".join(row["text"] for row in rows).upper()
     for number in (PERSON, OTHER_PERSON, OLD_PERSON, PASSPORT, "E12345678", "19491231"):

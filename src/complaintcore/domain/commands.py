@@ -31,6 +31,10 @@ class IdType(StrEnum):
     OTHER = "other"
 
 
+# The document a legal person is identified by, as a repeat complainant is searched for (its
+# unified social credit code; DOMAIN.md "Receiving a complaint", "Personal data").
+CREDIT_CODE_DOCUMENT = "unified_social_credit_code"
+
 # A residence permit for residents of Hong Kong, Macao and Taiwan carries a citizen identity
 # number under the area codes 810000, 820000 and 830000, built and checked as a resident id's.
 NUMBERED_BY_GB_11643 = frozenset({IdType.RESIDENT_ID, IdType.RESIDENCE_PERMIT})

@@ -21,6 +21,7 @@ import asyncpg
 from complaintcore.crypto.blind_index import IndexKey, blind_index, normalised_number
 from complaintcore.crypto.keys import KeyProvider
 from complaintcore.crypto.suites import suite_named
+from complaintcore.domain.commands import CREDIT_CODE_DOCUMENT, Complainant, ComplainantKind
 from complaintcore.domain.identity import mask_id_number, mask_name, mask_phone
 from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, closed_on
@@ -106,17 +107,32 @@ def complainant_index(state: ComplaintState, index_key: IndexKey | None) -> str 
     index (no typed number, or one of spaces and dashes only) or the case's personal data is
     erased. `ValueError` when there is one and no key: a row without it would silently hide
     the case from the search."""
-    complainant = state.complainant
-    if state.personal_data_erased or complainant.id_type is None:
+    if state.personal_data_erased:
         return None
-    if not complainant.id_number or not normalised_number(complainant.id_number):
+    document = identity_document(state.complainant)
+    if document is None:
         return None
     if index_key is None:
         raise ValueError(
             f"case {state.id}: the case view of a complainant with an identity number needs "
             "the blind index's key"
         )
-    return blind_index(index_key, str(complainant.id_type), complainant.id_number)
+    return blind_index(index_key, *document)
+
+
+def identity_document(complainant: Complainant) -> tuple[str, str] | None:
+    """What identifies the complainant, as (type, number): a natural person's identity document,
+    a legal person's unified social credit code (type `unified_social_credit_code`, its
+    identity document: a company complaining again is found as a person is); None without one."""
+    if complainant.kind is ComplainantKind.LEGAL_PERSON:
+        kind, number = CREDIT_CODE_DOCUMENT, complainant.unified_social_credit_code
+    elif complainant.id_type is not None:
+        kind, number = str(complainant.id_type), complainant.id_number
+    else:
+        return None
+    if not number or not normalised_number(number):
+        return None
+    return kind, number
 
 
 def case_view_row(state: ComplaintState, index_key: IndexKey | None) -> dict[str, Any]:

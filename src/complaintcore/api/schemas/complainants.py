@@ -2,14 +2,14 @@
 `POST /v1/complainants/search`)."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from complaintcore.application.requests.fields import Body
 from complaintcore.crypto.blind_index import normalised_number
-from complaintcore.domain.commands import IdType
+from complaintcore.domain.commands import CREDIT_CODE_DOCUMENT, IdType
 from complaintcore.domain.state import CaseStatus
 
 # As long as a stored number may be (`requests.fields.DocumentNumber`), with room for the spaces
@@ -19,11 +19,18 @@ SearchedNumber = Annotated[
 ]
 
 
+# an identity document's type, or a legal person's credit code: one enumeration, one field error
+SearchedDocument = Literal[(*(kind.value for kind in IdType), CREDIT_CODE_DOCUMENT)]  # type: ignore[valid-type]
+
+
 class ComplainantSearchBody(Body):
     """An identity document as the complainant gives it. Every spelling of one number finds the
     same cases: full-width digits, spaces, dashes and the case of letters do not matter."""
 
-    id_type: IdType
+    id_type: SearchedDocument = Field(
+        description="The document's type; a legal person (a company) is found by "
+        "`unified_social_credit_code`."
+    )
     id_number: SearchedNumber = Field(
         description="The number, in the body only (never in a URL): it is hashed under the "
         "deployment's blind-index key and neither stored nor logged."
