@@ -297,7 +297,13 @@ def test_if_match_and_idempotent_replay(live: LiveService) -> None:
             412,
         )
         assert problem["detail"] == 'If-Match must be "<version>".'
-    ok(post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": '"1"'}))
+    # a list of tags (RFC 9110): none the case's version is 412; one of them is the version
+    refused(
+        post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": '"7", "8"'}),
+        "precondition_failed",
+        412,
+    )
+    ok(post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": '"7", W/"1", "1"'}))
 
     body = complaint()
     first = staff.post("/v1/complaints", json=body, headers={"Idempotency-Key": "k-1"})

@@ -116,7 +116,7 @@ def index_key() -> IndexKey:
 async def assign(
     service: ComplaintService,
     handler: str,
-    if_match: int | None = None,
+    if_match: frozenset[int] | None = None,
     request: RequestInfo | None = None,
     token: Token | None = None,
 ) -> Rendered:
@@ -171,7 +171,7 @@ async def test_a_refused_command_writes_nothing_and_frees_the_lock(
 async def test_a_stale_if_match_is_412_and_frees_the_lock(commands: InMemoryCaseCommands) -> None:
     service = service_over(commands)
     with pytest.raises(PreconditionFailed) as refused:
-        await assign(service, "h-1", if_match=7)
+        await assign(service, "h-1", if_match=frozenset({7}))
     assert refused.value.current_version == 1
     assert commands.writes == 1
     assert commands.holder(CASE) is None

@@ -27,7 +27,7 @@ import functools
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -346,12 +346,13 @@ class ComplaintService:
         actor: Actor,
         case_id: str,
         command: Any,
-        if_match: int | None,
+        if_match: Collection[int] | None,
         request: RequestInfo,
         render: Render,
         confirmation: ActorConfirmation | None = None,
     ) -> Rendered:
-        """Run `command` on the case, retrying a lost race unless the caller pinned a version.
+        """Run `command` on the case, retrying a lost race unless the caller pinned versions
+        (`if_match`: the versions the case may be at, from `If-Match`).
 
         With a `confirmation`, `actor` is acted for only if the database confirms it in the
         command's transaction; else `ActorNotConfirmed`, and nothing is stored."""
@@ -365,7 +366,7 @@ class ComplaintService:
         actor: Actor,
         case_id: str,
         command: Any,
-        if_match: int | None,
+        if_match: Collection[int] | None,
         request: RequestInfo,
         render: Render,
         confirmation: ActorConfirmation | None,
@@ -423,7 +424,7 @@ class ComplaintService:
         actor: Actor,
         case_id: str,
         command: Any,
-        if_match: int | None,
+        if_match: Collection[int] | None,
         request: RequestInfo,
         render: Render,
         locked: LockedCase,
@@ -445,7 +446,7 @@ class ComplaintService:
         state = current.state
         # after the visibility check: 404 outside one's subtree, 403 where one sees it (API.md)
         _require_command_role(actor, command)
-        if if_match is not None and if_match != state.version:
+        if if_match is not None and state.version not in if_match:
             raise PreconditionFailed(state.version)
         judge_after: Callable[[], None] | None = None
         if isinstance(command, MergeComplaint) and command.into != state.id:

@@ -36,7 +36,10 @@ CASE_ID_PATTERN = r"^[0-9a-fA-F-]{36}$"
 CaseId = Annotated[str, Path(pattern=CASE_ID_PATTERN, description="The case id (a UUID).")]
 IfMatch = Annotated[
     str | None,
-    Header(description='Apply only if the case is still at this version: `"<version>"`.'),
+    Header(
+        description='Apply only if the case is still at this version: `"<version>"` (or at one '
+        'of a list, `"3", "4"`; `*`: any). Compared strongly: a weak tag never matches.'
+    ),
 ]
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
@@ -78,19 +81,23 @@ LOCATION_HEADER = {
 }
 # The case's ETag as it gives it, quoted: If-Match compares strongly (RFC 9110 13.1.1), so a
 # weak tag never matches, and an unquoted number is no entity tag (found by a review pass: both
-# were taken as the version).
+# were taken as the version). The header is `*` or a list of tags: the command applies when the
+# case is at any version listed.
 _ETAG = re.compile(r'^"(\d{1,9})"$')
+_WEAK_ETAG = re.compile(r'^W/"[^"]*"$')
 
 
-def _if_match_version(if_match: str | None) -> int | None:
+def _if_match_versions(if_match: str | None) -> frozenset[int] | None:
+    """The versions `If-Match` accepts; None for none given or `*`."""
     if if_match is None or if_match.strip() == "*":
         return None
-    parsed = _ETAG.match(if_match.strip())
-    if parsed is None:
+    tags = [tag.strip() for tag in if_match.split(",")]
+    strong = [parsed for tag in tags if (parsed := _ETAG.match(tag))]
+    if not strong or len(strong) + sum(bool(_WEAK_ETAG.match(tag)) for tag in tags) != len(tags):
         raise Problem(
             412, "precondition_failed", "Precondition failed", 'If-Match must be "<version>".'
         )
-    return int(parsed.group(1))
+    return frozenset(int(parsed.group(1)) for parsed in strong)
 
 
 def _render(status_code: int) -> Render:
@@ -195,7 +202,7 @@ async def run_command(
         principal,
         case_id.lower(),
         body.to_command(shanghai_today()),
-        _if_match_version(if_match),
+        _if_match_versions(if_match),
         _request_info(request, principal, idempotency_key, body, case_id),
         _render(200),
         confirmation,
