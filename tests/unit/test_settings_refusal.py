@@ -61,6 +61,11 @@ def test_the_default_lease_and_timeout_are_taken() -> None:
         ("COMPLAINTCORE_POOL_MIN", "50", "COMPLAINTCORE_POOL_MIN (50) must not exceed"),
         ("DATABASE_URL", "mysql://root:s3cret@db/complaints", "DATABASE_URL"),
         ("DATABASE_URL", "s3cret", "DATABASE_URL"),
+        # found by a later review pass: taken silently, each with a cost
+        ("COMPLAINTCORE_HOST", "", "COMPLAINTCORE_HOST"),  # uvicorn: every interface
+        ("COMPLAINTCORE_METRICS_TOKEN", "", "COMPLAINTCORE_METRICS_TOKEN"),  # /metrics open
+        ("COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS", "hooks.bank,10.8.0.0/33", "WEBHOOK_ALLOW_HOSTS"),
+        ("COMPLAINTCORE_READ_REPLICA_URLS", "mysql://s3cret@db", "READ_REPLICA_URLS"),
     ],
 )
 def test_settings_a_review_pass_found_a_traceback_for_are_one_line(
@@ -99,3 +104,12 @@ def test_ctrl_c_outside_a_commands_own_handling_is_one_line_and_130(
 
     assert main(["tokens", "list"]) == 130
     assert capsys.readouterr().err == "complaintcore: interrupted\n"
+
+
+def test_lists_of_hosts_and_replicas_as_the_docs_write_them_are_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS", "hooks.bank.internal, 10.8.0.0/16,::1")
+    monkeypatch.setenv("COMPLAINTCORE_READ_REPLICA_URLS", "postgresql://a/db, postgres://b:5433/db")
+    settings = Settings()
+    assert settings.read_replicas == ["postgresql://a/db", "postgres://b:5433/db"]

@@ -86,7 +86,8 @@ def _check_access(request: Request) -> None:
     token: SecretStr | None = request.app.state.metrics_token
     if token is not None:
         sent = bearer_token_of(request.headers.get("authorization"))
-        if not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
+        # no token sent is never the token, whatever the setting holds
+        if not sent or not hmac.compare_digest(sent.encode(), token.get_secret_value().encode()):
             raise unauthorized("Send the metrics token: `Authorization: Bearer <token>`.")
         return
     host = request.client.host if request.client else ""

@@ -3,13 +3,22 @@
 Every variable is documented in README.md ("Configuration").
 """
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A delivery is claimed for `webhook_lease_s`; its send takes up to a name lookup
@@ -22,6 +31,18 @@ def _lower_case(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+POSTGRES_URL_PATTERN = r"^postgres[a-z0-9+]*://"
+# A host name as the webhook allow list takes one beside addresses and networks (RFC 1123
+# labels, a final dot allowed)
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
+)
+
+
+def _list_items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -29,7 +50,7 @@ class Settings(BaseSettings):
         default=None,
         # a URL of another kind was a traceback, or waited for as a database down (found by a
         # review pass); the rest of it is asyncpg's to read
-        pattern=r"^postgres[a-z0-9+]*://",
+        pattern=POSTGRES_URL_PATTERN,
         description="PostgreSQL URL. Unset: an embedded PostgreSQL under `data_dir` is used.",
     )
     data_dir: Path = Field(
@@ -50,7 +71,8 @@ class Settings(BaseSettings):
         description="Cipher suite of new streams and data keys: `aes-256-gcm` (SHA-256 chains) "
         "or `sm4-gcm` (SM3 chains, for the PRC commercial cryptography rules).",
     )
-    host: str = Field(default="127.0.0.1", validation_alias="COMPLAINTCORE_HOST")
+    # an empty value would have uvicorn listen on every interface (found by a review pass)
+    host: str = Field(default="127.0.0.1", pattern=r"^\S+$", validation_alias="COMPLAINTCORE_HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="COMPLAINTCORE_PORT")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
@@ -255,9 +277,37 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_says_something(cls, token: SecretStr | None) -> SecretStr | None:
+        # set but empty, it matched a request sending no token at all (found by a review pass)
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("must not be empty: unset it to let loopback clients alone scrape")
+        return token
+
+    @field_validator("read_replica_urls")
+    @classmethod
+    def _replicas_are_postgres_urls(cls, urls: str) -> str:
+        if any(not re.match(POSTGRES_URL_PATTERN, url) for url in _list_items(urls)):
+            raise ValueError("each URL must be a postgresql:// one")
+        return urls
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _allowed_hosts_are_names_or_networks(cls, allowed: str) -> str:
+        for item in _list_items(allowed):
+            try:
+                ipaddress.ip_network(item.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(item.lower()):
+                    raise ValueError(
+                        "each item must be a host name, an IP address or a network (CIDR)"
+                    ) from None
+        return allowed
+
     @property
     def read_replicas(self) -> list[str]:
-        return [url.strip() for url in self.read_replica_urls.split(",") if url.strip()]
+        return _list_items(self.read_replica_urls)
 
 
 @lru_cache
