@@ -204,7 +204,7 @@ def live_service(
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_ready(process, base_url)
+            wait_until_ready(process, base_url)
             yield LiveService(base_url, database_url, tokens, log_path)
         finally:
             process.send_signal(signal.SIGINT)
@@ -215,7 +215,7 @@ def live_service(
                 process.wait(timeout=10)
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
+def wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
     deadline = time.monotonic() + SERVE_READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from testsupport import _wait_until_ready, free_port, master_key_env
+from testsupport import free_port, master_key_env, wait_until_ready
 
 
 @dataclass
@@ -207,7 +207,7 @@ def serve_process(
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_ready(process, base_url)
+            wait_until_ready(process, base_url)
             yield process, base_url
         finally:
             if process.poll() is None:

@@ -48,6 +48,7 @@ from complaintcore.infra.metrics import (
     record_replicas,
     refresh_pool_gauge,
 )
+from complaintcore.infra.parent_process import die_with_parent
 from complaintcore.infra.read_replicas import ReplicaSet
 from complaintcore.infra.settings import Settings, get_settings, otel_traces_url
 from complaintcore.projections import alerts, statistics
@@ -216,6 +217,18 @@ DOCS_ASSETS_PATH = "/docs-assets"
 FEED_PROJECTION_NAMES = (statistics.NAME, alerts.NAME)  # the runners of `background_runners`
 
 
+def _end_with_serve(serve_id: str) -> None:
+    """A request worker of `serve --workers N` ends with its `serve`, as the runner process
+    does: a `serve` killed could not stop them, and they went on answering on its port with no
+    runner behind them, keeping the next `serve` from binding it (found by a review pass)."""
+    serve_pid = int(serve_id.rsplit(":", 1)[-1])
+    if os.getpid() == serve_pid:  # `serve`'s own process, its one worker
+        return
+    die_with_parent()
+    if os.getppid() != serve_pid:  # `serve` ended before this worker could ask
+        raise SystemExit("serve is gone: the request worker does not start")
+
+
 def create_app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` workers; `complaintcore serve` sets DATABASE_URL and
     COMPLAINTCORE_MASTER_KEY_FILE first."""
@@ -233,6 +246,8 @@ def create_app_from_environment() -> FastAPI:
     if runners in ("separate", "in-process", "none") and runners != settings.runners:
         settings = settings.model_copy(update={"runners": runners})
     serve_id = os.environ.get(SERVE_ID_VARIABLE)
+    if serve_id:
+        _end_with_serve(serve_id)
     return create_app(
         os.environ["DATABASE_URL"],
         settings,

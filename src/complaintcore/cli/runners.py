@@ -20,7 +20,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from contextlib import AsyncExitStack
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool, service_command_timeout
 from complaintcore.infra.garbage_collection import exempt_startup_objects
 from complaintcore.infra.metrics import mark_this_process_dead
+from complaintcore.infra.parent_process import die_with_parent
 from complaintcore.infra.settings import Settings
 from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.projections.alerts import alerts_projection
@@ -63,7 +63,7 @@ def runners(args: argparse.Namespace, settings: Settings) -> int:
         # `serve`'s pid as `serve` gave it: one that died while this process started (before
         # the death signal was asked for) is told apart from a parent still there
         parent = int(os.environ.get(RUNNER_PARENT_VARIABLE) or os.getppid())
-        _die_with_parent()
+        die_with_parent()
         if os.getppid() != parent:
             log.warning("serve is gone: the runner process does not start")
             return 0
@@ -161,18 +161,3 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_WATCH_S)
     log.warning("serve is gone: the runner process stops")
     stop.set()
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent ends (a no-op elsewhere; the
-    parent watch covers it)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
