@@ -27,7 +27,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api_support import complaint, days_ago, notice
+from api_support import app_client, complaint, days_ago, notice
 from complaintcore.api.problems import install_problem_handlers
 from complaintcore.auth.tokens import create_token
 from complaintcore.events.hashing import verify_chain
@@ -36,6 +36,7 @@ from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import create_pool, wait_until_reachable
 from complaintcore.infra.embedded_db import ensure_database
 from complaintcore.infra.migrations import upgrade_to_head
+from complaintcore.infra.settings import get_settings
 from complaintcore.reference.institutions import InstitutionDirectory
 from testsupport import free_port, master_key_env
 
@@ -339,6 +340,34 @@ async def until_waiting_on_a_case_lock(database_url: str, timeout_s: float = 30.
         pytest.fail("no command came to wait on the held case lock")
     finally:
         await connection.close()
+
+
+async def test_readyz_and_metrics_answer_while_every_pooled_connection_waits_on_a_case(
+    database_url: str,
+) -> None:
+    """The database answers while each connection of the service's pool is held by a command
+    queued on one case's lock: /readyz says ready and a scrape answers (they said "database
+    unreachable" and hung, and a balancer would drop every host under uniform load)."""
+    token = await seed_reference_data(database_url)
+    headers = {"Authorization": f"Bearer {token}"}
+    settings = get_settings().model_copy(update={"pool_min_size": 1, "pool_max_size": 2})
+    async with app_client(database_url, settings, timeout=60) as client:
+        created = await client.post("/v1/complaints", json=complaint(), headers=headers)
+        case_id = created.json()["id"]
+        async with held_case_lock(database_url, case_id):
+            path, body = next_command(case_id, 1)
+            queued = [
+                asyncio.create_task(client.post(path, json=body, headers=headers)) for _ in range(2)
+            ]
+            await until_waiting_on_a_case_lock(database_url)
+            await asyncio.sleep(0.5)  # the second command holds the pool's other connection
+            ready = await asyncio.wait_for(client.get("/readyz"), 8)
+            scrape = await asyncio.wait_for(client.get("/metrics"), 8)
+        answers = await asyncio.gather(*queued)
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert ready.status_code == 200, ready.text
+    assert scrape.status_code == 200
+    assert "complaintcore_scrape_database_up 1.0" in scrape.text
 
 
 async def test_sigkill_under_load_keeps_every_acknowledged_command_and_no_partial_one(

@@ -98,6 +98,13 @@ def create_app(
             command_timeout=service_command_timeout(),
         )
         app.state.pool = pool
+        # the health check and the metrics scrape read on connections of their own: with every
+        # connection of the pool held by commands (queued on one case's lock, say), they
+        # answered "database unreachable" and hung (found by a review pass)
+        app.state.watch_pool = await create_pool(
+            database_url, min_size=0, max_size=2, command_timeout=WATCH_STATEMENT_TIMEOUT_S
+        )
+        app.state.watch_calendars = CalendarRepository(app.state.watch_pool)
         app.state.reads = ReplicaSet(
             pool,
             settings.read_replicas,
@@ -158,6 +165,7 @@ def create_app(
                     replica_checks.cancel()
         finally:
             await app.state.reads.close()
+            await app.state.watch_pool.close()
             await pool.close()
             mark_this_process_dead()
 
@@ -215,6 +223,7 @@ async def _service_keys_of(
 
 DOCS_ASSETS_PATH = "/docs-assets"
 FEED_PROJECTION_NAMES = (statistics.NAME, alerts.NAME)  # the runners of `background_runners`
+WATCH_STATEMENT_TIMEOUT_S = 5.0  # a health check's or a scrape's statement: longer is no answer
 
 
 def _end_with_serve(serve_id: str) -> None:

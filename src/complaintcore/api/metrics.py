@@ -15,6 +15,7 @@ Access: with `COMPLAINTCORE_METRICS_TOKEN` set, a scraper sends `Authorization: 
 HTTP contract (`openapi.yaml`): an operator's endpoint, like the scrape config that reads it.
 """
 
+import asyncio
 import hmac
 import ipaddress
 from collections.abc import Iterable, Iterator
@@ -132,6 +133,9 @@ class _Families:
         return iter(self._families)
 
 
+SCRAPE_DATABASE_TIMEOUT_S = 10.0
+
+
 async def read_from_database(app: Any) -> list[Metric]:
     """The figures read at scrape time; with the database unreachable, only
     `complaintcore_scrape_database_up` 0 (the counted series are still answered)."""
@@ -139,14 +143,15 @@ async def read_from_database(app: Any) -> list[Metric]:
         "complaintcore_scrape_database_up",
         "1 when this scrape could read the database-derived series below, else 0.",
     )
-    pool: asyncpg.Pool = app.state.pool
+    pool: asyncpg.Pool = app.state.watch_pool  # the service's pool may be all taken
     try:
-        families = [
-            await _projection_lag(pool),
-            *await _webhook_queue(pool),
-            await _open_clocks(pool),
-            await _calendar_known_through(app),
-        ]
+        async with asyncio.timeout(SCRAPE_DATABASE_TIMEOUT_S):  # a scrape answers, with or without
+            families = [
+                await _projection_lag(pool),
+                *await _webhook_queue(pool),
+                await _open_clocks(pool),
+                await _calendar_known_through(app),
+            ]
     except DATABASE_UNAVAILABLE_ERRORS as error:
         log.warning("metrics without the database", error=type(error).__name__)
         up.add_metric([], 0)
@@ -234,6 +239,6 @@ async def _calendar_known_through(app: Any) -> Metric:
         "data, stored or seeded: a date computation reaching past it is refused "
         "(calendar_year_missing). Load the next year as soon as it is published.",
     )
-    calendar = await app.state.calendars.working_day_calendar()
+    calendar = await app.state.watch_calendars.working_day_calendar()
     family.add_metric([], calendar.known_through(shanghai_today().year))
     return family
