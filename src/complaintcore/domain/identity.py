@@ -130,7 +130,9 @@ def mask_phone(phone: str) -> str:
     "010-12345678" -> "*********678". Judged by what the number is, not by its length: the same
     mobile reads alike however the desk typed it, and an 11-character address is no mobile.
     """
-    mobile = _MAINLAND_MOBILE.fullmatch(_SEPARATORS.sub("", phone).removeprefix("+"))
+    mobile = _MAINLAND_MOBILE.fullmatch(phone) or _MAINLAND_MOBILE.fullmatch(
+        _SEPARATORS.sub("", phone).removeprefix("+")
+    )
     if mobile is not None:
         return _mask_middle(mobile["number"], keep_first=3, keep_last=4)
     return _mask_all_but_tail(phone)
