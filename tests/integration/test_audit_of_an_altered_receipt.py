@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -21,8 +22,10 @@ import pytest
 from api_support import app_client, complaint, days_ago, decision
 from chain_recipe import first_broken_version
 from complaintcore.cli.audit import audit
+from complaintcore.events.store import PostgresEventStore
+from complaintcore.infra.database import create_pool
 from complaintcore.infra.settings import get_settings
-from projection_support import tree_and_tokens
+from projection_support import CaseDesk, erase_past_retention, tree_and_tokens
 
 TRIGGER = "events_refuse_update_delete"
 RECEIPT_ALTERATIONS = {
@@ -209,3 +212,24 @@ async def test_a_process_that_kept_nothing_refuses_to_act_on_a_stream_with_a_gap
     for answer in answers:
         assert (answer.status_code, answer.json()["code"]) == (409, "case_stream_damaged")
     assert [event["version"] for event in events.json()] == [1, 3]
+
+
+async def test_the_retention_sweep_leaves_a_stream_with_a_gap_as_it_is(database_url: str) -> None:
+    """The sweep folds the stream as a command does: after a deleted version it appends no
+    erasure and destroys no key (the erasure route answers 409 on the same stream)."""
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    try:
+        desk = CaseDesk(pool)
+        await desk.plant_tree()
+        case_id = await desk.receive("BR-A", date(2019, 3, 4))
+        await desk.assign(case_id, date(2019, 3, 5))
+        await desk.withdraw(case_id, date(2019, 3, 7))
+        await behind_the_triggers_back(
+            database_url, "DELETE FROM events WHERE stream_id = $1 AND version = 2", case_id
+        )
+        erased = await erase_past_retention(pool, "sweep-test")
+        versions = [event.version for event in await PostgresEventStore(pool).read_stream(case_id)]
+        keys = await pool.fetchval("SELECT count(*) FROM case_keys WHERE case_id = $1", case_id)
+    finally:
+        await pool.close()
+    assert (erased, versions, keys) == (0, [1, 3], 1)

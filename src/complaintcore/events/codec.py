@@ -174,10 +174,16 @@ class StreamDamaged(ValueError):
     back): no state can be rebuilt from it truthfully; its audit names the version missing."""
 
 
+def versions_run_on(versions: Sequence[int], after: int = 0) -> bool:
+    """Whether `versions` (a stream's, in order, each once) run on from version `after` with
+    none missing."""
+    return not versions or versions[-1] - after == len(versions)
+
+
 def require_versions_in_a_row(stored: Sequence[StoredEvent], after: int = 0) -> None:
-    """`StreamDamaged` unless `stored` (read in version order, versions unique) runs on from
-    version `after` with none missing."""
-    if stored and stored[-1].version - after != len(stored):
+    """`StreamDamaged` unless `stored` (read in version order) runs on from version `after`
+    with none missing."""
+    if not versions_run_on([event.version for event in stored], after):
         raise StreamDamaged(f"stream {stored[0].stream_id} has a version missing")
 
 
