@@ -370,6 +370,24 @@ async def test_readyz_and_metrics_answer_while_every_pooled_connection_waits_on_
     assert "complaintcore_scrape_database_up 1.0" in scrape.text
 
 
+async def test_readyz_answers_while_two_scrapes_wait_on_a_lock(database_url: str) -> None:
+    """Two scrapers (a Prometheus pair) whose reads wait on a lock of `case_view` (a rebuild's
+    swap holds one) do not starve the health check: it has a connection of its own."""
+    async with app_client(database_url, timeout=60) as client:
+        locker = await asyncpg.connect(database_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("LOCK TABLE case_view IN ACCESS EXCLUSIVE MODE")
+                scrapes = [asyncio.create_task(client.get("/metrics")) for _ in range(2)]
+                await asyncio.sleep(0.5)
+                ready = await asyncio.wait_for(client.get("/readyz"), 10)
+            answered = await asyncio.gather(*scrapes)
+        finally:
+            await locker.close()
+    assert ready.status_code == 200, ready.text
+    assert [scrape.status_code for scrape in answered] == [200, 200]
+
+
 async def test_sigkill_under_load_keeps_every_acknowledged_command_and_no_partial_one(
     database_url: str, tmp_path: Path
 ) -> None:

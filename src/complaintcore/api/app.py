@@ -98,13 +98,17 @@ def create_app(
             command_timeout=service_command_timeout(),
         )
         app.state.pool = pool
-        # the health check and the metrics scrape read on connections of their own: with every
-        # connection of the pool held by commands (queued on one case's lock, say), they
-        # answered "database unreachable" and hung (found by a review pass)
-        app.state.watch_pool = await create_pool(
-            database_url, min_size=0, max_size=2, command_timeout=WATCH_STATEMENT_TIMEOUT_S
+        # the health check and the metrics scrape each read on a connection of their own: with
+        # every connection of the pool held by commands (queued on one case's lock, say), they
+        # answered "database unreachable" and hung, and with one pool for both, two scrapes
+        # waiting on a lock starved the health check (found by review passes)
+        app.state.health_pool = await create_pool(
+            database_url, min_size=0, max_size=1, command_timeout=WATCH_STATEMENT_TIMEOUT_S
         )
-        app.state.watch_calendars = CalendarRepository(app.state.watch_pool)
+        app.state.scrape_pool = await create_pool(
+            database_url, min_size=0, max_size=1, command_timeout=WATCH_STATEMENT_TIMEOUT_S
+        )
+        app.state.scrape_calendars = CalendarRepository(app.state.scrape_pool)
         app.state.reads = ReplicaSet(
             pool,
             settings.read_replicas,
@@ -165,7 +169,8 @@ def create_app(
                     replica_checks.cancel()
         finally:
             await app.state.reads.close()
-            await app.state.watch_pool.close()
+            await app.state.health_pool.close()
+            await app.state.scrape_pool.close()
             await pool.close()
             mark_this_process_dead()
 

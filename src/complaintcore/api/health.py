@@ -79,7 +79,7 @@ async def readyz(request: Request) -> JSONResponse:
     key is the current one; with read replicas, how far each is behind (a replica down or
     lagging does not make the service unready)."""
     try:
-        async with request.app.state.watch_pool.acquire(timeout=2) as connection:
+        async with request.app.state.health_pool.acquire(timeout=2) as connection:
             revision = await current_revision(connection)
             expected = head_revision()
             if revision != expected:

@@ -143,7 +143,7 @@ async def read_from_database(app: Any) -> list[Metric]:
         "complaintcore_scrape_database_up",
         "1 when this scrape could read the database-derived series below, else 0.",
     )
-    pool: asyncpg.Pool = app.state.watch_pool  # the service's pool may be all taken
+    pool: asyncpg.Pool = app.state.scrape_pool  # the service's pool may be all taken
     try:
         async with asyncio.timeout(SCRAPE_DATABASE_TIMEOUT_S):  # a scrape answers, with or without
             families = [
@@ -239,6 +239,6 @@ async def _calendar_known_through(app: Any) -> Metric:
         "data, stored or seeded: a date computation reaching past it is refused "
         "(calendar_year_missing). Load the next year as soon as it is published.",
     )
-    calendar = await app.state.watch_calendars.working_day_calendar()
+    calendar = await app.state.scrape_calendars.working_day_calendar()
     family.add_metric([], calendar.known_through(shanghai_today().year))
     return family
