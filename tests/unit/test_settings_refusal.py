@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from complaintcore.cli.main import main
 from complaintcore.infra.settings import Settings, get_settings
+from complaintcore.webhooks.urls import AllowList
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +110,13 @@ def test_ctrl_c_outside_a_commands_own_handling_is_one_line_and_130(
 def test_lists_of_hosts_and_replicas_as_the_docs_write_them_are_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS", "hooks.bank.internal, 10.8.0.0/16,::1")
+    monkeypatch.setenv(
+        "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS",
+        "hooks.bank.internal, 10.8.0.0/16,::1,[fd00::1],Hooks.Test.,hook_receiver",
+    )
     monkeypatch.setenv("COMPLAINTCORE_READ_REPLICA_URLS", "postgresql://a/db, postgres://b:5433/db")
     settings = Settings()
     assert settings.read_replicas == ["postgresql://a/db", "postgres://b:5433/db"]
+    allowed = AllowList.parse(settings.webhook_allow_hosts)  # what the webhooks read of it
+    assert allowed.hosts == {"hooks.bank.internal", "hooks.test", "hook_receiver"}
+    assert len(allowed.networks) == 3

@@ -33,6 +33,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
+from complaintcore.infra.allow_list import IPNetwork, allow_list_item
+
 __all__ = [
     "AllowList",
     "ResolvedTarget",
@@ -44,7 +46,6 @@ __all__ = [
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_LENGTH = 2000
@@ -62,17 +63,17 @@ class AllowList:
 
     @classmethod
     def parse(cls, text: str | Iterable[str]) -> AllowList:
+        """`ValueError` for an item that is neither a host name nor an address or network
+        (`infra.allow_list`, which the setting is checked by)."""
         items = text.split(",") if isinstance(text, str) else list(text)
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
         for raw in items:
-            item = raw.strip().lower()
-            if not item:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
-            except ValueError:
-                hosts.add(item.rstrip("."))
+            item = allow_list_item(raw)
+            if isinstance(item, str):
+                hosts.add(item)
+            elif item is not None:
+                networks.append(item)
         return cls(frozenset(hosts), tuple(networks))
 
     def allows_host(self, host: str) -> bool:
