@@ -304,6 +304,12 @@ def test_if_match_and_idempotent_replay(live: LiveService) -> None:
         412,
     )
     ok(post(staff, case, "assign", {"handler_id": "staff-a1"}, **{"If-Match": '"7", W/"1", "1"'}))
+    # empty items are ignored, and the header's lines are one list (RFC 9110 5.6.1.2, 5.3)
+    ok(post(staff, case, "assign", {"handler_id": "h-2"}, **{"If-Match": '"2",'}))
+    path = f"/v1/complaints/{case['id']}/assign"
+    lines = [("If-Match", '"7"'), ("If-Match", '"3"')]
+    reassigned = staff.post(path, json={"handler_id": "h-3"}, headers=lines)
+    assert reassigned.status_code == 200, reassigned.text
 
     body = complaint()
     first = staff.post("/v1/complaints", json=body, headers={"Idempotency-Key": "k-1"})

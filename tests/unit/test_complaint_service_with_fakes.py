@@ -177,6 +177,38 @@ async def test_a_stale_if_match_is_412_and_frees_the_lock(commands: InMemoryCase
     assert commands.holder(CASE) is None
 
 
+async def test_a_race_lost_to_a_version_if_match_lists_is_decided_again(
+    commands: InMemoryCaseCommands,
+) -> None:
+    """`If-Match: "1", "2"`: another writer takes the case from 1 to 2 meanwhile, a version the
+    caller listed, so the command is decided again there, not refused 412 naming version 2."""
+    service = service_over(commands)
+    other = service_over(commands)
+
+    async def the_other_command() -> None:
+        await assign(other, "h-9")
+
+    commands.before_next_write = lambda: _outside_the_lock(commands, the_other_command)
+    answer = await assign(service, "h-1", if_match=frozenset({1, 2}))
+    assert answer.body["version"] == 3
+    assert commands.streams[CASE][2].data["handler_id"] == "h-1"
+
+
+async def test_a_race_lost_to_a_version_if_match_does_not_list_is_412(
+    commands: InMemoryCaseCommands,
+) -> None:
+    service = service_over(commands)
+    other = service_over(commands)
+
+    async def the_other_command() -> None:
+        await assign(other, "h-9")
+
+    commands.before_next_write = lambda: _outside_the_lock(commands, the_other_command)
+    with pytest.raises(PreconditionFailed) as refused:
+        await assign(service, "h-1", if_match=frozenset({1}))
+    assert refused.value.current_version == 2
+
+
 async def test_a_race_lost_to_another_writer_is_decided_again_on_the_newer_stream(
     commands: InMemoryCaseCommands,
 ) -> None:

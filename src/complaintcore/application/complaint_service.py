@@ -402,7 +402,10 @@ class ComplaintService:
                 return await self._run(actor, request, attempt, CaseNotFound(case_id))
             except ConcurrencyError as error:
                 if if_match is not None:
-                    raise PreconditionFailed(await self._version_after(error)) from None
+                    moved_to = await self._version_after(error)
+                    if moved_to not in if_match:
+                        raise PreconditionFailed(moved_to) from None
+                    # moved to a version the caller also listed: decided again there
             except MergeTargetBusy:
                 pass  # the case itself has not moved on (If-Match holds): decided again
         raise ConcurrencyError(case_id, 0, None)

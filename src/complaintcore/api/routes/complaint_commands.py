@@ -87,11 +87,15 @@ _ETAG = re.compile(r'^"(\d{1,9})"$')
 _WEAK_ETAG = re.compile(r'^W/"[^"]*"$')
 
 
-def _if_match_versions(if_match: str | None) -> frozenset[int] | None:
-    """The versions `If-Match` accepts; None for none given or `*`."""
+def _if_match_versions(request: Request, if_match: str | None) -> frozenset[int] | None:
+    """The versions `If-Match` accepts (its lines are one list, its empty items ignored, RFC
+    9110 5.3 and 5.6.1.2); None for none given or `*`."""
+    lines = request.headers.getlist("if-match")
+    if lines:
+        if_match = ", ".join(lines)
     if if_match is None or if_match.strip() == "*":
         return None
-    tags = [tag.strip() for tag in if_match.split(",")]
+    tags = [tag for tag in (item.strip() for item in if_match.split(",")) if tag]
     strong = [parsed for tag in tags if (parsed := _ETAG.match(tag))]
     if not strong or len(strong) + sum(bool(_WEAK_ETAG.match(tag)) for tag in tags) != len(tags):
         raise Problem(
@@ -202,7 +206,7 @@ async def run_command(
         principal,
         case_id.lower(),
         body.to_command(shanghai_today()),
-        _if_match_versions(if_match),
+        _if_match_versions(request, if_match),
         _request_info(request, principal, idempotency_key, body, case_id),
         _render(200),
         confirmation,
