@@ -111,6 +111,8 @@ def test_who_may_reveal(live: LiveService, case: dict) -> None:
         "paragraph\u2029separator",
         "\u200b\u200c",  # invisible alone: logged as a purpose that reads empty
         "\u3164",
+        "\u061c",  # a format character the pattern does not list
+        "\U000e0020",
     ],
 )
 def test_a_purpose_is_required_and_checked(

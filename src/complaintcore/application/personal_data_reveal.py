@@ -24,6 +24,7 @@ callers: unpadded URL-safe base64 of the JSON list `[at, id]` of the page's last
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ __all__ = [
     "access_log",
     "personal_values",
     "reveal",
+    "says_something",
 ]
 
 PURPOSE_MAX_LENGTH = 200
@@ -91,9 +93,29 @@ def personal_values(stored_event: StoredEvent, cipher: StreamCipher | None) -> d
     return split_personal(stored_event.event_type, payload)[1]
 
 
+# What shows nothing, beyond what the pattern lists: every format character (U+061C, the tag
+# characters, ...), combining marks alone and the blank fillers (found by a review pass: the
+# pattern's list of invisible characters let others through, 136 format characters alone).
+_SHOWING_NOTHING = frozenset({"Cf", "Mn", "Me", "Cc", "Zs", "Zl", "Zp"})
+_BLANK_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+
+
+def says_something(purpose: str) -> bool:
+    """Whether `purpose` holds a character that shows (not a space, a format character, a
+    combining mark alone or a blank filler)."""
+    return any(
+        unicodedata.category(character) not in _SHOWING_NOTHING and character not in _BLANK_FILLERS
+        for character in purpose
+    )
+
+
 def valid_purpose(purpose: str) -> bool:
     # fullmatch: `$` alone would let a final line break through
-    return len(purpose) <= PURPOSE_MAX_LENGTH and re.fullmatch(PURPOSE_PATTERN, purpose) is not None
+    return (
+        len(purpose) <= PURPOSE_MAX_LENGTH
+        and re.fullmatch(PURPOSE_PATTERN, purpose) is not None
+        and says_something(purpose)
+    )
 
 
 async def reveal(

@@ -4,6 +4,8 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import CurrentPrincipal, require_role
 from complaintcore.api.deps import Complaints
@@ -33,6 +35,7 @@ from complaintcore.application.personal_data_reveal import (
     InvalidCursor,
     access_log,
     reveal,
+    says_something,
 )
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
 from complaintcore.application.requests.fields import IsoDate
@@ -47,8 +50,19 @@ NO_STORE_HEADER = {
         "schema": {"type": "string", "enum": ["no-store"]},
     }
 }
+
+
+def _purpose_says_something(purpose: str) -> str:
+    if not says_something(purpose):
+        raise PydanticCustomError(
+            "purpose_says_nothing", "the purpose shows nothing: no letter, digit or sign"
+        )
+    return purpose
+
+
 Purpose = Annotated[
     str,
+    AfterValidator(_purpose_says_something),
     Query(
         min_length=1,
         max_length=PURPOSE_MAX_LENGTH,
