@@ -2,8 +2,10 @@
 something, checked the same by the route's query parameter and by `reveal` itself."""
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from complaintcore.application.personal_data_reveal import PURPOSE_PATTERN, valid_purpose
 
@@ -56,3 +58,12 @@ def test_the_pattern_the_route_publishes_refuses_no_purpose_the_check_takes(purp
     nothing, which a portable pattern cannot list."""
     if valid_purpose(purpose):
         assert re.fullmatch(PURPOSE_PATTERN, purpose) is not None
+
+
+def test_the_route_publishes_the_pattern() -> None:
+    """openapi.yaml's `purpose` carries the pattern (a validator beside the query's metadata,
+    in front of it, once made FastAPI drop it from the schema)."""
+    document = yaml.safe_load((Path(__file__).parents[2] / "openapi.yaml").read_text())
+    operation = document["paths"]["/v1/complaints/{case_id}/personal-data"]["get"]
+    (purpose,) = [p for p in operation["parameters"] if p["name"] == "purpose"]
+    assert purpose["schema"]["pattern"] == PURPOSE_PATTERN

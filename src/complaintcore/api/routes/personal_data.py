@@ -62,14 +62,15 @@ def _purpose_says_something(purpose: str) -> str:
 
 Purpose = Annotated[
     str,
-    AfterValidator(_purpose_says_something),
     Query(
         min_length=1,
         max_length=PURPOSE_MAX_LENGTH,
         pattern=PURPOSE_PATTERN,
         description="Why the plaintext is needed: one line of 1 to 200 characters, not all "
-        "spaces, with no control characters; recorded in the access log.",
+        "spaces, with no control characters and a character that shows; recorded in the "
+        "access log.",
     ),
+    AfterValidator(_purpose_says_something),
 ]
 # any id a token may carry (`auth.tokens`: printable, no spaces), in any script; a class
 # every regex dialect of the schema's readers takes (no \p{...})
