@@ -655,3 +655,65 @@ async def test_a_batch_waits_for_a_command_on_its_merge_target_and_outlives_a_de
     finally:
         await pool.release(command)
     assert (report.cases_imported, report.refusals) == (2, [])
+
+
+async def _behind_the_triggers_back(pool: asyncpg.Pool, sql: str, case_id: str) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete")
+        await connection.execute(sql, case_id)
+        await connection.execute("ALTER TABLE events ENABLE TRIGGER events_refuse_update_delete")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "DELETE FROM events WHERE stream_id = $1 AND version = 2",
+        "UPDATE events SET data = '[]'::jsonb WHERE stream_id = $1 AND version = 2",
+        "UPDATE events SET metadata = jsonb_set(metadata, '{cipher_suite}', '\"rot13\"')"
+        " WHERE stream_id = $1 AND version = 3",
+    ],
+    ids=["a version deleted", "a payload replaced", "a suite renamed"],
+)
+async def test_a_merge_into_a_stored_case_that_is_not_whole_refuses_that_line_alone(
+    pool: asyncpg.Pool, institutions: None, damage: str
+) -> None:
+    """Over HTTP such a merge is 409 case_stream_damaged; the import refuses the line with that
+    code and goes on, as with every refusal (it stopped the whole run)."""
+    await import_lines(
+        pool,
+        [
+            line(
+                "TARGET-1",
+                [("assign", {"handler_id": "staff-a1"}), ("assign", {"handler_id": "h-2"})],
+            )
+        ],
+    )
+    await _behind_the_triggers_back(pool, damage, case_id_for("TARGET-1"))
+
+    report = await import_lines(
+        pool,
+        [
+            line("DUP-1", [("merge", {"into_external_id": "TARGET-1"})]),
+            line("OK-1", [("assign", {"handler_id": "staff-a1"})]),
+        ],
+    )
+
+    assert [(r.line_number, r.code) for r in report.refusals] == [(1, "case_stream_damaged")]
+    assert report.cases_imported == 1
+
+
+async def test_a_rerun_over_a_stored_case_missing_its_receipt_refuses_that_line_alone(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """A stream whose version 1 was deleted was judged a new case, and its writes met the stored
+    rows on every attempt until the run gave up; the line is refused, the others imported."""
+    first = line("GONE-1", [("assign", {"handler_id": "staff-a1"})])
+    await import_lines(pool, [first])
+    await _behind_the_triggers_back(
+        pool, "DELETE FROM events WHERE stream_id = $1 AND version = 1", case_id_for("GONE-1")
+    )
+
+    report = await import_lines(pool, [first, line("OK-2", [])])
+
+    assert [(r.line_number, r.code) for r in report.refusals] == [(1, "case_stream_damaged")]
+    assert report.cases_imported == 1

@@ -81,6 +81,7 @@ from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
 from complaintcore.crypto.blind_index import IndexKey
+from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import Attribute, DecideReview, MergeComplaint
 from complaintcore.domain.decider import (
@@ -90,7 +91,7 @@ from complaintcore.domain.decider import (
     decide,
     evolve,
 )
-from complaintcore.domain.events import ComplaintReceived, Event
+from complaintcore.domain.events import ComplaintReceived, Event, EventPayloadError
 from complaintcore.domain.frozen import changed
 from complaintcore.domain.identity import looks_like_a_personal_number
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
@@ -100,6 +101,7 @@ from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream
 from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
 from complaintcore.events.codec import (
+    StreamDamaged,
     domain_events,
     new_events,
     require_versions_in_a_row,
@@ -259,6 +261,13 @@ class ImportReport:
     refusals: list[Refusal] = field(default_factory=list)
 
 
+# A stored case whose events cannot be read as written (a row deleted or altered behind the
+# store's back): a line naming it is refused as a command on it is (409 over HTTP)
+STREAM_DAMAGED = "case_stream_damaged"
+UNREADABLE_STREAM = (StreamDamaged, UnknownSuite, CiphertextRejected, EventPayloadError)
+DAMAGED_TARGET: tuple[Event, ...] = ()
+
+
 class _Refused(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -355,6 +364,8 @@ def _judge(
         judge_target = None
         if isinstance(command, MergeComplaint) and command.into != case_id:
             target = merge_targets.get(command.into)
+            if target is DAMAGED_TARGET:
+                raise _Refused(STREAM_DAMAGED, f"{where}: the case merged into is not whole")
             at_the_time = state_as_of(target, action_header.at) if target else None
             if at_the_time is not None and not _same_tree(at_the_time, institution, reference):
                 at_the_time = None  # another bank's case: unknown, as the API answers it
@@ -622,6 +633,9 @@ class BulkImporter:
             list(ids.values()), connection=self._connection
         )
         stored = await _stored_receipts(self._connection, sorted(existing)) if existing else {}
+        damaged = await self._store.streams_without_a_first_event(
+            list(ids.values()), existing, connection=self._connection
+        )
         # the batch's own cases are judged here, unless stored already (by a run before: a
         # merge into one of those reads it from the store)
         targets = await self._stored_merge_targets(documents, set(ids.values()) - set(stored))
@@ -633,6 +647,13 @@ class BulkImporter:
             if case_id in taken:
                 label = _label(document["external_id"])
                 refusals.append(Refusal(number, label, "duplicate_external_id", "given twice"))
+                continue
+            if case_id in damaged:  # a stream with a version missing, as a command refuses it
+                taken.add(case_id)
+                label = _label(document["external_id"])
+                refusals.append(
+                    Refusal(number, label, STREAM_DAMAGED, "its stored events are not whole")
+                )
                 continue
             if case_id in stored:
                 taken.add(case_id)
@@ -661,14 +682,17 @@ class BulkImporter:
         for case_id in sorted(wanted):
             stored = await self._store.read_stream(case_id, connection=self._connection)
             if stored:
-                require_versions_in_a_row(stored)
-                suite = stream_suite(stored)
-                cipher = (
-                    await self._case_keys.cipher_for(self._connection, case_id, suite)
-                    if suite is not None
-                    else None
-                )
-                targets[case_id] = domain_events(stored, cipher)
+                try:
+                    require_versions_in_a_row(stored)
+                    suite = stream_suite(stored)
+                    cipher = (
+                        await self._case_keys.cipher_for(self._connection, case_id, suite)
+                        if suite is not None
+                        else None
+                    )
+                    targets[case_id] = domain_events(stored, cipher)
+                except UNREADABLE_STREAM:
+                    targets[case_id] = DAMAGED_TARGET  # a merge into it is refused, as over HTTP
                 self._targets_read[case_id] = stored[-1].version
         return targets
 
