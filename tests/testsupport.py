@@ -190,12 +190,20 @@ def live_service(
     """`complaintcore serve` on a free loopback port over `database_url` (with a master key,
     `serve_args` and `extra_env`), its output in `log_dir/serve.log`; stopped with SIGINT on
     the way out."""
+    with serving(database_url, log_dir, serve_args, **extra_env) as (_, base_url):
+        yield LiveService(base_url, database_url, tokens, log_dir / "serve.log")
+
+
+@contextmanager
+def serving(
+    database_url: str, log_dir: Path, serve_args: tuple[str, ...] = (), **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`live_service`'s `serve` process, ready, and its base URL."""
     port = free_port()
-    log_path = log_dir / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **extra_env)
     env.update(master_key_env(log_dir))
-    with log_path.open("wb") as log:
+    with (log_dir / "serve.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port), *serve_args],
             env=env,
@@ -205,7 +213,7 @@ def live_service(
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(process, base_url)
-            yield LiveService(base_url, database_url, tokens, log_path)
+            yield process, base_url
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -305,3 +313,16 @@ async def stopped_once(
             await asyncio.sleep(0.01)
     _, stderr = process.communicate(timeout=timeout_s)
     return stderr
+
+
+async def until_waiting_on_locks(pool: asyncpg.Pool, locktype: str, count: int) -> None:
+    """Return once `count` lock requests of `locktype` (`advisory`, `relation`) wait, within
+    10 s."""
+    for _ in range(500):
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = $1 AND NOT granted", locktype
+        )
+        if waiting >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} {locktype} lock requests came to wait")

@@ -3,16 +3,13 @@ and each projection's runner is active in exactly one of them (the others stand 
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import psutil
 
 from complaintcore.projections.runner import lock_key
-from testsupport import free_port, live_service, master_key_env, wait_until_ready
+from testsupport import live_service, serving
 
 _RUNNER_LOCK_HOLDERS = """
 SELECT count(*) FROM pg_locks
@@ -41,37 +38,14 @@ async def test_two_workers_answer_and_each_runner_is_active_once(
 def test_the_request_workers_end_with_a_killed_serve(database_url: str, tmp_path: Path) -> None:
     """`serve --workers 2` killed with SIGKILL (which it cannot answer): its request workers
     end too, as its runner process does, and leave the port to the next `serve`."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(
-        DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **master_key_env(tmp_path)
-    )
-    with (tmp_path / "serve.log").open("wb") as log:
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "complaintcore.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        children: list[psutil.Process] = []
+    with serving(database_url, tmp_path, ("--workers", "2")) as (serve, _):
+        children = psutil.Process(serve.pid).children(recursive=True)
         try:
-            wait_until_ready(serve, f"http://127.0.0.1:{port}")
-            children = psutil.Process(serve.pid).children(recursive=True)
             assert len(children) >= 3  # two request workers and the runner process
             serve.kill()
             serve.wait(timeout=10)
             _, alive = psutil.wait_procs(children, timeout=20)
         finally:
-            serve.kill()
             for child in children:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     child.kill()

@@ -23,6 +23,7 @@ from complaintcore.domain.commands import ErasePersonalData, FollowUp
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.infra import advisory_locks
 from projection_support import STAFF, SWEPT_ON, CaseDesk, closed_in_2019
+from testsupport import until_waiting_on_locks
 
 ADMIN = Principal("admin-1", "admin", None)
 ERASED_ON = SWEPT_ON
@@ -32,17 +33,6 @@ ERASE = ErasePersonalData(ERASED_ON, "retention period ended", LEGAL_BASIS)
 
 def _render(state, today, policy) -> Rendered:
     return Rendered(200, case_document(state, today, policy), {})
-
-
-async def _waiting_for_case_lock(pool: asyncpg.Pool, count: int) -> None:
-    for _ in range(500):
-        waiting = await pool.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        )
-        if waiting >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the requests never queued on the case lock")
 
 
 async def _queued_on_a_held_lock(
@@ -58,7 +48,7 @@ async def _queued_on_a_held_lock(
         tasks = []
         for queued, sent in enumerate((first, then), start=1):
             tasks.append(asyncio.ensure_future(sent))
-            await _waiting_for_case_lock(pool, queued)
+            await until_waiting_on_locks(pool, "advisory", queued)
         await holder.execute(
             "SELECT pg_advisory_unlock($1, hashtext($2))", advisory_locks.CASE_COMMANDS, case_id
         )

@@ -16,21 +16,11 @@ from complaintcore.projections.runner import ProjectionRunner
 from complaintcore.projections.statistics.queries import institution_statistics
 from complaintcore.projections.statistics.staff import staff_statistics
 from projection_support import CaseDesk
+from testsupport import until_waiting_on_locks
 
 ONE_PROCESS = RebuildSettings(page_events=7, flush_rows=3, scan_workers=1)
 TREE = ["HO", "BR-A", "BR-B", "SUB-A1"]
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
-
-
-async def _reads_waiting(pool: asyncpg.Pool, count: int) -> None:
-    for _ in range(250):
-        waiting = await pool.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
-        )
-        if waiting >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"fewer than {count} reads waited for the swap")
 
 
 async def test_figures_read_during_a_swap_are_those_of_the_checkpoint_they_name(
@@ -61,7 +51,7 @@ async def test_figures_read_during_a_swap_are_those_of_the_checkpoint_they_name(
             reads["figures"] = asyncio.create_task(
                 institution_statistics(pool, "HO", TREE, *YEAR, None, date(2026, 12, 1))
             )
-            await _reads_waiting(pool, 2)
+            await until_waiting_on_locks(pool, "relation", 2)
         await swap_tables(connection, target)
 
     monkeypatch.setattr(swap_module.TargetRebuild, "finish", finish_after_a_decision)
