@@ -49,7 +49,7 @@ def data_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def holder(data_dir: Path, mode: str) -> subprocess.Popen[str]:
+def holder(data_dir: Path, mode: str, *, nohup: bool = False) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     return subprocess.Popen(
@@ -59,6 +59,8 @@ def holder(data_dir: Path, mode: str) -> subprocess.Popen[str]:
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        # what `nohup` does before it runs the command
+        preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None,
     )
 
 
@@ -104,3 +106,20 @@ def test_closing_the_terminal_of_make_run_stops_the_embedded_server() -> None:
         os.killpg(running.pid, signal.SIGHUP)
         running.wait(30)
         assert wait_stopped(data_dir), "the embedded PostgreSQL outlived the closed terminal"
+
+
+@pytest.mark.timeout(120)
+def test_a_run_started_under_nohup_keeps_going_when_its_terminal_closes() -> None:
+    """SIGHUP ignored by the caller (`nohup make run &`) is left ignored."""
+    with data_folder() as data_dir:
+        running = holder(data_dir, "hold", nohup=True)
+        try:
+            assert running.stdout is not None and running.stdout.readline().strip() == "up"
+            os.killpg(running.pid, signal.SIGHUP)
+            time.sleep(3)
+            assert running.poll() is None, "a run under nohup ended when its terminal closed"
+            assert (data_dir / "postmaster.pid").exists()
+        finally:
+            running.terminate()
+            running.wait(30)
+            wait_stopped(data_dir)

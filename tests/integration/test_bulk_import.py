@@ -717,3 +717,37 @@ async def test_a_rerun_over_a_stored_case_missing_its_receipt_refuses_that_line_
 
     assert [(r.line_number, r.code) for r in report.refusals] == [(1, "case_stream_damaged")]
     assert report.cases_imported == 1
+
+
+class _AnotherRunStoresItMeanwhile(PostgresEventStore):
+    """A second import of the same file stores the case right after this run asked which cases
+    it holds stored (between the import's queries of a batch)."""
+
+    def __init__(self, pool: asyncpg.Pool, lines: list[bytes]) -> None:
+        super().__init__(pool)
+        self._other_pool = pool
+        self._lines = lines
+        self._done = False
+
+    async def existing_streams(self, stream_ids: Any, **kwargs: Any) -> set[str]:
+        found = await super().existing_streams(stream_ids, **kwargs)
+        if not self._done:
+            self._done = True
+            await import_lines(self._other_pool, self._lines)
+        return found
+
+
+async def test_a_case_stored_by_another_import_meanwhile_is_not_taken_for_damaged(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    lines = [line("RACE-1", [("assign", {"handler_id": "staff-a1"})])]
+    async with pool.acquire() as connection:
+        reference = await load_reference_data(
+            connection, TODAY, ActorBody(id="import", role="staff"), "import-test"
+        )
+        importer = BulkImporter(
+            connection, _AnotherRunStoresItMeanwhile(pool, lines), reference, session_case_keys(), 2
+        )
+        report = await importer.run(numbered_lines(lines))
+    assert report.refusals == []
+    assert report.cases_skipped + report.cases_imported == 1

@@ -38,6 +38,10 @@ NOT_SAID = [
     "\ufe0f",
     "\U000e0020",
     "\u0301",
+    "\uffff",  # noncharacters and unassigned code points (a third pass)
+    "\U000e0080",
+    "\u0378\u0378",
+    "\U0010fffe",
 ]
 
 

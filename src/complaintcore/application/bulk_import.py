@@ -634,7 +634,7 @@ class BulkImporter:
         )
         stored = await _stored_receipts(self._connection, sorted(existing)) if existing else {}
         damaged = await self._store.streams_without_a_first_event(
-            list(ids.values()), existing, connection=self._connection
+            list(ids.values()), connection=self._connection
         )
         # the batch's own cases are judged here, unless stored already (by a run before: a
         # merge into one of those reads it from the store)

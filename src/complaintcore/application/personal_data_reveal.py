@@ -94,9 +94,10 @@ def personal_values(stored_event: StoredEvent, cipher: StreamCipher | None) -> d
 
 
 # What shows nothing, beyond what the pattern lists: every format character (U+061C, the tag
-# characters, ...), combining marks alone and the blank fillers (found by a review pass: the
+# characters, ...), combining marks alone, unassigned code points and noncharacters, lone
+# surrogates and the blank fillers (found by a review pass: the
 # pattern's list of invisible characters let others through, 136 format characters alone).
-_SHOWING_NOTHING = frozenset({"Cf", "Mn", "Me", "Cc", "Zs", "Zl", "Zp"})
+_SHOWING_NOTHING = frozenset({"Cf", "Mn", "Me", "Cc", "Cn", "Cs", "Zs", "Zl", "Zp"})
 _BLANK_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
 
 

