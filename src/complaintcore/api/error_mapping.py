@@ -25,10 +25,8 @@ from complaintcore.application.complaint_service import (
 )
 from complaintcore.application.personal_data_reveal import PersonalDataGone
 from complaintcore.crypto.keys import MasterKeyRejected
-from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
-from complaintcore.domain.events import EventPayloadError
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
-from complaintcore.events.codec import StreamDamaged
+from complaintcore.events.codec import STREAM_DAMAGED, UNREADABLE_STREAM
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
 
 log = structlog.get_logger("complaintcore.api")
@@ -128,12 +126,12 @@ def _mapping(error: Exception) -> Problem:
             # the message names key ids and the key file, never a key
             log.warning("master key rotated out: restart with the new key file", error=str(error))
             return master_key_rotated()
-        case UnknownSuite() | CiphertextRejected() | EventPayloadError() | StreamDamaged():
+        case _ if isinstance(error, UNREADABLE_STREAM):
             # stored rows that cannot be read as the store wrote them: altered behind its back
             log.error("a case's stored events cannot be read", error=type(error).__name__)
             return Problem(
                 409,
-                "case_stream_damaged",
+                STREAM_DAMAGED,
                 "Conflict",
                 "The case's stored events cannot be read as they were written; its audit "
                 "(GET /v1/complaints/{id}/audit) names the version that was altered.",
@@ -156,10 +154,7 @@ MAPPED = (
     InvalidEventData,
     ConcurrencyError,
     MasterKeyRejected,
-    UnknownSuite,
-    CiphertextRejected,
-    EventPayloadError,
-    StreamDamaged,
+    *UNREADABLE_STREAM,
 )
 
 

@@ -81,7 +81,6 @@ from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
 from complaintcore.crypto.blind_index import IndexKey
-from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import Attribute, DecideReview, MergeComplaint
 from complaintcore.domain.decider import (
@@ -91,7 +90,7 @@ from complaintcore.domain.decider import (
     decide,
     evolve,
 )
-from complaintcore.domain.events import ComplaintReceived, Event, EventPayloadError
+from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.frozen import changed
 from complaintcore.domain.identity import looks_like_a_personal_number
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
@@ -101,7 +100,8 @@ from complaintcore.domain.state import ComplaintState
 from complaintcore.events.bulk import NewStream
 from complaintcore.events.case_keys import CaseKeyExists, CaseKeys
 from complaintcore.events.codec import (
-    StreamDamaged,
+    STREAM_DAMAGED,
+    UNREADABLE_STREAM,
     domain_events,
     new_events,
     require_versions_in_a_row,
@@ -261,10 +261,8 @@ class ImportReport:
     refusals: list[Refusal] = field(default_factory=list)
 
 
-# A stored case whose events cannot be read as written (a row deleted or altered behind the
-# store's back): a line naming it is refused as a command on it is (409 over HTTP)
-STREAM_DAMAGED = "case_stream_damaged"
-UNREADABLE_STREAM = (StreamDamaged, UnknownSuite, CiphertextRejected, EventPayloadError)
+# A stored merge target whose events cannot be read as written: a line merging into it is
+# refused STREAM_DAMAGED, as a command on it is
 DAMAGED_TARGET: tuple[Event, ...] = ()
 
 

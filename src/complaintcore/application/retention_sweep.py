@@ -63,7 +63,12 @@ from complaintcore.domain.roles import Role, is_code
 from complaintcore.domain.rules import RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.case_keys import CaseKeys
-from complaintcore.events.codec import every_event_sealed, new_events, versions_run_on
+from complaintcore.events.codec import (
+    STREAM_DAMAGED,
+    every_event_sealed,
+    new_events,
+    versions_run_on,
+)
 from complaintcore.events.model import ConcurrencyError, EventMetadata, NewEvent, new_causation_id
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
@@ -99,9 +104,6 @@ BUSY = "busy"  # a command (or another writer) was working on the case: left for
 LOCKED = "locked"
 NOT_ENCRYPTED = "not_encrypted"  # events stored before encryption: destroying a key erases nothing
 NO_EVENTS = "no_events"  # a view row without a stream (never written by this service)
-# a version of its stream missing (deleted behind the store's back; its audit names it): no
-# erasure is appended after the gap, as a command would not
-STREAM_DAMAGED = "case_stream_damaged"
 
 # The erasure event is appended without a cipher (its case's key is being destroyed), so it must
 # hold no personal field that would need sealing.
@@ -395,7 +397,7 @@ class RetentionSweep:
         """The case's erasure, or the code of why it is not erased, under the policy in force
         at its respondent on the sweep's day (`policies`: those read in this batch)."""
         if not versions_run_on([row["version"] for row in rows]):
-            return STREAM_DAMAGED
+            return STREAM_DAMAGED  # no erasure appended after a gap, as a command would not
         if not every_event_sealed(row["cipher_suite"] for row in rows):
             return NOT_ENCRYPTED
         state = fold_stream(rows)

@@ -16,9 +16,11 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
 from complaintcore.domain.events import (
     EVENT_TYPES,
     Event,
+    EventPayloadError,
     PersonalDataErased,
     event_from_payload,
     event_to_payload,
@@ -172,6 +174,19 @@ def stream_suite(stored: Sequence[StoredEvent]) -> str | None:
 class StreamDamaged(ValueError):
     """A stream whose versions do not run on one by one (a row deleted behind the store's
     back): no state can be rebuilt from it truthfully; its audit names the version missing."""
+
+
+# What reading a stream meets when its rows are not as the store wrote them (a row deleted, a
+# payload, a ciphertext or a suite name altered behind its back): a case read, a command, a
+# reveal, the import and the sweep each refuse the case with this code (409 over HTTP), and its
+# audit names the version.
+STREAM_DAMAGED = "case_stream_damaged"
+UNREADABLE_STREAM: tuple[type[Exception], ...] = (
+    StreamDamaged,
+    UnknownSuite,
+    CiphertextRejected,
+    EventPayloadError,
+)
 
 
 def versions_run_on(versions: Sequence[int], after: int = 0) -> bool:
