@@ -215,7 +215,7 @@ def _recorded(row: asyncpg.Record) -> RecordedPolicyVersion:
         retention_years=row["retention_years"],
         staff_redress_limit_fen=row["staff_redress_limit_fen"],
         supervisor_redress_limit_fen=row["supervisor_redress_limit_fen"],
-        taxonomy=taxonomy_of(row["taxonomy"]),
+        taxonomy=taxonomy_of(row["taxonomy"]) if row["taxonomy"] is not None else None,
     )
     version = PolicyVersion(row["institution"], row["number"], row["effective_from"], settings)
     return RecordedPolicyVersion(version, row["recorded_by"], row["recorded_at"])
@@ -232,9 +232,8 @@ def taxonomy_document(taxonomy: Taxonomy | None) -> dict[str, Any] | None:
     }
 
 
-def taxonomy_of(document: dict[str, Any] | None) -> Taxonomy | None:
-    if document is None:
-        return None
+def taxonomy_of(document: dict[str, Any]) -> Taxonomy:
+    """The taxonomy of its document (as `taxonomy_document` makes one, or a request gives it)."""
     return Taxonomy(
         business=tuple(TaxonomyItem(**item) for item in document["business"]),
         causes=tuple(TaxonomyItem(**item) for item in document["causes"]),

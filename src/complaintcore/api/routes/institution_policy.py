@@ -14,7 +14,7 @@ from complaintcore.api.problems import FieldProblem, invalid, not_found, problem
 from complaintcore.api.routes.institutions import CodePath
 from complaintcore.api.schemas.policy import PolicyHistoryOut, PolicyInForceOut, PolicyVersionOut
 from complaintcore.application.business_day import shanghai_today
-from complaintcore.application.policy_store import UnknownPolicyInstitution
+from complaintcore.application.policy_store import UnknownPolicyInstitution, taxonomy_of
 from complaintcore.application.requests.fields import (
     BusinessDate,
     Count,
@@ -28,7 +28,6 @@ from complaintcore.domain.taxonomy import (
     CODE_PATTERN,
     MAX_CODE_LENGTH,
     Taxonomy,
-    TaxonomyItem,
     code_listed_twice,
 )
 
@@ -79,10 +78,8 @@ class TaxonomyBody(BaseModel):
         return items
 
     def taxonomy(self) -> Taxonomy:
-        return Taxonomy(
-            business=tuple(TaxonomyItem(**item.model_dump()) for item in self.business),
-            causes=tuple(TaxonomyItem(**item.model_dump()) for item in self.causes),
-        )
+        """As its column keeps it (`policy_store.taxonomy_of`)."""
+        return taxonomy_of(self.model_dump())
 
 
 class PolicyBody(BaseModel):

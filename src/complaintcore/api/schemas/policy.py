@@ -4,19 +4,15 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from complaintcore.application.policy_store import RecordedPolicyVersion
+from complaintcore.application.policy_store import RecordedPolicyVersion, taxonomy_document
 from complaintcore.domain.policy import PolicyValue, ResolvedPolicy
-from complaintcore.domain.taxonomy import Taxonomy, TaxonomyItem
+from complaintcore.domain.taxonomy import Taxonomy
 
 
 class TaxonomyItemOut(BaseModel):
     code: str
     label_zh: str
     label_en: str
-
-    @classmethod
-    def of(cls, item: TaxonomyItem) -> "TaxonomyItemOut":
-        return cls(code=item.code, label_zh=item.label_zh, label_en=item.label_en)
 
 
 class TaxonomyOut(BaseModel):
@@ -25,10 +21,8 @@ class TaxonomyOut(BaseModel):
 
     @classmethod
     def of(cls, taxonomy: Taxonomy) -> "TaxonomyOut":
-        return cls(
-            business=[TaxonomyItemOut.of(item) for item in taxonomy.business],
-            causes=[TaxonomyItemOut.of(item) for item in taxonomy.causes],
-        )
+        """As its column keeps it (`policy_store.taxonomy_document`)."""
+        return cls.model_validate(taxonomy_document(taxonomy))
 
 
 class RedressLimitsSetOut(BaseModel):
