@@ -82,8 +82,9 @@ LOCATION_HEADER = {
 # The case's ETag as it gives it, quoted: If-Match compares strongly (RFC 9110 13.1.1), so a
 # weak tag never matches, and an unquoted number is no entity tag (found by a review pass: both
 # were taken as the version). The header is `*` or a list of tags: the command applies when the
-# case is at any version listed.
-_ETAG = re.compile(r'^"(\d{1,9})"$')
+# case is at any version listed. The tags are the versions as the ETag writes them, so "01" is
+# not "1" (strong comparison is character by character).
+_ETAG = re.compile(r'^"(0|[1-9]\d{0,8})"$')
 _WEAK_ETAG = re.compile(r'^W/"[^"]*"$')
 
 
