@@ -295,6 +295,9 @@ async def test_a_taxonomy_set_by_a_node_is_what_its_subtree_files_under(
     code and a Chinese and an English label."""
     history = await put_policy(client, tokens, "BR-A", effective_from=str(TODAY), taxonomy=INSURER)
     assert history["versions"][-1]["taxonomy"] == INSURER
+    # sent again (its answer lost), the same PUT is the same version (RFC 9110 9.2.2)
+    again = await put_policy(client, tokens, "BR-A", effective_from=str(TODAY), taxonomy=INSURER)
+    assert again == history
 
     in_force = (await policy_on(client, tokens.branch_a_staff, "SUB-A1")).json()["taxonomy"]
     assert (in_force["value"], in_force["source"], in_force["version"]) == (

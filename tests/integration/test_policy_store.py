@@ -40,6 +40,25 @@ async def test_a_version_is_stored_with_who_recorded_it_and_numbered_per_node(
     assert history[1].recorded_at >= history[0].recorded_at
 
 
+async def test_the_same_version_sent_again_records_nothing_but_a_later_return_to_it_does(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    """A PUT retried after its answer was lost leaves the policy as one PUT did (RFC 9110
+    9.2.2); going back to a setting after another version is a version of its own."""
+    store = PolicyStore(pool)
+    five_and_seven = PolicySettings(due_soon_days=5, retention_years=7)
+
+    await store.append("BR-A", BEFORE_HOLIDAY, five_and_seven, "admin-1", BEFORE_HOLIDAY)
+    again = await store.append("BR-A", BEFORE_HOLIDAY, five_and_seven, "admin-1", BEFORE_HOLIDAY)
+    assert [r.version.id for r in again] == ["BR-A/v1"]
+
+    later = BEFORE_HOLIDAY + timedelta(days=1)
+    await store.append("BR-A", later, five_and_seven, "admin-1", BEFORE_HOLIDAY)
+    await store.append("BR-A", later, PolicySettings(due_soon_days=2), "admin-1", BEFORE_HOLIDAY)
+    back = await store.append("BR-A", later, five_and_seven, "admin-1", BEFORE_HOLIDAY)
+    assert [r.version.id for r in back] == ["BR-A/v1", "BR-A/v2", "BR-A/v3", "BR-A/v4"]
+
+
 async def test_a_past_effective_date_and_an_unknown_node_store_nothing(
     pool: asyncpg.Pool, desk: CaseDesk
 ) -> None:

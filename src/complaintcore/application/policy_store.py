@@ -102,7 +102,9 @@ class PolicyStore:
         today: date,
     ) -> list[RecordedPolicyVersion]:
         """Record a version of `institution`'s policy (an admin act, by `recorded_by`); the
-        node's versions after it. Raises `PolicyRefused` for a past `effective_from` and
+        node's versions after it. The same version as the node's last one again records
+        nothing: a PUT sent again (its answer lost) leaves the policy as one did (RFC 9110
+        9.2.2). Raises `PolicyRefused` for a past `effective_from` and
         `UnknownPolicyInstitution`."""
         check_effective_from(effective_from, today)
         async with self._pool.acquire() as connection, connection.transaction():
@@ -113,6 +115,9 @@ class PolicyStore:
                 "SELECT EXISTS (SELECT 1 FROM institutions WHERE code = $1)", institution
             ):
                 raise UnknownPolicyInstitution(institution)
+            history = await self.history(institution, connection=connection)
+            if history and _same_version(history[-1].version, effective_from, settings):
+                return history
             await connection.execute(
                 _INSERT,
                 institution,
@@ -206,6 +211,10 @@ async def read_policy_in_force(
     rows = await executor.fetch(_SELECT_ALONG, list(lineage))
     versions = [_recorded(row).version for row in rows]
     return resolve_policy(tuple(reversed(lineage)), versions, on)
+
+
+def _same_version(last: PolicyVersion, effective_from: date, settings: PolicySettings) -> bool:
+    return last.effective_from == effective_from and last.settings == settings
 
 
 def _recorded(row: asyncpg.Record) -> RecordedPolicyVersion:

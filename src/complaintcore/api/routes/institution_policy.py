@@ -179,7 +179,9 @@ async def put_institution_policy(
 
     Versions are kept for good, each with who recorded it and when; a change takes effect on
     `effective_from`, which may not lie before today (422 `effective_from_in_past`), so no case
-    already judged is judged anew. 404 for an unknown node.
+    already judged is judged anew. 404 for an unknown node. The node's last version sent again
+    (the same `effective_from` and values) records nothing and answers the same history: a PUT
+    retried after a lost answer is one PUT.
     """
     try:
         history = await policies.append(
