@@ -99,7 +99,9 @@ def open_case_lines(count: int) -> list[bytes]:
         case = orjson.loads(line)
         received_on = today - timedelta(days=2 + n % 5)
         case["received_on"] = received_on.isoformat()
-        case["actions"] = histories.actions_of(random.Random(n), received_on, "staff-001")[:2]
+        case["actions"] = histories.actions_of(
+            random.Random(n), received_on, "staff-001", case["respondent_institution"]
+        )[:2]
         lines.append(orjson.dumps(case))
     return lines
 
@@ -414,7 +416,7 @@ async def _copy_once(
 # 5% twice, 10% paused once and 2% twice, handling days from 3 to about 90, 1 in 25 late. Their
 # buckets go in through the projection's own code (projections/statistics/buckets.py).
 _FILL_STATISTICS = """
-INSERT INTO case_statistics
+INSERT INTO case_statistics ({columns})
 SELECT 'bulk-stat-' || n, 6, institution, channel, business, reason, n % 500 = 0,
     status, received, due, false,
     CASE status WHEN 'withdrawn' THEN received + 4 WHEN 'declined' THEN received + 3
@@ -436,7 +438,22 @@ SELECT 'bulk-stat-' || n, 6, institution, channel, business, reason, n % 500 = 0
     CASE WHEN decided_or_null IS NOT NULL THEN decided + 60 END,
     CASE WHEN status = 'withdrawn' THEN received + 4 END,
     CASE WHEN status = 'declined' THEN received + 3 END,
-    CASE WHEN status = 'merged' THEN received + 1 END
+    CASE WHEN status = 'merged' THEN received + 1 END,
+    CASE WHEN is_decided THEN 'staff-' || lpad((n % 50)::text, 3, '0') END,
+    CASE WHEN n % 40 = 0 THEN ARRAY['staff-' || lpad((n % 50)::text, 3, '0')]
+         ELSE ARRAY[]::text[] END,
+    CASE WHEN attributed THEN decided + 14 END,
+    CASE WHEN attributed THEN root_cause END,
+    CASE WHEN attributed THEN institution END,
+    CASE WHEN attributed THEN root_cause = 'third_party' END,
+    CASE WHEN attributed THEN ARRAY[decided + 38] ELSE ARRAY[]::date[] END,
+    CASE WHEN attributed THEN ARRAY[CASE WHEN (n / 4) % 2 = 0 THEN decided + 23 END]
+         ELSE ARRAY[]::date[] END,
+    CASE WHEN followed_up THEN decided + 28 END,
+    CASE WHEN followed_up THEN reached END,
+    CASE WHEN followed_up THEN reached AND n % 3 = 0 END,
+    CASE WHEN followed_up THEN reached AND n % 3 = 1 END,
+    CASE WHEN followed_up THEN reached AND n % 3 = 2 END
 FROM generate_series($1::int, $2::int) AS n,
 LATERAL (SELECT n % 1000 AS roll, $4::date + (n * 37) % 365 AS received,
     $3::text[] AS institutions) AS a,
@@ -470,14 +487,23 @@ LATERAL (SELECT
     status IN ('decided', 'under_review', 'review_decided') AS is_decided
 ) AS c,
 LATERAL (SELECT CASE WHEN is_decided THEN decided END AS decided_or_null,
-    CASE WHEN is_decided THEN outcome END AS outcome_or_null) AS d
+    CASE WHEN is_decided THEN outcome END AS outcome_or_null,
+    -- internal control as the histories have it: a quarter of the decided cases attributed
+    -- (half their actions closed), about 30 % followed up, most of those reached
+    is_decided AND n % 4 = 1 AS attributed,
+    (ARRAY['product_design', 'rules_and_process', 'systems', 'staff_conduct', 'third_party'])
+        [1 + (n / 4) % 5] AS root_cause,
+    is_decided AND n % 10 IN (2, 3, 6) AS followed_up,
+    n % 10 <> 3 AS reached) AS d
 """
 
 
 async def fill_statistics(url: str, cases: int) -> float:
-    """Top the statistics facts up to `cases` rows with bulk rows, and their buckets; seconds."""
+    """Top the statistics facts up to `cases` rows with bulk rows, and their buckets, every
+    breakdown of the figure filled (root causes, rectification, follow-ups); seconds."""
     from complaintcore.projections import statistics
     from complaintcore.projections.statistics import buckets as statistics_buckets
+    from complaintcore.projections.statistics import facts
 
     connection = await asyncpg.connect(url)
     try:
@@ -486,9 +512,8 @@ async def fill_statistics(url: str, cases: int) -> float:
         if have < cases:
             last_year = date(shanghai_today().year - 1, 1, 1)
             async with connection.transaction():
-                await connection.execute(
-                    _FILL_STATISTICS, 1, cases - have, histories.RESPONDENTS, last_year
-                )
+                fill = _FILL_STATISTICS.format(columns=", ".join(facts.COLUMNS))
+                await connection.execute(fill, 1, cases - have, histories.RESPONDENTS, last_year)
                 buckets = await statistics_buckets.buckets_of_table(
                     connection, statistics.TABLE, "case_id LIKE 'bulk-stat-%'"
                 )

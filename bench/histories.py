@@ -26,6 +26,8 @@ CATEGORIES = [
 NAMES = ["张三", "李四", "王五", "赵六", "陈七"]
 RESIDENT_IDS = ["11010519491231002X", "110105198001011238", "310101199002152346"]
 CHANNELS = ["phone", "online", "letter", "email"]
+ROOT_CAUSES = ["product_design", "rules_and_process", "systems", "staff_conduct", "third_party"]
+SATISFACTION = ["satisfied", "basically_satisfied", "dissatisfied"]
 
 
 def institution_tree() -> list[dict[str, Any]]:
@@ -63,9 +65,12 @@ def receipt_body(rng: random.Random, institution: str, received_on: date) -> dic
     }
 
 
-def actions_of(rng: random.Random, received_on: date, handler: str) -> list[dict[str, Any]]:
+def actions_of(
+    rng: random.Random, received_on: date, handler: str, institution: str
+) -> list[dict[str, Any]]:
     """A typical life: acceptance notice, assignment, maybe an extension or a pause, then a
-    decision (sometimes reviewed), a withdrawal or a decline."""
+    decision (sometimes attributed and rectified, reviewed, followed up), a withdrawal or a
+    decline."""
 
     def on(days: int) -> date:
         return received_on + timedelta(days=days)
@@ -152,7 +157,62 @@ def actions_of(rng: random.Random, received_on: date, handler: str) -> list[dict
                 "notice": notice(on(25)),
             }
         )
+    if rng.random() < 0.25:
+        actions += attribution(rng, received_on, institution, handler)
+    if rng.random() < 0.3:
+        actions.append(follow_up(rng, on(40)))
     return actions
+
+
+def attribution(
+    rng: random.Random, received_on: date, institution: str, owner: str
+) -> list[dict[str, Any]]:
+    """The root cause of a decided case (Art. 26), with a rectification action that is closed
+    in half the cases: what the statistics' root-cause and rectification breakdowns count."""
+    root_cause = rng.choice(ROOT_CAUSES)
+    attributed_on = received_on + timedelta(days=26)
+    actions: list[dict[str, Any]] = [
+        {
+            "command": "attribute",
+            "at": attributed_on.isoformat(),
+            "attributed_on": attributed_on.isoformat(),
+            "responsible_institution": institution,
+            "root_cause": root_cause,
+            "third_party": "某外包催收公司" if root_cause == "third_party" else None,
+            "actions": [
+                {
+                    "action_id": "RA-1",
+                    "description": "修订扣费提示流程",
+                    "owner_id": owner,
+                    "due_on": (received_on + timedelta(days=50)).isoformat(),
+                }
+            ],
+        }
+    ]
+    if rng.random() < 0.5:
+        done_on = received_on + timedelta(days=35)
+        actions.append(
+            {
+                "command": "rectify",
+                "at": done_on.isoformat(),
+                "action_id": "RA-1",
+                "done_on": done_on.isoformat(),
+                "evidence_ref": f"OA-整改-{done_on:%Y%m%d}",
+            }
+        )
+    return actions
+
+
+def follow_up(rng: random.Random, on: date) -> dict[str, Any]:
+    """A follow-up call after the decision (回访): most reached, with their satisfaction."""
+    reached = rng.random() < 0.9
+    return {
+        "command": "follow-up",
+        "at": on.isoformat(),
+        "followed_up_on": on.isoformat(),
+        "reached": reached,
+        "satisfaction": rng.choice(SATISFACTION) if reached else None,
+    }
 
 
 def external_id(prefix: str, n: int) -> str:
@@ -168,7 +228,7 @@ def case_ids(count: int, prefix: str = "LEGACY") -> list[str]:
 def case_lines(
     count: int, seed: int = 20250101, prefix: str = "LEGACY", first_day: date = FIRST_DAY
 ) -> Iterator[bytes]:
-    """`count` import lines, received from `first_day` on; about 4.5 events a case."""
+    """`count` import lines, received from `first_day` on; about 5 events a case."""
     rng = random.Random(seed)
     for n in range(count):
         institution = rng.choice(RESPONDENTS)
@@ -177,7 +237,7 @@ def case_lines(
             "external_id": external_id(prefix, n),
             **receipt_body(rng, institution, received_on),
             "actor": {"id": "migration", "role": "staff", "institution": institution},
-            "actions": actions_of(rng, received_on, f"staff-{rng.randrange(50):03d}"),
+            "actions": actions_of(rng, received_on, f"staff-{rng.randrange(50):03d}", institution),
         }
         yield orjson.dumps(case) + b"\n"
 

@@ -1,6 +1,7 @@
 """Small measuring helpers shared by the bench's figures."""
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -8,11 +9,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Throughput:
-    """Operations done in a time, with each one's latency in milliseconds when recorded."""
+    """Operations done in a time, with each one's latency in milliseconds when recorded;
+    `failed`: how many of them were answered with an error (counted in `operations` and the
+    latencies: a figure with any is not met, `bench.report.unless_failed`)."""
 
     operations: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    failed: int = 0
 
     @property
     def per_second(self) -> float:
@@ -29,6 +33,7 @@ def merged(runs: list["Throughput"]) -> "Throughput":
         sum(run.operations for run in runs),
         sum(run.seconds for run in runs),
         [latency for run in runs for latency in run.latencies_ms],
+        sum(run.failed for run in runs),
     )
 
 
@@ -37,7 +42,7 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
 
 

@@ -4,11 +4,12 @@ import json
 import math
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.measure import Throughput
 from bench.probes import header_lines
 from bench.rounds import RoundRatio, describe_spread
 from bench.slow_machine import EMULATION_VARIABLE, cpu_quota_cores
@@ -33,6 +34,13 @@ class Row:
     ratio_spread_pct: float | None = None  # half the range, in percent of the median
     figure_rounds: list[float] | None = None  # each round's figure, and its baseline below
     baseline_rounds: list[float] | None = None
+    of_targets: bool = True  # False: a check of the bench itself, no row of TARGETS.md
+
+
+def targets_met(rows: list[Row]) -> tuple[int, int]:
+    """How many of the TARGETS.md rows judged are met, and how many were judged."""
+    judged = [row.met for row in rows if row.of_targets and row.met is not None]
+    return sum(judged), len(judged)
 
 
 def ratio_row(
@@ -72,6 +80,18 @@ def ceiling_row(figure: str, value: float, unit: str, at_most: float, note: str 
     if math.isnan(value):
         return Row(figure, None, unit, target=target, note="no request measured")
     return Row(figure, value, unit, target=target, met=value <= at_most, note=note)
+
+
+def unless_failed(row: Row, measured: list[Throughput]) -> Row:
+    """`row`, not met when any of the operations it was measured from was answered with an
+    error: a refusal or a 500 answers fast, and would count as a command done or a quick
+    replay."""
+    failed = sum(throughput.failed for throughput in measured)
+    if not failed:
+        return row
+    answered = sum(throughput.operations for throughput in measured)
+    note = f"{failed:,} of {answered:,} answers were errors"
+    return replace(row, met=False, note=f"{note}; {row.note}" if row.note else note)
 
 
 def info_row(figure: str, value: float | None, unit: str, note: str = "") -> Row:
@@ -153,7 +173,9 @@ def table(rows: list[Row], machine_info: dict[str, Any] | None = None) -> str:
     ]
     if rounds:
         rounds.insert(0, "\nper-round ratios, each round a baseline then its figure:")
-    return "\n".join([*header, line(headers), rule, *(line(c) for c in cells), *rounds])
+    met, judged = targets_met(rows)
+    count = f"\ntargets met: {met} of {judged} (TARGETS.md rows judged; not the bench's own checks)"
+    return "\n".join([*header, line(headers), rule, *(line(c) for c in cells), *rounds, count])
 
 
 def write_json(
@@ -164,8 +186,10 @@ def write_json(
             return [clean(item) for item in value]
         return None if isinstance(value, float) and math.isnan(value) else value
 
+    met, judged = targets_met(rows)
     document = {
         "machine": machine_info,
+        "targets_met": {"met": met, "judged": judged},
         "rows": [{key: clean(value) for key, value in asdict(row).items()} for row in rows],
         **extra,
     }

@@ -42,6 +42,7 @@ from bench.report import (
     machine,
     ratio_row,
     table,
+    unless_failed,
     write_chart,
     write_json,
 )
@@ -461,14 +462,17 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
             5,
             "each round's peer measured after its store append",
         ),
-        ratio_row(
-            "command over HTTP, 32 clients",
-            RoundRatio.of(command_rates, raw_append_serving),
-            "commands/s",
-            "raw append",
-            0.3,
-            "raw append measured beside the commands, the server up; its runners caught up"
-            f" with the feed first ({measured.get('runners_start_catch_up_s', 0):.1f} s)",
+        unless_failed(
+            ratio_row(
+                "command over HTTP, 32 clients",
+                RoundRatio.of(command_rates, raw_append_serving),
+                "commands/s",
+                "raw append",
+                0.3,
+                "raw append measured beside the commands, the server up; its runners caught up"
+                f" with the feed first ({measured.get('runners_start_catch_up_s', 0):.1f} s)",
+            ),
+            [commands],
         ),
         info_row(
             "command over HTTP p50",
@@ -476,12 +480,15 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
             "ms",
             _statuses(measured["command_statuses"]),
         ),
-        ceiling_row(
-            "command over HTTP p99",
-            commands.percentile(99),
-            "ms",
-            50,
-            f"over the {rounds} rounds' {commands.operations:,} commands",
+        unless_failed(
+            ceiling_row(
+                "command over HTTP p99",
+                commands.percentile(99),
+                "ms",
+                50,
+                f"over the {rounds} rounds' {commands.operations:,} commands",
+            ),
+            [commands],
         ),
         Row(
             "load generator ceiling (/healthz, 32 clients)",
@@ -493,6 +500,7 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
             "well above commands/s",
             ceiling.per_second > 1.5 * median(command_rates),
             "against the median of the rounds' commands/s",
+            of_targets=False,
         ),
         ratio_row(
             "bulk import through the store",
@@ -518,7 +526,7 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
     )
     replay: dict[str, Throughput] = measured["replay"]
     worst = max(replay, key=lambda name: replay[name].percentile(99))
-    rows.append(
+    replay_row = unless_failed(
         ceiling_row(
             "replay of one 30-event case p99 (worst of 3 routes)",
             replay[worst].percentile(99),
@@ -531,26 +539,34 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
             )
             + "; measured once the runners caught up"
             + f" ({measured['runners_burst_catch_up_s']:.1f} s)",
-        )
+        ),
+        list(replay.values()),
     )
+    rows.append(replay_row)
     reveal: Throughput = measured["reveal"]
     rows.append(
-        ceiling_row(
-            "reveal of one case's personal data p99",
-            reveal.percentile(99),
-            "ms",
-            10,
-            f"p50 {reveal.percentile(50):.1f} ms; each call logged before it answers",
+        unless_failed(
+            ceiling_row(
+                "reveal of one case's personal data p99",
+                reveal.percentile(99),
+                "ms",
+                10,
+                f"p50 {reveal.percentile(50):.1f} ms; each call logged before it answers",
+            ),
+            [reveal],
         )
     )
     for name, throughput in measured["queries"].items():
         rows.append(
-            ceiling_row(
-                f"deadline query {name}, {cases} cases, p99",
-                throughput.percentile(99),
-                "ms",
-                20,
-                f"p50 {throughput.percentile(50):.1f} ms",
+            unless_failed(
+                ceiling_row(
+                    f"deadline query {name}, {cases} cases, p99",
+                    throughput.percentile(99),
+                    "ms",
+                    20,
+                    f"p50 {throughput.percentile(50):.1f} ms",
+                ),
+                [throughput],
             )
         )
     rows += webhook_figure_rows(measured["webhooks"])
@@ -560,7 +576,8 @@ def build_rows(measured: dict[str, Any]) -> list[Row]:
         note = "not measured: no statistics route or projection"
         rows.append(Row(figure, None, "ms", target="<= 100 ms", note=note))
     else:
-        rows.append(ceiling_row(figure, statistics.percentile(99), "ms", 100))
+        p99 = ceiling_row(figure, statistics.percentile(99), "ms", 100)
+        rows.append(unless_failed(p99, [statistics]))
     return rows
 
 
@@ -571,13 +588,20 @@ def webhook_figure_rows(hooks: webhook_rows.WebhookFigures) -> list[Row]:
     waited = webhook_rows.ARRIVAL_TIMEOUT_S
     lost = f"; {hooks.lost} not arrived within {waited} s" * bool(hooks.lost)
     expected = hooks.expected
+    # an alert that never arrived is later than any that did: counted at the time waited for it
+    # (a lower bound), so that losing alerts cannot improve the percentiles
+    latencies = Throughput(
+        latency.operations + hooks.lost,
+        latency.seconds,
+        [*latency.latencies_ms, *[waited * 1000.0] * hooks.lost],
+    )
     return [
         ceiling_row(
             "alert latency, command commit to webhook arrival (loopback receiver), p99",
-            latency.percentile(99) / 1000,
+            latencies.percentile(99) / 1000,
             "s",
             2,
-            f"p50 {latency.percentile(50) / 1000:.2f} s over {latency.operations} complaints"
+            f"p50 {latencies.percentile(50) / 1000:.2f} s over {latencies.operations} complaints"
             f" one at a time (~{webhook_rows.LATENCY_RATE}/s); default polls{lost}",
         ),
         Row(
@@ -620,6 +644,10 @@ def rebuild_rows(measured: dict[str, Any], raw_read: list[float]) -> list[Row]:
     rss_ratio = peak_rss_mib / small.peak_rss_mib
     time_ratio = seconds / small.seconds
     cut = measured.get("rebuild_large_cut", "")
+    # TARGETS.md compares 1,000,000 with 100,000 events: a rebuild cut short holds less to
+    # grow with, so its memory says nothing of that row (its time is judged against the sizes)
+    rss_met = None if cut else rss_ratio <= 1.5
+    rss_note = f"not judged: the large rebuild was {cut}; " * bool(cut)
     return [
         ratio_row(
             f"full projection rebuild (case state + statistics), {events:,} events",
@@ -635,8 +663,8 @@ def rebuild_rows(measured: dict[str, Any], raw_read: list[float]) -> list[Row]:
             rss_ratio,
             "x",
             target="<= 1.5 x",
-            met=rss_ratio <= 1.5,
-            note=f"{peak_rss_mib:.0f} MiB (the highest of {len(runs)} rebuilds)"
+            met=rss_met,
+            note=f"{rss_note}{peak_rss_mib:.0f} MiB (the highest of {len(runs)} rebuilds)"
             f" vs {small.peak_rss_mib:.0f} MiB",
         ),
         Row(

@@ -108,9 +108,11 @@ def load(
         timeout=seconds + 300,
     )
     measured = _measured(result)
+    statuses: dict[str, int] = measured["statuses"]
+    errors = sum(count for status, count in statuses.items() if not status.startswith("2"))
     return (
-        Throughput(measured["requests"], measured["seconds"], measured["latencies_ms"]),
-        measured["statuses"],
+        Throughput(measured["requests"], measured["seconds"], measured["latencies_ms"], errors),
+        statuses,
     )
 
 

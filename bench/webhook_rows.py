@@ -44,14 +44,19 @@ ARRIVAL_TIMEOUT_S = 60  # bounds the bench's time whatever the pace
 
 @dataclass
 class LoopbackReceiver:
-    """Records the monotonic arrival time of each delivery, by `case_id` (first arrival) and in
-    all; answers 200 at once."""
+    """Records the monotonic arrival time of each delivery by `case_id` (first arrival), and
+    which deliveries arrived; answers 200 at once."""
 
     arrivals: dict[str, float] = field(default_factory=dict)
-    count: int = 0
+    delivery_ids: set[str] = field(default_factory=set)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
+
+    @property
+    def count(self) -> int:
+        """Deliveries arrived, each once: one sent again (at least once) is not one more."""
+        return len(self.delivery_ids)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path}"
@@ -69,6 +74,7 @@ class LoopbackReceiver:
             ready.set()
             loop.run_forever()
             server.close()
+            loop.run_until_complete(_end_connections())
             loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True, name="bench receiver")
@@ -98,14 +104,23 @@ class LoopbackReceiver:
                         length = int(value)
                 body = await reader.readexactly(length)
                 now = time.monotonic()
-                self.count += 1
-                self.arrivals.setdefault(orjson.loads(body)["case_id"], now)
+                delivery = orjson.loads(body)
+                self.delivery_ids.add(delivery["delivery_id"])
+                self.arrivals.setdefault(delivery["case_id"], now)
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
             writer.close()
+
+
+async def _end_connections() -> None:
+    """End the connections still open as the receiver stops (not in the collector later)."""
+    serving = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in serving:
+        task.cancel()
+    await asyncio.gather(*serving, return_exceptions=True)
 
 
 @dataclass(frozen=True)
