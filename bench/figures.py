@@ -453,7 +453,11 @@ SELECT 'bulk-stat-' || n, 6, institution, channel, business, reason, n % 500 = 0
     CASE WHEN followed_up THEN reached END,
     CASE WHEN followed_up THEN reached AND n % 3 = 0 END,
     CASE WHEN followed_up THEN reached AND n % 3 = 1 END,
-    CASE WHEN followed_up THEN reached AND n % 3 = 2 END
+    CASE WHEN followed_up THEN reached AND n % 3 = 2 END,
+    CASE WHEN attributed AND (n / 4) % 2 = 0 THEN 1 ELSE 0 END,
+    CASE WHEN attributed AND (n / 4) % 2 = 1 THEN 1 ELSE 0 END,
+    CASE WHEN attributed THEN
+        CASE WHEN (n / 4) % 2 = 0 THEN decided + 23 ELSE decided + 39 END END
 FROM generate_series($1::int, $2::int) AS n,
 LATERAL (SELECT n % 1000 AS roll, $4::date + (n * 37) % 365 AS received,
     $3::text[] AS institutions) AS a,

@@ -50,6 +50,8 @@ _GIVEN: dict[str, Any] = {
     "satisfied": maybe_flags,
     "basically_satisfied": maybe_flags,
     "dissatisfied": maybe_flags,
+    "actions_closed": st.integers(0, 2),
+    "actions_not_closed": st.integers(0, 2),
 }
 
 

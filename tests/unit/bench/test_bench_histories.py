@@ -65,6 +65,15 @@ async def test_the_statistics_top_up_rows_fill_every_breakdown_of_the_figure(dat
             " count(followed_up_on) AS followed_up, count(handler_id) AS handled"
             " FROM case_statistics"
         )
+        # the actions' counts and settling day as `facts.internal_control_facts` makes them
+        disagreeing = await connection.fetchval(
+            "SELECT count(*) FROM case_statistics f, LATERAL (SELECT"
+            " count(c) AS closed, count(*) - count(c) AS not_closed,"
+            " max(coalesce(c, d + 1)) AS settle_on"
+            " FROM unnest(f.action_due_on, f.action_closed_on) AS a (d, c)) AS x"
+            " WHERE (f.actions_closed, f.actions_not_closed) <> (x.closed, x.not_closed)"
+            " OR f.actions_settle_on IS DISTINCT FROM x.settle_on"
+        )
         dimensions = await connection.fetchval(
             "SELECT array_agg(DISTINCT dimension) FROM statistics_yearly"
         )
@@ -75,3 +84,4 @@ async def test_the_statistics_top_up_rows_fill_every_breakdown_of_the_figure(dat
     assert 0 < counts["open_actions"] < counts["attributed"]
     assert 0 < counts["followed_up"] < counts["handled"]
     assert {"root_cause", "responsible_institution"} <= set(dimensions)
+    assert disagreeing == 0

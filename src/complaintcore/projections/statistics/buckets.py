@@ -68,6 +68,8 @@ COUNTS = (
     "satisfied",
     "basically_satisfied",
     "dissatisfied",
+    "actions_closed",  # rectification closed, and overdue (not closed), once settled (`dating`)
+    "actions_not_closed",
 )
 MONTHLY_VALUES = (*COUNTS, "redress_fen")
 MONTHLY_COLUMNS = ("institution", "month", "dimension", "key", *MONTHLY_VALUES)

@@ -38,7 +38,11 @@ whatever happened to them before or after:
   `follow_up{reached, …}`): the date of the latest follow-up.
 - `rectification{open, closed, overdue}`: the actions of the cases attributed in the range
   (`RECTIFICATION_ON`), each judged as of today by `domain.state.action_status` (its SQL:
-  projections/clock_sql.py `action_status`), like open_now: only the queries count them.
+  projections/clock_sql.py `action_status`). Most actions keep their status whatever the day:
+  done, or not done and past due. The buckets count those so, on the attribution's date
+  (`actions_closed`, `actions_not_closed`); the cases whose actions settle after today
+  (`facts.actions_settle_on`: an action due today or later, or done later) are read from their
+  facts rows and judged one by one, in place of what the buckets counted for them.
 
 `DATED` declares the counted figures; `dated_amounts` reads it for one facts row, `dated_sql`
 writes it as SQL. tests/integration/projections/test_statistics_dating.py holds the two readings
@@ -88,11 +92,14 @@ DATED = (
     Dated("satisfied", "followed_up_on", when="satisfied"),
     Dated("basically_satisfied", "followed_up_on", when="basically_satisfied"),
     Dated("dissatisfied", "followed_up_on", when="dissatisfied"),
+    Dated("actions_closed", "attributed_on", amount="actions_closed"),
+    Dated("actions_not_closed", "attributed_on", amount="actions_not_closed"),
 )
 HANDLING_DAYS_ON = "decided_on"  # the handling days of the cases decided in a period
 PAUSED_ON = "pause_dates"  # each pause's first day
 AS_OF_TODAY_ON, AS_OF_TODAY_UNLESS = "received_on", "merged_on"  # open_now, overdue_now
 RECTIFICATION_ON = "attributed_on"  # the actions of the cases attributed in a period
+RECTIFICATION_SETTLE_ON = "actions_settle_on"  # judged as of today before it, counted after
 
 
 def _by_date() -> dict[str, list[Dated]]:

@@ -14,12 +14,14 @@ than counts again.
 No personal data is kept here (Art. 22): statistics never need it.
 """
 
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
 from complaintcore.domain.commands import ReviewOutcome, RootCause, Satisfaction
-from complaintcore.domain.state import CaseStatus, ComplaintState
+from complaintcore.domain.state import ActionRecord, CaseStatus, ComplaintState
 
 NAME = "statistics"
 TABLE = "case_statistics"
@@ -68,6 +70,12 @@ COLUMNS = (
     "satisfied",
     "basically_satisfied",
     "dissatisfied",
+    # the actions as the statistics' buckets count them (`dating`): closed, not closed, and the
+    # first day from which that is their status whatever the day (closed ones done, the others
+    # overdue)
+    "actions_closed",
+    "actions_not_closed",
+    "actions_settle_on",
 )
 
 
@@ -127,6 +135,7 @@ def internal_control_facts(state: ComplaintState) -> tuple[Any, ...]:
     attribution, follow_up = state.attribution, state.follow_up
     actions = attribution.actions if attribution else ()
     satisfaction = follow_up.satisfaction if follow_up else None
+    closed = sum(action.closed_on is not None for action in actions) if actions else 0
     return (
         state.decision.handler_id if state.decision else None,
         sorted({staff.staff_id for staff in state.respondent_staff})
@@ -143,6 +152,20 @@ def internal_control_facts(state: ComplaintState) -> tuple[Any, ...]:
         satisfaction is Satisfaction.SATISFIED if follow_up else None,
         satisfaction is Satisfaction.BASICALLY_SATISFIED if follow_up else None,
         satisfaction is Satisfaction.DISSATISFIED if follow_up else None,
+        closed,
+        len(actions) - closed,
+        actions_settle_on(actions) if actions else None,
+    )
+
+
+def actions_settle_on(actions: Sequence[ActionRecord]) -> date:
+    """The first day from which every action's status (`domain.state.action_status`) is the one
+    it keeps until the case changes again: closed for those done (from their done date), overdue
+    for the others (from the day after their due date). The statistics' buckets count them so;
+    a question judged before that day reads the case's actions one by one (`query_sql`)."""
+    return max(
+        action.closed_on if action.closed_on is not None else action.due_on + timedelta(days=1)
+        for action in actions
     )
 
 

@@ -48,14 +48,16 @@ GROUPED_FIGURES = {
     "rectification": ("open", "closed", "overdue"),
     "follow_up": ("reached", "satisfied", "basically_satisfied", "dissatisfied"),
 }
+# each figure of a group: the sum of these columns of the query's rows (the rectification's
+# settled actions from the buckets, and the corrections of those not settled yet: `query_sql`)
 _GROUPED_SOURCES = {
-    ("rectification", "open"): "rectification_open",
-    ("rectification", "closed"): "rectification_closed",
-    ("rectification", "overdue"): "rectification_overdue",
-    ("follow_up", "reached"): "follow_up_reached",
-    ("follow_up", "satisfied"): "satisfied",
-    ("follow_up", "basically_satisfied"): "basically_satisfied",
-    ("follow_up", "dissatisfied"): "dissatisfied",
+    ("rectification", "open"): ("rectification_open",),
+    ("rectification", "closed"): ("actions_closed", "rectification_closed"),
+    ("rectification", "overdue"): ("actions_not_closed", "rectification_overdue"),
+    ("follow_up", "reached"): ("follow_up_reached",),
+    ("follow_up", "satisfied"): ("satisfied",),
+    ("follow_up", "basically_satisfied"): ("basically_satisfied",),
+    ("follow_up", "dissatisfied"): ("dissatisfied",),
 }
 INTERNAL_CONTROL_FIGURES = ("attributed", "third_party")
 CSV_FIGURES = (
@@ -129,8 +131,8 @@ def _counted_figures(row: asyncpg.Record) -> dict[str, Any]:
     figures["redress_total_fen"] = row["redress_fen"]
     for name in INTERNAL_CONTROL_FIGURES:
         figures[name] = row[name]
-    for (group, name), source in _GROUPED_SOURCES.items():
-        figures[group][name] = row[source]
+    for (group, name), sources in _GROUPED_SOURCES.items():
+        figures[group][name] = sum(row[source] for source in sources)
     return figures
 
 

@@ -10,8 +10,9 @@ The figures of a range are summed from three sources, each row shaped like `_VAL
 - `open_now` and `overdue_now`, judged as of today: the facts rows of the cases received in
   the range that can still be open (two partial indexes find them), by the SQL mirrors of the
   domain's rules (projections/clock_sql.py); likewise `rectification_*`, the actions of the
-  cases attributed in the range by their status as of today (a partial index finds the cases
-  with actions).
+  cases attributed in the range by their status as of today: the settled ones from the
+  buckets' `actions_closed` and `actions_not_closed`, the others' corrections from the facts
+  rows of the cases that settle after today (an index finds them; `dating`).
 `paused` counts each case once a period: +1 for each distinct month (bucket) or day (facts)
 with a pause, -1 for each consecutive pair of those lying in one period (`span_same`) or, for
 the whole range, in it (`span_all`). With a range of whole months, the buckets hold it all;
@@ -55,6 +56,7 @@ _AS_OF_TODAY_UNLESS = f"f.{dating.AS_OF_TODAY_UNLESS} IS NULL"
 _HANDLING_DAYS_ON = f"f.{dating.HANDLING_DAYS_ON}"
 _PAUSED_ON = f"f.{dating.PAUSED_ON}"
 _RECTIFICATION_ON = f"f.{dating.RECTIFICATION_ON}"
+_RECTIFICATION_SETTLE_ON = f"f.{dating.RECTIFICATION_SETTLE_ON}"
 _ACTION_STATUS = clock_sql.action_status("a.due_on", "a.closed_on", _TODAY)
 
 _KEYS = (
@@ -233,11 +235,15 @@ FROM grouped
 """
 
     def _rectification_facts_row(self) -> str:
-        """The actions of the cases attributed in the range, each counted by its status as of
-        today (`clock_sql.action_status`); a partial index finds the cases with actions."""
+        """The actions of the cases attributed in the range whose actions settle after today
+        (`dating`), each counted by its status as of today (`clock_sql.action_status`) in place
+        of what the buckets count for it (`actions_closed` as closed, `actions_not_closed` as
+        overdue); an index finds the cases that settle after a day."""
         join, in_scope = self._scoped("f.respondent_institution")
         values = {
-            f"rectification_{status}": f"r.{status}" for status in ("open", "closed", "overdue")
+            "rectification_open": "r.open",
+            "rectification_closed": "r.closed - f.actions_closed",
+            "rectification_overdue": "r.overdue - f.actions_not_closed",
         }
         counts = ", ".join(
             f"count(*) FILTER (WHERE {_ACTION_STATUS} = '{status}') AS {status}"
@@ -248,7 +254,7 @@ FROM grouped
             f" FROM {facts.TABLE} f{join}"
             f" CROSS JOIN LATERAL (SELECT {counts}"
             " FROM unnest(f.action_due_on, f.action_closed_on) AS a (due_on, closed_on)) AS r"
-            f" WHERE cardinality(f.action_due_on) > 0"
+            f" WHERE {_RECTIFICATION_SETTLE_ON} > {_TODAY}"
             f" AND {_RECTIFICATION_ON} BETWEEN $3::date AND $4::date{in_scope}"
         )
 
