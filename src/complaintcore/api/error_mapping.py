@@ -28,6 +28,7 @@ from complaintcore.crypto.keys import MasterKeyRejected
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.events.codec import STREAM_DAMAGED, UNREADABLE_STREAM
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
+from complaintcore.events.stream_cipher import CASE_KEY_UNUSABLE, CaseKeyUnusable
 
 log = structlog.get_logger("complaintcore.api")
 
@@ -126,6 +127,18 @@ def _mapping(error: Exception) -> Problem:
             # the message names key ids and the key file, never a key
             log.warning("master key rotated out: restart with the new key file", error=str(error))
             return master_key_rotated()
+        case CaseKeyUnusable():
+            # the events are intact, the key table is not: restored from an older backup, or
+            # a row deleted or altered by hand (the case id is no personal data)
+            log.error("a case's data key is missing or altered", case_id=error.case_id)
+            return Problem(
+                409,
+                CASE_KEY_UNUSABLE,
+                "Conflict",
+                "The case's data key is missing or does not unwrap, though its personal data "
+                "was never erased: restore its row of case_keys from a backup. Its audit "
+                "(GET /v1/complaints/{id}/audit) still verifies its events.",
+            )
         case _ if isinstance(error, UNREADABLE_STREAM):
             # stored rows that cannot be read as the store wrote them: altered behind its back
             log.error("a case's stored events cannot be read", error=type(error).__name__)

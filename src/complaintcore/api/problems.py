@@ -220,7 +220,9 @@ def internal_error() -> Problem:
 
 STREAM_DAMAGED = (
     "`case_stream_damaged`: the case's stored events cannot be read as they were written (a "
-    "row altered behind the store's back); its audit names the version."
+    "row altered behind the store's back); its audit names the version. `case_key_unusable`: "
+    "its data key is missing or does not unwrap though it was never erased (its key row "
+    "deleted, altered or restored from an older backup)."
 )
 """The 409 of a route that reads a case's events (commands say it among their rule codes)."""
 
@@ -229,7 +231,8 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The caller's role may not do this (`forbidden`).",
     404: "No such resource, or not within the caller's institution subtree (`not_found`).",
     409: "A business rule refused the request; `code` names the rule (or "
-    "`case_stream_damaged`: the case's stored events cannot be read as they were written).",
+    "`case_stream_damaged`: the case's stored events cannot be read as they were written; "
+    "`case_key_unusable`: its data key is missing or altered though it was never erased).",
     410: "The case's personal data was erased (`personal_data_erased`).",
     412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
     422: "Invalid request (`validation_failed`); `errors` lists each bad field.",

@@ -91,6 +91,7 @@ from complaintcore.events.codec import (
     every_event_sealed,
     new_events,
     records_erasure,
+    require_key_unless_erased,
     require_versions_in_a_row,
     stream_suite,
 )
@@ -520,6 +521,7 @@ class ComplaintService:
         if cipher is not None and cipher.erased and not records_erasure(events):
             events = await self.case_events(actor, case_id)
             cipher = await self.stream_cipher(case_id, events)
+            require_key_unless_erased(case_id, events, cipher)
         return events, cipher
 
     async def stream_cipher(
@@ -842,6 +844,8 @@ class ComplaintService:
             cipher = self._case_keys.erased_cipher(case_id, suite)
         elif suite:
             cipher = await self._case_keys.cipher_for(connection, case_id, suite, wrapped_key)
+            # read under the case's lock, which an erasure takes: no erasure comes between
+            require_key_unless_erased(case_id, stored, cipher)
         require_versions_in_a_row(stored, after=head[0])
         for event in domain_events(stored, cipher):
             state = evolve(state, event)

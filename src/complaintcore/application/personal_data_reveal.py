@@ -128,9 +128,11 @@ async def reveal(
             "a purpose is one line of 1 to 200 characters, not all spaces, with no control "
             "character"
         )
-    events = await complaints.case_events(actor, case_id)
+    # a key found gone though the events hold no erasure: read again, or refused as unusable
+    events, cipher = await complaints.opened_stream(
+        actor, case_id, await complaints.case_events(actor, case_id)
+    )
     require_versions_in_a_row(events)
-    cipher = await complaints.stream_cipher(case_id, events)
     state = fold(domain_events(events, cipher))  # an erased case's fields read as None
     assert state is not None
     if not may_reveal(actor.role, actor.id, state.handler_id):

@@ -29,10 +29,10 @@ from complaintcore.cli.common import (
 )
 from complaintcore.crypto.suites import UnknownSuite
 from complaintcore.domain.policy import InstitutionPolicy
-from complaintcore.events.codec import stream_suite
+from complaintcore.events.codec import require_key_unless_erased, stream_suite
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
-from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.events.stream_cipher import CaseKeyUnusable, StreamCipher
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
@@ -90,9 +90,13 @@ async def _read_case(
     async with pool.acquire() as connection:
         case_keys = await checked_case_keys(settings, connection)
         try:
-            return events, await case_keys.cipher_for(connection, case_id, suite), policy
-        except UnknownSuite:  # an altered suite name: the chain verdict names its version
+            cipher = await case_keys.cipher_for(connection, case_id, suite)
+            require_key_unless_erased(case_id, events, cipher)
+        except (UnknownSuite, CaseKeyUnusable):
+            # an altered suite name, a key row gone or altered: the chain is verified all the
+            # same (it covers the stored bytes), and the state is not opened
             return events, None, policy
+        return events, cipher, policy
 
 
 def audit_document(

@@ -13,9 +13,9 @@ refuse a connection outside a transaction rather than commit half of that on the
 **Reading.** `key_for` and `keys_for` unwrap through the provider (a KMS round trip, for a KMS
 provider) and keep the result in the process's `DataKeyCache`. A row that is not there reads as
 None: the case was erased or never encrypted (the stream's `PersonalDataErased` event tells which).
-A row that does not unwrap (another master key, an altered row) raises what the provider raises
-(`MasterKeyRejected`, `CiphertextRejected`) and is never reported as None: a service with the
-wrong master key must fail, not show every case as erased.
+A row that does not unwrap raises, and is never reported as None: under another master key what
+the provider raises (`MasterKeyRejected`: a service with the wrong master key must fail, not
+show every case as erased); an altered row `CaseKeyUnusable`, naming the case.
 
 **Caching with care.** `create` caches nothing and `destroy` forgets: a created key belongs to a
 transaction that may still roll back, and an erased one must go at once from the erasing process
@@ -44,8 +44,8 @@ import asyncpg
 
 from complaintcore.crypto.key_cache import DataKeyCache
 from complaintcore.crypto.keys import KeyProvider, MasterKeyRetired, rewrap
-from complaintcore.crypto.suites import CipherSuite, UnknownSuite, suite_named
-from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.crypto.suites import CipherSuite, CiphertextRejected, UnknownSuite, suite_named
+from complaintcore.events.stream_cipher import CaseKeyUnusable, StreamCipher
 
 __all__ = [
     "RETIRED_MASTER_KEY",
@@ -182,7 +182,10 @@ class CaseKeys:
         cached = self._cached(case_id)
         if cached is not None:
             return cached
-        data_key = await self._unwrap(wrapped)
+        try:
+            data_key = await self._unwrap(wrapped)
+        except CiphertextRejected:
+            raise CaseKeyUnusable(case_id, "does not unwrap under the master key") from None
         self._remember(case_id, data_key)
         return data_key
 

@@ -27,7 +27,11 @@ from complaintcore.domain.events import (
 )
 from complaintcore.domain.personal_data import Path, decoder_keeping_personal, personal_paths
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
-from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
+from complaintcore.events.stream_cipher import (
+    CaseKeyUnusable,
+    SealedEventUnreadable,
+    StreamCipher,
+)
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
@@ -206,6 +210,15 @@ def records_erasure(stored: Iterable[StoredEvent]) -> bool:
     """Whether a stream records the erasure of its personal data (its `PersonalDataErased`):
     the authority on erasure, over any key a process still holds."""
     return any(event.event_type == PersonalDataErased.event_type for event in stored)
+
+
+def require_key_unless_erased(
+    case_id: str, stored: Iterable[StoredEvent], cipher: StreamCipher | None
+) -> None:
+    """`CaseKeyUnusable` when the case's cipher has no key though its stream (as far as read)
+    records no erasure."""
+    if cipher is not None and cipher.erased and not records_erasure(stored):
+        raise CaseKeyUnusable(case_id, "is missing, though its personal data was never erased")
 
 
 def every_event_sealed(suites: Iterable[str | None]) -> bool:

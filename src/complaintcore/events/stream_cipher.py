@@ -38,13 +38,29 @@ from complaintcore.domain.personal_data import (
     personal_values,
 )
 
-__all__ = ["SealedEventUnreadable", "StreamCipher"]
+__all__ = ["CASE_KEY_UNUSABLE", "CaseKeyUnusable", "SealedEventUnreadable", "StreamCipher"]
 
 Payload = dict[str, Any]
 
 
 class SealedEventUnreadable(CiphertextRejected):
     """A sealed payload that does not open: altered, or not this case's (never shown as text)."""
+
+
+# A code of its own: the case's events are intact (its audit says so), its key table is not.
+CASE_KEY_UNUSABLE = "case_key_unusable"
+
+
+class CaseKeyUnusable(SealedEventUnreadable):
+    """A sealed case whose data key cannot be had though its personal data was never erased:
+    its row gone (deleted by hand, the key table restored from an older backup) or its wrapped
+    bytes refused under the master key (altered). Nothing of it can be opened, and shown as
+    erased it would be a lie (found by a review pass: a 500 on its document and commands, a 410
+    "erased" on its reveal). The message names the case, never a key."""
+
+    def __init__(self, case_id: str, why: str) -> None:
+        super().__init__(f"case {case_id}: its data key {why}")
+        self.case_id = case_id
 
 
 class StreamCipher:

@@ -25,7 +25,7 @@ from complaintcore.domain.personal_data import Path
 from complaintcore.domain.state import ComplaintState, evolve, fold
 from complaintcore.events.codec import domain_event, latest_suite, opened_event
 from complaintcore.events.model import StoredEvent
-from complaintcore.events.stream_cipher import SealedEventUnreadable, StreamCipher
+from complaintcore.events.stream_cipher import CaseKeyUnusable, StreamCipher
 
 _COLUMNS = (
     "position, stream_id, version, event_type, schema_version, data,"
@@ -76,13 +76,12 @@ class PersonalFields:
 NOTHING_PERSONAL = PersonalFields()
 
 
-class DataKeyMissing(SealedEventUnreadable):
+class DataKeyMissing(CaseKeyUnusable):
     """A case's fields are to be opened, its key is gone, and its events (as far as they were
     read) hold no erasure: a damaged database, or an erasure committed after the events read."""
 
     def __init__(self, case_id: str) -> None:
-        super().__init__(f"case {case_id}: its data key is missing")
-        self.case_id = case_id
+        super().__init__(case_id, "is missing")
 
 
 def fold_stream(
