@@ -401,6 +401,28 @@ async def test_keys_under_a_key_neither_file_holds_are_refused_and_nothing_moves
     assert await keys_by_key_id(pool) == before
 
 
+async def test_an_altered_key_row_stops_the_rotation_naming_its_case_and_the_remedy(
+    database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Every run stops at the row that does not unwrap: it must say which (found by a review
+    pass: the line named no case, and serve refused to start until the rotation finished)."""
+    old_key, new_key = tmp_path / "old.key", tmp_path / "new.key"
+    create_master_key_file(old_key)
+    create_master_key_file(new_key)
+    await add_case_keys(pool, old_key, 12)
+    await pool.execute(
+        "UPDATE case_keys SET wrapped = overlay(wrapped placing"
+        " set_byte('\\x00'::bytea, 0, get_byte(wrapped, length(wrapped) - 1) # 1)"
+        " from length(wrapped)) WHERE case_id = $1",
+        "filler-000007",
+    )
+
+    line = refusal_line(rotate(cli_env(database_url, old_key), new_key, "--batch", "5"))
+
+    assert "case filler-000007: its data key does not unwrap" in line
+    assert "Restore that case's row of case_keys from a backup" in line
+
+
 def test_a_new_key_file_that_does_not_exist_is_refused_naming_keys_create(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ from complaintcore.crypto.keys import FileKeyProvider, MasterKeyMissing, create_
 from complaintcore.crypto.suites import CiphertextRejected, SuiteUnavailable
 from complaintcore.events.case_keys import CaseKeys, recorded_key_ids
 from complaintcore.events.service_keys import rewrap_service_keys
+from complaintcore.events.stream_cipher import CaseKeyUnusable
 from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 
@@ -144,6 +145,12 @@ def rotate_keys_command(args: argparse.Namespace, settings: Settings) -> int:
             return _interrupted(progress.done, new)
         except RotationRefused as refused:
             return fail(str(refused))
+        except CaseKeyUnusable as damaged:
+            return fail(
+                f"the rotation stopped: {damaged}; the keys re-wrapped so far stay re-wrapped. "
+                "Restore that case's row of case_keys from a backup taken before it was "
+                "altered, then run keys rotate again"
+            )
         except (*KEY_REFUSALS, CiphertextRejected) as error:
             return fail(
                 f"the rotation stopped: a stored key would not unwrap ({error}); the keys "

@@ -355,7 +355,10 @@ class CaseKeys:
                 return 0, after
             case_ids = [row["case_id"] for row in rows]
             rewrapped = await asyncio.to_thread(
-                _rewrap_all, self.provider, new_provider, [row["wrapped"] for row in rows]
+                _rewrap_all,
+                self.provider,
+                new_provider,
+                [(row["case_id"], row["wrapped"]) for row in rows],
             )
             await connection.execute(_STORE_BATCH, new_provider.key_id, case_ids, rewrapped)
         return len(rows), case_ids[-1]
@@ -379,9 +382,17 @@ class CaseKeys:
 
 
 def _rewrap_all(
-    old_provider: KeyProvider, new_provider: KeyProvider, wrapped: Sequence[bytes]
+    old_provider: KeyProvider, new_provider: KeyProvider, rows: Sequence[tuple[str, bytes]]
 ) -> list[bytes]:
-    return [rewrap(old_provider, new_provider, one) for one in wrapped]
+    """Each (case id, wrapped key) re-wrapped; `CaseKeyUnusable` names a case whose row does
+    not unwrap (altered), which a rotation cannot pass over without leaving it behind."""
+    rewrapped = []
+    for case_id, wrapped in rows:
+        try:
+            rewrapped.append(rewrap(old_provider, new_provider, wrapped))
+        except CiphertextRejected:
+            raise CaseKeyUnusable(case_id, "does not unwrap under the master key") from None
+    return rewrapped
 
 
 @contextmanager
