@@ -67,6 +67,15 @@ def test_the_default_lease_and_timeout_are_taken() -> None:
         ("COMPLAINTCORE_METRICS_TOKEN", "", "COMPLAINTCORE_METRICS_TOKEN"),  # /metrics open
         ("COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS", "hooks.bank,10.8.0.0/33", "WEBHOOK_ALLOW_HOSTS"),
         ("COMPLAINTCORE_READ_REPLICA_URLS", "mysql://s3cret@db", "READ_REPLICA_URLS"),
+        # ports no number of 1 to 65535, an IPv6 address unclosed: the driver's traceback
+        ("DATABASE_URL", "postgresql://u:s3cret@db:99999/complaints", "DATABASE_URL"),
+        ("DATABASE_URL", "postgresql://u:s3cret@db:abc/complaints", "DATABASE_URL"),
+        ("DATABASE_URL", "postgresql://u:s3cret@[::1:5432/complaints", "DATABASE_URL"),
+        ("DATABASE_URL", "postgresql://u:s3cret@a:5432,b:0/complaints", "DATABASE_URL"),
+        ("COMPLAINTCORE_READ_REPLICA_URLS", "postgresql://s3cret@db:70000/x", "REPLICA_URLS"),
+        # empty, each was read as the working directory
+        ("COMPLAINTCORE_MASTER_KEY_FILE", "", "COMPLAINTCORE_MASTER_KEY_FILE"),
+        ("COMPLAINTCORE_DATA_DIR", " ", "COMPLAINTCORE_DATA_DIR"),
     ],
 )
 def test_settings_a_review_pass_found_a_traceback_for_are_one_line(
@@ -114,9 +123,16 @@ def test_lists_of_hosts_and_replicas_as_the_docs_write_them_are_taken(
         "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS",
         "hooks.bank.internal, 10.8.0.0/16,::1,[fd00::1],Hooks.Test.,hook_receiver",
     )
-    monkeypatch.setenv("COMPLAINTCORE_READ_REPLICA_URLS", "postgresql://a/db, postgres://b:5433/db")
+    monkeypatch.setenv(
+        "COMPLAINTCORE_READ_REPLICA_URLS",
+        "postgresql://a/db, postgres://b:5433/db, postgresql://u@[::1]:5432/db?x=1",
+    )
     settings = Settings()
-    assert settings.read_replicas == ["postgresql://a/db", "postgres://b:5433/db"]
+    assert settings.read_replicas == [
+        "postgresql://a/db",
+        "postgres://b:5433/db",
+        "postgresql://u@[::1]:5432/db?x=1",
+    ]
     allowed = AllowList.parse(settings.webhook_allow_hosts)  # what the webhooks read of it
     assert allowed.hosts == {"hooks.bank.internal", "hooks.test", "hook_receiver"}
     assert len(allowed.networks) == 3

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -89,8 +90,9 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
         except KeyboardInterrupt:
             progress.end_line()
             return _interrupted(progress.last_report)
-        except UserFileRefused as error:
-            # The file grew past the limit while it was read.
+        except (UserFileRefused, _SourceUnreadable) as error:
+            # The file grew past the limit, or failed, while it was read.
+            progress.end_line()
             return fail(f"{args.file}: {error}; the batches before were imported")
         except KEY_REFUSALS as error:
             return fail(str(error))
@@ -129,6 +131,11 @@ async def _import(
         await pool.close()
 
 
+class _SourceUnreadable(Exception):
+    """The file failed as it was read (an I/O error): told apart from the database's errors,
+    which are `OSError`s too (found by a review pass: a traceback)."""
+
+
 class _CountingLines:
     """The file's lines, counting the bytes read so far (for the time left)."""
 
@@ -137,7 +144,14 @@ class _CountingLines:
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        for line in self._source:
+        lines = iter(self._source)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except OSError as error:
+                raise _SourceUnreadable(error.strerror or str(error)) from None
             self.bytes_read += len(line)
             yield line
 
@@ -235,6 +249,9 @@ def _show_refusals(report: ImportReport, out: BinaryIO | None) -> None:
     if hidden > 0:
         print(f"... and {hidden} more refused", file=sys.stderr)
     if out is not None:
-        out.truncate(0)
+        # a regular file is emptied; /dev/null, a pipe or a terminal cannot be (found by a
+        # review pass: after the import had committed, a traceback and exit 1, not 2)
+        if stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+            out.truncate(0)
         for refusal in report.refusals:
             out.write(orjson.dumps(asdict(refusal)) + b"\n")

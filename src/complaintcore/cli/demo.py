@@ -16,7 +16,7 @@ import asyncpg
 
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.complaint_service import ComplaintService, Rendered, RequestInfo
-from complaintcore.auth.tokens import create_token
+from complaintcore.auth.tokens import InvalidTokenRequest, create_token
 from complaintcore.cli.common import (
     KEY_REFUSALS,
     checked_case_keys,
@@ -46,7 +46,7 @@ from complaintcore.infra.migrations import upgrade_to_head
 from complaintcore.infra.settings import Settings
 from complaintcore.projections.case_view import load_index_key
 from complaintcore.reference.calendars import CalendarRepository
-from complaintcore.reference.institutions import InstitutionDirectory
+from complaintcore.reference.institutions import HierarchyRefused, InstitutionDirectory
 
 CLIENT = "complaintcore demo"
 STATUS_ORDER = tuple(CaseStatus)
@@ -70,6 +70,12 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             return fail(str(refused))
         except KEY_REFUSALS as error:
             return fail(str(error))
+        except (HierarchyRefused, InvalidTokenRequest) as clash:
+            # the database holds a tree or principals the demo's clash with (found by a review
+            # pass: a traceback); its tree upserted before is the demo's own, kept on any run
+            return fail(
+                f"the demo cannot be played on this database: {clash}; play it on a new one"
+            )
     print(render_result(result, args.seed, today))
     return 0
 

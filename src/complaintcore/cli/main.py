@@ -9,6 +9,8 @@ once.
 """
 
 import argparse
+import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from complaintcore.cli.common import DATABASE_REFUSALS, INTERRUPTED, database_refusal, fail
+    from complaintcore.infra.embedded_db import EmbeddedPostgresFailed
     from complaintcore.infra.log_config import configure_logging
     from complaintcore.infra.migrations import MigrationFailed
     from complaintcore.infra.settings import get_settings, settings_refusal
@@ -111,9 +114,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args, settings)
+    except BrokenPipeError as error:
+        if not _output_reader_gone():
+            return fail(database_refusal(error))
+        # the reader of its output went away (`complaintcore tokens list | head -1`): not the
+        # database's doing, as ConnectionError would have it (found by a review pass); nothing
+        # more is written there, not even as the interpreter flushes it on the way out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except DATABASE_REFUSALS as error:  # one line, as for every other refusal: no traceback
         return fail(database_refusal(error))
-    except MigrationFailed as error:
+    except (MigrationFailed, EmbeddedPostgresFailed) as error:
         return fail(str(error))
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling of it (waiting for the database, starting):
@@ -121,3 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         # traceback)
         print("complaintcore: interrupted", file=sys.stderr)
         return INTERRUPTED
+
+
+def _output_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (poll says POLLERR)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))

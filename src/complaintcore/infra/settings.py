@@ -4,7 +4,6 @@ Every variable is documented in README.md ("Configuration").
 """
 
 import os
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from complaintcore.infra.allow_list import allow_list_item
+from complaintcore.infra.postgres_urls import check_postgres_url
 
 # A delivery is claimed for `webhook_lease_s`; its send takes up to a name lookup
 # (webhooks/urls.py, 5 s) and the receiver's `webhook_timeout_s`, then its outcome is written. A
@@ -32,9 +32,6 @@ def _lower_case(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
-POSTGRES_URL_PATTERN = r"^postgres[a-z0-9+]*://"
-
-
 def _list_items(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -44,9 +41,8 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        # a URL of another kind was a traceback, or waited for as a database down (found by a
-        # review pass); the rest of it is asyncpg's to read
-        pattern=POSTGRES_URL_PATTERN,
+        # a URL of another kind, or a port no number, was a traceback, or waited for as a
+        # database down (found by review passes): `check_postgres_url`
         description="PostgreSQL URL. Unset: an embedded PostgreSQL under `data_dir` is used.",
     )
     data_dir: Path = Field(
@@ -284,9 +280,22 @@ class Settings(BaseSettings):
     @field_validator("read_replica_urls")
     @classmethod
     def _replicas_are_postgres_urls(cls, urls: str) -> str:
-        if any(not re.match(POSTGRES_URL_PATTERN, url) for url in _list_items(urls)):
-            raise ValueError("each URL must be a postgresql:// one")
+        for url in _list_items(urls):
+            check_postgres_url(url)
         return urls
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_readable(cls, url: str | None) -> str | None:
+        return None if url is None else check_postgres_url(url)
+
+    @field_validator("master_key_file", "data_dir", mode="before")
+    @classmethod
+    def _path_says_something(cls, path: object) -> object:
+        # an empty value was read as the working directory (found by a review pass)
+        if isinstance(path, str) and not path.strip():
+            raise ValueError("must not be empty: unset it for the default")
+        return path
 
     @field_validator("webhook_allow_hosts")
     @classmethod

@@ -3,7 +3,13 @@
 import argparse
 from typing import Any
 
-from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
+from complaintcore.cli.parsers.shared import (
+    READS_KEYS,
+    add_command,
+    add_group,
+    positive,
+    postgres_url,
+)
 
 # `projections.rebuild.TARGETS` and `RebuildSettings.page_events` (a unit test holds them
 # together); --workers' default, `default_scan_workers()`, is taken when the command runs.
@@ -46,6 +52,7 @@ def register(commands: Any) -> None:
     rebuild_parser.add_argument(
         "--read-from",
         metavar="URL",
+        type=postgres_url,
         help="a hot standby of the database to read the events from (its lag waited out first);"
         " the tables are written on the primary (DATABASE_URL)",
     )

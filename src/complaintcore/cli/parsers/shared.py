@@ -203,12 +203,27 @@ KEYS = ("COMPLAINTCORE_MASTER_KEY_FILE", "COMPLAINTCORE_CIPHER_SUITE")
 READS_KEYS = (*EVERY_COMMAND, *KEYS)
 
 
+# A bound no batch or count needs reaching (found by a review pass: 2**64 as a batch was a
+# traceback in the import, the database's refusal elsewhere)
+MOST = 1_000_000
+
+
 def positive(text: str) -> int:
-    """An option's whole number of 1 or more (a count, a batch size)."""
+    """An option's whole number of 1 to `MOST` (a count, a batch size)."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+    if not 1 <= value <= MOST:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MOST:,}")
     return value
+
+
+def postgres_url(text: str) -> str:
+    """A PostgreSQL URL (`infra.postgres_urls`), refused without repeating it (a password)."""
+    from complaintcore.infra.postgres_urls import check_postgres_url  # only when one is given
+
+    try:
+        return check_postgres_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def port(text: str) -> int:
