@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from alembic import command
 
 from complaintcore.cli.main import main
 from complaintcore.infra.embedded_db import with_database
-from complaintcore.infra.migrations import HEAD_REVISION
+from complaintcore.infra.migrations import HEAD_REVISION, alembic_config, upgrade_notes
 from complaintcore.infra.settings import get_settings
 from testsupport import admin_execute
 
@@ -75,3 +76,33 @@ def test_a_migration_that_fails_is_named_by_its_error_and_code(
         assert line.endswith("(SQLSTATE 42P07)")
     finally:
         asyncio.run(admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_institution_codes_alike_but_for_case_are_named_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """Releases up to revision 0007 took `br-b` beside `BR-B`; 0008 makes a code name one
+    institution whatever its case. Found by a review pass: a bare unique violation."""
+    command.downgrade(alembic_config(database_url), "0007")
+    execute(
+        database_url,
+        "INSERT INTO institutions (code, name, kind, parent) VALUES"
+        " ('HO', '总行', 'head_office', NULL), ('BR-B', '分行', 'branch', 'HO'),"
+        " ('br-b', '支行', 'branch', 'HO'), ('BR-C', '分行', 'branch', 'HO')",
+    )
+
+    assert migrate(monkeypatch, database_url) == 1
+    [line] = refusals(capsys)
+    assert line.startswith(f"complaintcore: a migration to {HEAD_REVISION} was refused: ")
+    assert "differ only in letter case: BR-B and br-b." in line and "migrate again" in line
+
+
+@pytest.mark.parametrize(
+    ("started_at", "notes"),
+    [(None, []), ("0010", ["case_view", "statistics"]), ("0026", ["statistics"]), ("0027", [])],
+)
+def test_an_upgrade_says_which_projections_to_rebuild_after_it(
+    started_at: str | None, notes: list[str]
+) -> None:
+    said = upgrade_notes(started_at)
+    assert [note.split("projections rebuild ")[1].rstrip("`") for note in said] == notes

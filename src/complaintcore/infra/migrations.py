@@ -11,11 +11,14 @@ from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import asyncpg
+import structlog
 
 from complaintcore.infra.database import connect_each_host, plain_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = structlog.get_logger("complaintcore.migrations")
 
 MIGRATIONS_DIR = files("complaintcore") / "migrations"
 
@@ -44,11 +47,17 @@ class MigrationFailed(Exception):
     traceback from every command)."""
 
 
+class MigrationRefused(Exception):
+    """A migration that will not run on the data it finds; the message (one line, naming no
+    personal data) says what the operator must do first."""
+
+
 def upgrade_to_head(database_url: str) -> None:
     """Apply every pending migration. Blocking; call it outside a running event loop.
     `MigrationFailed` when that cannot be done (nothing of a failed migration stays: each runs
     in a transaction)."""
-    if asyncio.run(_revision_at(database_url)) == HEAD_REVISION:
+    started_at = asyncio.run(_revision_at(database_url))
+    if started_at == HEAD_REVISION:
         return
     from alembic import command
     from alembic.util.exc import CommandError
@@ -56,6 +65,8 @@ def upgrade_to_head(database_url: str) -> None:
 
     try:
         command.upgrade(alembic_config(database_url), "head")
+    except MigrationRefused as refused:
+        raise MigrationFailed(f"a migration to {HEAD_REVISION} was refused: {refused}") from None
     except CommandError as error:  # e.g. a revision this release does not know: a newer one's
         raise MigrationFailed(
             f"the database's schema cannot be brought to this release's {HEAD_REVISION}: "
@@ -67,6 +78,33 @@ def upgrade_to_head(database_url: str) -> None:
         raise MigrationFailed(
             f"a migration to {HEAD_REVISION} failed: {type(cause).__name__} (SQLSTATE {code})"
         ) from None
+    for note in upgrade_notes(started_at):
+        log.warning("after this upgrade", to_do=note)
+
+
+# What an upgrade from before a revision leaves for the operator to do (found by a review pass
+# upgrading the releases of git history with their own data).
+_UPGRADE_NOTES = (
+    (
+        "0011",
+        "the case rows stored before revision 0011 hold no blind index nor closing day (the"
+        " complainant search and the retention sweep pass them over): run `complaintcore"
+        " projections rebuild case_view`",
+    ),
+    (
+        "0027",
+        "the statistics are written again from the feed; processes of an older release still"
+        " running write them the old way: once they are all stopped, run `complaintcore"
+        " projections rebuild statistics`",
+    ),
+)
+
+
+def upgrade_notes(started_at: str | None) -> list[str]:
+    """What to do after upgrading a database from revision `started_at` (None: a new one)."""
+    if started_at is None:
+        return []
+    return [note for before, note in _UPGRADE_NOTES if started_at < before]
 
 
 def head_revision() -> str:

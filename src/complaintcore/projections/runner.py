@@ -47,6 +47,7 @@ from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.database import connect, service_command_timeout
+from complaintcore.infra.migrations import HEAD_REVISION
 from complaintcore.infra.tasks import cancel_and_wait
 from complaintcore.projections import statistics
 from complaintcore.projections.shared_feed import FeedSource, SharedFeed
@@ -97,6 +98,20 @@ class CheckpointMoved(Exception):
     def __init__(self, position: int) -> None:
         super().__init__(f"the checkpoint is now at {position}")
         self.position = position
+
+
+class SchemaNotThisRelease(Exception):
+    """The database's schema is not the one this code writes: a newer release migrated it (a
+    rolling upgrade, the old processes not stopped yet). Its runner writes nothing more: a
+    migration that empties a projection for the new code to write again would otherwise see
+    it written by the old (found by a review pass: statistics without their handlers or
+    yearly rows after an upgrade, for good)."""
+
+    def __init__(self, revision: str | None) -> None:
+        super().__init__(
+            f"the database's schema is at {revision}, this release writes {HEAD_REVISION}:"
+            " stop this process (the new release's runners carry on)"
+        )
 
 
 async def read_checkpoint(executor: asyncpg.Connection | asyncpg.Pool, name: str) -> int:
@@ -151,14 +166,21 @@ async def apply_sweep(
         )
 
 
+_HOLD_CHECKPOINT = """
+SELECT (SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE) AS position,
+       (SELECT version_num FROM alembic_version) AS revision
+"""
+
+
 async def _hold_checkpoint(connection: asyncpg.Connection, name: str, checkpoint: int) -> None:
     """Lock the projection's checkpoint row for the transaction; `CheckpointMoved` unless it is
-    still at `checkpoint` (a rebuild swapped its table in)."""
-    current = await connection.fetchval(
-        "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
-    )
-    if current != checkpoint:
-        raise CheckpointMoved(current)
+    still at `checkpoint` (a rebuild swapped its table in), `SchemaNotThisRelease` unless the
+    schema is this code's (read in the same statement: a migration takes its locks first)."""
+    row = await connection.fetchrow(_HOLD_CHECKPOINT, name)
+    if row["revision"] != HEAD_REVISION:
+        raise SchemaNotThisRelease(row["revision"])
+    if row["position"] != checkpoint:
+        raise CheckpointMoved(row["position"])
 
 
 class ProjectionRunner:
@@ -205,6 +227,9 @@ class ProjectionRunner:
                         projection=self.name,
                         error=type(error).__name__,
                     )
+                except SchemaNotThisRelease as newer:
+                    # its lock let go, so the new release's runner takes the projection on
+                    log.error("projection runner stands down", projection=self.name, why=str(newer))
                 except Exception as error:
                     # An event this code cannot read, for one: never skip it, keep retrying, and
                     # let the lag show (personal data could sit in the message: type only).

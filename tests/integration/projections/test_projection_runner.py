@@ -24,6 +24,7 @@ from complaintcore.projections.runner import (
     STATISTICS,
     FeedProjection,
     ProjectionRunner,
+    SchemaNotThisRelease,
     lock_key,
     projection_lag,
     read_checkpoint,
@@ -172,6 +173,22 @@ async def test_one_runner_works_at_a_time_and_a_standby_takes_over(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_runner_writes_nothing_once_a_newer_release_migrated_the_schema(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A rolling upgrade: the new release migrated (and may have emptied a projection for its
+    own runner to write again) while an old process still runs. Its runner must not write."""
+    desk = CaseDesk(pool)
+    await three_cases(desk)
+    await pool.execute("UPDATE alembic_version SET version_num = '9999'")
+
+    with pytest.raises(SchemaNotThisRelease, match="schema is at 9999"):
+        await ProjectionRunner(database_url, PostgresEventStore(pool)).catch_up()
+
+    assert await read_checkpoint(pool, statistics.NAME) == 0
+    assert await pool.fetchval("SELECT count(*) FROM case_statistics") == 0
 
 
 async def test_the_lock_key_is_a_stable_pair_of_non_negative_ints() -> None:

@@ -8,6 +8,8 @@ Create Date: 2026-12-05
 
 from alembic import op
 
+from complaintcore.infra.migrations import MigrationRefused
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -40,7 +42,29 @@ def upgrade() -> None:
         " ADD PRIMARY KEY (principal_id, institution, idempotency_key)"
     )
     # `br-b` beside `BR-B` would be two nodes a person reads as one (API.md "Conventions").
+    _refuse_codes_alike_but_for_case()
     op.execute("CREATE UNIQUE INDEX institutions_code_any_case ON institutions (upper(code))")
+
+
+def _refuse_codes_alike_but_for_case() -> None:
+    """Releases before this one took `br-b` beside `BR-B`: the index below would fail with a
+    bare unique violation. Name them, and what to do (found by a review pass)."""
+    alike = (
+        op.get_bind()
+        .exec_driver_sql(
+            "SELECT string_agg(code, ' and ' ORDER BY code) FROM institutions"
+            " GROUP BY upper(code) HAVING count(*) > 1 ORDER BY 1"
+        )
+        .scalars()
+        .all()
+    )
+    if alike:
+        raise MigrationRefused(
+            f"institution codes that differ only in letter case: {'; '.join(alike)}. Since"
+            " this revision a code names one institution whatever its case: move each such"
+            " pair's cases, children and tokens to one of its codes, remove the other, and"
+            " migrate again"
+        )
 
 
 def downgrade() -> None:
