@@ -14,7 +14,7 @@ from complaintcore.api import health
 from complaintcore.api import metrics as metrics_route
 from complaintcore.api.command_lane import CommandLane
 from complaintcore.api.error_mapping import install_domain_problem_handlers
-from complaintcore.api.middleware import CorrelationIdMiddleware
+from complaintcore.api.middleware import CorrelationIdMiddleware, HeadAsGet
 from complaintcore.api.openapi_standard import install_standard_openapi
 from complaintcore.api.problems import install_problem_handlers, install_problem_openapi
 from complaintcore.api.request_gate import RequestGate
@@ -184,6 +184,7 @@ def create_app(
     )
     # the last added runs first: every request is logged with its correlation id, and passes
     # the gate (NUL, body size, token) before the lane or a route reads its body
+    app.add_middleware(HeadAsGet)  # innermost: the lane and the routes see a GET
     app.add_middleware(CommandLane, router=app.router)
     app.add_middleware(RequestGate, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationIdMiddleware)

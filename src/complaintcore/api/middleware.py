@@ -74,3 +74,25 @@ def _correlation_id(scope: Scope) -> str:
             if _SAFE_CORRELATION_ID.match(candidate):
                 return candidate
     return uuid.uuid4().hex
+
+
+class HeadAsGet:
+    """HEAD answered as GET is, without the body (RFC 9110 9.1 and 9.3.2: a general-purpose
+    server supports both; FastAPI's routes take GET alone, so `curl -I /healthz` or a
+    balancer's HEAD probe got 405: found by a review pass). Its headers are GET's, Content-Length
+    included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
