@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import unknown_token
 from complaintcore.api.problems import (
+    RETRY_AFTER_SECONDS,
     FieldProblem,
     Problem,
     invalid,
@@ -25,6 +26,7 @@ from complaintcore.application.complaint_service import (
 )
 from complaintcore.application.personal_data_reveal import PersonalDataGone
 from complaintcore.crypto.keys import MasterKeyRejected
+from complaintcore.crypto.suites import SuiteUnavailable
 from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.events.codec import STREAM_DAMAGED, UNREADABLE_STREAM
 from complaintcore.events.model import ConcurrencyError, InvalidEventData
@@ -127,6 +129,19 @@ def _mapping(error: Exception) -> Problem:
             # the message names key ids and the key file, never a key
             log.warning("master key rotated out: restart with the new key file", error=str(error))
             return master_key_rotated()
+        case SuiteUnavailable():
+            # a case sealed under a suite this build's OpenSSL cannot run (SM4 missing from a
+            # system OpenSSL, say): the operator's to mend, the case is whole (found by a
+            # review pass: a 500)
+            log.error("a case's cipher suite is not available here", error=str(error))
+            return Problem(
+                503,
+                "cipher_suite_unavailable",
+                "Service unavailable",
+                "The case is sealed under a cipher suite this server's cryptography library "
+                "cannot run; it is served again once a server that can is up.",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
         case CaseKeyUnusable():
             # the events are intact, the key table is not: restored from an older backup, or
             # a row deleted or altered by hand (the case id is no personal data)
@@ -167,6 +182,7 @@ MAPPED = (
     InvalidEventData,
     ConcurrencyError,
     MasterKeyRejected,
+    SuiteUnavailable,
     *UNREADABLE_STREAM,
 )
 

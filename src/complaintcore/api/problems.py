@@ -237,8 +237,9 @@ _PROBLEM_DESCRIPTIONS = {
     412: "The resource moved on since the `If-Match` version (`precondition_failed`).",
     422: "Invalid request (`validation_failed`); `errors` lists each bad field.",
     503: "The database cannot be reached (`database_unavailable`), or this server's master key "
-    "was rotated out and it awaits a restart with the new one (`master_key_rotated`); retry "
-    "after `Retry-After`.",
+    "was rotated out and it awaits a restart with the new one (`master_key_rotated`), or the "
+    "case is sealed under a cipher suite this server cannot run (`cipher_suite_unavailable`); "
+    "retry after `Retry-After`.",
 }
 
 _PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
