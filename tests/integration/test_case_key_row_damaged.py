@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from api_support import app_client, complaint
-from projection_support import tree_and_tokens
+from complaintcore.cli import audit
+from complaintcore.infra.settings import get_settings
+from projection_support import CaseDesk, closed_in_2019, erase_past_retention, tree_and_tokens
 
 _DAMAGES = {
     "deleted": "DELETE FROM case_keys WHERE case_id = $1",
@@ -96,3 +98,27 @@ async def test_the_command_line_audit_gives_its_verdict(database_url: str, damag
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "Traceback" not in finished.stderr
     assert "intact" in finished.stdout
+
+
+async def test_an_erasure_between_the_audit_s_reads_is_no_damaged_key(
+    pool: asyncpg.Pool, desk: CaseDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`complaintcore audit` reads the events, then the key: a sweep on another host erasing the
+    case in between leaves the key gone and the events read without the erasure. Read again,
+    the case is whole and erased (found by a review pass: shown as "unreadable")."""
+    case_id = await closed_in_2019(desk)
+    read_stream = audit.PostgresEventStore.read_stream
+    erased: list[int] = []
+
+    async def read_then_erased_elsewhere(self, stream_id, *args, **kwargs):
+        events = await read_stream(self, stream_id, *args, **kwargs)
+        if not erased:
+            erased.append(await erase_past_retention(pool, "erased-meanwhile"))
+        return events
+
+    monkeypatch.setattr(audit.PostgresEventStore, "read_stream", read_then_erased_elsewhere)
+    events, cipher, policy = await audit._read_case(pool, get_settings(), case_id)
+    document = audit.audit_document(case_id, events, cipher, policy)
+
+    assert erased == [1] and document["chain"]["intact"] is True
+    assert document["state"]["personal_data"] == "erased"

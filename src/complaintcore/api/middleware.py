@@ -80,19 +80,39 @@ class HeadAsGet:
     """HEAD answered as GET is, without the body (RFC 9110 9.1 and 9.3.2: a general-purpose
     server supports both; FastAPI's routes take GET alone, so `curl -I /healthz` or a
     balancer's HEAD probe got 405: found by a review pass). Its headers are GET's, Content-Length
-    included."""
+    included; a 405 that allows GET allows HEAD too. The scope is changed in place and put back,
+    so the access log and the metrics see the HEAD and the route it matched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        head = scope["method"] == "HEAD"
 
-        async def without_body(message: Message) -> None:
-            if message["type"] == "http.response.body":
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                message = {**message, "headers": _head_allowed_with_get(message["headers"])}
+            elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        if head:
+            scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            if head:
+                scope["method"] = "HEAD"
+
+
+def _head_allowed_with_get(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    allowed = []
+    for name, value in headers:
+        methods = [method.strip() for method in value.split(b",")]
+        if name.lower() == b"allow" and b"GET" in methods and b"HEAD" not in methods:
+            value = b", ".join([*methods, b"HEAD"])
+        allowed.append((name, value))
+    return allowed

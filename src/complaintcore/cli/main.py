@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _output_reader_gone() -> bool:
     """Whether standard output is a pipe whose reader has closed it (poll says POLLERR)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # no file behind it (an embedding caller)
+        return False
     poller = select.poll()
-    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    poller.register(descriptor, select.POLLOUT)
     return any(event & select.POLLERR for _, event in poller.poll(0))

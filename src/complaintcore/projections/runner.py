@@ -100,6 +100,9 @@ class CheckpointMoved(Exception):
         self.position = position
 
 
+STAND_DOWN_RETRY_S = 60.0  # how long a runner of an older release waits before trying again
+
+
 class SchemaNotThisRelease(Exception):
     """The database's schema is not the one this code writes: a newer release migrated it (a
     rolling upgrade, the old processes not stopped yet). Its runner writes nothing more: a
@@ -219,6 +222,7 @@ class ProjectionRunner:
     async def run(self) -> None:
         try:
             while True:
+                retry = self._standby_retry
                 try:
                     await self._hold_lock_and_follow()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -228,8 +232,10 @@ class ProjectionRunner:
                         error=type(error).__name__,
                     )
                 except SchemaNotThisRelease as newer:
-                    # its lock let go, so the new release's runner takes the projection on
+                    # its lock let go, so the new release's runner takes the projection on; not
+                    # taken back soon (idle, it would hold it from the new one until an event)
                     log.error("projection runner stands down", projection=self.name, why=str(newer))
+                    retry = max(retry, STAND_DOWN_RETRY_S)
                 except Exception as error:
                     # An event this code cannot read, for one: never skip it, keep retrying, and
                     # let the lag show (personal data could sit in the message: type only).
@@ -239,7 +245,7 @@ class ProjectionRunner:
                         error=type(error).__name__,
                     )
                 self.role = "standby"
-                await asyncio.sleep(self._standby_retry)
+                await asyncio.sleep(retry)
         finally:
             self.role = "stopped"
 
