@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from complaintcore.domain.identity import personal_numbers_redacted
 from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
 
 PROBLEM_JSON = "application/problem+json"
@@ -144,8 +145,10 @@ DATABASE_DOWN = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
 
 
 def field_path(location: tuple[Any, ...]) -> str:
+    """Where a bad value was; a key is the client's own text, so a personal number sent as one
+    (a map keyed by phone number) is not echoed (found by a review pass)."""
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or str(location[0] if location else "request")
+    return personal_numbers_redacted(".".join(parts) or str(location[0] if location else "request"))
 
 
 def _validation_problem(error: RequestValidationError) -> Problem:

@@ -92,7 +92,7 @@ from complaintcore.domain.decider import (
 )
 from complaintcore.domain.events import ComplaintReceived, Event
 from complaintcore.domain.frozen import changed
-from complaintcore.domain.identity import looks_like_a_personal_number
+from complaintcore.domain.identity import looks_like_a_personal_number, personal_numbers_redacted
 from complaintcore.domain.policy import PolicyVersion, ResolvedPolicy, resolve_policy
 from complaintcore.domain.roles import Role, is_code
 from complaintcore.domain.rules import BUSINESS_DATE_IN_FUTURE, InvalidCommand, RuleViolation
@@ -478,10 +478,12 @@ def _validated(model: type[Body], data: dict[str, Any], prefix: str) -> Any:
         return model.model_validate(data)
     except ValidationError as error:
         # Field paths and error types only: the input values may be personal data.
+        # (a key is input too: a personal number sent as one is not repeated)
         problems = "; ".join(
             f"{prefix}{'.'.join(str(part) for part in e['loc']) or '(line)'}: {e['type']}"
             for e in error.errors()
         )
+        problems = personal_numbers_redacted(problems)
         raise _Refused("validation_failed", problems) from None
 
 

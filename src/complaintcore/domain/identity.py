@@ -73,6 +73,26 @@ def looks_like_a_personal_number(text: str) -> bool:
     )
 
 
+# each run of digits (an identity number's may end in X), and a mobile written in groups
+_NUMBER_RUNS = re.compile(r"(?<![0-9])(?:1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}|[0-9]+[Xx]?)(?![0-9])")
+REDACTED_NUMBER = "[personal number]"
+
+
+def personal_numbers_redacted(text: str) -> str:
+    """`text` with each identity or mobile number in it (`looks_like_a_personal_number`, a run
+    of digits at a time) replaced: for what a client may put anywhere, a header, a path, a JSON
+    key, and the service would otherwise keep or log in clear (found by a review pass)."""
+    return _NUMBER_RUNS.sub(_redacted_if_personal, text)
+
+
+def holds_a_personal_number(text: str) -> bool:
+    return personal_numbers_redacted(text) != text
+
+
+def _redacted_if_personal(found: re.Match[str]) -> str:
+    return REDACTED_NUMBER if looks_like_a_personal_number(found.group()) else found.group()
+
+
 def _is_first_generation_id(number: str) -> bool:
     """15 digits: an area code of a province, a birth date as YYMMDD in the 1900s, a serial."""
     return (

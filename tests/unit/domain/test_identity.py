@@ -16,12 +16,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from complaintcore.domain.identity import (
+    holds_a_personal_number,
     is_valid_resident_id,
     is_valid_unified_social_credit_code,
     looks_like_a_personal_number,
     mask_id_number,
     mask_name,
     mask_phone,
+    personal_numbers_redacted,
 )
 
 DIGITS = "0123456789"
@@ -307,3 +309,36 @@ def test_a_masked_resident_id_never_shows_the_birth_date(number: str) -> None:
 )
 def test_a_personal_number_where_a_code_is_expected(text: str, personal: bool) -> None:
     assert looks_like_a_personal_number(text) is personal
+
+
+_AROUND = st.text(alphabet="abc/-_: .", max_size=12)
+
+
+@given(valid_resident_ids(), _AROUND, _AROUND)
+def test_an_identity_number_anywhere_in_a_text_is_redacted(
+    number: str, before: str, after: str
+) -> None:
+    text = f"{before}{number}{after}"
+    assert personal_numbers_redacted(text) == f"{before}[personal number]{after}"
+    assert holds_a_personal_number(text)
+
+
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True), _AROUND, _AROUND)
+def test_a_mobile_number_anywhere_in_a_text_is_redacted(
+    number: str, before: str, after: str
+) -> None:
+    assert number not in personal_numbers_redacted(f"{before}{number}{after}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order-20261207123456",  # a timestamp
+        "1701234567890",  # milliseconds since 1970
+        "/v1/complaints/3d010765-aaaa-bbbb-cccc-138123456789",  # a case id
+        "BR-A-2026-000123",
+        "12345678901",  # eleven digits, no mobile's prefix
+    ],
+)
+def test_numbers_that_are_no_personal_number_stay(text: str) -> None:
+    assert personal_numbers_redacted(text) == text and not holds_a_personal_number(text)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
-from complaintcore.api.problems import Problem, problem_responses
+from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
 from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_document import case_document
@@ -27,6 +27,7 @@ from complaintcore.application.complaint_service import (
 from complaintcore.application.idempotency import IdempotentRequest
 from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
+from complaintcore.domain.identity import holds_a_personal_number, personal_numbers_redacted
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 
@@ -49,7 +50,8 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Same key and body: the first response again, nothing stored.",
+        description="Same key and body: the first response again, nothing stored. Never an "
+        "identity or mobile number (422 `idempotency_key_personal`): the key is kept in clear.",
     ),
 ]
 
@@ -123,6 +125,16 @@ def _request_info(
     path = request.url.path
     if case_id is not None:
         path = path.replace(case_id, case_id.lower(), 1)
+    if key and holds_a_personal_number(key):
+        # stored with the response and in each event's metadata for good, as an imported
+        # case's external id is (`external_id_personal`; found by a review pass)
+        problem = FieldProblem(
+            field="Idempotency-Key",
+            code="idempotency_key_personal",
+            message="an identity or mobile number is personal data, kept only sealed; use a key "
+            "of your own (a UUID)",
+        )
+        raise invalid([problem], code="idempotency_key_personal")
     idempotency = (
         IdempotentRequest.of(
             request.app.state.fingerprint_key,
@@ -138,7 +150,8 @@ def _request_info(
     )
     return RequestInfo(
         correlation_id=request.scope.get("state", {}).get("correlation_id"),
-        client=request.headers.get("user-agent", "")[:200] or None,
+        # stored in each event's metadata for good: never with a personal number in it
+        client=personal_numbers_redacted(request.headers.get("user-agent", "")[:200]) or None,
         idempotency=idempotency,
     )
 
