@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from complaintcore.application.complaint_service import Actor, ComplaintService, NotPermitted
+from complaintcore.domain.identity import holds_a_personal_number
 from complaintcore.domain.personal_data import split_personal
 from complaintcore.domain.roles import may_reveal
 from complaintcore.domain.state import fold
@@ -116,6 +117,7 @@ def valid_purpose(purpose: str) -> bool:
         len(purpose) <= PURPOSE_MAX_LENGTH
         and re.fullmatch(PURPOSE_PATTERN, purpose) is not None
         and says_something(purpose)
+        and not holds_a_personal_number(purpose)
     )
 
 
