@@ -203,7 +203,8 @@ def serving(
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DATABASE_URL=database_url, COMPLAINTCORE_LOG_FORMAT="json", **extra_env)
     env.update(master_key_env(log_dir))
-    with (log_dir / "serve.log").open("wb") as log:
+    # appended to: the processes of `serve --workers N` write to it at once, each line whole
+    with (log_dir / "serve.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "complaintcore.cli", "serve", "--port", str(port), *serve_args],
             env=env,

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from complaintcore.api.metrics import observe_request
 from complaintcore.api.problems import internal_error, problem_response
-from complaintcore.domain.identity import holds_a_personal_number, personal_numbers_redacted
+from complaintcore.domain.identity import looks_like_a_personal_number, personal_numbers_redacted
 
 CORRELATION_HEADER = "x-correlation-id"
 _SAFE_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -75,7 +75,9 @@ def _correlation_id(scope: Scope) -> str:
             candidate = value.decode("latin-1")
             # one bound to every log line and stored in each event's metadata: never a
             # personal number (found by a review pass)
-            if _SAFE_CORRELATION_ID.match(candidate) and not holds_a_personal_number(candidate):
+            if _SAFE_CORRELATION_ID.match(candidate) and not looks_like_a_personal_number(
+                candidate
+            ):
                 return candidate
     return uuid.uuid4().hex
 

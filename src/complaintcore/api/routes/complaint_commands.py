@@ -27,7 +27,7 @@ from complaintcore.application.complaint_service import (
 from complaintcore.application.idempotency import IdempotentRequest
 from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
-from complaintcore.domain.identity import holds_a_personal_number, personal_numbers_redacted
+from complaintcore.domain.identity import looks_like_a_personal_number, personal_numbers_redacted
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 
@@ -125,9 +125,10 @@ def _request_info(
     path = request.url.path
     if case_id is not None:
         path = path.replace(case_id, case_id.lower(), 1)
-    if key and holds_a_personal_number(key):
+    if key and looks_like_a_personal_number(key):
         # stored with the response and in each event's metadata for good, as an imported
-        # case's external id is (`external_id_personal`; found by a review pass)
+        # case's external id is (`external_id_personal`; found by a review pass). The whole
+        # key, not a run of digits in it: a random hex key holds such runs now and then
         problem = FieldProblem(
             field="Idempotency-Key",
             code="idempotency_key_personal",
