@@ -41,6 +41,39 @@ def connect_timeout() -> float:
     return get_settings().database_connect_timeout_s
 
 
+# probes after the idle time, this far apart, this many before the session is ended
+KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 10, 3
+
+
+@functools.cache
+def keepalive_statement() -> str | None:
+    """What makes PostgreSQL notice a client host gone without closing its connections
+    (COMPLAINTCORE_DATABASE_KEEPALIVE): its sessions, and the locks they hold (a runner's, a
+    case's, a receipt's serial row), end within about a minute rather than the two hours of the
+    server's defaults (found by a review pass cutting a host off); unanswered sends are given up
+    after as long (`tcp_user_timeout`). Set once a session starts, by statements rather than
+    startup parameters, which pgbouncer refuses unless told to ignore them. None when 0."""
+    idle = get_settings().database_keepalive_s
+    if not idle:
+        return None
+    given_up_ms = (idle + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES) * 1000
+    settings = {
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": KEEPALIVE_INTERVAL_S,
+        "tcp_keepalives_count": KEEPALIVE_PROBES,
+        "tcp_user_timeout": given_up_ms,
+    }
+    return "; ".join(f"SET {name} = {value}" for name, value in settings.items())
+
+
+async def prepare_session(connection: asyncpg.Connection) -> None:
+    """Every connection of the service's (`connect`, the pools'): the keepalives, then orjson's
+    JSON codecs."""
+    if (keepalive := keepalive_statement()) is not None:
+        await connection.execute(keepalive)
+    await use_binary_json(connection)
+
+
 @functools.cache
 def service_command_timeout() -> float | None:
     """Seconds a statement of the running service (its pools, its runners) may take
@@ -122,7 +155,7 @@ async def connect(database_url: str, *, command_timeout: float | None = None) ->
     """One connection outside the pool, with the pool's JSON codecs (for a session that must
     outlive any pooled use, such as a held advisory lock)."""
     connection = await connect_each_host(plain_url(database_url), command_timeout=command_timeout)
-    await use_binary_json(connection)
+    await prepare_session(connection)
     return connection
 
 
@@ -149,7 +182,7 @@ async def create_pool(
         max_size=max_size,
         connect=connect_each_host,
         command_timeout=command_timeout,
-        init=use_binary_json,
+        init=prepare_session,
         reset=_keep_session,
         # No inactivity timer: it costs a timer armed on every release and cancelled on every
         # acquire, and the pool never holds more than `max_size` idle connections anyway.

@@ -43,6 +43,12 @@ ENVIRONMENT = {
             "seconds to connect to one host of DATABASE_URL before trying the next",
         ),
         Variable(
+            "COMPLAINTCORE_DATABASE_KEEPALIVE",
+            "30",
+            "seconds of silence before PostgreSQL probes a connection: a dead host's sessions"
+            " and locks end within about a minute (0: the server's own settings)",
+        ),
+        Variable(
             "COMPLAINTCORE_LOG_FORMAT",
             "auto",
             "json (a JSON object a line), console, or auto (console on a terminal)",
@@ -194,6 +200,7 @@ EVERY_COMMAND = (
     "DATABASE_URL",
     "COMPLAINTCORE_DATA_DIR",
     "COMPLAINTCORE_DATABASE_CONNECT_TIMEOUT",
+    "COMPLAINTCORE_DATABASE_KEEPALIVE",
     "COMPLAINTCORE_LOG_FORMAT",
     "COMPLAINTCORE_LOG_LEVEL",
 )
