@@ -28,7 +28,7 @@ from complaintcore.projections.runner import (
     projection_lag,
     read_checkpoint,
 )
-from projection_support import CaseDesk
+from projection_support import CaseDesk, erase_as_admin
 from testsupport import session_case_keys
 
 D = date(2026, 3, 2)  # a Monday; received on D, a case is due on D + 15
@@ -519,3 +519,18 @@ async def _until(count: Any, expected: int) -> None:
             return
         await asyncio.sleep(0.025)
     pytest.fail(f"never reached {expected}: {await count()}")
+
+
+async def test_an_erased_case_raises_no_rectification_alert(
+    pool: asyncpg.Pool, database_url: str, desk: CaseDesk
+) -> None:
+    """An erased case takes no command more, `rectify` included: an overdue action of its would
+    be an alert nobody can act on (found by a review pass)."""
+    case_id = await desk.receive("BR-A", date(2019, 3, 4))
+    await desk.assign(case_id, date(2019, 3, 5))
+    await desk.decide(case_id, date(2019, 3, 6))  # closed 30 days after the notice
+    await desk.attribute(case_id, date(2026, 5, 30), due_on=(date(2026, 6, 3),))
+    await erase_as_admin(desk, case_id)
+    await run_alerts(database_url, desk, date(2026, 6, 5))
+    assert "rectification.overdue" not in await names(pool, case_id)
+    assert "personal_data.erased" in await names(pool, case_id)

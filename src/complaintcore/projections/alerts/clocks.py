@@ -114,6 +114,10 @@ def clock_rows(state: ComplaintState) -> list[ClockRow]:
         for action in state.attribution.actions:
             done = action.closed_on
             action_state = RUNNING if done is None or done > action.due_on else "closed"
+            if state.personal_data_erased:
+                # an erased case takes no command more, `rectify` included: asking for it
+                # would be an alert nobody can act on (found by a review pass)
+                action_state = "stopped"
             rows.append(row(ACTION, action_state, action.due_on, action.action_id, done))
     return rows
 
