@@ -20,7 +20,7 @@ from complaintcore.application.retention_sweep import RetentionSweep, SweepOrder
 from complaintcore.domain.policy import DueSoonDays
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.model import StoredEvent
-from complaintcore.events.store import PostgresEventStore
+from complaintcore.events.store import PostgresEventStore, take_position_floor
 from complaintcore.projections.alerts import AlertProjection, alerts_projection
 from complaintcore.projections.runner import (
     FeedProjection,
@@ -534,3 +534,28 @@ async def test_an_erased_case_raises_no_rectification_alert(
     await run_alerts(database_url, desk, date(2026, 6, 5))
     assert "rectification.overdue" not in await names(pool, case_id)
     assert "personal_data.erased" in await names(pool, case_id)
+
+
+async def test_a_case_decided_on_its_due_date_is_not_swept_overdue_behind_an_append_in_flight(
+    pool: asyncpg.Pool, database_url: str, desk: CaseDesk
+) -> None:
+    """The day's sweep judged `alert_clocks` as last folded, though the case had a decision
+    committed that the feed still held back behind an append in flight (a bulk import's COPY):
+    a case decided on its due date was announced overdue (found by a review pass)."""
+    case_id = await desk.receive("BR-A", D)  # due day(15)
+    await desk.assign(case_id, day(1))
+    await run_alerts(database_url, desk, day(14))  # due soon: 1 day left
+    assert await names(pool, case_id) == ["case.received", "case.due_soon"]
+
+    in_flight = await asyncpg.connect(database_url)
+    try:
+        transaction = in_flight.transaction()
+        await transaction.start()
+        await take_position_floor(in_flight)
+        await desk.decide(case_id, day(15))  # decided and notified on the due date: met
+        await run_alerts(database_url, desk, day(16))  # the day turns, the append still running
+        await transaction.rollback()
+    finally:
+        await in_flight.close()
+    await run_alerts(database_url, desk, day(16))
+    assert await names(pool, case_id) == ["case.received", "case.due_soon", "case.decided"]

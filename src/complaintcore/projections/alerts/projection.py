@@ -103,6 +103,28 @@ async def clocks_due_by(connection: asyncpg.Connection, last_day: date) -> list[
     return [clocks.ClockRow(*row) for row in rows]
 
 
+# The cases among them with events committed past the runner's checkpoint: the feed holds them
+# back behind an append still in flight (a bulk import's COPY), or they committed since its read.
+_MOVED_ON = """
+SELECT DISTINCT stream_id FROM events
+WHERE stream_id = ANY($1::text[])
+  AND position > (SELECT position FROM projection_checkpoints WHERE name = $2)
+"""
+
+
+async def _as_they_stand(
+    connection: asyncpg.Connection, rows: Sequence[clocks.ClockRow]
+) -> list[clocks.ClockRow]:
+    """The sweep's rows of the cases whose clocks are folded from their last committed event:
+    a case decided on its due date but not applied yet would be swept overdue (found by a
+    review pass). The others are judged as of today by the batch that applies their events."""
+    if not rows:
+        return []
+    cases = sorted({row.case_id for row in rows})
+    moved_on = {row["stream_id"] for row in await connection.fetch(_MOVED_ON, cases, NAME)}
+    return [row for row in rows if row.case_id not in moved_on]
+
+
 _STREAM_HEADS = (
     "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY($1::text[]) GROUP BY 1"
 )
@@ -180,7 +202,9 @@ class AlertProjection:
         assert isinstance(key, SweepDay)
         today, days = key.today, key.due_soon_days
         soonest = max([days.default, *days.by_institution.values()])
-        rows = await clocks_due_by(connection, today + timedelta(days=soonest))
+        rows = await _as_they_stand(
+            connection, await clocks_due_by(connection, today + timedelta(days=soonest))
+        )
         await insert_alerts(connection, clocks.judge(rows, today, days))
         await connection.execute(
             "UPDATE alert_runner SET swept_on = $2, swept_at = now() WHERE name = $1", NAME, today
