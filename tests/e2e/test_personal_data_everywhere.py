@@ -10,14 +10,19 @@ follow-up / approve-redress over HTTP, and an erasure."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+from test_personal_data_at_rest import hits, stored_texts
 
-from testsupport import LiveService, live_service
+from testsupport import LiveService, live_service, master_key_env
 from webhook_support import Receiver
 
 NAME = "泄露测试人"
@@ -37,7 +42,6 @@ TEXTS = {
     "follow_up": "回访记录泄露MNO",
     "terms": "约定事项泄露PQR",
 }
-KEY_TABLES = frozenset({"case_keys", "service_keys"})
 ERASURE = {"reason": "保存期限届满", "legal_basis": "《个人信息保护法》第四十七条"}
 WEBHOOK_ENV = {
     "COMPLAINTCORE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
@@ -53,36 +57,26 @@ def needles() -> set[str]:
     return found
 
 
-def hits(texts: dict[str, str], values: Iterable[str]) -> list[tuple[str, str, str]]:
-    found = []
-    for value in sorted(values):
-        for where, text in texts.items():
-            at = text.find(value)
-            if at >= 0:
-                found.append((value, where, text[max(at - 80, 0) : at + 60]))
-    return found
-
-
-async def stored_texts(database_url: str) -> dict[str, str]:
-    """Every row of every table but the key tables, as PostgreSQL writes it."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        tables = await connection.fetch(
-            "SELECT n.nspname AS schema, c.relname AS name FROM pg_class c"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')"
-            " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND n.nspname NOT LIKE 'pg_toast%'"
-        )
-        dumps = {}
-        for table in tables:
-            if table["name"] in KEY_TABLES:
-                continue
-            qualified = f'"{table["schema"]}"."{table["name"]}"'
-            rows = await connection.fetch(f"SELECT t::text AS row FROM {qualified} t")
-            dumps[f"{table['schema']}.{table['name']}"] = "\n".join(r["row"] for r in rows)
-        return dumps
-    finally:
-        await connection.close()
+def imported(
+    hooks: LiveService, folder: Path, lines: list[str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`complaintcore import` of `lines` under the live service's master key, some refused
+    (exit 2): what it printed, and its `--refusals` file."""
+    source, refusals = folder / "cases.jsonl", folder / "refusals.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(DATABASE_URL=hooks.database_url, COMPLAINTCORE_LOG_FORMAT="json")
+    env.update(master_key_env(hooks.log_path.parent))
+    command = [sys.executable, "-m", "complaintcore.cli", "import", str(source)]
+    done = subprocess.run(
+        [*command, "--refusals", str(refusals)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    return done, refusals.read_text(encoding="utf-8")
 
 
 def complaint_2019(**extra: object) -> dict:
@@ -325,13 +319,6 @@ def test_a_personal_number_typed_into_a_url_path_is_not_logged(
 
 
 def test_import_refusals_and_output_hold_no_personal_value(hooks: LiveService, tmp_path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from testsupport import master_key_env
-
     base = complaint_2019()
     base.pop("agent")
     lines: list[str] = []
@@ -368,33 +355,12 @@ def test_import_refusals_and_output_hold_no_personal_value(hooks: LiveService, t
     line(facts=FACTS + "\x00")
     lines.append(f'{{"external_id": "legacy-x", "name": "{NAME}", {ID_NUMBER}')  # not JSON
     lines.append(json.dumps({**base, "external_id": "legacy-s"})[:-1] + ', "x": "\\ud800"}')
-    source = tmp_path / "cases.jsonl"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    refusals = tmp_path / "refusals.jsonl"
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(DATABASE_URL=hooks.database_url, COMPLAINTCORE_LOG_FORMAT="json")
-    env.update(master_key_env(hooks.log_path.parent))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "complaintcore.cli",
-            "import",
-            str(source),
-            "--refusals",
-            str(refusals),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
+    done, refused_lines = imported(hooks, tmp_path, lines)
     assert "1 cases imported" in done.stdout, done.stdout
     texts = {
         "stdout": done.stdout,
         "stderr": done.stderr,
-        "refusals": refusals.read_text(encoding="utf-8"),
+        "refusals": refused_lines,
     }
     assert texts["refusals"].count("\n") == len(lines) - 1, texts["refusals"]
     assert hits(texts, needles()) == []
@@ -407,13 +373,6 @@ def test_an_unknown_key_is_not_echoed_in_the_422_nor_in_the_import_refusals(
     an `extra_forbidden` error: in the 422's `detail` and `errors[].field` (into the client's
     and any proxy's logs), and in `complaintcore import`'s stderr and `--refusals` file (found by
     a review pass). Keys are input too."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from testsupport import master_key_env
-
     body = complaint_2019()
     body.pop("agent")
     body["complainant"] = {**body["complainant"], PHONE: "mobile"}
@@ -422,31 +381,10 @@ def test_an_unknown_key_is_not_echoed_in_the_422_nor_in_the_import_refusals(
     assert refused.status_code == 422, refused.text
 
     line = {**body, "external_id": "legacy-key", "at": "2019-01-02"}
-    source = tmp_path / "cases.jsonl"
-    source.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
-    refusals = tmp_path / "refusals.jsonl"
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(DATABASE_URL=hooks.database_url, COMPLAINTCORE_LOG_FORMAT="json")
-    env.update(master_key_env(hooks.log_path.parent))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "complaintcore.cli",
-            "import",
-            str(source),
-            "--refusals",
-            str(refusals),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
+    done, refused_lines = imported(hooks, tmp_path, [json.dumps(line, ensure_ascii=False)])
     texts = {
         "422 body": refused.text,
         "import stderr": done.stderr,
-        "refusals file": refusals.read_text(encoding="utf-8"),
+        "refusals file": refused_lines,
     }
     assert [(value, where) for value, where, _ in hits(texts, [PHONE])] == []
