@@ -93,6 +93,7 @@ from complaintcore.events.codec import (
     records_erasure,
     require_key_unless_erased,
     require_versions_in_a_row,
+    stream_and_cipher,
     stream_suite,
 )
 from complaintcore.events.model import (
@@ -513,16 +514,14 @@ class ComplaintService:
     async def opened_stream(
         self, actor: Actor, case_id: str, events: list[StoredEvent]
     ) -> tuple[list[StoredEvent], StreamCipher | None]:
-        """`events` (the case's stream as read) and the cipher that opens them, agreeing: a key
-        found gone though the events hold no erasure means the case was erased after they were
-        read (or they were read on a replica behind), so the stream is read again here, where
-        the erasure is recorded with the key's removal."""
-        cipher = await self.stream_cipher(case_id, events)
-        if cipher is not None and cipher.erased and not records_erasure(events):
-            events = await self.case_events(actor, case_id)
-            cipher = await self.stream_cipher(case_id, events)
-            require_key_unless_erased(case_id, events, cipher)
-        return events, cipher
+        """`events` (the case's stream as read) and the cipher that opens them, agreeing
+        (`codec.stream_and_cipher`: read again here, on the primary, when they disagree)."""
+        return await stream_and_cipher(
+            case_id,
+            events,
+            lambda: self.case_events(actor, case_id),
+            lambda stored: self.stream_cipher(case_id, stored),
+        )
 
     async def stream_cipher(
         self, case_id: str, stored: Sequence[StoredEvent]

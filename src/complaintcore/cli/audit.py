@@ -29,7 +29,7 @@ from complaintcore.cli.common import (
 )
 from complaintcore.crypto.suites import UnknownSuite
 from complaintcore.domain.policy import InstitutionPolicy
-from complaintcore.events.codec import records_erasure, require_key_unless_erased, stream_suite
+from complaintcore.events.codec import stream_and_cipher, stream_suite
 from complaintcore.events.model import StoredEvent
 from complaintcore.events.store import PostgresEventStore
 from complaintcore.events.stream_cipher import CaseKeyUnusable, StreamCipher
@@ -90,13 +90,14 @@ async def _read_case(
     async with pool.acquire() as connection:
         case_keys = await checked_case_keys(settings, connection)
         try:
-            cipher = await case_keys.cipher_for(connection, case_id, suite)
-            if cipher.erased and not records_erasure(events):
-                # erased after its events were read (a sweep on another host): read them again,
-                # with the erasure, as a case read does (found by a review pass)
-                events = await PostgresEventStore(pool).read_stream(case_id)
-                cipher = await case_keys.cipher_for(connection, case_id, suite)
-            require_key_unless_erased(case_id, events, cipher)
+            # erased after its events were read (a sweep on another host): read again, with the
+            # erasure, as a case read does (found by a review pass)
+            events, cipher = await stream_and_cipher(
+                case_id,
+                events,
+                lambda: PostgresEventStore(pool).read_stream(case_id),
+                lambda _: case_keys.cipher_for(connection, case_id, suite),
+            )
         except (UnknownSuite, CaseKeyUnusable):
             # an altered suite name, a key row gone or altered: the chain is verified all the
             # same (it covers the stored bytes), and the state is not opened

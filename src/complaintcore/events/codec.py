@@ -13,7 +13,7 @@ command path, replay, projections) goes through `domain_events` or `opened_event
 
 import dataclasses
 import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from complaintcore.crypto.suites import CiphertextRejected, UnknownSuite
@@ -219,6 +219,24 @@ def require_key_unless_erased(
     records no erasure."""
     if cipher is not None and cipher.erased and not records_erasure(stored):
         raise CaseKeyUnusable(case_id, "is missing, though its personal data was never erased")
+
+
+async def stream_and_cipher(
+    case_id: str,
+    stored: list[StoredEvent],
+    read_again: Callable[[], Awaitable[list[StoredEvent]]],
+    cipher_of: Callable[[list[StoredEvent]], Awaitable[StreamCipher | None]],
+) -> tuple[list[StoredEvent], StreamCipher | None]:
+    """`stored` (the case's stream as read) and the cipher that opens it, agreeing: a key found
+    gone though the events hold no erasure means the case was erased after they were read (or
+    they were read on a replica behind), so the stream is read again, where the erasure is
+    recorded with the key's removal; still none there, the key is `CaseKeyUnusable`."""
+    cipher = await cipher_of(stored)
+    if cipher is not None and cipher.erased and not records_erasure(stored):
+        stored = await read_again()
+        cipher = await cipher_of(stored)
+        require_key_unless_erased(case_id, stored, cipher)
+    return stored, cipher
 
 
 def every_event_sealed(suites: Iterable[str | None]) -> bool:
