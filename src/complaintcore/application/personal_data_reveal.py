@@ -55,6 +55,7 @@ __all__ = [
     "PersonalDataGone",
     "access_log",
     "personal_values",
+    "purpose_refused",
     "reveal",
     "says_something",
 ]
@@ -111,13 +112,27 @@ def says_something(purpose: str) -> bool:
     )
 
 
+def purpose_refused(purpose: str) -> tuple[str, str] | None:
+    """Why a purpose of the published pattern is still refused (a code and a message), None when
+    it is not: the rules a portable pattern cannot state, read alike by the route's query
+    parameter and by `reveal`."""
+    if not says_something(purpose):
+        return "purpose_says_nothing", "the purpose shows nothing: no letter, digit or sign"
+    if holds_a_personal_number(purpose):
+        # kept in clear in the access log for good, and sent in a URL (found by a review pass)
+        return (
+            "purpose_personal",
+            "the purpose holds an identity or mobile number: say why, not who",
+        )
+    return None
+
+
 def valid_purpose(purpose: str) -> bool:
     # fullmatch: `$` alone would let a final line break through
     return (
         len(purpose) <= PURPOSE_MAX_LENGTH
         and re.fullmatch(PURPOSE_PATTERN, purpose) is not None
-        and says_something(purpose)
-        and not holds_a_personal_number(purpose)
+        and purpose_refused(purpose) is None
     )
 
 

@@ -34,12 +34,11 @@ from complaintcore.application.personal_data_reveal import (
     AccessFilter,
     InvalidCursor,
     access_log,
+    purpose_refused,
     reveal,
-    says_something,
 )
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
 from complaintcore.application.requests.fields import IsoDate
-from complaintcore.domain.identity import holds_a_personal_number
 from complaintcore.domain.roles import PERSONAL_DATA_ACCESS_READERS
 
 router = APIRouter(prefix="/v1", tags=["personal data"])
@@ -53,16 +52,10 @@ NO_STORE_HEADER = {
 }
 
 
-def _purpose_says_something(purpose: str) -> str:
-    if not says_something(purpose):
-        raise PydanticCustomError(
-            "purpose_says_nothing", "the purpose shows nothing: no letter, digit or sign"
-        )
-    if holds_a_personal_number(purpose):
-        # kept in clear in the access log for good, and sent in a URL (found by a review pass)
-        raise PydanticCustomError(
-            "purpose_personal", "the purpose holds an identity or mobile number: say why, not who"
-        )
+def _purpose_shown_and_not_personal(purpose: str) -> str:
+    refused = purpose_refused(purpose)
+    if refused is not None:
+        raise PydanticCustomError(*refused)
     return purpose
 
 
@@ -76,7 +69,7 @@ Purpose = Annotated[
         "spaces, with no control characters and a character that shows, and no identity or "
         "mobile number; recorded in the access log.",
     ),
-    AfterValidator(_purpose_says_something),
+    AfterValidator(_purpose_shown_and_not_personal),
 ]
 # any id a token may carry (`auth.tokens`: printable, no spaces), in any script; a class
 # every regex dialect of the schema's readers takes (no \p{...})
