@@ -8,6 +8,7 @@ before asking. Masks hide personal data in projections and logs that do not need
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 MASK_CHARACTER = "*"
@@ -57,15 +58,25 @@ def is_valid_resident_id(number: str, today: date | None = None) -> bool:
 # a mainland mobile number, with the country code or not
 _MAINLAND_MOBILE = re.compile(r"(?:0086|86)?(?P<number>1[3-9][0-9]{9})")
 _FIRST_GENERATION_ID = re.compile(r"[0-9]{15}")
-_SEPARATORS = re.compile(r"[-._ ]")
+# what people type between groups of digits: ASCII, full-width (Chinese input methods) and
+# typographic hyphens, dots, underscores and spaces
+_SEPARATOR_CHARACTERS = "-._ \u00a0\u2000-\u200a\u202f\u2010-\u2015\u2212\u3000\uff0d\uff0e\uff3f"
+_SEPARATORS = re.compile(f"[{_SEPARATOR_CHARACTERS}]")
+_GROUP_JOINER = re.compile(f"[{_SEPARATOR_CHARACTERS}]{{1,3}}")
+# a run of decimal digits of any script (full-width ones included), an identity number's
+# last one perhaps an X
+_DIGIT_GROUP = re.compile(r"(?<!\d)\d+(?:[XxＸｘ](?!\d))?")
+_FULL_WIDTH_X = {"Ｘ": "X", "ｘ": "x"}
+_LONGEST_PERSONAL_NUMBER = 18
 
 
 def looks_like_a_personal_number(text: str) -> bool:
     """Whether `text`, given where a code is expected (an imported case's external id), is a
     resident identity number (of 18 characters, or a first-generation one of 15 digits) or a
-    mainland mobile number, separators aside: personal data that must not be stored or shown
-    outside a sealed field (PIPL; DOMAIN.md "Personal data")."""
-    digits = _SEPARATORS.sub("", text)
+    mainland mobile number, separators aside and however its digits are typed (full-width
+    ones too): personal data that must not be stored or shown outside a sealed field (PIPL;
+    DOMAIN.md "Personal data")."""
+    digits = _plain_digits(text)
     return (
         is_valid_resident_id(digits)
         or _is_first_generation_id(digits)
@@ -73,24 +84,66 @@ def looks_like_a_personal_number(text: str) -> bool:
     )
 
 
-# each run of digits (an identity number's may end in X), and a mobile written in groups
-_NUMBER_RUNS = re.compile(r"(?<![0-9])(?:1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}|[0-9]+[Xx]?)(?![0-9])")
 REDACTED_NUMBER = "[personal number]"
 
 
 def personal_numbers_redacted(text: str) -> str:
-    """`text` with each identity or mobile number in it (`looks_like_a_personal_number`, a run
-    of digits at a time) replaced: for what a client may put anywhere, a header, a path, a JSON
-    key, and the service would otherwise keep or log in clear (found by a review pass)."""
-    return _NUMBER_RUNS.sub(_redacted_if_personal, text)
+    """`text` with each identity or mobile number in it (`looks_like_a_personal_number`, a
+    group of digits or several joined by separators, "138 0013 8000", "110105-19491231-002X",
+    full-width digits alike) replaced: for what a client may put anywhere, a header, a path, a
+    JSON key, and the service would otherwise keep or log in clear (found by review passes)."""
+    groups = list(_DIGIT_GROUP.finditer(text))
+    pieces, end = [], 0
+    for start, stop in _personal_number_spans(text, groups):
+        pieces += [text[end:start], REDACTED_NUMBER]
+        end = stop
+    return "".join([*pieces, text[end:]]) if pieces else text
 
 
 def holds_a_personal_number(text: str) -> bool:
     return personal_numbers_redacted(text) != text
 
 
-def _redacted_if_personal(found: re.Match[str]) -> str:
-    return REDACTED_NUMBER if looks_like_a_personal_number(found.group()) else found.group()
+def _personal_number_spans(text: str, groups: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Where in `text` its digit `groups` make personal numbers, each the longest found from
+    its first group, left to right."""
+    spans, first = [], 0
+    while first < len(groups):
+        last = _last_group_of_a_personal_number(text, groups, first)
+        if last is None:
+            first += 1
+            continue
+        spans.append((groups[first].start(), groups[last].end()))
+        first = last + 1
+    return spans
+
+
+def _last_group_of_a_personal_number(
+    text: str, groups: list[re.Match[str]], first: int
+) -> int | None:
+    """The last of the groups from `first` on, each joined to the one before by separators,
+    that together make the longest personal number; None when none does."""
+    found, digits = None, ""
+    for index in range(first, len(groups)):
+        if index > first and not _GROUP_JOINER.fullmatch(
+            text, groups[index - 1].end(), groups[index].start()
+        ):
+            break
+        digits += _plain_digits(groups[index].group())
+        if len(digits) > _LONGEST_PERSONAL_NUMBER:
+            break
+        if looks_like_a_personal_number(digits):
+            found = index
+    return found
+
+
+def _plain_digits(text: str) -> str:
+    """`text` without separators, its decimal digits of any script as ASCII ones."""
+    return "".join(
+        str(unicodedata.decimal(character)) if character.isdecimal()
+        else _FULL_WIDTH_X.get(character, character)
+        for character in _SEPARATORS.sub("", text)
+    )  # fmt: skip
 
 
 def _is_first_generation_id(number: str) -> bool:

@@ -305,6 +305,10 @@ def test_a_masked_resident_id_never_shows_the_birth_date(number: str) -> None:
         ("110105491331002", False),  # month 13
         ("990105491231002", False),  # no such province
         ("2023-0001", False),
+        ("１３８００１３８０００", True),  # full-width, as Chinese input methods type digits
+        ("１１０１０５１９４９１２３１００２Ｘ", True),
+        ("138．0013．8000", True),
+        ("110105\u300019491231\u3000002X", True),  # the ideographic space
     ],
 )
 def test_a_personal_number_where_a_code_is_expected(text: str, personal: bool) -> None:
@@ -330,6 +334,41 @@ def test_a_mobile_number_anywhere_in_a_text_is_redacted(
     assert number not in personal_numbers_redacted(f"{before}{number}{after}")
 
 
+_SEPARATOR = st.sampled_from(["-", " ", ".", "_", "－", "\u3000", "．", " - "])
+_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+
+
+@given(valid_resident_ids(), st.lists(_SEPARATOR, min_size=17, max_size=17), st.data())
+def test_an_identity_number_typed_in_groups_or_full_width_is_redacted(
+    number: str, separators: list[str], data: st.DataObject
+) -> None:
+    """Found by a review pass: "核对 110105 19491231 002X", or the number in full-width digits,
+    passed a reveal's purpose check and stayed in the access log in clear."""
+    cuts = data.draw(st.sets(st.integers(1, 16), max_size=4))  # the check character kept with its digits
+    typed = "".join(
+        (separators[index - 1] if index in cuts else "") + character
+        for index, character in enumerate(number)
+    )
+    if data.draw(st.booleans()):
+        typed = typed.translate(_FULL_WIDTH)
+    text = f"核对 {typed} 号"
+    assert personal_numbers_redacted(text) == "核对 [personal number] 号"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("回电 138.0013.8000", "回电 [personal number]"),
+        ("回电 １３８００１３８０００", "回电 [personal number]"),
+        ("/v1/complaints/110105-19491231-002X/events", "/v1/complaints/[personal number]/events"),
+        ("2026-12-07 13800138000", "2026-12-07 [personal number]"),  # a date before it stays
+        ("13800138000 13900139000", "[personal number] [personal number]"),
+    ],
+)
+def test_numbers_in_groups_are_redacted_and_the_rest_stays(text: str, redacted: str) -> None:
+    assert personal_numbers_redacted(text) == redacted
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -338,6 +377,8 @@ def test_a_mobile_number_anywhere_in_a_text_is_redacted(
         "/v1/complaints/3d010765-aaaa-bbbb-cccc-138123456789",  # a case id
         "BR-A-2026-000123",
         "12345678901",  # eleven digits, no mobile's prefix
+        "2026-12-07 10:30, 第 3 次",  # a date and a time
+        "金额 １２３４５ 元",  # full-width digits that are no personal number
     ],
 )
 def test_numbers_that_are_no_personal_number_stay(text: str) -> None:
