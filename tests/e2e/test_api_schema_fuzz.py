@@ -14,13 +14,14 @@ re-reads the case, so a case made invalid this way is held to `negative_data_rej
 every case may carry extra headers: random names and values, an odd `X-Correlation-Id`, an odd
 `Content-Type`.
 
-Cursors: the service's cursors are opaque (unpadded URL-safe base64 of a JSON list: `[date, case
-id]` for the case lists, `[timestamp with offset, row id in decimal]` for the personal data access
-log), so the generated `cursor` of the paginated list routes is, one time in two,
-replaced by the base64 of arbitrary JSON or by raw garbage; and two tests of their own send such
-cursors, and the service's own, with every role's token and check the answers in detail: a cursor
-the service did not give out is a 422 `validation_failed` naming `cursor` (`invalid_cursor`), and a
-role that may not read a list (`LIST_READERS`) is a 403 `forbidden` whatever the cursor.
+Cursors: the service's cursors are opaque (unpadded URL-safe base64 of a JSON list: the list's name,
+then `date, case id` for the case lists, `timestamp with offset, row id in decimal` for the personal
+data access log; a list refuses another's cursor), so the generated `cursor` of the paginated list
+routes is, one time in two, replaced by the base64 of arbitrary JSON or by raw garbage; and two
+tests of their own send such cursors, and the service's own, with every role's token and check the
+answers in detail: a cursor the service did not give out is a 422 `validation_failed` naming
+`cursor` (`invalid_cursor`), and a role that may not read a list (`LIST_READERS`) is a 403
+`forbidden` whatever the cursor.
 """
 
 import base64
@@ -359,13 +360,26 @@ _CASE_ID_LIKE = st.one_of(
     st.sampled_from(["\x00", "", " ", "'", "%", "\\", "z" * 300]),
     _ODD_TEXT,
 )
-_POSITIONS = st.tuples(_DATE_LIKE, _CASE_ID_LIKE).map(list)
+# the name each list writes first in its cursors (a cursor of one list is refused by another)
+LIST_NAMES = {
+    "/v1/complaints": "complaints",
+    "/v1/deadlines": "deadlines",
+    "/v1/personal-data-access": "personal-data-access",
+    "/v1/webhooks": "webhooks",
+}
+_LIST_NAME_LIKE = st.one_of(
+    st.sampled_from([*LIST_NAMES.values(), "complainant-search", "webhook-deliveries"]),
+    st.sampled_from(["", "\x00", "Deadlines", "deadlines "]),
+)
+_POSITIONS = st.tuples(_LIST_NAME_LIKE, _DATE_LIKE, _CASE_ID_LIKE).map(list)
 _CURSOR_VALUES = st.one_of(
     _POSITIONS,
-    st.tuples(_DATE_LIKE, _JSON).map(list),
-    st.tuples(_JSON, _CASE_ID_LIKE).map(list),
-    st.tuples(_DATE_LIKE, _CASE_ID_LIKE, _JSON).map(list),
-    st.tuples(_DATE_LIKE).map(list),
+    st.tuples(_DATE_LIKE, _CASE_ID_LIKE).map(list),  # the cursors of the releases before names
+    st.tuples(_LIST_NAME_LIKE, _DATE_LIKE, _JSON).map(list),
+    st.tuples(_LIST_NAME_LIKE, _JSON, _CASE_ID_LIKE).map(list),
+    st.tuples(_JSON, _DATE_LIKE, _CASE_ID_LIKE).map(list),
+    st.tuples(_LIST_NAME_LIKE, _DATE_LIKE, _CASE_ID_LIKE, _JSON).map(list),
+    st.tuples(_LIST_NAME_LIKE, _DATE_LIKE).map(list),
     _JSON,
 )
 
@@ -483,13 +497,13 @@ Answer = Literal["page_or_refused", "refused", "off_schema"]
 def _expected_answer(path: str, cursor: str) -> Answer:
     """What `path` must answer to `cursor`, read the way the service reads its own.
 
-    `off_schema`: the cursor breaks the parameter's schema in openapi.yaml (length, pattern), a
-    422 `validation_failed` with an error (of any code) on `cursor`. `refused`: the same with code
+    `off_schema`: the cursor breaks the parameter's schema in openapi.yaml (length, pattern), a 422
+    `validation_failed` with an error (of any code) on `cursor`. `refused`: the same with code
     `invalid_cursor`; such is every cursor that fits the schema and is in the alphabet the service
-    writes, but does not decode to JSON, or not to a list of two strings (an ISO date and a case
-    id), or to one with a NUL (no date or case id has one). A well-formed position the service
-    may take for one of its own, or refuse (`page_or_refused`); and so garbage outside that
-    alphabet, which a lenient base64 decoder may read either way."""
+    writes, but does not decode to JSON, or not to the name of the list asked and two strings (an
+    ISO date and a case id), or to one with a NUL (no date or case id has one). A well-formed
+    position the service may take for one of its own, or refuse (`page_or_refused`); and so garbage
+    outside that alphabet, which a lenient base64 decoder may read either way."""
     try:
         CURSOR_PARAMETERS[path].validate_python(cursor)
     except ValidationError:
@@ -506,11 +520,11 @@ def _expected_answer(path: str, cursor: str) -> Answer:
     except orjson.JSONDecodeError:
         return "refused"
     if not (
-        isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values)
+        isinstance(values, list) and len(values) == 3 and all(isinstance(v, str) for v in values)
     ):
         return "refused"
-    key, case_id = values
-    if "\x00" in key or "\x00" in case_id:
+    list_name, key, case_id = values
+    if list_name != LIST_NAMES[path] or "\x00" in key or "\x00" in case_id:
         return "refused"
     if path == ACCESS_LOG_PATH:
         return "page_or_refused" if _is_access_log_position(key, case_id) else "refused"
@@ -593,14 +607,19 @@ def _b64_of(values: Any) -> str:
 
 
 @given(cursor=_CURSORS, limit=st.sampled_from([1, 2, 50]))
-@example(cursor=_b64_of(["2026-12-31", "\x00"]), limit=1)
-@example(cursor=_b64_of(["2026-12-31", "0d6e5f1c-\x00-4b1e-9a53-1f6b4b0e8c11"]), limit=2)
-@example(cursor=_b64_of(["\x00", "0d6e5f1c-7d3a-4b1e-9a53-1f6b4b0e8c11"]), limit=1)
-@example(cursor=_b64_of(["2026-12-31", "0d6e5f1c\x01\x1f\u2028"]), limit=1)
-@example(cursor=_b64_of(["2026-12-31"]), limit=1)
-@example(cursor=_b64_of(["2026-12-31", 2**64 - 1]), limit=1)
-@example(cursor=_cursor_of(b'["2026-12-31", 1' + b"0" * 40 + b"]"), limit=1)
+@example(cursor=_b64_of(["deadlines", "2026-12-31", "\x00"]), limit=1)
+@example(
+    cursor=_b64_of(["deadlines", "2026-12-31", "0d6e5f1c-\x00-4b1e-9a53-1f6b4b0e8c11"]), limit=2
+)
+@example(cursor=_b64_of(["deadlines", "\x00", "0d6e5f1c-7d3a-4b1e-9a53-1f6b4b0e8c11"]), limit=1)
+@example(cursor=_b64_of(["deadlines", "2026-12-31", "0d6e5f1c\x01\x1f\u2028"]), limit=1)
+@example(cursor=_b64_of(["deadlines", "2026-12-31"]), limit=1)
+@example(cursor=_b64_of(["deadlines", "2026-12-31", 2**64 - 1]), limit=1)
+@example(cursor=_cursor_of(b'["deadlines", "2026-12-31", 1' + b"0" * 40 + b"]"), limit=1)
 @example(cursor=_b64_of([["2026-12-31", "x"], {"\x00": None}]), limit=1)
+@example(
+    cursor=_b64_of(["complaints", "2026-12-31", "0d6e5f1c-7d3a-4b1e-9a53-1f6b4b0e8c11"]), limit=1
+)
 @example(cursor="%00\x00\x01 !~", limit=1)
 @settings(
     max_examples=CURSOR_EXAMPLES,

@@ -280,6 +280,36 @@ async def test_a_crafted_cursor_is_refused(api: Api, cursor: str) -> None:
     ]
 
 
+async def test_a_cursor_of_another_list_is_refused(api: Api) -> None:
+    """Found by a review pass: the case list's cursor (the same two values) was taken by the
+    search, which answered an empty page, and by `/v1/deadlines`, which started at an unrelated
+    due date. Each list's cursor names its list."""
+    listed = await api.client.get(
+        "/v1/complaints", params={"limit": 1}, headers=api.headers("supervisor_ho")
+    )
+    searched = await api.search("supervisor_ho", PERSON, limit=1)
+    cursors = {"list": listed.json()["next_cursor"], "search": searched.json()["next_cursor"]}
+    assert all(cursors.values()), cursors
+    answers = {
+        "search with the list's": await api.search("supervisor_ho", PERSON, cursor=cursors["list"]),
+        "deadlines with the list's": await api.client.get(
+            "/v1/deadlines",
+            params={"cursor": cursors["list"]},
+            headers=api.headers("supervisor_ho"),
+        ),
+        "list with the search's": await api.client.get(
+            "/v1/complaints",
+            params={"cursor": cursors["search"]},
+            headers=api.headers("supervisor_ho"),
+        ),
+    }
+    refused = {
+        name: [(e["field"], e["code"]) for e in answer.json().get("errors", [])]
+        for name, answer in answers.items()
+    }
+    assert refused == {name: [("cursor", "invalid_cursor")] for name in answers}
+
+
 async def test_the_index_is_a_keyed_hash_and_no_row_holds_a_number_in_clear(api: Api) -> None:
     connection = await asyncpg.connect(api.database_url)
     try:

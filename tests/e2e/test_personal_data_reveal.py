@@ -1,8 +1,11 @@
 """The reveal of a case's personal data and its access log, over real HTTP (API.md "Personal
 data"; DOMAIN.md "Personal data", Reveal)."""
 
+import base64
+
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from api_support import days_ago, decision, ok, post, receive, refused
@@ -200,15 +203,21 @@ def test_paging_covers_every_row_once(live: LiveService, case: dict) -> None:
             assert walked == everything, limit
 
 
+def _access_log_cursor(*values: str, list_name: str = "personal-data-access") -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([list_name, *values])).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
         "garbage",
         "W1siMjAyNi0xMi0zMSIsIlx1MDAwMCJdXQ",  # [["2026-12-31","\u0000"]]
-        "WyIyMDI2LTEyLTMxVDAwOjAwOjAwKzAwOjAwIiwiXHUwMDAwIl0",  # ["2026-...+00:00","\u0000"]
-        "WyIyMDI2LTEyLTMxVDAwOjAwOjAwIiwiMSJd",  # ["2026-12-31T00:00:00","1"]: no offset
-        "WyIyMDI2LTEyLTMxVDAwOjAwOjAwKzAwOjAwIiwieCJd",  # an id that is not a number
+        _access_log_cursor("2026-12-31T00:00:00+00:00", "\x00"),
+        _access_log_cursor("2026-12-31T00:00:00", "1"),  # no offset
+        _access_log_cursor("2026-12-31T00:00:00+00:00", "x"),  # an id that is not a number
         "WyIyMDI2LTEyLTMxVDAwOjAwOjAwKzAwOjAwIiw5OTk5OTk5OTk5OTk5OTk5OTk5OV0",  # a number
+        "WyIyMDI2LTEyLTMxVDAwOjAwOjAwKzAwOjAwIiwiMSJd",  # ["2026-...+00:00","1"]: no list name
+        _access_log_cursor("2026-12-31T00:00:00+00:00", "1", list_name="complaints"),
     ],
 )
 def test_a_crafted_cursor_is_refused(live: LiveService, cursor: str) -> None:

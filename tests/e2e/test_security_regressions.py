@@ -18,7 +18,9 @@ from api_support import complaint, ok, post, receive, refused
 from complaintcore.auth.tokens import TOKEN_PREFIX, hash_token
 from testsupport import LiveService
 
-CRAFTED_CURSOR = "WyIyMDI2LTEyLTMxIiwiXHUwMDAwIl0"  # ["2026-12-31","\u0000"]
+CRAFTED_CURSOR = (
+    "WyJjb21wbGFpbnRzIiwiMjAyNi0xMi0zMSIsIlx1MDAwMCJd"  # ["complaints","2026-12-31","\u0000"]
+)
 
 
 def legacy_token(live: LiveService, principal_id: str, role: str, institution: str | None) -> str:
@@ -124,21 +126,24 @@ def _cursor(values: object) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("path", ["/v1/complaints", "/v1/deadlines"])
 @pytest.mark.parametrize(
-    "cursor",
+    ("path", "list_name"), [("/v1/complaints", "complaints"), ("/v1/deadlines", "deadlines")]
+)
+@pytest.mark.parametrize(
+    "position",
     [
-        CRAFTED_CURSOR,
-        _cursor(["2026-12-31", "not-a-case-id"]),
-        _cursor(["2026-12-31", "0B5E4C1E-54A4-4D7E-9C1E-6A51B1F0C2D3"]),
-        _cursor(["20261231", "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"]),
-        _cursor(["+2026-12-31", "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"]),
+        ["2026-12-31", "\x00"],
+        ["2026-12-31", "not-a-case-id"],
+        ["2026-12-31", "0B5E4C1E-54A4-4D7E-9C1E-6A51B1F0C2D3"],
+        ["20261231", "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"],
+        ["+2026-12-31", "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"],
         "not base64 !",
     ],
 )
 def test_a_crafted_cursor_is_a_422_naming_the_cursor(
-    live: LiveService, path: str, cursor: str
+    live: LiveService, path: str, list_name: str, position: list[str] | str
 ) -> None:
+    cursor = position if isinstance(position, str) else _cursor([list_name, *position])
     with live.client("staff_a") as client:
         response = client.get(path, params={"cursor": cursor})
         problem = refused(response, "validation_failed", 422)

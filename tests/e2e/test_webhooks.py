@@ -143,8 +143,11 @@ def test_a_url_that_is_not_allowed_is_refused_with_a_stable_code(
         assert response.json()["errors"][0]["field"] == "url"
 
 
-def _cursor(values: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+def _cursor(list_name: str, values: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps([list_name, *values]).encode()).decode().rstrip("=")
+
+
+LIST_NAMES = {"/v1/webhooks": "webhooks", "/v1/webhooks/{id}/deliveries": "webhook-deliveries"}
 
 
 SUBSCRIPTION_ID = "0b5e4c1e-54a4-4d7e-9c1e-6a51b1f0c2d3"
@@ -177,7 +180,8 @@ def test_a_list_cursor_the_service_did_not_give_out_is_refused_as_invalid(
         for template, positions in NOT_GIVEN_OUT.items():
             path = deliveries if "{id}" in template else template
             for position in positions:
-                response = admin.get(path, params={"cursor": _cursor(position)})
+                cursor = _cursor(LIST_NAMES[template], position)
+                response = admin.get(path, params={"cursor": cursor})
                 assert response.status_code == 422, (path, position, response.text)
                 errors = response.json()["errors"]
                 assert [(e["field"], e["code"]) for e in errors] == [("cursor", "invalid_cursor")]

@@ -18,7 +18,6 @@ case; anything else is refused with `InvalidCursor` (a 422 naming `cursor`). The
 personal data: the next page is asked with the same body.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -28,13 +27,15 @@ import asyncpg
 from complaintcore.application.complaint_service import Actor, NotPermitted
 from complaintcore.crypto.blind_index import IndexKey, blind_index
 from complaintcore.domain.roles import handles_complaints
-from complaintcore.projections.case_queries import InvalidCursor, decode_cursor, encode_cursor
+from complaintcore.projections.case_queries import (
+    InvalidCursor,
+    dated_cursor,
+    dated_cursor_position,
+)
 
 __all__ = ["IdentityDocument", "InvalidCursor", "complainant_cases"]
 
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CASE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_NOT_OURS = "the cursor is not one this service gave out"
+_SEARCH_LIST = "complainant-search"
 
 # The partial index on complainant_index finds the complainant's few rows; the subtree and the
 # cursor filter them.
@@ -107,16 +108,8 @@ def _case_of(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def _cursor_after(row: asyncpg.Record) -> str:
-    return encode_cursor([row["received_on"].isoformat(), row["case_id"]])
+    return dated_cursor(_SEARCH_LIST, row["received_on"], row["case_id"])
 
 
 def _position_after(cursor: str) -> tuple[date, str]:
-    """The (receipt date, case id) a cursor points after, each checked as strictly as the
-    service writes them: a `YYYY-MM-DD` date and a lower-case UUID."""
-    key, case_id = decode_cursor(cursor)
-    if not _ISO_DATE.fullmatch(key) or not _CASE_ID.fullmatch(case_id):
-        raise InvalidCursor(_NOT_OURS)
-    try:
-        return date.fromisoformat(key), case_id
-    except ValueError as error:
-        raise InvalidCursor(_NOT_OURS) from error
+    return dated_cursor_position(_SEARCH_LIST, cursor)

@@ -67,6 +67,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # not an invisible format character (soft hyphen, zero widths, direction marks, word joiners,
 # U+FEFF) and not a blank filler (Hangul fillers, the blank Braille pattern). A purpose of those
 # alone was recorded in the access log as one that reads empty (found by a review pass).
+_ACCESS_LIST = "personal-data-access"
 _LINE_CHARACTER = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
 _SAYING_CHARACTER = (
     r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u115f\u1160\u200b-\u200f\u202a-\u202e"
@@ -191,13 +192,13 @@ def _shanghai_midnight(day: date) -> datetime:
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
-    return encode_list_cursor([at.isoformat(), str(row_id)])
+    return encode_list_cursor(_ACCESS_LIST, (at.isoformat(), str(row_id)))
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """The (at, id) of a cursor `encode_cursor` wrote; `InvalidCursor` for anything else. The
     envelope (base64 of a list of two strings) is the case list's; its values are checked here."""
-    at_text, id_text = decode_list_cursor(cursor)
+    at_text, id_text = decode_list_cursor(_ACCESS_LIST, cursor)
     return cursor_instant(at_text), cursor_row_id(id_text)
 
 

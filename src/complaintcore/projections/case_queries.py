@@ -105,20 +105,27 @@ class _Query:
         self.conditions.extend(c for c in conditions if c not in self.conditions)
 
 
-def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+def encode_cursor(list_name: str, values: tuple[str, str]) -> str:
+    """An opaque cursor of the list `list_name` pointing after the row of sort key `values`.
+    The name is in it so that a list refuses another's cursor (a cursor of the case list took
+    the deadlines to an unrelated due date: found by a review pass)."""
+    return base64.urlsafe_b64encode(orjson.dumps([list_name, *values])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
+def decode_cursor(list_name: str, cursor: str) -> tuple[str, str]:
+    """The two values of a cursor `encode_cursor(list_name, ...)` wrote, else `InvalidCursor`."""
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError) as error:
         raise InvalidCursor("the cursor is not one this service gave out") from error
     if not (
-        isinstance(values, list) and len(values) == 2 and all(isinstance(v, str) for v in values)
+        isinstance(values, list)
+        and len(values) == 3
+        and all(isinstance(v, str) for v in values)
+        and values[0] == list_name
     ):
         raise InvalidCursor("the cursor is not one this service gave out")
-    return values
+    return values[1], values[2]
 
 
 _NOT_OURS = "the cursor is not one this service gave out"
@@ -203,7 +210,7 @@ async def list_cases(
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Newest receipts first, keyset-paginated on (received_on, case_id)."""
     query = _filtered(case_filter, today, due_soon_days)
-    return await _page(pool, query, "received_on", True, limit, cursor)
+    return await _page(pool, query, COMPLAINTS_LIST, limit, cursor)
 
 
 async def cases_by_due_date(
@@ -225,27 +232,40 @@ async def cases_by_due_date(
     query = _filtered(replace(case_filter, institutions=None), today, due_soon_days)
     query.where(*clock_sql.running(clock_sql.CASE_VIEW))
     if case_filter.institutions is None:
-        return await _page(pool, query, "due_on", False, limit, cursor)
+        return await _page(pool, query, DEADLINES_LIST, limit, cursor)
     institutions = query.param(case_filter.institutions)
     query.where("respondent_institution = institution.code")
     per_institution = f"(SELECT DISTINCT unnest({institutions}::text[])) AS institution(code)"
-    return await _page(pool, query, "due_on", False, limit, cursor, per_institution)
+    return await _page(pool, query, DEADLINES_LIST, limit, cursor, per_institution)
+
+
+@dataclass(frozen=True)
+class _DatedList:
+    """A list of cases paged on (a date column, case id): its cursors' name and its order."""
+
+    name: str
+    key_column: str
+    descending: bool
+
+
+COMPLAINTS_LIST = _DatedList("complaints", "received_on", descending=True)
+DEADLINES_LIST = _DatedList("deadlines", "due_on", descending=False)
 
 
 async def _page(
     pool: asyncpg.Pool,
     query: _Query,
-    key_column: str,
-    descending: bool,
+    listed: _DatedList,
     limit: int,
     cursor: str | None,
     per_institution: str | None = None,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """A page of the rows the query selects; with `per_institution` (a FROM item naming
     `institution.code`), the first rows of each institution on its own, merged."""
-    direction, after = ("DESC", "<") if descending else ("ASC", ">")
+    key_column = listed.key_column
+    direction, after = ("DESC", "<") if listed.descending else ("ASC", ">")
     if cursor:
-        key, case_id = _cursor_position(cursor)
+        key, case_id = dated_cursor_position(listed.name, cursor)
         query.where(f"({key_column}, case_id) {after} ({query.param(key)}, {query.param(case_id)})")
     where = " AND ".join(query.conditions) or "TRUE"
     order = f"ORDER BY {key_column} {direction}, case_id {direction} LIMIT {query.param(limit + 1)}"
@@ -258,13 +278,18 @@ async def _page(
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    return rows, encode_cursor([rows[-1][key_column].isoformat(), rows[-1]["case_id"]])
+    return rows, dated_cursor(listed.name, rows[-1][key_column], rows[-1]["case_id"])
 
 
-def _cursor_position(cursor: str) -> tuple[date, str]:
-    """The (date, case id) a cursor points after, each checked as strictly as a query parameter:
-    a `YYYY-MM-DD` date and a case id as the service writes them (lower-case UUID)."""
-    key, case_id = decode_cursor(cursor)
+def dated_cursor(list_name: str, day: date, case_id: str) -> str:
+    return encode_cursor(list_name, (day.isoformat(), case_id))
+
+
+def dated_cursor_position(list_name: str, cursor: str) -> tuple[date, str]:
+    """The (date, case id) a cursor of `dated_cursor` points after, each checked as strictly as
+    a query parameter: a `YYYY-MM-DD` date and a case id as the service writes them (lower-case
+    UUID)."""
+    key, case_id = decode_cursor(list_name, cursor)
     try:
         position = date.fromisoformat(key)
     except ValueError as error:

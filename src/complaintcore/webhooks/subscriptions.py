@@ -80,6 +80,8 @@ class Subscription:
         }
 
 
+_SUBSCRIPTIONS_LIST = "webhooks"
+_DELIVERIES_LIST = "webhook-deliveries"
 _COLUMNS = "id::text AS id, url, institution, events, description, created_by, created_at"
 _INSERT = f"""
 INSERT INTO webhook_subscriptions
@@ -182,12 +184,12 @@ class SubscriptionStore:
             institutions = await self._directory.subtree(principal.institution or "")
         after_at, after_id = None, None
         if cursor is not None:
-            at_text, id_text = decode_cursor(cursor)
+            at_text, id_text = decode_cursor(_SUBSCRIPTIONS_LIST, cursor)
             after_at, after_id = cursor_instant(at_text), cursor_uuid(id_text)
         rows = await self._pool.fetch(_SELECT_PAGE, institutions, after_at, after_id, limit + 1)
         page = [_subscription(row) for row in rows[:limit]]
         next_cursor = (
-            encode_cursor([page[-1].created_at.isoformat(), page[-1].id])
+            encode_cursor(_SUBSCRIPTIONS_LIST, (page[-1].created_at.isoformat(), page[-1].id))
             if len(rows) > limit
             else None
         )
@@ -207,7 +209,7 @@ class SubscriptionStore:
         institution's subtree as it stands)."""
         before = None
         if cursor is not None:
-            alert_text, delivery_text = decode_cursor(cursor)
+            alert_text, delivery_text = decode_cursor(_DELIVERIES_LIST, cursor)
             before = cursor_row_id(alert_text)
             cursor_uuid(delivery_text)  # written beside the alert; only the alert is read on
         rows = await self._pool.fetch(
@@ -220,7 +222,7 @@ class SubscriptionStore:
         )
         page = [dict(row) for row in rows[:limit]]
         next_cursor = (
-            encode_cursor([str(page[-1]["alert_id"]), page[-1]["delivery_id"]])
+            encode_cursor(_DELIVERIES_LIST, (str(page[-1]["alert_id"]), page[-1]["delivery_id"]))
             if len(rows) > limit
             else None
         )
