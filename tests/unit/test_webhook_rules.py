@@ -41,6 +41,7 @@ async def test_https_to_a_public_host_is_allowed_and_pinned_to_the_checked_addre
         "https://224.0.0.1/x",
         "https://240.0.0.1/x",
         "https://192.0.2.1/x",  # documentation range: not global
+        "https://hooks.example.com:0/x",  # no port: it was sent to 443 (a review pass)
     ],
 )
 async def test_refused(url: str) -> None:
@@ -52,6 +53,11 @@ async def test_the_allow_list_names_hosts_addresses_and_networks() -> None:
     allow = AllowList.parse(" 127.0.0.1 , Hooks.Internal, 10.0.0.0/8 ")
     table = resolver({"hooks.internal": ["10.0.0.8"], "rebound.internal": ["169.254.169.254"]})
     assert (await check_url("http://127.0.0.1:8080/x", allow, table)).address == "127.0.0.1"
+    assert (await check_url("http://127.0.0.1:8080/x", allow, table)).pinned_url == (
+        "http://127.0.0.1:8080/x"
+    )
+    with pytest.raises(UrlNotAllowed):  # sent to port 80 until a review pass
+        await check_url("http://127.0.0.1:0/x", allow, table)
     assert (await check_url("http://hooks.internal/x", allow, table)).address == "10.0.0.8"
     with pytest.raises(UrlNotAllowed):  # a listed name does not waive the address check
         await check_url("http://rebound.internal/x", AllowList.parse("rebound.internal"), table)

@@ -114,6 +114,8 @@ def parse_url(url: str) -> tuple[SplitResult, str, int]:
         raise UrlNotAllowed("the URL cannot be parsed") from None
     if parts.scheme not in ("http", "https"):
         raise UrlNotAllowed("the URL's scheme must be https (or http to an allowed host)")
+    if port == 0:  # no port to send to; a client would send to the scheme's own (a review pass)
+        raise UrlNotAllowed("the URL's port must be 1 to 65535")
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlNotAllowed("the URL names no host")
@@ -156,7 +158,7 @@ async def check_url(url: str, allow: AllowList, resolve: Resolver) -> ResolvedTa
             )
     chosen = addresses[0]
     shown = f"[{chosen}]" if chosen.version == 6 else str(chosen)
-    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    netloc = f"{shown}:{parts.port}" if parts.port is not None else shown
     host_header = parts.netloc.rsplit("@", 1)[-1]
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     return ResolvedTarget(url, pinned, host, host_header, str(chosen), parts.scheme)
