@@ -5,6 +5,7 @@ import; the cases must come out the same, with intact hash chains and a feed tha
 """
 
 import asyncio
+import codecs
 import contextlib
 import os
 import subprocess
@@ -216,6 +217,25 @@ async def test_refused_cases_are_reported_by_line_and_rule_and_the_rest_is_store
     # registration serials only for what was stored: BR-A got 1 and 2, SUB-A1 got 1
     numbers = await pool.fetch("SELECT registration_no FROM case_view ORDER BY registration_no")
     assert [n["registration_no"][-6:] for n in numbers] == ["000001", "000002", "000001"]
+
+
+async def test_a_file_saved_with_a_byte_order_mark_imports_its_first_case(
+    pool: asyncpg.Pool, institutions: None
+) -> None:
+    """Found by a review pass: a file Notepad or Excel saved as "UTF-8" begins with a byte order
+    mark, and its first case was refused as "not one JSON object"; a line not in UTF-8 (GBK,
+    UTF-16) is refused saying so."""
+    lines = [
+        codecs.BOM_UTF8 + line("BOM-1", []),
+        line("BOM-2", []),
+        '{"external_id": "GBK-1", "note": "投诉"}'.encode("gbk"),
+    ]
+
+    report = await import_lines(pool, lines)
+
+    assert report.cases_imported == 2
+    assert [(r.line_number, r.code) for r in report.refusals] == [(3, "invalid_json")]
+    assert "not UTF-8" in report.refusals[0].detail
 
 
 async def test_the_feed_and_chains_hold_every_imported_event(

@@ -56,6 +56,7 @@ are one pipeline whose guarantees (above) hold only together; each step is a sma
 from __future__ import annotations
 
 import asyncio
+import codecs
 import functools
 import random
 import uuid
@@ -280,10 +281,21 @@ def parse_line(text: bytes | str) -> dict[str, Any]:
     try:
         document = orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise _Refused("invalid_json", "the line is not one JSON object") from None
+        raise _Refused("invalid_json", _why_not_json(text)) from None
     if not isinstance(document, dict):
         raise _Refused("invalid_json", "the line is not one JSON object")
     return document
+
+
+def _why_not_json(text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        try:
+            text.decode()
+        except UnicodeDecodeError:
+            return (
+                "the line is not UTF-8 text (save the file as UTF-8: GBK and UTF-16 are not read)"
+            )
+    return "the line is not one JSON object"
 
 
 def judge_case(
@@ -822,9 +834,16 @@ def _by_line(refusal: Refusal) -> int:
     return refusal.line_number
 
 
+_BYTE_ORDER_MARK = codecs.BOM_UTF8
+
+
 def numbered_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines with their 1-based line numbers."""
+    """Non-blank lines with their 1-based line numbers; the first without the byte order mark
+    an editor may put before UTF-8 (Notepad, Excel: its first case was refused as no JSON,
+    found by a review pass)."""
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix(_BYTE_ORDER_MARK)
         if line.strip():
             yield number, line
 
