@@ -495,7 +495,7 @@ def _extend(
         raise CASE_OVERDUE.violation(f"due {clock.due_on.isoformat()}")
     level = clock.level + 1
     if level == MAX_LEVEL:
-        _check_second_extension_approval(command, context)
+        _check_second_extension_approval(state, command, context)
     with _calendar_needed():
         new_due_on = extended_due_date(clock, level, context.calendar, context.policy)
     return [
@@ -510,10 +510,21 @@ def _extend(
     ]
 
 
-def _check_second_extension_approval(command: ExtendDeadline, context: DecisionContext) -> None:
+def _check_second_extension_approval(
+    state: ComplaintState, command: ExtendDeadline, context: DecisionContext
+) -> None:
     approval = command.approval
     if approval is None:
         raise EXTENSION_REQUIRES_APPROVAL.violation()
+    if approval.approver_id in state.barred_handlers:
+        # the person complained of approving their own case's extension (a review pass)
+        raise EXTENSION_REQUIRES_APPROVAL.violation(
+            f"{approval.approver_id} has a direct interest in the case (Art. 17)"
+        )
+    if approval.approver_id == state.handler_id:
+        raise EXTENSION_REQUIRES_APPROVAL.violation(
+            "the handler cannot approve the extension of their own case"
+        )
     if (
         approval.approver_role is ApproverRole.SUPERIOR_INSTITUTION
         and context.superior_of_respondent is None
@@ -855,7 +866,7 @@ def _approve_redress(
     errors.require("note", command.note)
     errors.raise_if_any()
     _require_open(state, context, command.approved_on)
-    _require_approver(command.up_to_fen, context)
+    _require_approver(state, command.up_to_fen, context)
     return [
         RedressApproved(
             up_to_fen=command.up_to_fen,
@@ -868,9 +879,14 @@ def _approve_redress(
     ]
 
 
-def _require_approver(amount: int, context: DecisionContext) -> None:
+def _require_approver(state: ComplaintState, amount: int, context: DecisionContext) -> None:
     if not may_approve_redress(context.actor_role):
         raise APPROVER_LACKS_AUTHORITY.violation(f"a {context.actor_role} does not approve")
+    if context.actor_id in state.barred_handlers:
+        # a supervisor named in the complaint approved its payout (found by a review pass)
+        raise APPROVER_LACKS_AUTHORITY.violation(
+            f"{context.actor_id} has a direct interest in the case (Art. 17)"
+        )
     if not context.actor_at_or_above_respondent:
         raise APPROVER_LACKS_AUTHORITY.violation("not at the case's institution or above it")
     if not _within_limit(amount, context):

@@ -122,7 +122,8 @@ EXTENSION_REQUIRES_APPROVAL = Rule(
     "extension_requires_approval",
     "Art. 18",
     "A second extension needs the approval of the superior institution or a head-office senior "
-    "manager (上级机构或者总行、总公司高级管理人员审批).",
+    "manager (上级机构或者总行、总公司高级管理人员审批), given by neither the handler nor anyone "
+    "with a direct interest in the case (Art. 17).",
 )
 EXTENSION_LIMIT_REACHED = Rule(
     "extension_limit_reached", "Art. 18", "The period was already extended twice (to 60 days)."
@@ -216,7 +217,7 @@ APPROVER_LACKS_AUTHORITY = Rule(
     "approver_lacks_authority",
     "Art. 24; desk rule 客訴金額核決權限",
     "Only a supervisor at the case's institution or above, whose own redress limit covers the "
-    "amount, may approve redress.",
+    "amount and who has no direct interest in the case (Art. 17), may approve redress.",
 )
 UNKNOWN_INSTITUTION = Rule(
     "unknown_institution",

@@ -14,6 +14,8 @@ import pytest
 from builders import (
     CALENDAR,
     HANDLER,
+    OTHER_HANDLER,
+    RESPONDENT_STAFF_ID,
     Case,
     appeal,
     assigned_case,
@@ -43,6 +45,8 @@ from complaintcore.domain import (
     ExtendDeadline,
     MergeComplaint,
     PauseKind,
+    RecuseHandler,
+    RespondentStaff,
     WithdrawComplaint,
     clock_status,
     deadline_timeline,
@@ -280,6 +284,36 @@ def test_a_head_office_has_no_superior_institution_to_approve_its_second_extensi
 
     assert case.refuse(HEAD_OFFICE_REFUSED_APPROVAL) == "extension_requires_approval"
     case.do(extend(d("2026-03-30"), approved=True))  # a head-office senior manager approves
+    assert case.state.level == 2
+
+
+@pytest.mark.parametrize(
+    "approver",
+    [
+        pytest.param(RESPONDENT_STAFF_ID, id="Art. 17: the staff member complained of"),
+        pytest.param("h-recused", id="Art. 17: a handler who recused"),
+        pytest.param(OTHER_HANDLER, id="Art. 18: the handler, approving their own extension"),
+    ],
+)
+def test_no_one_with_an_interest_in_the_case_approves_its_second_extension(
+    approver: str,
+) -> None:
+    """Found by a review pass: the staff member the complaint names was recorded as the
+    superior's approval of its second extension, and the case ran to day 60."""
+    case = Case()
+    case.do(receive(RECEIVED_ON, respondent_staff=(RespondentStaff(RESPONDENT_STAFF_ID, "赵六"),)))
+    case.do(AssignHandler("h-recused"), today=RECEIVED_ON)
+    case.do(RecuseHandler("h-recused", "与投诉人系亲属"), today=RECEIVED_ON)
+    case.do(AssignHandler(OTHER_HANDLER), today=RECEIVED_ON)
+    case.do(extend(d("2026-03-10")))
+    approved_by = ExtendDeadline(
+        reason="情况特别复杂",
+        notice=extend(d("2026-03-30")).notice,
+        approval=Approval(approver, ApproverRole.SUPERIOR_INSTITUTION),
+    )
+
+    assert case.refuse(approved_by) == "extension_requires_approval"
+    case.do(extend(d("2026-03-30"), approved=True))  # anyone else may
     assert case.state.level == 2
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from builders import (
     BRANCH_SUPERVISOR,
+    RESPONDENT_STAFF_ID,
     STAFF_LIMIT_FEN,
     STAFF_WITH_LIMIT,
     SUPERVISOR_LIMIT_FEN,
@@ -22,13 +23,24 @@ from builders import (
     d,
     decided_case,
     decision,
+    receive,
     review_decision,
     withdraw,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from complaintcore.domain import DecideReview, Outcome, ReviewOutcome, RuleViolation, decide, fold
+from complaintcore.domain import (
+    AssignHandler,
+    DecideReview,
+    Outcome,
+    RecuseHandler,
+    RespondentStaff,
+    ReviewOutcome,
+    RuleViolation,
+    decide,
+    fold,
+)
 from complaintcore.domain.commands import ApproveRedress
 from complaintcore.domain.events import RedressApproved
 from complaintcore.domain.roles import may_approve_redress
@@ -304,6 +316,28 @@ def test_only_a_supervisor_at_or_above_the_case_within_their_own_limit_approves(
         )
     else:
         assert case.refuse(command, **caller) == refusal
+
+
+@pytest.mark.parametrize(
+    "approver",
+    [
+        pytest.param(RESPONDENT_STAFF_ID, id="Art. 17: the supervisor complained of"),
+        pytest.param("sup-recused", id="Art. 17: a supervisor who recused from the case"),
+    ],
+)
+def test_no_one_with_an_interest_in_the_case_approves_its_redress(approver: str) -> None:
+    """Found by a review pass: a supervisor named in the complaint approved 300,000 fen on it."""
+    case = Case()
+    case.do(receive(RECEIVED_ON, respondent_staff=(RespondentStaff(RESPONDENT_STAFF_ID, "赵六"),)))
+    case.do(AssignHandler("sup-recused"), today=RECEIVED_ON)
+    case.do(RecuseHandler("sup-recused", "与投诉人系亲属"), today=RECEIVED_ON)
+    case.do(AssignHandler("h-wang"), today=RECEIVED_ON)
+
+    refused = case.refuse(
+        approve_redress(APPROVED_ON), **BRANCH_SUPERVISOR | {"actor_id": approver}
+    )
+    assert refused == "approver_lacks_authority"
+    assert case.do(approve_redress(APPROVED_ON), **BRANCH_SUPERVISOR)  # another supervisor may
 
 
 def test_an_approval_beyond_the_approvers_limit_names_that_limit_and_its_source() -> None:
