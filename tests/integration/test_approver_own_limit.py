@@ -96,3 +96,45 @@ async def test_the_branch_above_approves_what_the_sub_branch_may_not(
     above = await approve(client, tokens["branch_supervisor"], case_id, BRANCH_SUPERVISOR_LIMIT)
     assert above.status_code == 200, above.text
     assert above.json()["redress_approval"]["approver_id"] == "sup-a1"
+
+
+async def test_a_fraction_a_double_rounds_to_whole_fen_is_refused_not_rounded(
+    client: httpx.AsyncClient, tokens: dict[str, str], database_url: str
+) -> None:
+    """Found by a review pass: `99999.99999999999999` fen, which a double rounds to 100000.0,
+    was recorded as 100,000 fen. Through the command lane (approve-redress) and a route of its
+    own (the policy), each number is read as written; `1E5` is still an integer."""
+    case_id = await sub_branch_case(client, tokens)
+    sent = {
+        f"/v1/complaints/{case_id}/approve-redress": (
+            "POST",
+            '{"up_to_fen": 99999.99999999999999, "note": "核准"}',
+            "up_to_fen",
+        ),
+        "/v1/institutions/SUB-A1/policy": (
+            "PUT",
+            f'{{"effective_from": "{shanghai_today().isoformat()}",'
+            ' "redress_limits_fen": {"supervisor": 1.00000000000000001}}',
+            "redress_limits_fen.supervisor",
+        ),
+    }
+    for path, (method, body, field) in sent.items():
+        token = tokens["branch_supervisor" if method == "POST" else "admin"]
+        response = await client.request(
+            method,
+            path,
+            content=body.encode(),
+            headers=auth(token) | {"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, (path, response.text)
+        assert [error["field"] for error in response.json()["errors"]] == [field]
+    events = await client.get(f"/v1/complaints/{case_id}/events", headers=auth(tokens["sub_staff"]))
+    assert [event["type"] for event in events.json()] == ["ComplaintReceived"]
+
+    whole = await client.post(
+        f"/v1/complaints/{case_id}/approve-redress",
+        content=b'{"up_to_fen": 1E5, "note": "\xe6\xa0\xb8\xe5\x87\x86"}',
+        headers=auth(tokens["branch_supervisor"]) | {"Content-Type": "application/json"},
+    )
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["redress_approval"]["up_to_fen"] == 100_000

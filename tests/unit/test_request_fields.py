@@ -3,13 +3,17 @@ not (found by a review pass with schemathesis: `2.0` is an integer in OpenAPI 3.
 refused; a text of spaces alone matched the schema and was refused)."""
 
 import re
+from decimal import Decimal
 from typing import Annotated
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from complaintcore.api.routes.institutions import InstitutionBody
 from complaintcore.application.requests.fields import Count, Fen, ShortText, Text
+from complaintcore.application.requests.json_numbers import loads_exact
 
 COUNT = TypeAdapter(Count)
 FEN = TypeAdapter(Fen)
@@ -25,6 +29,29 @@ def test_an_integer_is_taken_however_json_writes_it(number: float) -> None:
 def test_anything_else_is_not_an_integer(value: object) -> None:
     with pytest.raises(ValidationError):
         COUNT.validate_python(value)
+
+
+@given(
+    whole=st.integers(0, 10**15),
+    fraction=st.text("0123456789", max_size=25),
+    exponent=st.sampled_from(["", "e0", "E+0", "e-1", "e2", "E-20"]),
+)
+@example(whole=99999, fraction="99999999999999", exponent="")
+@example(whole=100000, fraction="0", exponent="")
+@example(whole=1, fraction="", exponent="E5")
+def test_a_number_written_with_a_fraction_is_fen_exactly_when_it_is_an_integer(
+    whole: int, fraction: str, exponent: str
+) -> None:
+    """Found by a review pass: `99999.99999999999999`, which a double rounds to 100000.0, was
+    taken as 100,000 fen; a body is read with each number as written."""
+    literal = f"{whole}{f'.{fraction}' if fraction else ''}{exponent}"
+    written = Decimal(literal)
+    body = loads_exact(f'{{"redress_fen": {literal}}}'.encode())
+    if written == written.to_integral_value() and 0 <= written <= 10**15:
+        assert FEN.validate_python(body["redress_fen"]) == int(written)
+    else:
+        with pytest.raises(ValidationError):
+            FEN.validate_python(body["redress_fen"])
 
 
 INSTITUTION_NAME = InstitutionBody.model_fields["name"]

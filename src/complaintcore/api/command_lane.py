@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from complaintcore.api.auth import authenticate, bearer_token, bearer_token_of
 from complaintcore.api.routes.complaint_commands import is_command_endpoint, run_command
 from complaintcore.application.complaint_service import ActorNotConfirmed
+from complaintcore.application.requests.json_numbers import loads_exact
 from complaintcore.auth.tokens import SeenTokens
 
 # The command endpoint's parameters, each filled by the lane as `solve_dependencies` would.
@@ -477,7 +478,7 @@ def _valid_body(field: Any, raw_body: bytes) -> Any | None:
 
     orjson takes only standard JSON in UTF-8, which the json module reads to the same values."""
     try:
-        value = orjson.loads(raw_body)
+        value = loads_exact(raw_body)
     except orjson.JSONDecodeError:
         return None
     body, errors = field.validate(value, {}, loc=("body",))

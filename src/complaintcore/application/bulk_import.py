@@ -81,6 +81,7 @@ from complaintcore.application.policy_store import all_policy_versions
 from complaintcore.application.requests import complaints as bodies
 from complaintcore.application.requests.complaints import COMMAND_BODIES
 from complaintcore.application.requests.fields import Body, Code, IsoDate
+from complaintcore.application.requests.json_numbers import loads_exact
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import Attribute, DecideReview, MergeComplaint
@@ -279,7 +280,7 @@ class _Refused(Exception):
 
 def parse_line(text: bytes | str) -> dict[str, Any]:
     try:
-        document = orjson.loads(text)
+        document = loads_exact(text)
     except orjson.JSONDecodeError:
         raise _Refused("invalid_json", _why_not_json(text)) from None
     if not isinstance(document, dict):

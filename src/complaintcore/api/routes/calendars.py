@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
 from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.calendar import YearCalendar, year_calendar_problems
@@ -22,7 +23,7 @@ from complaintcore.reference.calendars import FIRST_YEAR, LAST_YEAR, CalendarYea
 
 log = structlog.get_logger("complaintcore.api.calendars")
 
-router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
+router = APIRouter(prefix="/v1/calendars", tags=["calendars"], route_class=ExactJsonRoute)
 
 
 def _canonical_year(value: object) -> object:

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from complaintcore.api.auth import Principal, require_role
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, invalid, problem_responses
 from complaintcore.api.routes.complaint_queries import Cursor, Limit
 from complaintcore.api.routes.personal_data import NO_STORE_HEADER
@@ -16,7 +17,7 @@ from complaintcore.application.complainant_search import (
 )
 from complaintcore.domain.roles import CASE_HANDLERS
 
-router = APIRouter(prefix="/v1", tags=["personal data"])
+router = APIRouter(prefix="/v1", tags=["personal data"], route_class=ExactJsonRoute)
 
 CaseHandler = Annotated[Principal, Depends(require_role(*CASE_HANDLERS))]
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
 from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.application.business_day import shanghai_today
@@ -31,7 +32,7 @@ from complaintcore.domain.identity import looks_like_a_personal_number, personal
 from complaintcore.domain.policy import InstitutionPolicy
 from complaintcore.domain.state import ComplaintState
 
-router = APIRouter(prefix="/v1/complaints", tags=["complaint commands"])
+router = APIRouter(prefix="/v1/complaints", tags=["complaint commands"], route_class=ExactJsonRoute)
 
 CASE_ID_PATTERN = r"^[0-9a-fA-F-]{36}$"
 CaseId = Annotated[str, Path(pattern=CASE_ID_PATTERN, description="The case id (a UUID).")]

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions, Policies
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, invalid, not_found, problem_responses
 from complaintcore.api.routes.institutions import CodePath
 from complaintcore.api.schemas.policy import PolicyHistoryOut, PolicyInForceOut, PolicyVersionOut
@@ -33,7 +34,7 @@ from complaintcore.domain.taxonomy import (
 
 log = structlog.get_logger("complaintcore.api.institution_policy")
 
-router = APIRouter(prefix="/v1/institutions", tags=["institutions"])
+router = APIRouter(prefix="/v1/institutions", tags=["institutions"], route_class=ExactJsonRoute)
 
 
 class RedressLimitsBody(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import Problem, not_found, problem_responses
 from complaintcore.application.requests.fields import text_up_to
 from complaintcore.reference.institutions import (
@@ -21,7 +22,7 @@ from complaintcore.reference.institutions import (
 
 log = structlog.get_logger("complaintcore.api.institutions")
 
-router = APIRouter(prefix="/v1/institutions", tags=["institutions"])
+router = APIRouter(prefix="/v1/institutions", tags=["institutions"], route_class=ExactJsonRoute)
 
 InstitutionCode = Annotated[
     str,

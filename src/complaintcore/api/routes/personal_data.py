@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from complaintcore.api.auth import CurrentPrincipal, require_role
 from complaintcore.api.deps import Complaints
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import (
     STREAM_DAMAGED,
     FieldProblem,
@@ -41,7 +42,7 @@ from complaintcore.application.requests.complaints import ErasePersonalDataBody
 from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.roles import PERSONAL_DATA_ACCESS_READERS
 
-router = APIRouter(prefix="/v1", tags=["personal data"])
+router = APIRouter(prefix="/v1", tags=["personal data"], route_class=ExactJsonRoute)
 
 NO_STORE_HEADER = {
     "Cache-Control": {

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from complaintcore.api.auth import CurrentPrincipal, FeedReader, Principal, forbidden
 from complaintcore.api.deps import Institutions
+from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import (
     FieldProblem,
     Problem,
@@ -38,7 +39,7 @@ from complaintcore.webhooks.subscriptions import (
 )
 from complaintcore.webhooks.urls import UrlNotAllowed, check_url
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ExactJsonRoute)
 
 WebhookId = Annotated[str, Path(max_length=64, description="The subscription's id.")]
 DeliveryId = Annotated[str, Path(max_length=64, description="The delivery's id.")]
