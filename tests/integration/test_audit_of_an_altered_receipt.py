@@ -35,6 +35,10 @@ RECEIPT_ALTERATIONS = {
     " '5') WHERE stream_id = $1 AND version = 1",
     "respondent another branch": "UPDATE events SET data = jsonb_set(data,"
     " '{respondent_institution}', '\"BR-B\"') WHERE stream_id = $1 AND version = 1",
+    # a code stored as text that no channel has: the audit and its command line failed on the
+    # document (a review pass)
+    "channel unknown": "UPDATE events SET data = jsonb_set(data, '{channel}',"
+    " '\"carrier_pigeon\"') WHERE stream_id = $1 AND version = 1",
 }
 # the last event of the case `decided_case` makes is its decision, version 3
 LAST_EVENT_ALTERATIONS = {
@@ -161,6 +165,36 @@ async def test_an_altered_last_event_is_named_by_the_audit_the_events_and_the_fe
         assert read.json()["code"] == "case_stream_damaged"
     earlier = await desk.get(f"/v1/complaints/{case_id}", as_of_version=2)
     assert earlier.status_code in (200, 409), earlier.text
+
+
+# the assignment (version 2) of `decided_case` turned into what this code cannot fold
+UNFOLDABLE_ALTERATIONS = {
+    "event type unknown": "UPDATE events SET event_type = 'HandlerBribed'"
+    " WHERE stream_id = $1 AND version = 2",
+    "schema version unknown": "UPDATE events SET schema_version = 7"
+    " WHERE stream_id = $1 AND version = 2",
+    "a second receipt": "UPDATE events SET event_type = 'ComplaintReceived', data = (SELECT data"
+    " FROM events WHERE stream_id = $1 AND version = 1) WHERE stream_id = $1 AND version = 2",
+}
+
+
+@pytest.mark.parametrize("alteration", UNFOLDABLE_ALTERATIONS.values(), ids=UNFOLDABLE_ALTERATIONS)
+async def test_a_case_that_cannot_be_folded_is_refused_as_damaged_and_audited(
+    desk: Desk, alteration: str
+) -> None:
+    """Found by a review pass: an event type or schema version this code does not know, or an
+    event that cannot follow the ones before it, made the case read of a process that kept
+    nothing a 500; it answers 409 `case_stream_damaged`, as for any altered stream."""
+    case_id = await desk.decided_case()
+    await behind_the_triggers_back(desk.database_url, alteration, case_id)
+
+    audited, code, document = await desk.verdicts(case_id)
+    assert (audited["chain"]["intact"], audited["chain"]["first_bad_version"]) == (False, 2)
+    assert (code, document) == (2, audited)
+    async with app_client(desk.database_url) as fresh:
+        regulator = {"Authorization": f"Bearer {desk.tokens['regulator']}"}
+        read = await fresh.get(f"/v1/complaints/{case_id}", headers=regulator)
+    assert (read.status_code, read.json()["code"]) == (409, "case_stream_damaged"), read.text
 
 
 async def test_a_stream_with_a_version_deleted_is_named_by_its_stored_versions(desk: Desk) -> None:

@@ -22,10 +22,12 @@ from complaintcore.domain.events import (
     Event,
     EventPayloadError,
     PersonalDataErased,
+    UnknownEventType,
     event_from_payload,
     event_to_payload,
 )
 from complaintcore.domain.personal_data import Path, decoder_keeping_personal, personal_paths
+from complaintcore.domain.state import ImpossibleHistory
 from complaintcore.events.model import EventMetadata, NewEvent, StoredEvent
 from complaintcore.events.stream_cipher import (
     CaseKeyUnusable,
@@ -181,15 +183,19 @@ class StreamDamaged(ValueError):
 
 
 # What reading a stream meets when its rows are not as the store wrote them (a row deleted, a
-# payload, a ciphertext or a suite name altered behind its back): a case read, a command, a
-# reveal, the import and the sweep each refuse the case with this code (409 over HTTP), and its
-# audit names the version.
+# payload, a ciphertext or a suite name altered behind its back; an event type or schema version
+# this code does not know, or an event that cannot follow the ones before it: found by a review
+# pass, each was a 500): a case read, a command, a reveal, the import and the sweep each refuse
+# the case with this code (409 over HTTP), and its audit names the version.
 STREAM_DAMAGED = "case_stream_damaged"
 UNREADABLE_STREAM: tuple[type[Exception], ...] = (
     StreamDamaged,
     UnknownSuite,
     CiphertextRejected,
     EventPayloadError,
+    UnknownEventType,
+    UnreadableEvent,
+    ImpossibleHistory,
 )
 
 
