@@ -90,6 +90,18 @@ def test_a_sweep_on_a_date_of_the_first_years_is_refused_in_one_line(
     assert "--on: must be from 1900-01-01" in finished.stderr
 
 
+@pytest.mark.parametrize("option", ["--reason", "--legal-basis"])
+def test_a_sweep_whose_reason_names_a_mobile_number_is_refused_before_any_case(
+    database_url: str, option: str
+) -> None:
+    """Each erasure keeps its reason and legal basis in clear for good (a review pass)."""
+    finished = run(
+        "personal-data", "sweep", option, "张三 13800138000 申请删除", env=env_on(database_url)
+    )
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr
+    assert "identity or mobile number" in finished.stderr and "13800138000" not in finished.stderr
+
+
 # --- import --refusals to /dev/null (or a FIFO, /dev/stdout): a traceback after the import ---
 
 

@@ -162,6 +162,7 @@ from complaintcore.domain.events import (
     ReviewRequested,
 )
 from complaintcore.domain.identity import (
+    holds_a_personal_number,
     is_valid_resident_id,
     is_valid_unified_social_credit_code,
 )
@@ -837,8 +838,9 @@ def _erase_personal_data(
     state: ComplaintState, command: ErasePersonalData, context: DecisionContext
 ) -> list[Event]:
     errors = _FieldErrors()
-    errors.require("reason", command.reason)
-    errors.require("legal_basis", command.legal_basis)
+    for field, text in (("reason", command.reason), ("legal_basis", command.legal_basis)):
+        if errors.require(field, text):
+            errors.refuse_a_personal_number(field, text)
     errors.raise_if_any()
     on = command.erased_on
     _check_business_date(state, on, context)
@@ -1122,6 +1124,17 @@ class _FieldErrors:
             return True
         self.add(field, "required", f"{field} is required")
         return False
+
+    def refuse_a_personal_number(self, field: str, text: str) -> None:
+        """For a text kept in clear for good, however the case's personal data is erased later
+        (the erasure's own reason: a review pass found the complainant's mobile number there)."""
+        if holds_a_personal_number(text):
+            self.add(
+                field,
+                "personal_number",
+                f"{field} holds an identity or mobile number, kept in clear for good: say why,"
+                " not who",
+            )
 
     def raise_if_any(self, error_class: type[InvalidCommand] = InvalidCommand) -> None:
         if self.errors:

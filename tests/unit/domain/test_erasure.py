@@ -257,6 +257,22 @@ def test_an_erasure_states_its_reason_and_legal_basis() -> None:
     assert case.invalid(blank) == [("reason", "required"), ("legal_basis", "required")]
 
 
+def test_an_erasure_keeps_no_identity_or_mobile_number_in_its_reason() -> None:
+    """DOMAIN.md: the erasure event holds "no personal data"; its reason and legal basis stay in
+    clear for good (found by a review pass: "投诉人张三（手机13800138000）申请删除" was stored)."""
+    case = withdrawn()
+    naming = ErasePersonalData(
+        erased_on=d("2031-03-06"),
+        reason="投诉人（手机 138 0013 8000）申请删除",
+        legal_basis="《个人信息保护法》第四十七条, 11010519491231002X",
+    )
+
+    assert case.invalid(naming) == [
+        ("reason", "personal_number"),
+        ("legal_basis", "personal_number"),
+    ]
+
+
 # --- after the erasure ---------------------------------------------------------------------------
 
 ERASED_ON = d("2031-03-07")
