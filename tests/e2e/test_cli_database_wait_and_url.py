@@ -9,6 +9,7 @@
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,7 @@ import pytest
 
 from complaintcore.projections import statistics
 from complaintcore.projections.runner import runner_backend_pid
-from testsupport import free_port, live_service, master_key_env, with_database
+from testsupport import admin_execute, free_port, live_service, master_key_env, with_database
 from webhook_support import wait_for
 
 
@@ -119,3 +120,31 @@ def test_a_database_that_does_not_exist_is_named_in_one_line(
     last = finished.stderr.strip().splitlines()[-1]
     assert last.startswith("complaintcore: the database cannot be used: "), last
     assert 'database "no_such_database_here" does not exist' in last
+
+
+@pytest.fixture
+async def no_writable_host(server_url: str, worker_id: str) -> AsyncIterator[str]:
+    """A database whose every session is read-only, as a hot standby reports itself when asked
+    by `target_session_attrs=read-write`: every host of a failover not yet promoted."""
+    name = f"read_only_{worker_id}"
+    await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(server_url, f'CREATE DATABASE "{name}"')
+    await admin_execute(
+        server_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'
+    )
+    yield f"{with_database(server_url, name)}?target_session_attrs=read-write"
+    await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("command", ["migrate", "runners", "tokens list"])
+def test_no_writable_host_is_waited_for_then_refused_in_one_line(
+    no_writable_host: str, tmp_path: Path, command: str
+) -> None:
+    """Found by a review pass: every command ended in a traceback at once."""
+    finished, took_s = refusal_of(command, tmp_path, "1.5", url=no_writable_host)
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("complaintcore: the database "), last
+    if command != "tokens list":  # the commands that wait for the database
+        assert took_s >= 1.0 and "waiting for the database" in finished.stderr

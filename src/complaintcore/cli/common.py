@@ -76,6 +76,7 @@ _CANNOT_CONNECT = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.TargetServerAttributeNotMatched,  # no host of the kind the URL asks for, yet
     asyncpg.InvalidCatalogNameError,
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.ClientConfigurationError,  # a DATABASE_URL asyncpg cannot read (the message says why)
