@@ -298,6 +298,24 @@ def test_invalid_header_bytes_are_refused_400_problem_json(
     assert response.problem()["code"] == "bad_request"
 
 
+def test_the_protocol_s_refusals_are_counted_as_unmatched_requests(slow_live: LiveService) -> None:
+    """README "Metrics": every request is counted, `unmatched` when refused before routing
+    (found by a review pass: the 431, 400 and 408 answered here were in no series)."""
+    big = b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: %s\r\n\r\n" % (b"a" * 100_000)
+    assert refusal_of(slow_live, big).status == 431
+    bad = b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n"
+    assert refusal_of(slow_live, bad).status == 400
+    with slow_live.client() as client:
+        scraped = client.get("/metrics").text
+    for status in ("431", "400"):
+        series = (
+            f'complaintcore_http_requests_total{{method="GET",route="unmatched",status="{status}"}}'
+        )
+        assert series in scraped, [
+            line for line in scraped.splitlines() if "http_requests_total" in line
+        ]
+
+
 # --- well-behaved clients -------------------------------------------------------------------------
 
 

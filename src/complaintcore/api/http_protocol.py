@@ -30,7 +30,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from complaintcore.api.metrics import UNMATCHED
 from complaintcore.api.problems import PROBLEM_JSON, Problem, http_problem
+from complaintcore.infra.metrics import HTTP_REQUESTS
 from complaintcore.infra.settings import get_settings
 
 Phase = Literal["headers", "body"]
@@ -224,12 +226,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal = (status, detail)
         raise _Refused(detail)
 
+    def _method_so_far(self) -> str:
+        """The request's method when its request line was read, else ""."""
+        try:
+            return str(self.parser.get_method().decode("ascii", "replace"))
+        except Exception:  # httptools has not read one (or refused the line)
+            return ""
+
     def _answer(self, status: int, detail: str) -> None:
         """Write a problem+json response and close (the callers see that no response of the
         app's is under way)."""
         self._disarm()
         problem = http_problem(status, detail)
         log.warning("request refused", status=status, code=problem.details.code, detail=detail)
+        # counted as the app counts a refusal before routing (a review pass found slow and
+        # bloated clients, the refusals this protocol exists for, missing from the metrics)
+        HTTP_REQUESTS.labels(UNMATCHED, self._method_so_far(), str(status)).inc()
         body = _problem_bytes(problem)
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
