@@ -126,3 +126,20 @@ def test_the_database_is_asked_only_when_the_embedded_key_file_is_missing(
         settings(tmp_path, COMPLAINTCORE_MASTER_KEY_FILE=str(chosen)), True, database_key_ids=held
     )
     assert asked == [True]
+
+
+@pytest.mark.parametrize(("key_suite", "deployment_suite"), [("aes-256-gcm", "sm4-gcm")])
+def test_a_master_key_of_another_suite_than_the_deployments_is_said_at_start_up(
+    tmp_path: Path, key_suite: str, deployment_suite: str
+) -> None:
+    """Found by a review pass: an sm4-gcm deployment wrapped its SM4 data keys under an AES
+    master key without a word."""
+    path = tmp_path / "master.key"
+    create_master_key_file(path, key_suite)
+    with structlog.testing.capture_logs() as logs:
+        load_key_provider(path, deployment_suite)
+        load_key_provider(path, key_suite)
+    assert [(e["master_key_suite"], e["cipher_suite"]) for e in logs] == [
+        (key_suite, deployment_suite)
+    ]
+    assert "keys rotate" in logs[0]["event"]

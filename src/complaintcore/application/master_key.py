@@ -142,7 +142,19 @@ def load_key_provider(path: Path, suite_name: str) -> FileKeyProvider:
     `MasterKeyRejected` for the file: all one-line messages.
     """
     suite_named(suite_name)
-    return FileKeyProvider(path)
+    provider = FileKeyProvider(path)
+    if provider.suite.name != suite_name:
+        # allowed (a deployment moving from one suite to the other rotates its master key when
+        # it can), but said: a review pass found an sm4-gcm deployment wrapping every SM4 data
+        # key under an AES master key, the top of its key hierarchy no GM algorithm, silently
+        log.warning(
+            "the master key's suite is not the deployment's: data keys of the new cases are "
+            "wrapped under it; make one with `complaintcore keys create --suite "
+            f"{suite_name} FILE` and `complaintcore keys rotate` to it",
+            master_key_suite=provider.suite.name,
+            cipher_suite=suite_name,
+        )
+    return provider
 
 
 async def database_key_ids(connection: asyncpg.Connection) -> set[str]:
