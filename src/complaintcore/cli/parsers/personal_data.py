@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from complaintcore.cli.parsers.shared import READS_KEYS, add_command, add_group, positive
-from complaintcore.domain.identity import holds_a_personal_number
 
 # `application.retention_sweep`'s defaults, written out here so that printing help imports no
 # application code (tests/e2e/test_retention_sweep_cli.py holds the two together).
@@ -76,6 +75,10 @@ _YYYY_MM_DD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 def _recorded_text(text: str) -> str:
     """A text each erasure keeps in clear for good: not blank, and no identity or mobile number
     (as the decider refuses one; asked here so that no case is judged first)."""
+    # imported when asked: the parsers import nothing heavy (the domain package brings the
+    # holiday calendar), so that --help answers at once
+    from complaintcore.domain.identity import holds_a_personal_number
+
     if not text.strip():
         raise argparse.ArgumentTypeError("it is blank")
     if holds_a_personal_number(text):
