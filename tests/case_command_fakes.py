@@ -15,8 +15,13 @@ from complaintcore.application.case_command_store import (
     Written,
 )
 from complaintcore.application.idempotency import IdempotentRequest, StoredResponse
+from complaintcore.crypto.suites import suite_named
+from complaintcore.domain.state import fold
+from complaintcore.events.codec import domain_events, stream_suite
 from complaintcore.events.memory import InMemoryEventStore
 from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, StoredEvent
+from complaintcore.events.stream_cipher import StreamCipher
+from complaintcore.projections.case_view import COLUMNS
 
 
 class FakeConnection:
@@ -149,6 +154,21 @@ class InMemoryCaseCommands:
 
     async def stream_suites(self, connection: Any, stream_id: str) -> list[str | None]:
         return [event.metadata.cipher_suite for event in self.streams.get(stream_id, [])]
+
+    async def barred_on_merged_duplicates(self, connection: Any, case_id: str) -> frozenset[str]:
+        merged_into = COLUMNS.index("merged_into")
+        barred: set[str] = set()
+        for duplicate, row in sorted(self.case_views.items()):
+            if row[merged_into] == case_id:
+                stream = self.streams[duplicate]
+                suite = stream_suite(stream)
+                cipher = (
+                    None if suite is None else StreamCipher(duplicate, suite_named(suite), None)
+                )
+                state = fold(domain_events(stream, cipher, frozenset()))
+                assert state is not None
+                barred |= state.barred_handlers
+        return frozenset(barred)
 
 
 def _key_of(request: IdempotentRequest) -> tuple[str, str, str]:

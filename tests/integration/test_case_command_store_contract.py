@@ -21,12 +21,23 @@ from complaintcore.application.case_command_store import (
 from complaintcore.application.idempotency import IdempotentRequest, saved_values
 from complaintcore.crypto.blind_index import IndexKey
 from complaintcore.crypto.suites import suite_named
+from complaintcore.domain import (
+    DEFAULT_POLICY,
+    AssignHandler,
+    DecisionContext,
+    Event,
+    MergeComplaint,
+    RecuseHandler,
+    decide,
+    evolve,
+)
+from complaintcore.domain.calendar import seeded_calendar
 from complaintcore.domain.state import fold
 from complaintcore.events.codec import new_events
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.model import GENESIS_HASH, ConcurrencyError, EventMetadata, NewEvent
 from complaintcore.projections.case_view import case_view_values
-from projection_support import received
+from projection_support import receipt_command, received
 
 DAY = date(2026, 3, 2)
 INDEX_KEY = IndexKey(b"k" * 32, suite_named("aes-256-gcm"))
@@ -220,3 +231,48 @@ async def test_the_suites_of_a_stream_are_listed_in_order(subject: Subject) -> N
         await subject.store.write(connection, CaseWrite(case_id, [sealed], head, row, None, True))
         suites = await subject.store.stream_suites(connection, case_id)
     assert suites == [None] * head[0] + ["aes-256-gcm"]
+
+
+async def test_the_staff_barred_on_the_duplicates_merged_into_a_case_are_named(
+    subject: Subject,
+) -> None:
+    """The staff a duplicate names or that recused from it, once it is merged into the case
+    (Art. 17: the same complaint); a case with nothing merged into it bars nobody else."""
+    target, _, _ = await a_case(subject)
+    duplicate = str(uuid.uuid4())
+    context = DecisionContext(
+        today=DAY,
+        calendar=seeded_calendar(),
+        policy=DEFAULT_POLICY,
+        actor_id="staff-1",
+        actor_role="staff",
+        superior_of_respondent="HO",
+    )
+    state = None
+    events: list[Event] = []
+    for command in (
+        receipt_command(duplicate, "BR-A-2", "BR-A", DAY, staff=("staff-x7",)),
+        AssignHandler("staff-r1"),
+        RecuseHandler("staff-r1", "与投诉人系亲属"),
+        MergeComplaint(target),
+    ):
+        for event in decide(state, command, context):
+            state = evolve(state, event)
+            events.append(event)
+    assert state is not None and state.merged_into == target
+    async with subject.connection() as connection:
+        assert await subject.store.barred_on_merged_duplicates(connection, target) == frozenset()
+        await subject.store.write(
+            connection,
+            CaseWrite(
+                duplicate,
+                new_events(events, EventMetadata(actor_id="staff-1")),
+                (0, GENESIS_HASH),
+                case_view_values(state, INDEX_KEY),
+                None,
+                False,
+            ),
+        )
+        barred = await subject.store.barred_on_merged_duplicates(connection, target)
+        assert await subject.store.barred_on_merged_duplicates(connection, duplicate) == frozenset()
+    assert barred == {"staff-x7", "staff-r1"}

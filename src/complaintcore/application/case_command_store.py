@@ -51,6 +51,7 @@ from complaintcore.events.store import insert_statement, stored_event
 from complaintcore.infra import advisory_locks
 from complaintcore.infra.metrics import STORE_APPENDS
 from complaintcore.projections.case_view import upsert_sql
+from complaintcore.projections.streams import fold_streams
 from complaintcore.reference.institutions import lineage_sql
 
 # The respondent's lineage, for the institution the case's row names: a hint, checked against the
@@ -87,6 +88,10 @@ SELECT count(*) FROM (
 """
 
 _STREAM_SUITES = "SELECT metadata->>'cipher_suite' FROM events WHERE stream_id = $1"
+# a command's row is written with its events (`write`), so a merge is here once it commits;
+# the partial index of migration 0028 finds them
+_MERGED_DUPLICATES = "SELECT case_id FROM case_view WHERE merged_into = $1 ORDER BY case_id"
+_EVERY_POSITION = 2**63 - 1
 
 
 async def lock_cases_until_commit(connection: asyncpg.Connection, case_ids: Sequence[str]) -> None:
@@ -176,6 +181,14 @@ class CaseCommandStore(Protocol):
         """The suite each event of the stream was sealed under (None: written in clear)."""
         ...
 
+    async def barred_on_merged_duplicates(
+        self, connection: asyncpg.Connection, case_id: str
+    ) -> frozenset[str]:
+        """The staff barred on the cases merged into `case_id` (`ComplaintState.barred_handlers`
+        of each), as committed when asked: under the case's lock, which a merge into it takes
+        too, so none is in flight."""
+        ...
+
 
 class PostgresCaseCommands:
     def __init__(self, calendar_stamp_sql: str | None = None) -> None:
@@ -260,6 +273,16 @@ class PostgresCaseCommands:
         self, connection: asyncpg.Connection, stream_id: str
     ) -> list[str | None]:
         return [row[0] for row in await connection.fetch(_STREAM_SUITES, stream_id)]
+
+    async def barred_on_merged_duplicates(
+        self, connection: asyncpg.Connection, case_id: str
+    ) -> frozenset[str]:
+        duplicates = [row["case_id"] for row in await connection.fetch(_MERGED_DUPLICATES, case_id)]
+        if not duplicates:
+            return frozenset()
+        # staff ids are no personal data: folded with none of the fields opened, no key read
+        states = await fold_streams(connection, duplicates, _EVERY_POSITION)
+        return frozenset().union(*(state.barred_handlers for state in states))
 
     async def lock_merge_target(self, connection: asyncpg.Connection, case_id: str) -> None:
         try:

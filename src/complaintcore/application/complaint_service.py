@@ -79,6 +79,7 @@ from complaintcore.domain.decider import (
     decide,
     evolve,
     fold,
+    needs_merged_duplicates,
 )
 from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.policy import InstitutionPolicy, ResolvedPolicy
@@ -459,6 +460,11 @@ class ComplaintService:
             judge_after = functools.partial(check_merge_target, target)
         elif isinstance(command, DecideReview):
             judge_after = functools.partial(check_review_decider, state, actor.institution, lineage)
+        barred_elsewhere = frozenset[str]()
+        if needs_merged_duplicates(command):
+            # a round trip of its own, after the lock: a merge into this case committed while
+            # the lock was awaited is seen
+            barred_elsewhere = await self._commands.barred_on_merged_duplicates(connection, case_id)
         respondent = Respondent(state.respondent_institution, _superior_in(lineage), lineage)
         return await self._decide_and_store(
             connection,
@@ -471,6 +477,7 @@ class ComplaintService:
             render,
             locked.policy_stamp,
             judge_after,
+            barred_elsewhere,
         )
 
     async def _calendar(
@@ -642,6 +649,7 @@ class ComplaintService:
         render: Render,
         policy_stamp: int | None,
         judge_after: Callable[[], None] | None = None,
+        barred_on_merged_duplicates: frozenset[str] = frozenset(),
     ) -> Rendered:
         """Decide `command` under the policy in force at the respondent on its business date,
         store what it produces, and render the case as read today. `current`: the case as read
@@ -661,6 +669,7 @@ class ComplaintService:
             actor_id=actor.id,
             actor_role=actor.role,
             superior_of_respondent=respondent.superior,
+            barred_on_merged_duplicates=barred_on_merged_duplicates,
             **await self._authority(
                 connection, actor, command, respondent, (judged, business_date, policy_stamp)
             ),

@@ -262,6 +262,9 @@ class DecisionContext:
     institution or one of its ancestors (only such a caller approves redress; False by default,
     so no approval passes unless the caller says so). `institutions_of_case_tree` holds the codes
     of the case's institution tree, the responsible units an attribution may name.
+    `barred_on_merged_duplicates`: the staff barred on the duplicates merged into the case (named
+    in one, or recused from one: the same complaint, Art. 17), for the commands that name a
+    handler, a reviewer or an approver (`needs_merged_duplicates`).
     """
 
     today: date
@@ -274,6 +277,7 @@ class DecisionContext:
     redress_limit_source: str = "default"
     actor_at_or_above_respondent: bool = False
     institutions_of_case_tree: frozenset[str] = frozenset()
+    barred_on_merged_duplicates: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actor_role", ActorRole(self.actor_role))
@@ -455,7 +459,7 @@ def _assign(state: ComplaintState, command: AssignHandler, context: DecisionCont
     errors.raise_if_any()
     _require_open(state, context, context.today)
     _require_before_decision(state)
-    if command.handler_id in state.barred_handlers:
+    if command.handler_id in _barred(state, context):
         raise HANDLER_HAS_CONFLICT.violation(command.handler_id)
     if command.handler_id == state.handler_id:
         raise HANDLER_ALREADY_ASSIGNED.violation(command.handler_id)
@@ -511,13 +515,29 @@ def _extend(
     ]
 
 
+def needs_merged_duplicates(command: Command) -> bool:
+    """Whether deciding `command` asks who is barred on the duplicates merged into the case
+    (`DecisionContext.barred_on_merged_duplicates`): it names a handler, a reviewer or an
+    approver."""
+    if isinstance(command, ExtendDeadline):
+        return command.approval is not None
+    return isinstance(command, AssignHandler | DecideReview | ApproveRedress)
+
+
+def _barred(state: ComplaintState, context: DecisionContext) -> frozenset[str]:
+    """Who can never handle the case (Art. 17): its own barred staff, and those of the
+    duplicates merged into it (found by a review pass: the staff a duplicate named could be
+    assigned the case it was merged into)."""
+    return state.barred_handlers | context.barred_on_merged_duplicates
+
+
 def _check_second_extension_approval(
     state: ComplaintState, command: ExtendDeadline, context: DecisionContext
 ) -> None:
     approval = command.approval
     if approval is None:
         raise EXTENSION_REQUIRES_APPROVAL.violation()
-    if approval.approver_id in state.barred_handlers:
+    if approval.approver_id in _barred(state, context):
         # the person complained of approving their own case's extension (a review pass)
         raise EXTENSION_REQUIRES_APPROVAL.violation(
             f"{approval.approver_id} has a direct interest in the case (Art. 17)"
@@ -742,7 +762,7 @@ def _decide_review(
     if state.review is None or state.decision is None:
         raise REVIEW_NOT_REQUESTED.violation()
     reviewer = command.reviewer_id
-    if reviewer in state.barred_handlers or reviewer == state.decision.handler_id:
+    if reviewer in _barred(state, context) or reviewer == state.decision.handler_id:
         raise REVIEWER_HAS_CONFLICT.violation(reviewer)
     if command.outcome is ReviewOutcome.CHANGED:
         _require_a_change(state.decision, command)
@@ -884,7 +904,7 @@ def _approve_redress(
 def _require_approver(state: ComplaintState, amount: int, context: DecisionContext) -> None:
     if not may_approve_redress(context.actor_role):
         raise APPROVER_LACKS_AUTHORITY.violation(f"a {context.actor_role} does not approve")
-    if context.actor_id in state.barred_handlers:
+    if context.actor_id in _barred(state, context):
         # a supervisor named in the complaint approved its payout (found by a review pass)
         raise APPROVER_LACKS_AUTHORITY.violation(
             f"{context.actor_id} has a direct interest in the case (Art. 17)"

@@ -10,12 +10,15 @@ from builders import (
     SUPERIOR,
     Case,
     appeal,
+    approve_redress,
     assigned_case,
     d,
     days,
     decided_case,
     decision,
+    extend,
     receive,
+    received_case,
     review_decision,
     roll_policy,
     withdraw,
@@ -33,6 +36,7 @@ from complaintcore.domain import (
     ReviewRequested,
     is_closed,
 )
+from complaintcore.domain.decider import needs_merged_duplicates
 
 RECEIVED_ON = d("2026-03-20")
 DECIDED_ON = d("2026-04-01")  # review window: to 2026-05-01 inclusive
@@ -239,3 +243,38 @@ def test_a_head_office_decision_closes_the_case_at_once() -> None:
     case = decided_case(RECEIVED_ON, DECIDED_ON, superior=None)
 
     assert is_closed(case.state, DECIDED_ON)
+
+
+BARRED_ON_A_DUPLICATE = {"barred_on_merged_duplicates": frozenset({"s-wu"})}
+
+
+def test_staff_barred_on_a_duplicate_merged_in_neither_handle_review_nor_approve() -> None:
+    """A duplicate merged into the case is the same complaint (Art. 17): the staff it named or
+    that recused from it are barred here too, for every role that judges the case."""
+    case = received_case(RECEIVED_ON)
+    assert case.refuse(AssignHandler("s-wu"), **BARRED_ON_A_DUPLICATE) == "handler_has_conflict"
+    case.do(AssignHandler(HANDLER), today=RECEIVED_ON)
+    case.do(decision(DECIDED_ON))
+    case.do(appeal(d("2026-04-05")))
+
+    review = review_decision(d("2026-04-20"), reviewer="s-wu")
+    assert case.refuse(review, **BARRED_ON_A_DUPLICATE) == "reviewer_has_conflict"
+    case.do(review_decision(d("2026-04-20"), reviewer=REVIEWER), **BARRED_ON_A_DUPLICATE)
+
+
+@pytest.mark.parametrize(
+    ("command", "asks"),
+    [
+        (AssignHandler(HANDLER), True),
+        (review_decision(DECIDED_ON), True),
+        (approve_redress(DECIDED_ON), True),
+        (extend(DECIDED_ON, approved=True), True),
+        (extend(DECIDED_ON), False),  # a first extension names no approver
+        (decision(DECIDED_ON), False),
+        (appeal(DECIDED_ON), False),
+    ],
+)
+def test_the_commands_naming_a_handler_reviewer_or_approver_ask_about_duplicates(
+    command: Command, asks: bool
+) -> None:
+    assert needs_merged_duplicates(command) is asks
