@@ -630,11 +630,16 @@ class ComplaintService:
         institution tree can change between the two requests)."""
         assert request.idempotency is not None
         respondent = stored.body.get("respondent_institution", "")
-        # seen first: whether a case one may no longer see was erased is not told either
-        if not await self._may_see(actor, respondent, connection):
-            raise not_visible
+        visible = await self._may_see(actor, respondent, connection)
         if not stored.answers(request.idempotency):
-            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten)
+            # The key is the caller's own: sent with another request it is refused as reused,
+            # whether its first case is still in sight or not (found by a review pass: once the
+            # tree had moved that case away, reusing the key on a visible case answered that
+            # this case did not exist). Whether the first case was erased is told only to one
+            # who still sees it.
+            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten and visible)
+        if not visible:
+            raise not_visible
         return Rendered(stored.status_code, stored.body, stored.headers)
 
     async def _decide_and_store(
