@@ -132,7 +132,8 @@ async def no_writable_host(server_url: str, worker_id: str) -> AsyncIterator[str
     await admin_execute(
         server_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'
     )
-    yield f"{with_database(server_url, name)}?target_session_attrs=read-write"
+    url = with_database(server_url, name)  # the embedded server's names its socket in a query
+    yield f"{url}{'&' if '?' in url else '?'}target_session_attrs=read-write"
     await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
