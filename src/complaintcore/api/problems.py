@@ -245,6 +245,11 @@ _PROBLEM_DESCRIPTIONS = {
     "retry after `Retry-After`.",
 }
 
+_TOO_LARGE = (
+    "The body is larger than the limit (`payload_too_large`; `COMPLAINTCORE_MAX_BODY_BYTES`, 1 MiB "
+    "by default), refused before it is read."
+)
+
 _PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
@@ -306,6 +311,17 @@ def install_problem_openapi(app: FastAPI) -> None:
         schema = build_schema()
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
+                if "requestBody" in operation:
+                    # the request gate's answer, before any route reads the body (API.md
+                    # "Conventions"; found undocumented by a review pass)
+                    operation["responses"].setdefault(
+                        "413",
+                        {
+                            "description": _TOO_LARGE,
+                            # a dict of its own each: a YAML dump would alias a shared one
+                            "content": {"application/json": {"schema": dict(problem_ref)}},
+                        },
+                    )
                 for response in operation.get("responses", {}).values():
                     content = response.get("content", {})
                     if content.get("application/json", {}).get("schema") == problem_ref:

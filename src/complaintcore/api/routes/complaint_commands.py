@@ -56,7 +56,9 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 422, 503)
+# 410: a command on a case whose personal data was erased (a review pass found the answer
+# undocumented on every command route)
+_PROBLEMS = problem_responses(401, 403, 404, 409, 410, 412, 422, 503)
 ETAG_HEADER = {
     "ETag": {
         "description": 'The case\'s version, `"<version>"`: send it as `If-Match` to apply a '

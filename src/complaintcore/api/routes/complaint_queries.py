@@ -46,7 +46,8 @@ from complaintcore.projections.clock_sql import CLOCK_STATUSES, RUNNING_REVIEW_S
 
 router = APIRouter(prefix="/v1", tags=["complaint queries"])
 
-_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
+# no 403: every role reads the cases it sees, and a case out of sight is 404 (API.md)
+_PROBLEMS = problem_responses(401, 404, 422, 503)
 _LIST_PROBLEMS = problem_responses(401, 422, 503)
 # the domain's clock statuses and case statuses, as query parameters (their values: a refusal
 # lists them as a client writes them)

@@ -73,18 +73,31 @@ def _bad_cursor(error: InvalidCursor) -> Problem:
     return invalid([FieldProblem(field="cursor", code="invalid_cursor", message=str(error))])
 
 
+WEBHOOK_LOCATION_HEADER = {
+    "Location": {
+        "description": "The new subscription: `/v1/webhooks/{id}`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^/v1/webhooks/[0-9a-f-]{36}$"},
+    }
+}
+
+
 @router.post(
     "/webhooks",
     operation_id="create_webhook",
     status_code=201,
     response_model=WebhookCreatedOut,
-    responses=problem_responses(401, 403, 422, 503),
+    responses={
+        201: {"headers": WEBHOOK_LOCATION_HEADER},
+        **problem_responses(401, 403, 422, 503),
+    },
 )
 async def create_webhook(
     principal: Manager,
     webhooks: Webhooks,
     institutions: Institutions,
     body: Annotated[WebhookIn, Body()],
+    response: Response,
 ) -> dict[str, Any]:
     """Subscribe a URL to the alerts of an institution's subtree (admins; supervisors for their
     own subtree). The answer holds the signing `secret`, shown this once. 422
@@ -114,6 +127,7 @@ async def create_webhook(
     subscription, secret = await webhooks.store.create(
         principal, body.url, institution.code, body.events, body.description
     )
+    response.headers["Location"] = f"/v1/webhooks/{subscription.id}"  # as every 201 says
     return {**subscription.as_dict(), "secret": secret.value}
 
 
