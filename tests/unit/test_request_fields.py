@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
+import orjson
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -78,3 +79,22 @@ def test_a_text_of_spaces_alone_is_refused_and_the_schema_says_so(field: object)
     for kept in ("\ufeff", "a\x1c"):  # not stripped: kept, and a text as the schema says
         assert adapter.validate_python(kept) == kept
         assert pattern.search(kept) is not None
+
+
+@pytest.mark.parametrize("number", [b"2.5", b"2.0"])
+def test_a_deeply_nested_document_is_read_or_refused_as_no_json_never_a_crash(
+    number: bytes,
+) -> None:
+    """Found by a review pass: the walk looking for floats recursed, and a body 400 deep was a
+    500 (an import line, a traceback). A document the json module cannot read again so deep is
+    refused as orjson refuses one deeper still."""
+    for depth in (400, 1000):
+        document = b"[" * depth + number + b"]" * depth
+        try:
+            value = loads_exact(document)
+        except orjson.JSONDecodeError:
+            assert number == b"2.0" and depth == 1000
+            continue
+        for _ in range(depth):
+            value = value[0]
+        assert value == float(number)
