@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from itertools import pairwise
 
 MASK_CHARACTER = "*"
 
@@ -67,7 +68,12 @@ _GROUP_JOINER = re.compile(f"[{_SEPARATOR_CHARACTERS}]{{1,3}}")
 # last one perhaps an X
 _DIGIT_GROUP = re.compile(r"(?<!\d)\d+(?:[XxＸｘ](?!\d))?")
 _FULL_WIDTH_X = {"Ｘ": "X", "ｘ": "x"}
-_LONGEST_PERSONAL_NUMBER = 18
+# How people type a number in groups, by the groups' lengths: a mobile 3-4-4 (after a country
+# code of 2 or 4 digits, 86 or 0086, or not), an identity number 6-8-4 (area, birth date, serial
+# and check character). Groups of other lengths are not joined: a browser's version
+# (Chrome/131.0.6778.108), a registration number (13501-202612-000007) or a case id's hex
+# groups joined into 11 digits starting 13 looked like mobiles (found by a review pass).
+_TYPED_SHAPES = ((2, 3, 4, 4), (4, 3, 4, 4), (3, 4, 4), (6, 8, 4))
 
 
 def looks_like_a_personal_number(text: str) -> bool:
@@ -121,20 +127,40 @@ def _personal_number_spans(text: str, groups: list[re.Match[str]]) -> list[tuple
 def _last_group_of_a_personal_number(
     text: str, groups: list[re.Match[str]], first: int
 ) -> int | None:
-    """The last of the groups from `first` on, each joined to the one before by separators,
-    that together make the longest personal number; None when none does."""
-    found, digits = None, ""
-    for index in range(first, len(groups)):
-        if index > first and not _GROUP_JOINER.fullmatch(
-            text, groups[index - 1].end(), groups[index].start()
-        ):
-            break
-        digits += _plain_digits(groups[index].group())
-        if len(digits) > _LONGEST_PERSONAL_NUMBER:
-            break
-        if looks_like_a_personal_number(digits):
-            found = index
-    return found
+    """The last group of a personal number starting at group `first`: the groups of a shape
+    people type numbers in (`_TYPED_SHAPES`), joined by separators and standing apart from
+    letters, or the group alone; None when neither is one."""
+    for shape in _TYPED_SHAPES:
+        last = first + len(shape) - 1
+        if last < len(groups) and _typed_in(text, groups[first : last + 1], shape):
+            return last
+    alone = groups[first].group()
+    # a mobile number written straight before an x ("13800138000x"), which the group takes for
+    # an identity number's check character
+    if looks_like_a_personal_number(alone) or (
+        alone[-1] in _FULL_WIDTH_X.keys() | _FULL_WIDTH_X.values()
+        and looks_like_a_personal_number(alone[:-1])
+    ):
+        return first
+    return None
+
+
+def _typed_in(text: str, groups: list[re.Match[str]], shape: tuple[int, ...]) -> bool:
+    """Whether `groups` have the lengths of `shape`, each joined to the next by separators, none
+    part of a word (a hex id's "334f"), and make a personal number together."""
+    if [len(group.group()) for group in groups] != list(shape):
+        return False
+    if _beside_a_letter(text, groups[0].start() - 1) or _beside_a_letter(text, groups[-1].end()):
+        return False
+    joined = all(
+        _GROUP_JOINER.fullmatch(text, before.end(), after.start())
+        for before, after in pairwise(groups)
+    )
+    return joined and looks_like_a_personal_number("".join(g.group() for g in groups))
+
+
+def _beside_a_letter(text: str, index: int) -> bool:
+    return 0 <= index < len(text) and text[index].isascii() and text[index].isalpha()
 
 
 def _plain_digits(text: str) -> str:
