@@ -207,6 +207,46 @@ def test_a_client_trickling_its_body_is_answered_408_and_cut_off(slow_live: Live
     assert_timed_out(data)
 
 
+def _requests_counted(scraped: str) -> dict[str, float]:
+    return {
+        series: float(value)
+        for series, _, value in (
+            line.rpartition(" ")
+            for line in scraped.splitlines()
+            if line.startswith("complaintcore_http_requests_total{")
+        )
+    }
+
+
+def test_a_body_timed_out_is_counted_once_as_the_408_it_got(slow_live: LiveService) -> None:
+    """Found by a review pass: the protocol counted its 408, and the app, disconnected while
+    waiting for the body, counted a 400 it never sent, under its route."""
+    with slow_live.client() as client:
+        before = _requests_counted(client.get("/metrics").text)
+    head = (
+        "POST /v1/complaints HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {slow_live.tokens['staff_a']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    with connect(slow_live) as sock:
+        sock.sendall(head.encode())
+        data = read_until_closed(sock, time.monotonic() + TIMEOUT_S + MARGIN_S)
+    assert_timed_out(data)
+    added: dict[str, float] = {}
+    deadline = time.monotonic() + MARGIN_S  # the app's handler ends after the disconnect
+    while not added and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with slow_live.client() as client:
+            after = _requests_counted(client.get("/metrics").text)
+        added = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+        added.pop(
+            'complaintcore_http_requests_total{method="GET",route="/metrics",status="200"}', None
+        )
+    assert added == {
+        'complaintcore_http_requests_total{method="POST",route="/v1/complaints",status="408"}': 1.0
+    }
+
+
 def test_many_trickling_connections_are_all_cut_off(slow_live: LiveService) -> None:
     sockets = [connect(slow_live) for _ in range(20)]
     try:

@@ -30,7 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from complaintcore.api.metrics import UNMATCHED
+from complaintcore.api.metrics import ANSWERED_BY_THE_PROTOCOL, UNMATCHED
 from complaintcore.api.problems import PROBLEM_JSON, Problem, http_problem
 from complaintcore.infra.metrics import HTTP_REQUESTS
 from complaintcore.infra.settings import get_settings
@@ -119,7 +119,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             answer = cycle is not None and not cycle.response_started
         if answer and not self.pipeline:
             if cycle is not None and phase == "body":
-                # The app waiting for the body sees the client gone, and its answer is dropped.
+                # The app waiting for the body sees the client gone, and its answer is dropped:
+                # it records the 408 the client got (counted there, once)
+                cycle.scope[ANSWERED_BY_THE_PROTOCOL] = 408
                 cycle.disconnected = True
                 cycle.message_event.set()
             what = "headers" if phase == "headers" else "body"
@@ -240,8 +242,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         problem = http_problem(status, detail)
         log.warning("request refused", status=status, code=problem.details.code, detail=detail)
         # counted as the app counts a refusal before routing (a review pass found slow and
-        # bloated clients, the refusals this protocol exists for, missing from the metrics)
-        HTTP_REQUESTS.labels(UNMATCHED, self._method_so_far(), str(status)).inc()
+        # bloated clients, the refusals this protocol exists for, missing from the metrics);
+        # a request the app has in hand (a body too slow) is counted by the app, once
+        if self.cycle is None or self.cycle.response_complete:
+            HTTP_REQUESTS.labels(UNMATCHED, self._method_so_far(), str(status)).inc()
         body = _problem_bytes(problem)
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:

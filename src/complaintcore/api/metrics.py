@@ -49,6 +49,10 @@ router = APIRouter(include_in_schema=False)
 log = structlog.get_logger("complaintcore.metrics")
 
 UNMATCHED = "unmatched"
+# Set in a request's scope by the HTTP protocol when it answered the client itself while the app
+# had the request in hand (a body too slow: 408): what the app then records is not what the
+# client got (found by a review pass: a 400 never sent was counted, beside the 408).
+ANSWERED_BY_THE_PROTOCOL = "complaintcore.answered_status"
 
 
 # --- requests (CorrelationIdMiddleware calls this once a request is answered) ------------------

@@ -9,7 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from complaintcore.api.metrics import observe_request
+from complaintcore.api.metrics import ANSWERED_BY_THE_PROTOCOL, observe_request
 from complaintcore.api.problems import internal_error, problem_response
 from complaintcore.domain.identity import looks_like_a_personal_number, personal_numbers_redacted
 
@@ -58,6 +58,7 @@ class CorrelationIdMiddleware:
                 await problem_response(internal_error())(scope, receive, send_with_header)
             finally:
                 elapsed = time.perf_counter() - began
+                status = scope.get(ANSWERED_BY_THE_PROTOCOL, status)
                 observe_request(scope, status, elapsed)
                 log.info(
                     "request",
