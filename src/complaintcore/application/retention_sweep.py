@@ -54,13 +54,13 @@ from complaintcore.application.policy_store import all_policy_versions, read_pol
 from complaintcore.application.requests.complaints import ErasePersonalDataBody
 from complaintcore.domain.calendar import WorkingDayCalendar
 from complaintcore.domain.commands import ErasePersonalData
-from complaintcore.domain.decider import DecisionContext, decide, evolve
+from complaintcore.domain.decider import DecisionContext, check_erasure_ground, decide, evolve
 from complaintcore.domain.events import PersonalDataErased
 from complaintcore.domain.personal_data import personal_paths
 from complaintcore.domain.policy import DEFAULT_POLICY, PolicyVersion, ResolvedPolicy
 from complaintcore.domain.retention import retention_ended
 from complaintcore.domain.roles import Role, is_code
-from complaintcore.domain.rules import RuleViolation
+from complaintcore.domain.rules import InvalidCommand, RuleViolation
 from complaintcore.domain.state import ComplaintState
 from complaintcore.events.case_keys import CaseKeys
 from complaintcore.events.codec import (
@@ -194,6 +194,11 @@ class SweepOrder:
             ErasePersonalDataBody(reason=self.reason, legal_basis=self.legal_basis)
         except ValidationError as refused:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in refused.errors())
+            raise ValueError(f"the erasure's ground will not do: {problems}") from None
+        try:
+            check_erasure_ground(self.reason, self.legal_basis)
+        except InvalidCommand as refused:
+            problems = "; ".join(f"{error.field}: {error.message}" for error in refused.errors)
             raise ValueError(f"the erasure's ground will not do: {problems}") from None
 
     def metadata(self, suite: str) -> EventMetadata:

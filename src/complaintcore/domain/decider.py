@@ -854,14 +854,21 @@ def _flag_major(state: ComplaintState, command: FlagMajor, context: DecisionCont
 # --- personal data (PIPL Art. 19, 47; Art. 28) ---------------------------------------------
 
 
-def _erase_personal_data(
-    state: ComplaintState, command: ErasePersonalData, context: DecisionContext
-) -> list[Event]:
+def check_erasure_ground(reason: str, legal_basis: str) -> None:
+    """`InvalidCommand` unless an erasure's reason and legal basis are given and name no
+    identity or mobile number: both are kept in clear for good (a review pass found the
+    complainant's mobile there). The single-case erasure and the sweep's order ask it."""
     errors = _FieldErrors()
-    for field, text in (("reason", command.reason), ("legal_basis", command.legal_basis)):
+    for field, text in (("reason", reason), ("legal_basis", legal_basis)):
         if errors.require(field, text):
             errors.refuse_a_personal_number(field, text)
     errors.raise_if_any()
+
+
+def _erase_personal_data(
+    state: ComplaintState, command: ErasePersonalData, context: DecisionContext
+) -> list[Event]:
+    check_erasure_ground(command.reason, command.legal_basis)
     on = command.erased_on
     _check_business_date(state, on, context)
     closed = closed_on(state, on)

@@ -373,11 +373,17 @@ class FlagMajorBody(Body):
         return c.FlagMajor(c.MajorCause(self.cause), self.detail)
 
 
+_KEPT_IN_CLEAR = (
+    "Kept in clear in the erasure event for good: no identity or mobile number (422, field code "
+    "`personal_number`)."
+)
+
+
 class ErasePersonalDataBody(Body):
     """Not an imported case's action: only an admin erases, once retention ended."""
 
-    reason: Text
-    legal_basis: Text
+    reason: Annotated[Text, Field(description=_KEPT_IN_CLEAR)]
+    legal_basis: Annotated[Text, Field(description=_KEPT_IN_CLEAR)]
     model_config = _examples(
         {"reason": "保存期限届满", "legal_basis": "《个人信息保护法》第四十七条"}
     )
