@@ -197,7 +197,8 @@ def encode_cursor(at: datetime, row_id: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """The (at, id) of a cursor `encode_cursor` wrote; `InvalidCursor` for anything else. The
-    envelope (base64 of a list of two strings) is the case list's; its values are checked here."""
+    envelope (base64 of the list's name and two strings) is the case lists'; its values are
+    checked here."""
     at_text, id_text = decode_list_cursor(_ACCESS_LIST, cursor)
     return cursor_instant(at_text), cursor_row_id(id_text)
 
