@@ -27,3 +27,19 @@ async def remember_a_rolled_back_head(
         await transaction.start()
         await store.append(stream, [event(2)], expected_version=1, connection=connection)
         await transaction.rollback()
+
+
+APPEND_ONLY_TRIGGER = "events_refuse_update_delete"
+
+
+async def behind_the_triggers_back(database_url: str, sql: str, case_id: str) -> None:
+    """Run `sql` (its `$1` the case id) on `events` with the append-only trigger disabled, as
+    only the database's owner can: a row changed behind the store's back."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        async with connection.transaction():
+            await connection.execute(f"ALTER TABLE events DISABLE TRIGGER {APPEND_ONLY_TRIGGER}")
+            await connection.execute(sql, case_id)
+            await connection.execute(f"ALTER TABLE events ENABLE TRIGGER {APPEND_ONLY_TRIGGER}")
+    finally:
+        await connection.close()

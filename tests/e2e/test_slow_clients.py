@@ -192,12 +192,17 @@ def test_a_connection_that_sends_nothing_is_closed(slow_live: LiveService) -> No
     assert data == b""
 
 
-def test_a_client_trickling_its_body_is_answered_408_and_cut_off(slow_live: LiveService) -> None:
-    head = (
+def a_body_begun(service: LiveService) -> str:
+    """A receipt's request line and headers, and the first byte of its 1,000-byte body."""
+    return (
         "POST /v1/complaints HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {slow_live.tokens['staff_a']}\r\n"
+        f"Authorization: Bearer {service.tokens['staff_a']}\r\n"
         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
     )
+
+
+def test_a_client_trickling_its_body_is_answered_408_and_cut_off(slow_live: LiveService) -> None:
+    head = a_body_begun(slow_live)
     with connect(slow_live) as sock:
         sock.sendall(head.encode())
         started = time.monotonic()
@@ -223,11 +228,7 @@ def test_a_body_timed_out_is_counted_once_as_the_408_it_got(slow_live: LiveServi
     waiting for the body, counted a 400 it never sent, under its route."""
     with slow_live.client() as client:
         before = _requests_counted(client.get("/metrics").text)
-    head = (
-        "POST /v1/complaints HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {slow_live.tokens['staff_a']}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
-    )
+    head = a_body_begun(slow_live)
     with connect(slow_live) as sock:
         sock.sendall(head.encode())
         data = read_until_closed(sock, time.monotonic() + TIMEOUT_S + MARGIN_S)

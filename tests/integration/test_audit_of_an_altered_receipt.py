@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -26,8 +25,8 @@ from complaintcore.events.store import PostgresEventStore
 from complaintcore.infra.database import create_pool
 from complaintcore.infra.settings import get_settings
 from projection_support import CaseDesk, erase_past_retention, tree_and_tokens
+from store_support import behind_the_triggers_back
 
-TRIGGER = "events_refuse_update_delete"
 RECEIPT_ALTERATIONS = {
     "payload a list": "UPDATE events SET data = '[]'::jsonb WHERE stream_id = $1 AND version = 1",
     "payload null": "UPDATE events SET data = 'null'::jsonb WHERE stream_id = $1 AND version = 1",
@@ -58,19 +57,6 @@ LAST_EVENT_ALTERATIONS = {
     "a number beyond a double": "UPDATE events SET data = data || '{\"x\": 1e400}'::jsonb"
     " WHERE stream_id = $1 AND version = 3",
 }
-
-
-async def behind_the_triggers_back(database_url: str, sql: str, case_id: str) -> None:
-    """A row changed behind the store's back (its trigger disabled, as only the database's
-    owner can)."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        async with connection.transaction():
-            await connection.execute(f"ALTER TABLE events DISABLE TRIGGER {TRIGGER}")
-            await connection.execute(sql, case_id)
-            await connection.execute(f"ALTER TABLE events ENABLE TRIGGER {TRIGGER}")
-    finally:
-        await connection.close()
 
 
 @dataclass
