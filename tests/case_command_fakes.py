@@ -168,6 +168,8 @@ class InMemoryCaseCommands:
                 state = fold(domain_events(stream, cipher, frozenset()))
                 assert state is not None
                 barred |= state.barred_handlers
+                # and the cases merged into that one, down the chain
+                barred |= await self.barred_on_merged_duplicates(connection, duplicate)
         return frozenset(barred)
 
 

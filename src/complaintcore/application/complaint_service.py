@@ -631,15 +631,16 @@ class ComplaintService:
         assert request.idempotency is not None
         respondent = stored.body.get("respondent_institution", "")
         visible = await self._may_see(actor, respondent, connection)
+        # An erased case's fingerprint matches no request: out of sight, it is answered as the
+        # same request is, so that whether that case was erased is not told (a review pass).
+        if not visible and (stored.forgotten or stored.answers(request.idempotency)):
+            raise not_visible
         if not stored.answers(request.idempotency):
             # The key is the caller's own: sent with another request it is refused as reused,
             # whether its first case is still in sight or not (found by a review pass: once the
             # tree had moved that case away, reusing the key on a visible case answered that
-            # this case did not exist). Whether the first case was erased is told only to one
-            # who still sees it.
-            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten and visible)
-        if not visible:
-            raise not_visible
+            # this case did not exist).
+            raise IdempotencyKeyReused(request.idempotency.key, stored.forgotten)
         return Rendered(stored.status_code, stored.body, stored.headers)
 
     async def _decide_and_store(

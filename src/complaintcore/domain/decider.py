@@ -518,10 +518,10 @@ def _extend(
 def needs_merged_duplicates(command: Command) -> bool:
     """Whether deciding `command` asks who is barred on the duplicates merged into the case
     (`DecisionContext.barred_on_merged_duplicates`): it names a handler, a reviewer or an
-    approver."""
+    approver, or decides (a duplicate merged in after the assignment may bar the handler)."""
     if isinstance(command, ExtendDeadline):
         return command.approval is not None
-    return isinstance(command, AssignHandler | DecideReview | ApproveRedress)
+    return isinstance(command, AssignHandler | DecideComplaint | DecideReview | ApproveRedress)
 
 
 def _barred(state: ComplaintState, context: DecisionContext) -> frozenset[str]:
@@ -681,6 +681,10 @@ def _decide(
     _require_open(state, context, on)
     _require_before_decision(state)
     _require_assigned_handler(state, command.handler_id)
+    if command.handler_id in _barred(state, context):
+        # barred by a duplicate merged in after the assignment (a review pass): the case is
+        # handed to another, by `assign`, before it is decided
+        raise HANDLER_HAS_CONFLICT.violation(command.handler_id)
     _require_running(state)
     review_open = context.superior_of_respondent is not None
     if Remedy.REVIEW in command.remedies and not review_open:

@@ -69,11 +69,11 @@ _GROUP_JOINER = re.compile(f"[{_SEPARATOR_CHARACTERS}]{{1,3}}")
 _DIGIT_GROUP = re.compile(r"(?<!\d)\d+(?:[XxＸｘ](?!\d))?")
 _FULL_WIDTH_X = {"Ｘ": "X", "ｘ": "x"}
 # How people type a number in groups, by the groups' lengths: a mobile 3-4-4 (after a country
-# code of 2 or 4 digits, 86 or 0086, or not), an identity number 6-8-4 (area, birth date, serial
-# and check character). Groups of other lengths are not joined: a browser's version
-# (Chrome/131.0.6778.108), a registration number (13501-202612-000007) or a case id's hex
-# groups joined into 11 digits starting 13 looked like mobiles (found by a review pass).
-_TYPED_SHAPES = ((2, 3, 4, 4), (4, 3, 4, 4), (3, 4, 4), (6, 8, 4))
+# code of 2 or 4 digits, 86 or 0086, or not), an identity number 6-8-4 or 6-4-4-4 (area, birth
+# year, month and day, serial and check character). Groups of other lengths are not joined: a
+# browser's version (Chrome/131.0.6778.108), a registration number (13501-202612-000007) or a
+# case id's hex groups joined into 11 digits starting 13 looked like mobiles (review passes).
+_TYPED_SHAPES = ((2, 3, 4, 4), (4, 3, 4, 4), (6, 4, 4, 4), (3, 4, 4), (6, 8, 4))
 
 
 def looks_like_a_personal_number(text: str) -> bool:
@@ -146,11 +146,12 @@ def _last_group_of_a_personal_number(
 
 
 def _typed_in(text: str, groups: list[re.Match[str]], shape: tuple[int, ...]) -> bool:
-    """Whether `groups` have the lengths of `shape`, each joined to the next by separators, none
-    part of a word (a hex id's "334f"), and make a personal number together."""
+    """Whether `groups` have the lengths of `shape`, each joined to the next by separators, the
+    last not run on into a word (a hex id's "334f"; a label before the first, "TEL", is no
+    matter), and make a personal number together."""
     if [len(group.group()) for group in groups] != list(shape):
         return False
-    if _beside_a_letter(text, groups[0].start() - 1) or _beside_a_letter(text, groups[-1].end()):
+    if _beside_a_letter(text, groups[-1].end()):
         return False
     joined = all(
         _GROUP_JOINER.fullmatch(text, before.end(), after.start())

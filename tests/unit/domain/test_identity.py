@@ -382,6 +382,10 @@ def test_a_number_typed_in_its_usual_groups_or_full_width_is_redacted(
         ("13800138000 13900139000", "[personal number] [personal number]"),
         ("+86 138 0013 8000", "+[personal number]"),
         ("回电13800138000x", "回电[personal number]"),  # an x straight after it
+        # found by a review pass: area, year, month-day, serial; a label straight before
+        ("核对 110105-1949-1231-002X", "核对 [personal number]"),
+        ("核对身份证110105 1949 1231 002X", "核对身份证[personal number]"),
+        ("回电TEL138-0013-8000", "回电TEL[personal number]"),
     ],
 )
 def test_numbers_in_groups_are_redacted_and_the_rest_stays(text: str, redacted: str) -> None:

@@ -254,6 +254,9 @@ def test_staff_barred_on_a_duplicate_merged_in_neither_handle_review_nor_approve
     case = received_case(RECEIVED_ON)
     assert case.refuse(AssignHandler("s-wu"), **BARRED_ON_A_DUPLICATE) == "handler_has_conflict"
     case.do(AssignHandler(HANDLER), today=RECEIVED_ON)
+    # a duplicate merged in after the assignment, barring the handler: no decision by them
+    barring_the_handler = {"barred_on_merged_duplicates": frozenset({HANDLER})}
+    assert case.refuse(decision(DECIDED_ON), **barring_the_handler) == "handler_has_conflict"
     case.do(decision(DECIDED_ON))
     case.do(appeal(d("2026-04-05")))
 
@@ -270,11 +273,11 @@ def test_staff_barred_on_a_duplicate_merged_in_neither_handle_review_nor_approve
         (approve_redress(DECIDED_ON), True),
         (extend(DECIDED_ON, approved=True), True),
         (extend(DECIDED_ON), False),  # a first extension names no approver
-        (decision(DECIDED_ON), False),
+        (decision(DECIDED_ON), True),  # a duplicate merged in later may bar the handler
         (appeal(DECIDED_ON), False),
     ],
 )
-def test_the_commands_naming_a_handler_reviewer_or_approver_ask_about_duplicates(
+def test_the_commands_naming_a_handler_reviewer_or_approver_or_deciding_ask_about_duplicates(
     command: Command, asks: bool
 ) -> None:
     assert needs_merged_duplicates(command) is asks
