@@ -17,6 +17,7 @@ from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal
 from complaintcore.api.deps import Calendars
 from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
+from complaintcore.api.response_headers import location_header
 from complaintcore.application.requests.fields import IsoDate
 from complaintcore.domain.calendar import YearCalendar, year_calendar_problems
 from complaintcore.reference.calendars import FIRST_YEAR, LAST_YEAR, CalendarYearMissing
@@ -129,13 +130,7 @@ CALENDAR_BODY_EXAMPLES: dict[str, Any] = {
         201: {
             "model": CalendarYearView,
             "description": "The year had no calendar before.",
-            "headers": {
-                "Location": {
-                    "description": "The year's calendar: `/v1/calendars/{year}`.",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            },
+            "headers": location_header("The year's calendar: `/v1/calendars/{year}`."),
         },
         **problem_responses(401, 403, 422, 503),
     },

@@ -15,6 +15,7 @@ from complaintcore.api.auth import CurrentPrincipal, Principal
 from complaintcore.api.deps import Complaints
 from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import FieldProblem, Problem, invalid, problem_responses
+from complaintcore.api.response_headers import location_header
 from complaintcore.api.schemas.cases import CaseOut
 from complaintcore.application.business_day import shanghai_today
 from complaintcore.application.case_document import case_document
@@ -77,13 +78,9 @@ COMMITTED_HEADER = {
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     }
 }
-LOCATION_HEADER = {
-    "Location": {
-        "description": "The new case: `/v1/complaints/{id}`.",
-        "required": True,
-        "schema": {"type": "string", "pattern": r"^/v1/complaints/[0-9a-f-]{36}$"},
-    }
-}
+LOCATION_HEADER = location_header(
+    "The new case: `/v1/complaints/{id}`.", r"^/v1/complaints/[0-9a-f-]{36}$"
+)
 # The case's ETag as it gives it, quoted: If-Match compares strongly (RFC 9110 13.1.1), so a
 # weak tag never matches, and an unquoted number is no entity tag (found by a review pass: both
 # were taken as the version). The header is `*` or a list of tags: the command applies when the

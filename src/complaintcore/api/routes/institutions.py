@@ -10,6 +10,7 @@ from complaintcore.api.auth import AdminPrincipal, CurrentPrincipal, can_see
 from complaintcore.api.deps import Institutions
 from complaintcore.api.json_bodies import ExactJsonRoute
 from complaintcore.api.problems import Problem, not_found, problem_responses
+from complaintcore.api.response_headers import location_header
 from complaintcore.application.requests.fields import text_up_to
 from complaintcore.reference.institutions import (
     INSTITUTION_CODE_PATTERN,
@@ -117,13 +118,7 @@ INSTITUTION_BODY_EXAMPLES: dict[str, Any] = {
         201: {
             "model": InstitutionView,
             "description": "The node was created.",
-            "headers": {
-                "Location": {
-                    "description": "The node: `/v1/institutions/{code}`.",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            },
+            "headers": location_header("The node: `/v1/institutions/{code}`."),
         },
         **problem_responses(401, 403, 409, 422, 503),
     },

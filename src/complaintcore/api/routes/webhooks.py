@@ -19,6 +19,7 @@ from complaintcore.api.problems import (
     not_found,
     problem_responses,
 )
+from complaintcore.api.response_headers import location_header
 from complaintcore.api.routes.complaint_queries import Cursor, Limit
 from complaintcore.api.schemas.webhooks import (
     DeliveryListOut,
@@ -73,13 +74,9 @@ def _bad_cursor(error: InvalidCursor) -> Problem:
     return invalid([FieldProblem(field="cursor", code="invalid_cursor", message=str(error))])
 
 
-WEBHOOK_LOCATION_HEADER = {
-    "Location": {
-        "description": "The new subscription: `/v1/webhooks/{id}`.",
-        "required": True,
-        "schema": {"type": "string", "pattern": r"^/v1/webhooks/[0-9a-f-]{36}$"},
-    }
-}
+WEBHOOK_LOCATION_HEADER = location_header(
+    "The new subscription: `/v1/webhooks/{id}`.", r"^/v1/webhooks/[0-9a-f-]{36}$"
+)
 
 
 @router.post(
