@@ -215,10 +215,14 @@ async def _check_erased_since(connection: asyncpg.Connection, case_ids: list[str
 # lock on the table, so an erasure either committed before (found here) or waits for this batch
 # (and deletes the rows itself: migration 0025).
 # The events since that position first (a range of the primary key: few, during a rebuild),
-# rather than the batch's thousands of streams probed one by one.
+# rather than the batch's thousands of streams probed one by one. The range is bounded above by
+# the feed's head too, so PostgreSQL reads it by the index whatever its statistics say: with the
+# lower bound alone, on a store not analyzed since a bulk import, it planned a sequential scan of
+# every event for every batch (a quarter of a rebuild's time at a million events).
 _FORGET_ERASED_SINCE = """
 WITH since AS MATERIALIZED (
-    SELECT stream_id FROM events WHERE position > $1 AND event_type = $2
+    SELECT stream_id FROM events
+    WHERE position > $1 AND position <= (SELECT max(position) FROM events) AND event_type = $2
 )
 DELETE FROM {table} WHERE case_id IN (
     SELECT stream_id FROM since WHERE stream_id = ANY($3::text[]))
