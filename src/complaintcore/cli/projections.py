@@ -108,6 +108,10 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         except (RebuildAlreadyRunning, RebuildScanFailed, StandbyBehind) as refused:
             progress.close()
             return fail(str(refused))
+        except KEY_REFUSALS as refused:
+            # the keys were rotated after the check above (found by a review pass: a traceback)
+            progress.close()
+            return fail(f"the rebuild stopped: {refused}; run it again with the current key file")
     for result in results:
         resumed = " (resumed)" if result.resumed else ""
         print(f"{result.name}: rebuilt{resumed}, at feed position {result.position}")
