@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from complaintcore.crypto.key_cache import DataKeyCache
-from complaintcore.crypto.keys import KeyProvider, MasterKeyRetired, rewrap
+from complaintcore.crypto.keys import KeyProvider, MasterKeyRejected, MasterKeyRetired, rewrap
 from complaintcore.crypto.suites import CipherSuite, CiphertextRejected, UnknownSuite, suite_named
 from complaintcore.events.stream_cipher import CaseKeyUnusable, StreamCipher
 
@@ -85,6 +85,7 @@ ON CONFLICT (case_id) DO NOTHING
 """
 
 _SELECT_ONE = "SELECT wrapped FROM case_keys WHERE case_id = $1"
+_KEY_ID_OF = "SELECT key_id FROM case_keys WHERE case_id = $1"
 
 _SELECT_MANY = "SELECT case_id, wrapped FROM case_keys WHERE case_id = ANY($1::text[])"
 
@@ -186,6 +187,10 @@ class CaseKeys:
             data_key = await self._unwrap(wrapped)
         except CiphertextRejected:
             raise CaseKeyUnusable(case_id, "does not unwrap under the master key") from None
+        except MasterKeyRejected:
+            if await connection.fetchval(_KEY_ID_OF, case_id) == self.provider.key_id:
+                raise _altered_header(case_id) from None
+            raise  # wrapped under another master key: a rotation
         self._remember(case_id, data_key)
         return data_key
 
@@ -211,7 +216,12 @@ class CaseKeys:
         if not missing:
             return found
         rows = await connection.fetch(_SELECT_MANY, missing)
-        data_keys = await self._off_the_loop(self._unwrap_all, [row["wrapped"] for row in rows])
+        try:
+            data_keys = await self._off_the_loop(self._unwrap_all, [row["wrapped"] for row in rows])
+        except (CiphertextRejected, MasterKeyRejected):
+            for row in rows:  # which one, and why: `key_for` names its case
+                await self.key_for(connection, row["case_id"], row["wrapped"])
+            raise
         for row, data_key in zip(rows, data_keys, strict=True):
             found[row["case_id"]] = data_key
             self._remember(row["case_id"], data_key)
@@ -392,7 +402,18 @@ def _rewrap_all(
             rewrapped.append(rewrap(old_provider, new_provider, wrapped))
         except CiphertextRejected:
             raise CaseKeyUnusable(case_id, "does not unwrap under the master key") from None
+        except MasterKeyRejected:
+            # its row is one of the old key's (`_LOCK_BATCH`), its bytes name another key
+            raise _altered_header(case_id) from None
     return rewrapped
+
+
+def _altered_header(case_id: str) -> CaseKeyUnusable:
+    """A key row whose column names this master key while its wrapped bytes name another: the
+    row was altered (bit rot, a hand edit, a column restored apart from the other), not wrapped
+    by a rotation, which changes both together (found by a review pass: answered as a rotation,
+    503 `master_key_rotated`, the audit refused, the operator told to restart)."""
+    return CaseKeyUnusable(case_id, "names another master key than its row records")
 
 
 @contextmanager
