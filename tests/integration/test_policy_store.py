@@ -72,6 +72,25 @@ async def test_a_past_effective_date_and_an_unknown_node_store_nothing(
     assert await pool.fetchval("SELECT count(*) FROM institution_policy_versions") == 0
 
 
+async def test_a_put_sent_again_after_midnight_answers_the_version_it_recorded(
+    pool: asyncpg.Pool, desk: CaseDesk
+) -> None:
+    """A version effective today whose answer was lost just before midnight, sent again just
+    after it, is the one PUT (the route's contract), not `effective_from_in_past`; another
+    version dated yesterday is refused still. Found by a review pass."""
+    store = PolicyStore(pool)
+    settings = PolicySettings(staff_redress_limit_fen=10_000)
+    first = await store.append("BR-A", BEFORE_HOLIDAY, settings, "admin-1", BEFORE_HOLIDAY)
+    next_day = BEFORE_HOLIDAY + timedelta(days=1)
+
+    again = await store.append("BR-A", BEFORE_HOLIDAY, settings, "admin-1", next_day)
+
+    assert [r.version.id for r in again] == [r.version.id for r in first] == ["BR-A/v1"]
+    with pytest.raises(PolicyRefused):
+        await store.append("BR-A", BEFORE_HOLIDAY, PolicySettings(), "admin-1", next_day)
+    assert await pool.fetchval("SELECT count(*) FROM institution_policy_versions") == 1
+
+
 @pytest.mark.parametrize(
     "statement",
     [

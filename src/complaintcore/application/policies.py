@@ -4,8 +4,8 @@ A command is judged under the policy in force at the case's respondent instituti
 command's business date (`command_business_date`), a case read under the one in force today;
 both come from the stored versions (`policy_store.PolicyStore`, resolved by
 `domain.policy.resolve_policy`). `policy_in_force` (synchronous, DOMAIN.md's defaults) remains
-for the callers that do not read the store yet: bulk import, the case list's due-soon filter and
-the retention sweep's first cut of candidates.
+where no stored setting is read: the registration number's format (the bulk import's numbers)
+and the retention sweep's context before each case's own policy is put in it.
 """
 
 from datetime import date
