@@ -8,6 +8,7 @@ Alembic migrations.
 import asyncio
 import functools
 import json
+import re
 import time
 from typing import Any
 
@@ -130,11 +131,15 @@ def single_host_urls(database_url: str) -> list[str]:
     hosts given as `host=` parameters, as it is)."""
     url = plain_url(database_url)
     scheme, _, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
+    # the authority ends at the path, the query or the fragment, whichever comes first: a URL
+    # naming no database (`h1,h2?target_session_attrs=...`, the database then the user's name)
+    # gave its parameters to the last host only (found by a review pass)
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    tail = rest[len(netloc) :]
     user, at, hosts = netloc.rpartition("@")
     if "," not in hosts:
         return [url]
-    return [f"{scheme}://{user}{at}{host}{slash}{tail}" for host in hosts.split(",") if host]
+    return [f"{scheme}://{user}{at}{host}{tail}" for host in hosts.split(",") if host]
 
 
 async def connect_each_host(dsn: str, **options: Any) -> asyncpg.Connection:

@@ -16,7 +16,12 @@ def check_postgres_url(url: str) -> str:
     if not re.match(POSTGRES_URL_PATTERN, url):
         raise ValueError("must be a postgresql:// URL")
     authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
-    for host in authority.rpartition("@")[2].split(","):
+    hosts = authority.rpartition("@")[2].split(",")
+    if len(hosts) > 1 and not any(hosts):
+        # `postgresql://,/db` names no host at all (one empty host is libpq's default socket):
+        # it reached the driver as a traceback (found by a review pass)
+        raise ValueError("must name a host")
+    for host in hosts:
         try:
             port = urlsplit(f"//{host}").port
         except ValueError:
