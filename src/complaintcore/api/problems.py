@@ -141,7 +141,14 @@ def http_problem(status: int, detail: str, headers: Mapping[str, str] | None = N
 # with `InternalClientError: cannot switch to state …; another operation (2) is in progress`, even
 # though the request's own queries succeeded. The pool terminates that connection, so a retry
 # gets a fresh one: it is the outage, answered like it.
-DATABASE_DOWN = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
+# A server refusing writes (a standby reached by mistake, a primary an operator froze with
+# `default_transaction_read_only`) cannot take a command until that ends: an outage of the
+# primary to the client, not a 500 (found by a review pass).
+DATABASE_DOWN = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    asyncpg.InternalClientError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
 
 
 def field_path(location: tuple[Any, ...]) -> str:
