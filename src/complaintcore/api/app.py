@@ -207,7 +207,7 @@ def create_app(
     app.include_router(complainant_routes.router)
     app.include_router(webhook_routes.router)
     if traces_url := otel_traces_url():  # OpenTelemetry traces, off by default
-        from complaintcore.infra.tracing import install_tracing
+        from complaintcore.api.tracing import install_tracing
 
         install_tracing(app, traces_url)
     return app

@@ -341,7 +341,7 @@ def settings_refusal(refused: ValidationError) -> str:
 
 
 def otel_traces_url(environ: Mapping[str, str] = os.environ) -> str | None:
-    """Where this process sends its traces (OTLP over HTTP/protobuf, infra/tracing.py), or None:
+    """Where this process sends its traces (OTLP over HTTP/protobuf, api/tracing.py), or None:
     tracing is off, the default. OpenTelemetry's own variables, read from the process environment
     as its SDK reads all the others (`OTEL_SERVICE_NAME`, `OTEL_BSP_*`, `OTEL_TRACES_SAMPLER`, ...),
     not from `.env`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL), else

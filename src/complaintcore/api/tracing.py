@@ -52,12 +52,17 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, get_current_
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from complaintcore.domain.identity import personal_numbers_redacted
+
 UNTRACED_PATHS = ("/metrics", "/healthz", "/readyz")
 
 # The asyncpg instrumentation records a statement's values under this key when asked to
 # (`capture_parameters=True`); never asked here, and dropped before export all the same.
 STATEMENT_PARAMETERS = "db.statement.parameters"
 _URL_ATTRIBUTES = frozenset({"http.url", "url.full", "http.target", "url.path"})
+# what a client writes freely, as the access log and the event metadata keep it: its personal
+# numbers redacted (found by a review pass: exported in clear)
+_CLIENT_TEXT_ATTRIBUTES = frozenset({"http.user_agent", "user_agent.original"})
 _DROPPED_ATTRIBUTES = frozenset({"url.query", STATEMENT_PARAMETERS})
 _DROPPED_PREFIXES = ("http.request.header.", "http.response.header.", "db.query.parameter.")
 _EXCEPTION_MESSAGE = "exception.message"
@@ -190,14 +195,18 @@ _LONG_NUMBER = re.compile(r"[0-9]{11,}[Xx]?")
 
 
 def scrubbed_attributes(attributes: Attributes) -> dict[str, Any]:
-    """No query string in a URL nor long number in its path, no captured header, no statement
-    parameter."""
+    """No query string in a URL nor personal or long number in its path (however typed: in
+    groups, in full-width digits), none in the client's user agent, no captured header, no
+    statement parameter."""
     kept: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
         if key in _DROPPED_ATTRIBUTES or key.startswith(_DROPPED_PREFIXES):
             continue
         if key in _URL_ATTRIBUTES and isinstance(value, str):
-            value = _LONG_NUMBER.sub("[number]", value.partition("?")[0].partition("#")[0])
+            path = value.partition("?")[0].partition("#")[0]
+            value = _LONG_NUMBER.sub("[number]", personal_numbers_redacted(path))
+        elif key in _CLIENT_TEXT_ATTRIBUTES and isinstance(value, str):
+            value = personal_numbers_redacted(value)
         kept[key] = value
     return kept
 
