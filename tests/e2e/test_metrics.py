@@ -202,3 +202,38 @@ async def test_the_scrape_says_how_far_ahead_the_holiday_calendar_reaches(
     assert loaded.status_code in (200, 201), loaded.text
     after = value(samples((await client.get("/metrics", headers=SCRAPER)).text), gauge)
     assert after == next_year
+
+
+async def test_a_scrape_whose_database_reads_are_cancelled_still_answers(
+    database_url: str, pool: "asyncpg.Pool"
+) -> None:
+    """A scrape-time statement the server refuses (a DBA's `lock_timeout` on the role, met while
+    a migration, `VACUUM FULL` or a rebuild's swap holds a table) leaves the counted series
+    answered, with `complaintcore_scrape_database_up` 0 (found by a review pass: a 500 that
+    lost every series an operator alerts on)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api_support import asgi_client, started_app
+
+    database = database_url.rsplit("/", 1)[1]
+    async with started_app(database_url) as app, asgi_client(app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        # the DBA's setting, read by the scrape pool's next connection (min_size=0)
+        await pool.execute(f"ALTER DATABASE \"{database}\" SET lock_timeout = '200ms'")
+        await app.state.scrape_pool.expire_connections()
+        holder = await pool.acquire()
+        try:
+            transaction = holder.transaction()
+            await transaction.start()
+            await holder.execute("LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE")
+            scrape = await client.get("/metrics")
+            await transaction.rollback()
+        finally:
+            await pool.release(holder)
+            await pool.execute(f'ALTER DATABASE "{database}" RESET lock_timeout')
+
+    assert scrape.status_code == 200, scrape.text
+    families = {family.name: family for family in text_string_to_metric_families(scrape.text)}
+    assert "complaintcore_http_requests" in families
+    (up,) = families["complaintcore_scrape_database_up"].samples
+    assert up.value == 0
