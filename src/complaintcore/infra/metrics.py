@@ -64,7 +64,7 @@ DB_POOL_CONNECTIONS = Gauge(
 
 READ_REPLICA_LAG = Gauge(
     "complaintcore_read_replica_lag_seconds",
-    "How far each read replica is behind the primary, as this process last read it (absent "
+    "How far each read replica is behind the primary, as this process last read it (NaN "
     "while it does not answer).",
     ("replica",),
     multiprocess_mode="liveall",

@@ -102,6 +102,10 @@ class Replica:
         )
 
     def state(self, max_lag_s: float, fresh_for_s: float = float("inf")) -> ReplicaState:
+        if self.checked_at is None and self.error is None:
+            # no check has answered yet (a new process): nothing found it down (found by a
+            # review pass: `/readyz` named a standby not yet checked `down`)
+            return "unchecked"
         if not self.up:
             return "down"
         if not self.in_recovery:

@@ -400,8 +400,12 @@ RUNNER_PROCESS_PREFIX = "complaintcore runners"
 
 
 def runner_process_name(serve_id: str) -> str:
-    """The `application_name` of the runner process's sessions (at most 63 bytes, as stored)."""
-    return f"{RUNNER_PROCESS_PREFIX} {serve_id}"[:63]
+    """The `application_name` of the runner process's sessions (at most 63 bytes, as stored):
+    a serve id too long is cut from its left, so its end (the process id, a pod name's unique
+    suffix) is kept (found by a review pass: two pods of one long deployment name were cut to
+    the same name, and each reported the other's runner as its own)."""
+    room = 63 - len(RUNNER_PROCESS_PREFIX) - 1
+    return f"{RUNNER_PROCESS_PREFIX} {serve_id[-room:]}"
 
 
 @dataclass(frozen=True)
