@@ -2,8 +2,12 @@
 parser, with the named series and bounded labels; scraping needs the metrics token (or, without
 one, a loopback client); with `serve --workers 2` one scrape counts every worker's requests."""
 
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -237,3 +241,42 @@ async def test_a_scrape_whose_database_reads_are_cancelled_still_answers(
     assert "complaintcore_http_requests" in families
     (up,) = families["complaintcore_scrape_database_up"].samples
     assert up.value == 0
+
+
+def test_a_worker_killed_and_restarted_leaves_no_pool_gauge_behind(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`complaintcore_db_pool_connections{state,pid}` is each live worker's pool (README
+    "Metrics"): a worker killed without its lifespan's shutdown (the OOM killer, uvicorn ending
+    one that stopped answering) left its gauge file, and every scrape summed its pool in (found
+    by a review pass)."""
+    env = {"COMPLAINTCORE_METRICS_TOKEN": METRICS_TOKEN}
+
+    def pool_pids(service: Any) -> set[str]:
+        with httpx.Client(base_url=service.base_url) as fresh:
+            scrape = fresh.get("/metrics", headers=SCRAPER)
+        assert scrape.status_code == 200
+        found = samples(scrape.text)
+        return {s.labels["pid"] for s in found.get("complaintcore_db_pool_connections", [])}
+
+    with live_service(database_url, {}, tmp_path, ("--workers", "2"), **env) as service:
+        deadline = time.monotonic() + 20
+        pids: set[str] = set()
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = pool_pids(service)
+            time.sleep(0.3)
+        assert len(pids) == 2, pids
+        dead = sorted(pids)[0]
+        os.kill(int(dead), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        now = pids
+        while time.monotonic() < deadline:
+            now = pool_pids(service)
+            if now - pids:  # the worker uvicorn started in its place reports its pool
+                break
+            time.sleep(0.5)
+        assert now - pids, "no new worker reported its pool"
+        time.sleep(1.5)
+        now = pool_pids(service)
+
+    assert dead not in now, f"pool gauge of dead worker {dead} still scraped: pids {sorted(now)}"

@@ -38,6 +38,7 @@ from complaintcore.infra.database import DATABASE_UNAVAILABLE_ERRORS
 from complaintcore.infra.metrics import (
     HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
+    forget_dead_processes,
     multiprocess_dir,
     record_pool,
 )
@@ -118,6 +119,7 @@ def _counted_registry() -> Any:
     folder = multiprocess_dir()
     if folder is None:
         return REGISTRY
+    forget_dead_processes()
     if _multiprocess_registry is None:
         from prometheus_client.multiprocess import MultiProcessCollector
 

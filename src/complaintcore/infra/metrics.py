@@ -16,6 +16,7 @@ outcomes; never an id.
 import asyncio
 import math
 import os
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -95,6 +96,38 @@ def mark_this_process_dead() -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(os.getpid())
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
+
+
+def forget_dead_processes() -> list[int]:
+    """Drop the live gauges of the processes gone without their shutdown (killed: the OOM
+    killer, uvicorn ending a worker that stopped answering), which `mark_this_process_dead`
+    never ran for: a scrape summed a dead worker's pool in for ever (found by a review pass).
+    The process ids dropped."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return []
+    from prometheus_client import multiprocess
+
+    found = {
+        int(match[1]) for name in os.listdir(folder) if (match := _LIVE_GAUGE_FILE.match(name))
+    }
+    dead = sorted(pid for pid in found if not _alive(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, folder)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process of that id
+    return True
 
 
 def record_pool(size: int, idle: int) -> None:
