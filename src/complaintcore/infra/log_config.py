@@ -6,7 +6,8 @@ rendering, whoever logged them. Request bodies are never logged.
 In JSON, every line is one JSON object, whoever logs: structlog's loggers and the standard
 library's (uvicorn, asyncio, the driver) go through the same processors, and a traceback is one
 field of its line (`exception`), never lines of its own; an exception nobody caught is logged
-the same way before the process ends.
+the same way before the process ends. (A command's one-line refusal, `cli.common.fail`, is not
+a log line: it is printed as `complaintcore: <reason>` in either format.)
 """
 
 import logging
