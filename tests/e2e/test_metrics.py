@@ -219,7 +219,7 @@ async def test_a_scrape_whose_database_reads_are_cancelled_still_answers(
 
     from api_support import asgi_client, started_app
 
-    database = database_url.rsplit("/", 1)[1]
+    database = await pool.fetchval("SELECT current_database()")  # the URL may carry a query
     async with started_app(database_url) as app, asgi_client(app) as client:
         assert (await client.get("/healthz")).status_code == 200
         # the DBA's setting, read by the scrape pool's next connection (min_size=0)

@@ -4,8 +4,6 @@ of one Kubernetes Deployment (names alike but for their last characters; `serve`
 image) were cut to the same name, and every API pod said "here" for a runner running on one of
 them (found by a review pass)."""
 
-from urllib.parse import quote
-
 import asyncpg
 
 from complaintcore.projections import statistics
@@ -27,8 +25,10 @@ def test_two_serves_get_two_runner_process_names() -> None:
 
 
 async def test_a_runner_on_another_pod_is_elsewhere(database_url: str, pool: asyncpg.Pool) -> None:
-    name_b = quote(runner_process_name(POD_B), safe="")
-    runner_b = await asyncpg.connect(f"{database_url}?application_name={name_b}")
+    # the URL may carry a query string (the embedded database's socket folder)
+    runner_b = await asyncpg.connect(
+        database_url, server_settings={"application_name": runner_process_name(POD_B)}
+    )
     try:
         assert await runner_b.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", *lock_key(statistics.NAME)
