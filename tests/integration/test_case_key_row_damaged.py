@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -16,8 +17,10 @@ import pytest
 
 from api_support import app_client, complaint
 from complaintcore.cli import audit
+from complaintcore.crypto.keys import create_master_key_file
 from complaintcore.infra.settings import get_settings
 from projection_support import CaseDesk, closed_in_2019, erase_past_retention, tree_and_tokens
+from testsupport import session_master_key_file
 
 _DAMAGES = {
     "deleted": "DELETE FROM case_keys WHERE case_id = $1",
@@ -25,6 +28,11 @@ _DAMAGES = {
     "altered": "UPDATE case_keys SET wrapped = overlay(wrapped placing"
     " set_byte('\\x00'::bytea, 0, get_byte(wrapped, length(wrapped) - 1) # 1)"
     " from length(wrapped)) WHERE case_id = $1",
+    # byte 2, the first of the key id the wrapped bytes carry, changed while the row's `key_id`
+    # column still names the current master key: no rotation (found by a review pass: it was
+    # answered as one, 503 `master_key_rotated`, the audit refused)
+    "header altered": "UPDATE case_keys"
+    " SET wrapped = set_byte(wrapped, 2, get_byte(wrapped, 2) # 1) WHERE case_id = $1",
 }
 
 
@@ -98,6 +106,40 @@ async def test_the_command_line_audit_gives_its_verdict(database_url: str, damag
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "Traceback" not in finished.stderr
     assert "intact" in finished.stdout
+
+
+@pytest.mark.parametrize("damaged", ["altered", "header altered"], indirect=True)
+async def test_a_rotation_stops_at_the_altered_row_naming_its_case(
+    database_url: str, damaged, tmp_path: Path
+) -> None:
+    """README "A key row damaged": `keys rotate` stops at its row, naming the case (the header
+    altered once stopped it naming two master keys, the case unnamed)."""
+    case_id, _ = damaged
+    new_key = tmp_path / "new.key"
+    create_master_key_file(new_key)
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(
+        DATABASE_URL=database_url, COMPLAINTCORE_MASTER_KEY_FILE=str(session_master_key_file())
+    )
+    finished = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "complaintcore.cli",
+            "keys",
+            "rotate",
+            "--new-key-file",
+            str(new_key),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 1, finished.stderr[-2000:]
+    line = [x for x in finished.stderr.splitlines() if x.startswith("complaintcore:")][-1]
+    assert f"case {case_id}" in line, line
 
 
 async def test_an_erasure_between_the_audit_s_reads_is_no_damaged_key(
