@@ -275,6 +275,22 @@ async def withdrawn_cases_file(pool: asyncpg.Pool, path: Path, count: int) -> Pa
     return path
 
 
+async def withdrawn_cases_imported(
+    pool: asyncpg.Pool, database_url: str, folder: Path, count: int, timeout_s: float
+) -> None:
+    """`count` lines of `withdrawn_case_line` imported by `complaintcore import`, as an operator
+    runs it (the file written to `folder`)."""
+    source = await withdrawn_cases_file(pool, folder / "cases.jsonl", count)
+    imported = subprocess.run(
+        [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
+        env=command_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
 def command_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a `complaintcore` command run on `database_url`, logging JSON."""
     return {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from testsupport import command_env, stopped_once, withdrawn_cases_file
+from testsupport import command_env, stopped_once, withdrawn_cases_imported
 
 CASES = 6_000
 BATCH = 20  # cases a COPY batch: many commits, so that the signal lands between them
@@ -30,16 +30,8 @@ async def table(pool: asyncpg.Pool, name: str) -> list[asyncpg.Record]:
 async def test_a_rebuild_stopped_with_ctrl_c_resumes_where_it_stopped(
     database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    source = await withdrawn_cases_file(pool, tmp_path / "cases.jsonl", CASES)
+    await withdrawn_cases_imported(pool, database_url, tmp_path, CASES, TIMEOUT_S)
     env = command_env(database_url)
-    imported = subprocess.run(
-        [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert imported.returncode == 0, imported.stderr
     case_view_as_imported = await table(pool, "case_view")
 
     process = subprocess.Popen(

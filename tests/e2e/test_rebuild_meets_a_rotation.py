@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from complaintcore.crypto.keys import create_master_key_file
-from testsupport import command_env, session_master_key_file, withdrawn_cases_file
+from testsupport import command_env, session_master_key_file, withdrawn_cases_imported
 
 TIMEOUT_S = 180
 
@@ -42,16 +42,8 @@ REBUILD_WHILE_ROTATING = textwrap.dedent(
 async def test_a_rebuild_meeting_a_rotation_refuses_in_one_line(
     database_url: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    source = await withdrawn_cases_file(pool, tmp_path / "cases.jsonl", 20)
+    await withdrawn_cases_imported(pool, database_url, tmp_path, 20, TIMEOUT_S)
     env = command_env(database_url)
-    imported = subprocess.run(
-        [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert imported.returncode == 0, imported.stderr
     new_key = tmp_path / "new.key"
     new_id = create_master_key_file(new_key)
     assert env["COMPLAINTCORE_MASTER_KEY_FILE"] == str(session_master_key_file())

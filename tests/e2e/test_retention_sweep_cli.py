@@ -27,7 +27,7 @@ from complaintcore.application import retention_sweep
 from complaintcore.cli.parsers import personal_data as sweep_parser
 from complaintcore.events.hashing import verify_chain
 from complaintcore.events.store import PostgresEventStore
-from testsupport import command_env, master_key_env, withdrawn_cases_file
+from testsupport import command_env, master_key_env, withdrawn_cases_imported
 
 CASES = 3_000
 KILL_BATCH = 20  # small batches, so that the kill lands between many commits
@@ -42,12 +42,7 @@ def run(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 @pytest.fixture
 async def old_cases(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> list[str]:
     """`CASES` cases withdrawn in 2019, imported; their ids."""
-    source = await withdrawn_cases_file(pool, tmp_path / "old.jsonl", CASES)
-    imported = run(
-        [sys.executable, "-m", "complaintcore.cli", "import", str(source)],
-        command_env(database_url),
-    )
-    assert imported.returncode == 0, imported.stderr
+    await withdrawn_cases_imported(pool, database_url, tmp_path, CASES, timeout_s=300)
     rows = await pool.fetch("SELECT case_id FROM case_view ORDER BY case_id")
     assert len(rows) == CASES
     return [row["case_id"] for row in rows]
